@@ -1,0 +1,388 @@
+"""The graph schema: labels, relationship types, typed properties and vector features.
+
+The schema lives in a YAML file (``graphfusion/definitions/schema/ecommerce.yaml`` by default) and is the single
+source of truth for every label, relationship type, key, constraint and vector index. Stores
+generate their DDL from it, and Cypher written by graphfusion takes labels and types only from
+it, never from user input.
+
+Example:
+    >>> from graphfusion.schema import load_schema
+    >>> schema = load_schema()
+    >>> schema.node("Product").prop("text_vec").dim
+    384
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphfusion.errors import SchemaError
+
+__all__ = [
+    "PropertyType",
+    "Property",
+    "NodeType",
+    "RelType",
+    "Schema",
+    "load_schema",
+    "default_schema_path",
+]
+
+#: Identifier rule for labels, relationship types and property names. Anything that reaches a
+#: Cypher string as an identifier must match it.
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: Folder of the data definitions shipped with the package (schema/ and loaders/).
+DEFINITIONS = Path(__file__).resolve().parent / "definitions"
+
+SCALAR_TYPES = ("string", "int", "float", "bool", "datetime")
+LIST_TYPES = ("list[string]", "list[float]", "list[int]")
+SIMILARITIES = ("cosine", "euclidean")
+
+
+@dataclass(frozen=True)
+class PropertyType:
+    """A property's type.
+
+    Attributes:
+        name: One of ``string``, ``int``, ``float``, ``bool``, ``datetime``, ``list[string]``,
+            ``list[float]``, ``list[int]`` or ``vector``.
+        dim: Vector dimension (vectors only).
+        similarity: ``cosine`` or ``euclidean`` (vectors only).
+    """
+
+    name: str
+    dim: int | None = None
+    similarity: str | None = None
+
+    @property
+    def is_vector(self) -> bool:
+        """Whether this is a vector feature."""
+        return self.name == "vector"
+
+    @property
+    def is_list(self) -> bool:
+        """Whether values are lists (vectors included)."""
+        return self.is_vector or self.name.startswith("list[")
+
+    @property
+    def element(self) -> str | None:
+        """The element type of a list (``float`` for vectors), else None."""
+        if self.is_vector:
+            return "float"
+        if self.name.startswith("list["):
+            return self.name[5:-1]
+        return None
+
+
+@dataclass(frozen=True)
+class Property:
+    """A typed property of a node label or relationship type."""
+
+    name: str
+    type: PropertyType
+    description: str = ""
+
+    @property
+    def dim(self) -> int | None:
+        """Vector dimension, or None for non-vector properties."""
+        return self.type.dim
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node label with its key and typed properties."""
+
+    label: str
+    key: str
+    properties: tuple[Property, ...]
+    description: str = ""
+
+    def prop(self, name: str) -> Property:
+        """Return the property called ``name``.
+
+        Raises:
+            SchemaError: If the label has no such property.
+        """
+        for prop in self.properties:
+            if prop.name == name:
+                return prop
+        raise SchemaError(
+            f"label {self.label!r} has no property {name!r}; "
+            f"it has: {', '.join(p.name for p in self.properties)}"
+        )
+
+    def has_property(self, name: str) -> bool:
+        """Whether the label declares ``name``."""
+        return any(p.name == name for p in self.properties)
+
+    @property
+    def vectors(self) -> tuple[Property, ...]:
+        """The vector properties of the label."""
+        return tuple(p for p in self.properties if p.type.is_vector)
+
+
+@dataclass(frozen=True)
+class RelType:
+    """A relationship type, the (start label, end label) pairs it connects, its properties."""
+
+    type: str
+    between: tuple[tuple[str, str], ...]
+    properties: tuple[Property, ...] = ()
+    description: str = ""
+
+    def prop(self, name: str) -> Property:
+        """Return the property called ``name``.
+
+        Raises:
+            SchemaError: If the relationship type has no such property.
+        """
+        for prop in self.properties:
+            if prop.name == name:
+                return prop
+        have = ", ".join(p.name for p in self.properties) or "none"
+        raise SchemaError(f"relationship {self.type!r} has no property {name!r}; it has: {have}")
+
+    def has_property(self, name: str) -> bool:
+        """Whether the relationship type declares ``name``."""
+        return any(p.name == name for p in self.properties)
+
+    def connects(self, start: str, end: str) -> bool:
+        """Whether ``(start)-[:TYPE]->(end)`` is allowed."""
+        return (start, end) in self.between
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A parsed, validated graph schema."""
+
+    name: str
+    version: int
+    nodes: Mapping[str, NodeType]
+    relationships: Mapping[str, RelType]
+    source: str = "<memory>"
+    digest: str = field(default="", compare=False)
+
+    def node(self, label: str) -> NodeType:
+        """Return the node type for ``label``.
+
+        Raises:
+            SchemaError: If ``label`` is not in the schema.
+        """
+        try:
+            return self.nodes[label]
+        except (KeyError, TypeError):
+            raise SchemaError(
+                f"unknown node label {label!r}; the schema has: {', '.join(self.nodes)}"
+            ) from None
+
+    def rel(self, rel_type: str) -> RelType:
+        """Return the relationship type ``rel_type``.
+
+        Raises:
+            SchemaError: If ``rel_type`` is not in the schema.
+        """
+        try:
+            return self.relationships[rel_type]
+        except (KeyError, TypeError):
+            raise SchemaError(
+                f"unknown relationship type {rel_type!r}; "
+                f"the schema has: {', '.join(self.relationships)}"
+            ) from None
+
+    def rel_pairs(self) -> Iterator[tuple[str, str, str]]:
+        """Yield every ``(type, start label, end label)`` triple."""
+        for rel in self.relationships.values():
+            for start, end in rel.between:
+                yield rel.type, start, end
+
+    def vector_properties(self) -> Iterator[tuple[str, Property]]:
+        """Yield ``(label, property)`` for every vector property."""
+        for node in self.nodes.values():
+            for prop in node.vectors:
+                yield node.label, prop
+
+
+def default_schema_path() -> Path:
+    """Path of the built-in e-commerce schema shipped with the package."""
+    return DEFINITIONS / "schema" / "ecommerce.yaml"
+
+
+def load_schema(path: str | Path | None = None) -> Schema:
+    """Read and validate a schema file.
+
+    Args:
+        path: A YAML schema file; the built-in e-commerce schema when None.
+
+    Returns:
+        The parsed schema.
+
+    Raises:
+        SchemaError: If the file is missing, is not YAML, or breaks a rule; the message names
+            the place (file and the label, relationship or property at fault).
+    """
+    src = Path(path) if path is not None else default_schema_path()
+    try:
+        text = src.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(f"{src}: cannot read schema file: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{src}: not valid YAML: {exc}") from exc
+    schema = parse_schema(raw, source=str(src))
+    return schema
+
+
+def parse_schema(raw: Any, source: str = "<memory>") -> Schema:
+    """Validate a schema given as plain Python data (as read from YAML).
+
+    Args:
+        raw: The mapping with ``nodes`` and ``relationships``.
+        source: Where it came from, for error messages.
+
+    Returns:
+        The parsed schema.
+
+    Raises:
+        SchemaError: On any rule broken, naming the place.
+    """
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{source}: a schema must be a mapping with 'nodes' and 'relationships'")
+    unknown = set(raw) - {"version", "name", "nodes", "relationships", "description"}
+    if unknown:
+        raise SchemaError(f"{source}: unknown top-level keys: {', '.join(sorted(unknown))}")
+    version = raw.get("version", 1)
+    if not isinstance(version, int):
+        raise SchemaError(f"{source}: 'version' must be an integer")
+    raw_nodes = raw.get("nodes")
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        raise SchemaError(f"{source}: 'nodes' must be a non-empty mapping of label -> definition")
+    nodes: dict[str, NodeType] = {}
+    for label, spec in raw_nodes.items():
+        nodes[str(label)] = _parse_node(str(label), spec, source)
+    raw_rels = raw.get("relationships") or {}
+    if not isinstance(raw_rels, dict):
+        raise SchemaError(f"{source}: 'relationships' must be a mapping of type -> definition")
+    rels: dict[str, RelType] = {}
+    for rel_type, spec in raw_rels.items():
+        rels[str(rel_type)] = _parse_rel(str(rel_type), spec, nodes, source)
+    clash = set(nodes) & set(rels)
+    if clash:
+        raise SchemaError(f"{source}: names used as both label and type: {', '.join(clash)}")
+    digest = hashlib.sha256(yaml.safe_dump(raw, sort_keys=True).encode()).hexdigest()[:16]
+    return Schema(
+        name=str(raw.get("name", "graph")),
+        version=version,
+        nodes=nodes,
+        relationships=rels,
+        source=source,
+        digest=digest,
+    )
+
+
+def _check_identifier(name: str, what: str, where: str) -> None:
+    if not IDENTIFIER.match(name):
+        raise SchemaError(
+            f"{where}: {what} {name!r} is not a valid identifier "
+            "(letters, digits and '_', starting with a letter)"
+        )
+
+
+def _parse_type(raw: Any, where: str) -> PropertyType:
+    if isinstance(raw, str):
+        name = raw.strip()
+        if name in SCALAR_TYPES or name in LIST_TYPES:
+            return PropertyType(name)
+        if name == "vector":
+            raise SchemaError(f"{where}: a vector needs a dimension: {{type: vector, dim: N}}")
+        raise SchemaError(
+            f"{where}: unknown type {name!r}; use one of "
+            f"{', '.join(SCALAR_TYPES + LIST_TYPES)} or {{type: vector, dim: N}}"
+        )
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"type", "dim", "similarity", "description"}
+        if unknown:
+            raise SchemaError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        tname = raw.get("type")
+        if tname != "vector":
+            base = _parse_type(tname, where)
+            if "dim" in raw or "similarity" in raw:
+                raise SchemaError(f"{where}: 'dim' and 'similarity' apply to vectors only")
+            return base
+        dim = raw.get("dim")
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 4096:
+            raise SchemaError(f"{where}: vector 'dim' must be an integer in 1..4096, got {dim!r}")
+        sim = raw.get("similarity", "cosine")
+        if sim not in SIMILARITIES:
+            raise SchemaError(f"{where}: similarity must be one of {SIMILARITIES}, got {sim!r}")
+        return PropertyType("vector", dim=dim, similarity=sim)
+    raise SchemaError(f"{where}: a property type must be a name or a mapping, got {raw!r}")
+
+
+def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{where}: 'properties' must be a mapping of name -> type")
+    props = []
+    for name, traw in raw.items():
+        pwhere = f"{where}.{name}"
+        _check_identifier(str(name), "property", pwhere)
+        desc = traw.get("description", "") if isinstance(traw, dict) else ""
+        props.append(Property(str(name), _parse_type(traw, pwhere), str(desc)))
+    return tuple(props)
+
+
+def _parse_node(label: str, spec: Any, source: str) -> NodeType:
+    where = f"{source}: nodes.{label}"
+    _check_identifier(label, "label", where)
+    if not isinstance(spec, dict):
+        raise SchemaError(f"{where}: a node definition must be a mapping")
+    unknown = set(spec) - {"key", "properties", "description"}
+    if unknown:
+        raise SchemaError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    props = _parse_properties(spec.get("properties"), where)
+    key = spec.get("key")
+    if not isinstance(key, str):
+        raise SchemaError(f"{where}: 'key' (the key property's name) is required")
+    by_name = {p.name: p for p in props}
+    if key not in by_name:
+        raise SchemaError(f"{where}: key property {key!r} is not among its properties")
+    if by_name[key].type.name != "string":
+        raise SchemaError(f"{where}: key property {key!r} must be a string")
+    return NodeType(label, key, props, str(spec.get("description", "")))
+
+
+def _parse_rel(rel_type: str, spec: Any, nodes: Mapping[str, NodeType], source: str) -> RelType:
+    where = f"{source}: relationships.{rel_type}"
+    _check_identifier(rel_type, "relationship type", where)
+    if not isinstance(spec, dict):
+        raise SchemaError(f"{where}: a relationship definition must be a mapping")
+    unknown = set(spec) - {"between", "properties", "description"}
+    if unknown:
+        raise SchemaError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    between = spec.get("between")
+    if not isinstance(between, list) or not between:
+        raise SchemaError(f"{where}: 'between' must list [start label, end label] pairs")
+    pairs: list[tuple[str, str]] = []
+    for pair in between:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise SchemaError(f"{where}: each 'between' entry must be [start, end], got {pair!r}")
+        for end in pair:
+            if end not in nodes:
+                raise SchemaError(f"{where}: end label {end!r} is not a node label of the schema")
+        pairs.append((str(pair[0]), str(pair[1])))
+    if len(set(pairs)) != len(pairs):
+        raise SchemaError(f"{where}: a [start, end] pair is listed twice")
+    props = _parse_properties(spec.get("properties"), where)
+    if any(p.type.is_vector for p in props):
+        raise SchemaError(f"{where}: relationships cannot carry vector properties")
+    return RelType(rel_type, tuple(pairs), props, str(spec.get("description", "")))

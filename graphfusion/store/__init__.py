@@ -1,0 +1,50 @@
+"""Graph stores: one ``GraphStore`` interface, an embedded LadybugDB store and Neo4j."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from graphfusion.schema import Schema
+from graphfusion.store.base import BaseStore, Counts, GraphStore
+from graphfusion.store.embedded import DEFAULT_STORE_DIR, EmbeddedStore
+from graphfusion.store.neo4j import Neo4jStore
+
+__all__ = [
+    "GraphStore",
+    "BaseStore",
+    "Counts",
+    "EmbeddedStore",
+    "Neo4jStore",
+    "open_store",
+    "DEFAULT_STORE_DIR",
+]
+
+
+def open_store(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    neo4j: str | None = None,
+    schema: Schema | None = None,
+    read_only: bool = False,
+) -> BaseStore:
+    """Open the store named by the arguments or the environment.
+
+    Order: ``neo4j`` (a URI), else ``store`` (a folder), else ``$NEO4J_URI`` when
+    ``$GRAPHFUSION_STORE`` is unset, else the embedded store in ``$GRAPHFUSION_STORE`` or
+    ``./.graphfusion``.
+
+    Args:
+        store: Folder of an embedded store.
+        neo4j: URI of a Neo4j server.
+        schema: The graph schema (built-in e-commerce schema when None).
+        read_only: Open an embedded store read-only.
+
+    Returns:
+        The open store; close it (or use it as a context manager) when done.
+    """
+    if neo4j:
+        return Neo4jStore(neo4j, schema=schema)
+    if store is None and not os.environ.get("GRAPHFUSION_STORE") and os.environ.get("NEO4J_URI"):
+        return Neo4jStore(schema=schema)
+    return EmbeddedStore(Path(store) if store is not None else None, schema=schema, read_only=read_only)

@@ -1,0 +1,109 @@
+"""The differences between the Cypher dialects of the stores, in one place.
+
+Everything else graphfusion sends is written once (see :mod:`graphfusion.store.cypher`).
+Here live only the things LadybugDB and Neo4j spell differently: schema DDL, the function
+that names a relationship's type, and vector similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphfusion.schema import NodeType, Property, RelType, Schema
+
+__all__ = ["Dialect", "LADYBUG", "NEO4J", "index_name"]
+
+_LADYBUG_TYPES = {
+    "string": "STRING",
+    "int": "INT64",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "datetime": "TIMESTAMP",
+    "list[string]": "STRING[]",
+    "list[float]": "DOUBLE[]",
+    "list[int]": "INT64[]",
+    # FLOAT[N] columns crashed LadybugDB's PyG backend; vectors are variable-length FLOAT[].
+    "vector": "FLOAT[]",
+}
+
+
+def index_name(label: str, prop: str) -> str:
+    """Name of the index or constraint on ``label.prop`` (e.g. ``product_text_vec``)."""
+    return f"{label.lower()}_{prop}"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one store spells the statements that differ.
+
+    Attributes:
+        name: ``ladybug`` or ``neo4j``.
+    """
+
+    name: str
+
+    def column_type(self, prop: Property) -> str:
+        """The store's column type for ``prop`` (LadybugDB only; Neo4j is schemaless)."""
+        return _LADYBUG_TYPES[prop.type.name]
+
+    def node_table_ddl(self, node: NodeType) -> str:
+        """``CREATE NODE TABLE`` for a label (LadybugDB)."""
+        cols = ", ".join(
+            f"{p.name} {self.column_type(p)}" + (" PRIMARY KEY" if p.name == node.key else "")
+            for p in node.properties
+        )
+        return f"CREATE NODE TABLE IF NOT EXISTS {node.label}({cols})"
+
+    def rel_table_ddl(self, rel: RelType) -> str:
+        """``CREATE REL TABLE`` for a relationship type (LadybugDB)."""
+        parts = [f"FROM {a} TO {b}" for a, b in rel.between]
+        parts += [f"{p.name} {self.column_type(p)}" for p in rel.properties]
+        return f"CREATE REL TABLE IF NOT EXISTS {rel.type}({', '.join(parts)})"
+
+    def add_column_ddl(self, table: str, prop: Property) -> str:
+        """``ALTER TABLE ... ADD`` for a property added to the schema later (LadybugDB)."""
+        return f"ALTER TABLE {table} ADD IF NOT EXISTS {prop.name} {self.column_type(prop)}"
+
+    def constraint_ddl(self, node: NodeType) -> str:
+        """Uniqueness constraint on a label's key (Neo4j)."""
+        name = index_name(node.label, node.key) + "_unique"
+        return (
+            f"CREATE CONSTRAINT {name} IF NOT EXISTS "
+            f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
+        )
+
+    def vector_index_ddl(self, label: str, prop: Property) -> str:
+        """Vector index on ``label.prop`` (Neo4j 5)."""
+        return (
+            f"CREATE VECTOR INDEX {index_name(label, prop.name)} IF NOT EXISTS "
+            f"FOR (n:{label}) ON (n.{prop.name}) OPTIONS {{indexConfig: {{"
+            f"`vector.dimensions`: {prop.type.dim}, "
+            f"`vector.similarity_function`: '{prop.type.similarity}'}}}}"
+        )
+
+    def schema_ddl(self, schema: Schema) -> list[str]:
+        """Every statement that creates the schema's tables, constraints and indexes."""
+        if self.name == "ladybug":
+            stmts = [self.node_table_ddl(n) for n in schema.nodes.values()]
+            stmts += [self.rel_table_ddl(r) for r in schema.relationships.values()]
+            return stmts
+        stmts = [self.constraint_ddl(n) for n in schema.nodes.values()]
+        stmts += [self.vector_index_ddl(label, p) for label, p in schema.vector_properties()]
+        return stmts
+
+    def rel_type_fn(self, var: str) -> str:
+        """Expression naming the type of relationship variable ``var``."""
+        return f"label({var})" if self.name == "ladybug" else f"type({var})"
+
+    def cosine_similarity(self, left: str, right: str, dim: int) -> str:
+        """Cosine similarity of two vector expressions (LadybugDB needs fixed-size casts)."""
+        if self.name == "ladybug":
+            return (
+                f"array_cosine_similarity(CAST({left} AS FLOAT[{dim}]), "
+                f"CAST({right} AS FLOAT[{dim}]))"
+            )
+        return f"vector.similarity.cosine({left}, {right})"
+
+
+LADYBUG = Dialect("ladybug")
+NEO4J = Dialect("neo4j")

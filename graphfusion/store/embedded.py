@@ -1,0 +1,284 @@
+"""The embedded store: LadybugDB (the maintained fork of Kuzu), in-process, in a folder.
+
+Layout of a store folder (default ``./.graphfusion/``)::
+
+    graph.lbug          the LadybugDB database file (with its WAL beside it)
+    graphfusion.json    format version, LadybugDB version and schema digest
+    reports/            load reports
+    cache/              feature caches
+
+New rows are bulk-loaded with ``COPY`` from Arrow tables; rows whose keys already exist are
+updated with ``MATCH ... SET``. Relationship upserts match their two ends in separate ``MATCH``
+clauses (a comma-joined pattern scans whole tables in LadybugDB).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from graphfusion.errors import QueryError, StoreError, StoreLockedError
+from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema
+from graphfusion.store import cypher
+from graphfusion.store.base import DST, SRC, BaseStore
+from graphfusion.store.dialect import LADYBUG
+
+__all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT"]
+
+log = logging.getLogger("graphfusion.store")
+
+DEFAULT_STORE_DIR = ".graphfusion"
+#: Version of the folder layout; a folder written by a newer graphfusion is refused.
+STORE_FORMAT = 1
+DB_FILE = "graph.lbug"
+META_FILE = "graphfusion.json"
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime": pa.timestamp("us"),
+    "list[string]": pa.list_(pa.string()),
+    "list[float]": pa.list_(pa.float64()),
+    "list[int]": pa.list_(pa.int64()),
+    "vector": pa.list_(pa.float32()),
+}
+
+
+def _ladybug() -> Any:
+    try:
+        import ladybug
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise StoreError("the embedded store needs the 'ladybug' package") from exc
+    return ladybug
+
+
+class EmbeddedStore(BaseStore):
+    """A graph store in a local folder, backed by LadybugDB.
+
+    Args:
+        path: The store folder; ``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None.
+        schema: The graph schema; the built-in e-commerce schema when None.
+        read_only: Open without write access (several readers may share a folder).
+        buffer_pool_mb: LadybugDB's buffer pool size in MiB.
+
+    Raises:
+        StoreError: The folder cannot be created or written, holds something else, or was made
+            by an incompatible version.
+        StoreLockedError: Another process holds the store.
+    """
+
+    dialect = LADYBUG
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        schema: Schema | None = None,
+        read_only: bool = False,
+        buffer_pool_mb: int = 2048,
+    ) -> None:
+        self.schema = schema or load_schema()
+        self.path = Path(path or os.environ.get("GRAPHFUSION_STORE") or DEFAULT_STORE_DIR)
+        self.read_only = read_only
+        self._prepare_folder()
+        ladybug = _ladybug()
+        try:
+            self._db = ladybug.Database(
+                str(self.path / DB_FILE),
+                read_only=read_only,
+                buffer_pool_size=buffer_pool_mb * 1024 * 1024,
+            )
+        except RuntimeError as exc:
+            raise _open_error(self.path, exc) from None
+        self._conn = ladybug.Connection(self._db)
+        self._closed = False
+        if not read_only:
+            self.ensure_schema()
+            self._write_meta()
+
+    # ----------------------------------------------------------------- folder
+    def _prepare_folder(self) -> None:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise StoreError(f"store path {p} exists and is not a folder")
+        meta = p / META_FILE
+        if p.is_dir():
+            if meta.exists():
+                self._check_meta(meta)
+            elif any(p.iterdir()):
+                raise StoreError(
+                    f"{p} is not empty and is not a graphfusion store (no {META_FILE}); "
+                    "name an empty or new folder"
+                )
+        elif self.read_only:
+            raise StoreError(f"no graphfusion store at {p}")
+        else:
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store folder {p}: {exc.strerror or exc}") from None
+        if not self.read_only and not os.access(p, os.W_OK):
+            raise StoreError(f"store folder {p} is not writable")
+
+    def _check_meta(self, meta: Path) -> None:
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            fmt = int(info["format"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise StoreError(f"{meta} is damaged; it is not a graphfusion store file") from None
+        if fmt > STORE_FORMAT:
+            raise StoreError(
+                f"{self.path} was written by a newer graphfusion (store format {fmt}; this one "
+                f"reads up to {STORE_FORMAT}); upgrade graphfusion or use another folder"
+            )
+        made_by = info.get("ladybug")
+        current = getattr(_ladybug(), "__version__", None)
+        if made_by and current and made_by.split(".")[:2] != current.split(".")[:2]:
+            raise StoreError(
+                f"{self.path} was written by LadybugDB {made_by}; this is {current}, whose "
+                "storage format may differ; export it with that version or use another folder"
+            )
+
+    def _write_meta(self) -> None:
+        meta = {
+            "format": STORE_FORMAT,
+            "ladybug": getattr(_ladybug(), "__version__", None),
+            "schema": self.schema.name,
+            "schema_digest": self.schema.digest,
+            "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        (self.path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @property
+    def reports_dir(self) -> Path:
+        """Folder for load reports inside the store."""
+        return self.path / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder for feature caches inside the store."""
+        return self.path / "cache"
+
+    # ----------------------------------------------------------------- statements
+    def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            result = self._conn.execute(cypher, dict(params or {}))
+        except RuntimeError as exc:
+            raise QueryError(_clean_message(exc)) from None
+        try:
+            names = result.get_column_names()
+            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+        finally:
+            result.close()
+
+    def ensure_schema(self) -> None:
+        """Create missing node and relationship tables, and columns added to the schema."""
+        existing = {r["name"]: r["type"] for r in self._run("CALL show_tables() RETURN *", {})}
+        for node in self.schema.nodes.values():
+            if node.label in existing:
+                self._add_missing_columns(node.label, node.properties)
+            else:
+                self._run(self.dialect.node_table_ddl(node), {})
+        for rel in self.schema.relationships.values():
+            if rel.type in existing:
+                self._add_missing_columns(rel.type, rel.properties)
+            else:
+                self._run(self.dialect.rel_table_ddl(rel), {})
+
+    def _add_missing_columns(self, table: str, props: tuple[Property, ...]) -> None:
+        # table_info takes a literal; `table` is a schema identifier (validated, never input).
+        info = self._run(f"CALL table_info('{table}') RETURN *", {})
+        have = {r["name"] for r in info}
+        for prop in props:
+            if prop.name not in have:
+                self._run(self.dialect.add_column_ddl(table, prop), {})
+
+    def reset(self) -> None:
+        """Delete every node and relationship; the tables stay."""
+        for rel in self.schema.relationships.values():
+            self._run(f"MATCH ()-[r:{rel.type}]->() DELETE r", {})
+        for node in self.schema.nodes.values():
+            self._run(cypher.delete_nodes(node), {})
+
+    def close(self) -> None:
+        """Close the connection and the database (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+            self._db.close()
+
+    # ----------------------------------------------------------------- batch writers
+    def _copy(self, table: str, columns: list[str], types: list[pa.DataType], rows: list[dict[str, Any]], options: str = "") -> None:
+        arrays = [pa.array([r[c] for r in rows], type=t) for c, t in zip(columns, types, strict=True)]
+        tbl = pa.Table.from_arrays(arrays, names=columns)  # noqa: F841 - read by COPY below
+        targets = [c for c in columns if c not in (SRC, DST)]
+        cols = f"({', '.join(targets)})" if targets else ""
+        try:
+            self._conn.execute(f"COPY {table}{cols} FROM tbl{options}")
+        except RuntimeError as exc:
+            raise QueryError(f"bulk load into {table} failed: {_clean_message(exc)}") from None
+
+    def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
+        key = node.key
+        present = self.existing_keys(node.label, [r[key] for r in rows])
+        fresh = [r for r in rows if r[key] not in present]
+        if fresh:
+            cols = [key, *props]
+            self._copy(node.label, cols, [_ARROW_TYPES[node.prop(c).type.name] for c in cols], fresh)
+        old = [r for r in rows if r[key] in present]
+        if old and props:
+            self._run(cypher.update_nodes(node, props), {"rows": old})
+
+    def _write_rels(
+        self,
+        rel: RelType,
+        start: NodeType,
+        end: NodeType,
+        rows: list[dict[str, Any]],
+        props: list[str],
+    ) -> None:
+        srcs = list(dict.fromkeys(r[SRC] for r in rows))
+        found = self._run(cypher.existing_pairs(rel, start, end), {"keys": srcs})
+        present = {(r["src"], r["dst"]) for r in found}
+        fresh = [r for r in rows if (r[SRC], r[DST]) not in present]
+        if fresh:
+            cols = [SRC, DST, *props]
+            types = [pa.string(), pa.string()] + [_ARROW_TYPES[rel.prop(p).type.name] for p in props]
+            self._copy(rel.type, cols, types, fresh, f" (from='{start.label}', to='{end.label}')")
+        old = [r for r in rows if (r[SRC], r[DST]) in present]
+        if old and props:
+            self._run(cypher.update_rels(rel, start, end, props), {"rows": old})
+
+
+def _clean_message(exc: BaseException) -> str:
+    msg = str(exc).strip()
+    return re.sub(r"\s*See the docs: \S+ for more information\.?", "", msg)
+
+
+def _open_error(path: Path, exc: RuntimeError) -> StoreError:
+    msg = _clean_message(exc)
+    if "lock" in msg.lower():
+        pid = re.search(r"PID (\d+)", msg)
+        who = f"process {pid.group(1)}" if pid else "another process"
+        return StoreLockedError(
+            f"store {path} is in use by {who}; close it there, or open this one read-only"
+        )
+    if "not a valid" in msg.lower() or "version" in msg.lower() or "corrupt" in msg.lower():
+        return StoreError(
+            f"store {path} cannot be read by this LadybugDB version or is damaged: {msg}"
+        )
+    if "permission" in msg.lower() or "read-only" in msg.lower():
+        return StoreError(f"store {path} is not writable: {msg}")
+    return StoreError(f"cannot open store {path}: {msg}")

@@ -1,0 +1,162 @@
+"""The Neo4j 5 store, through the official ``neo4j`` driver.
+
+Every statement goes through ``driver.execute_query`` (a managed transaction with retries)
+with ``database_`` always given. Writes are ``UNWIND $rows`` batches of ``MERGE``; a uniqueness
+constraint on every key and a vector index on every vector property are created first.
+
+Settings come from the arguments or the usual variables ``NEO4J_URI``, ``NEO4J_USERNAME``,
+``NEO4J_PASSWORD`` and ``NEO4J_DATABASE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from graphfusion.errors import QueryError, StoreError
+from graphfusion.schema import NodeType, RelType, Schema, load_schema
+from graphfusion.store import cypher
+from graphfusion.store.base import BaseStore
+from graphfusion.store.dialect import NEO4J
+
+__all__ = ["Neo4jStore", "neo4j_settings"]
+
+log = logging.getLogger("graphfusion.store")
+
+
+def neo4j_settings(
+    uri: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+) -> dict[str, str]:
+    """Connection settings: the arguments, else ``NEO4J_*`` variables, else defaults.
+
+    Raises:
+        StoreError: When no URI is given or set.
+    """
+    uri = uri or os.environ.get("NEO4J_URI")
+    if not uri:
+        raise StoreError("no Neo4j URI: pass --neo4j URI or set NEO4J_URI")
+    return {
+        "uri": uri,
+        "user": user or os.environ.get("NEO4J_USERNAME") or "neo4j",
+        "password": password or os.environ.get("NEO4J_PASSWORD") or "",
+        "database": database or os.environ.get("NEO4J_DATABASE") or "neo4j",
+    }
+
+
+def _native(value: Any) -> Any:
+    """Neo4j temporal and graph values as plain Python values."""
+    to_native = getattr(value, "to_native", None)
+    if callable(to_native):
+        out = to_native()
+        if isinstance(out, dt.datetime) and out.tzinfo is not None:
+            out = out.astimezone(dt.UTC).replace(tzinfo=None)
+        return out
+    if isinstance(value, list):
+        return [_native(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    items = getattr(value, "items", None)
+    if callable(items) and hasattr(value, "element_id"):  # Node or Relationship
+        return {k: _native(v) for k, v in items()}
+    return value
+
+
+class Neo4jStore(BaseStore):
+    """A graph store on a Neo4j 5 server.
+
+    Args:
+        uri: ``neo4j://``, ``neo4j+s://``, ``bolt://`` ... (default ``$NEO4J_URI``).
+        user: User name (default ``$NEO4J_USERNAME`` or ``neo4j``).
+        password: Password (default ``$NEO4J_PASSWORD``).
+        database: Database name (default ``$NEO4J_DATABASE`` or ``neo4j``).
+        schema: The graph schema; the built-in e-commerce schema when None.
+        driver: An already made driver (or a stand-in with ``execute_query``); when given,
+            ``uri``, ``user`` and ``password`` are not used.
+        create_schema: Create constraints and vector indexes on connect.
+
+    Raises:
+        StoreError: No URI, or the server cannot be reached or refuses the credentials.
+    """
+
+    dialect = NEO4J
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        schema: Schema | None = None,
+        driver: Any | None = None,
+        create_schema: bool = True,
+    ) -> None:
+        self.schema = schema or load_schema()
+        if driver is None:
+            settings = neo4j_settings(uri, user, password, database)
+            try:
+                import neo4j
+            except ImportError as exc:  # pragma: no cover - a dependency
+                raise StoreError("the Neo4j store needs the 'neo4j' package") from exc
+            try:
+                driver = neo4j.GraphDatabase.driver(
+                    settings["uri"], auth=(settings["user"], settings["password"])
+                )
+                driver.verify_connectivity()
+            except Exception as exc:
+                raise StoreError(f"cannot connect to Neo4j at {settings['uri']}: {exc}") from None
+            self.database = settings["database"]
+            self.uri = settings["uri"]
+        else:
+            self.database = database or os.environ.get("NEO4J_DATABASE") or "neo4j"
+            self.uri = uri or "<driver>"
+        self._driver = driver
+        self._closed = False
+        if create_schema:
+            self.ensure_schema()
+
+    def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            result = self._driver.execute_query(
+                cypher, parameters_=dict(params or {}), database_=self.database
+            )
+        except Exception as exc:
+            raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
+        return [{k: _native(v) for k, v in rec.data().items()} for rec in result.records]
+
+    def ensure_schema(self) -> None:
+        """Create the key uniqueness constraints and the vector indexes where missing."""
+        for stmt in self.dialect.schema_ddl(self.schema):
+            self._run(stmt, {})
+
+    def reset(self) -> None:
+        """Delete every node and relationship of the schema's labels."""
+        for node in self.schema.nodes.values():
+            self._run(cypher.delete_nodes(node), {})
+
+    def close(self) -> None:
+        """Close the driver (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._driver.close()
+
+    def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
+        self._run(cypher.merge_nodes(node, props), {"rows": rows})
+
+    def _write_rels(
+        self,
+        rel: RelType,
+        start: NodeType,
+        end: NodeType,
+        rows: list[dict[str, Any]],
+        props: list[str],
+    ) -> None:
+        self._run(cypher.merge_rels(rel, start, end, props), {"rows": rows})

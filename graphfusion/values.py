@@ -1,0 +1,187 @@
+"""Converting raw values to the schema's property types, with a reason when they do not fit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphfusion.schema import PropertyType
+
+__all__ = ["coerce", "is_missing", "MAX_STRING_BYTES"]
+
+#: Longest string property accepted (bytes of UTF-8); longer values are rejected, not cut.
+MAX_STRING_BYTES = 1_000_000
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def is_missing(value: Any) -> bool:
+    """Whether ``value`` means "no value": None, NaN, NaT, pandas NA or an empty string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def coerce(value: Any, ptype: PropertyType) -> Any:
+    """Convert ``value`` to a plain Python value of ``ptype``.
+
+    Args:
+        value: The raw value (string from a file, number, list, numpy array, ...).
+        ptype: The schema type to convert to.
+
+    Returns:
+        ``str``, ``int``, ``float``, ``bool``, naive UTC ``datetime.datetime``, or a list of
+        those; None when the value is missing.
+
+    Raises:
+        ValueError: With the reason, when the value does not fit the type.
+    """
+    if ptype.is_list:
+        return _coerce_list(value, ptype)
+    if is_missing(value):
+        return None
+    return _coerce_scalar(value, ptype.name)
+
+
+def _coerce_scalar(value: Any, name: str) -> Any:
+    if name == "string":
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError("bytes that are not UTF-8") from exc
+        if isinstance(value, (list, dict, tuple, set)):
+            raise ValueError(f"expected a string, got {type(value).__name__}")
+        text = str(value)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES:
+            raise ValueError(f"string longer than {MAX_STRING_BYTES} bytes")
+        if "\x00" in text:
+            raise ValueError("string contains a NUL character")
+        return text
+    if name == "int":
+        return _to_int(value)
+    if name == "float":
+        return _to_float(value)
+    if name == "bool":
+        return _to_bool(value)
+    if name == "datetime":
+        return _to_datetime(value)
+    raise ValueError(f"unsupported type {name}")  # pragma: no cover - schema forbids it
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(value)
+    text = str(value).strip().replace(",", "")
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            f = float(text)
+        except ValueError:
+            raise ValueError(f"{str(value)[:40]!r} is not an integer") from None
+        return _to_int(f)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        out = float(value)
+    else:
+        text = str(value).strip().replace(",", "")
+        try:
+            out = float(text)
+        except ValueError:
+            raise ValueError(f"{str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{out} is not a finite number")
+    return out
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{str(value)[:40]!r} is not a boolean")
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    import pandas as pd
+
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        # Unix seconds.
+        if not math.isfinite(float(value)) or not -1e11 < float(value) < 1e11:
+            raise ValueError(f"{value!r} is not a Unix time in seconds")
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).replace(tzinfo=None)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"{str(value)[:40]!r} is not a date or time") from None
+    if ts is pd.NaT or pd.isna(ts):
+        raise ValueError(f"{str(value)[:40]!r} is not a date or time")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()
+
+
+def _coerce_list(value: Any, ptype: PropertyType) -> list[Any] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        if ptype.is_vector:
+            raise ValueError("expected a vector of numbers, got a string")
+        items: Sequence[Any] = [s for s in (p.strip() for p in value.split(";")) if s]
+    elif isinstance(value, np.ndarray):
+        items = value.tolist()
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    element = ptype.element or "string"
+    if ptype.is_vector:
+        if len(items) != ptype.dim:
+            raise ValueError(f"vector has {len(items)} values, the schema says {ptype.dim}")
+        try:
+            arr = np.asarray(items, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("vector holds values that are not numbers") from None
+        if arr.ndim != 1:
+            raise ValueError("vector must be one-dimensional")
+        if not np.isfinite(arr).all():
+            raise ValueError("vector holds NaN or infinite values")
+        return [float(x) for x in arr]
+    out = []
+    for item in items:
+        if is_missing(item):
+            continue
+        out.append(_coerce_scalar(item, element))
+    return out
