@@ -833,7 +833,7 @@ def _brand_names(n: int) -> list[str]:
     return names[:n]
 
 
-def _top_k_rows(scores: FloatArray, k: IntArray) -> tuple[IntArray, IntArray]:
+def _top_k_rows(scores: NDArray[np.floating[Any]], k: IntArray) -> tuple[IntArray, IntArray]:
     """Per row, the column indices of the ``k[row]`` largest scores (largest first)."""
     n_rows, n_cols = scores.shape
     kmax = int(k.max()) if n_rows else 0
@@ -893,7 +893,7 @@ def _base_shape(kind: int, x: FloatArray, y: FloatArray) -> BoolArray:
 
 
 def _shape_masks(n: int) -> NDArray[np.float32]:
-    """One soft-free binary mask per leaf category (index = shop-wide leaf index)."""
+    """One binary shape mask per leaf category (index = shop-wide leaf index)."""
     coords = (np.arange(IMAGE_SIZE) + 0.5) / (IMAGE_SIZE / 2) - 1.0
     y, x = np.meshgrid(coords, coords, indexing="ij")
     masks = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
@@ -932,6 +932,20 @@ def _textures(n: int) -> NDArray[np.float32]:
             pattern = ((xx + yy) // half) % 2 == 0
         out[b] = 1.0 - 0.4 * pattern.astype(np.float32)
     return out
+
+
+def _draw_defects(pil: Image.Image, kind: int, params: IntArray) -> None:
+    """Draw dark scratches (``kind & 1``) and blotches (``kind & 2``) onto an image."""
+    draw = ImageDraw.Draw(pil)
+    if kind & 1:
+        for j in range(1 + int(params[5, 0]) % 3):
+            x0, y0, x1, y1 = (int(v) for v in params[j])
+            draw.line((x0, y0, x1, y1), fill=(28, 24, 20), width=1 + j % 2)
+    if kind & 2:
+        for j in range(1 + int(params[5, 1]) % 2):
+            x0, y0, w, h = (int(v) for v in params[3 + j])
+            w, h = 5 + w % 10, 5 + h % 10
+            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=(60, 44, 30))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1053,7 +1067,7 @@ class _Shop:
         offsets = np.concatenate([[0], np.cumsum(per_sup)])
         for s in bad_sup:
             k = int(per_sup[s])
-            n_bad = k if k <= 2 else min(k - 1, math.ceil(0.7 * k))
+            n_bad = k if k <= 3 else min(k - 1, math.ceil(0.7 * k))
             chosen = rng.choice(k, n_bad, replace=False)
             batch_bad[offsets[s] + chosen] = True
         rate = np.where(
@@ -1214,44 +1228,40 @@ class _Shop:
         shifts = rng.integers(-2, 3, (n, 2))
         jitter = rng.normal(0.0, 12.0, (n, 3)).astype(np.float32)
         has_defect = self.p_bad_batch & (rng.random(n) < 0.6)
-        defect_kind = rng.integers(1, 8, n)  # bit mask: 1 scratches, 2 blotches, 4 washout
+        # Defect kind as a bit mask: 1 scratches, 2 blotches, 4 colour washout.
+        kinds = np.where(has_defect, rng.integers(1, 8, n), 0)
+        params = rng.integers(4, IMAGE_SIZE - 4, (n, 6, 4))
+        side = np.arange(IMAGE_SIZE)
         written: set[str] = set()
-        defective: list[str] = []
-        for i in range(n):
-            m = np.roll(masks[self.p_leaf[i]], tuple(int(s) for s in shifts[i]), axis=(0, 1))
-            m3 = m[..., None]
-            fill = np.clip(self.colour_rgb[self.p_colour[i]] + jitter[i], 0, 255)
-            fg = fill[None, None, :] * textures[self.p_brand[i]][..., None]
-            bg = tints[self.leaf_top[self.p_leaf[i]]][None, None, :]
-            img = bg * (1.0 - m3) + fg * m3
-            kind = int(defect_kind[i]) if has_defect[i] else 0
-            if kind & 4:
-                img = img * 0.5 + 0.5 * 235.0
-            img = img + rng.standard_normal((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32) * 6.0
-            pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
-            if kind & 3:
-                draw = ImageDraw.Draw(pil)
-                params = rng.integers(4, IMAGE_SIZE - 4, (6, 4))
-                if kind & 1:
-                    for j in range(1 + int(params[5, 0]) % 3):
-                        x0, y0, x1, y1 = (int(v) for v in params[j])
-                        draw.line((x0, y0, x1, y1), fill=(28, 24, 20), width=1 + j % 2)
-                if kind & 2:
-                    for j in range(1 + int(params[5, 1]) % 2):
-                        x0, y0, w, h = (int(v) for v in params[3 + j])
-                        w, h = 5 + w % 10, 5 + h % 10
-                        draw.ellipse((x0, y0, x0 + w, y0 + h), fill=(60, 44, 30))
-            if kind:
-                defective.append(self.product_ids[i])
-            name = f"{self.product_ids[i]}.png"
-            pil.save(img_dir / name, format="PNG", compress_level=6)
-            written.add(name)
+        for start in range(0, n, 256):
+            idx = np.arange(start, min(start + 256, n))
+            # Per-image shift of the category mask (like np.roll), gathered in one go.
+            ry = (side[None, :] - shifts[idx, 0, None]) % IMAGE_SIZE
+            rx = (side[None, :] - shifts[idx, 1, None]) % IMAGE_SIZE
+            leaf = self.p_leaf[idx]
+            m = masks[leaf[:, None, None], ry[:, :, None], rx[:, None, :]][..., None]
+            fill = np.clip(self.colour_rgb[self.p_colour[idx]] + jitter[idx], 0, 255)
+            fg = fill[:, None, None, :] * textures[self.p_brand[idx]][..., None]
+            bg = tints[self.leaf_top[leaf]][:, None, None, :]
+            img = bg + (fg - bg) * m
+            wash = (kinds[idx] & 4) != 0
+            img[wash] = img[wash] * 0.5 + 0.5 * 235.0
+            img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(6.0)
+            pixels = np.clip(img, 0, 255).astype(np.uint8)
+            for j, i in enumerate(idx):
+                pil = Image.fromarray(pixels[j], "RGB")
+                kind = int(kinds[i])
+                if kind & 3:
+                    _draw_defects(pil, kind, params[i])
+                name = f"{self.product_ids[i]}.png"
+                pil.save(img_dir / name, format="PNG", compress_level=6)
+                written.add(name)
         # Remove images of an earlier shop written into this directory (ours by name only).
         for old in img_dir.iterdir():
             if old.is_file() and _IMAGE_NAME.match(old.name) and old.name not in written:
                 old.unlink()
         self.counts["images"] = n
-        self.gt["image_defects"] = defective
+        self.gt["image_defects"] = [self.product_ids[i] for i in np.flatnonzero(kinds)]
 
     # -- users --------------------------------------------------------------------------------
 
@@ -1332,22 +1342,30 @@ class _Shop:
         n_views[light] = rng.integers(1, 3, int(light.sum()))
 
         users_l, prods_l, aff_l = [], [], []
+        # Sampling without replacement proportional to exp(affinity + popularity): the
+        # "exponential race" keeps the k largest exp(logit) / Exp(1) per user.
+        f32 = np.float32
+        cat_w = (2.0 * self.u_cat).astype(f32)
+        col_w = (1.0 * self.u_col).astype(f32)
+        brand_w = (1.2 * self.u_brand).astype(f32)
+        level_pen = (-0.6 * np.abs(np.arange(3)[:, None] - self.p_level[None, :])).astype(f32)
+        pop = self.p_pop.astype(f32)
         chunk = max(1, 4_000_000 // n_prod)
         for start in range(0, n_users, chunk):
             sl = slice(start, min(start + chunk, n_users))
             m = sl.stop - sl.start
-            aff = (
-                2.0 * self.u_cat[sl][:, self.p_leaf]
-                + 1.0 * self.u_col[sl][:, self.p_colour]
-                + 1.2 * self.u_brand[sl][:, self.p_brand]
-                - 0.6 * np.abs(self.u_level[sl, None] - self.p_level[None, :])
-                + rng.normal(0.0, 0.5, (m, n_prod))
-            )
-            scores = aff + self.p_pop[None, :] + _gumbel(rng, (m, n_prod))
+            aff = cat_w[sl][:, self.p_leaf]
+            aff += col_w[sl][:, self.p_colour]
+            aff += brand_w[sl][:, self.p_brand]
+            aff += level_pen[self.u_level[sl]]
+            aff += f32(0.5) * rng.standard_normal((m, n_prod), dtype=f32)
+            scores = np.exp(aff + pop[None, :])
+            race = rng.standard_exponential((m, n_prod), dtype=f32)
+            scores /= np.maximum(race, f32(1e-30))
             r, c = _top_k_rows(scores, n_views[sl])
             users_l.append(r + sl.start)
             prods_l.append(c)
-            aff_l.append(aff[r, c])
+            aff_l.append(aff[r, c].astype(np.float64))
         u = np.concatenate(users_l)
         p = np.concatenate(prods_l)
         a = np.concatenate(aff_l)

@@ -223,10 +223,9 @@ class EmbeddedStore(BaseStore):
     def _copy(self, table: str, columns: list[str], types: list[pa.DataType], rows: list[dict[str, Any]], options: str = "") -> None:
         arrays = [pa.array([r[c] for r in rows], type=t) for c, t in zip(columns, types, strict=True)]
         tbl = pa.Table.from_arrays(arrays, names=columns)  # noqa: F841 - read by COPY below
-        targets = [c for c in columns if c not in (SRC, DST)]
-        cols = f"({', '.join(targets)})" if targets else ""
+        targets = "" if options else f"({', '.join(columns)})"
         try:
-            self._conn.execute(f"COPY {table}{cols} FROM tbl{options}")
+            self._conn.execute(f"COPY {table}{targets} FROM tbl{options}")
         except RuntimeError as exc:
             raise QueryError(f"bulk load into {table} failed: {_clean_message(exc)}") from None
 
@@ -254,9 +253,12 @@ class EmbeddedStore(BaseStore):
         present = {(r["src"], r["dst"]) for r in found}
         fresh = [r for r in rows if (r[SRC], r[DST]) not in present]
         if fresh:
-            cols = [SRC, DST, *props]
-            types = [pa.string(), pa.string()] + [_ARROW_TYPES[rel.prop(p).type.name] for p in props]
-            self._copy(rel.type, cols, types, fresh, f" (from='{start.label}', to='{end.label}')")
+            # COPY into a relationship table takes every property column (absent ones null).
+            every = [p.name for p in rel.properties]
+            cols = [SRC, DST, *every]
+            types = [pa.string(), pa.string()] + [_ARROW_TYPES[p.type.name] for p in rel.properties]
+            padded = [{c: r.get(c) for c in cols} for r in fresh]
+            self._copy(rel.type, cols, types, padded, f" (from='{start.label}', to='{end.label}')")
         old = [r for r in rows if (r[SRC], r[DST]) in present]
         if old and props:
             self._run(cypher.update_rels(rel, start, end, props), {"rows": old})

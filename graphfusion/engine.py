@@ -1,0 +1,114 @@
+"""``Engine``: the one object that ties graphfusion together for users.
+
+Example:
+    >>> import graphfusion
+    >>> engine = graphfusion.Engine("shop-store")          # embedded LadybugDB  # doctest: +SKIP
+    >>> engine.load("synthetic", shop="data/shop")                             # doctest: +SKIP
+    >>> engine.cypher("MATCH (p:Product) RETURN count(p) AS n")                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from graphfusion.errors import ValidationError
+from graphfusion.ingest import LoadReport, load
+from graphfusion.mapping import LoaderMapping
+from graphfusion.schema import Schema
+from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
+from graphfusion.store.base import DEFAULT_BATCH_SIZE
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """The graph, its features, models and applications, on one store.
+
+    Args:
+        store: Folder of the embedded store (default ``$GRAPHFUSION_STORE`` or
+            ``./.graphfusion``), or an already open store.
+        schema: The graph schema; the built-in e-commerce schema when None.
+        read_only: Open the embedded store read-only.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | BaseStore | None = None,
+        *,
+        schema: Schema | None = None,
+        read_only: bool = False,
+    ) -> None:
+        if isinstance(store, BaseStore):
+            self.store: BaseStore = store
+        else:
+            self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
+
+    @classmethod
+    def connect(
+        cls,
+        uri: str | None = None,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        schema: Schema | None = None,
+    ) -> Engine:
+        """An engine on a Neo4j server (settings default to the ``NEO4J_*`` variables)."""
+        store = Neo4jStore(uri, user=user, password=password, database=database, schema=schema)
+        return cls(store)
+
+    @property
+    def schema(self) -> Schema:
+        """The graph schema."""
+        return self.store.schema
+
+    def load(
+        self,
+        mapping: str | Path | LoaderMapping,
+        sources: Mapping[str, Any] | None = None,
+        *,
+        report: str | Path | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: bool = False,
+        **named_sources: Any,
+    ) -> LoadReport:
+        """Load sources through a loader mapping (see :func:`graphfusion.ingest.load`).
+
+        Sources can be given as a mapping or as keyword arguments:
+        ``engine.load("amazon_qa", qa="qa_Appliances.json.gz")``.
+        """
+        all_sources = dict(sources or {})
+        all_sources.update(named_sources)
+        return load(
+            self.store,
+            mapping,
+            all_sources,
+            report=report,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    def stats(self) -> Counts:
+        """Node counts by label and relationship counts by type."""
+        return self.store.counts()
+
+    def cypher(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a Cypher query with parameters; rows as a DataFrame."""
+        if not isinstance(query, str):
+            raise ValidationError("query must be a string")
+        return self.store.query_df(query, params)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

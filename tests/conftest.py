@@ -1,0 +1,32 @@
+"""Shared fixtures: a generated tiny shop and real embedded stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests never talk to a server unless asked to, and never read a user's store setting.
+os.environ.pop("GRAPHFUSION_STORE", None)
+
+from graphfusion.store import EmbeddedStore  # noqa: E402
+from graphfusion.synthetic import generate_shop  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic shop (seed 0), generated once per session. Do not modify it."""
+    out = tmp_path_factory.mktemp("shop") / "tiny"
+    generate_shop(out, "tiny", seed=0)
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    """A fresh, empty embedded store."""
+    with EmbeddedStore(tmp_path / "store") as s:
+        yield s

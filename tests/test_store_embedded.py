@@ -1,0 +1,225 @@
+"""The embedded LadybugDB store, against the real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graphfusion.errors import (
+    QueryError,
+    SchemaError,
+    StoreError,
+    StoreLockedError,
+    ValidationError,
+)
+from graphfusion.store import EmbeddedStore, open_store
+
+
+def _products(store: EmbeddedStore) -> pd.DataFrame:
+    return store.query_df(
+        "MATCH (p:Product) RETURN p.id AS id, p.title AS title, p.price AS price, "
+        "p.created_at AS created_at ORDER BY id"
+    )
+
+
+def test_upsert_nodes_inserts_then_updates_without_erasing(store: EmbeddedStore) -> None:
+    n = store.upsert_nodes(
+        "Product",
+        pd.DataFrame({"id": ["p1", "p2"], "title": ["Mug", None], "price": ["9.5", 12]}),
+    )
+    assert n == 2
+    store.upsert_nodes(
+        "Product",
+        pd.DataFrame({"id": ["p2", "p3"], "title": ["Lamp", "Hat"], "created_at": ["2024-01-02", None]}),
+    )
+    rows = _products(store)
+    assert rows["id"].tolist() == ["p1", "p2", "p3"]
+    assert rows["title"].tolist() == ["Mug", "Lamp", "Hat"]
+    assert rows.loc[0, "price"] == 9.5
+    assert rows.loc[1, "price"] == 12.0  # not erased by the second frame, which lacked it
+    assert rows.loc[1, "created_at"] == pd.Timestamp("2024-01-02")
+    assert store.counts().nodes["Product"] == 3
+
+
+def test_upsert_is_idempotent_and_relationships_are_unique_per_pair(store: EmbeddedStore) -> None:
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1", "u2"]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1", "p2"]}))
+    views = pd.DataFrame(
+        {"src": ["u1", "u1", "u2"], "dst": ["p1", "p2", "p1"], "weight": [1, 2, 3],
+         "ts": ["2024-01-01T10:00:00", None, "2024-01-03"]}
+    )  # fmt: skip
+    for _ in range(2):
+        store.upsert_relationships("VIEWED", views, start="User", end="Product", batch_size=2)
+    counts = store.counts()
+    assert counts.relationships["VIEWED"] == 3
+    assert counts.nodes["User"] == 2
+    store.upsert_relationships(
+        "VIEWED", pd.DataFrame({"src": ["u1"], "dst": ["p1"], "weight": [7.0]}),
+        start="User", end="Product",
+    )  # fmt: skip
+    rows = store.query(
+        "MATCH (u:User {id: $u})-[e:VIEWED]->(p:Product {id: $p}) RETURN e.weight AS w, e.ts AS ts",
+        {"u": "u1", "p": "p1"},
+    )
+    assert rows == [{"w": 7.0, "ts": dt.datetime(2024, 1, 1, 10, 0)}]
+
+
+def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "s") as s:
+        s.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
+    with EmbeddedStore(tmp_path / "s") as s:
+        assert s.query("MATCH (b:Brand) RETURN b.name AS name") == [{"name": "Acme"}]
+    with open_store(tmp_path / "s", read_only=True) as s:
+        assert s.counts().nodes["Brand"] == 1
+        with pytest.raises(QueryError):
+            s.query("CREATE (:Brand {id: 'b2'})")
+
+
+def test_reset_empties_the_graph(store: EmbeddedStore) -> None:
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1"]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
+    store.upsert_relationships(
+        "PURCHASED", pd.DataFrame({"src": ["u1"], "dst": ["p1"]}), start="User", end="Product"
+    )
+    store.reset()
+    counts = store.counts()
+    assert sum(counts.nodes.values()) == 0
+    assert sum(counts.relationships.values()) == 0
+
+
+def test_values_are_parameters_never_cypher(store: EmbeddedStore) -> None:
+    evil = "x'}) MATCH (n) DETACH DELETE n //"
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1", evil], "title": [evil, "ok"]}))
+    rows = store.query("MATCH (p:Product {id: $id}) RETURN p.title AS t", {"id": evil})
+    assert rows == [{"t": "ok"}]
+    assert store.counts().nodes["Product"] == 2
+
+
+@pytest.mark.parametrize(
+    ("frame", "error", "match"),
+    [
+        (pd.DataFrame({"title": ["x"]}), ValidationError, "lacks the column"),
+        (pd.DataFrame({"id": ["a", None]}), ValidationError, "row 1 has no key"),
+        (pd.DataFrame({"id": ["a", "a"]}), ValidationError, "duplicate key 'a'"),
+        (pd.DataFrame({"id": ["a"], "price": ["cheap"]}), ValidationError, "not a number"),
+        (pd.DataFrame({"id": ["a"], "colour": ["red"]}), SchemaError, "no property 'colour'"),
+        (pd.DataFrame({"id": ["a"], "text_vec": [[float("nan")] * 384]}), ValidationError, "NaN"),
+        (pd.DataFrame({"id": ["a"], "text_vec": [[0.1] * 3]}), ValidationError, "384"),
+        ("not a frame", ValidationError, "DataFrame"),
+    ],
+)
+def test_bad_node_frames(store: EmbeddedStore, frame: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        store.upsert_nodes("Product", frame)  # type: ignore[arg-type]
+    assert store.counts().nodes["Product"] == 0
+
+
+def test_bad_relationship_frames(store: EmbeddedStore) -> None:
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1"]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
+    ok = pd.DataFrame({"src": ["u1"], "dst": ["p1"]})
+    with pytest.raises(ValidationError, match="Product ends do not exist"):
+        store.upsert_relationships(
+            "VIEWED", pd.DataFrame({"src": ["u1"], "dst": ["p9"]}), start="User", end="Product"
+        )
+    with pytest.raises(SchemaError, match="does not connect"):
+        store.upsert_relationships("VIEWED", ok, start="Product", end="User")
+    with pytest.raises(SchemaError, match="unknown relationship type"):
+        store.upsert_relationships("LIKES", ok, start="User", end="Product")
+    with pytest.raises(ValidationError, match="duplicate"):
+        store.upsert_relationships(
+            "VIEWED", pd.concat([ok, ok]), start="User", end="Product"
+        )
+    with pytest.raises(ValidationError, match="batch_size"):
+        store.upsert_relationships("VIEWED", ok, start="User", end="Product", batch_size=0)
+    assert store.counts().relationships["VIEWED"] == 0
+
+
+def test_query_errors(store: EmbeddedStore) -> None:
+    with pytest.raises(QueryError):
+        store.query("MATCH (n:Nope) RETURN n")
+    with pytest.raises(ValidationError):
+        store.query("   ")
+    with pytest.raises(ValidationError):
+        store.query("RETURN 1", params=[1, 2])  # type: ignore[arg-type]
+
+
+def test_store_folder_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="not a folder"):
+        EmbeddedStore(blocker)
+    with pytest.raises(StoreError, match="cannot create store folder"):
+        EmbeddedStore(blocker / "sub")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a graphfusion store"):
+        EmbeddedStore(foreign)
+    with pytest.raises(StoreError, match="no graphfusion store"):
+        EmbeddedStore(tmp_path / "missing", read_only=True)
+
+
+def test_newer_or_damaged_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    EmbeddedStore(path).close()
+    meta = json.loads((path / "graphfusion.json").read_text())
+    (path / "graphfusion.json").write_text(json.dumps({**meta, "format": 99}))
+    with pytest.raises(StoreError, match="newer graphfusion"):
+        EmbeddedStore(path)
+    (path / "graphfusion.json").write_text(json.dumps({**meta, "ladybug": "0.1.0"}))
+    with pytest.raises(StoreError, match="LadybugDB 0.1.0"):
+        EmbeddedStore(path)
+    (path / "graphfusion.json").write_text(json.dumps(meta))
+    (path / "graph.lbug").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot be read"):
+        EmbeddedStore(path)
+
+
+def test_store_locked_by_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    EmbeddedStore(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from graphfusion.store import EmbeddedStore
+            s = EmbeddedStore({str(path)!r})
+            print("open", flush=True)
+            time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLockedError, match=f"in use by process {holder.pid}"):
+            EmbeddedStore(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.time() + 10
+    while True:  # the lock goes with the process
+        try:
+            EmbeddedStore(path).close()
+            break
+        except StoreLockedError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_closed_store_refuses_queries(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path / "s")
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        s.query("RETURN 1 AS x")

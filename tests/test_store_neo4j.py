@@ -1,0 +1,190 @@
+"""The Neo4j store: exact Cypher through a recording driver, Neo4j's own parser, a live test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pandas as pd
+import pytest
+
+from graphfusion.errors import QueryError, StoreError, ValidationError
+from graphfusion.schema import load_schema
+from graphfusion.store import Neo4jStore, open_store
+from graphfusion.store.dialect import NEO4J
+
+try:
+    from cypher_lint import cypher_lint_available, lint_cypher, unavailable_reason
+    from neo4j_recorder import RecordingDriver
+except ImportError:  # pragma: no cover - when tests/ is a package
+    from tests.cypher_lint import cypher_lint_available, lint_cypher, unavailable_reason
+    from tests.neo4j_recorder import RecordingDriver
+
+
+def _store(database: str = "shop") -> tuple[Neo4jStore, RecordingDriver]:
+    driver = RecordingDriver()
+    return Neo4jStore(driver=driver, database=database), driver
+
+
+def test_connect_creates_constraints_and_vector_indexes_first() -> None:
+    store, driver = _store()
+    schema = load_schema()
+    assert driver.queries == NEO4J.schema_ddl(schema)
+    assert all(c.database == "shop" for c in driver.calls)
+    assert driver.queries[0] == (
+        "CREATE CONSTRAINT user_id_unique IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE"
+    )
+
+
+def test_upsert_nodes_sends_unwind_merge_batches() -> None:
+    store, driver = _store()
+    driver.calls.clear()
+    frame = pd.DataFrame(
+        {"id": ["p1", "p2", "p3"], "title": ["Mug", None, "Hat"], "price": [1.5, 2, None]}
+    )
+    store.upsert_nodes("Product", frame, batch_size=2)
+    assert [c.query for c in driver.calls] == [
+        "UNWIND $rows AS r MERGE (n:Product {id: r.id}) SET n.title = coalesce(r.title, "
+        "n.title), n.price = coalesce(r.price, n.price)",
+        # the second batch has no price: it is not sent at all
+        "UNWIND $rows AS r MERGE (n:Product {id: r.id}) SET n.title = coalesce(r.title, n.title)",
+    ]
+    assert driver.calls[0].parameters == {
+        "rows": [
+            {"id": "p1", "title": "Mug", "price": 1.5},
+            {"id": "p2", "title": None, "price": 2.0},
+        ]
+    }
+    assert driver.calls[1].parameters == {"rows": [{"id": "p3", "title": "Hat"}]}
+    assert {c.database for c in driver.calls} == {"shop"}
+
+
+def test_upsert_relationships_checks_ends_then_merges() -> None:
+    store, driver = _store()
+    driver.calls.clear()
+    frame = pd.DataFrame({"src": ["u1"], "dst": ["p1"], "ts": ["2024-05-01T12:00:00"], "weight": [2]})
+    store.upsert_relationships("PURCHASED", frame, start="User", end="Product")
+    assert driver.queries == [
+        "UNWIND $keys AS k MATCH (n:User {id: k}) RETURN n.id AS key",
+        "UNWIND $keys AS k MATCH (n:Product {id: k}) RETURN n.id AS key",
+        "UNWIND $rows AS r MATCH (a:User {id: r.src}) MATCH (b:Product {id: r.dst}) "
+        "MERGE (a)-[e:PURCHASED]->(b) SET e.ts = coalesce(r.ts, e.ts), "
+        "e.weight = coalesce(r.weight, e.weight)",
+    ]
+    assert driver.calls[2].parameters == {
+        "rows": [{"src": "u1", "dst": "p1", "ts": dt.datetime(2024, 5, 1, 12), "weight": 2.0}]
+    }
+
+
+def test_dangling_ends_are_refused_before_writing() -> None:
+    driver = RecordingDriver(lambda q, p: [{"count": 0}] if "count(" in q else [])
+    store = Neo4jStore(driver=driver)
+    driver.calls.clear()
+    with pytest.raises(ValidationError, match="User ends do not exist"):
+        store.upsert_relationships(
+            "VIEWED", pd.DataFrame({"src": ["u1"], "dst": ["p1"]}), start="User", end="Product"
+        )
+    assert not any("MERGE" in q for q in driver.queries)
+
+
+def test_counts_reset_query_and_close() -> None:
+    store, driver = _store()
+    driver.calls.clear()
+    counts = store.counts()
+    schema = load_schema()
+    assert set(counts.nodes) == set(schema.nodes)
+    assert "MATCH (n:Product) RETURN count(n) AS count" in driver.queries
+    assert "MATCH ()-[r:VIEWED]->() RETURN count(r) AS count" in driver.queries
+    driver.calls.clear()
+    store.reset()
+    assert driver.queries == [f"MATCH (n:{label}) DETACH DELETE n" for label in schema.nodes]
+    store.query("MATCH (p:Product {id: $id}) RETURN p", {"id": "p1"})
+    assert driver.calls[-1].parameters == {"id": "p1"}
+    store.close()
+    assert driver.closed
+    with pytest.raises(StoreError, match="closed"):
+        store.query("RETURN 1")
+
+
+def test_driver_errors_become_query_errors() -> None:
+    def boom(query: str, params: dict[str, object]) -> list[dict[str, object]]:
+        if query.startswith("MATCH (x)"):
+            raise RuntimeError("Neo.ClientError.Statement.SyntaxError")
+        return []
+
+    store = Neo4jStore(driver=RecordingDriver(boom))
+    with pytest.raises(QueryError, match="SyntaxError"):
+        store.query("MATCH (x) RETURN y")
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphfusion.store.neo4j import neo4j_settings
+
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    with pytest.raises(StoreError, match="no Neo4j URI"):
+        neo4j_settings()
+    monkeypatch.setenv("NEO4J_URI", "neo4j://db.example:7687")
+    monkeypatch.setenv("NEO4J_USERNAME", "alice")
+    monkeypatch.setenv("NEO4J_DATABASE", "shop")
+    assert neo4j_settings() == {
+        "uri": "neo4j://db.example:7687", "user": "alice", "password": "", "database": "shop"
+    }  # fmt: skip
+    assert neo4j_settings("bolt://other:7687")["uri"] == "bolt://other:7687"
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot connect to Neo4j at bolt://127.0.0.1:9"):
+        open_store(neo4j="bolt://127.0.0.1:9")
+
+
+def _every_statement() -> list[str]:
+    """Drive the store through everything it can send, and collect the statements."""
+    store, driver = _store()
+    schema = load_schema()
+    for label, node in schema.nodes.items():
+        props = [p.name for p in node.properties if p.name != node.key and not p.type.is_vector]
+        frame = pd.DataFrame({"id": ["k"], **{p: [None] for p in props}})
+        for p, prop in zip(props, [node.prop(p) for p in props], strict=True):
+            frame[p] = [{"string": "s", "int": 1, "float": 1.0, "bool": True,
+                         "datetime": "2024-01-01", "list[string]": ["a"]}.get(prop.type.name, None)]  # fmt: skip
+        store.upsert_nodes(label, frame)
+    for rtype, start, end in schema.rel_pairs():
+        rel = schema.rel(rtype)
+        frame = pd.DataFrame({"src": ["a"], "dst": ["b"]})
+        for prop in rel.properties:
+            frame[prop.name] = [{"string": "s", "float": 1.0, "datetime": "2024-01-01"}[prop.type.name]]
+        store.upsert_relationships(rtype, frame, start=start, end=end)
+    store.counts()
+    store.reset()
+    return list(dict.fromkeys(driver.queries))
+
+
+@pytest.mark.skipif(not cypher_lint_available(), reason=unavailable_reason() or "")
+def test_every_statement_passes_neo4j_parser() -> None:
+    statements = _every_statement()
+    assert len(statements) > 40
+    results = lint_cypher(statements)
+    failed = [r.describe() for r in results if not r.ok]
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.neo4j_live
+@pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="NEO4J_URI is not set")
+def test_live_neo4j() -> None:  # pragma: no cover - needs a server
+    store = Neo4jStore()
+    key = f"test-{uuid.uuid4()}"
+    try:
+        store.upsert_nodes("Product", pd.DataFrame({"id": [key], "title": ["Live"]}))
+        store.upsert_nodes("User", pd.DataFrame({"id": [key]}))
+        store.upsert_relationships(
+            "VIEWED", pd.DataFrame({"src": [key], "dst": [key], "weight": [1.0]}),
+            start="User", end="Product",
+        )  # fmt: skip
+        rows = store.query(
+            "MATCH (u:User {id: $k})-[e:VIEWED]->(p:Product {id: $k}) RETURN p.title AS t", {"k": key}
+        )
+        assert rows == [{"t": "Live"}]
+    finally:
+        store.query("MATCH (n {id: $k}) DETACH DELETE n", {"k": key})
+        store.close()
