@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +266,9 @@ _TAXONOMY: tuple[_Top, ...] = (
                 ("cotton", "velvet", "linen"),
                 ("machine washable", "hypoallergenic"),
             ),
-            _Leaf("Vases", "vase", 30, ("ceramic", "glass", "stoneware"), ("watertight", "handmade")),
+            _Leaf(
+                "Vases", "vase", 30, ("ceramic", "glass", "stoneware"), ("watertight", "handmade")
+            ),
             _Leaf(
                 "Blankets",
                 "blanket",
@@ -384,7 +388,9 @@ _TAXONOMY: tuple[_Top, ...] = (
         "toys",
         (236, 222, 224),
         (
-            _Leaf("Puzzles", "puzzle", 15, ("cardboard", "wood"), ("suitable for kids", "recycled")),
+            _Leaf(
+                "Puzzles", "puzzle", 15, ("cardboard", "wood"), ("suitable for kids", "recycled")
+            ),
             _Leaf(
                 "Plush Toys",
                 "plush toy",
@@ -934,6 +940,14 @@ def _textures(n: int) -> NDArray[np.float32]:
     return out
 
 
+def _save_image(pixels: NDArray[np.uint8], kind: int, params: IntArray, path: Path) -> None:
+    """Write one product image, drawing its defects (if any) first."""
+    pil = Image.fromarray(pixels, "RGB")
+    if kind & 3:
+        _draw_defects(pil, kind, params)
+    pil.save(path, format="PNG", compress_level=6)
+
+
 def _draw_defects(pil: Image.Image, kind: int, params: IntArray) -> None:
     """Draw dark scratches (``kind & 1``) and blotches (``kind & 2``) onto an image."""
     draw = ImageDraw.Draw(pil)
@@ -1233,29 +1247,38 @@ class _Shop:
         params = rng.integers(4, IMAGE_SIZE - 4, (n, 6, 4))
         side = np.arange(IMAGE_SIZE)
         written: set[str] = set()
-        for start in range(0, n, 256):
-            idx = np.arange(start, min(start + 256, n))
-            # Per-image shift of the category mask (like np.roll), gathered in one go.
-            ry = (side[None, :] - shifts[idx, 0, None]) % IMAGE_SIZE
-            rx = (side[None, :] - shifts[idx, 1, None]) % IMAGE_SIZE
-            leaf = self.p_leaf[idx]
-            m = masks[leaf[:, None, None], ry[:, :, None], rx[:, None, :]][..., None]
-            fill = np.clip(self.colour_rgb[self.p_colour[idx]] + jitter[idx], 0, 255)
-            fg = fill[:, None, None, :] * textures[self.p_brand[idx]][..., None]
-            bg = tints[self.leaf_top[leaf]][:, None, None, :]
-            img = bg + (fg - bg) * m
-            wash = (kinds[idx] & 4) != 0
-            img[wash] = img[wash] * 0.5 + 0.5 * 235.0
-            img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(6.0)
-            pixels = np.clip(img, 0, 255).astype(np.uint8)
-            for j, i in enumerate(idx):
-                pil = Image.fromarray(pixels[j], "RGB")
-                kind = int(kinds[i])
-                if kind & 3:
-                    _draw_defects(pil, kind, params[i])
-                name = f"{self.product_ids[i]}.png"
-                pil.save(img_dir / name, format="PNG", compress_level=6)
-                written.add(name)
+        # PNG encoding and file creation release the GIL: save on a few threads. The bytes
+        # are fully determined before a task is submitted, so the output stays deterministic.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            pending: list[Future[None]] = []
+            for start in range(0, n, 256):
+                idx = np.arange(start, min(start + 256, n))
+                # Per-image shift of the category mask (like np.roll), gathered in one go.
+                ry = (side[None, :] - shifts[idx, 0, None]) % IMAGE_SIZE
+                rx = (side[None, :] - shifts[idx, 1, None]) % IMAGE_SIZE
+                leaf = self.p_leaf[idx]
+                m = masks[leaf[:, None, None], ry[:, :, None], rx[:, None, :]][..., None]
+                fill = np.clip(self.colour_rgb[self.p_colour[idx]] + jitter[idx], 0, 255)
+                fg = fill[:, None, None, :] * textures[self.p_brand[idx]][..., None]
+                bg = tints[self.leaf_top[leaf]][:, None, None, :]
+                img = bg + (fg - bg) * m
+                wash = (kinds[idx] & 4) != 0
+                img[wash] = img[wash] * 0.5 + 0.5 * 235.0
+                img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(6.0)
+                pixels = np.clip(img, 0, 255).astype(np.uint8)
+                for f in pending:
+                    f.result()
+                pending = []
+                for j, i in enumerate(idx):
+                    name = f"{self.product_ids[i]}.png"
+                    written.add(name)
+                    pending.append(
+                        pool.submit(
+                            _save_image, pixels[j], int(kinds[i]), params[i], img_dir / name
+                        )
+                    )
+            for f in pending:
+                f.result()
         # Remove images of an earlier shop written into this directory (ours by name only).
         for old in img_dir.iterdir():
             if old.is_file() and _IMAGE_NAME.match(old.name) and old.name not in written:
@@ -1283,7 +1306,8 @@ class _Shop:
                 {
                     "id": self.user_ids,
                     "name": [
-                        f"{_FIRST_NAMES[a]} {_LAST_NAMES[b]}" for a, b in zip(first, last, strict=True)
+                        f"{_FIRST_NAMES[a]} {_LAST_NAMES[b]}"
+                        for a, b in zip(first, last, strict=True)
                     ],
                     "age": age,
                     "gender": [("female", "male", "non-binary")[g] for g in gender],
@@ -1371,8 +1395,23 @@ class _Shop:
         a = np.concatenate(aff_l)
         n_rows = len(u)
 
-        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - 2.2))
-        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - 2.9))) & ~light[u]
+        # Purchases and favourites follow the affinity; the threshold is calibrated so that
+        # the expected number of rows meets the preset's target.
+        can_fav = ~light[u]
+        target = float(spec.interactions)
+
+        def expected_rows(c: float) -> float:
+            p_buy = _sigmoid(1.3 * (a - c))
+            p_fav = _sigmoid(1.3 * (a - c - 0.7)) * can_fav
+            return float(n_rows + p_buy.sum() + p_fav.sum())
+
+        lo, hi = 0.5, 4.5
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if expected_rows(mid) > target else (lo, mid)
+        c = 0.5 * (lo + hi)
+        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - c))
+        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - c - 0.7))) & can_fav
         view_w = 1 + rng.poisson(0.3 + 1.5 * _sigmoid(a - 1.5))
         buy_w = 1 + rng.poisson(0.12, n_rows)
         created = self.p_created[p]
@@ -1620,7 +1659,12 @@ class _Shop:
                 v,
             )
             if has:
-                return q, "yes/no", f"Yes, the {brand} {colour} {material} {noun} is {feature}.", "yes"
+                return (
+                    q,
+                    "yes/no",
+                    f"Yes, the {brand} {colour} {material} {noun} is {feature}.",
+                    "yes",
+                )
             return q, "yes/no", f"No, the {brand} {colour} {noun} is not {feature}.", "no"
         if kind == "material":
             q = _pick((f"What is this {noun} made of?", f"What material is the {short}?"), v)
@@ -1629,7 +1673,9 @@ class _Shop:
         if kind == "size":
             sizes = self.p_sizes[p]
             asked = _pick(_APPAREL_SIZES, int(r[2]))
-            q = _pick((f"Does it come in size {asked}?", f"Is the {short} available in size {asked}?"), v)
+            q = _pick(
+                (f"Does it come in size {asked}?", f"Is the {short} available in size {asked}?"), v
+            )
             if asked in sizes:
                 return q, "yes/no", f"Yes, the {short} is available in size {asked}.", "yes"
             return (

@@ -1,0 +1,115 @@
+"""The graphfusion command line: the contract later work relies on, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from graphfusion.cli import main
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_generate_load_stats_cypher(runner: CliRunner, tmp_path: Path) -> None:
+    shop, store = tmp_path / "shop", tmp_path / "store"
+    res = runner.invoke(main, ["generate", "--size", "tiny", "--out", str(shop), "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert (shop / "products.csv").exists()
+    res = runner.invoke(
+        main, ["load", "synthetic", "--source", f"shop={shop}", "--store", str(store), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    loaded = json.loads(res.output)
+    assert loaded["rejected"] == 0
+    assert loaded["nodes"]["Product"] == 40
+    res = runner.invoke(main, ["stats", "--store", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.output)
+    assert set(counts) == {"nodes", "relationships"}
+    assert counts["nodes"]["Product"] == 40
+    assert counts["relationships"]["VIEWED"] > 0
+    res = runner.invoke(
+        main,
+        ["cypher", "MATCH (p:Product) WHERE p.price < $max RETURN p.id AS id ORDER BY id LIMIT 3",
+         "--param", "max=1000", "--store", str(store), "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert rows == [{"id": "p0001"}, {"id": "p0002"}, {"id": "p0003"}]
+    res = runner.invoke(main, ["stats", "--store", str(store)])
+    assert "Product" in res.output
+
+
+def test_load_with_rejected_rows_exits_zero(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "qa.jsonl"
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "name: m\nsources: {qa: {}}\ntables: {qa: {source: qa, format: jsonl}}\n"
+        "nodes: [{label: Question, table: qa, key: qid, properties: {text: q}}]\n"
+    )
+    src.write_text('{"qid": "q1", "q": "ok?"}\nnot json\n')
+    report = tmp_path / "bad.jsonl"
+    res = runner.invoke(
+        main, ["load", str(mapping), "--source", f"qa={src}", "--store", str(tmp_path / "s"),
+               "--report", str(report)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "1 rows rejected" in res.output
+    assert json.loads(report.read_text().splitlines()[0])["line"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["load"], 2, "Missing argument"),
+        (["generate", "--size", "huge", "--out", "x"], 2, "Invalid value"),
+        (["load", "synthetic", "--source", "noequals"], 2, "expected NAME=PATH"),
+        (["load", "synthetic", "--source", "shop=/does/not/exist"], 1, "does not exist"),
+        (["load", "nope"], 1, "no mapping 'nope'"),
+        (["cypher", "MATCH (n:Nope) RETURN n"], 1, "error:"),
+        (["nonsense"], 2, "No such command"),
+    ],
+)
+def test_exit_codes(
+    runner: CliRunner, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    store_args = ["--store", str(tmp_path / "s")] if args[0] in ("load", "cypher") else []
+    res = runner.invoke(main, [*args, *store_args] if len(args) > 1 else args)
+    assert res.exit_code == code, res.output
+    assert message in res.output
+    if code == 1:
+        assert "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(main, ["--debug", "load", "nope", "--store", str(tmp_path / "s")])
+    assert res.exit_code != 0
+    assert res.exception is not None
+
+
+def test_store_from_environment(runner: CliRunner, tmp_path: Path) -> None:
+    env_store = tmp_path / "from-env"
+    res = runner.invoke(main, ["stats", "--json"], env={"GRAPHFUSION_STORE": str(env_store)})
+    assert res.exit_code == 0, res.output
+    assert (env_store / "graphfusion.json").exists()
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "GRAPHFUSION_STORE": str(tmp_path / "store")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphfusion.cli", "demo"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Suppliers by share of 1-2 star reviews" in proc.stdout
+    assert "0 rows rejected" in proc.stdout
