@@ -130,8 +130,12 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-@click.option("--size", type=click.Choice(["tiny", "small", "bench"]), default="tiny", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR")
+@click.option(
+    "--size", type=click.Choice(["tiny", "small", "bench"]), default="tiny", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR"
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @_command
 def generate(size: str, out: Path, seed: int) -> None:
@@ -145,8 +149,14 @@ def generate(size: str, out: Path, seed: int) -> None:
 
 @main.command("load")
 @click.argument("mapping")
-@click.option("--source", "sources", multiple=True, metavar="NAME=PATH", help="A source of the mapping.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Rejected rows (.csv or .jsonl).")
+@click.option(
+    "--source", "sources", multiple=True, metavar="NAME=PATH", help="A source of the mapping."
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rejected rows (.csv or .jsonl).",
+)
 @click.option("--batch-size", type=click.IntRange(1, 200_000), default=10_000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
@@ -168,7 +178,9 @@ def load_cmd(
     """
     parsed = _parse_sources(sources)
     with _engine(store, neo4j_uri) as engine:
-        result = engine.load(mapping, parsed, report=report, batch_size=batch_size, progress=not as_json)
+        result = engine.load(
+            mapping, parsed, report=report, batch_size=batch_size, progress=not as_json
+        )
     if as_json:
         _echo_json(result.to_dict())
     else:
@@ -196,7 +208,9 @@ def stats(as_json: bool, store: Path | None, neo4j_uri: str | None) -> None:
 
 @main.command("cypher")
 @click.argument("query")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter (JSON or text).")
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter (JSON or text)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as a JSON list of objects.")
 @_store_options
 @_command

@@ -154,7 +154,9 @@ class _Loader:
                 raise MappingError(f"source {name!r}: {src} does not exist")
 
     def _used_tables(self) -> list[str]:
-        names = [s.table for s in self.mapping.nodes] + [s.table for s in self.mapping.relationships]
+        names = [s.table for s in self.mapping.nodes] + [
+            s.table for s in self.mapping.relationships
+        ]
         return list(dict.fromkeys(names))
 
     def table(self, name: str) -> tuple[str, list[Record]]:
@@ -163,19 +165,24 @@ class _Loader:
         spec = self.mapping.tables[name]
         src = self.sources[spec.source]
         folder: str | None = None
+        target: Any
         if isinstance(src, pd.DataFrame):
             label, target = f"{spec.source}:frame", src
         else:
             path = Path(src)
             if spec.file:
                 if not path.is_dir():
-                    raise MappingError(f"source {spec.source!r} must be a folder holding {spec.file}")
+                    raise MappingError(
+                        f"source {spec.source!r} must be a folder holding {spec.file}"
+                    )
                 path = path / spec.file
             label, target = str(path), path
             folder = str((path if path.is_dir() else path.parent).resolve())
         rows: list[Record] = []
         reader = read_source(spec.format, target, name=spec.source, options=dict(spec.options))
-        for rec in tqdm(reader, desc=f"read {name}", unit="row", disable=not self.progress, leave=False):
+        for rec in tqdm(
+            reader, desc=f"read {name}", unit="row", disable=not self.progress, leave=False
+        ):
             if isinstance(rec, BadRecord):
                 self.rejects.append(Reject(label, rec.line, "", rec.reason, name))
             else:

@@ -461,9 +461,11 @@ def _parse_node(
     unknown = set(spec) - {"label", "table", "key", "properties", "unique", "where"}
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
-    label = spec.get("label")
+    label = str(spec.get("label"))
     if label not in schema.nodes:
-        raise MappingError(f"{where}: label {label!r} is not in the schema ({', '.join(schema.nodes)})")
+        raise MappingError(
+            f"{where}: label {label!r} is not in the schema ({', '.join(schema.nodes)})"
+        )
     node = schema.nodes[label]
     if "key" not in spec:
         raise MappingError(f"{where}: 'key' is required")
@@ -493,10 +495,19 @@ def _parse_rel(
 ) -> RelSpec:
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: a relationship spec must be a mapping")
-    unknown = set(spec) - {"type", "table", "from", "to", "properties", "unique", "where", "optional"}
+    unknown = set(spec) - {
+        "type",
+        "table",
+        "from",
+        "to",
+        "properties",
+        "unique",
+        "where",
+        "optional",
+    }
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
-    rtype = spec.get("type")
+    rtype = str(spec.get("type"))
     if rtype not in schema.relationships:
         raise MappingError(
             f"{where}: relationship type {rtype!r} is not in the schema "

@@ -59,11 +59,13 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    raw: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
+    raw: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
 
 
-def read_source(fmt: str, source: Any, *, name: str = "", options: dict[str, Any] | None = None) -> Iterator[Record | BadRecord]:
+def read_source(
+    fmt: str, source: Any, *, name: str = "", options: dict[str, Any] | None = None
+) -> Iterator[Record | BadRecord]:
     """Read one table.
 
     Args:
@@ -193,7 +195,7 @@ def _read_images(path: Path) -> Iterator[Record | BadRecord]:
             yield Record(n, {"id": file.stem, "path": str(file.resolve()), "file": rel})
         return
     try:
-        archive = tarfile.open(path, "r:*")
+        archive = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield BadRecord(1, f"not a readable tar archive: {exc}")
         return

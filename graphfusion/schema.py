@@ -1,9 +1,9 @@
 """The graph schema: labels, relationship types, typed properties and vector features.
 
-The schema lives in a YAML file (``graphfusion/definitions/schema/ecommerce.yaml`` by default) and is the single
-source of truth for every label, relationship type, key, constraint and vector index. Stores
-generate their DDL from it, and Cypher written by graphfusion takes labels and types only from
-it, never from user input.
+The schema lives in a YAML file (``graphfusion/definitions/schema/ecommerce.yaml`` by
+default) and is the single source of truth for every label, relationship type, key,
+constraint and vector index. Stores generate their DDL from it, and Cypher written by
+graphfusion takes labels and types only from it, never from user input.
 
 Example:
     >>> from graphfusion.schema import load_schema

@@ -1409,9 +1409,9 @@ class _Shop:
         for _ in range(40):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if expected_rows(mid) > target else (lo, mid)
-        c = 0.5 * (lo + hi)
-        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - c))
-        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - c - 0.7))) & can_fav
+        thr = 0.5 * (lo + hi)
+        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - thr))
+        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - thr - 0.7))) & can_fav
         view_w = 1 + rng.poisson(0.3 + 1.5 * _sigmoid(a - 1.5))
         buy_w = 1 + rng.poisson(0.12, n_rows)
         created = self.p_created[p]
@@ -1419,14 +1419,12 @@ class _Shop:
         buy_ts = np.minimum(view_ts + rng.exponential(1.5 * _DAY, n_rows).astype(np.int64), _END)
         fav_ts = np.minimum(view_ts + rng.exponential(0.5 * _DAY, n_rows).astype(np.int64), _END)
 
-        kinds = np.concatenate(
-            [np.zeros(n_rows, np.int64), np.ones(int(buy.sum()), np.int64)]
-            + [np.full(int(fav.sum()), 2, np.int64)]
-        )
+        n_buy, n_fav = int(buy.sum()), int(fav.sum())
+        kinds = np.repeat(np.arange(3, dtype=np.int64), [n_rows, n_buy, n_fav])
         all_u = np.concatenate([u, u[buy], u[fav]])
         all_p = np.concatenate([p, p[buy], p[fav]])
         all_ts = np.concatenate([view_ts, buy_ts[buy], fav_ts[fav]])
-        all_w = np.concatenate([view_w, buy_w[buy], np.ones(int(fav.sum()), np.int64)])
+        all_w = np.concatenate([view_w, buy_w[buy], np.ones(n_fav, np.int64)])
         order = np.lexsort((kinds, all_p, all_ts, all_u))
         type_names = np.array(["VIEWED", "PURCHASED", "FAVORITED"])
         self.write(

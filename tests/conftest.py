@@ -13,8 +13,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tests never talk to a server unless asked to, and never read a user's store setting.
 os.environ.pop("GRAPHFUSION_STORE", None)
 
-from graphfusion.store import EmbeddedStore  # noqa: E402
-from graphfusion.synthetic import generate_shop  # noqa: E402
+from graphfusion.store import EmbeddedStore
+from graphfusion.synthetic import generate_shop
 
 
 @pytest.fixture(scope="session")

@@ -135,14 +135,20 @@ def test_bad_rows_are_reported_and_the_good_ones_loaded(
     report = load(store, "synthetic", {"shop": shop}, report=report_path)
     # A rejected product line is also reported by the relationships that name it: key the
     # node rejects and the relationship rejects apart.
-    by_line = {(Path(r.source).name, r.line): r for r in report.rejected if r.target in ("Product node", "products")}
+    by_line = {
+        (Path(r.source).name, r.line): r
+        for r in report.rejected
+        if r.target in ("Product node", "products")
+    }
     by_line.update(
         {(Path(r.source).name, r.line): r for r in report.rejected if r.target.startswith("VIEWED")}
     )
     assert by_line[("products.csv", n_lines + 1)].field == "price"
     assert "not a number" in by_line[("products.csv", n_lines + 1)].reason
     assert "missing key" in by_line[("products.csv", n_lines + 2)].reason
-    assert "duplicate key 'p0001' (first at line 2)" in by_line[("products.csv", n_lines + 3)].reason
+    assert (
+        "duplicate key 'p0001' (first at line 2)" in by_line[("products.csv", n_lines + 3)].reason
+    )
     assert "fields" in by_line[("products.csv", n_lines + 4)].reason
     assert by_line[("products.csv", n_lines + 6)].field == "created_at"
     assert "Product 'p4040' does not exist" in by_line[("interactions.csv", m_lines + 1)].reason
@@ -176,7 +182,8 @@ def test_default_report_goes_to_the_store_folder(
 
 def _gift_mapping(tmp_path: Path, fmt: str = "jsonl", extra: str = "") -> Path:
     path = tmp_path / "m.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: mini
         sources: {{items: {{}}}}
         tables: {{items: {{source: items, format: {fmt}}}}}
@@ -186,7 +193,8 @@ def _gift_mapping(tmp_path: Path, fmt: str = "jsonl", extra: str = "") -> Path:
             key: asin
             properties: {{title: title, price: {{column: price, transform: number}}}}
         {extra}
-    """))
+    """)
+    )
     return path
 
 

@@ -28,7 +28,7 @@ def _store(database: str = "shop") -> tuple[Neo4jStore, RecordingDriver]:
 
 
 def test_connect_creates_constraints_and_vector_indexes_first() -> None:
-    store, driver = _store()
+    _, driver = _store()
     schema = load_schema()
     assert driver.queries == NEO4J.schema_ddl(schema)
     assert all(c.database == "shop" for c in driver.calls)
@@ -63,7 +63,9 @@ def test_upsert_nodes_sends_unwind_merge_batches() -> None:
 def test_upsert_relationships_checks_ends_then_merges() -> None:
     store, driver = _store()
     driver.calls.clear()
-    frame = pd.DataFrame({"src": ["u1"], "dst": ["p1"], "ts": ["2024-05-01T12:00:00"], "weight": [2]})
+    frame = pd.DataFrame(
+        {"src": ["u1"], "dst": ["p1"], "ts": ["2024-05-01T12:00:00"], "weight": [2]}
+    )
     store.upsert_relationships("PURCHASED", frame, start="User", end="Product")
     assert driver.queries == [
         "UNWIND $keys AS k MATCH (n:User {id: k}) RETURN n.id AS key",
@@ -134,8 +136,18 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    with pytest.raises(StoreError, match="cannot connect to Neo4j at bolt://127.0.0.1:9"):
+    with pytest.raises(StoreError, match=r"cannot connect to Neo4j at bolt://127\.0\.0\.1:9"):
         open_store(neo4j="bolt://127.0.0.1:9")
+
+
+SAMPLE = {
+    "string": "s",
+    "int": 1,
+    "float": 1.0,
+    "bool": True,
+    "datetime": "2024-01-01",
+    "list[string]": ["a"],
+}
 
 
 def _every_statement() -> list[str]:
@@ -145,15 +157,14 @@ def _every_statement() -> list[str]:
     for label, node in schema.nodes.items():
         props = [p.name for p in node.properties if p.name != node.key and not p.type.is_vector]
         frame = pd.DataFrame({"id": ["k"], **{p: [None] for p in props}})
-        for p, prop in zip(props, [node.prop(p) for p in props], strict=True):
-            frame[p] = [{"string": "s", "int": 1, "float": 1.0, "bool": True,
-                         "datetime": "2024-01-01", "list[string]": ["a"]}.get(prop.type.name, None)]  # fmt: skip
+        for p in props:
+            frame[p] = [SAMPLE[node.prop(p).type.name]]
         store.upsert_nodes(label, frame)
     for rtype, start, end in schema.rel_pairs():
         rel = schema.rel(rtype)
         frame = pd.DataFrame({"src": ["a"], "dst": ["b"]})
         for prop in rel.properties:
-            frame[prop.name] = [{"string": "s", "float": 1.0, "datetime": "2024-01-01"}[prop.type.name]]
+            frame[prop.name] = [SAMPLE[prop.type.name]]
         store.upsert_relationships(rtype, frame, start=start, end=end)
     store.counts()
     store.reset()
@@ -182,7 +193,8 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
             start="User", end="Product",
         )  # fmt: skip
         rows = store.query(
-            "MATCH (u:User {id: $k})-[e:VIEWED]->(p:Product {id: $k}) RETURN p.title AS t", {"k": key}
+            "MATCH (u:User {id: $k})-[e:VIEWED]->(p:Product {id: $k}) RETURN p.title AS t",
+            {"k": key},
         )
         assert rows == [{"t": "Live"}]
     finally:

@@ -47,4 +47,6 @@ def open_store(
         return Neo4jStore(neo4j, schema=schema)
     if store is None and not os.environ.get("GRAPHFUSION_STORE") and os.environ.get("NEO4J_URI"):
         return Neo4jStore(schema=schema)
-    return EmbeddedStore(Path(store) if store is not None else None, schema=schema, read_only=read_only)
+    return EmbeddedStore(
+        Path(store) if store is not None else None, schema=schema, read_only=read_only
+    )

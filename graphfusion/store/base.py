@@ -299,7 +299,9 @@ class BaseStore(ABC):
             self.schema.node(label)  # raises SchemaError for an unknown label
         if not rel.connects(start, end):
             allowed = ", ".join(f"({a})->({b})" for a, b in rel.between)
-            raise SchemaError(f"{rel_type} does not connect ({start})->({end}); it connects {allowed}")
+            raise SchemaError(
+                f"{rel_type} does not connect ({start})->({end}); it connects {allowed}"
+            )
         self._check_batch(batch_size)
         frame = _check_frame(frame, required=[SRC, DST])
         props = [c for c in frame.columns if c not in (SRC, DST)]

@@ -220,8 +220,17 @@ class EmbeddedStore(BaseStore):
             self._db.close()
 
     # ----------------------------------------------------------------- batch writers
-    def _copy(self, table: str, columns: list[str], types: list[pa.DataType], rows: list[dict[str, Any]], options: str = "") -> None:
-        arrays = [pa.array([r[c] for r in rows], type=t) for c, t in zip(columns, types, strict=True)]
+    def _copy(
+        self,
+        table: str,
+        columns: list[str],
+        types: list[pa.DataType],
+        rows: list[dict[str, Any]],
+        options: str = "",
+    ) -> None:
+        arrays = [
+            pa.array([r[c] for r in rows], type=t) for c, t in zip(columns, types, strict=True)
+        ]
         tbl = pa.Table.from_arrays(arrays, names=columns)  # noqa: F841 - read by COPY below
         targets = "" if options else f"({', '.join(columns)})"
         try:
@@ -235,7 +244,9 @@ class EmbeddedStore(BaseStore):
         fresh = [r for r in rows if r[key] not in present]
         if fresh:
             cols = [key, *props]
-            self._copy(node.label, cols, [_ARROW_TYPES[node.prop(c).type.name] for c in cols], fresh)
+            self._copy(
+                node.label, cols, [_ARROW_TYPES[node.prop(c).type.name] for c in cols], fresh
+            )
         old = [r for r in rows if r[key] in present]
         if old and props:
             self._run(cypher.update_nodes(node, props), {"rows": old})
