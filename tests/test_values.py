@@ -1,0 +1,68 @@
+"""Converting raw values to schema types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+
+from graphfusion.schema import PropertyType
+from graphfusion.values import MAX_STRING_BYTES, coerce
+
+S, INT, F, B, D = (PropertyType(n) for n in ("string", "int", "float", "bool", "datetime"))
+LS = PropertyType("list[string]")
+V3 = PropertyType("vector", dim=3, similarity="cosine")
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype", "expected"),
+    [
+        ("  ", S, None),
+        (None, F, None),
+        (math.nan, INT, None),
+        (12, S, "12"),
+        ("1,234", INT, 1234),
+        ("3.0", INT, 3),
+        (np.int64(7), INT, 7),
+        ("$", S, "$"),
+        ("2.5", F, 2.5),
+        (3, F, 3.0),
+        ("yes", B, True),
+        ("0", B, False),
+        (np.bool_(True), B, True),
+        ("2024-03-05T14:22:10", D, dt.datetime(2024, 3, 5, 14, 22, 10)),
+        ("2024-03-05T14:22:10+02:00", D, dt.datetime(2024, 3, 5, 12, 22, 10)),
+        (1_700_000_000, D, dt.datetime(2023, 11, 14, 22, 13, 20)),
+        ("a; b;;c", LS, ["a", "b", "c"]),
+        (["x", None, "y"], LS, ["x", "y"]),
+        (np.array([1, 2, 3]), V3, [1.0, 2.0, 3.0]),
+    ],
+)
+def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
+    assert coerce(value, ptype) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype", "match"),
+    [
+        ("abc", INT, "not an integer"),
+        ("2.5", INT, "not a whole number"),
+        ("inf", F, "not a finite number"),
+        (True, F, "boolean"),
+        ("maybe", B, "not a boolean"),
+        ("next tuesday-ish", D, "not a date"),
+        (b"\xff\xfe", S, "not UTF-8"),
+        ("a\x00b", S, "NUL"),
+        ("x" * (MAX_STRING_BYTES + 1), S, "longer than"),
+        ([1.0, math.nan, 2.0], V3, "NaN"),
+        ([1.0, 2.0], V3, "has 2 values"),
+        ("1,2,3", V3, "got a string"),
+        (["a", "b", "c"], V3, "not numbers"),
+        ({"a": 1}, S, "expected a string"),
+    ],
+)
+def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        coerce(value, ptype)
