@@ -117,6 +117,14 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (other work on the machine skews timings)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def machine_info(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
     """Where and when a benchmark ran: CPUs, memory, OS, Python and package versions, date."""
     try:
@@ -129,6 +137,7 @@ def machine_info(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
         "cpu_usable": usable,
         "cpu_model": _cpu_model(),
         "memory_gib": _memory_gib(),
+        "load_average": _load_average(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -164,9 +173,7 @@ def markdown_table(
     """
     cells = [[c if isinstance(c, str) else fmt_num(c) for c in row] for row in rows]
     align = align or "l" + "r" * (len(headers) - 1)
-    widths = [
-        max([len(h), 3, *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)
-    ]
+    widths = [max([len(h), 3, *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         parts = [
@@ -175,7 +182,9 @@ def markdown_table(
         ]
         return "| " + " | ".join(parts) + " |"
 
-    rule = [("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)]
+    rule = [
+        ("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align, strict=True)
+    ]
     return "\n".join([line(headers), line(rule), *(line(r) for r in cells)])
 
 

@@ -230,6 +230,95 @@ def cypher_cmd(
     click.echo(frame.to_string(index=False) if not frame.empty else "(no rows)")
 
 
+@main.command("embed")
+@click.option(
+    "--only",
+    type=click.Choice(["text", "image", "behaviour"]),
+    multiple=True,
+    help="Only these modalities (repeatable); all by default.",
+)
+@click.option(
+    "--text-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="A sentence-transformers folder.",
+)
+@click.option(
+    "--image-backbone", default="mobilenet_v2", show_default=True, help="A torchvision model name."
+)
+@click.option(
+    "--image-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Weights file for the backbone.",
+)
+@click.option("--download", is_flag=True, help="Let torchvision download the backbone's weights.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Nodes without a vector (.jsonl/.csv).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_store_options
+@_command
+def embed_cmd(
+    only: tuple[str, ...],
+    text_model: str | None,
+    image_backbone: str,
+    image_weights: str | None,
+    download: bool,
+    report: Path | None,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """Compute text, image and behaviour vectors for every node that needs one."""
+    kinds = list(only) or None
+    text_encoder = image_encoder = None
+    if kinds is None or "text" in kinds:
+        from graphfusion.features.text import TextEncoder
+
+        text_encoder = TextEncoder(text_model)
+    if kinds is None or "image" in kinds:
+        from graphfusion.features.image import ImageEncoder
+
+        image_encoder = ImageEncoder(image_backbone, weights=image_weights, download=download)
+    with _engine(store, neo4j_uri) as engine:
+        result = engine.embed(
+            kinds,
+            text_encoder=text_encoder,
+            image_encoder=image_encoder,
+            report=report,
+            progress=not as_json,
+        )
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(result.summary())
+
+
+@main.command("similar")
+@click.argument("product_id")
+@click.option(
+    "--modality",
+    type=click.Choice(["text", "image", "behaviour", "fused"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print rows as a JSON list of objects.")
+@_store_options
+@_command
+def similar_cmd(
+    product_id: str, modality: str, k: int, as_json: bool, store: Path | None, neo4j_uri: str | None
+) -> None:
+    """The K products most similar to PRODUCT_ID by one modality's vectors."""
+    with _engine(store, neo4j_uri) as engine:
+        frame = engine.similar(product_id, modality, k)
+    if as_json:
+        _echo_json(frame.to_dict(orient="records"))
+    else:
+        click.echo(frame.to_string(index=False) if not frame.empty else "(no results)")
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -10,16 +10,18 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from graphfusion.errors import ValidationError
+from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vectors
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
 from graphfusion.schema import Schema
+from graphfusion.search import similar
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
 from graphfusion.store.base import DEFAULT_BATCH_SIZE
 
@@ -92,6 +94,38 @@ class Engine:
             batch_size=batch_size,
             progress=progress,
         )
+
+    def embed(
+        self,
+        only: Sequence[str] | str | None = None,
+        *,
+        text_encoder: Any | None = None,
+        image_encoder: Any | None = None,
+        report: str | Path | None = None,
+        progress: bool = False,
+    ) -> EmbedReport:
+        """Compute text, image and behaviour vectors where missing or out of date.
+
+        See :func:`graphfusion.features.embed`. A second run recomputes nothing.
+        """
+        return embed(
+            self.store,
+            only=only,
+            text_encoder=text_encoder,
+            image_encoder=image_encoder,
+            report=report,
+            progress=progress,
+        )
+
+    def add_vectors(
+        self, label: str, prop: str, keys: Sequence[str], vectors: Any
+    ) -> tuple[int, list[EmbedError]]:
+        """Write vectors computed elsewhere; bad rows (NaN, unknown key) are reported."""
+        return write_vectors(self.store, label, prop, keys, vectors)
+
+    def similar(self, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
+        """The ``k`` products most similar to ``product_id`` by ``modality`` (with scores)."""
+        return similar(self.store, product_id, modality, k)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""

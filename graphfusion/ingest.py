@@ -16,9 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -32,6 +29,7 @@ from tqdm.auto import tqdm
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
 from graphfusion.readers import BadRecord, Record, read_source
+from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema
 from graphfusion.store.base import DEFAULT_BATCH_SIZE, DST, SRC, BaseStore
 from graphfusion.values import coerce, is_missing
@@ -43,6 +41,7 @@ log = logging.getLogger("graphfusion.ingest")
 #: Longest key accepted.
 MAX_KEY_CHARS = 512
 _STRING = PropertyType("string")
+REPORT_FIELDS = ("source", "line", "target", "field", "reason")
 
 
 @dataclass(frozen=True)
@@ -390,22 +389,6 @@ def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{n: row.get(n) for n in names} for row in rows]
 
 
-def write_report(rejects: list[Reject], path: Path) -> Path:
-    """Write rejected rows to ``path``: CSV for ``.csv``, else JSON lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["source", "line", "target", "field", "reason"])
-            writer.writeheader()
-            for rej in rejects:
-                writer.writerow(rej.to_dict())
-    else:
-        with path.open("w", encoding="utf-8") as fh:
-            for rej in rejects:
-                fh.write(json.dumps(rej.to_dict(), ensure_ascii=False) + "\n")
-    return path
-
-
 def load(
     store: BaseStore,
     mapping: str | Path | LoaderMapping,
@@ -442,10 +425,8 @@ def load(
     loader = _Loader(store, mapping, sources, progress)
     result = loader.run(batch_size)
     if report is not None or result.rejected:
-        if report is None:
-            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            folder = getattr(store, "reports_dir", Path("graphfusion-reports"))
-            report = Path(folder) / f"load-{mapping.name}-{stamp}.jsonl"
-        result.report_path = write_report(result.rejected, Path(report))
+        path = report or default_report_path(store, f"load-{mapping.name}")
+        rows = [r.to_dict() for r in result.rejected]
+        result.report_path = write_rows(rows, path, REPORT_FIELDS)
     log.info(result.summary())
     return result

@@ -45,6 +45,7 @@ DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 SCALAR_TYPES = ("string", "int", "float", "bool", "datetime")
 LIST_TYPES = ("list[string]", "list[float]", "list[int]")
 SIMILARITIES = ("cosine", "euclidean")
+ENCODERS = ("text", "image", "behaviour", "model")
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,16 @@ class PropertyType:
             ``list[float]``, ``list[int]`` or ``vector``.
         dim: Vector dimension (vectors only).
         similarity: ``cosine`` or ``euclidean`` (vectors only).
+        encoder: What computes the vector: ``text``, ``image``, ``behaviour`` or ``model``
+            (vectors only).
+        inputs: The properties the encoder reads (``text`` and ``image`` vectors).
     """
 
     name: str
     dim: int | None = None
     similarity: str | None = None
+    encoder: str | None = None
+    inputs: tuple[str, ...] = ()
 
     @property
     def is_vector(self) -> bool:
@@ -308,14 +314,16 @@ def _parse_type(raw: Any, where: str) -> PropertyType:
             f"{', '.join(SCALAR_TYPES + LIST_TYPES)} or {{type: vector, dim: N}}"
         )
     if isinstance(raw, dict):
-        unknown = set(raw) - {"type", "dim", "similarity", "description"}
+        unknown = set(raw) - {"type", "dim", "similarity", "description", "encoder", "from"}
         if unknown:
             raise SchemaError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         tname = raw.get("type")
         if tname != "vector":
             base = _parse_type(tname, where)
-            if "dim" in raw or "similarity" in raw:
-                raise SchemaError(f"{where}: 'dim' and 'similarity' apply to vectors only")
+            if set(raw) & {"dim", "similarity", "encoder", "from"}:
+                raise SchemaError(
+                    f"{where}: 'dim', 'similarity', 'encoder' and 'from' apply to vectors only"
+                )
             return base
         dim = raw.get("dim")
         if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 4096:
@@ -323,7 +331,17 @@ def _parse_type(raw: Any, where: str) -> PropertyType:
         sim = raw.get("similarity", "cosine")
         if sim not in SIMILARITIES:
             raise SchemaError(f"{where}: similarity must be one of {SIMILARITIES}, got {sim!r}")
-        return PropertyType("vector", dim=dim, similarity=sim)
+        encoder = raw.get("encoder")
+        if encoder is not None and encoder not in ENCODERS:
+            raise SchemaError(f"{where}: encoder must be one of {ENCODERS}, got {encoder!r}")
+        inputs = raw.get("from") or []
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if encoder in ("text", "image") and not inputs:
+            raise SchemaError(f"{where}: a {encoder} vector needs 'from': the properties it reads")
+        return PropertyType(
+            "vector", dim=dim, similarity=sim, encoder=encoder, inputs=tuple(map(str, inputs))
+        )
     raise SchemaError(f"{where}: a property type must be a name or a mapping, got {raw!r}")
 
 
@@ -354,6 +372,13 @@ def _parse_node(label: str, spec: Any, source: str) -> NodeType:
     if not isinstance(key, str):
         raise SchemaError(f"{where}: 'key' (the key property's name) is required")
     by_name = {p.name: p for p in props}
+    for prop in props:
+        for src in prop.type.inputs:
+            if src not in by_name or by_name[src].type.name != "string":
+                raise SchemaError(
+                    f"{where}.{prop.name}: 'from' names {src!r}, which is not a string "
+                    "property of the label"
+                )
     if key not in by_name:
         raise SchemaError(f"{where}: key property {key!r} is not among its properties")
     if by_name[key].type.name != "string":

@@ -431,6 +431,10 @@ _COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("navy", (20, 32, 95)),
 )
 
+#: Colours of drawn image defects (exact: they are drawn after the pixel noise).
+_SCRATCH_RGB = (28, 24, 20)
+_BLOTCH_RGB = (60, 44, 30)
+
 _PRICE_LEVELS = ("low", "mid", "high")
 _PRICE_FACTORS = np.array([0.6, 1.0, 1.8])
 _PRICE_LEVEL_P = np.array([0.35, 0.45, 0.20])
@@ -571,7 +575,7 @@ _ATTRIBUTE_LINES = (
     "You can tell it is real {material}.",
     "Typical {brand} quality.",
     "The {colour} finish goes with everything.",
-    "For a {category} item it feels {feel}.",
+    "Compared to other {category} I own, it feels {feel}.",
     "Nice {colour} {material}, exactly what I wanted from {brand}.",
 )
 _SHADES = ("lighter", "darker", "brighter", "more muted")
@@ -839,6 +843,26 @@ def _brand_names(n: int) -> list[str]:
     return names[:n]
 
 
+def _stratified(
+    rng: np.random.Generator,
+    groups: IntArray,
+    n_groups: int,
+    share: FloatArray,
+    eligible: BoolArray,
+) -> BoolArray:
+    """Per group, mark a stochastically rounded ``share`` of its eligible items, at random."""
+    idx = np.flatnonzero(eligible)
+    g = groups[idx]
+    order = np.lexsort((rng.random(idx.size), g))
+    sorted_g = g[order]
+    rank = np.arange(idx.size) - np.searchsorted(sorted_g, sorted_g, "left")
+    count = np.bincount(g, minlength=n_groups)
+    quota = np.floor(share * count + rng.random(n_groups)).astype(np.int64)
+    out = np.zeros(groups.size, dtype=bool)
+    out[idx[order]] = rank < quota[sorted_g]
+    return out
+
+
 def _top_k_rows(scores: NDArray[np.floating[Any]], k: IntArray) -> tuple[IntArray, IntArray]:
     """Per row, the column indices of the ``k[row]`` largest scores (largest first)."""
     n_rows, n_cols = scores.shape
@@ -951,15 +975,22 @@ def _save_image(pixels: NDArray[np.uint8], kind: int, params: IntArray, path: Pa
 def _draw_defects(pil: Image.Image, kind: int, params: IntArray) -> None:
     """Draw dark scratches (``kind & 1``) and blotches (``kind & 2``) onto an image."""
     draw = ImageDraw.Draw(pil)
+    last = IMAGE_SIZE - 1
     if kind & 1:
         for j in range(1 + int(params[5, 0]) % 3):
-            x0, y0, x1, y1 = (int(v) for v in params[j])
-            draw.line((x0, y0, x1, y1), fill=(28, 24, 20), width=1 + j % 2)
+            x0, y0, length, turn = (int(v) for v in params[j])
+            length = 18 + length % 20
+            angle = 2 * math.pi * turn / IMAGE_SIZE
+            dx, dy = round(length * math.cos(angle)), round(length * math.sin(angle))
+            dx = dx if 0 <= x0 + dx <= last else -dx
+            dy = dy if 0 <= y0 + dy <= last else -dy
+            x1, y1 = min(max(x0 + dx, 0), last), min(max(y0 + dy, 0), last)
+            draw.line((x0, y0, x1, y1), fill=_SCRATCH_RGB, width=1 + j % 2)
     if kind & 2:
         for j in range(1 + int(params[5, 1]) % 2):
             x0, y0, w, h = (int(v) for v in params[3 + j])
             w, h = 5 + w % 10, 5 + h % 10
-            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=(60, 44, 30))
+            draw.ellipse((x0, y0, x0 + w, y0 + h), fill=_BLOTCH_RGB)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1284,7 +1315,11 @@ class _Shop:
             if old.is_file() and _IMAGE_NAME.match(old.name) and old.name not in written:
                 old.unlink()
         self.counts["images"] = n
-        self.gt["image_defects"] = [self.product_ids[i] for i in np.flatnonzero(kinds)]
+        names = ("scratches", "blotches", "washout")
+        self.gt["image_defects"] = {
+            self.product_ids[i]: [name for bit, name in enumerate(names) if kinds[i] >> bit & 1]
+            for i in np.flatnonzero(kinds)
+        }
 
     # -- users --------------------------------------------------------------------------------
 
@@ -1448,14 +1483,19 @@ class _Shop:
         spec = self.spec
         rng = self.rng(6)
         n_buy = len(self.buy_u)
-        item_bad = rng.random(n_buy) < self.batch_rate[self.p_batch[self.buy_p]]
         n_rev = min(spec.reviews, n_buy)
-        keys = np.log1p(0.3 * item_bad) + _gumbel(rng, n_buy)
-        chosen = np.sort(np.argpartition(-keys, n_rev - 1)[:n_rev]) if n_rev else np.zeros(0, int)
-        ru, rp, bad = self.buy_u[chosen], self.buy_p[chosen], item_bad[chosen]
+        chosen = np.sort(rng.choice(n_buy, n_rev, replace=False))
+        ru, rp = self.buy_u[chosen], self.buy_p[chosen]
+        # Which reviewed items are defective, and which reviews complain: per batch, a
+        # stochastically rounded share (stratified, so even tiny shops follow the hidden rates).
+        # Noise both ways: some defective items are reviewed positively, some good ones not.
+        rb = self.p_batch[rp]
+        every = np.ones(n_rev, dtype=bool)
+        bad = _stratified(rng, rb, spec.batches, self.batch_rate, every)
+        complaint = _stratified(rng, rb, spec.batches, np.full(spec.batches, 0.8), bad)
+        complaint |= _stratified(rng, rb, spec.batches, np.full(spec.batches, 0.04), ~bad)
         aff = self.buy_aff[chosen]
         pts = self.buy_ts[chosen]
-        complaint = np.where(bad, rng.random(n_rev) < 0.8, rng.random(n_rev) < 0.04)
 
         # Guarantee an "at-risk" product: in a defective batch of a defective supplier and
         # without any complaint yet.

@@ -104,6 +104,20 @@ class Dialect:
             )
         return f"vector.similarity.cosine({left}, {right})"
 
+    def nearest(self, label: str, prop: str, dim: int) -> str:
+        """Candidates ``node`` of ``label`` with their cosine ``score`` to ``$vector``.
+
+        LadybugDB scores every node with a vector (exact); Neo4j asks its vector index for the
+        ``$k`` nearest (approximate) and maps its [0, 1] score back to cosine similarity.
+        """
+        if self.name == "ladybug":
+            score = self.cosine_similarity(f"node.{prop}", "$vector", dim)
+            return f"MATCH (node:{label}) WHERE node.{prop} IS NOT NULL WITH node, {score} AS score"
+        return (
+            f"CALL db.index.vector.queryNodes('{index_name(label, prop)}', $k, $vector) "
+            "YIELD node, score WITH node, 2 * score - 1 AS score"
+        )
+
 
 LADYBUG = Dialect("ladybug")
 NEO4J = Dialect("neo4j")

@@ -1,0 +1,216 @@
+"""Behaviour features: numeric summaries of what users, products and suppliers did or got.
+
+Each label has eight features, computed with a few aggregate Cypher queries (the same for both
+stores), then standardized over the label's nodes (mean 0, standard deviation 1; a constant
+feature becomes 0). Counts enter as ``log1p``. Rating means and complaint shares are Bayesian
+averages toward the shop-wide value with a prior weight of :data:`PRIOR_WEIGHT` reviews, so one
+review does not make a product perfect or broken.
+
+- ``User``: views, purchases, favorites, ratings, reviews written (all ``log1p``), days since
+  the last interaction (``log1p``), distinct categories interacted with, mean rating given.
+- ``Product``: views, purchases, favorites, ratings, reviews (``log1p``), mean rating
+  (smoothed), complaint share (reviews of 1-2 stars, smoothed), ``log1p`` price.
+- ``Supplier``: products, batches, reviews of its products, purchases of its products
+  (``log1p``), mean rating (smoothed), complaint share (smoothed), distinct categories, share of
+  its products with at least one complaint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from graphfusion.errors import ValidationError
+from graphfusion.store.base import BaseStore
+
+__all__ = ["behaviour_features", "FEATURES", "PRIOR_WEIGHT", "COMPLAINT_MAX_RATING"]
+
+#: Reviews' worth of weight given to the shop-wide mean in smoothed averages.
+PRIOR_WEIGHT = 5.0
+#: A review with this rating or lower counts as a complaint.
+COMPLAINT_MAX_RATING = 2.0
+INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
+
+FEATURES: dict[str, list[str]] = {
+    "User": [
+        "views", "purchases", "favorites", "ratings", "reviews", "recency_days",
+        "categories", "mean_rating_given",
+    ],
+    "Product": [
+        "views", "purchases", "favorites", "ratings", "reviews", "mean_rating",
+        "complaint_share", "price",
+    ],
+    "Supplier": [
+        "products", "batches", "reviews", "purchases", "mean_rating", "complaint_share",
+        "categories", "complained_product_share",
+    ],
+}  # fmt: skip
+
+
+def _frame(store: BaseStore, query: str, columns: list[str]) -> pd.DataFrame:
+    """Rows of ``query`` indexed by its ``id`` column (with ``columns`` even when empty)."""
+    rows = store.query(query)
+    frame = pd.DataFrame.from_records(rows, columns=["id", *columns])
+    return frame.set_index("id")
+
+
+def _smoothed(total: pd.Series, count: pd.Series, prior: float) -> pd.Series:
+    return (total + PRIOR_WEIGHT * prior) / (count + PRIOR_WEIGHT)
+
+
+def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
+    std = frame.std(ddof=0).replace(0.0, 1.0).fillna(1.0)
+    return ((frame - frame.mean()) / std).fillna(0.0)
+
+
+def _interactions(store: BaseStore, end: str, ids: pd.Index) -> pd.DataFrame:
+    """Counts (and last time) of each interaction type per user or per product."""
+    out = pd.DataFrame(index=ids)
+    for rtype in INTERACTIONS:
+        who = "u" if end == "user" else "p"
+        got = _frame(
+            store,
+            f"MATCH (u:User)-[e:{rtype}]->(p:Product) "
+            f"RETURN {who}.id AS id, count(e) AS n, max(e.ts) AS last",
+            ["n", "last"],
+        )
+        out[rtype] = got["n"].reindex(ids).fillna(0).astype(float)
+        out[f"{rtype}_last"] = pd.to_datetime(got["last"].reindex(ids))
+    return out
+
+
+def _reviews_by_product(store: BaseStore) -> pd.DataFrame:
+    return _frame(
+        store,
+        "MATCH (r:Review)-[:ABOUT]->(p:Product) WHERE r.rating IS NOT NULL "
+        "RETURN p.id AS id, count(r) AS n, sum(r.rating) AS total, "
+        f"sum(CASE WHEN r.rating <= {COMPLAINT_MAX_RATING} THEN 1 ELSE 0 END) AS complaints",
+        ["n", "total", "complaints"],
+    ).astype(float)
+
+
+def _ids(store: BaseStore, label: str) -> pd.Index:
+    rows = store.query(f"MATCH (n:{label}) RETURN n.id AS id")
+    return pd.Index([r["id"] for r in rows], name="id")
+
+
+def _user_features(store: BaseStore) -> pd.DataFrame:
+    ids = _ids(store, "User")
+    inter = _interactions(store, "user", ids)
+    out = pd.DataFrame(index=ids)
+    for rtype, name in zip(INTERACTIONS, FEATURES["User"][:4], strict=True):
+        out[name] = np.log1p(inter[rtype])
+    reviews = _frame(
+        store,
+        "MATCH (u:User)-[:WROTE]->(r:Review) RETURN u.id AS id, count(r) AS n, "
+        "avg(r.rating) AS mean",
+        ["n", "mean"],
+    ).reindex(ids)
+    out["reviews"] = np.log1p(reviews["n"].fillna(0).astype(float))
+    last = inter[[f"{t}_last" for t in INTERACTIONS]].max(axis=1)
+    now = last.max()
+    days = (now - last).dt.total_seconds() / 86400.0
+    out["recency_days"] = np.log1p(days.fillna(days.max() if days.notna().any() else 0.0))
+    seen = []
+    for rtype in INTERACTIONS:
+        got = _frame(
+            store,
+            f"MATCH (u:User)-[:{rtype}]->(:Product)-[:IN_CATEGORY]->(c:Category) "
+            "RETURN u.id AS id, c.id AS cat",
+            ["cat"],
+        )
+        seen.append(got.reset_index())
+    pairs = pd.concat(seen).drop_duplicates()
+    out["categories"] = pairs.groupby("id")["cat"].size().reindex(ids).fillna(0).astype(float)
+    given = reviews["mean"].astype(float)
+    out["mean_rating_given"] = given.fillna(given.mean() if given.notna().any() else 0.0)
+    return out
+
+
+def _product_features(store: BaseStore) -> pd.DataFrame:
+    ids = _ids(store, "Product")
+    inter = _interactions(store, "product", ids)
+    out = pd.DataFrame(index=ids)
+    for rtype, name in zip(INTERACTIONS, FEATURES["Product"][:4], strict=True):
+        out[name] = np.log1p(inter[rtype])
+    rev = _reviews_by_product(store).reindex(ids).fillna(0.0)
+    n, total, bad = rev["n"], rev["total"], rev["complaints"]
+    out["reviews"] = np.log1p(n)
+    mean_all = total.sum() / n.sum() if n.sum() else 0.0
+    share_all = bad.sum() / n.sum() if n.sum() else 0.0
+    out["mean_rating"] = _smoothed(total, n, mean_all)
+    out["complaint_share"] = _smoothed(bad, n, share_all)
+    price = _frame(store, "MATCH (p:Product) RETURN p.id AS id, p.price AS price", ["price"])
+    values = price["price"].reindex(ids).astype(float).clip(lower=0)
+    out["price"] = np.log1p(values.fillna(values.median() if values.notna().any() else 0.0))
+    return out
+
+
+def _supplier_features(store: BaseStore) -> pd.DataFrame:
+    ids = _ids(store, "Supplier")
+    out = pd.DataFrame(index=ids)
+    per = _frame(
+        store,
+        "MATCH (s:Supplier)-[:SUPPLIES]->(p:Product) RETURN p.id AS id, s.id AS supplier",
+        ["supplier"],
+    )
+    batches = _frame(
+        store,
+        "MATCH (s:Supplier)-[:PRODUCED]->(b:Batch) RETURN s.id AS id, count(b) AS n",
+        ["n"],
+    )
+    rev = _reviews_by_product(store).reindex(per.index).fillna(0.0)
+    buys = _frame(
+        store,
+        "MATCH (:User)-[e:PURCHASED]->(p:Product) RETURN p.id AS id, count(e) AS n",
+        ["n"],
+    )
+    cats = _frame(
+        store,
+        "MATCH (p:Product)-[:IN_CATEGORY]->(c:Category) RETURN p.id AS id, c.id AS cat",
+        ["cat"],
+    )
+    per["n"], per["total"], per["bad"] = rev["n"], rev["total"], rev["complaints"]
+    per["buys"] = buys["n"].reindex(per.index).fillna(0.0).astype(float)
+    per["complained"] = (per["bad"] > 0).astype(float)
+    per["cat"] = cats[~cats.index.duplicated()]["cat"].reindex(per.index)
+    grouped = per.groupby("supplier")
+    n = grouped["n"].sum().reindex(ids).fillna(0.0)
+    total = grouped["total"].sum().reindex(ids).fillna(0.0)
+    bad = grouped["bad"].sum().reindex(ids).fillna(0.0)
+    mean_all = total.sum() / n.sum() if n.sum() else 0.0
+    share_all = bad.sum() / n.sum() if n.sum() else 0.0
+    out["products"] = np.log1p(grouped.size().reindex(ids).fillna(0).astype(float))
+    out["batches"] = np.log1p(batches["n"].reindex(ids).fillna(0).astype(float))
+    out["reviews"] = np.log1p(n)
+    out["purchases"] = np.log1p(grouped["buys"].sum().reindex(ids).fillna(0.0))
+    out["mean_rating"] = _smoothed(total, n, mean_all)
+    out["complaint_share"] = _smoothed(bad, n, share_all)
+    out["categories"] = grouped["cat"].nunique().reindex(ids).fillna(0).astype(float)
+    out["complained_product_share"] = grouped["complained"].mean().reindex(ids).fillna(0.0)
+    return out
+
+
+_BUILDERS = {"User": _user_features, "Product": _product_features, "Supplier": _supplier_features}
+
+
+def behaviour_features(store: BaseStore, label: str, *, standardize: bool = True) -> pd.DataFrame:
+    """The behaviour features of every node of ``label``.
+
+    Args:
+        store: The store.
+        label: ``User``, ``Product`` or ``Supplier``.
+        standardize: Scale each feature to mean 0 and standard deviation 1.
+
+    Returns:
+        A frame indexed by node key with the columns of :data:`FEATURES` for the label.
+
+    Raises:
+        ValidationError: For a label without behaviour features.
+    """
+    if label not in _BUILDERS:
+        raise ValidationError(
+            f"no behaviour features for {label!r}; there are for {list(_BUILDERS)}"
+        )
+    frame = _BUILDERS[label](store).astype(float)[FEATURES[label]]
+    return _standardize(frame) if standardize and len(frame) else frame

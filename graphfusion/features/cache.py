@@ -1,0 +1,97 @@
+"""A feature cache keyed by content hash, in the store's data folder (SQLite).
+
+Two tables: ``vectors`` maps (encoder, content hash) to a vector, so the same text or image is
+never encoded twice, whatever node it belongs to; ``state`` maps (label, property, node key) to
+the content hash its stored vector was computed from, so a run knows which nodes are up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FeatureCache", "content_hash"]
+
+
+def content_hash(*parts: str | bytes) -> str:
+    """SHA-256 of the parts (each length-prefixed, so ``("ab", "c")`` != ``("a", "bc")``)."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Vectors by content hash and per-node state, in one SQLite file.
+
+    Args:
+        path: The SQLite file (created with its folder when missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS vectors (
+                encoder TEXT NOT NULL, hash TEXT NOT NULL, dim INTEGER NOT NULL,
+                vector BLOB NOT NULL, PRIMARY KEY (encoder, hash));
+            CREATE TABLE IF NOT EXISTS state (
+                label TEXT NOT NULL, prop TEXT NOT NULL, key TEXT NOT NULL,
+                hash TEXT NOT NULL, PRIMARY KEY (label, prop, key));
+            """
+        )
+
+    def get_vectors(self, encoder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes``."""
+        out: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(hashes))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT hash, vector FROM vectors WHERE encoder = ? AND hash IN ({marks})",
+                [encoder, *part],
+            )
+            for h, blob in rows:
+                out[h] = np.frombuffer(blob, dtype=np.float32).copy()
+        return out
+
+    def put_vectors(self, encoder: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Cache vectors by content hash."""
+        rows = [
+            (encoder, h, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+            for h, v in vectors.items()
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+
+    def get_state(self, label: str, prop: str) -> dict[str, str]:
+        """Node key -> content hash of its stored vector, for one vector property."""
+        rows = self._db.execute(
+            "SELECT key, hash FROM state WHERE label = ? AND prop = ?", (label, prop)
+        )
+        return dict(rows)
+
+    def put_state(self, label: str, prop: str, hashes: Mapping[str, str]) -> None:
+        """Record which content each node's stored vector was computed from."""
+        rows = [(label, prop, k, h) for k, h in hashes.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", rows)
+
+    def clear_state(self) -> None:
+        """Forget which nodes are up to date (after the graph was reset)."""
+        with self._db:
+            self._db.execute("DELETE FROM state")
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()

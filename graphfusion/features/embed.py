@@ -1,0 +1,373 @@
+"""Computing modality vectors for every node that has content, and writing them to the store.
+
+For every vector property of the schema with an ``encoder`` of ``text``, ``image`` or
+``behaviour`` (e.g. ``Product.text_vec``, ``Image.image_vec``, ``User.behaviour_vec``), a run
+reads the nodes' content in one query per property, skips nodes whose stored vector was made
+from the same content (content hash), takes vectors for known content from the cache, encodes
+the rest in batches, and writes them back. A second run recomputes nothing. Nodes whose content
+cannot be encoded (no text, a missing or corrupt image) get an entry in the error report; the
+others proceed and nothing stored is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphfusion.errors import ValidationError
+from graphfusion.features.base import EncodeResult
+from graphfusion.features.cache import FeatureCache, content_hash
+from graphfusion.readers import ARCHIVE_SEP
+from graphfusion.reports import default_report_path, write_rows
+from graphfusion.schema import Property
+from graphfusion.store.base import BaseStore
+from graphfusion.values import is_missing
+
+__all__ = ["EmbedError", "EmbedReport", "embed", "write_vectors", "MODALITIES", "cache_for"]
+
+log = logging.getLogger("graphfusion.features")
+
+MODALITIES = ("text", "image", "behaviour")
+WRITE_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class EmbedError:
+    """A node whose vector could not be computed or written."""
+
+    label: str
+    key: str
+    prop: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """As a plain dict (one line of the report)."""
+        return {"label": self.label, "key": self.key, "prop": self.prop, "reason": self.reason}
+
+
+@dataclass
+class EmbedReport:
+    """What an embed run did, per ``Label.property``.
+
+    Attributes:
+        encoded: Vectors computed by an encoder.
+        cached: Vectors taken from the content cache (same content seen before).
+        unchanged: Nodes whose stored vector was already up to date.
+        errors: Nodes that got no vector, with the reason.
+        report_path: The error report written, if any.
+        seconds: Wall time.
+    """
+
+    encoded: dict[str, int] = field(default_factory=dict)
+    cached: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    errors: list[EmbedError] = field(default_factory=list)
+    report_path: Path | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A few lines for people."""
+        lines = []
+        for name in sorted(set(self.encoded) | set(self.cached) | set(self.unchanged)):
+            lines.append(
+                f"{name:<24} encoded {self.encoded.get(name, 0):>7}  "
+                f"from cache {self.cached.get(name, 0):>7}  "
+                f"up to date {self.unchanged.get(name, 0):>7}"
+            )
+        where = f" (report: {self.report_path})" if self.report_path else ""
+        lines.append(f"{len(self.errors)} nodes without a vector{where}; {self.seconds:.1f} s")
+        for err in self.errors[:5]:
+            lines.append(f"  {err.label} {err.key} {err.prop}: {err.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data (for ``--json``)."""
+        return {
+            "encoded": self.encoded,
+            "cached": self.cached,
+            "unchanged": self.unchanged,
+            "errors": len(self.errors),
+            "report": str(self.report_path) if self.report_path else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def cache_for(store: BaseStore) -> FeatureCache:
+    """The feature cache of a store: in its folder, or ``./.graphfusion-cache`` for Neo4j."""
+    folder = getattr(store, "cache_dir", None)
+    if folder is None:
+        folder = Path(os.environ.get("GRAPHFUSION_CACHE", ".graphfusion-cache"))
+    return FeatureCache(Path(folder) / "features.sqlite")
+
+
+def write_vectors(
+    store: BaseStore,
+    label: str,
+    prop: str,
+    keys: Sequence[str],
+    vectors: np.ndarray | Sequence[Sequence[float]],
+) -> tuple[int, list[EmbedError]]:
+    """Write vectors to a vector property, checking each one.
+
+    Rows with NaN or infinite values, the wrong dimension, or keys that are not in the store are
+    reported, not written; the others are.
+
+    Args:
+        store: The store.
+        label: A label of the schema.
+        prop: One of its vector properties.
+        keys: Node keys, one per row of ``vectors``.
+        vectors: ``(len(keys), dim)`` numbers.
+
+    Returns:
+        The number written and the errors.
+
+    Raises:
+        SchemaError: Unknown label or property.
+        ValidationError: ``prop`` is not a vector, or the shapes do not match.
+    """
+    node = store.schema.node(label)
+    ptype = node.prop(prop).type
+    if not ptype.is_vector:
+        raise ValidationError(f"{label}.{prop} is not a vector property")
+    try:
+        matrix = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError("vectors must be numbers") from None
+    if matrix.ndim != 2 or matrix.shape[0] != len(keys):
+        raise ValidationError(
+            f"vectors must have shape ({len(keys)}, {ptype.dim}), got {matrix.shape}"
+        )
+    if matrix.shape[1] != ptype.dim:
+        raise ValidationError(f"{label}.{prop} has dimension {ptype.dim}, got {matrix.shape[1]}")
+    errors: list[EmbedError] = []
+    finite = np.isfinite(matrix).all(axis=1)
+    key_list = [str(k) for k in keys]
+    present = store.existing_keys(label, key_list)
+    rows = []
+    for i, key in enumerate(key_list):
+        if not finite[i]:
+            errors.append(EmbedError(label, key, prop, "vector holds NaN or infinite values"))
+        elif key not in present:
+            errors.append(EmbedError(label, key, prop, f"no {label} with this key"))
+        else:
+            rows.append({node.key: key, prop: matrix[i].astype(np.float32).tolist()})
+    store.write_node_rows(label, rows, batch_size=WRITE_BATCH)
+    return len(rows), errors
+
+
+# ----------------------------------------------------------------------------- content
+
+
+def _text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
+    parts = [str(row[name]).strip() for name in inputs if not is_missing(row.get(name))]
+    text = ". ".join(p for p in parts if p)
+    return text or None
+
+
+def _image_fingerprint(path: str) -> str:
+    """Path, size and modification time of the file (or archive) holding the image."""
+    file = path.split(ARCHIVE_SEP, 1)[0]
+    try:
+        st = os.stat(file)
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _Run:
+    def __init__(
+        self,
+        store: BaseStore,
+        cache: FeatureCache,
+        report: EmbedReport,
+        progress: bool,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.report = report
+        self.progress = progress
+
+    def content_rows(self, label: str, prop: Property) -> list[dict[str, Any]]:
+        node = self.store.schema.node(label)
+        cols = ", ".join(f"n.{name} AS {name}" for name in prop.type.inputs)
+        query = (
+            f"MATCH (n:{label}) RETURN n.{node.key} AS key, {cols}, "
+            f"n.{prop.name} IS NULL AS missing"
+        )
+        return self.store.query(query)
+
+    def run_encoder(
+        self,
+        label: str,
+        prop: Property,
+        encoder_name: str,
+        contents: dict[str, Any],
+        hashes: dict[str, str],
+        missing: set[str],
+        encode: Callable[[list[Any]], EncodeResult],
+    ) -> None:
+        """Vectors for ``contents`` (key -> content) whose hash changed or vector is missing."""
+        name = f"{label}.{prop.name}"
+        state = self.cache.get_state(label, prop.name)
+        todo = [k for k in contents if k in missing or state.get(k) != hashes[k]]
+        self.report.unchanged[name] = len(contents) - len(todo)
+        cached = self.cache.get_vectors(encoder_name, (hashes[k] for k in todo))
+        fresh = [k for k in todo if hashes[k] not in cached]
+        # the same content once, even when several nodes share it
+        unique: dict[str, str] = {}
+        for key in fresh:
+            unique.setdefault(hashes[key], key)
+        new_vectors: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        if unique:
+            order = list(unique.items())
+            result = encode([contents[key] for _, key in order])
+            for row, index in enumerate(result.ok):
+                new_vectors[order[index][0]] = result.vectors[row]
+            for index, reason in result.errors.items():
+                failed[order[index][0]] = reason
+        self.cache.put_vectors(encoder_name, new_vectors)
+        vectors = {**cached, **new_vectors}
+        keys = [k for k in todo if hashes[k] in vectors]
+        for key in todo:
+            if hashes[key] in failed:
+                self.report.errors.append(EmbedError(label, key, prop.name, failed[hashes[key]]))
+        self.report.encoded[name] = sum(1 for k in keys if hashes[k] in new_vectors)
+        self.report.cached[name] = len(keys) - self.report.encoded[name]
+        if keys:
+            matrix = np.stack([vectors[hashes[k]] for k in keys])
+            _, errors = write_vectors(self.store, label, prop.name, keys, matrix)
+            self.report.errors.extend(errors)
+            self.cache.put_state(label, prop.name, {k: hashes[k] for k in keys})
+
+    def content_vectors(self, kind: str, encoder: Any) -> None:
+        for label, prop in self.store.schema.vector_properties():
+            if prop.type.encoder != kind:
+                continue
+            rows = self.content_rows(label, prop)
+            contents: dict[str, Any] = {}
+            hashes: dict[str, str] = {}
+            missing = {r["key"] for r in rows if r["missing"]}
+            for row in rows:
+                key = row["key"]
+                if kind == "text":
+                    content = _text_content(row, prop.type.inputs)
+                    if content is None:
+                        reason = f"no text in {', '.join(prop.type.inputs)}"
+                        self.report.errors.append(EmbedError(label, key, prop.name, reason))
+                        continue
+                    fingerprint = content
+                else:
+                    content = row.get(prop.type.inputs[0])
+                    if is_missing(content):
+                        reason = f"no {prop.type.inputs[0]}"
+                        self.report.errors.append(EmbedError(label, key, prop.name, reason))
+                        continue
+                    fingerprint = _image_fingerprint(str(content))
+                contents[key] = content
+                hashes[key] = content_hash(encoder.name, fingerprint)
+
+            def encode(items: list[Any], label: str = label, prop: Property = prop) -> EncodeResult:
+                if encoder.dim != prop.type.dim:
+                    raise ValidationError(
+                        f"the {kind} encoder {encoder.name} gives {encoder.dim}-d vectors but "
+                        f"{label}.{prop.name} has dimension {prop.type.dim} in the schema; "
+                        "change the schema's dim or use another model"
+                    )
+                result: EncodeResult = encoder.encode_many(items, progress=self.progress)
+                return result
+
+            self.run_encoder(label, prop, encoder.name, contents, hashes, missing, encode)
+
+    def behaviour_vectors(self) -> None:
+        from graphfusion.features.behaviour import behaviour_features
+
+        for label, prop in self.store.schema.vector_properties():
+            if prop.type.encoder != "behaviour":
+                continue
+            frame = behaviour_features(self.store, label)
+            if frame.shape[1] != prop.type.dim:
+                raise ValidationError(
+                    f"{label} has {frame.shape[1]} behaviour features; "
+                    f"{label}.{prop.name} has dimension {prop.type.dim} in the schema"
+                )
+            rows = self.store.query(
+                f"MATCH (n:{label}) WHERE n.{prop.name} IS NULL RETURN n.id AS key"
+            )
+            missing = {r["key"] for r in rows}
+            values = frame.to_numpy(dtype=np.float32)
+            contents = {str(k): values[i] for i, k in enumerate(frame.index)}
+            hashes = {
+                k: content_hash("behaviour", v.round(5).tobytes()) for k, v in contents.items()
+            }
+
+            def identity(items: list[Any]) -> EncodeResult:
+                return EncodeResult(np.stack(items), list(range(len(items))), {})
+
+            self.run_encoder(label, prop, "behaviour", contents, hashes, missing, identity)
+
+
+def embed(
+    store: BaseStore,
+    *,
+    only: Sequence[str] | str | None = None,
+    text_encoder: Any | None = None,
+    image_encoder: Any | None = None,
+    report: str | Path | None = None,
+    progress: bool = False,
+) -> EmbedReport:
+    """Compute and store modality vectors for every node that needs one.
+
+    Args:
+        store: The store.
+        only: Some of ``text``, ``image``, ``behaviour``; all when None.
+        text_encoder: A :class:`~graphfusion.features.TextEncoder` (default model when None).
+        image_encoder: An :class:`~graphfusion.features.ImageEncoder` (default when None).
+        report: Where to write the nodes that got no vector (JSON lines); by default, when
+            there are any, ``reports/embed-<time>.jsonl`` in the store folder.
+        progress: Show progress bars.
+
+    Returns:
+        What was encoded, cached, up to date, and the errors.
+
+    Raises:
+        ValidationError: An unknown modality, or an encoder whose dimension does not fit.
+    """
+    kinds = [only] if isinstance(only, str) else list(only or MODALITIES)
+    unknown = [k for k in kinds if k not in MODALITIES]
+    if unknown:
+        raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
+    started = time.perf_counter()
+    result = EmbedReport()
+    cache = cache_for(store)
+    try:
+        run = _Run(store, cache, result, progress)
+        if "text" in kinds:
+            from graphfusion.features.text import TextEncoder
+
+            run.content_vectors("text", text_encoder or TextEncoder())
+        if "image" in kinds:
+            from graphfusion.features.image import ImageEncoder
+
+            run.content_vectors("image", image_encoder or ImageEncoder())
+        if "behaviour" in kinds:
+            run.behaviour_vectors()
+    finally:
+        cache.close()
+    result.seconds = time.perf_counter() - started
+    if report is not None or result.errors:
+        path = report or default_report_path(store, "embed")
+        rows = [e.to_dict() for e in result.errors]
+        result.report_path = write_rows(rows, path, ("label", "key", "prop", "reason"))
+    return result

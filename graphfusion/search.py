@@ -1,0 +1,123 @@
+"""Similar products by one modality's vectors, through the store's vector search.
+
+The embedded store scores every product in Cypher with ``array_cosine_similarity`` (exact);
+Neo4j uses its vector index (``db.index.vector.queryNodes``, approximate). The same query
+shape serves both: only the candidate clause comes from the dialect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from graphfusion.errors import ValidationError
+from graphfusion.store.base import BaseStore
+
+__all__ = ["Modality", "MODALITIES", "similar", "MAX_K"]
+
+MAX_K = 1_000
+
+
+@dataclass(frozen=True)
+class Modality:
+    """Where a product's vector of one modality lives.
+
+    Attributes:
+        label: The label holding the vector (``Product`` or ``Image``).
+        prop: The vector property.
+        hop: The relationship from Product to ``label`` (None when on the product itself).
+    """
+
+    label: str
+    prop: str
+    hop: str | None = None
+
+
+MODALITIES: dict[str, Modality] = {
+    "text": Modality("Product", "text_vec"),
+    "image": Modality("Image", "image_vec", "HAS_IMAGE"),
+    "behaviour": Modality("Product", "behaviour_vec"),
+    "fused": Modality("Product", "fused_vec"),
+}
+
+
+def _check(product_id: object, modality: object, k: object) -> Modality:
+    if not isinstance(product_id, str) or not product_id.strip():
+        raise ValidationError("product_id must be a non-empty string")
+    if modality not in MODALITIES:
+        raise ValidationError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+    return MODALITIES[str(modality)]
+
+
+def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray:
+    """The product's vector of ``modality`` (the mean of its images' vectors for ``image``).
+
+    Raises:
+        ValidationError: Unknown product, or the product has no such vector yet.
+    """
+    mod = _check(product_id, modality, 1)
+    if not store.existing_keys("Product", [product_id]):
+        raise ValidationError(f"no product {product_id!r}")
+    if mod.hop:
+        query = (
+            f"MATCH (p:Product {{id: $id}})-[:{mod.hop}]->(n:{mod.label}) "
+            f"WHERE n.{mod.prop} IS NOT NULL RETURN n.{mod.prop} AS v"
+        )
+    else:
+        query = (
+            f"MATCH (n:Product {{id: $id}}) WHERE n.{mod.prop} IS NOT NULL RETURN n.{mod.prop} AS v"
+        )
+    rows = store.query(query, {"id": product_id})
+    if not rows:
+        raise ValidationError(
+            f"product {product_id!r} has no {modality} vector yet; run `graphfusion embed`"
+        )
+    vec = np.mean(np.asarray([r["v"] for r in rows], dtype=np.float64), axis=0)
+    norm = np.linalg.norm(vec)
+    return vec / norm if norm > 0 else vec
+
+
+def similar(store: BaseStore, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
+    """The ``k`` products most similar to ``product_id`` by one modality.
+
+    Args:
+        store: The store.
+        product_id: The product's key.
+        modality: ``text``, ``image``, ``behaviour`` or ``fused``.
+        k: How many (1 to 1,000).
+
+    Returns:
+        Columns ``id``, ``title``, ``score`` (cosine similarity, highest first); the product
+        itself is left out. For ``image``, a product scores as its closest image.
+
+    Raises:
+        ValidationError: Bad arguments, unknown product, or no vector yet.
+    """
+    mod = _check(product_id, modality, k)
+    vector = query_vector(store, product_id, modality)
+    dim = store.schema.node(mod.label).prop(mod.prop).type.dim or len(vector)
+    head = store.dialect.nearest(mod.label, mod.prop, dim)
+    if mod.hop:
+        tail = (
+            f" MATCH (p:Product)-[:{mod.hop}]->(node) WHERE p.id <> $exclude "
+            "WITH p, max(score) AS score RETURN p.id AS id, p.title AS title, score "
+            "ORDER BY score DESC, id LIMIT $n"
+        )
+    else:
+        tail = (
+            " WITH node AS p, score WHERE p.id <> $exclude "
+            "RETURN p.id AS id, p.title AS title, score ORDER BY score DESC, id LIMIT $n"
+        )
+    params = {
+        "vector": vector.astype(np.float32).tolist(),
+        "exclude": product_id,
+        "n": k,
+        # Neo4j's index is approximate and counts the product itself and sibling images
+        "k": min(4 * (k + 1), 10_000),
+    }
+    rows = store.query(head + tail, params)
+    return pd.DataFrame.from_records(rows, columns=["id", "title", "score"])

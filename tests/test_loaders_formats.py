@@ -1,0 +1,414 @@
+"""The built-in mappings for public data sets, on small generated files in their formats.
+
+Each test loads files written by :mod:`formats` into a real embedded store and checks the
+exact counts, typed property values, the rejected rows (file and line) and that a second load
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graphfusion.ingest import LoadReport, load
+from graphfusion.mapping import TRANSFORMS, load_mapping
+from graphfusion.store import EmbeddedStore
+
+try:
+    import formats
+except ImportError:  # tests/ imported as a package
+    from tests import formats
+
+Reject = tuple[str, int, str, str]
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+def _load_twice(
+    store: EmbeddedStore, mapping: str, sources: dict[str, Path]
+) -> tuple[LoadReport, dict[str, dict[str, int]]]:
+    """Load, then load again: the second load must change no count and reject the same rows."""
+    first = load(store, mapping, sources)
+    counts = store.counts().to_dict()
+    second = load(store, mapping, sources)
+    assert store.counts().to_dict() == counts
+    assert _rejects(second) == _rejects(first)
+    return first, {"nodes": _nonzero(counts["nodes"]), "rels": _nonzero(counts["relationships"])}
+
+
+def _rejects(report: LoadReport) -> list[Reject]:
+    """(file name, line, target, field) of each rejected row, sorted."""
+    return sorted((Path(r.source).name, r.line, r.target, r.field) for r in report.rejected)
+
+
+def _one(store: EmbeddedStore, cypher: str, **params: Any) -> dict[str, Any]:
+    rows = store.query(cypher, params)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def _column(store: EmbeddedStore, cypher: str, **params: Any) -> list[Any]:
+    return [next(iter(r.values())) for r in store.query(cypher, params)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["amazon_reviews", "amazon_qa", "movielens", "myntra", "cpsc_recalls", "clothing_reviews"],
+)
+def test_mapping_is_builtin_and_valid(name: str, store: EmbeddedStore) -> None:
+    mapping = load_mapping(name, store.schema)
+    assert mapping.name == name
+    assert mapping.description
+
+
+# ----------------------------------------------------------------------------- Amazon 2018
+
+
+def test_amazon_reviews(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_amazon_reviews(tmp_path / "amazon")
+    report, counts = _load_twice(store, "amazon_reviews", sources)
+
+    assert counts["nodes"] == {"User": 3, "Product": 4, "Review": 4, "Category": 3, "Brand": 1}
+    assert counts["rels"] == {
+        "PURCHASED": 5, "WROTE": 4, "ABOUT": 4, "IN_CATEGORY": 4, "SUBCATEGORY_OF": 2,
+        "OF_BRAND": 2, "ALSO_BOUGHT": 2, "ALSO_VIEWED": 3,
+    }  # fmt: skip
+    reviews, meta = "Gift_Cards_5.json.gz", "meta_Gift_Cards.json.gz"
+    assert _rejects(report) == sorted([
+        (reviews, 3, "reviews", ""),                      # malformed JSON
+        (reviews, 4, "User node", "id"),                  # no reviewerID ...
+        (reviews, 4, "Review node", "id"),
+        (reviews, 4, "WROTE relationship", "from"),
+        (reviews, 4, "ABOUT relationship", "from"),
+        (reviews, 4, "PURCHASED relationship", "from"),
+        (reviews, 5, "Review node", "rating"),            # "five stars" ...
+        (reviews, 5, "WROTE relationship", "to"),         # ... so its review does not exist
+        (reviews, 5, "ABOUT relationship", "from"),
+        (reviews, 7, "Review node", "id"),                # same reviewer, product and day
+        (meta, 1, "ALSO_BOUGHT relationship", "to"),      # PX is not in the metadata
+        (meta, 2, "ALSO_VIEWED relationship", "to"),      # PY neither
+        (meta, 3, "meta", ""),                            # not JSON
+        (meta, 5, "Product node", "title"),               # a list
+    ])  # fmt: skip
+    assert [r.reason for r in report.rejected if r.line == 7] == [
+        "duplicate key 'U1:P1:1529193600' (first at line 1)"
+    ]
+
+    p1 = _one(
+        store,
+        "MATCH (p:Product {id: 'P1'})-[:OF_BRAND]->(b:Brand) "
+        "RETURN p.title AS title, p.description AS d, p.price AS price, b.id AS b, b.name AS bn",
+    )
+    assert p1 == {"title": "Acme & Co Gift Card", "d": "Great gift card. Never expires.",
+                  "price": 1250.0, "b": "acme", "bn": "Acme"}  # fmt: skip
+    assert isinstance(p1["price"], float)
+    p9 = _one(store, "MATCH (p:Product {id: 'P9'}) RETURN p.title AS t, p.price AS pr")
+    assert p9 == {"t": None, "pr": None}  # reviewed, not in the metadata: a bare node
+    review = _one(
+        store,
+        "MATCH (u:User)-[:WROTE]->(r:Review {id: 'U1:P1:1529193600'})-[:ABOUT]->(p:Product) "
+        "RETURN u.id AS u, u.name AS name, r.rating AS rating, r.ts AS ts, r.verified AS v, "
+        "r.helpful AS helpful, r.title AS title, r.text AS text, p.id AS p",
+    )
+    assert review == {
+        "u": "U1", "name": "Ann", "rating": 5.0, "ts": dt.datetime(2018, 6, 17), "v": True,
+        "helpful": 1234, "title": "Five Stars", "text": "Great gift.", "p": "P1",
+    }  # fmt: skip
+    assert _one(store, "MATCH (r:Review {id: 'U2:P1:1528934400'}) RETURN r.text AS t, "
+                "r.verified AS v") == {"t": None, "v": False}  # fmt: skip
+    bought = _one(
+        store,
+        "MATCH (:User {id: 'U2'})-[e:PURCHASED]->(:Product {id: 'P2'}) "
+        "RETURN e.ts AS ts, e.weight AS w",
+    )
+    assert bought == {"ts": dt.datetime(2019, 1, 1), "w": 1.0}
+    assert store.query(
+        "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) "
+        "RETURN c.id AS id, c.name AS name, c.level AS level, p.id AS parent ORDER BY id"
+    ) == [
+        {"id": "amazon:gift-cards-gift-card-accessories", "name": "Gift Card Accessories",
+         "level": 1, "parent": "amazon:gift-cards"},
+        {"id": "amazon:gift-cards-gift-cards", "name": "Gift Cards", "level": 1,
+         "parent": "amazon:gift-cards"},
+    ]  # fmt: skip
+    assert _column(
+        store, "MATCH (:Product {id: 'P1'})-[:ALSO_VIEWED]->(p:Product) RETURN p.id ORDER BY p.id"
+    ) == ["P2", "P3"]
+
+
+# ----------------------------------------------------------------------------- Amazon Q&A
+
+
+def test_amazon_qa(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_amazon_qa(tmp_path / "qa")
+    report, counts = _load_twice(store, "amazon_qa", sources)
+
+    assert counts["nodes"] == {"Product": 3, "Question": 3, "Answer": 3}
+    assert counts["rels"] == {"ABOUT": 3, "ANSWERS": 3}
+    qa = "qa_Appliances.json.gz"
+    assert _rejects(report) == sorted([
+        (qa, 4, "qa", ""),                                # truncated literal
+        (qa, 5, "Answer node", "id"),                     # no answer
+        (qa, 5, "ANSWERS relationship", "from"),
+        (qa, 6, "Question node", "ts"),                   # unixTime "yesterday"
+        (qa, 6, "Answer node", "ts"),
+        (qa, 6, "ABOUT relationship", "from"),
+        (qa, 6, "ANSWERS relationship", "from"),
+        (qa, 7, "qa", ""),                                # a list
+        (qa, 8, "Answer node", "id"),                     # line 1 again
+    ])  # fmt: skip
+
+    digest = TRANSFORMS["digest"]
+    qid = "q-" + digest("A1|Does it fit a Badger 1?", {})
+    assert qid == "q-" + hashlib.sha1(b"A1|Does it fit a Badger 1?").hexdigest()[:16]
+    question = _one(
+        store,
+        "MATCH (q:Question {id: $id})-[:ABOUT]->(p:Product) "
+        "RETURN q.text AS text, q.qtype AS qtype, q.ts AS ts, p.id AS p",
+        id=qid,
+    )
+    assert question == {"text": "Does it fit a Badger 1?", "qtype": "yes/no",
+                        "ts": dt.datetime(2014, 6, 27, 7), "p": "A1"}  # fmt: skip
+    answers = store.query(
+        "MATCH (a:Answer)-[:ANSWERS]->(:Question {id: $id}) "
+        "RETURN a.text AS text, a.atype AS atype, a.ts AS ts ORDER BY ts",
+        {"id": qid},
+    )
+    assert answers == [
+        {"text": "Yes, it does.", "atype": "Y", "ts": dt.datetime(2014, 6, 27, 7)},
+        {"text": "Not mine.", "atype": "N", "ts": dt.datetime(2014, 6, 28, 7)},
+    ]
+    loud = _one(
+        store,
+        "MATCH (a:Answer)-[:ANSWERS]->(q:Question {text: 'How loud is it?'}) "
+        "RETURN q.ts AS qts, q.qtype AS qtype, a.text AS text, a.atype AS atype",
+    )
+    assert loud == {"qts": None, "qtype": "open-ended", "text": "Quiet enough for a café.",
+                    "atype": None}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- MovieLens
+
+
+def test_movielens(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_movielens(tmp_path / "ml")
+    report, counts = _load_twice(store, "movielens", sources)
+
+    assert counts["nodes"] == {"User": 2, "Product": 3, "Category": 6}
+    assert counts["rels"] == {"RATED": 3, "IN_CATEGORY": 6}
+    users, ratings = "MovieLens100k_users.parquet.brotli", "MovieLens100k_data.parquet.brotli"
+    assert _rejects(report) == sorted([
+        (users, 3, "User node", "age"),                   # 30.5
+        (ratings, 4, "RATED relationship", "from"),       # by that user
+        (ratings, 5, "RATED relationship", "to"),         # movie 9 does not exist
+        (ratings, 6, "RATED relationship", "ts"),         # timestamp -5
+        (ratings, 7, "RATED relationship", "key"),        # (1, 1) rated twice
+        (ratings, 8, "RATED relationship", "from"),       # no user_id
+    ])  # fmt: skip
+
+    movie = _one(
+        store,
+        "MATCH (p:Product {id: 'movielens:1'}) "
+        "RETURN p.title AS title, p.description AS d, p.created_at AS created",
+    )
+    assert movie == {"title": "Toy Story (1995)", "d": "Animation, Children's, Comedy",
+                     "created": dt.datetime(1995, 1, 1)}  # fmt: skip
+    assert _column(
+        store,
+        "MATCH (:Product {id: 'movielens:1'})-[:IN_CATEGORY]->(c:Category) "
+        "RETURN c.name ORDER BY c.name",
+    ) == ["Animation", "Children's", "Comedy"]
+    assert _one(store, "MATCH (c:Category {id: 'movielens:children-s'}) RETURN c.level AS l") == {
+        "l": 0
+    }
+    odd = _one(
+        store,
+        "MATCH (p:Product {id: 'movielens:3'}) RETURN p.description AS d, p.created_at AS c",
+    )
+    assert odd == {"d": None, "c": None}  # only the "unknown" flag, no release date
+    rating = _one(
+        store,
+        "MATCH (u:User {id: 'movielens:1'})-[e:RATED]->(:Product {id: 'movielens:1'}) "
+        "RETURN u.age AS age, u.gender AS g, u.occupation AS o, u.location AS loc, "
+        "e.rating AS rating, e.weight AS w, e.ts AS ts",
+    )
+    assert rating == {"age": 24, "g": "M", "o": "technician", "loc": "85711", "rating": 5.0,
+                      "w": 5.0, "ts": dt.datetime(1997, 12, 4, 15, 55, 49)}  # fmt: skip
+    assert isinstance(rating["rating"], float)
+
+
+# ----------------------------------------------------------------------------- Myntra
+
+
+def test_myntra(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_myntra(tmp_path / "myntra")
+    report, counts = _load_twice(store, "myntra", sources)
+
+    assert counts["nodes"] == {"Product": 6, "Image": 4, "Category": 11, "Brand": 5}
+    assert counts["rels"] == {
+        "HAS_IMAGE": 3, "IN_CATEGORY": 5, "SUBCATEGORY_OF": 8, "OF_BRAND": 6,
+    }  # fmt: skip
+    csv_name, tar_name = "products.csv", "images.tar.gz"
+    assert _rejects(report) == sorted([
+        (csv_name, 7, "products", ""),                    # 6 fields
+        (csv_name, 8, "Product node", "id"),              # no product_id
+        (csv_name, 8, "OF_BRAND relationship", "from"),
+        (csv_name, 8, "IN_CATEGORY relationship", "from"),
+        (csv_name, 9, "Category node", "id"),             # "Accessories - Headwear"
+        (csv_name, 9, "IN_CATEGORY relationship", "to"),
+        (csv_name, 9, "SUBCATEGORY_OF relationship", "from"),
+        (tar_name, 5, "HAS_IMAGE relationship", "from"),  # images/99999.jpg: no product
+    ])  # fmt: skip
+
+    shirt = _one(
+        store,
+        "MATCH (b:Brand)<-[:OF_BRAND]-(p:Product {id: 'myntra:10010'})-[:HAS_IMAGE]->(i:Image) "
+        "RETURN p.title AS t, b.id AS b, b.name AS bn, i.id AS i, i.path AS path",
+    )
+    archive = sources["images"].resolve()
+    assert shirt == {"t": "United Colors of Benetton Men Blue Shirt",
+                     "b": "united-colors-of-benetton", "bn": "United Colors of Benetton",
+                     "i": "myntra:10010", "path": f"{archive}::images/10010.jpg"}  # fmt: skip
+    assert store.query(
+        "MATCH (p:Product)-[:OF_BRAND]->(b:Brand) RETURN b.name AS b, count(p) AS n ORDER BY b"
+    ) == [{"b": "Genesis", "n": 1}, {"b": "Nike", "n": 2}, {"b": "Palm Tree", "n": 1},
+          {"b": "Puma", "n": 1}, {"b": "United Colors of Benetton", "n": 1}]  # fmt: skip
+    path = store.query(
+        "MATCH (:Product {id: 'myntra:10006'})-[:IN_CATEGORY]->(c:Category)"
+        "-[:SUBCATEGORY_OF]->(s:Category)-[:SUBCATEGORY_OF]->(m:Category) "
+        "RETURN c.id AS c, c.level AS cl, s.name AS s, m.name AS m, m.level AS ml"
+    )
+    assert path == [{"c": "myntra:apparel-topwear-tshirts", "cl": 2, "s": "Topwear",
+                     "m": "Apparel", "ml": 0}]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- CPSC
+
+
+def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_cpsc_recalls(tmp_path / "cpsc")
+    assert sources["recalls"].read_bytes().startswith(b"\xef\xbb\xbf")
+    report, counts = _load_twice(store, "cpsc_recalls", sources)
+
+    assert counts["nodes"] == {"Product": 5, "Supplier": 13, "Recall": 4}
+    assert counts["rels"] == {"ABOUT": 4, "SUPPLIES": 15, "NAMES": 14}
+    f = "recalls.csv"
+    assert _rejects(report) == sorted([
+        (f, 8, "recalls", ""),                            # 3 fields
+        (f, 9, "Recall node", "id"),                      # no recall number
+        (f, 9, "Product node", "id"),
+        (f, 9, "ABOUT relationship", "from"),
+        (f, 10, "Recall node", "ts"),                     # "sometime in 2001" (both specs)
+        (f, 10, "Recall node", "ts"),
+        (f, 10, "ABOUT relationship", "from"),            # ... so the recall does not exist
+        (f, 10, "NAMES relationship", "from"),
+    ])  # fmt: skip
+
+    recall = _one(
+        store,
+        "MATCH (r:Recall {id: '25-191'})-[:ABOUT]->(p:Product) "
+        "RETURN r.title AS title, r.ts AS ts, r.remedy AS remedy, r.units AS units, "
+        "r.hazard AS hazard, r.description AS d, p.id AS p, p.title AS pt",
+    )
+    assert recall == {
+        "title": "Steam Espresso Machines", "ts": dt.datetime(2025, 3, 20), "remedy": "Refund",
+        "units": "About 12,300", "hazard": "The handle can eject, posing a burn hazard.",
+        "d": "This recall involves espresso machines. Model 90195.", "p": "cpsc:25-191",
+        "pt": "Steam Espresso Machines",
+    }  # fmt: skip
+    # the full English record wins over the Spanish copy listed before it
+    assert _one(store, "MATCH (r:Recall {id: '10-238'}) RETURN r.title AS t, r.units AS u") == {
+        "t": "Walmart Recalls Coffee Makers Due to Fire Hazard",
+        "u": '"About 900,000"',
+    }
+    # no product name: the heading
+    assert _one(store, "MATCH (p:Product {id: 'cpsc:24-100'}) RETURN p.title AS t") == {
+        "t": "Acme Recalls Toasters Due to Fire Hazard"
+    }
+    suppliers = store.query(
+        "MATCH (s:Supplier) OPTIONAL MATCH (s)-[e:SUPPLIES]->(p:Product) "
+        "RETURN s.id AS id, s.name AS name, s.roles AS roles, "
+        "collect(p.id + ':' + e.role) AS supplies ORDER BY id"
+    )
+    by_id = {s["id"]: (s["name"], s["roles"], sorted(s["supplies"])) for s in suppliers}
+    assert by_id == {
+        "acme": ("Acme", ["manufacturer"], ["cpsc:01-001:manufacturer",
+                                            "cpsc:24-100:manufacturer",
+                                            "cpsc:25-191:manufacturer"]),
+        "best-buy": ("Best Buy", ["retailer"], ["cpsc:25-191:retailer"]),
+        "beta": ("Beta", ["manufacturer"], ["cpsc:02-002:manufacturer"]),
+        "big-box-stores": ("Big Box Stores", ["distributor"], ["cpsc:24-100:distributor"]),
+        "costco": ("Costco", ["retailer"], ["cpsc:25-191:retailer"]),
+        "gadget": ("Gadget", ["importer"], ["cpsc:25-191:importer"]),
+        "metal-ware": ("Metal Ware", ["distributor"], ["cpsc:02-002:distributor"]),
+        "petra-industries": ("Petra Industries", ["distributor"], ["cpsc:02-002:distributor"]),
+        "qvc": ("QVC", ["retailer"], ["cpsc:24-100:retailer"]),
+        "true-manufacturing": ("True Manufacturing", ["manufacturer"],
+                               ["cpsc:02-002:manufacturer"]),
+        "walmart": ("Walmart", ["retailer"], ["cpsc:10-238:retailer"]),
+        "walmart-stores": ("Walmart Stores", ["importer"], ["cpsc:10-238:importer"]),
+        "widget": ("Widget", ["importer"], ["cpsc:25-191:importer"]),
+    }  # fmt: skip
+    assert _column(
+        store,
+        "MATCH (:Recall {id: '24-100'})-[e:NAMES]->(s:Supplier) "
+        "RETURN s.id + ':' + e.role AS x ORDER BY x",
+    ) == ["acme:manufacturer", "big-box-stores:distributor", "qvc:retailer"]
+
+
+# ----------------------------------------------------------------------------- clothing
+
+
+def test_clothing_reviews(tmp_path: Path, store: EmbeddedStore) -> None:
+    sources = formats.write_clothing_reviews(tmp_path / "clothing")
+    report, counts = _load_twice(store, "clothing_reviews", sources)
+
+    assert counts["nodes"] == {"Product": 5, "Review": 5, "Category": 9}
+    assert counts["rels"] == {"ABOUT": 5, "IN_CATEGORY": 10, "SUBCATEGORY_OF": 6}
+    f = "WomensClothingE-CommerceReviews.parquet.brotli"
+    assert _rejects(report) == sorted([
+        (f, 4, "Review node", "id"),                      # no review text
+        (f, 5, "Review node", "id"),                      # row 3 again
+        (f, 6, "Review node", "recommended"),             # Recommended IND 2
+        (f, 6, "ABOUT relationship", "from"),
+    ])  # fmt: skip
+
+    rid = (
+        "clothing-review:"
+        + hashlib.sha1(b"1080|34|5|1|4|Love this dress! it's sooo pretty.").hexdigest()[:16]
+    )
+    review = _one(
+        store,
+        "MATCH (r:Review {id: $id})-[:ABOUT]->(p:Product) RETURN r.title AS title, "
+        "r.text AS text, r.rating AS rating, r.recommended AS rec, r.helpful AS helpful, "
+        "p.id AS p",
+        id=rid,
+    )
+    assert review == {"title": "Love this dress!", "text": "Love this dress! it's sooo pretty.",
+                      "rating": 5.0, "rec": True, "helpful": 4, "p": "clothing:1080"}  # fmt: skip
+    assert _column(
+        store, "MATCH (r:Review)-[:ABOUT]->(:Product {id: 'clothing:1077'}) RETURN r.recommended"
+    ) == [False]
+    assert _column(
+        store,
+        "MATCH (:Product {id: 'clothing:1080'})-[:IN_CATEGORY]->(c:Category) "
+        "RETURN c.id ORDER BY c.id",
+    ) == [
+        "clothing:class:dresses-dresses", "clothing:class:tops-knits",
+        "clothing:division:general", "clothing:division:general-petite",
+    ]  # fmt: skip
+    assert store.query(
+        "MATCH (c:Category {id: 'clothing:class:tops-knits'})-[:SUBCATEGORY_OF]->(d:Category)"
+        "-[:SUBCATEGORY_OF]->(v:Category) "
+        "RETURN c.name AS c, c.level AS cl, d.name AS d, d.level AS dl, v.name AS v, v.level AS vl"
+    ) == [{"c": "Knits", "cl": 2, "d": "Tops", "dl": 1, "v": "General Petite", "vl": 0}]
+    assert (
+        _column(store, "MATCH (p:Product {id: 'clothing:1095'})-[:IN_CATEGORY]->(c) RETURN c.id")
+        == []
+    )
