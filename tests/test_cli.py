@@ -113,3 +113,29 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Suppliers by share of 1-2 star reviews" in proc.stdout
     assert "0 rows rejected" in proc.stdout
+
+
+def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "name: m\nsources: {items: {}}\ntables: {items: {source: items, format: csv}}\n"
+        "nodes: [{label: Product, table: items, key: id, properties: {title: title}}]\n"
+    )
+    items = tmp_path / "items.csv"
+    items.write_text("id,title\na,Red cotton t-shirt\nb,Crimson tee shirt\nc,Steel kettle\nd,\n")
+    assert runner.invoke(main, ["load", str(mapping), "--source", f"items={items}",
+                                "--store", str(store)]).exit_code == 0  # fmt: skip
+    res = runner.invoke(main, ["embed", "--only", "text", "--store", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["encoded"]["Product.text_vec"] == 3
+    assert out["errors"] == 1  # product d has no text
+    res = runner.invoke(main, ["similar", "a", "--k", "2", "--store", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["id"] for r in json.loads(res.output)] == ["b", "c"]
+    res = runner.invoke(main, ["similar", "zzz", "--store", str(store)])
+    assert res.exit_code == 1
+    assert "no product 'zzz'" in res.output
+    res = runner.invoke(main, ["similar", "a", "--modality", "smell", "--store", str(store)])
+    assert res.exit_code == 2

@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib.util
@@ -285,13 +286,14 @@ class _BadImage(Exception):
 
 
 class _TrackingBytesIO(io.BytesIO):
-    """BytesIO that notes a read stopped short by the end of the data (a truncated file)."""
+    """BytesIO that notes a read that found nothing left: the decoder wanted more data than
+    the file has (a truncated file; a complete one is decoded before its data runs out)."""
 
     hit_end = False
 
     def read(self, size: int | None = -1) -> bytes:
         data = super().read(size)
-        if size is not None and size > 0 and len(data) < size:
+        if not data and size is not None and size > 0:
             self.hit_end = True
         return data
 
@@ -330,6 +332,9 @@ def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
         if kind is not None:
             raise _BadImage(f"corrupt {kind} image (cannot read its header)") from None
         raise _BadImage("not an image (unknown file format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        text = str(exc) or type(exc).__name__
+        raise _BadImage(f"corrupt or truncated image ({text})") from None
     width, height = img.size
     if width < 1 or height < 1:
         raise _BadImage(f"image has no pixels ({width}x{height})")
@@ -355,10 +360,8 @@ def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
         raise _BadImage(f"corrupt {img.format or 'image'} data ({text})") from None
     if fp.hit_end and ImageFile.LOAD_TRUNCATED_IMAGES:
         raise _BadImage("truncated image (the data ends before the picture does)")
-    try:
+    with contextlib.suppress(Exception):  # a damaged EXIF block: keep the picture as stored
         ImageOps.exif_transpose(img, in_place=True)
-    except Exception:  # a damaged EXIF block: keep the picture as stored
-        pass
     return img
 
 
@@ -374,8 +377,8 @@ def _preprocess(img: Image.Image) -> torch.Tensor:
         img = TF.center_crop(img, [CROP])
     else:
         # resize only the part the center crop keeps (same result, without the huge strip)
-        top = int(round((new_h - CROP) / 2.0))
-        left = int(round((new_w - CROP) / 2.0))
+        top = round((new_h - CROP) / 2.0)
+        left = round((new_w - CROP) / 2.0)
         sx, sy = width / new_w, height / new_h
         box = (left * sx, top * sy, (left + CROP) * sx, (top + CROP) * sy)
         img = img.resize((CROP, CROP), Image.Resampling.BILINEAR, box=box)
@@ -540,10 +543,12 @@ def _read_archive(
             member = tar.next()
             if member is None:
                 break
-            tar.members.clear()  # next() keeps every header; a big archive needs none of them
-            indices = wanted.pop(_member_key(member.name), None)
-            if indices is None:
+            # next() keeps every header it read; a big archive needs none of them
+            getattr(tar, "members", []).clear()
+            key = _member_key(member.name)
+            if key not in wanted:
                 continue
+            indices = wanted.pop(key)
             if not member.isfile():
                 for index in indices:
                     yield index, None, "archive member is not a regular file"

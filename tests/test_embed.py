@@ -1,0 +1,167 @@
+"""Embedding the stored graph: vectors on the nodes, the cache, bad input, vector search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from graphfusion import Engine
+from graphfusion.errors import ValidationError
+from graphfusion.features.behaviour import FEATURES, behaviour_features
+from graphfusion.features.text import TextEncoder
+from graphfusion.ingest import load
+from graphfusion.store import EmbeddedStore
+
+
+@pytest.fixture(scope="module")
+def text_encoder() -> TextEncoder:
+    return TextEncoder()
+
+
+@pytest.fixture(scope="module")
+def shop_engine(
+    tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory, text_encoder: TextEncoder
+) -> Iterator[Engine]:
+    """The tiny shop, loaded and embedded (text and behaviour). Tests must not modify it."""
+    engine = Engine(tmp_path_factory.mktemp("embedded") / "store")
+    load(engine.store, "synthetic", {"shop": tiny_shop})
+    engine.embed(["text", "behaviour"], text_encoder=text_encoder)
+    yield engine
+    engine.close()
+
+
+def _vector_count(engine: Engine, label: str, prop: str) -> int:
+    rows = engine.cypher(f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN count(n) AS c")
+    return int(rows["c"][0])
+
+
+def test_every_node_with_text_gets_a_vector(shop_engine: Engine) -> None:
+    counts = shop_engine.stats().nodes
+    for label in ("Product", "Review", "Question", "Answer"):
+        assert _vector_count(shop_engine, label, "text_vec") == counts[label], label
+    for label in ("User", "Product", "Supplier"):
+        assert _vector_count(shop_engine, label, "behaviour_vec") == counts[label], label
+    vec = shop_engine.cypher("MATCH (p:Product {id: 'p0001'}) RETURN p.text_vec AS v")["v"][0]
+    assert len(vec) == 384
+    assert abs(np.linalg.norm(vec) - 1.0) < 1e-4
+
+
+def test_second_run_recomputes_nothing(shop_engine: Engine, text_encoder: TextEncoder) -> None:
+    report = shop_engine.embed(["text", "behaviour"], text_encoder=text_encoder)
+    assert sum(report.encoded.values()) == 0
+    assert sum(report.cached.values()) == 0
+    assert report.unchanged["Product.text_vec"] == 40
+    assert report.errors == []
+
+
+def test_changed_content_is_reencoded_and_cache_reused(
+    tmp_path: Path, text_encoder: TextEncoder
+) -> None:
+    with Engine(tmp_path / "s") as engine:
+        products = pd.DataFrame(
+            {"id": ["a", "b", "c"], "title": ["Red mug", "Blue lamp", "Red mug"]}
+        )
+        engine.store.upsert_nodes("Product", products)
+        first = engine.embed("text", text_encoder=text_encoder)
+        # the same text twice is encoded once
+        assert first.encoded["Product.text_vec"] + first.cached["Product.text_vec"] == 3
+        engine.store.upsert_nodes("Product", pd.DataFrame({"id": ["b"], "title": ["Green lamp"]}))
+        second = engine.embed("text", text_encoder=text_encoder)
+        assert second.encoded["Product.text_vec"] == 1
+        assert second.unchanged["Product.text_vec"] == 2
+        # back to the old title: served from the content cache, not encoded again
+        engine.store.upsert_nodes("Product", pd.DataFrame({"id": ["b"], "title": ["Blue lamp"]}))
+        third = engine.embed("text", text_encoder=text_encoder)
+        assert third.encoded["Product.text_vec"] == 0
+        assert third.cached["Product.text_vec"] == 1
+        got = engine.cypher("MATCH (p:Product {id: 'b'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(got, text_encoder.encode(["Blue lamp"])[0], atol=1e-5)
+
+
+def test_nodes_without_text_are_reported_and_the_rest_proceed(
+    tmp_path: Path, text_encoder: TextEncoder
+) -> None:
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes(
+            "Question", pd.DataFrame({"id": ["q1", "q2", "q3"], "text": ["Is it red?", None, " "]})
+        )
+        report = engine.embed("text", text_encoder=text_encoder, report=tmp_path / "r.csv")
+        assert report.encoded["Question.text_vec"] == 1
+        assert {(e.key, e.reason) for e in report.errors} == {
+            ("q2", "no text in text"),
+            ("q3", "no text in text"),
+        }
+        assert "q2" in (tmp_path / "r.csv").read_text()
+
+
+def test_supplied_vectors_with_nan_are_reported_nothing_lost(tmp_path: Path) -> None:
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes("Product", pd.DataFrame({"id": ["a", "b"]}))
+        good = np.ones((2, 384)) / np.sqrt(384)
+        assert engine.add_vectors("Product", "text_vec", ["a", "b"], good)[0] == 2
+        bad = good.copy()
+        bad[0, 5] = np.nan
+        written, errors = engine.add_vectors("Product", "text_vec", ["a", "zzz"], bad)
+        assert written == 0
+        assert [(e.key, e.reason) for e in errors] == [
+            ("a", "vector holds NaN or infinite values"),
+            ("zzz", "no Product with this key"),
+        ]
+        kept = engine.cypher("MATCH (p:Product {id: 'a'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(kept, good[0], atol=1e-6)
+        with pytest.raises(ValidationError, match="dimension 384"):
+            engine.add_vectors("Product", "text_vec", ["a"], np.ones((1, 10)))
+        with pytest.raises(ValidationError, match="not a vector"):
+            engine.add_vectors("Product", "title", ["a"], np.ones((1, 10)))
+
+
+def test_similar_matches_brute_force(shop_engine: Engine) -> None:
+    rows = shop_engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.text_vec AS v ORDER BY id")
+    matrix = np.asarray(rows["v"].tolist(), dtype=np.float64)
+    ids = rows["id"].tolist()
+    query = ids.index("p0007")
+    scores = matrix @ matrix[query] / np.linalg.norm(matrix, axis=1) / np.linalg.norm(matrix[query])
+    order = [i for i in np.argsort(-scores, kind="stable") if i != query][:5]
+    got = shop_engine.similar("p0007", "text", k=5)
+    assert got["id"].tolist() == [ids[i] for i in order]
+    np.testing.assert_allclose(got["score"].to_numpy(), scores[order], atol=1e-4)
+    assert "p0007" not in got["id"].tolist()
+
+
+def test_similar_by_behaviour_and_bad_arguments(shop_engine: Engine) -> None:
+    assert len(shop_engine.similar("p0001", "behaviour", k=3)) == 3
+    with pytest.raises(ValidationError, match="no product 'nope'"):
+        shop_engine.similar("nope")
+    with pytest.raises(ValidationError, match="k must be"):
+        shop_engine.similar("p0001", k=0)
+    with pytest.raises(ValidationError, match="unknown modality"):
+        shop_engine.similar("p0001", "smell")
+    with pytest.raises(ValidationError, match="no fused vector yet"):
+        shop_engine.similar("p0001", "fused")
+
+
+def test_behaviour_features(shop_engine: Engine) -> None:
+    for label, names in FEATURES.items():
+        frame = behaviour_features(shop_engine.store, label)
+        assert list(frame.columns) == names
+        assert len(frame) == shop_engine.stats().nodes[label]
+        np.testing.assert_allclose(frame.mean().to_numpy(), 0.0, atol=1e-9)
+    raw = behaviour_features(shop_engine.store, "Supplier", standardize=False)
+    # the planted defective supplier has the highest (smoothed) complaint share
+    assert raw["complaint_share"].idxmax() == "s04"
+    with pytest.raises(ValidationError):
+        behaviour_features(shop_engine.store, "Brand")
+
+
+def test_behaviour_of_an_empty_or_sparse_graph(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "s") as store:
+        store.upsert_nodes("Supplier", pd.DataFrame({"id": ["lonely"]}))
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["p"], "price": [3.0]}))
+        frame = behaviour_features(store, "Supplier")
+        assert frame.loc["lonely"].tolist() == [0.0] * 8
+        assert np.isfinite(behaviour_features(store, "Product").to_numpy()).all()
+        assert behaviour_features(store, "User").empty

@@ -1,0 +1,76 @@
+"""The text encoder: the real offline all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphfusion.errors import ValidationError
+from graphfusion.features.text import TextEncoder
+
+TEXTS = [
+    "Red cotton t-shirt, slim fit",
+    "Stainless steel electric kettle, 1.7 litres",
+    "Wireless headphones with noise cancelling",
+    "Blue ceramic coffee mug, dishwasher safe",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return TextEncoder()
+
+
+def test_shape_dtype_and_unit_norm(encoder: TextEncoder) -> None:
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (4, 384)
+    assert encoder.dim == 384
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_deterministic_and_batch_size_independent(encoder: TextEncoder) -> None:
+    first = encoder.encode(TEXTS)
+    again = encoder.encode(TEXTS)
+    one_by_one = TextEncoder(encoder.path, batch_size=1).encode(TEXTS)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, one_by_one, atol=1e-5)
+
+
+def test_meaning_is_captured(encoder: TextEncoder) -> None:
+    a, b, c = encoder.encode(["red cotton t-shirt", "crimson tee shirt", "steel water kettle"])
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_bad_texts_are_reported_and_the_rest_encoded(encoder: TextEncoder) -> None:
+    items = ["fine text", "", "   ", b"\xff\xfe bad bytes", None, 42, "also fine", b"bytes ok"]
+    result = encoder.encode_many(items)
+    assert result.ok == [0, 6, 7]
+    assert result.vectors.shape == (3, 384)
+    assert result.errors == {
+        1: "empty text",
+        2: "empty text",
+        3: "bytes that are not UTF-8 text",
+        4: "expected text, got NoneType",
+        5: "expected text, got int",
+    }
+    np.testing.assert_allclose(result.vectors[0], encoder.encode(["fine text"])[0], atol=1e-6)
+
+
+def test_errors(encoder: TextEncoder, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="text 1: empty text"):
+        encoder.encode(["ok", ""])
+    with pytest.raises(ValidationError, match="list of strings"):
+        encoder.encode("a single string")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="does not exist"):
+        TextEncoder(tmp_path / "nope")
+    (tmp_path / "empty-model").mkdir()
+    with pytest.raises(ValidationError, match="cannot load"):
+        _ = TextEncoder(tmp_path / "empty-model").dim
+
+
+def test_huge_text_is_cut_not_refused(encoder: TextEncoder) -> None:
+    vectors = encoder.encode(["word " * 100_000])
+    assert vectors.shape == (1, 384)
