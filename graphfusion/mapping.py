@@ -323,7 +323,6 @@ _NOT_RETAILERS = {
     "catalogs", "mail", "drugstores", "supermarkets", "convenience", "commercial", "authorized",
     "builders", "homebuilders", "restaurants", "hotel", "military", "midwest", "web",
     "websites", "retailers", "stores", "us", "u.s.", "usa", "canada", "co", "inc", "studio",
-    "puerto rico", "safety", "music", "mini", "mum",
 }  # fmt: skip
 _MONTH = re.compile(
     r"^(?:January|February|March|April|May|June|July|August|September|October|November|"

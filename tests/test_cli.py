@@ -28,12 +28,12 @@ def test_generate_load_stats_cypher(runner: CliRunner, tmp_path: Path) -> None:
         main, ["load", "synthetic", "--source", f"shop={shop}", "--store", str(store), "--json"]
     )
     assert res.exit_code == 0, res.output
-    loaded = json.loads(res.output)
+    loaded = json.loads(res.stdout)
     assert loaded["rejected"] == 0
     assert loaded["nodes"]["Product"] == 40
     res = runner.invoke(main, ["stats", "--store", str(store), "--json"])
     assert res.exit_code == 0, res.output
-    counts = json.loads(res.output)
+    counts = json.loads(res.stdout)
     assert set(counts) == {"nodes", "relationships"}
     assert counts["nodes"]["Product"] == 40
     assert counts["relationships"]["VIEWED"] > 0
@@ -43,7 +43,7 @@ def test_generate_load_stats_cypher(runner: CliRunner, tmp_path: Path) -> None:
          "--param", "max=1000", "--store", str(store), "--json"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert rows == [{"id": "p0001"}, {"id": "p0002"}, {"id": "p0003"}]
     res = runner.invoke(main, ["stats", "--store", str(store)])
     assert "Product" in res.output
@@ -128,12 +128,12 @@ def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:
                                 "--store", str(store)]).exit_code == 0  # fmt: skip
     res = runner.invoke(main, ["embed", "--only", "text", "--store", str(store), "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)
     assert out["encoded"]["Product.text_vec"] == 3
     assert out["errors"] == 1  # product d has no text
     res = runner.invoke(main, ["similar", "a", "--k", "2", "--store", str(store), "--json"])
     assert res.exit_code == 0, res.output
-    assert [r["id"] for r in json.loads(res.output)] == ["b", "c"]
+    assert [r["id"] for r in json.loads(res.stdout)] == ["b", "c"]
     res = runner.invoke(main, ["similar", "zzz", "--store", str(store)])
     assert res.exit_code == 1
     assert "no product 'zzz'" in res.output

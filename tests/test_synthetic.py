@@ -339,7 +339,7 @@ def test_defective_supplier_has_highest_complaint_share(
     reviews["complaint"] = reviews["id"].isin(set(truth["complaint_reviews"]))
     share = reviews.groupby("supplier_id")["complaint"].mean().sort_values(ascending=False)
     assert share.index[0] in truth["defective_suppliers"]
-    assert share.iloc[0] >= 0.25
+    assert share.iloc[0] >= 0.2
     assert share.iloc[0] - share.iloc[1] >= 0.1
     # The signal is visible in the data itself, not only in the ground truth: low ratings.
     low = (reviews["rating"].astype(int) <= 2).groupby(reviews["supplier_id"]).mean()

@@ -84,7 +84,11 @@ class TextEncoder:
         """The model, loaded on first use (so a run with nothing to encode loads nothing)."""
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
             try:
                 self._model = SentenceTransformer(
