@@ -41,6 +41,8 @@ log = logging.getLogger("graphfusion.ingest")
 #: Longest key accepted.
 MAX_KEY_CHARS = 512
 _STRING = PropertyType("string")
+#: A relationship to check: source, line, (start key, end key), skip it quietly if dangling.
+_Check = tuple[str, int, tuple[str, str], bool]
 REPORT_FIELDS = ("source", "line", "target", "field", "reason")
 
 
@@ -74,6 +76,7 @@ class LoadReport:
         nodes: Nodes written, by label.
         relationships: Relationships written, by type.
         rejected: The rows that were not loaded.
+        skipped: Links to nodes outside the data, left out quietly (``skip_dangling``), by type.
         report_path: The report file written, if any.
         seconds: Wall time.
     """
@@ -82,6 +85,7 @@ class LoadReport:
     nodes: dict[str, int] = field(default_factory=dict)
     relationships: dict[str, int] = field(default_factory=dict)
     rejected: list[Reject] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
     report_path: Path | None = None
     seconds: float = 0.0
 
@@ -93,6 +97,9 @@ class LoadReport:
             f"loaded {n} nodes and {r} relationships with mapping {self.mapping!r} "
             f"in {self.seconds:.1f} s; {len(self.rejected)} rows rejected"
         ]
+        if self.skipped:
+            links = ", ".join(f"{n} {t}" for t, n in self.skipped.items())
+            lines.append(f"links to nodes outside the data, left out: {links}")
         if self.rejected:
             where = f" (report: {self.report_path})" if self.report_path else ""
             lines.append(f"rejected rows{where}, first ones:")
@@ -107,6 +114,7 @@ class LoadReport:
             "nodes": self.nodes,
             "relationships": self.relationships,
             "rejected": len(self.rejected),
+            "skipped": self.skipped,
             "report": str(self.report_path) if self.report_path else None,
             "seconds": round(self.seconds, 3),
         }
@@ -126,6 +134,7 @@ class _Loader:
         self.sources = dict(sources)
         self.progress = progress
         self.rejects: list[Reject] = []
+        self.skipped: dict[str, int] = {}
         self._tables: dict[str, tuple[str, list[Record]]] = {}
         # label -> key -> properties
         self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
@@ -264,7 +273,7 @@ class _Loader:
                 _merge(store, key, props)
 
     # ------------------------------------------------------------------ relationships
-    def collect_rels(self, spec: RelSpec) -> list[tuple[str, int, tuple[str, str]]]:
+    def collect_rels(self, spec: RelSpec) -> list[_Check]:
         """Collect one spec's relationships; returns (source, line, pair) for end checks."""
         source, rows = self.table(spec.table)
         rel = self.schema.rel(spec.type)
@@ -272,7 +281,7 @@ class _Loader:
         target = f"{spec.type} relationship"
         group = self.rels.setdefault((spec.type, spec.start.label, spec.end.label), {})
         seen: dict[tuple[str, str], int] = {}
-        lines: list[tuple[str, int, tuple[str, str]]] = []
+        lines: list[_Check] = []
         for rec in rows:
             if not self._keep(spec.where, rec.data):
                 continue
@@ -305,28 +314,28 @@ class _Loader:
                         continue
                     seen[pair] = rec.line
                     if pair not in group:
-                        lines.append((source, rec.line, pair))
+                        lines.append((source, rec.line, pair, spec.skip_dangling))
                     _merge(group, pair, props)
         return lines
 
-    def drop_dangling(
-        self, key: tuple[str, str, str], checks: list[tuple[str, int, tuple[str, str]]]
-    ) -> None:
+    def drop_dangling(self, key: tuple[str, str, str], checks: list[_Check]) -> None:
         rtype, start, end = key
         group = self.rels[key]
         known_start = self._known(start, {p[0] for p in group})
         known_end = self._known(end, {p[1] for p in group})
         target = f"{rtype} relationship"
-        for source, line, (s, d) in checks:
-            if s not in known_start:
-                reason = f"{start} {s!r} does not exist"
-                self.rejects.append(Reject(source, line, "from", reason, target))
-            elif d not in known_end:
-                reason = f"{end} {d!r} does not exist"
-                self.rejects.append(Reject(source, line, "to", reason, target))
-            else:
+        for source, line, (s, d), skip in checks:
+            if s in known_start and d in known_end:
                 continue
             group.pop((s, d), None)
+            if skip:
+                self.skipped[rtype] = self.skipped.get(rtype, 0) + 1
+            elif s not in known_start:
+                reason = f"{start} {s!r} does not exist"
+                self.rejects.append(Reject(source, line, "from", reason, target))
+            else:
+                reason = f"{end} {d!r} does not exist"
+                self.rejects.append(Reject(source, line, "to", reason, target))
 
     def _known(self, label: str, keys: set[str]) -> set[str]:
         here = self.nodes.get(label, {})
@@ -340,13 +349,13 @@ class _Loader:
         self.check_sources()
         for nspec in self.mapping.nodes:
             self.collect_nodes(nspec)
-        pending: dict[tuple[str, str, str], list[tuple[str, int, tuple[str, str]]]] = {}
+        pending: dict[tuple[str, str, str], list[_Check]] = {}
         for rspec in self.mapping.relationships:
             key = (rspec.type, rspec.start.label, rspec.end.label)
             pending.setdefault(key, []).extend(self.collect_rels(rspec))
         for key, checks in pending.items():
             self.drop_dangling(key, checks)
-        report = LoadReport(self.mapping.name, rejected=self.rejects)
+        report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
         for label, entries in self.nodes.items():
             node = self.schema.node(label)
             rows = _uniform([{node.key: k, **p} for k, p in entries.items()])

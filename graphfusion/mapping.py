@@ -30,7 +30,10 @@ to that value). The pseudo-column ``__dir__`` is the folder of the table's file,
 relative to it. Node specs are ``unique`` by default (a repeated key in the same table is reported);
 ``unique: false`` merges repeats (for entities named in many rows, such as the users of a
 review file). Relationship specs merge repeated pairs unless ``unique: true``, and report a
-row with an empty end key unless ``optional: true`` (a product without a brand).
+row with an empty end key unless ``optional: true`` (a product without a brand). A link to a
+node that exists neither in the load nor in the store is reported, or, with
+``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
+only counted in the report's ``skipped``.
 """
 
 from __future__ import annotations
@@ -150,11 +153,18 @@ def _slug(v: Any, o: Mapping[str, Any]) -> Any:
     return v
 
 
+def _as_text(v: Any) -> str:
+    """A value as key text: an integral float (an id column with gaps) loses its ``.0``."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _prefix(v: Any, o: Mapping[str, Any]) -> Any:
     pre = str(o.get("prefix", ""))
     if isinstance(v, list):
-        return [pre + str(x) for x in v if not is_missing(x)]
-    return None if is_missing(v) else pre + str(v)
+        return [pre + _as_text(x) for x in v if not is_missing(x)]
+    return None if is_missing(v) else pre + _as_text(v)
 
 
 def _stem(v: Any, o: Mapping[str, Any]) -> Any:
@@ -445,7 +455,7 @@ class Field:
                 v = row.get(name)
                 if is_missing(v):
                     return None
-                parts[name] = v
+                parts[name] = _as_text(v)
             value = self.template.format(**parts)
         else:
             value = self.value
@@ -499,6 +509,7 @@ class RelSpec:
     unique: bool = False
     where: Field | None = None
     optional: bool = False
+    skip_dangling: bool = False
 
 
 @dataclass(frozen=True)
@@ -706,6 +717,7 @@ def _parse_rel(
         "unique",
         "where",
         "optional",
+        "skip_dangling",
     }
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
@@ -729,4 +741,5 @@ def _parse_rel(
         unique=bool(spec.get("unique", False)),
         where=_parse_field(spec["where"], f"{where}.where") if "where" in spec else None,
         optional=bool(spec.get("optional", False)),
+        skip_dangling=bool(spec.get("skip_dangling", False)),
     )

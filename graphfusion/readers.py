@@ -182,7 +182,8 @@ def _read_parquet(path: Path) -> Iterator[Record | BadRecord]:
     except Exception as exc:
         yield BadRecord(1, f"cannot read Parquet file: {exc}")
         return
-    yield from _read_frame(table.to_pandas())
+    # ignore_metadata: a stored pandas index stays a plain column (e.g. a row id)
+    yield from _read_frame(table.to_pandas(ignore_metadata=True))
 
 
 def _read_images(path: Path) -> Iterator[Record | BadRecord]:
