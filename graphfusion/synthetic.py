@@ -7,9 +7,17 @@ hidden facts the data was drawn from: which suppliers and batches are defective,
 taste and the correct answers of every question. Pipelines can load the CSV files like any
 other source and be scored against the ground truth.
 
-Everything is drawn from :func:`numpy.random.default_rng` streams derived from ``seed`` (no
-global random state, no Python ``hash()``), so the same ``(size, seed)`` always produces
-byte-identical files.
+Everything is drawn from :func:`numpy.random.default_rng` streams derived from ``seed`` (one
+stream per stage, no global random state, no Python ``hash()``), so the same ``(size, seed)``
+always produces byte-identical files, images included.
+
+Besides the keys every consumer can rely on (``seed``, ``size``, ``defective_batches``,
+``defective_suppliers``, ``batch_defect_rate``, ``supplier_defect_rate``, ``product_style``,
+``user_preferences``, ``answers``, ``defective_products``), ``ground_truth.json`` holds
+``at_risk_products`` (products of defective batches without a complaint review yet),
+``complaint_reviews`` (ids of reviews that report a defect), ``image_defects`` (product id to
+the defects drawn on its image: ``scratches``, ``blotches``, ``washout``) and
+``product_attributes`` (material, yes/no features, sizes, battery life per product).
 
 Example:
     >>> from graphfusion.synthetic import generate_shop

@@ -148,7 +148,7 @@ def write_vectors(
     if matrix.shape[1] != ptype.dim:
         raise ValidationError(f"{label}.{prop} has dimension {ptype.dim}, got {matrix.shape[1]}")
     errors: list[EmbedError] = []
-    finite = np.isfinite(matrix).all(axis=1)
+    finite: np.ndarray = np.asarray(np.isfinite(matrix).all(axis=1))
     key_list = [str(k) for k in keys]
     present = store.existing_keys(label, key_list)
     rows = []
