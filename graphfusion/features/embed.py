@@ -166,7 +166,7 @@ def write_vectors(
 # ----------------------------------------------------------------------------- content
 
 
-def _text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
+def text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
     parts = [str(row[name]).strip() for name in inputs if not is_missing(row.get(name))]
     text = ". ".join(p for p in parts if p)
     return text or None
@@ -262,7 +262,7 @@ class _Run:
             for row in rows:
                 key = row["key"]
                 if kind == "text":
-                    content = _text_content(row, prop.type.inputs)
+                    content = text_content(row, prop.type.inputs)
                     if content is None:
                         reason = f"no text in {', '.join(prop.type.inputs)}"
                         self.report.errors.append(EmbedError(label, key, prop.name, reason))

@@ -14,11 +14,8 @@ __all__ = [
     "count_nodes",
     "count_rels",
     "existing_keys",
-    "existing_pairs",
     "merge_nodes",
-    "update_nodes",
     "merge_rels",
-    "update_rels",
     "delete_nodes",
 ]
 
@@ -46,24 +43,9 @@ def existing_keys(node: NodeType) -> str:
     return f"UNWIND $keys AS k MATCH (n:{node.label} {{{node.key}: k}}) RETURN n.{node.key} AS key"
 
 
-def existing_pairs(rel: RelType, start: NodeType, end: NodeType) -> str:
-    """Which relationships exist from the nodes keyed ``$keys``, as ``src``, ``dst``."""
-    return (
-        f"UNWIND $keys AS k MATCH (a:{start.label} {{{start.key}: k}})"
-        f"-[:{rel.type}]->(b:{end.label}) RETURN a.{start.key} AS src, b.{end.key} AS dst"
-    )
-
-
 def merge_nodes(node: NodeType, props: Sequence[str]) -> str:
     """Upsert ``$rows`` (maps with the key and ``props``) as nodes of the label."""
     return f"UNWIND $rows AS r MERGE (n:{node.label} {{{node.key}: r.{node.key}}})" + _sets(
-        "n", props
-    )
-
-
-def update_nodes(node: NodeType, props: Sequence[str]) -> str:
-    """Set ``props`` on nodes of the label that already exist."""
-    return f"UNWIND $rows AS r MATCH (n:{node.label} {{{node.key}: r.{node.key}}})" + _sets(
         "n", props
     )
 
@@ -80,11 +62,6 @@ def _match_ends(start: NodeType, end: NodeType) -> str:
 def merge_rels(rel: RelType, start: NodeType, end: NodeType, props: Sequence[str]) -> str:
     """Upsert ``$rows`` (maps with ``src``, ``dst`` and ``props``) as relationships."""
     return _match_ends(start, end) + f"MERGE (a)-[e:{rel.type}]->(b)" + _sets("e", props)
-
-
-def update_rels(rel: RelType, start: NodeType, end: NodeType, props: Sequence[str]) -> str:
-    """Set ``props`` on relationships that already exist."""
-    return _match_ends(start, end) + f"MATCH (a)-[e:{rel.type}]->(b)" + _sets("e", props)
 
 
 def delete_nodes(node: NodeType) -> str:

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -220,36 +220,81 @@ class EmbeddedStore(BaseStore):
             self._db.close()
 
     # ----------------------------------------------------------------- batch writers
-    def _copy(
-        self,
-        table: str,
-        columns: list[str],
-        types: list[pa.DataType],
-        rows: list[dict[str, Any]],
-        options: str = "",
-    ) -> None:
+    # LadybugDB reads Arrow tables bound to a Python variable: ``COPY`` appends new rows and
+    # ``LOAD FROM`` drives lookups and updates, ten times faster than ``UNWIND $rows`` (whose
+    # parameters are converted value by value). Columns are named c0, c1, ... in LOAD FROM so
+    # that no property name can clash with a Cypher keyword.
+    def _arrow(
+        self, columns: list[str], types: list[pa.DataType], rows: list[dict[str, Any]]
+    ) -> pa.Table:
         arrays = [
-            pa.array([r[c] for r in rows], type=t) for c, t in zip(columns, types, strict=True)
+            pa.array([r.get(c) for r in rows], type=t) for c, t in zip(columns, types, strict=True)
         ]
-        tbl = pa.Table.from_arrays(arrays, names=columns)  # noqa: F841 - read by COPY below
-        targets = "" if options else f"({', '.join(columns)})"
+        return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(columns))])
+
+    def _with_table(self, statement: str, tbl: pa.Table) -> list[dict[str, Any]]:
+        """Run ``statement``, which reads the Arrow table ``tbl``; rows as dicts."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        log.debug("cypher: %s (table of %d rows)", statement, tbl.num_rows)
         try:
-            self._conn.execute(f"COPY {table}{targets} FROM tbl{options}")
+            result = self._conn.execute(statement)
         except RuntimeError as exc:
-            raise QueryError(f"bulk load into {table} failed: {_clean_message(exc)}") from None
+            raise QueryError(f"bulk statement failed: {_clean_message(exc)}") from None
+        try:
+            names = result.get_column_names()
+            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+        finally:
+            result.close()
+
+    def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
+        """The subset of ``keys`` that exist as nodes of ``label``."""
+        node = self.schema.node(label)
+        unique = list(dict.fromkeys(str(k) for k in keys))
+        if not unique:
+            return set()
+        tbl = pa.table({"c0": pa.array(unique, type=pa.string())})
+        found = self._with_table(
+            f"LOAD FROM tbl MATCH (n:{label} {{{node.key}: c0}}) RETURN n.{node.key} AS key", tbl
+        )
+        return {r["key"] for r in found}
+
+    def _existing_pairs(
+        self, rel: RelType, start: NodeType, end: NodeType, srcs: list[str]
+    ) -> set[tuple[str, str]]:
+        tbl = pa.table({"c0": pa.array(srcs, type=pa.string())})
+        found = self._with_table(
+            f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}})-[:{rel.type}]->"
+            f"(b:{end.label}) RETURN a.{start.key} AS src, b.{end.key} AS dst",
+            tbl,
+        )
+        return {(r["src"], r["dst"]) for r in found}
+
+    def _copy(self, table: str, tbl: pa.Table, columns: list[str], options: str = "") -> None:
+        targets = "" if options else f"({', '.join(columns)})"
+        self._with_table(f"COPY {table}{targets} FROM tbl{options}", tbl)
+
+    @staticmethod
+    def _sets(var: str, props: list[str], first: int) -> str:
+        return ", ".join(
+            f"{var}.{p} = coalesce(c{first + i}, {var}.{p})" for i, p in enumerate(props)
+        )
 
     def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
         key = node.key
+        cols = [key, *props]
+        types = [_ARROW_TYPES[node.prop(c).type.name] for c in cols]
         present = self.existing_keys(node.label, [r[key] for r in rows])
         fresh = [r for r in rows if r[key] not in present]
         if fresh:
-            cols = [key, *props]
-            self._copy(
-                node.label, cols, [_ARROW_TYPES[node.prop(c).type.name] for c in cols], fresh
-            )
+            self._copy(node.label, self._arrow(cols, types, fresh), cols)
         old = [r for r in rows if r[key] in present]
         if old and props:
-            self._run(cypher.update_nodes(node, props), {"rows": old})
+            self._with_table(
+                f"LOAD FROM tbl MATCH (n:{node.label} {{{key}: c0}}) SET "
+                + self._sets("n", props, 1),
+                self._arrow(cols, types, old),
+            )
 
     def _write_rels(
         self,
@@ -259,20 +304,25 @@ class EmbeddedStore(BaseStore):
         rows: list[dict[str, Any]],
         props: list[str],
     ) -> None:
-        srcs = list(dict.fromkeys(r[SRC] for r in rows))
-        found = self._run(cypher.existing_pairs(rel, start, end), {"keys": srcs})
-        present = {(r["src"], r["dst"]) for r in found}
+        present = self._existing_pairs(rel, start, end, list(dict.fromkeys(r[SRC] for r in rows)))
         fresh = [r for r in rows if (r[SRC], r[DST]) not in present]
         if fresh:
             # COPY into a relationship table takes every property column (absent ones null).
             every = [p.name for p in rel.properties]
-            cols = [SRC, DST, *every]
             types = [pa.string(), pa.string()] + [_ARROW_TYPES[p.type.name] for p in rel.properties]
-            padded = [{c: r.get(c) for c in cols} for r in fresh]
-            self._copy(rel.type, cols, types, padded, f" (from='{start.label}', to='{end.label}')")
+            tbl = self._arrow([SRC, DST, *every], types, fresh)
+            self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
         old = [r for r in rows if (r[SRC], r[DST]) in present]
         if old and props:
-            self._run(cypher.update_rels(rel, start, end, props), {"rows": old})
+            types = [pa.string(), pa.string()] + [
+                _ARROW_TYPES[rel.prop(p).type.name] for p in props
+            ]
+            self._with_table(
+                f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}}) "
+                f"MATCH (b:{end.label} {{{end.key}: c1}}) MATCH (a)-[e:{rel.type}]->(b) SET "
+                + self._sets("e", props, 2),
+                self._arrow([SRC, DST, *props], types, old),
+            )
 
 
 def _clean_message(exc: BaseException) -> str:
