@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from graphfusion.readers import BadRecord, Record, read_source
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema
 from graphfusion.store.base import DEFAULT_BATCH_SIZE, DST, SRC, BaseStore
-from graphfusion.values import coerce, is_missing
+from graphfusion.values import coerce, converter, is_missing
 
 __all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
 
@@ -206,23 +206,33 @@ class _Loader:
         values = value if isinstance(value, list) else [value]
         keys = []
         for v in values:
-            if is_missing(v):
+            if type(v) is str:
+                key = v.strip()
+                if not key:
+                    continue
+                if "\x00" in key:
+                    raise ValueError("key contains a NUL character")
+            elif is_missing(v):
                 continue
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            key = coerce(v, _STRING).strip()
+            else:
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                key = coerce(v, _STRING).strip()
             if len(key) > MAX_KEY_CHARS:
                 raise ValueError(f"key longer than {MAX_KEY_CHARS} characters")
             keys.append(key)
         return keys
 
     def _props(
-        self, fields: Mapping[str, Field], types: Mapping[str, PropertyType], data: dict[str, Any]
+        self,
+        fields: Mapping[str, Field],
+        convert: Mapping[str, Callable[[Any], Any]],
+        data: dict[str, Any],
     ) -> dict[str, Any]:
         out = {}
         for name, fld in fields.items():
             try:
-                out[name] = coerce(fld.get(data), types[name])
+                out[name] = convert[name](fld.get(data))
             except ValueError as exc:
                 raise _FieldError(name, str(exc)) from None
         return out
@@ -243,7 +253,7 @@ class _Loader:
     def collect_nodes(self, spec: NodeSpec) -> None:
         source, rows = self.table(spec.table)
         node = self.schema.node(spec.label)
-        types = {p: node.prop(p).type for p in spec.properties}
+        types = {p: converter(node.prop(p).type) for p in spec.properties}
         target = f"{spec.label} node"
         store = self.nodes.setdefault(spec.label, {})
         first_line: dict[str, int] = {}
@@ -277,7 +287,7 @@ class _Loader:
         """Collect one spec's relationships; returns (source, line, pair) for end checks."""
         source, rows = self.table(spec.table)
         rel = self.schema.rel(spec.type)
-        types = {p: rel.prop(p).type for p in spec.properties}
+        types = {p: converter(rel.prop(p).type) for p in spec.properties}
         target = f"{spec.type} relationship"
         group = self.rels.setdefault((spec.type, spec.start.label, spec.end.label), {})
         seen: dict[tuple[str, str], int] = {}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from graphfusion.schema import PropertyType
-from graphfusion.values import MAX_STRING_BYTES, coerce
+from graphfusion.values import MAX_STRING_BYTES, coerce, converter
 
 S, INT, F, B, D = (PropertyType(n) for n in ("string", "int", "float", "bool", "datetime"))
 LS = PropertyType("list[string]")
@@ -42,6 +42,7 @@ V3 = PropertyType("vector", dim=3, similarity="cosine")
 )
 def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
     assert coerce(value, ptype) == expected
+    assert converter(ptype)(value) == expected  # the fast path agrees
 
 
 @pytest.mark.parametrize(
@@ -66,3 +67,5 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
 def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         coerce(value, ptype)
+    with pytest.raises(ValueError, match=match):
+        converter(ptype)(value)
