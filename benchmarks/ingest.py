@@ -65,8 +65,10 @@ class PhaseRecorder:
 
     Top-level phases (never nested in each other) are recorded as intervals; the time between
     them is the loader building row lists (``prep``, charged to the next write) or setup.
-    Nested timers (CSV reading, ``_copy``, ``_run``, the connection's ``execute``) are
-    charged to the top-level phase they ran in.
+    Nested timers (CSV reading in ``_Loader.table``; the connection's ``execute``, split into
+    ``COPY`` statements and other queries) are charged to the top-level phase they ran in.
+    Only public-ish seams are wrapped, and a seam that is missing is listed, not fatal, so
+    the benchmark keeps working while the store's internals change.
     """
 
     store: Any
@@ -102,8 +104,10 @@ class PhaseRecorder:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if busy[0]:
                 return fn(*args, **kwargs)
-            if what == "copy" and len(args) >= 2:
-                rec.copied[str(args[0])].update(c for c in args[1] if c not in (SRC, DST))
+            name = what
+            if what == "db":
+                statement = args[0] if args and isinstance(args[0], str) else ""
+                name = "db_copy" if statement.lstrip().upper().startswith("COPY") else "db_query"
             busy[0] = True
             t0 = time.perf_counter()
             try:
@@ -111,7 +115,24 @@ class PhaseRecorder:
             finally:
                 busy[0] = False
                 kind, phase = rec._current or ("other", "other")
-                rec.nested[(kind, phase, what)] += time.perf_counter() - t0
+                rec.nested[(kind, phase, name)] += time.perf_counter() - t0
+
+        return wrapper
+
+    def _columns(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Record the property columns passed to the store's ``_copy`` (best effort)."""
+        rec = self
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                table = str(args[0]) if args else str(kwargs.get("table", "?"))
+                lists = [a for a in (*args[1:], *kwargs.values()) if _str_list(a)]
+                if lists:
+                    rec.copied[table].update(c for c in lists[0] if c not in (SRC, DST))
+            except Exception:  # recording must never break a load
+                pass
+            return fn(*args, **kwargs)
 
         return wrapper
 
@@ -149,8 +170,7 @@ class PhaseRecorder:
         s = self.store
         self._patch_instance(s, "write_node_rows", lambda f: self._top(f, "nodes", "write"))
         self._patch_instance(s, "write_rel_rows", lambda f: self._top(f, "rels", "write"))
-        self._patch_instance(s, "_copy", lambda f: self._inner(f, "copy"))
-        self._patch_instance(s, "_run", lambda f: self._inner(f, "query"))
+        self._patch_instance(s, "_copy", self._columns)
         conn = getattr(s, "_conn", None)
         if conn is not None:
             self._patch_instance(conn, "execute", lambda f: self._inner(f, "db"))
@@ -178,16 +198,15 @@ class PhaseRecorder:
         for kind in ("nodes", "rels"):
             read = nested(kind, "validate", "read")
             write = top[(kind, "write")]
-            copy, query, db = (nested(kind, "write", w) for w in ("copy", "query", "db"))
+            copy, query = nested(kind, "write", "db_copy"), nested(kind, "write", "db_query")
             part = {
                 "read_s": read,
                 "validate_s": top[(kind, "validate")] - read,
+                "validate_db_s": nested(kind, "validate", "db_query"),
                 "prep_s": top[(kind, "prep")],
                 "write_s": write,
-                "write_db_s": db,
-                "write_copy_s": copy,
-                "write_query_s": query,
-                "write_convert_s": max(0.0, copy + query - db),
+                "write_db_copy_s": copy,
+                "write_db_query_s": query,
                 "write_python_s": max(0.0, write - copy - query),
             }
             part["end_to_end_s"] = part["read_s"] + part["validate_s"] + part["prep_s"] + write
@@ -200,6 +219,10 @@ class PhaseRecorder:
         if self.missing:
             out["not_timed"] = list(self.missing)
         return out
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 # --------------------------------------------------------------------------- bare baseline
@@ -639,6 +662,12 @@ def _summarise(
         "total_rows": _ratio(
             rates["total_rows_per_s"], _rate(n_nodes + n_rels, bare["nodes_s"] + bare["rels_s"])
         ),
+        # Not the goal's definition: bare here also pays for reading the CSVs and building
+        # its DataFrames with pandas, as graphfusion pays for reading and validating.
+        "total_rows_vs_bare_with_build": _ratio(
+            rates["total_rows_per_s"],
+            _rate(n_nodes + n_rels, bare["prep_s"] + bare["nodes_s"] + bare["rels_s"]),
+        ),
     }
     ratios["goal_met"] = all(
         ratios[k] is not None and ratios[k] >= GOAL_RATIO
@@ -721,6 +750,7 @@ def _tables(result: dict[str, Any]) -> list[str]:
         "nodes write",
         "rels write",
         "all rows e2e",
+        "all rows e2e vs bare+build",
         "goal 0.8",
     ]
     rows = []
@@ -734,6 +764,7 @@ def _tables(result: dict[str, Any]) -> list[str]:
                 r["write_nodes"],
                 r["write_rels"],
                 r["total_rows"],
+                r["total_rows_vs_bare_with_build"],
                 "met" if r["goal_met"] else "not met",
             ]
         )
@@ -746,11 +777,9 @@ def _tables(result: dict[str, Any]) -> list[str]:
         "validate s",
         "prep s",
         "write s",
-        "db execute s",
-        "arrow/result conv s",
+        "db COPY s",
+        "db queries s",
         "python in write s",
-        "COPY s",
-        "queries s",
     ]
     rows = []
     for run in result["runs"]:
@@ -765,14 +794,12 @@ def _tables(result: dict[str, Any]) -> list[str]:
                         p["validate_s"],
                         p["prep_s"],
                         p["write_s"],
-                        p["write_db_s"],
-                        p["write_convert_s"],
+                        p["write_db_copy_s"],
+                        p["write_db_query_s"],
                         p["write_python_s"],
-                        p["write_copy_s"],
-                        p["write_query_s"],
                     ]
                 )
-    out.append(print_table(head, rows, title="graphfusion phases (seconds)", align="ll" + "r" * 9))
+    out.append(print_table(head, rows, title="graphfusion phases (seconds)", align="ll" + "r" * 7))
 
     head = [
         "batch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from graphfusion import Engine
 from graphfusion.errors import ValidationError
 from graphfusion.features.behaviour import FEATURES, behaviour_features
+from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
 from graphfusion.ingest import load
 from graphfusion.store import EmbeddedStore
@@ -26,7 +28,7 @@ def text_encoder() -> TextEncoder:
 def shop_engine(
     tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory, text_encoder: TextEncoder
 ) -> Iterator[Engine]:
-    """The tiny shop, loaded and embedded (text and behaviour). Tests must not modify it."""
+    """The tiny shop, loaded and embedded (text and behaviour; a test adds images)."""
     engine = Engine(tmp_path_factory.mktemp("embedded") / "store")
     load(engine.store, "synthetic", {"shop": tiny_shop})
     engine.embed(["text", "behaviour"], text_encoder=text_encoder)
@@ -165,3 +167,50 @@ def test_behaviour_of_an_empty_or_sparse_graph(tmp_path: Path) -> None:
         assert frame.loc["lonely"].tolist() == [0.0] * 8
         assert np.isfinite(behaviour_features(store, "Product").to_numpy()).all()
         assert behaviour_features(store, "User").empty
+
+
+@pytest.fixture(scope="module")
+def image_encoder() -> ImageEncoder:
+    return ImageEncoder()
+
+
+def test_image_vectors_with_bad_files_reported(
+    tiny_shop: Path, tmp_path: Path, image_encoder: ImageEncoder
+) -> None:
+    good = sorted((tiny_shop / "images").glob("*.png"))[:4]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(good[0].read_bytes()[:200])
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is text")
+    paths = [str(p) for p in good] + [str(corrupt), str(not_image), str(tmp_path / "gone.png")]
+    ids = [f"i{n}" for n in range(len(paths))]
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes("Image", pd.DataFrame({"id": ids, "path": paths}))
+        report = engine.embed("image", image_encoder=image_encoder)
+        assert report.encoded["Image.image_vec"] == 4
+        reasons = {e.key: e.reason for e in report.errors}
+        assert set(reasons) == {"i4", "i5", "i6"}
+        assert "file not found" in reasons["i6"]
+        assert _vector_count(engine, "Image", "image_vec") == 4
+        stored = engine.cypher("MATCH (i:Image {id: 'i0'}) RETURN i.image_vec AS v")["v"][0]
+        np.testing.assert_allclose(stored, image_encoder.encode([good[0]])[0], atol=1e-5)
+        # the broken files stay broken: a second run reports them again, encodes nothing
+        again = engine.embed("image", image_encoder=image_encoder)
+        assert again.encoded["Image.image_vec"] == 0
+        assert {e.key for e in again.errors} == {"i4", "i5", "i6"}
+
+
+def test_similar_by_image_prefers_the_same_category(
+    shop_engine: Engine, image_encoder: ImageEncoder, tiny_shop: Path
+) -> None:
+    shop_engine.embed("image", image_encoder=image_encoder)
+    truth = json.loads((tiny_shop / "ground_truth.json").read_text())["product_style"]
+    hits = total = 0
+    for pid in list(truth)[:10]:
+        got = shop_engine.similar(pid, "image", k=3)
+        assert len(got) == 3
+        assert pid not in got["id"].tolist()
+        hits += sum(truth[o]["category"] == truth[pid]["category"] for o in got["id"])
+        total += 3
+    # 6 leaf categories: chance is about 1/6; real image features do far better
+    assert hits / total > 0.5
