@@ -157,7 +157,12 @@ def generate(size: str, out: Path, seed: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Rejected rows (.csv or .jsonl).",
 )
-@click.option("--batch-size", type=click.IntRange(1, 200_000), default=10_000, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 200_000),
+    default=None,
+    help="Rows per write [default: 100,000 embedded, 10,000 Neo4j].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -165,7 +170,7 @@ def load_cmd(
     mapping: str,
     sources: tuple[str, ...],
     report: Path | None,
-    batch_size: int,
+    batch_size: int | None,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,

@@ -23,7 +23,6 @@ from graphfusion.mapping import LoaderMapping
 from graphfusion.schema import Schema
 from graphfusion.search import similar
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
-from graphfusion.store.base import DEFAULT_BATCH_SIZE
 
 __all__ = ["Engine"]
 
@@ -75,7 +74,7 @@ class Engine:
         sources: Mapping[str, Any] | None = None,
         *,
         report: str | Path | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         progress: bool = False,
         **named_sources: Any,
     ) -> LoadReport:

@@ -31,7 +31,7 @@ from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_ma
 from graphfusion.readers import BadRecord, Record, read_source
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema
-from graphfusion.store.base import DEFAULT_BATCH_SIZE, DST, SRC, BaseStore
+from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.values import coerce, converter, is_missing
 
 __all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
@@ -354,7 +354,7 @@ class _Loader:
         return {k for k in keys if k in here} | found
 
     # ------------------------------------------------------------------ run
-    def run(self, batch_size: int) -> LoadReport:
+    def run(self, batch_size: int | None) -> LoadReport:
         started = time.perf_counter()
         self.check_sources()
         for nspec in self.mapping.nodes:
@@ -414,7 +414,7 @@ def load(
     sources: Mapping[str, Any],
     *,
     report: str | Path | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> LoadReport:
     """Load sources into the store through a mapping.
@@ -427,7 +427,7 @@ def load(
         report: Where to write rejected rows (``.csv`` or ``.jsonl``); by default, when rows
             were rejected, ``reports/load-<mapping>-<time>.jsonl`` in the store folder (or in
             the working folder for Neo4j).
-        batch_size: Rows per write.
+        batch_size: Rows per write (the store's default when None).
         progress: Show progress bars.
 
     Returns:

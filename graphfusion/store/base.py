@@ -21,6 +21,7 @@ __all__ = ["GraphStore", "BaseStore", "Counts", "DEFAULT_BATCH_SIZE", "MAX_BATCH
 
 log = logging.getLogger("graphfusion.store")
 
+#: Rows per write when none is given (each store may choose its own, see ``default_batch_size``).
 DEFAULT_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE = 200_000
 #: Start and end key columns of a relationship frame.
@@ -111,6 +112,8 @@ class BaseStore(ABC):
 
     schema: Schema
     dialect: Dialect
+    #: Rows per write when the caller gives none.
+    default_batch_size: int = DEFAULT_BATCH_SIZE
 
     # ----------------------------------------------------------------- to implement
     @abstractmethod
@@ -118,8 +121,14 @@ class BaseStore(ABC):
         """Execute one statement and return its rows."""
 
     @abstractmethod
-    def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
-        """Upsert one batch of node rows (all rows carry the key and ``props``)."""
+    def _write_nodes(
+        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
+    ) -> None:
+        """Upsert one batch of node rows (all rows carry the key and ``props``).
+
+        ``fresh`` says that no node of the label existed when the write began, so none of the
+        (unique) rows can exist: a store may skip looking them up.
+        """
 
     @abstractmethod
     def _write_rels(
@@ -129,8 +138,13 @@ class BaseStore(ABC):
         end: NodeType,
         rows: list[dict[str, Any]],
         props: list[str],
+        fresh: bool,
     ) -> None:
-        """Upsert one batch of relationship rows (``src``, ``dst`` and ``props``)."""
+        """Upsert one batch of relationship rows (``src``, ``dst`` and ``props``).
+
+        ``fresh``: no relationship of the type existed between the two labels when the write
+        began.
+        """
 
     @abstractmethod
     def ensure_schema(self) -> None:
@@ -203,7 +217,7 @@ class BaseStore(ABC):
         label: str,
         frame: pd.DataFrame,
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
         """Insert or update nodes of ``label``.
@@ -242,7 +256,7 @@ class BaseStore(ABC):
         label: str,
         rows: list[dict[str, Any]],
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
         """Upsert nodes given as rows that are already valid (unique keys, coerced values).
@@ -251,13 +265,14 @@ class BaseStore(ABC):
         the same keys: the label's key and schema properties. Returns the rows written.
         """
         node = self.schema.node(label)
-        self._check_batch(batch_size)
+        size = self._check_batch(batch_size)
+        fresh = bool(rows) and self._is_empty(cypher.count_nodes(node))
         self._write_batches(
             rows,
-            batch_size,
+            size,
             progress,
             f"{label} nodes",
-            lambda batch, live: self._write_nodes(node, batch, live),
+            lambda batch, live: self._write_nodes(node, batch, live, fresh),
             [node.key],
         )
         return len(rows)
@@ -269,7 +284,7 @@ class BaseStore(ABC):
         *,
         start: str,
         end: str,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
         """Insert or update relationships ``(start)-[:rel_type]->(end)``.
@@ -342,7 +357,7 @@ class BaseStore(ABC):
         *,
         start: str,
         end: str,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
         """Upsert relationships given as rows that are already valid.
@@ -352,13 +367,15 @@ class BaseStore(ABC):
         """
         rel = self.schema.rel(rel_type)
         start_node, end_node = self.schema.node(start), self.schema.node(end)
-        self._check_batch(batch_size)
+        size = self._check_batch(batch_size)
+        count = cypher.count_rels_between(rel, start_node, end_node)
+        fresh = bool(rows) and self._is_empty(count)
         self._write_batches(
             rows,
-            batch_size,
+            size,
             progress,
             f"{rel_type} relationships",
-            lambda batch, live: self._write_rels(rel, start_node, end_node, batch, live),
+            lambda batch, live: self._write_rels(rel, start_node, end_node, batch, live, fresh),
             [SRC, DST],
         )
         return len(rows)
@@ -386,12 +403,23 @@ class BaseStore(ABC):
                 write([{k: r[k] for k in (*fixed, *live)} for r in batch], live)
                 bar.update(len(batch))
 
-    @staticmethod
-    def _check_batch(batch_size: int) -> None:
+    def _is_empty(self, count_query: str) -> bool:
+        """Whether ``count_query`` counts 0, for stores that skip lookups into empty tables.
+
+        The default (for stores whose writes need no such hint, like Neo4j's ``MERGE``) sends
+        nothing and answers False.
+        """
+        return False
+
+    def _check_batch(self, batch_size: int | None) -> int:
+        """The batch size to use: ``batch_size`` checked, or the store's default."""
+        if batch_size is None:
+            return self.default_batch_size
         if not isinstance(batch_size, int) or isinstance(batch_size, bool):
             raise ValidationError("batch_size must be an integer")
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ValidationError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {batch_size}")
+        return batch_size
 
     # ----------------------------------------------------------------- context manager
     def __enter__(self) -> BaseStore:

@@ -13,6 +13,7 @@ from graphfusion.schema import NodeType, RelType
 __all__ = [
     "count_nodes",
     "count_rels",
+    "count_rels_between",
     "existing_keys",
     "merge_nodes",
     "merge_rels",
@@ -36,6 +37,11 @@ def count_nodes(node: NodeType) -> str:
 def count_rels(rel: RelType) -> str:
     """Number of relationships of a type, as column ``count``."""
     return f"MATCH ()-[r:{rel.type}]->() RETURN count(r) AS count"
+
+
+def count_rels_between(rel: RelType, start: NodeType, end: NodeType) -> str:
+    """Number of relationships of a type between two labels, as column ``count``."""
+    return f"MATCH (:{start.label})-[r:{rel.type}]->(:{end.label}) RETURN count(r) AS count"
 
 
 def existing_keys(node: NodeType) -> str:

@@ -78,6 +78,8 @@ class EmbeddedStore(BaseStore):
     """
 
     dialect = LADYBUG
+    # COPY is much faster in large pieces (measured: 7.6 s in 5k-row pieces, 1.3 s in 100k)
+    default_batch_size = 100_000
 
     def __init__(
         self,
@@ -270,6 +272,9 @@ class EmbeddedStore(BaseStore):
         )
         return {(r["src"], r["dst"]) for r in found}
 
+    def _is_empty(self, count_query: str) -> bool:
+        return int(self._run(count_query, {})[0]["count"]) == 0
+
     def _copy(self, table: str, tbl: pa.Table, columns: list[str], options: str = "") -> None:
         targets = "" if options else f"({', '.join(columns)})"
         self._with_table(f"COPY {table}{targets} FROM tbl{options}", tbl)
@@ -280,14 +285,16 @@ class EmbeddedStore(BaseStore):
             f"{var}.{p} = coalesce(c{first + i}, {var}.{p})" for i, p in enumerate(props)
         )
 
-    def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
+    def _write_nodes(
+        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
+    ) -> None:
         key = node.key
         cols = [key, *props]
         types = [_ARROW_TYPES[node.prop(c).type.name] for c in cols]
-        present = self.existing_keys(node.label, [r[key] for r in rows])
-        fresh = [r for r in rows if r[key] not in present]
-        if fresh:
-            self._copy(node.label, self._arrow(cols, types, fresh), cols)
+        present = set() if fresh else self.existing_keys(node.label, [r[key] for r in rows])
+        new = [r for r in rows if r[key] not in present]
+        if new:
+            self._copy(node.label, self._arrow(cols, types, new), cols)
         old = [r for r in rows if r[key] in present]
         if old and props:
             self._with_table(
@@ -303,14 +310,16 @@ class EmbeddedStore(BaseStore):
         end: NodeType,
         rows: list[dict[str, Any]],
         props: list[str],
+        fresh: bool,
     ) -> None:
-        present = self._existing_pairs(rel, start, end, list(dict.fromkeys(r[SRC] for r in rows)))
-        fresh = [r for r in rows if (r[SRC], r[DST]) not in present]
-        if fresh:
+        srcs = list(dict.fromkeys(r[SRC] for r in rows))
+        present = set() if fresh else self._existing_pairs(rel, start, end, srcs)
+        new = [r for r in rows if (r[SRC], r[DST]) not in present]
+        if new:
             # COPY into a relationship table takes every property column (absent ones null).
             every = [p.name for p in rel.properties]
             types = [pa.string(), pa.string()] + [_ARROW_TYPES[p.type.name] for p in rel.properties]
-            tbl = self._arrow([SRC, DST, *every], types, fresh)
+            tbl = self._arrow([SRC, DST, *every], types, new)
             self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
         old = [r for r in rows if (r[SRC], r[DST]) in present]
         if old and props:

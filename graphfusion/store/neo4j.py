@@ -148,7 +148,9 @@ class Neo4jStore(BaseStore):
             self._closed = True
             self._driver.close()
 
-    def _write_nodes(self, node: NodeType, rows: list[dict[str, Any]], props: list[str]) -> None:
+    def _write_nodes(
+        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
+    ) -> None:
         self._run(cypher.merge_nodes(node, props), {"rows": rows})
 
     def _write_rels(
@@ -158,5 +160,6 @@ class Neo4jStore(BaseStore):
         end: NodeType,
         rows: list[dict[str, Any]],
         props: list[str],
+        fresh: bool,
     ) -> None:
         self._run(cypher.merge_rels(rel, start, end, props), {"rows": rows})
