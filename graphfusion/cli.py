@@ -356,6 +356,13 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
             for title, query in DEMO_QUERIES:
                 click.echo(f"== {title}\n   {query}")
                 click.echo(engine.cypher(query).to_string(index=False))
+            click.echo("== embed: text, image and behaviour vectors on the nodes")
+            click.echo(engine.embed(progress=True).summary())
+            product = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.title AS title LIMIT 1")
+            pid, title = product["id"][0], product["title"][0]
+            for modality in ("text", "image"):
+                click.echo(f"== products most similar to {pid} ({title}) by {modality}")
+                click.echo(engine.similar(pid, modality, k=5).to_string(index=False))
     click.echo(f"== done in {time.perf_counter() - started:.1f} s")
 
 

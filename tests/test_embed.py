@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +215,17 @@ def test_similar_by_image_prefers_the_same_category(
         total += 3
     # 6 leaf categories: chance is about 1/6; real image features do far better
     assert hits / total > 0.5
+
+
+def _readme_cypher() -> list[str]:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    return re.findall(r"```cypher\n(.*?)```", readme, flags=re.S)
+
+
+def test_readme_embedded_cypher_gives_what_similar_gives(shop_engine: Engine) -> None:
+    blocks = [b for b in _readme_cypher() if "array_cosine_similarity" in b]
+    assert blocks
+    for block in blocks:
+        got = shop_engine.cypher(block, {"id": "p0003"})
+        expected = shop_engine.similar("p0003", "text", k=len(got))
+        assert got["id"].tolist() == expected["id"].tolist()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -177,6 +179,16 @@ def test_every_statement_passes_neo4j_parser() -> None:
     assert len(statements) > 40
     results = lint_cypher(statements)
     failed = [r.describe() for r in results if not r.ok]
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.skipif(not cypher_lint_available(), reason=unavailable_reason() or "")
+def test_readme_neo4j_cypher_passes_neo4j_parser() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```cypher\n(.*?)```", readme, flags=re.S)
+              if "db.index.vector" in b]  # fmt: skip
+    assert blocks
+    failed = [r.describe() for r in lint_cypher(blocks) if not r.ok]
     assert not failed, "\n".join(failed)
 
 
