@@ -13,6 +13,7 @@ import pytest
 
 from graphfusion.errors import QueryError, StoreError, ValidationError
 from graphfusion.schema import load_schema
+from graphfusion.search import similar
 from graphfusion.store import Neo4jStore, open_store
 from graphfusion.store.dialect import NEO4J
 
@@ -212,3 +213,34 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
     finally:
         store.query("MATCH (n {id: $k}) DETACH DELETE n", {"k": key})
         store.close()
+
+
+def test_similar_uses_the_vector_index() -> None:
+    vector = [0.0] * 383 + [1.0]
+
+    def responder(query: str, params: dict[str, object]) -> list[dict[str, object]]:
+        if "AS key" in query:
+            return [{"key": k} for k in params["keys"]]  # type: ignore[union-attr]
+        if query.startswith("MATCH (n:Product {id: $id})"):
+            return [{"v": vector}]
+        if "queryNodes" in query:
+            return [{"id": "p2", "title": "B", "score": 0.5}]
+        return []
+
+    driver = RecordingDriver(responder)
+    store = Neo4jStore(driver=driver)
+    driver.calls.clear()
+    got = similar(store, "p1", "text", k=5)
+    assert got.to_dict(orient="records") == [{"id": "p2", "title": "B", "score": 0.5}]
+    search = driver.calls[-1]
+    assert search.query == (
+        "CALL db.index.vector.queryNodes('product_text_vec', $k, $vector) YIELD node, score "
+        "WITH node, 2 * score - 1 AS score WITH node AS p, score WHERE p.id <> $exclude "
+        "RETURN p.id AS id, p.title AS title, score ORDER BY score DESC, id LIMIT $n"
+    )
+    assert search.parameters["n"] == 5
+    assert search.parameters["exclude"] == "p1"
+    assert search.parameters["vector"] == vector
+    if cypher_lint_available():
+        failed = [r.describe() for r in lint_cypher(driver.queries) if not r.ok]
+        assert not failed, "\n".join(failed)
