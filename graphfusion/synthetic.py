@@ -46,6 +46,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 __all__ = [
+    "CSV_FILES",
     "FORMAT_VERSION",
     "GENERATOR",
     "IMAGE_SIZE",
@@ -179,7 +180,8 @@ _START = int(np.datetime64("2023-01-01T00:00:00", "s").astype(np.int64))
 _END = int(np.datetime64("2024-12-31T23:59:59", "s").astype(np.int64))
 _DAY = 86_400
 
-_CSV_FILES = (
+#: The CSV tables a generated shop holds (file stems).
+CSV_FILES = (
     "categories",
     "brands",
     "suppliers",
@@ -1048,7 +1050,7 @@ class _Shop:
         self.step("follows")
         self.ground_truth()
         self.step("ground truth")
-        return {name: self.counts[name] for name in (*_CSV_FILES, "images")}
+        return {name: self.counts[name] for name in (*CSV_FILES, "images")}
 
     # -- taxonomy, brands ---------------------------------------------------------------------
 

@@ -13,21 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from graphfusion.synthetic import IMAGE_SIZE, SIZES, ShopManifest, generate_shop
+from graphfusion.synthetic import CSV_FILES, IMAGE_SIZE, SIZES, ShopManifest, generate_shop
 
-CSV_FILES = (
-    "categories",
-    "brands",
-    "suppliers",
-    "batches",
-    "products",
-    "users",
-    "interactions",
-    "reviews",
-    "questions",
-    "answers",
-    "follows",
-)
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 

@@ -94,12 +94,18 @@ def _ids(store: BaseStore, label: str) -> pd.Index:
     return pd.Index([r["id"] for r in rows], name="id")
 
 
-def _user_features(store: BaseStore) -> pd.DataFrame:
-    ids = _ids(store, "User")
-    inter = _interactions(store, "user", ids)
+def _activity(store: BaseStore, label: str) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
+    """Node ids, raw interaction counts and times, and the four log-count features."""
+    ids = _ids(store, label)
+    inter = _interactions(store, "user" if label == "User" else "product", ids)
     out = pd.DataFrame(index=ids)
-    for rtype, name in zip(INTERACTIONS, FEATURES["User"][:4], strict=True):
+    for rtype, name in zip(INTERACTIONS, FEATURES[label][:4], strict=True):
         out[name] = np.log1p(inter[rtype])
+    return ids, inter, out
+
+
+def _user_features(store: BaseStore) -> pd.DataFrame:
+    ids, inter, out = _activity(store, "User")
     reviews = _frame(
         store,
         "MATCH (u:User)-[:WROTE]->(r:Review) RETURN u.id AS id, count(r) AS n, "
@@ -128,11 +134,7 @@ def _user_features(store: BaseStore) -> pd.DataFrame:
 
 
 def _product_features(store: BaseStore) -> pd.DataFrame:
-    ids = _ids(store, "Product")
-    inter = _interactions(store, "product", ids)
-    out = pd.DataFrame(index=ids)
-    for rtype, name in zip(INTERACTIONS, FEATURES["Product"][:4], strict=True):
-        out[name] = np.log1p(inter[rtype])
+    ids, _, out = _activity(store, "Product")
     rev = _reviews_by_product(store).reindex(ids).fillna(0.0)
     n, total, bad = rev["n"], rev["total"], rev["complaints"]
     out["reviews"] = np.log1p(n)
