@@ -223,3 +223,28 @@ def test_closed_store_refuses_queries(tmp_path: Path) -> None:
     s.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
         s.query("RETURN 1 AS x")
+
+
+def test_identical_reload_writes_nothing_and_a_change_is_written(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1", "u2"], "age": [30, 40]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
+    views = pd.DataFrame({"src": ["u1", "u2"], "dst": ["p1", "p1"], "weight": [1.0, 2.0]})
+    store.upsert_relationships("VIEWED", views, start="User", end="Product")
+    sent: list[str] = []
+    original = store._with_table
+
+    def spy(statement: str, tbl: object) -> list[dict[str, object]]:
+        sent.append(statement)
+        return original(statement, tbl)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_with_table", spy)
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1", "u2"], "age": [30, 40]}))
+    store.upsert_relationships("VIEWED", views, start="User", end="Product")
+    assert not [s for s in sent if " SET " in s or s.startswith("COPY")]
+    views.loc[1, "weight"] = 5.0
+    store.upsert_relationships("VIEWED", views, start="User", end="Product")
+    assert len([s for s in sent if " SET " in s]) == 1
+    rows = store.query("MATCH (u:User)-[e:VIEWED]->(:Product) RETURN u.id AS u, e.weight AS w")
+    assert sorted((r["u"], r["w"]) for r in rows) == [("u1", 1.0), ("u2", 5.0)]

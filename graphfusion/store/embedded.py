@@ -255,22 +255,35 @@ class EmbeddedStore(BaseStore):
         unique = list(dict.fromkeys(str(k) for k in keys))
         if not unique:
             return set()
-        tbl = pa.table({"c0": pa.array(unique, type=pa.string())})
-        found = self._with_table(
-            f"LOAD FROM tbl MATCH (n:{label} {{{node.key}: c0}}) RETURN n.{node.key} AS key", tbl
-        )
-        return {r["key"] for r in found}
+        return set(self._stored_nodes(node, unique, []))
 
-    def _existing_pairs(
-        self, rel: RelType, start: NodeType, end: NodeType, srcs: list[str]
-    ) -> set[tuple[str, str]]:
-        tbl = pa.table({"c0": pa.array(srcs, type=pa.string())})
+    def _stored_nodes(
+        self, node: NodeType, keys: list[str], props: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Stored values of ``props`` for the nodes among ``keys`` that exist."""
+        tbl = pa.table({"c0": pa.array(keys, type=pa.string())})
+        cols = "".join(f", n.{p} AS c{i}" for i, p in enumerate(props, start=1))
         found = self._with_table(
-            f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}})-[:{rel.type}]->"
-            f"(b:{end.label}) RETURN a.{start.key} AS src, b.{end.key} AS dst",
+            f"LOAD FROM tbl MATCH (n:{node.label} {{{node.key}: c0}}) "
+            f"RETURN n.{node.key} AS c0{cols}",
             tbl,
         )
-        return {(r["src"], r["dst"]) for r in found}
+        return {r["c0"]: {p: r[f"c{i}"] for i, p in enumerate(props, start=1)} for r in found}
+
+    def _stored_pairs(
+        self, rel: RelType, start: NodeType, end: NodeType, srcs: list[str], props: list[str]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Stored values of ``props`` for the relationships from ``srcs``."""
+        tbl = pa.table({"c0": pa.array(srcs, type=pa.string())})
+        cols = "".join(f", e.{p} AS c{i}" for i, p in enumerate(props, start=2))
+        found = self._with_table(
+            f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}})-[e:{rel.type}]->"
+            f"(b:{end.label}) RETURN a.{start.key} AS c0, b.{end.key} AS c1{cols}",
+            tbl,
+        )
+        return {
+            (r["c0"], r["c1"]): {p: r[f"c{i}"] for i, p in enumerate(props, start=2)} for r in found
+        }
 
     def _is_empty(self, count_query: str) -> bool:
         return int(self._run(count_query, {})[0]["count"]) == 0
@@ -291,11 +304,12 @@ class EmbeddedStore(BaseStore):
         key = node.key
         cols = [key, *props]
         types = [_ARROW_TYPES[node.prop(c).type.name] for c in cols]
-        present = set() if fresh else self.existing_keys(node.label, [r[key] for r in rows])
-        new = [r for r in rows if r[key] not in present]
+        scalars = [p for p in props if not node.prop(p).type.is_vector]
+        stored = {} if fresh else self._stored_nodes(node, [r[key] for r in rows], scalars)
+        new = [r for r in rows if r[key] not in stored]
         if new:
             self._copy(node.label, self._arrow(cols, types, new), cols)
-        old = [r for r in rows if r[key] in present]
+        old = [r for r in rows if r[key] in stored and _changes(r, stored[r[key]], props)]
         if old and props:
             self._with_table(
                 f"LOAD FROM tbl MATCH (n:{node.label} {{{key}: c0}}) SET "
@@ -313,15 +327,19 @@ class EmbeddedStore(BaseStore):
         fresh: bool,
     ) -> None:
         srcs = list(dict.fromkeys(r[SRC] for r in rows))
-        present = set() if fresh else self._existing_pairs(rel, start, end, srcs)
-        new = [r for r in rows if (r[SRC], r[DST]) not in present]
+        stored = {} if fresh else self._stored_pairs(rel, start, end, srcs, props)
+        new = [r for r in rows if (r[SRC], r[DST]) not in stored]
         if new:
             # COPY into a relationship table takes every property column (absent ones null).
             every = [p.name for p in rel.properties]
             types = [pa.string(), pa.string()] + [_ARROW_TYPES[p.type.name] for p in rel.properties]
             tbl = self._arrow([SRC, DST, *every], types, new)
             self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
-        old = [r for r in rows if (r[SRC], r[DST]) in present]
+        old = [
+            r
+            for r in rows
+            if (r[SRC], r[DST]) in stored and _changes(r, stored[(r[SRC], r[DST])], props)
+        ]
         if old and props:
             types = [pa.string(), pa.string()] + [
                 _ARROW_TYPES[rel.prop(p).type.name] for p in props
@@ -332,6 +350,12 @@ class EmbeddedStore(BaseStore):
                 + self._sets("e", props, 2),
                 self._arrow([SRC, DST, *props], types, old),
             )
+
+
+def _changes(row: dict[str, Any], stored: dict[str, Any], props: list[str]) -> bool:
+    """Whether writing ``row`` would change what is stored (null never overwrites; values not
+    fetched, such as vectors, count as changes)."""
+    return any(row[p] is not None and (p not in stored or stored[p] != row[p]) for p in props)
 
 
 def _clean_message(exc: BaseException) -> str:
