@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -158,6 +159,10 @@ class _Loader:
             src = self.sources[name]
             if isinstance(src, pd.DataFrame):
                 continue
+            if not isinstance(src, (str, os.PathLike)):
+                raise ValidationError(
+                    f"source {name!r} must be a path or a DataFrame, got {type(src).__name__}"
+                )
             if not Path(src).exists():
                 raise MappingError(f"source {name!r}: {src} does not exist")
 

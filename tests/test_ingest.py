@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from graphfusion.errors import MappingError
+from graphfusion.errors import MappingError, ValidationError
 from graphfusion.ingest import load
 from graphfusion.mapping import builtin_mappings, load_mapping
 from graphfusion.schema import load_schema
@@ -261,6 +261,10 @@ def test_missing_sources(tmp_path: Path, store: EmbeddedStore) -> None:
         load(store, mapping, {"items": tmp_path, "other": tmp_path})
     with pytest.raises(MappingError, match="no mapping 'nope'"):
         load(store, "nope", {})
+    with pytest.raises(ValidationError, match="must be a path or a DataFrame"):
+        load(store, mapping, {"items": 42})
+    with pytest.raises(ValidationError, match="sources must be a mapping"):
+        load(store, mapping, ["items"])  # type: ignore[arg-type]
 
 
 def test_dataframe_sources(tmp_path: Path, store: EmbeddedStore) -> None:
