@@ -137,6 +137,7 @@ class _Loader:
         self.rejects: list[Reject] = []
         self.skipped: dict[str, int] = {}
         self._tables: dict[str, tuple[str, list[Record]]] = {}
+        self._groups: dict[tuple[str, str], dict[str, list[Record]]] = {}
         # label -> key -> properties
         self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
         # (type, start, end) -> (src, dst) -> properties
@@ -242,6 +243,24 @@ class _Loader:
                 raise _FieldError(name, str(exc)) from None
         return out
 
+    def rows(self, table: str, where: Field | None) -> tuple[str, list[Record]]:
+        """The rows of ``table`` that ``where`` keeps (a plain ``column`` + ``equals`` filter is
+        answered from one grouping of the table, however many specs ask)."""
+        source, rows = self.table(table)
+        if where is None:
+            return source, rows
+        if where.column is not None and not where.transforms and "equals" in where.options:
+            key = (table, where.column)
+            if key not in self._groups:
+                groups: dict[str, list[Record]] = {}
+                for rec in rows:
+                    value = rec.data.get(where.column)
+                    if value is not None:
+                        groups.setdefault(str(value), []).append(rec)
+                self._groups[key] = groups
+            return source, self._groups[key].get(str(where.options["equals"]), [])
+        return source, [rec for rec in rows if self._keep(where, rec.data)]
+
     @staticmethod
     def _keep(where: Field | None, data: dict[str, Any]) -> bool:
         if where is None:
@@ -256,15 +275,13 @@ class _Loader:
 
     # ------------------------------------------------------------------ nodes
     def collect_nodes(self, spec: NodeSpec) -> None:
-        source, rows = self.table(spec.table)
+        source, rows = self.rows(spec.table, spec.where)
         node = self.schema.node(spec.label)
         types = {p: converter(node.prop(p).type) for p in spec.properties}
         target = f"{spec.label} node"
         store = self.nodes.setdefault(spec.label, {})
         first_line: dict[str, int] = {}
         for rec in rows:
-            if not self._keep(spec.where, rec.data):
-                continue
             try:
                 keys = self._key(spec.key, rec.data)
             except ValueError as exc:
@@ -290,7 +307,7 @@ class _Loader:
     # ------------------------------------------------------------------ relationships
     def collect_rels(self, spec: RelSpec) -> list[_Check]:
         """Collect one spec's relationships; returns (source, line, pair) for end checks."""
-        source, rows = self.table(spec.table)
+        source, rows = self.rows(spec.table, spec.where)
         rel = self.schema.rel(spec.type)
         types = {p: converter(rel.prop(p).type) for p in spec.properties}
         target = f"{spec.type} relationship"
@@ -298,8 +315,6 @@ class _Loader:
         seen: dict[tuple[str, str], int] = {}
         lines: list[_Check] = []
         for rec in rows:
-            if not self._keep(spec.where, rec.data):
-                continue
             try:
                 srcs = self._key(spec.start.key, rec.data)
                 dsts = self._key(spec.end.key, rec.data)
@@ -373,12 +388,12 @@ class _Loader:
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
         for label, entries in self.nodes.items():
             node = self.schema.node(label)
-            rows = _uniform([{node.key: k, **p} for k, p in entries.items()])
+            rows = [{node.key: k, **p} for k, p in entries.items()]
             report.nodes[label] = report.nodes.get(label, 0) + self.store.write_node_rows(
                 label, rows, batch_size=batch_size, progress=self.progress
             )
         for (rtype, start, end), pairs in self.rels.items():
-            rows = _uniform([{SRC: s, DST: d, **p} for (s, d), p in pairs.items()])
+            rows = [{SRC: s, DST: d, **p} for (s, d), p in pairs.items()]
             n = self.store.write_rel_rows(
                 rtype, rows, start=start, end=end, batch_size=batch_size, progress=self.progress
             )
@@ -403,14 +418,6 @@ def _merge(store: dict[Any, dict[str, Any]], key: Any, props: dict[str, Any]) ->
     for name, value in props.items():
         if have.get(name) is None and value is not None:
             have[name] = value
-
-
-def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every row the same keys (LadybugDB requires it of a list parameter)."""
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    return [{n: row.get(n) for n in names} for row in rows]
 
 
 def load(

@@ -124,7 +124,7 @@ class BaseStore(ABC):
     def _write_nodes(
         self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
     ) -> None:
-        """Upsert one batch of node rows (all rows carry the key and ``props``).
+        """Upsert one batch of node rows (each carries the key; a missing property is null).
 
         ``fresh`` says that no node of the label existed when the write began, so none of the
         (unique) rows can exist: a store may skip looking them up.
@@ -261,8 +261,8 @@ class BaseStore(ABC):
     ) -> int:
         """Upsert nodes given as rows that are already valid (unique keys, coerced values).
 
-        This is the writer behind :meth:`upsert_nodes` and the loaders; every row must have
-        the same keys: the label's key and schema properties. Returns the rows written.
+        This is the writer behind :meth:`upsert_nodes` and the loaders; every row has the
+        label's key and any schema properties (a missing one is null). Returns the rows written.
         """
         node = self.schema.node(label)
         size = self._check_batch(batch_size)
@@ -397,10 +397,14 @@ class BaseStore(ABC):
                 batch = rows[part]
                 # Only the properties with a value in this batch are written: the rest would
                 # be coalesced to what is stored anyway, and an all-null column has no type.
+                # Rows may lack keys (a missing key is a null).
+                names: dict[str, None] = {}
+                for row in batch:
+                    names.update(dict.fromkeys(row))
                 live = [
-                    k for k in batch[0] if k not in fixed and any(r[k] is not None for r in batch)
+                    k for k in names if k not in fixed and any(r.get(k) is not None for r in batch)
                 ]
-                write([{k: r[k] for k in (*fixed, *live)} for r in batch], live)
+                write(batch, live)
                 bar.update(len(batch))
 
     def _is_empty(self, count_query: str) -> bool:

@@ -355,7 +355,7 @@ class EmbeddedStore(BaseStore):
 def _changes(row: dict[str, Any], stored: dict[str, Any], props: list[str]) -> bool:
     """Whether writing ``row`` would change what is stored (null never overwrites; values not
     fetched, such as vectors, count as changes)."""
-    return any(row[p] is not None and (p not in stored or stored[p] != row[p]) for p in props)
+    return any(row.get(p) is not None and (p not in stored or stored[p] != row[p]) for p in props)
 
 
 def _clean_message(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from graphfusion.errors import QueryError, StoreError
 from graphfusion.schema import NodeType, RelType, Schema, load_schema
 from graphfusion.store import cypher
-from graphfusion.store.base import BaseStore
+from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.store.dialect import NEO4J
 
 __all__ = ["Neo4jStore", "neo4j_settings"]
@@ -151,7 +151,8 @@ class Neo4jStore(BaseStore):
     def _write_nodes(
         self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
     ) -> None:
-        self._run(cypher.merge_nodes(node, props), {"rows": rows})
+        names = (node.key, *props)
+        self._run(cypher.merge_nodes(node, props), {"rows": _only(rows, names)})
 
     def _write_rels(
         self,
@@ -162,4 +163,10 @@ class Neo4jStore(BaseStore):
         props: list[str],
         fresh: bool,
     ) -> None:
-        self._run(cypher.merge_rels(rel, start, end, props), {"rows": rows})
+        names = (SRC, DST, *props)
+        self._run(cypher.merge_rels(rel, start, end, props), {"rows": _only(rows, names)})
+
+
+def _only(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rows as parameter maps with exactly ``names`` (absent values as null)."""
+    return [{n: row.get(n) for n in names} for row in rows]
