@@ -1,0 +1,255 @@
+"""Ranking metrics and the split protocol for recommendation.
+
+The protocol follows MMRec (multimodal recommendation): a per-user random 8:1:1 split of the
+interactions (users with fewer than ``min_interactions`` stay in training only), full ranking
+over every item the user did not interact with in training, Recall@K and NDCG@K at 10 and 20.
+
+Metrics come two ways, which agree:
+
+- plain functions over DataFrames with uniform ``col_user``, ``col_item``, ``col_prediction``
+  arguments (as in Microsoft's recommenders), for people comparing any model's output;
+- :func:`full_ranking_metrics` over a score matrix, for training loops.
+
+Every metric is averaged over the users that have at least one relevant (test) item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from graphfusion.errors import ValidationError
+
+__all__ = [
+    "random_split",
+    "recall_at_k",
+    "precision_at_k",
+    "ndcg_at_k",
+    "mrr_at_k",
+    "auc",
+    "full_ranking_metrics",
+]
+
+DEFAULT_USER, DEFAULT_ITEM, DEFAULT_PREDICTION = "user", "item", "prediction"
+
+
+def random_split(
+    interactions: pd.DataFrame,
+    *,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    col_user: str = DEFAULT_USER,
+    col_item: str = DEFAULT_ITEM,
+    min_interactions: int = 3,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split each user's interactions at random into train, validation and test.
+
+    Args:
+        interactions: One row per (user, item) interaction; repeated pairs are dropped first.
+        ratios: Shares of train, validation and test (summing to 1).
+        col_user: User column.
+        col_item: Item column.
+        min_interactions: Users with fewer interactions stay in training only.
+        seed: Random seed (the split is deterministic for a seed).
+
+    Returns:
+        ``(train, valid, test)`` frames with the input's columns. Every user with at least
+        ``min_interactions`` interactions has at least one validation and one test item.
+
+    Raises:
+        ValidationError: Missing columns or ratios that are not three shares summing to 1.
+    """
+    for col in (col_user, col_item):
+        if col not in interactions.columns:
+            raise ValidationError(f"interactions lack the column {col!r}")
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValidationError(f"ratios must be three shares summing to 1, got {ratios}")
+    frame = interactions.drop_duplicates([col_user, col_item]).reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    pos = frame.groupby(col_user, sort=False).cumcount().to_numpy()
+    size = frame.groupby(col_user, sort=False)[col_item].transform("size").to_numpy()
+    n_valid = np.maximum(1, np.round(size * ratios[1])).astype(int)
+    n_test = np.maximum(1, np.round(size * ratios[2])).astype(int)
+    eligible = size >= min_interactions
+    is_test = eligible & (pos < n_test)
+    is_valid = eligible & ~is_test & (pos < n_test + n_valid)
+    is_train = ~(is_test | is_valid)
+    return frame[is_train], frame[is_valid], frame[is_test]
+
+
+def _relevant(rating_true: pd.DataFrame, col_user: str, col_item: str) -> dict[object, set[object]]:
+    return rating_true.groupby(col_user)[col_item].apply(set).to_dict()
+
+
+def _top_k(
+    rating_pred: pd.DataFrame, col_user: str, col_item: str, col_prediction: str, k: int
+) -> dict[object, list[object]]:
+    if not isinstance(k, int) or k < 1:
+        raise ValidationError(f"k must be a positive integer, got {k!r}")
+    top = rating_pred.sort_values([col_user, col_prediction], ascending=[True, False])
+    top = top.groupby(col_user, sort=False).head(k)
+    return top.groupby(col_user, sort=False)[col_item].apply(list).to_dict()
+
+
+def _per_user(
+    rating_true: pd.DataFrame,
+    rating_pred: pd.DataFrame,
+    col_user: str,
+    col_item: str,
+    col_prediction: str,
+    k: int,
+) -> Iterable[tuple[set[object], list[object]]]:
+    truth = _relevant(rating_true, col_user, col_item)
+    ranked = _top_k(rating_pred, col_user, col_item, col_prediction, k)
+    for user, items in truth.items():
+        yield items, ranked.get(user, [])
+
+
+def recall_at_k(
+    rating_true: pd.DataFrame,
+    rating_pred: pd.DataFrame,
+    *,
+    col_user: str = DEFAULT_USER,
+    col_item: str = DEFAULT_ITEM,
+    col_prediction: str = DEFAULT_PREDICTION,
+    k: int = 10,
+) -> float:
+    """Recall@K: the share of a user's relevant items found in their top K, averaged.
+
+    Range [0, 1]; 1 when every relevant item is in the top K (for users with more than K
+    relevant items the best possible value is K / relevant).
+    """
+    values = [
+        len(items & set(top)) / len(items)
+        for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k)
+    ]
+    return float(np.mean(values)) if values else 0.0
+
+
+def precision_at_k(
+    rating_true: pd.DataFrame,
+    rating_pred: pd.DataFrame,
+    *,
+    col_user: str = DEFAULT_USER,
+    col_item: str = DEFAULT_ITEM,
+    col_prediction: str = DEFAULT_PREDICTION,
+    k: int = 10,
+) -> float:
+    """Precision@K: the share of the top K that is relevant (divided by K), averaged.
+
+    Range [0, 1].
+    """
+    values = [
+        len(items & set(top)) / k
+        for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k)
+    ]
+    return float(np.mean(values)) if values else 0.0
+
+
+def ndcg_at_k(
+    rating_true: pd.DataFrame,
+    rating_pred: pd.DataFrame,
+    *,
+    col_user: str = DEFAULT_USER,
+    col_item: str = DEFAULT_ITEM,
+    col_prediction: str = DEFAULT_PREDICTION,
+    k: int = 10,
+) -> float:
+    """NDCG@K with binary relevance: DCG = sum over hits at rank r (1-based) of 1/log2(r + 1),
+    divided by the DCG of an ideal ranking of min(K, relevant) hits; averaged.
+
+    Range [0, 1]; 1 when the relevant items fill the top ranks.
+    """
+    values = []
+    for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k):
+        dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(top) if item in items)
+        ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(items))))
+        values.append(dcg / ideal)
+    return float(np.mean(values)) if values else 0.0
+
+
+def mrr_at_k(
+    rating_true: pd.DataFrame,
+    rating_pred: pd.DataFrame,
+    *,
+    col_user: str = DEFAULT_USER,
+    col_item: str = DEFAULT_ITEM,
+    col_prediction: str = DEFAULT_PREDICTION,
+    k: int = 10,
+) -> float:
+    """MRR@K: 1 / rank of the first relevant item in the top K (0 when none), averaged.
+
+    Range [0, 1].
+    """
+    values = []
+    for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k):
+        rank = next((r + 1 for r, item in enumerate(top) if item in items), None)
+        values.append(1.0 / rank if rank else 0.0)
+    return float(np.mean(values)) if values else 0.0
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC: the probability that a random positive scores above a random negative
+    (ties count half). Range [0, 1]; 0.5 is chance.
+
+    Raises:
+        ValidationError: Shapes differ, or the labels are not both present.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    if s.shape != y.shape:
+        raise ValidationError("scores and labels must have the same length")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValidationError("AUC needs both positive and negative labels")
+    ranks = pd.Series(s).rank(method="average").to_numpy()
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def full_ranking_metrics(
+    scores: np.ndarray,
+    train_items: Sequence[Iterable[int]],
+    test_items: Sequence[Iterable[int]],
+    ks: Sequence[int] = (10, 20),
+) -> dict[str, float]:
+    """Recall@K and NDCG@K over a score matrix, ranking every item not seen in training.
+
+    Args:
+        scores: ``(n_users, n_items)`` scores, higher is better.
+        train_items: Per user, the item indices seen in training (excluded from the ranking).
+        test_items: Per user, the relevant item indices (users with none are skipped).
+        ks: Cut-offs.
+
+    Returns:
+        ``{"recall@10": ..., "ndcg@10": ..., ...}``, each in [0, 1], averaged over users with
+        relevant items, with the same definitions as :func:`recall_at_k` and
+        :func:`ndcg_at_k`.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    n_users, n_items = scores.shape
+    if len(train_items) != n_users or len(test_items) != n_users:
+        raise ValidationError("train_items and test_items need one entry per user (row)")
+    kmax = min(max(ks), n_items)
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
+    counted = 0
+    discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
+    for u in range(n_users):
+        relevant = set(test_items[u])
+        if not relevant:
+            continue
+        seen = list(train_items[u])
+        if seen:
+            scores[u, seen] = -np.inf
+        top = np.argpartition(-scores[u], kmax - 1)[:kmax]
+        top = top[np.argsort(-scores[u, top], kind="stable")]
+        hits = np.fromiter((i in relevant for i in top), dtype=bool, count=len(top))
+        for k in ks:
+            h = hits[:k]
+            sums[f"recall@{k}"] += h.sum() / len(relevant)
+            ideal = discounts[: min(k, len(relevant))].sum()
+            sums[f"ndcg@{k}"] += (discounts[: len(h)][h]).sum() / ideal
+        counted += 1
+    return {name: (value / counted if counted else 0.0) for name, value in sums.items()}

@@ -1,0 +1,102 @@
+"""Ranking metrics against hand-computed examples, and the split protocol."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from graphfusion.errors import ValidationError
+from graphfusion.evaluate import (
+    auc,
+    full_ranking_metrics,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    random_split,
+    recall_at_k,
+)
+
+# user a: relevant {1, 2}; ranking 3, 1, 4, 2 -> hits at ranks 2 and 4
+# user b: relevant {5};    ranking 5, 6       -> hit at rank 1
+TRUE = pd.DataFrame({"user": ["a", "a", "b"], "item": [1, 2, 5]})
+PRED = pd.DataFrame(
+    {"user": ["a"] * 4 + ["b"] * 2, "item": [3, 1, 4, 2, 5, 6],
+     "prediction": [0.9, 0.8, 0.7, 0.6, 0.9, 0.1]}
+)  # fmt: skip
+
+
+def test_recall_precision_mrr_by_hand() -> None:
+    assert recall_at_k(TRUE, PRED, k=2) == pytest.approx((1 / 2 + 1) / 2)
+    assert recall_at_k(TRUE, PRED, k=4) == pytest.approx(1.0)
+    assert precision_at_k(TRUE, PRED, k=2) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert mrr_at_k(TRUE, PRED, k=4) == pytest.approx((1 / 2 + 1) / 2)
+    assert mrr_at_k(TRUE, PRED, k=1) == pytest.approx((0 + 1) / 2)
+
+
+def test_ndcg_by_hand() -> None:
+    dcg_a = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal_a = 1 + 1 / math.log2(3)
+    assert ndcg_at_k(TRUE, PRED, k=4) == pytest.approx((dcg_a / ideal_a + 1.0) / 2)
+    # at k=1 user a has no hit, b is perfect
+    assert ndcg_at_k(TRUE, PRED, k=1) == pytest.approx(0.5)
+
+
+def test_user_without_predictions_counts_zero() -> None:
+    truth = pd.concat([TRUE, pd.DataFrame({"user": ["c"], "item": [9]})])
+    assert recall_at_k(truth, PRED, k=4) == pytest.approx((1 + 1 + 0) / 3)
+
+
+def test_auc_by_hand() -> None:
+    assert auc([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0]) == 1.0
+    assert auc([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == 0.0
+    # one positive above one of two negatives, a tie with the other: (1 + 0.5) / 2
+    assert auc([0.5, 0.5, 0.1], [1, 0, 0]) == pytest.approx(0.75)
+    with pytest.raises(ValidationError):
+        auc([0.1, 0.2], [1, 1])
+
+
+def test_full_ranking_agrees_with_the_frame_metrics() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random((6, 30))
+    train = [list(rng.choice(30, 5, replace=False)) for _ in range(6)]
+    test = [[int(i) for i in rng.choice([j for j in range(30) if j not in t], 3, replace=False)]
+            for t in train]  # fmt: skip
+    test[5] = []  # a user with nothing to find is skipped
+    got = full_ranking_metrics(scores, train, test, ks=(5, 10))
+    rows = [(u, i, scores[u, i]) for u in range(6) for i in range(30) if i not in train[u]]
+    pred = pd.DataFrame(rows, columns=["user", "item", "prediction"])
+    truth = pd.DataFrame([(u, i) for u in range(6) for i in test[u]], columns=["user", "item"])
+    for k in (5, 10):
+        assert got[f"recall@{k}"] == pytest.approx(recall_at_k(truth, pred, k=k))
+        assert got[f"ndcg@{k}"] == pytest.approx(ndcg_at_k(truth, pred, k=k))
+    # training items are never ranked: a perfect score on them changes nothing
+    boosted = scores.copy()
+    for u in range(6):
+        boosted[u, train[u]] = 100.0
+    assert full_ranking_metrics(boosted, train, test, ks=(5, 10)) == got
+
+
+def test_random_split_protocol() -> None:
+    rng = np.random.default_rng(1)
+    rows = [(f"u{u}", i) for u in range(50) for i in rng.choice(100, 2 + u % 15, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user", "item"])
+    train, valid, test = random_split(frame, seed=3)
+    assert len(train) + len(valid) + len(test) == len(frame)
+    pairs = [set(zip(f["user"], f["item"], strict=True)) for f in (train, valid, test)]
+    assert not (pairs[0] & pairs[1] or pairs[0] & pairs[2] or pairs[1] & pairs[2])
+    sizes = frame.groupby("user").size()
+    light = set(sizes[sizes < 3].index)
+    assert light and light.isdisjoint(valid["user"]) and light.isdisjoint(test["user"])
+    assert set(test["user"]) == set(sizes[sizes >= 3].index) == set(valid["user"])
+    assert 0.75 < len(train) / len(frame) < 0.85
+    again = random_split(frame, seed=3)
+    assert all(a.equals(b) for a, b in zip(again, (train, valid, test), strict=True))
+    other = random_split(frame, seed=4)[2]
+    assert not other.reset_index(drop=True).equals(test.reset_index(drop=True))
+    with pytest.raises(ValidationError, match="ratios"):
+        random_split(frame, ratios=(0.5, 0.5, 0.5))
+    with pytest.raises(ValidationError, match="column"):
+        random_split(frame.rename(columns={"item": "product"}))
