@@ -1,0 +1,78 @@
+"""Exporting the stored graph to PyG: counts, edges, reverse edges and vectors round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from graphfusion.errors import SchemaError, ValidationError
+from graphfusion.graph import to_heterodata
+from graphfusion.ingest import load
+from graphfusion.store import EmbeddedStore
+
+
+@pytest.fixture(scope="module")
+def shop_store(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> EmbeddedStore:
+    store = EmbeddedStore(tmp_path_factory.mktemp("graph") / "store")
+    load(store, "synthetic", {"shop": tiny_shop})
+    return store
+
+
+def test_counts_and_edges_round_trip(shop_store: EmbeddedStore) -> None:
+    export = to_heterodata(shop_store)
+    data = export.data
+    counts = shop_store.counts()
+    for label, n in counts.nodes.items():
+        if n:
+            assert data[label].num_nodes == n
+        else:
+            assert label not in data.node_types
+    for rtype, n in counts.relationships.items():
+        edges = sum(data[et].edge_index.shape[1] for et in data.edge_types if et[1] == rtype)
+        assert edges == n, rtype
+    # every edge of VIEWED is a real relationship of the store, with its weight
+    ei = data["User", "VIEWED", "Product"].edge_index
+    pairs = {
+        (export.key("User", int(s)), export.key("Product", int(d))) for s, d in ei.t().tolist()
+    }
+    stored = shop_store.query("MATCH (u:User)-[:VIEWED]->(p:Product) RETURN u.id AS u, p.id AS p")
+    assert pairs == {(r["u"], r["p"]) for r in stored}
+    assert data["User", "VIEWED", "Product"].edge_weight.shape == (ei.shape[1],)
+
+
+def test_reverse_edges_give_every_type_incoming_messages(shop_store: EmbeddedStore) -> None:
+    data = to_heterodata(shop_store).data
+    forward = [et for et in data.edge_types if not et[1].startswith("rev_")]
+    for start, rtype, end in forward:
+        rev = data[end, f"rev_{rtype}", start].edge_index
+        assert torch.equal(rev, data[start, rtype, end].edge_index.flip(0))
+    receivers = {et[2] for et in data.edge_types}
+    assert receivers == set(data.node_types)
+    without = to_heterodata(shop_store, reverse=False).data
+    assert not [et for et in without.edge_types if et[1].startswith("rev_")]
+
+
+def test_vectors_become_features_with_masks(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "s") as store:
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["b", "a", "c"]}))
+        vec = np.linspace(-1, 1, 384).astype(np.float32)
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["a"], "text_vec": [vec.tolist()]}))
+        export = to_heterodata(store)
+        assert export.ids["Product"] == ["a", "b", "c"]
+        product = export.data["Product"]
+        assert product.text_vec.shape == (3, 384)
+        assert product.text_vec_mask.tolist() == [True, False, False]
+        np.testing.assert_allclose(product.text_vec[0].numpy(), vec, atol=1e-6)
+        assert not product.text_vec[1].any()
+        assert export.rows("Product", ["c", "a"]).tolist() == [2, 0]
+        with pytest.raises(ValidationError, match="no Product 'zz'"):
+            export.rows("Product", ["zz"])
+        only = to_heterodata(store, labels=["Product"], vectors=False)
+        assert only.data.node_types == ["Product"]
+        assert "text_vec" not in only.data["Product"]
+        with pytest.raises(SchemaError):
+            to_heterodata(store, labels=["Gadget"])
