@@ -1,0 +1,184 @@
+"""Baselines for recommendation on a user-item graph: popularity, MF-BPR and LightGCN.
+
+Each model scores every (user, item) pair with ``scores(users)``; the trainable ones give
+BPR-ready embeddings through ``embeddings()``. LightGCN propagates over a precomputed,
+symmetrically normalized sparse adjacency (``torch.sparse_csr``): on 2 CPU cores that ran
+far faster than message passing over ``edge_index`` (3.4 s against 27 s an epoch for 200k
+interactions, measured before this project started).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+from graphfusion.errors import ValidationError
+
+__all__ = ["Popularity", "MF", "LightGCN", "bpr_loss", "normalized_adjacency"]
+
+
+def _check_edges(edge_index: Tensor, num_users: int, num_items: int) -> None:
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValidationError("edge_index must have shape (2, E): user rows, item columns")
+    if edge_index.numel() and (
+        int(edge_index[0].max()) >= num_users or int(edge_index[1].max()) >= num_items
+        or int(edge_index.min()) < 0
+    ):  # fmt: skip
+        raise ValidationError("edge_index holds indices outside the user or item range")
+
+
+class Popularity(nn.Module):
+    """Scores every item by its number of training interactions, the same for every user.
+
+    Args:
+        edge_index: ``(2, E)`` training interactions (user row, item column).
+        num_users: Number of users.
+        num_items: Number of items.
+    """
+
+    counts: Tensor
+
+    def __init__(self, edge_index: Tensor, num_users: int, num_items: int) -> None:
+        super().__init__()
+        _check_edges(edge_index, num_users, num_items)
+        counts = torch.bincount(edge_index[1], minlength=num_items).float()
+        self.register_buffer("counts", counts)
+        self.num_users = num_users
+
+    def scores(self, users: Tensor) -> Tensor:
+        """``(len(users), num_items)`` scores."""
+        return self.counts.expand(len(users), -1).clone()
+
+
+class MF(nn.Module):
+    r"""Matrix factorization trained with BPR (Rendle et al., UAI 2009).
+
+    .. math:: \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i
+
+    Args:
+        num_users: Number of users.
+        num_items: Number of items.
+        dim: Embedding size.
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int = 64) -> None:
+        super().__init__()
+        self.user = nn.Embedding(num_users, dim)
+        self.item = nn.Embedding(num_items, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 0.1) initialization, as in LightGCN's reference code."""
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.item.weight, std=0.1)
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """User and item embeddings."""
+        return self.user.weight, self.item.weight
+
+    def scores(self, users: Tensor) -> Tensor:
+        """``(len(users), num_items)`` scores."""
+        u, i = self.embeddings()
+        return u[users] @ i.t()
+
+
+def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
+    r"""The symmetric normalized bipartite adjacency :math:`D^{-1/2} A D^{-1/2}` over
+    ``num_users + num_items`` nodes (items after users), as a ``torch.sparse_csr`` tensor.
+    Repeated interactions count once."""
+    _check_edges(edge_index, num_users, num_items)
+    n = num_users + num_items
+    pairs = torch.unique(edge_index, dim=1)
+    rows = torch.cat([pairs[0], pairs[1] + num_users])
+    cols = torch.cat([pairs[1] + num_users, pairs[0]])
+    deg = torch.bincount(rows, minlength=n).float()
+    inv = deg.pow(-0.5)
+    inv[torch.isinf(inv)] = 0.0
+    values = inv[rows] * inv[cols]
+    adj = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values, (n, n), check_invariants=False
+    ).coalesce()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return adj.to_sparse_csr()
+
+
+class LightGCN(nn.Module):
+    r"""LightGCN (He et al., SIGIR 2020): embeddings smoothed over the user-item graph.
+
+    .. math::
+        \mathbf{E}^{(k+1)} = \tilde{A}\,\mathbf{E}^{(k)}, \qquad
+        \mathbf{E} = \frac{1}{K+1}\sum_{k=0}^{K} \mathbf{E}^{(k)}, \qquad
+        \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i
+
+    with :math:`\tilde{A}` from :func:`normalized_adjacency`.
+
+    Args:
+        edge_index: ``(2, E)`` training interactions (user row, item column).
+        num_users: Number of users.
+        num_items: Number of items.
+        dim: Embedding size.
+        num_layers: Propagation steps K.
+    """
+
+    adj: Tensor
+
+    def __init__(
+        self, edge_index: Tensor, num_users: int, num_items: int, dim: int = 64, num_layers: int = 3
+    ) -> None:
+        super().__init__()
+        if num_layers < 0:
+            raise ValidationError("num_layers must be >= 0")
+        self.num_users, self.num_items, self.num_layers = num_users, num_items, num_layers
+        self.embedding = nn.Embedding(num_users + num_items, dim)
+        self.register_buffer("adj", normalized_adjacency(edge_index, num_users, num_items))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 0.1) initialization."""
+        nn.init.normal_(self.embedding.weight, std=0.1)
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Propagated user and item embeddings (the layer mean)."""
+        x = self.embedding.weight
+        out = x
+        for _ in range(self.num_layers):
+            x = self.adj @ x
+            out = out + x
+        out = out / (self.num_layers + 1)
+        return out[: self.num_users], out[self.num_users :]
+
+    def scores(self, users: Tensor) -> Tensor:
+        """``(len(users), num_items)`` scores."""
+        u, i = self.embeddings()
+        return u[users] @ i.t()
+
+
+def bpr_loss(
+    users: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+    user_emb: Tensor,
+    item_emb: Tensor,
+    *,
+    reg: float = 1e-4,
+    base_user: Tensor | None = None,
+    base_item: Tensor | None = None,
+) -> Tensor:
+    r"""Bayesian personalized ranking loss with L2 regularization:
+
+    .. math:: -\frac{1}{B}\sum \ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
+              + \lambda \frac{\|\mathbf{e}_u\|^2 + \|\mathbf{e}_i\|^2 + \|\mathbf{e}_j\|^2}{2B}
+
+    The penalty is on ``base_*`` (the layer-0 embeddings, for LightGCN) when given, else on
+    the scoring embeddings.
+    """
+    u, p, n = user_emb[users], item_emb[pos], item_emb[neg]
+    rank = -torch.nn.functional.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
+    bu = base_user[users] if base_user is not None else u
+    bp = base_item[pos] if base_item is not None else p
+    bn = base_item[neg] if base_item is not None else n
+    penalty = (bu.pow(2).sum() + bp.pow(2).sum() + bn.pow(2).sum()) / (2 * len(users))
+    return rank + reg * penalty
