@@ -300,6 +300,30 @@ def embed_cmd(
         click.echo(result.summary())
 
 
+@main.command("train")
+@click.option(
+    "--model", type=click.Choice(["lightgcn", "mf", "popularity"]), default="lightgcn",
+    show_default=True,
+)  # fmt: skip
+@click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_store_options
+@_command
+def train_cmd(
+    model: str, epochs: int, seed: int, as_json: bool, store: Path | None, neo4j_uri: str | None
+) -> None:
+    """Train a recommendation model on the stored interactions; write fused_vec back."""
+    with _engine(store, neo4j_uri) as engine:
+        result = engine.train(model, epochs=epochs, seed=seed, progress=not as_json)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(result.summary())
+        if result.curve:
+            click.echo(f"training curve: {result.curve}")
+
+
 @main.command("similar")
 @click.argument("product_id")
 @click.option(

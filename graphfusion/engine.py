@@ -23,6 +23,7 @@ from graphfusion.mapping import LoaderMapping
 from graphfusion.schema import Schema
 from graphfusion.search import similar
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
+from graphfusion.train import TrainConfig, TrainResult, train
 
 __all__ = ["Engine"]
 
@@ -125,6 +126,22 @@ class Engine:
     def similar(self, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
         """The ``k`` products most similar to ``product_id`` by ``modality`` (with scores)."""
         return similar(self.store, product_id, modality, k)
+
+    def train(
+        self,
+        model: str = "lightgcn",
+        *,
+        epochs: int = 50,
+        progress: bool = False,
+        **settings: Any,
+    ) -> TrainResult:
+        """Train a recommendation model and write ``fused_vec`` back (see
+        :func:`graphfusion.train.train`; ``settings`` are :class:`TrainConfig` fields)."""
+        try:
+            config = TrainConfig(model=model, epochs=epochs, **settings)
+        except TypeError as exc:
+            raise ValidationError(f"unknown training setting: {exc}") from None
+        return train(self.store, config, progress=progress)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""

@@ -133,7 +133,9 @@ class LightGCN(nn.Module):
             raise ValidationError("num_layers must be >= 0")
         self.num_users, self.num_items, self.num_layers = num_users, num_items, num_layers
         self.embedding = nn.Embedding(num_users + num_items, dim)
-        self.register_buffer("adj", normalized_adjacency(edge_index, num_users, num_items))
+        # derived from the edges: not part of the saved weights
+        adj = normalized_adjacency(edge_index, num_users, num_items)
+        self.register_buffer("adj", adj, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

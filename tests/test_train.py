@@ -1,0 +1,86 @@
+"""Training on the stored interactions: history, early stopping, files, write-back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from graphfusion import Engine
+from graphfusion.cli import main
+from graphfusion.errors import ValidationError
+from graphfusion.ingest import load
+from graphfusion.train import TrainConfig, load_interactions
+
+
+@pytest.fixture
+def engine(tiny_shop: Path, tmp_path: Path) -> Engine:
+    engine = Engine(tmp_path / "store")
+    load(engine.store, "synthetic", {"shop": tiny_shop})
+    return engine
+
+
+def test_lightgcn_trains_and_writes_fused_vectors(engine: Engine) -> None:
+    result = engine.train("lightgcn", epochs=15, patience=15, batch_size=256, lr=0.01)
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 15
+    assert losses[-1] < losses[0]
+    assert 1 <= result.best_epoch <= 15
+    assert set(result.test) == {"recall@10", "ndcg@10", "recall@20", "ndcg@20"}
+    assert all(0.0 <= v <= 1.0 for v in result.test.values())
+    assert result.checkpoint is not None and result.checkpoint.exists()
+    assert result.curve is not None and result.curve.read_bytes()[:4] == b"\x89PNG"
+    counts = engine.stats().nodes
+    for label in ("User", "Product"):
+        n = engine.cypher(f"MATCH (n:{label}) WHERE n.fused_vec IS NOT NULL RETURN count(n) AS c")
+        assert int(n["c"][0]) == counts[label]
+    vec = engine.cypher("MATCH (p:Product {id: 'p0001'}) RETURN p.fused_vec AS v")["v"][0]
+    assert len(vec) == 64 and np.isfinite(vec).all()
+    assert len(engine.similar("p0001", "fused", k=3)) == 3
+
+
+def test_early_stopping_and_determinism(engine: Engine) -> None:
+    a = engine.train("mf", epochs=40, patience=2, batch_size=256, lr=0.05, seed=3)
+    assert len(a.history) < 40
+    assert len(a.history) - a.best_epoch == 2
+    b = engine.train("mf", epochs=40, patience=2, batch_size=256, lr=0.05, seed=3)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert a.test == b.test
+
+
+def test_popularity_and_bad_settings(engine: Engine) -> None:
+    pop = engine.train("popularity")
+    assert pop.history == [] and pop.test["recall@20"] > 0
+    with pytest.raises(ValidationError, match="unknown model"):
+        engine.train("fusion-of-everything")
+    with pytest.raises(ValidationError, match="epochs"):
+        engine.train("mf", epochs=0)
+    with pytest.raises(ValidationError, match="unknown training setting"):
+        engine.train("mf", colour="red")
+
+
+def test_interactions_are_deduplicated_across_types(engine: Engine) -> None:
+    frame, users, items = load_interactions(engine.store)
+    assert not frame.duplicated().any()
+    distinct = engine.cypher(
+        "MATCH (u:User)-[r]->(p:Product) RETURN count(DISTINCT u.id + '|' + p.id) AS n"
+    )
+    assert len(frame) == int(distinct["n"][0])
+    assert len(users) == engine.stats().nodes["User"] and len(items) == 40
+    with pytest.raises(ValidationError):
+        TrainConfig(batch_size=0).check()
+
+
+def test_train_command(engine: Engine, tmp_path: Path) -> None:
+    path = str(engine.store.path)  # type: ignore[attr-defined]
+    engine.close()
+    res = CliRunner().invoke(main, ["train", "--model", "mf", "--epochs", "3", "--store", path,
+                                    "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["config"]["model"] == "mf" and len(out["history"]) <= 3
+    res = CliRunner().invoke(main, ["train", "--model", "gnn", "--store", path])
+    assert res.exit_code == 2
