@@ -302,7 +302,7 @@ def embed_cmd(
 
 @main.command("train")
 @click.option(
-    "--model", type=click.Choice(["lightgcn", "mf", "popularity"]), default="lightgcn",
+    "--model", type=click.Choice(["fusion", "lightgcn", "mf", "popularity"]), default="lightgcn",
     show_default=True,
 )  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)

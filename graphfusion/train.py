@@ -27,14 +27,16 @@ from tqdm.auto import tqdm
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.embed import write_vectors
+from graphfusion.graph import REVERSE_PREFIX, to_heterodata
 from graphfusion.models import MF, LightGCN, Popularity, bpr_loss
+from graphfusion.models.fusion import FusionGNN
 from graphfusion.store.base import BaseStore
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_interactions", "MODELS"]
 
 log = logging.getLogger("graphfusion.train")
 
-MODELS = ("lightgcn", "mf", "popularity")
+MODELS = ("fusion", "lightgcn", "mf", "popularity")
 INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
 
 
@@ -43,10 +45,10 @@ class TrainConfig:
     """How to train.
 
     Attributes:
-        model: ``lightgcn``, ``mf`` or ``popularity``.
+        model: ``fusion``, ``lightgcn``, ``mf`` or ``popularity``.
         epochs: Most epochs.
         dim: Embedding size (the schema's ``fused_vec`` dimension to be written back).
-        layers: LightGCN propagation steps.
+        layers: Propagation steps (LightGCN) or message-passing rounds (fusion).
         lr: Adam learning rate.
         reg: L2 weight of the BPR loss.
         batch_size: Training pairs per step.
@@ -144,6 +146,47 @@ def load_interactions(
     return frame.reset_index(drop=True), users, items
 
 
+def _training_graph(
+    store: BaseStore,
+    edges: torch.Tensor,
+    held: set[tuple[int, int]],
+    types: Sequence[str],
+    users: list[str],
+    items: list[str],
+) -> Any:
+    """The stored graph with only the training interactions, and without the reviews whose
+    (user, product) pair is held out (a review would reveal the purchase)."""
+    export = to_heterodata(store)
+    data = export.data
+    if export.ids.get("User") != users or export.ids.get("Product") != items:
+        raise ValidationError("the graph changed while training started; run again")
+    for et in list(data.edge_types):
+        base = et[1].removeprefix(REVERSE_PREFIX)
+        if base in types:
+            del data[et]
+    data["User", "INTERACTED", "Product"].edge_index = edges
+    data["Product", f"{REVERSE_PREFIX}INTERACTED", "User"].edge_index = edges.flip(0)
+    if held and ("User", "WROTE", "Review") in data.edge_types:
+        rows = store.query(
+            "MATCH (u:User)-[:WROTE]->(r:Review)-[:ABOUT]->(p:Product) "
+            "RETURN u.id AS u, r.id AS r, p.id AS p"
+        )
+        u_index = export.index["User"]
+        i_index = export.index["Product"]
+        hidden = {
+            export.index["Review"][r["r"]]
+            for r in rows
+            if (u_index[r["u"]], i_index[r["p"]]) in held
+        }
+        for et in (("User", "WROTE", "Review"), ("Review", f"{REVERSE_PREFIX}WROTE", "User")):
+            if et in data.edge_types:
+                ei = data[et].edge_index
+                review_row = ei[1] if et[0] == "User" else ei[0]
+                keep = torch.tensor([int(r) not in hidden for r in review_row], dtype=torch.bool)
+                data[et].edge_index = ei[:, keep]
+    return data
+
+
 def _per_user(frame: pd.DataFrame, num_users: int) -> list[list[int]]:
     out: list[list[int]] = [[] for _ in range(num_users)]
     for u, i in zip(frame["user"].to_numpy(), frame["item"].to_numpy(), strict=True):
@@ -230,11 +273,15 @@ def train(
     if config.dim != (store.schema.node("Product").prop("fused_vec").type.dim or config.dim):
         write_back = False
         log.warning("dim %d differs from the schema's fused_vec: not written back", config.dim)
-    model = (
-        LightGCN(edges, n_u, n_i, config.dim, config.layers)
-        if config.model == "lightgcn"
-        else MF(n_u, n_i, config.dim)
-    )
+    if config.model == "fusion":
+        held = set(zip(valid_df["user"], valid_df["item"], strict=True))
+        held |= set(zip(test_df["user"], test_df["item"], strict=True))
+        data = _training_graph(store, edges, held, config.interactions, users, items)
+        model = FusionGNN(data, config.dim, max(config.layers, 1))
+    elif config.model == "lightgcn":
+        model = LightGCN(edges, n_u, n_i, config.dim, config.layers)
+    else:
+        model = MF(n_u, n_i, config.dim)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     best, best_state, waited, spent = -1.0, copy.deepcopy(model.state_dict()), 0, 0.0

@@ -84,3 +84,31 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert out["config"]["model"] == "mf" and len(out["history"]) <= 3
     res = CliRunner().invoke(main, ["train", "--model", "gnn", "--store", path])
     assert res.exit_code == 2
+
+
+def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> None:
+    engine.embed(["behaviour"])
+    result = engine.train("fusion", epochs=6, patience=6, batch_size=512, lr=0.01, layers=2)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert all(0.0 <= v <= 1.0 for v in result.test.values())
+    vec = engine.cypher("MATCH (u:User {id: 'u0001'}) RETURN u.fused_vec AS v")["v"][0]
+    assert len(vec) == 64
+
+
+def test_training_graph_holds_only_training_interactions(engine: Engine) -> None:
+    import torch
+
+    from graphfusion.train import _training_graph
+
+    frame, users, items = load_interactions(engine.store)
+    train_edges = torch.tensor(frame.iloc[:100][["user", "item"]].to_numpy().T)
+    held = set(zip(frame.iloc[100:]["user"], frame.iloc[100:]["item"], strict=True))
+    data = _training_graph(
+        engine.store, train_edges, held, ("VIEWED", "PURCHASED", "FAVORITED", "RATED"), users, items
+    )
+    kinds = {et[1] for et in data.edge_types}
+    assert not kinds & {"VIEWED", "PURCHASED", "FAVORITED", "rev_VIEWED"}
+    assert torch.equal(data["User", "INTERACTED", "Product"].edge_index, train_edges)
+    wrote = data["User", "WROTE", "Review"].edge_index.shape[1]
+    assert wrote < engine.stats().relationships["WROTE"]  # reviews of held-out pairs are gone

@@ -1,4 +1,4 @@
-"""Recommendation models: the baselines (popularity, MF-BPR, LightGCN); the fusion GNN follows."""
+"""Recommendation models: the fusion GNN and the baselines (popularity, MF-BPR, LightGCN)."""
 
 from __future__ import annotations
 
@@ -9,5 +9,6 @@ from graphfusion.models.baselines import (
     bpr_loss,
     normalized_adjacency,
 )
+from graphfusion.models.fusion import FusionGNN
 
-__all__ = ["MF", "LightGCN", "Popularity", "bpr_loss", "normalized_adjacency"]
+__all__ = ["MF", "FusionGNN", "LightGCN", "Popularity", "bpr_loss", "normalized_adjacency"]
