@@ -15,7 +15,7 @@ Every metric is averaged over the users that have at least one relevant (test) i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,18 +94,39 @@ def _top_k(
     return top.groupby(col_user, sort=False)[col_item].apply(list).to_dict()
 
 
-def _per_user(
+def _average(
+    value: Callable[[set[object], list[object], int], float],
     rating_true: pd.DataFrame,
     rating_pred: pd.DataFrame,
     col_user: str,
     col_item: str,
     col_prediction: str,
     k: int,
-) -> Iterable[tuple[set[object], list[object]]]:
+) -> float:
+    """Mean of ``value(relevant items, top-k list, k)`` over users with relevant items."""
     truth = _relevant(rating_true, col_user, col_item)
     ranked = _top_k(rating_pred, col_user, col_item, col_prediction, k)
-    for user, items in truth.items():
-        yield items, ranked.get(user, [])
+    values = [value(items, ranked.get(user, []), k) for user, items in truth.items()]
+    return float(np.mean(values)) if values else 0.0
+
+
+def _recall(items: set[object], top: list[object], k: int) -> float:
+    return len(items & set(top)) / len(items)
+
+
+def _precision(items: set[object], top: list[object], k: int) -> float:
+    return len(items & set(top)) / k
+
+
+def _ndcg(items: set[object], top: list[object], k: int) -> float:
+    dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(top) if item in items)
+    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(items))))
+    return float(dcg / ideal)
+
+
+def _reciprocal_rank(items: set[object], top: list[object], k: int) -> float:
+    rank = next((r + 1 for r, item in enumerate(top) if item in items), None)
+    return 1.0 / rank if rank else 0.0
 
 
 def recall_at_k(
@@ -122,11 +143,7 @@ def recall_at_k(
     Range [0, 1]; 1 when every relevant item is in the top K (for users with more than K
     relevant items the best possible value is K / relevant).
     """
-    values = [
-        len(items & set(top)) / len(items)
-        for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k)
-    ]
-    return float(np.mean(values)) if values else 0.0
+    return _average(_recall, rating_true, rating_pred, col_user, col_item, col_prediction, k)
 
 
 def precision_at_k(
@@ -142,11 +159,7 @@ def precision_at_k(
 
     Range [0, 1].
     """
-    values = [
-        len(items & set(top)) / k
-        for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k)
-    ]
-    return float(np.mean(values)) if values else 0.0
+    return _average(_precision, rating_true, rating_pred, col_user, col_item, col_prediction, k)
 
 
 def ndcg_at_k(
@@ -163,12 +176,7 @@ def ndcg_at_k(
 
     Range [0, 1]; 1 when the relevant items fill the top ranks.
     """
-    values = []
-    for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k):
-        dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(top) if item in items)
-        ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(items))))
-        values.append(dcg / ideal)
-    return float(np.mean(values)) if values else 0.0
+    return _average(_ndcg, rating_true, rating_pred, col_user, col_item, col_prediction, k)
 
 
 def mrr_at_k(
@@ -184,11 +192,9 @@ def mrr_at_k(
 
     Range [0, 1].
     """
-    values = []
-    for items, top in _per_user(rating_true, rating_pred, col_user, col_item, col_prediction, k):
-        rank = next((r + 1 for r, item in enumerate(top) if item in items), None)
-        values.append(1.0 / rank if rank else 0.0)
-    return float(np.mean(values)) if values else 0.0
+    return _average(
+        _reciprocal_rank, rating_true, rating_pred, col_user, col_item, col_prediction, k
+    )
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

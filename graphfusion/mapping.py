@@ -179,8 +179,13 @@ class LoaderMapping:
 
 
 def builtin_mappings() -> dict[str, Path]:
-    """The mappings shipped with graphfusion, by name."""
-    return {p.stem: p for p in sorted(LOADERS_DIR.glob("*.yaml"))}
+    """The mappings shipped with graphfusion, by the ``name`` each file declares (the file
+    name when it declares none)."""
+    out: dict[str, Path] = {}
+    for path in sorted(LOADERS_DIR.glob("*.yaml")):
+        match = re.search(r"^name:\s*(\S+)\s*$", path.read_text(encoding="utf-8"), re.M)
+        out[match.group(1) if match else path.stem] = path
+    return out
 
 
 def load_mapping(name_or_path: str | Path, schema: Schema) -> LoaderMapping:

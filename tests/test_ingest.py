@@ -281,4 +281,7 @@ def test_every_builtin_mapping_fits_the_schema() -> None:
     assert "synthetic" in names
     for name in names:
         mapping = load_mapping(name, schema)
+        assert mapping.name == name  # built-ins are found by the name they declare
         assert mapping.nodes or mapping.relationships
+    assert {"amazon_reviews", "amazon_qa", "movielens", "myntra", "cpsc_recalls",
+            "clothing_reviews"} <= set(names)  # fmt: skip

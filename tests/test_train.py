@@ -47,8 +47,11 @@ def test_early_stopping_and_determinism(engine: Engine) -> None:
     assert len(a.history) < 40
     assert len(a.history) - a.best_epoch == 2
     b = engine.train("mf", epochs=40, patience=2, batch_size=256, lr=0.05, seed=3)
-    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
-    assert a.test == b.test
+    # the same seed gives the same run, up to float rounding of multi-threaded matmuls
+    np.testing.assert_allclose(
+        [h["loss"] for h in a.history], [h["loss"] for h in b.history], rtol=1e-5
+    )
+    assert a.test == pytest.approx(b.test, abs=1e-6)
 
 
 def test_popularity_and_bad_settings(engine: Engine) -> None:
