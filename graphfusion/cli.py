@@ -19,6 +19,13 @@ from typing import Any, TypeVar
 
 import click
 
+from graphfusion.catalog_shop import (
+    CATALOGS,
+    DEFAULT_INTERACTIONS,
+    DEFAULT_USERS,
+    MAX_INTERACTIONS,
+    MAX_USERS,
+)
 from graphfusion.engine import Engine
 from graphfusion.errors import GraphFusionError
 from graphfusion.store import open_store
@@ -131,20 +138,101 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.option(
-    "--size", type=click.Choice(["tiny", "small", "bench"]), default="tiny", show_default=True
+    "--size",
+    type=click.Choice(["tiny", "small", "bench"]),
+    default="tiny",
+    show_default=True,
+    help="Preset of the synthetic shop (not with --catalog).",
 )
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR"
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--catalog",
+    type=click.Choice(sorted(CATALOGS)),
+    help="Instead of a synthetic shop: this real catalogue's products and photos, with "
+    "generated users and interactions.",
+)
+@click.option(
+    "--source",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="With --catalog: the catalogue folder [default: $GRAPHFUSION_DATA/<catalogue> or "
+    "../shared/data/<catalogue>].",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(1, MAX_USERS),
+    default=DEFAULT_USERS,
+    show_default=True,
+    help="With --catalog: number of users.",
+)
+@click.option(
+    "--interactions",
+    type=click.IntRange(1, MAX_INTERACTIONS),
+    default=DEFAULT_INTERACTIONS,
+    show_default=True,
+    help="With --catalog: target number of interaction rows (approximate).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_context
 @_command
-def generate(size: str, out: Path, seed: int) -> None:
-    """Write a generated shop with known ground truth into DIR."""
-    from graphfusion.synthetic import generate_shop
+def generate(
+    ctx: click.Context,
+    size: str,
+    out: Path,
+    seed: int,
+    catalog: str | None,
+    source: Path | None,
+    users: int,
+    interactions: int,
+    as_json: bool,
+) -> None:
+    """Write a generated shop with known ground truth into DIR.
 
-    manifest = generate_shop(out, size, seed, progress=True)
-    counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
-    click.echo(f"wrote the {size} shop (seed {seed}) to {manifest.path}: {counts}")
+    By default a synthetic shop (--size). With --catalog myntra: the real Myntra catalogue's
+    titles and photos (referenced in its archive, not copied) with generated users whose
+    hidden tastes over the products' attributes drive their interactions; load it with
+    `graphfusion load catalog_shop --source shop=DIR`.
+    """
+    from click.core import ParameterSource
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    if catalog is None:
+        for name in ("source", "users", "interactions"):
+            if given(name):
+                raise click.UsageError(f"--{name} needs --catalog")
+        from graphfusion.synthetic import generate_shop
+
+        manifest = generate_shop(out, size, seed, progress=not as_json)
+        if as_json:
+            summary = {"path": str(manifest.path), "size": size, "seed": seed}
+            _echo_json({**summary, "counts": manifest.counts})
+            return
+        counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
+        click.echo(f"wrote the {size} shop (seed {seed}) to {manifest.path}: {counts}")
+        return
+    if given("size"):
+        raise click.UsageError("--size is for the synthetic shop; it cannot go with --catalog")
+    from graphfusion.catalog_shop import generate_catalog_shop
+
+    shop = generate_catalog_shop(
+        out,
+        catalog,
+        source=source,
+        users=users,
+        interactions=interactions,
+        seed=seed,
+        progress=not as_json,
+    )
+    if as_json:
+        _echo_json(shop.to_dict())
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in shop.counts.items())
+    click.echo(f"wrote the {catalog} catalogue shop (seed {seed}) to {shop.path}: {counts}")
 
 
 @main.command("load")
