@@ -26,9 +26,11 @@ from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
+from graphfusion.features.behaviour import FEATURES
+from graphfusion.features.demographics import demographic_features
 from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, to_heterodata
-from graphfusion.models import MF, LightGCN, Popularity, bpr_loss
+from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
 from graphfusion.store.base import BaseStore
 
@@ -38,6 +40,8 @@ log = logging.getLogger("graphfusion.train")
 
 MODELS = ("fusion", "lightgcn", "mf", "popularity")
 INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
+#: Behaviour features that do not count interactions or reviews, so they may be model inputs.
+LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,12 @@ class TrainConfig:
         patience: Epochs without a better validation Recall@20 before stopping.
         seed: Seed of the split, the initialization and the negative sampling.
         interactions: Relationship types (User -> Product) that count as interactions.
+        cold_items: Share of the products (0 to 0.9) whose interactions are all held out of
+            training and validation, to measure cold start: they are tested apart, ranked
+            among themselves (``TrainResult.cold``).
+        context_layers: Message-passing rounds of the fusion model's content tower.
+        item_ids: Fusion model: give products an id embedding besides their content.
+        content_weight: Fusion model: weight of the content-only BPR term.
     """
 
     model: str = "lightgcn"
@@ -67,6 +77,10 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     interactions: tuple[str, ...] = INTERACTIONS
+    cold_items: float = 0.0
+    context_layers: int = 1
+    item_ids: bool = True
+    content_weight: float = 0.5
 
     def check(self) -> None:
         """Raise ValidationError for a setting out of range."""
@@ -76,8 +90,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-        if not self.lr > 0 or self.reg < 0 or self.layers < 0:
-            raise ValidationError("lr must be > 0, reg and layers >= 0")
+        if not self.lr > 0 or self.reg < 0 or self.layers < 0 or self.context_layers < 0:
+            raise ValidationError("lr must be > 0, reg, layers and context_layers >= 0")
+        if not 0.0 <= self.cold_items <= 0.9:
+            raise ValidationError(f"cold_items must be in [0, 0.9], got {self.cold_items!r}")
+        if self.content_weight < 0:
+            raise ValidationError("content_weight must be >= 0")
 
 
 @dataclass
@@ -89,6 +107,8 @@ class TrainResult:
         history: Per epoch: ``epoch``, ``loss``, ``valid_recall@20`` (and ``seconds``).
         best_epoch: The epoch whose weights were kept.
         test: Test metrics of the kept weights (Recall/NDCG at 10 and 20).
+        cold: With ``cold_items``: metrics on the cold products' interactions, each user's
+            cold products ranked among all cold products.
         seconds_per_epoch: Mean training time of an epoch.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
@@ -98,6 +118,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     test: dict[str, float] = field(default_factory=dict)
+    cold: dict[str, float] = field(default_factory=dict)
     seconds_per_epoch: float = 0.0
     checkpoint: Path | None = None
     curve: Path | None = None
@@ -105,9 +126,11 @@ class TrainResult:
     def summary(self) -> str:
         """A few lines for people."""
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in self.test.items())
+        cold = ", ".join(f"{k} {v:.4f}" for k, v in self.cold.items())
         return (
             f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
             f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
+            + (f"; cold items {cold}" if cold else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +139,7 @@ class TrainResult:
             "config": asdict(self.config),
             "best_epoch": self.best_epoch,
             "test": self.test,
+            "cold": self.cold,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
             "history": self.history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -164,6 +188,17 @@ def _training_graph(
         base = et[1].removeprefix(REVERSE_PREFIX)
         if base in types:
             del data[et]
+    for nt in data.node_types:
+        # behaviour features counted from interactions would leak the held-out ones
+        if "behaviour_vec" in data[nt]:
+            keep = [FEATURES[nt].index(c) for c in LEAK_FREE_BEHAVIOUR.get(nt, ())]
+            if keep:
+                data[nt].behaviour_vec = data[nt].behaviour_vec[:, keep]
+            else:
+                del data[nt].behaviour_vec
+    profile = demographic_features(store, users)
+    if profile is not None:
+        data["User"].profile_vec = torch.from_numpy(profile)
     data["User", "INTERACTED", "Product"].edge_index = edges
     data["Product", f"{REVERSE_PREFIX}INTERACTED", "User"].edge_index = edges.flip(0)
     if held and ("User", "WROTE", "Review") in data.edge_types:
@@ -182,8 +217,8 @@ def _training_graph(
             if et in data.edge_types:
                 ei = data[et].edge_index
                 review_row = ei[1] if et[0] == "User" else ei[0]
-                keep = torch.tensor([int(r) not in hidden for r in review_row], dtype=torch.bool)
-                data[et].edge_index = ei[:, keep]
+                shown = torch.tensor([int(r) not in hidden for r in review_row], dtype=torch.bool)
+                data[et].edge_index = ei[:, shown]
     return data
 
 
@@ -202,6 +237,33 @@ def _evaluate(
         scores = model.scores(torch.arange(num_users)).numpy()  # type: ignore[operator]
     model.train()
     return full_ranking_metrics(scores, seen, truth, ks=(10, 20))
+
+
+def _evaluate_cold(
+    model: torch.nn.Module, num_users: int, cold_items: np.ndarray, truth: list[list[int]]
+) -> dict[str, float]:
+    """Each user's held-out cold products ranked among all cold products (none was seen)."""
+    model.eval()
+    score_fn: Any = getattr(model, "cold_scores", None) or model.scores
+    with torch.no_grad():
+        scores = score_fn(torch.arange(num_users)).numpy()[:, cold_items]
+    model.train()
+    column = {int(item): j for j, item in enumerate(cold_items)}
+    local = [[column[i] for i in items] for items in truth]
+    return full_ranking_metrics(scores, [[] for _ in truth], local, ks=(10, 20))
+
+
+def _cold_split(
+    frame: pd.DataFrame, num_items: int, share: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Hold out every interaction of ``share`` of the interacted products (seeded)."""
+    if share <= 0:
+        return frame, frame.iloc[:0], np.zeros(0, dtype=np.int64)
+    items = np.unique(frame["item"].to_numpy())
+    rng = np.random.default_rng(seed + 7919)
+    cold = np.sort(rng.choice(items, size=max(1, round(share * len(items))), replace=False))
+    held = frame["item"].isin(cold)
+    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True), cold
 
 
 def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
@@ -255,11 +317,13 @@ def train(
     frame, users, items = load_interactions(store, config.interactions)
     if len(frame) < 10 or not users or not items:
         raise ValidationError(f"too few interactions to train on ({len(frame)})")
-    train_df, valid_df, test_df = random_split(frame, seed=config.seed)
     n_u, n_i = len(users), len(items)
+    frame, cold_df, cold_items = _cold_split(frame, n_i, config.cold_items, config.seed)
+    train_df, valid_df, test_df = random_split(frame, seed=config.seed)
     seen_train = _per_user(train_df, n_u)
     valid = _per_user(valid_df, n_u)
     test = _per_user(test_df, n_u)
+    cold_test = _per_user(cold_df, n_u)
     seen_valid = [a + b for a, b in zip(seen_train, valid, strict=True)]
     edges = torch.tensor(train_df[["user", "item"]].to_numpy().T, dtype=torch.long)
     folder = Path(out_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
@@ -269,15 +333,24 @@ def train(
     if config.model == "popularity":
         model: torch.nn.Module = Popularity(edges, n_u, n_i)
         result.test = _evaluate(model, n_u, seen_valid, test)
+        if len(cold_items):
+            result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
         return result
     if config.dim != (store.schema.node("Product").prop("fused_vec").type.dim or config.dim):
         write_back = False
         log.warning("dim %d differs from the schema's fused_vec: not written back", config.dim)
     if config.model == "fusion":
-        held = set(zip(valid_df["user"], valid_df["item"], strict=True))
-        held |= set(zip(test_df["user"], test_df["item"], strict=True))
+        held = {
+            (int(u), int(i))
+            for df in (valid_df, test_df, cold_df)
+            for u, i in zip(df["user"], df["item"], strict=True)
+        }
         data = _training_graph(store, edges, held, config.interactions, users, items)
-        model = FusionGNN(data, config.dim, max(config.layers, 1))
+        model = FusionGNN(
+            data, config.dim, config.layers,
+            context_layers=config.context_layers, item_ids=config.item_ids,
+            content_weight=config.content_weight,
+        )  # fmt: skip
     elif config.model == "lightgcn":
         model = LightGCN(edges, n_u, n_i, config.dim, config.layers)
     else:
@@ -293,15 +366,7 @@ def train(
         for start in range(0, len(order), config.batch_size):
             batch = edges[:, order[start : start + config.batch_size]]
             neg = torch.randint(0, n_i, (batch.shape[1],), generator=gen)
-            u_emb, i_emb = model.embeddings()
-            if isinstance(model, LightGCN):
-                base = model.embedding.weight
-                loss = bpr_loss(
-                    batch[0], batch[1], neg, u_emb, i_emb, reg=config.reg,
-                    base_user=base[:n_u], base_item=base[n_u:],
-                )  # fmt: skip
-            else:
-                loss = bpr_loss(batch[0], batch[1], neg, u_emb, i_emb, reg=config.reg)
+            loss = model.loss(batch[0], batch[1], neg, config.reg)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -327,6 +392,8 @@ def train(
     model.load_state_dict(best_state)
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, n_u, seen_valid, test)
+    if len(cold_items):
+        result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
     result.checkpoint = folder / f"{config.model}.pt"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
                 "items": items}, result.checkpoint)  # fmt: skip

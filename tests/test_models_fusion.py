@@ -34,8 +34,10 @@ def test_shapes_and_determinism(layers: int) -> None:
     a = FusionGNN(_graph(), dim=8, num_layers=layers)
     torch.manual_seed(0)
     b = FusionGNN(_graph(), dim=8, num_layers=layers)
+    a.eval(), b.eval()
     u, i = a.embeddings()
     assert u.shape == (6, 8) and i.shape == (9, 8)
+    assert a.scores(torch.arange(6)).shape == (6, 9)
     assert torch.equal(a.scores(torch.arange(6)), b.scores(torch.arange(6)))
     out = a()
     assert set(out) == {"User", "Product", "Brand"}
@@ -48,12 +50,110 @@ def test_content_path_reaches_the_product_embeddings() -> None:
     assert "Brand" in model.ids  # no features: id embedding only
     _, items = model.embeddings()
     items.sum().backward()
-    assert model.proj["Product"].weight.grad is not None  # type: ignore[union-attr]
-    assert model.proj["Product"].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
+    first = model.proj["Product"]["text_vec"][0]  # type: ignore[index]
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+    # the brand's embedding reaches its products through the content tower
+    assert model.ids["Brand"].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
 
 
-def test_needs_users_and_products() -> None:
+def test_interactions_do_not_enter_the_content_tower() -> None:
+    torch.manual_seed(0)
+    model = FusionGNN(_graph(), dim=8)
+    assert all(et[1] not in ("INTERACTED", "rev_INTERACTED") for et in model.edge_types)
+    before = model.content()["Product"]
+    changed = _graph()
+    changed["User", "INTERACTED", "Product"].edge_index = torch.tensor([[0], [0]])
+    torch.manual_seed(0)
+    other = FusionGNN(changed, dim=8)
+    assert torch.allclose(other.content()["Product"], before)
+
+
+def test_cold_products_are_ranked_by_content_alone() -> None:
+    data = _graph()
+    inter = data["User", "INTERACTED", "Product"].edge_index
+    keep = inter[1] != 8  # product 8 has no interactions: cold
+    data["User", "INTERACTED", "Product"].edge_index = inter[:, keep]
+    torch.manual_seed(0)
+    model = FusionGNN(data, dim=8).eval()
+    assert not bool(model.warm[8]) and bool(model.warm[inter[1, keep]].all())
+    content = model.content()["Product"]
+    users, _ = model.embeddings()
+    assert torch.allclose(model.cold_scores(torch.arange(6))[:, 8], users @ content[8])
+    # its id embedding, never trained, does not reach the fused vectors
+    before = model.embeddings()[1]
+    with torch.no_grad():
+        model.ids["Product"].weight[8] += 100.0  # type: ignore[index]
+    assert torch.allclose(model.embeddings()[1], before)
+
+
+def test_loss_decreases_with_training() -> None:
+    torch.manual_seed(0)
+    model = FusionGNN(_graph(), dim=8)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    inter = _graph()["User", "INTERACTED", "Product"].edge_index
+    neg = torch.randint(0, 9, (inter.shape[1],), generator=torch.Generator().manual_seed(1))
+    losses = []
+    for _ in range(30):
+        loss = model.loss(inter[0], inter[1], neg, reg=1e-4)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bad_graphs_and_settings() -> None:
     data = HeteroData()
     data["Brand"].num_nodes = 2
     with pytest.raises(ValidationError, match="needs User and Product"):
         FusionGNN(data)
+    no_edges = _graph()
+    del no_edges["User", "INTERACTED", "Product"]
+    with pytest.raises(ValidationError, match="INTERACTED"):
+        FusionGNN(no_edges)
+    with pytest.raises(ValidationError, match="content_weight"):
+        FusionGNN(_graph(), content_weight=-1.0)
+
+
+def test_beats_popularity_where_content_decides() -> None:
+    """Users shop in one of 4 clusters that only the products' text vectors reveal; products
+    are equally popular. Trained with BPR, the fusion model ranks held-out products of the
+    user's cluster far above what popularity can."""
+    from graphfusion.evaluate import full_ranking_metrics
+    from graphfusion.models import Popularity
+
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items, k = 80, 60, 4
+    item_cluster = torch.arange(n_items) % k
+    user_cluster = torch.arange(n_users) % k
+    centers = torch.randn(k, 16, generator=g)
+    data = HeteroData()
+    data["User"].num_nodes = n_users
+    data["Product"].num_nodes = n_items
+    data["Product"].text_vec = centers[item_cluster] + 0.3 * torch.randn(n_items, 16, generator=g)
+    train_pairs, test_truth = [], []
+    for u in range(n_users):
+        mine = (item_cluster == user_cluster[u]).nonzero().flatten()
+        chosen = mine[torch.randperm(len(mine), generator=g)[:8]]
+        train_pairs += [(u, int(i)) for i in chosen[:5]]
+        test_truth.append([int(i) for i in chosen[5:]])
+    edges = torch.tensor(train_pairs).t()
+    data["User", "INTERACTED", "Product"].edge_index = edges
+    torch.manual_seed(0)
+    model = FusionGNN(data, dim=16)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):
+        neg = torch.randint(0, n_items, (edges.shape[1],), generator=g)
+        loss = model.loss(edges[0], edges[1], neg, reg=1e-4)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    seen = [[i for (v, i) in train_pairs if v == u] for u in range(n_users)]
+    model.eval()
+    with torch.no_grad():
+        fusion = full_ranking_metrics(model.scores(torch.arange(n_users)).numpy(), seen,
+                                      test_truth, ks=(10,))  # fmt: skip
+    pop = Popularity(edges, n_users, n_items).scores(torch.arange(n_users)).numpy()
+    popular = full_ranking_metrics(pop, seen, test_truth, ks=(10,))
+    assert fusion["recall@10"] > 0.8
+    assert fusion["recall@10"] > popular["recall@10"] + 0.3

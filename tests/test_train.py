@@ -63,6 +63,23 @@ def test_popularity_and_bad_settings(engine: Engine) -> None:
         engine.train("mf", epochs=0)
     with pytest.raises(ValidationError, match="unknown training setting"):
         engine.train("mf", colour="red")
+    with pytest.raises(ValidationError, match="cold_items"):
+        engine.train("mf", cold_items=0.95)
+
+
+def test_cold_items_are_held_out_and_tested_apart(engine: Engine) -> None:
+    from graphfusion.train import _cold_split
+
+    frame, _, items = load_interactions(engine.store)
+    warm, cold_df, cold = _cold_split(frame, len(items), 0.25, seed=0)
+    assert len(cold) == round(0.25 * frame["item"].nunique())
+    assert set(cold_df["item"]) == set(cold) and not set(warm["item"]) & set(cold)
+    assert len(warm) + len(cold_df) == len(frame)
+    result = engine.train("fusion", epochs=3, patience=3, batch_size=512, cold_items=0.25)
+    assert set(result.cold) == {"recall@10", "ndcg@10", "recall@20", "ndcg@20"}
+    assert all(0.0 <= v <= 1.0 for v in result.cold.values())
+    assert "cold items" in result.summary()
+    assert engine.train("popularity").cold == {}
 
 
 def test_interactions_are_deduplicated_across_types(engine: Engine) -> None:

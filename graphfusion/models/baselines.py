@@ -83,6 +83,11 @@ class MF(nn.Module):
         u, i = self.embeddings()
         return u[users] @ i.t()
 
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
+        """BPR loss of a batch of (user, positive, negative) triples."""
+        u, i = self.embeddings()
+        return bpr_loss(users, pos, neg, u, i, reg=reg)
+
 
 def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
     r"""The symmetric normalized bipartite adjacency :math:`D^{-1/2} A D^{-1/2}` over
@@ -156,6 +161,15 @@ class LightGCN(nn.Module):
         """``(len(users), num_items)`` scores."""
         u, i = self.embeddings()
         return u[users] @ i.t()
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
+        """BPR loss of a batch, the penalty on the layer-0 embeddings."""
+        u, i = self.embeddings()
+        base = self.embedding.weight
+        return bpr_loss(
+            users, pos, neg, u, i, reg=reg,
+            base_user=base[: self.num_users], base_item=base[self.num_users :],
+        )  # fmt: skip
 
 
 def bpr_loss(
