@@ -395,15 +395,30 @@ def embed_cmd(
 )  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--cold-items",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="Share of products whose interactions are all held out, to measure cold start.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
 def train_cmd(
-    model: str, epochs: int, seed: int, as_json: bool, store: Path | None, neo4j_uri: str | None
+    model: str,
+    epochs: int,
+    seed: int,
+    cold_items: float,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
 ) -> None:
     """Train a recommendation model on the stored interactions; write fused_vec back."""
     with _engine(store, neo4j_uri) as engine:
-        result = engine.train(model, epochs=epochs, seed=seed, progress=not as_json)
+        result = engine.train(
+            model, epochs=epochs, seed=seed, cold_items=cold_items, progress=not as_json
+        )
     if as_json:
         _echo_json(result.to_dict())
     else:
@@ -475,6 +490,12 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
             for modality in ("text", "image"):
                 click.echo(f"== products most similar to {pid} ({title}) by {modality}")
                 click.echo(engine.similar(pid, modality, k=5).to_string(index=False))
+            click.echo("== train the fusion model; fused_vec goes back to the store")
+            trained = engine.train("fusion", epochs=20, batch_size=512, lr=0.01, progress=True)
+            click.echo(trained.summary())
+            click.echo(f"   training curve: {trained.curve}")
+            click.echo(f"== products most similar to {pid} ({title}) by fused vectors")
+            click.echo(engine.similar(pid, "fused", k=5).to_string(index=False))
     click.echo(f"== done in {time.perf_counter() - started:.1f} s")
 
 

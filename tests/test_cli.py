@@ -113,6 +113,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Suppliers by share of 1-2 star reviews" in proc.stdout
     assert "0 rows rejected" in proc.stdout
+    assert "fusion: best epoch" in proc.stdout and "by fused vectors" in proc.stdout
+    assert (tmp_path / "store" / "models" / "fusion-curve.png").exists()
 
 
 def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:

@@ -104,6 +104,8 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert out["config"]["model"] == "mf" and len(out["history"]) <= 3
     res = CliRunner().invoke(main, ["train", "--model", "gnn", "--store", path])
     assert res.exit_code == 2
+    res = CliRunner().invoke(main, ["train", "--cold-items", "0.95", "--store", path])
+    assert res.exit_code == 2
 
 
 def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> None:
