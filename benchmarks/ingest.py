@@ -5,11 +5,13 @@ What it measures, on one generated shop (``graphfusion.synthetic.generate_shop``
 1. Generating the shop (CSV + PNG), timed on its own.
 2. For each batch size: ``graphfusion.ingest.load`` into a fresh ``EmbeddedStore`` (wall time,
    nodes/s, relationships/s), split into phases by wrapping methods *in this process only*
-   (the library is not changed): reading the CSVs, validating nodes and relationships,
-   building the row lists, and the writes (``write_node_rows`` / ``write_rel_rows``), the
-   latter split again into ``COPY`` (Arrow build + database), queries (existence checks and
-   ``UNWIND ... SET`` updates) and the Python around them. Then a second load of the same
-   shop into the same store: every row exists, so this is the idempotent update path.
+   (the library is not changed): reading the CSVs, validating nodes and relationships
+   (column by column, merging repeated keys, dropping dangling links), anything between
+   validation and the writes (``prep``), and the writes (``write_node_table`` /
+   ``write_rel_table``), the latter split again into ``COPY`` (Arrow build + database),
+   queries (existence checks and ``LOAD FROM ... SET`` updates) and the Python around them.
+   Then a second load of the same shop into the same store: every row exists, so this is
+   the idempotent update path.
 3. The bare baseline: the same rows (built with pandas from the same CSVs, following the same
    mapping, so the tables and columns are those graphfusion writes) copied into a fresh bare
    ``ladybug.Database`` with the same DDL, one ``COPY`` per table from a DataFrame. Only the
@@ -64,7 +66,7 @@ class PhaseRecorder:
     """Times the phases of one ``load`` by wrapping loader and store methods in this process.
 
     Top-level phases (never nested in each other) are recorded as intervals; the time between
-    them is the loader building row lists (``prep``, charged to the next write) or setup.
+    them is the loader preparing what it writes (``prep``, charged to the next write) or setup.
     Nested timers (CSV reading in ``_Loader.table``; the connection's ``execute``, split into
     ``COPY`` statements and other queries) are charged to the top-level phase they ran in.
     Only public-ish seams are wrapped, and a seam that is missing is listed, not fatal, so
@@ -163,13 +165,19 @@ class PhaseRecorder:
         if loader is None:
             self.missing.append("graphfusion.ingest._Loader")
         else:
-            self._patch_class(loader, "collect_nodes", lambda f: self._top(f, "nodes", "validate"))
-            self._patch_class(loader, "collect_rels", lambda f: self._top(f, "rels", "validate"))
-            self._patch_class(loader, "drop_dangling", lambda f: self._top(f, "rels", "validate"))
+            for method, kind in [
+                ("collect_nodes", "nodes"),
+                ("merge_nodes", "nodes"),
+                ("collect_rels", "rels"),
+                ("drop_dangling", "rels"),
+            ]:
+                self._patch_class(
+                    loader, method, lambda f, kind=kind: self._top(f, kind, "validate")
+                )
             self._patch_class(loader, "table", lambda f: self._inner(f, "read"))
         s = self.store
-        self._patch_instance(s, "write_node_rows", lambda f: self._top(f, "nodes", "write"))
-        self._patch_instance(s, "write_rel_rows", lambda f: self._top(f, "rels", "write"))
+        self._patch_instance(s, "write_node_table", lambda f: self._top(f, "nodes", "write"))
+        self._patch_instance(s, "write_rel_table", lambda f: self._top(f, "rels", "write"))
         self._patch_instance(s, "_copy", self._columns)
         conn = getattr(s, "_conn", None)
         if conn is not None:

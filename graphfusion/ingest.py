@@ -6,6 +6,14 @@ exist in this load or in the store. Good rows are written (nodes first, then rel
 in batches, idempotently); bad rows go to a report with their source, line, field and reason.
 Loading the same input again changes nothing.
 
+Tables are read, checked and converted a column at a time (:func:`graphfusion.readers.read_table`,
+:mod:`graphfusion.columnar`) and handed to the store as Arrow tables; the values a vectorised
+rule cannot be sure of go through the single-value code, so the report, the line numbers and
+the merge rules are exactly those of checking row by row: of a key repeated within a
+``unique: false`` spec or across the specs of a label, the first non-null value of each
+property wins, in mapping order; a relationship pair repeated within a spec keeps its first
+row, and across specs merges like nodes.
+
 Example:
     >>> from graphfusion.store import EmbeddedStore
     >>> from graphfusion.ingest import load
@@ -24,26 +32,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from graphfusion import columnar
+from graphfusion.columnar import MAX_KEY_CHARS
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
-from graphfusion.readers import BadRecord, Record, read_source
+from graphfusion.readers import read_table
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema
 from graphfusion.store.base import DST, SRC, BaseStore
-from graphfusion.values import coerce, converter, is_missing
+from graphfusion.table import Table
 
 __all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
 
 log = logging.getLogger("graphfusion.ingest")
 
-#: Longest key accepted.
-MAX_KEY_CHARS = 512
-_STRING = PropertyType("string")
-#: A relationship to check: source, line, (start key, end key), skip it quietly if dangling.
-_Check = tuple[str, int, tuple[str, str], bool]
 REPORT_FIELDS = ("source", "line", "target", "field", "reason")
 
 
@@ -122,6 +129,9 @@ class LoadReport:
 
 
 class _Loader:
+    """One load: reads tables as columns, checks and converts them a column at a time
+    (:mod:`graphfusion.columnar`), merges, drops dangling links, writes."""
+
     def __init__(
         self,
         store: BaseStore,
@@ -136,12 +146,16 @@ class _Loader:
         self.progress = progress
         self.rejects: list[Reject] = []
         self.skipped: dict[str, int] = {}
-        self._tables: dict[str, tuple[str, list[Record]]] = {}
-        self._groups: dict[tuple[str, str], dict[str, list[Record]]] = {}
-        # label -> key -> properties
-        self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
-        # (type, start, end) -> (src, dst) -> properties
-        self.rels: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._tables: dict[str, tuple[str, Table]] = {}
+        # label -> each spec's nodes (key and properties; keys unique or not), merged by
+        # merge_nodes
+        self._node_parts: dict[str, list[tuple[pa.Table, bool]]] = {}
+        # label -> nodes: unique keys and properties
+        self.nodes: dict[str, pa.Table] = {}
+        # (type, start, end) -> each spec's relationships, merged by drop_dangling
+        self._rel_parts: dict[tuple[str, str, str], list[_RelPart]] = {}
+        # (type, start, end) -> relationships: unique (src, dst) pairs and properties
+        self.rels: dict[tuple[str, str, str], pa.Table] = {}
 
     # ------------------------------------------------------------------ sources
     def check_sources(self) -> None:
@@ -173,7 +187,8 @@ class _Loader:
         ]
         return list(dict.fromkeys(names))
 
-    def table(self, name: str) -> tuple[str, list[Record]]:
+    def table(self, name: str) -> tuple[str, Table]:
+        """A table of the mapping, read on first use (its bad rows go to the report then)."""
         if name in self._tables:
             return self._tables[name]
         spec = self.mapping.tables[name]
@@ -192,186 +207,163 @@ class _Loader:
                 path = path / spec.file
             label, target = str(path), path
             folder = str((path if path.is_dir() else path.parent).resolve())
-        rows: list[Record] = []
-        reader = read_source(spec.format, target, name=spec.source, options=dict(spec.options))
-        for rec in tqdm(
-            reader, desc=f"read {name}", unit="row", disable=not self.progress, leave=False
-        ):
-            if isinstance(rec, BadRecord):
-                self.rejects.append(Reject(label, rec.line, "", rec.reason, name))
-            else:
-                if folder is not None:
-                    rec.data["__dir__"] = folder
-                rows.append(rec)
-        self._tables[name] = (label, rows)
-        return label, rows
+        table, bad = read_table(spec.format, target, name=spec.source, options=dict(spec.options))
+        self.rejects.extend(Reject(label, rec.line, "", rec.reason, name) for rec in bad)
+        if folder is not None:
+            table = table.with_constant("__dir__", folder)
+        log.debug("read %s: %d rows, %d bad", label, len(table), len(bad))
+        self._tables[name] = (label, table)
+        return label, table
 
-    # ------------------------------------------------------------------ values
-    def _key(self, fld: Field, data: dict[str, Any]) -> list[str]:
-        value = fld.get(data)
-        values = value if isinstance(value, list) else [value]
-        keys = []
-        for v in values:
-            if type(v) is str:
-                key = v.strip()
-                if not key:
-                    continue
-                if "\x00" in key:
-                    raise ValueError("key contains a NUL character")
-            elif is_missing(v):
-                continue
-            else:
-                if isinstance(v, float) and v.is_integer():
-                    v = int(v)
-                key = coerce(v, _STRING).strip()
-            if len(key) > MAX_KEY_CHARS:
-                raise ValueError(f"key longer than {MAX_KEY_CHARS} characters")
-            keys.append(key)
-        return keys
-
-    def _props(
-        self,
-        fields: Mapping[str, Field],
-        convert: Mapping[str, Callable[[Any], Any]],
-        data: dict[str, Any],
-    ) -> dict[str, Any]:
-        out = {}
-        for name, fld in fields.items():
-            try:
-                out[name] = convert[name](fld.get(data))
-            except ValueError as exc:
-                raise _FieldError(name, str(exc)) from None
-        return out
-
-    def rows(self, table: str, where: Field | None) -> tuple[str, list[Record]]:
-        """The rows of ``table`` that ``where`` keeps (a plain ``column`` + ``equals`` filter is
-        answered from one grouping of the table, however many specs ask)."""
+    def rows(self, table: str, where: Field | None) -> tuple[str, Table]:
+        """The rows of ``table`` that ``where`` keeps."""
         source, rows = self.table(table)
         if where is None:
             return source, rows
-        if where.column is not None and not where.transforms and "equals" in where.options:
-            key = (table, where.column)
-            if key not in self._groups:
-                groups: dict[str, list[Record]] = {}
-                for rec in rows:
-                    value = rec.data.get(where.column)
-                    if value is not None:
-                        groups.setdefault(str(value), []).append(rec)
-                self._groups[key] = groups
-            return source, self._groups[key].get(str(where.options["equals"]), [])
-        return source, [rec for rec in rows if self._keep(where, rec.data)]
-
-    @staticmethod
-    def _keep(where: Field | None, data: dict[str, Any]) -> bool:
-        if where is None:
-            return True
-        try:
-            value = where.get(data)
-        except ValueError:
-            return False
-        if "equals" in where.options:
-            return value is not None and str(value) == str(where.options["equals"])
-        return not is_missing(value) and value is not False
+        return source, rows.take(np.flatnonzero(columnar.keep(where, rows)))
 
     # ------------------------------------------------------------------ nodes
     def collect_nodes(self, spec: NodeSpec) -> None:
+        """Check and convert one spec's rows; the good ones wait for merge_nodes."""
         source, rows = self.rows(spec.table, spec.where)
         node = self.schema.node(spec.label)
-        types = {p: converter(node.prop(p).type) for p in spec.properties}
-        target = f"{spec.label} node"
-        store = self.nodes.setdefault(spec.label, {})
-        first_line: dict[str, int] = {}
-        for rec in rows:
-            try:
-                keys = self._key(spec.key, rec.data)
-            except ValueError as exc:
-                self.rejects.append(Reject(source, rec.line, node.key, str(exc), target))
+        parts = self._node_parts.setdefault(spec.label, [])
+        found = columnar.keys(columnar.evaluate(spec.key, rows))
+        rejects = _Rejects(source, f"{spec.label} node", rows.lines)
+        bad = rejects.add(found.errors, node.key)
+        has_key = _valid(found.keys)
+        has_key[list(found.many)] = True
+        missing = np.flatnonzero(~has_key & ~bad)
+        reason = f"missing key ({', '.join(spec.key.needs()) or 'key'} is empty)"
+        bad |= rejects.add(dict.fromkeys(missing.tolist(), reason), node.key)
+        props = self._props(spec.properties, lambda p: node.prop(p).type, rows, rejects, bad)
+        entries, keys = _explode(np.flatnonzero(~bad), found)
+        if spec.unique:
+            first = _first_of_groups([keys])
+            dup = np.flatnonzero(first != np.arange(len(keys)))
+            for e, key in zip(dup.tolist(), keys.take(pa.array(dup)).to_pylist(), strict=True):
+                line = rows.lines[entries[first[e]]]
+                reason = f"duplicate key {key!r} (first at line {line})"
+                rejects.add_one(int(entries[e]), node.key, reason)
+            keys, entries = _drop(keys, dup), np.delete(entries, dup)
+        parts.append((pa.table({node.key: keys, **_take(props, entries)}), spec.unique))
+        self.rejects.extend(rejects.sorted())
+
+    def merge_nodes(self) -> None:
+        """One row per key and label: of repeated keys (in ``unique: false`` specs, or in
+        several specs of a label), the first non-null value of each property wins, in mapping
+        order."""
+        for label, parts in self._node_parts.items():
+            if len(parts) == 1 and parts[0][1]:  # one spec, its keys unique already
+                self.nodes[label] = parts[0][0]
                 continue
-            if not keys:
-                reason = f"missing key ({', '.join(spec.key.needs()) or 'key'} is empty)"
-                self.rejects.append(Reject(source, rec.line, node.key, reason, target))
-                continue
-            try:
-                props = self._props(spec.properties, types, rec.data)
-            except _FieldError as exc:
-                self.rejects.append(Reject(source, rec.line, exc.field, exc.reason, target))
-                continue
-            for key in keys:
-                if spec.unique and key in first_line:
-                    reason = f"duplicate key {key!r} (first at line {first_line[key]})"
-                    self.rejects.append(Reject(source, rec.line, node.key, reason, target))
-                    continue
-                first_line.setdefault(key, rec.line)
-                _merge(store, key, props)
+            key = self.schema.node(label).key
+            self.nodes[label] = _first_non_null(_concat([t for t, _ in parts]), [key])
 
     # ------------------------------------------------------------------ relationships
-    def collect_rels(self, spec: RelSpec) -> list[_Check]:
-        """Collect one spec's relationships; returns (source, line, pair) for end checks."""
+    def collect_rels(self, spec: RelSpec) -> None:
+        """Check and convert one spec's rows; the good ones wait for drop_dangling."""
         source, rows = self.rows(spec.table, spec.where)
         rel = self.schema.rel(spec.type)
-        types = {p: converter(rel.prop(p).type) for p in spec.properties}
-        target = f"{spec.type} relationship"
-        group = self.rels.setdefault((spec.type, spec.start.label, spec.end.label), {})
-        seen: dict[tuple[str, str], int] = {}
-        lines: list[_Check] = []
-        for rec in rows:
-            try:
-                srcs = self._key(spec.start.key, rec.data)
-                dsts = self._key(spec.end.key, rec.data)
-            except ValueError as exc:
-                self.rejects.append(Reject(source, rec.line, "key", str(exc), target))
-                continue
-            if not srcs or not dsts:
-                # An optional link may be absent (a product without a brand); otherwise a
-                # row that names no end is reported.
-                if not spec.optional:
-                    side, label = ("from", spec.start.label) if not srcs else ("to", spec.end.label)
-                    reason = f"missing {label} key"
-                    self.rejects.append(Reject(source, rec.line, side, reason, target))
-                continue
-            try:
-                props = self._props(spec.properties, types, rec.data)
-            except _FieldError as exc:
-                self.rejects.append(Reject(source, rec.line, exc.field, exc.reason, target))
-                continue
-            for s in srcs:
-                for d in dsts:
-                    pair = (s, d)
-                    if pair in seen:
-                        if spec.unique:
-                            reason = f"duplicate relationship {s}->{d} (first at line {seen[pair]})"
-                            self.rejects.append(Reject(source, rec.line, "key", reason, target))
-                        continue
-                    seen[pair] = rec.line
-                    if pair not in group:
-                        lines.append((source, rec.line, pair, spec.skip_dangling))
-                    _merge(group, pair, props)
-        return lines
+        parts = self._rel_parts.setdefault((spec.type, spec.start.label, spec.end.label), [])
+        srcs = columnar.keys(columnar.evaluate(spec.start.key, rows))
+        dsts = columnar.keys(columnar.evaluate(spec.end.key, rows))
+        rejects = _Rejects(source, f"{spec.type} relationship", rows.lines)
+        bad = rejects.add({**dsts.errors, **srcs.errors}, "key")  # the start's reason first
+        has_src, has_dst = _valid(srcs.keys), _valid(dsts.keys)
+        has_src[list(srcs.many)] = True
+        has_dst[list(dsts.many)] = True
+        empty = ~bad & ~(has_src & has_dst)
+        if not spec.optional:
+            # An optional link may be absent (a product without a brand); otherwise a row
+            # that names no end is reported.
+            no_src = np.flatnonzero(empty & ~has_src).tolist()
+            no_dst = np.flatnonzero(empty & has_src).tolist()
+            rejects.add(dict.fromkeys(no_src, f"missing {spec.start.label} key"), "from")
+            rejects.add(dict.fromkeys(no_dst, f"missing {spec.end.label} key"), "to")
+        bad |= empty
+        props = self._props(spec.properties, lambda p: rel.prop(p).type, rows, rejects, bad)
+        entries, src, dst = _pairs(np.flatnonzero(~bad), srcs, dsts)
+        # A pair repeated in one spec: its first row counts (the others are reported when
+        # the spec is unique).
+        first = _first_of_groups([src, dst])
+        dup = np.flatnonzero(first != np.arange(len(src)))
+        if spec.unique and len(dup):
+            at = pa.array(dup)
+            pairs = zip(src.take(at).to_pylist(), dst.take(at).to_pylist(), strict=True)
+            for e, (s, d) in zip(dup.tolist(), pairs, strict=True):
+                line = rows.lines[entries[first[e]]]
+                reason = f"duplicate relationship {s}->{d} (first at line {line})"
+                rejects.add_one(int(entries[e]), "key", reason)
+        src, dst, entries = _drop(src, dup), _drop(dst, dup), np.delete(entries, dup)
+        columns = {SRC: src, DST: dst, **_take(props, entries)}
+        parts.append(_RelPart(pa.table(columns), source, rows.lines[entries], spec.skip_dangling))
+        self.rejects.extend(rejects.sorted())
 
-    def drop_dangling(self, key: tuple[str, str, str], checks: list[_Check]) -> None:
+    def drop_dangling(self, key: tuple[str, str, str]) -> None:
+        """Merge the specs of a relationship type between two labels (the first non-null
+        value of each property wins) and drop the links to nodes that exist neither in this
+        load nor in the store: reported, or only counted for ``skip_dangling`` specs (the
+        spec that first named the pair decides)."""
         rtype, start, end = key
-        group = self.rels[key]
-        known_start = self._known(start, {p[0] for p in group})
-        known_end = self._known(end, {p[1] for p in group})
+        parts = self._rel_parts[key]
+        merged = _concat([p.table for p in parts])
+        if len(parts) == 1:  # one spec's pairs are unique already
+            first = np.arange(merged.num_rows)
+        else:
+            first = _first_of_groups([merged.column(SRC), merged.column(DST)])
+        heads = np.flatnonzero(first == np.arange(merged.num_rows))
+        group = _first_non_null(merged, [SRC, DST], first)
+        part_of = np.repeat(np.arange(len(parts)), [p.table.num_rows for p in parts])[heads]
+        lines = np.concatenate([p.lines for p in parts])[heads]
+        src, dst = group.column(SRC), group.column(DST)
+        known_src, known_dst = self._known(start, src), self._known(end, dst)
+        ok = known_src & known_dst
         target = f"{rtype} relationship"
-        for source, line, (s, d), skip in checks:
-            if s in known_start and d in known_end:
-                continue
-            group.pop((s, d), None)
-            if skip:
-                self.skipped[rtype] = self.skipped.get(rtype, 0) + 1
-            elif s not in known_start:
-                reason = f"{start} {s!r} does not exist"
-                self.rejects.append(Reject(source, line, "from", reason, target))
+        skipped = 0
+        for i in np.flatnonzero(~ok).tolist():
+            part = parts[int(part_of[i])]
+            if part.skip:
+                skipped += 1
+            elif not known_src[i]:
+                reason = f"{start} {src[i].as_py()!r} does not exist"
+                self.rejects.append(Reject(part.source, int(lines[i]), "from", reason, target))
             else:
-                reason = f"{end} {d!r} does not exist"
-                self.rejects.append(Reject(source, line, "to", reason, target))
+                reason = f"{end} {dst[i].as_py()!r} does not exist"
+                self.rejects.append(Reject(part.source, int(lines[i]), "to", reason, target))
+        if skipped:
+            self.skipped[rtype] = self.skipped.get(rtype, 0) + skipped
+        self.rels[key] = group if ok.all() else group.filter(pa.array(ok))
 
-    def _known(self, label: str, keys: set[str]) -> set[str]:
-        here = self.nodes.get(label, {})
-        outside = [k for k in keys if k not in here]
-        found = self.store.existing_keys(label, outside) if outside else set()
-        return {k for k in keys if k in here} | found
+    def _known(self, label: str, keys: pa.ChunkedArray) -> np.ndarray:
+        """Which ``keys`` are nodes of ``label``, loaded now or stored before."""
+        here = self.nodes.get(label)
+        known = np.zeros(len(keys), dtype=bool)
+        if here is not None and here.num_rows:
+            known = _mask(pc.is_in(keys, value_set=here.column(0).combine_chunks()))
+        outside = pc.unique(keys.filter(pa.array(~known)).combine_chunks())
+        if len(outside):
+            found = self.store.existing_keys(label, outside.to_pylist())
+            if found:
+                known |= _mask(pc.is_in(keys, value_set=pa.array(list(found), pa.string())))
+        return known
+
+    # ------------------------------------------------------------------ values
+    @staticmethod
+    def _props(
+        fields: Mapping[str, Field],
+        ptype: Callable[[str], PropertyType],
+        rows: Table,
+        rejects: _Rejects,
+        bad: np.ndarray,
+    ) -> dict[str, pa.Array]:
+        """The properties, converted; a row's first property that fails (in mapping order)
+        is reported, unless the row was rejected already. Updates ``bad``."""
+        out = {}
+        for name, fld in fields.items():
+            out[name], errors = columnar.convert(columnar.evaluate(fld, rows), ptype(name))
+            bad |= rejects.add({i: r for i, r in errors.items() if not bad[i]}, name)
+        return out
 
     # ------------------------------------------------------------------ run
     def run(self, batch_size: int | None) -> LoadReport:
@@ -379,45 +371,178 @@ class _Loader:
         self.check_sources()
         for nspec in self.mapping.nodes:
             self.collect_nodes(nspec)
-        pending: dict[tuple[str, str, str], list[_Check]] = {}
+        self.merge_nodes()
         for rspec in self.mapping.relationships:
-            key = (rspec.type, rspec.start.label, rspec.end.label)
-            pending.setdefault(key, []).extend(self.collect_rels(rspec))
-        for key, checks in pending.items():
-            self.drop_dangling(key, checks)
+            self.collect_rels(rspec)
+        for key in self._rel_parts:
+            self.drop_dangling(key)
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
-        for label, entries in self.nodes.items():
-            node = self.schema.node(label)
-            rows = [{node.key: k, **p} for k, p in entries.items()]
-            report.nodes[label] = report.nodes.get(label, 0) + self.store.write_node_rows(
-                label, rows, batch_size=batch_size, progress=self.progress
+        for label, nodes in self.nodes.items():
+            n = self.store.write_node_table(
+                label, nodes, batch_size=batch_size, progress=self.progress
             )
-        for (rtype, start, end), pairs in self.rels.items():
-            rows = [{SRC: s, DST: d, **p} for (s, d), p in pairs.items()]
-            n = self.store.write_rel_rows(
-                rtype, rows, start=start, end=end, batch_size=batch_size, progress=self.progress
+            report.nodes[label] = report.nodes.get(label, 0) + n
+        for (rtype, start, end), rels in self.rels.items():
+            n = self.store.write_rel_table(
+                rtype, rels, start=start, end=end, batch_size=batch_size, progress=self.progress
             )
             report.relationships[rtype] = report.relationships.get(rtype, 0) + n
         report.seconds = time.perf_counter() - started
         return report
 
 
-class _FieldError(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
+@dataclass
+class _RelPart:
+    """One spec's relationships (unique pairs), with the source and line of each."""
+
+    table: pa.Table
+    source: str
+    lines: np.ndarray
+    skip: bool
 
 
-def _merge(store: dict[Any, dict[str, Any]], key: Any, props: dict[str, Any]) -> None:
-    """Add an entry; for a repeated one, the first non-null value of each property wins."""
-    have = store.get(key)
-    if have is None:
-        store[key] = dict(props)
-        return
-    for name, value in props.items():
-        if have.get(name) is None and value is not None:
-            have[name] = value
+class _Rejects:
+    """A spec's rejected rows, given back in row order however they were found."""
+
+    def __init__(self, source: str, target: str, lines: np.ndarray) -> None:
+        self.source = source
+        self.target = target
+        self.lines = lines
+        self._found: list[tuple[int, int, Reject]] = []
+
+    def add(self, reasons: Mapping[int, str], field: str) -> np.ndarray:
+        """Reject rows (row -> reason) on ``field``; returns the mask of those rows."""
+        mask = np.zeros(len(self.lines), dtype=bool)
+        for row, reason in reasons.items():
+            self.add_one(row, field, reason)
+            mask[row] = True
+        return mask
+
+    def add_one(self, row: int, field: str, reason: str) -> None:
+        rej = Reject(self.source, int(self.lines[row]), field, reason, self.target)
+        self._found.append((row, len(self._found), rej))
+
+    def sorted(self) -> list[Reject]:
+        return [r for _, _, r in sorted(self._found, key=lambda f: (f[0], f[1]))]
+
+
+# ----------------------------------------------------------------------------- column helpers
+
+
+def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    return _mask(arr.is_valid())
+
+
+def _take(columns: Mapping[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Array]:
+    """The values at ``rows`` (ascending) of each column."""
+    if (
+        len(rows)
+        and rows[-1] == len(rows) - 1
+        and all(len(c) == len(rows) for c in columns.values())
+    ):
+        return dict(columns)  # every row
+    take = pa.array(rows, type=pa.int64())
+    return {name: col.take(take) for name, col in columns.items()}
+
+
+def _drop(arr: pa.Array, rows: np.ndarray) -> pa.Array:
+    if not len(rows):
+        return arr
+    keep = np.ones(len(arr), dtype=bool)
+    keep[rows] = False
+    return arr.filter(pa.array(keep))
+
+
+def _explode(rows: np.ndarray, found: columnar.Keys) -> tuple[np.ndarray, pa.Array]:
+    """(row, key) entries for ``rows``: one per key, in row order."""
+    if not found.many:
+        return rows, found.keys.take(pa.array(rows, type=pa.int64()))
+    keys = found.keys.to_pylist()
+    entries: list[int] = []
+    out: list[str] = []
+    for i in rows.tolist():
+        values = found.many.get(i) or [keys[i]]
+        entries.extend([i] * len(values))
+        out.extend(values)
+    return np.asarray(entries, dtype=np.int64), pa.array(out, type=pa.string())
+
+
+def _pairs(
+    rows: np.ndarray, srcs: columnar.Keys, dsts: columnar.Keys
+) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(row, start key, end key) entries for ``rows``: every start with every end."""
+    if not srcs.many and not dsts.many:
+        take = pa.array(rows, type=pa.int64())
+        return rows, srcs.keys.take(take), dsts.keys.take(take)
+    src_keys, dst_keys = srcs.keys.to_pylist(), dsts.keys.to_pylist()
+    entries: list[int] = []
+    out_src: list[str] = []
+    out_dst: list[str] = []
+    for i in rows.tolist():
+        for s in srcs.many.get(i) or [src_keys[i]]:
+            for d in dsts.many.get(i) or [dst_keys[i]]:
+                entries.append(i)
+                out_src.append(s)
+                out_dst.append(d)
+    return (
+        np.asarray(entries, dtype=np.int64),
+        pa.array(out_src, type=pa.string()),
+        pa.array(out_dst, type=pa.string()),
+    )
+
+
+def _first_of_groups(columns: list[Any]) -> np.ndarray:
+    """For each row, the position of the first row with the same values in ``columns``
+    (string arrays without nulls)."""
+    n = len(columns[0]) if columns else 0
+    combined = np.zeros(n, dtype=np.int64)
+    if not n:
+        return combined
+    for col in columns:
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        enc = arr.dictionary_encode()
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        combined = combined * len(enc.dictionary) + codes
+    codes, _ = pd.factorize(combined)  # numbered in order of first appearance, so a row is
+    # the first of its group where the running maximum of the codes grows
+    grows = np.ones(n, dtype=bool)
+    top = np.maximum.accumulate(codes)
+    grows[1:] = top[1:] > top[:-1]
+    return np.flatnonzero(grows)[codes]
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _first_non_null(table: pa.Table, keys: list[str], first: np.ndarray | None = None) -> pa.Table:
+    """One row per distinct ``keys`` (in order of first appearance), each other column
+    holding its first non-null value among the rows of that key (``first``: the rows'
+    :func:`_first_of_groups`, when known)."""
+    if first is None:
+        first = _first_of_groups([table.column(k) for k in keys])
+    heads = np.flatnonzero(first == np.arange(len(first)))
+    if len(heads) == table.num_rows:
+        return table
+    group = np.searchsorted(heads, first)  # each row's group, numbered in order of appearance
+    columns = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name in keys or col.null_count == 0:
+            columns[name] = col.take(pa.array(heads))
+            continue
+        rows = np.flatnonzero(_valid(col))
+        groups, at = np.unique(group[rows], return_index=True)
+        index = np.full(len(heads), -1, dtype=np.int64)
+        index[groups] = rows[at]
+        columns[name] = col.take(pa.array(index, mask=index < 0))
+    return pa.table(columns)
 
 
 def load(

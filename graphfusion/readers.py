@@ -7,6 +7,12 @@ Formats: ``csv`` (a UTF-8 byte-order mark is dropped), ``jsonl`` (one JSON objec
 ``pylines`` (one Python literal dict per line, read with :func:`ast.literal_eval`), ``parquet``,
 ``images`` (a folder of image files or a tar archive of them; one row per image) and ``frame``
 (a pandas DataFrame given in Python). Gzip compression is detected from the file's first bytes.
+
+:func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
+same values, line numbers and bad records as :func:`read_source`. CSV files are parsed by
+pyarrow; a file whose line numbers or messages pyarrow cannot reproduce exactly (a quoted value
+spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes in the
+header, a single column, a field over the csv module's size limit) is read row by row instead.
 """
 
 from __future__ import annotations
@@ -23,11 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from graphfusion.errors import MappingError
+from graphfusion.table import Column as _Col
+from graphfusion.table import Table
 
-__all__ = ["Record", "BadRecord", "read_source", "FORMATS", "IMAGE_SUFFIXES", "ARCHIVE_SEP"]
+__all__ = [
+    "Record",
+    "BadRecord",
+    "read_source",
+    "read_table",
+    "FORMATS",
+    "IMAGE_SUFFIXES",
+    "ARCHIVE_SEP",
+]
 
 FORMATS = ("csv", "jsonl", "pylines", "parquet", "images", "frame")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -106,6 +124,49 @@ def read_source(
         raise MappingError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def read_table(
+    fmt: str, source: Any, *, name: str = "", options: dict[str, Any] | None = None
+) -> tuple[Table, list[BadRecord]]:
+    """Read one table into columns.
+
+    Same arguments, values, line numbers and bad records as :func:`read_source`; CSV files,
+    Parquet files and DataFrames are read a column at a time, other formats row by row.
+
+    Returns:
+        The table of good rows and the bad records, in file order.
+
+    Raises:
+        MappingError: The source does not exist or is not of the declared kind.
+    """
+    options = options or {}
+    if fmt == "frame" or isinstance(source, pd.DataFrame):
+        if not isinstance(source, pd.DataFrame):
+            raise MappingError(f"source {name!r} must be a pandas DataFrame")
+        return Table.from_frame(source), []
+    path = Path(source)
+    if fmt == "csv" and path.is_file():
+        fast = _csv_table(path, options.get("delimiter", ","))
+        if fast is not None:
+            return fast
+    elif fmt == "parquet" and path.is_file():
+        frame, bad = _parquet_frame(path)
+        return (Table.from_frame(frame) if frame is not None else _empty()), bad
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    bad = []
+    for rec in read_source(fmt, source, name=name, options=options):
+        if isinstance(rec, BadRecord):
+            bad.append(rec)
+        else:
+            rows.append(rec.data)
+            lines.append(rec.line)
+    return Table.from_rows(rows, lines), bad
+
+
+def _empty() -> Table:
+    return Table({}, np.zeros(0, dtype=np.int64))
+
+
 def _guard(path: Path, rows: Iterator[Record | BadRecord]) -> Iterator[Record | BadRecord]:
     """Turn a broken file (truncated gzip, bad encoding) into one bad record; keep what came."""
     last = 0
@@ -174,16 +235,139 @@ def _read_lines(path: Path, parse: Any) -> Iterator[Record | BadRecord]:
             yield Record(n, obj)
 
 
-def _read_parquet(path: Path) -> Iterator[Record | BadRecord]:
+def _parquet_frame(path: Path) -> tuple[pd.DataFrame | None, list[BadRecord]]:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        yield BadRecord(1, f"cannot read Parquet file: {exc}")
-        return
+        return None, [BadRecord(1, f"cannot read Parquet file: {exc}")]
     # ignore_metadata: a stored pandas index stays a plain column (e.g. a row id)
-    yield from _read_frame(table.to_pandas(ignore_metadata=True))
+    return table.to_pandas(ignore_metadata=True), []
+
+
+def _read_parquet(path: Path) -> Iterator[Record | BadRecord]:
+    frame, bad = _parquet_frame(path)
+    yield from bad
+    if frame is not None:
+        yield from _read_frame(frame)
+
+
+def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | None:
+    """A CSV file parsed by pyarrow, with the rows, line numbers and bad records that
+    :func:`_read_csv` gives; None when only the row reader can tell them exactly."""
+    import pyarrow.csv as pcsv
+
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        return None
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        raw.decode("utf-8")  # strict, as the row reader decodes
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError):
+        return None
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    # Line ends: \n or \r\n only (a bare \r ends a line for the csv module, not for pyarrow).
+    if raw.find(b"\r", start) >= 0 and raw.count(b"\r", start) != raw.count(b"\r\n", start):
+        return None
+    if start == len(raw):
+        return _empty(), []
+    end = raw.find(b"\n", start)
+    end = len(raw) if end < 0 else end
+    head = raw[start:end].removesuffix(b"\r").decode("utf-8")
+    if '"' in head:
+        return None
+    header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter), [])]
+    limit = csv.field_size_limit()
+    if len(header) < 2 or len(set(header)) != len(header) or max(map(len, header)) >= limit:
+        return None  # one column: the row reader's rule for blank rows; none or repeated names
+    width = len(header)
+    lines, longest = _nonempty_lines(raw, start)
+    if not len(lines):
+        return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in header}, lines), []
+    body = pa.py_buffer(raw)[min(end + 1, len(raw)) :]
+    names = [f"f{i}" for i in range(width)]
+
+    def parse(threads: bool) -> tuple[pa.Table, list[tuple[int | None, str]]]:
+        invalid: list[tuple[int | None, str]] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append((row.number, row.text))
+            return "skip"
+
+        table = pcsv.read_csv(
+            body,
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=threads),
+            parse_options=pcsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        return table, invalid
+
+    try:
+        table, invalid = parse(threads=True)
+        if invalid:  # row numbers are known only to a serial parse
+            table, invalid = parse(threads=False)
+    except (pa.ArrowException, ValueError):
+        return None
+    # A quoted value that spans lines makes one row of two or more non-empty lines (its first
+    # and the one with its closing quote), so fewer rows than lines; only a quote left open at
+    # the end of the file can span lines without, in the last row.
+    if len(lines) != table.num_rows + len(invalid) or any(n is None for n, _ in invalid):
+        return None
+    import pyarrow.compute as pc
+
+    columns = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
+    if table.num_rows and any("\n" in c[-1].as_py() for c in columns):
+        return None
+    if invalid and "\n" in invalid[-1][1]:
+        return None
+    if longest >= limit and any(pc.max(pc.utf8_length(c)).as_py() >= limit for c in columns):
+        return None  # the csv module refuses a field this long
+    bad: list[BadRecord] = []
+    keep = np.ones(len(lines), dtype=bool)
+    for number, text in invalid:
+        assert number is not None
+        keep[number - 1] = False
+        try:
+            row = next(csv.reader([text], delimiter=delimiter), [])
+        except csv.Error:
+            return None
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) == width:
+            return None  # the two parsers disagree about this row
+        reason = f"has {len(row)} fields, the header has {width}"
+        bad.append(BadRecord(int(lines[number - 1]), reason))
+    # of repeated names (none here) the last would win, as in the row reader's dicts
+    cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True)}
+    return Table(cols, lines[keep]), bad
+
+
+def _nonempty_lines(raw: bytes, start: int) -> tuple[np.ndarray, int]:
+    """The 1-based numbers of the non-empty lines after the first (header) line, and the
+    length of the longest line in bytes; lines end at \n (with \r\n counted as one end)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([start], ends + 1))
+    stops = np.concatenate((ends, [len(buf)]))
+    if raw.endswith(b"\n"):
+        starts, stops = starts[:-1], stops[:-1]
+    length = stops - starts
+    has_cr = length > 0
+    has_cr[has_cr] = buf[stops[has_cr] - 1] == 13
+    length -= has_cr
+    numbers = np.arange(1, len(starts) + 1, dtype=np.int64)
+    return numbers[1:][length[1:] > 0], int(length.max(initial=0))
 
 
 def _read_images(path: Path) -> Iterator[Record | BadRecord]:

@@ -8,16 +8,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from graphfusion.schema import PropertyType
 
-__all__ = ["coerce", "converter", "is_missing", "MAX_STRING_BYTES"]
+__all__ = ["arrow_type", "coerce", "converter", "is_missing", "MAX_STRING_BYTES"]
 
 #: Longest string property accepted (bytes of UTF-8); longer values are rejected, not cut.
 MAX_STRING_BYTES = 1_000_000
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime": pa.timestamp("us"),
+    "list[string]": pa.list_(pa.string()),
+    "list[float]": pa.list_(pa.float64()),
+    "list[int]": pa.list_(pa.int64()),
+    "vector": pa.list_(pa.float32()),
+}
+
+
+def arrow_type(ptype: PropertyType) -> pa.DataType:
+    """The Arrow type that holds values of ``ptype`` as :func:`coerce` returns them."""
+    return _ARROW_TYPES[ptype.name]
 
 
 def is_missing(value: Any) -> bool:

@@ -191,7 +191,9 @@ class FusionGNN(nn.Module):
     def content(self) -> dict[str, Tensor]:
         """Content vectors of every node type (no interaction is used)."""
         h = self._inputs()
-        for conv, layer in zip(self.convs, self.layer_edges, strict=True):
+        for module, layer in zip(self.convs, self.layer_edges, strict=True):
+            assert isinstance(module, nn.ModuleDict)
+            conv = module
             msg: dict[str, Tensor] = {}
             for et in layer:
                 part = conv[_name(et)](self._mean[et] @ h[et[0]])

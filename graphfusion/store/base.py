@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from graphfusion.errors import SchemaError, ValidationError
-from graphfusion.schema import NodeType, RelType, Schema
+from graphfusion.schema import NodeType, PropertyType, RelType, Schema
 from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
-from graphfusion.values import coerce, is_missing
+from graphfusion.values import arrow_type, coerce, is_missing
 
 __all__ = ["GraphStore", "BaseStore", "Counts", "DEFAULT_BATCH_SIZE", "MAX_BATCH_SIZE"]
 
@@ -121,10 +122,9 @@ class BaseStore(ABC):
         """Execute one statement and return its rows."""
 
     @abstractmethod
-    def _write_nodes(
-        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
-    ) -> None:
-        """Upsert one batch of node rows (each carries the key; a missing property is null).
+    def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
+        """Upsert one batch of nodes: a table with the key column and the ``props`` columns
+        (and maybe others, to ignore), of the schema's Arrow types; a null is no value.
 
         ``fresh`` says that no node of the label existed when the write began, so none of the
         (unique) rows can exist: a store may skip looking them up.
@@ -136,11 +136,12 @@ class BaseStore(ABC):
         rel: RelType,
         start: NodeType,
         end: NodeType,
-        rows: list[dict[str, Any]],
+        batch: pa.Table,
         props: list[str],
         fresh: bool,
     ) -> None:
-        """Upsert one batch of relationship rows (``src``, ``dst`` and ``props``).
+        """Upsert one batch of relationships: a table with ``src``, ``dst`` and the ``props``
+        columns (and maybe others, to ignore).
 
         ``fresh``: no relationship of the type existed between the two labels when the write
         began.
@@ -244,12 +245,45 @@ class BaseStore(ABC):
         for prop in props:
             node.prop(prop)
         keys = _clean_keys(frame[node.key], f"{label}.{node.key}")
-        columns = {node.key: keys}
+        columns = {node.key: pa.array(keys, type=pa.string())}
         for prop in props:
-            columns[prop] = _coerce_column(frame[prop], node.prop(prop).type, f"{label}.{prop}")
-        return self.write_node_rows(
-            label, _rows(columns, len(frame)), batch_size=batch_size, progress=progress
+            ptype = node.prop(prop).type
+            columns[prop] = _coerce_column(frame[prop], ptype, f"{label}.{prop}")
+        return self.write_node_table(
+            label, pa.table(columns), batch_size=batch_size, progress=progress
         )
+
+    def write_node_table(
+        self,
+        label: str,
+        table: pa.Table,
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> int:
+        """Upsert nodes given as columns that are already valid.
+
+        This is the writer behind :meth:`upsert_nodes`, :meth:`write_node_rows` and the
+        loaders. The table has the label's key column (unique, non-null keys) and any schema
+        properties, with values of the types :func:`graphfusion.values.arrow_type` names
+        (columns of other types are cast); a null is no value, and never erases a stored one.
+
+        Returns:
+            The rows written.
+        """
+        node = self.schema.node(label)
+        size = self._check_batch(batch_size)
+        table = _conform(table, {p.name: p.type for p in node.properties})
+        fresh = table.num_rows > 0 and self._is_empty(cypher.count_nodes(node))
+        self._write_batches(
+            table,
+            size,
+            progress,
+            f"{label} nodes",
+            lambda batch, live: self._write_nodes(node, batch, live, fresh),
+            [node.key],
+        )
+        return table.num_rows
 
     def write_node_rows(
         self,
@@ -259,23 +293,13 @@ class BaseStore(ABC):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
-        """Upsert nodes given as rows that are already valid (unique keys, coerced values).
-
-        This is the writer behind :meth:`upsert_nodes` and the loaders; every row has the
-        label's key and any schema properties (a missing one is null). Returns the rows written.
-        """
+        """:meth:`write_node_table` for rows given as dicts (the key and any properties; a
+        missing property is null). Returns the rows written."""
         node = self.schema.node(label)
-        size = self._check_batch(batch_size)
-        fresh = bool(rows) and self._is_empty(cypher.count_nodes(node))
-        self._write_batches(
-            rows,
-            size,
-            progress,
-            f"{label} nodes",
-            lambda batch, live: self._write_nodes(node, batch, live, fresh),
-            [node.key],
+        types = {p.name: p.type for p in node.properties}
+        return self.write_node_table(
+            label, _rows_table(rows, [node.key], types), batch_size=batch_size, progress=progress
         )
-        return len(rows)
 
     def upsert_relationships(
         self,
@@ -338,17 +362,54 @@ class BaseStore(ABC):
                     f"{rel_type}: {len(missing)} {label} ends do not exist, "
                     f"e.g. {sorted(missing)[:3]}"
                 )
-        columns: dict[str, list[Any]] = {SRC: src, DST: dst}
+        columns = {SRC: pa.array(src, type=pa.string()), DST: pa.array(dst, type=pa.string())}
         for prop in props:
-            columns[prop] = _coerce_column(frame[prop], rel.prop(prop).type, f"{rel_type}.{prop}")
-        return self.write_rel_rows(
+            ptype = rel.prop(prop).type
+            columns[prop] = _coerce_column(frame[prop], ptype, f"{rel_type}.{prop}")
+        return self.write_rel_table(
             rel_type,
-            _rows(columns, len(frame)),
+            pa.table(columns),
             start=start,
             end=end,
             batch_size=batch_size,
             progress=progress,
         )
+
+    def write_rel_table(
+        self,
+        rel_type: str,
+        table: pa.Table,
+        *,
+        start: str,
+        end: str,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> int:
+        """Upsert relationships given as columns that are already valid.
+
+        The table has ``src`` and ``dst`` (keys of existing end nodes, unique pairs) and any
+        properties of the type, typed as for :meth:`write_node_table`; this is the writer
+        behind :meth:`upsert_relationships`, :meth:`write_rel_rows` and the loaders.
+
+        Returns:
+            The rows written.
+        """
+        rel = self.schema.rel(rel_type)
+        start_node, end_node = self.schema.node(start), self.schema.node(end)
+        size = self._check_batch(batch_size)
+        types = {p.name: p.type for p in rel.properties}
+        table = _conform(table, {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types})
+        count = cypher.count_rels_between(rel, start_node, end_node)
+        fresh = table.num_rows > 0 and self._is_empty(count)
+        self._write_batches(
+            table,
+            size,
+            progress,
+            f"{rel_type} relationships",
+            lambda batch, live: self._write_rels(rel, start_node, end_node, batch, live, fresh),
+            [SRC, DST],
+        )
+        return table.num_rows
 
     def write_rel_rows(
         self,
@@ -360,52 +421,42 @@ class BaseStore(ABC):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> int:
-        """Upsert relationships given as rows that are already valid.
-
-        Rows carry ``src``, ``dst`` (existing end keys, unique pairs) and coerced properties;
-        this is the writer behind :meth:`upsert_relationships` and the loaders.
-        """
-        rel = self.schema.rel(rel_type)
-        start_node, end_node = self.schema.node(start), self.schema.node(end)
-        size = self._check_batch(batch_size)
-        count = cypher.count_rels_between(rel, start_node, end_node)
-        fresh = bool(rows) and self._is_empty(count)
-        self._write_batches(
-            rows,
-            size,
-            progress,
-            f"{rel_type} relationships",
-            lambda batch, live: self._write_rels(rel, start_node, end_node, batch, live, fresh),
-            [SRC, DST],
+        """:meth:`write_rel_table` for rows given as dicts (``src``, ``dst`` and any
+        properties). Returns the rows written."""
+        types = {p.name: p.type for p in self.schema.rel(rel_type).properties}
+        return self.write_rel_table(
+            rel_type,
+            _rows_table(rows, [SRC, DST], {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types}),
+            start=start,
+            end=end,
+            batch_size=batch_size,
+            progress=progress,
         )
-        return len(rows)
 
     def _write_batches(
         self,
-        rows: list[dict[str, Any]],
+        table: pa.Table,
         batch_size: int,
         progress: bool,
         what: str,
         write: Any,
         fixed: list[str],
     ) -> None:
-        if not rows:
+        if not table.num_rows:
             return
-        bar = tqdm(total=len(rows), desc=what, unit="row", disable=not progress, leave=False)
+        bar = tqdm(total=table.num_rows, desc=what, unit="row", disable=not progress, leave=False)
         with bar:
-            for part in _batches(len(rows), batch_size):
-                batch = rows[part]
+            for offset in range(0, table.num_rows, batch_size):
+                batch = table.slice(offset, batch_size)
                 # Only the properties with a value in this batch are written: the rest would
                 # be coalesced to what is stored anyway, and an all-null column has no type.
-                # Rows may lack keys (a missing key is a null).
-                names: dict[str, None] = {}
-                for row in batch:
-                    names.update(dict.fromkeys(row))
                 live = [
-                    k for k in names if k not in fixed and any(r.get(k) is not None for r in batch)
+                    name
+                    for name in batch.column_names
+                    if name not in fixed and batch.column(name).null_count < batch.num_rows
                 ]
                 write(batch, live)
-                bar.update(len(batch))
+                bar.update(batch.num_rows)
 
     def _is_empty(self, count_query: str) -> bool:
         """Whether ``count_query`` counts 0, for stores that skip lookups into empty tables.
@@ -461,19 +512,48 @@ def _clean_keys(col: pd.Series, what: str, unique: bool = True) -> list[str]:
     return keys
 
 
-def _coerce_column(col: pd.Series, ptype: Any, what: str) -> list[Any]:
+def _coerce_column(col: pd.Series, ptype: PropertyType, what: str) -> pa.Array:
     out = []
     for i, v in enumerate(col.tolist()):
         try:
             out.append(coerce(v, ptype))
         except ValueError as exc:
             raise ValidationError(f"{what}: row {i}: {exc}") from None
-    return out
+    return pa.array(out, type=arrow_type(ptype))
 
 
-def _rows(columns: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
-    names = list(columns)
-    return [{name: columns[name][i] for name in names} for i in range(n)]
+_KEY_TYPE = PropertyType("string")
+
+
+def _conform(table: pa.Table, types: Mapping[str, PropertyType]) -> pa.Table:
+    """``table`` with each column of the schema's Arrow type (cast where it is not).
+
+    Raises:
+        SchemaError: A column that is not a property.
+    """
+    for i, name in enumerate(table.column_names):
+        if name not in types:
+            raise SchemaError(f"no property {name!r} to write")
+        want = arrow_type(types[name])
+        if table.schema.field(i).type != want:
+            table = table.set_column(i, name, table.column(i).cast(want))
+    return table
+
+
+def _rows_table(
+    rows: list[dict[str, Any]], first: list[str], types: Mapping[str, PropertyType]
+) -> pa.Table:
+    """Row dicts as a typed table: the columns ``first``, then every other name in the rows
+    (a row without a name holds null there)."""
+    names: dict[str, None] = dict.fromkeys(first)
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    for name in names:
+        if name not in types:
+            raise SchemaError(f"no property {name!r} to write")
+    return pa.table(
+        {n: pa.array([r.get(n) for r in rows], type=arrow_type(types[n])) for n in names}
+    )
 
 
 def _preview(params: Mapping[str, Any] | None) -> str:

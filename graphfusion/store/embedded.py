@@ -23,13 +23,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from graphfusion.errors import QueryError, StoreError, StoreLockedError
 from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema
 from graphfusion.store import cypher
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.store.dialect import LADYBUG
+from graphfusion.values import arrow_type
 
 __all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT"]
 
@@ -40,18 +43,6 @@ DEFAULT_STORE_DIR = ".graphfusion"
 STORE_FORMAT = 1
 DB_FILE = "graph.lbug"
 META_FILE = "graphfusion.json"
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "datetime": pa.timestamp("us"),
-    "list[string]": pa.list_(pa.string()),
-    "list[float]": pa.list_(pa.float64()),
-    "list[int]": pa.list_(pa.int64()),
-    "vector": pa.list_(pa.float32()),
-}
 
 
 def _ladybug() -> Any:
@@ -78,8 +69,9 @@ class EmbeddedStore(BaseStore):
     """
 
     dialect = LADYBUG
-    # COPY is much faster in large pieces (measured: 7.6 s in 5k-row pieces, 1.3 s in 100k)
-    default_batch_size = 100_000
+    # COPY costs per statement (the bench shop: about 10 s in 5k-row pieces, 2-3 s in 100k),
+    # so the default is the largest batch: one COPY for a table of up to 200k rows.
+    default_batch_size = 200_000
 
     def __init__(
         self,
@@ -226,16 +218,21 @@ class EmbeddedStore(BaseStore):
     # ``LOAD FROM`` drives lookups and updates, ten times faster than ``UNWIND $rows`` (whose
     # parameters are converted value by value). Columns are named c0, c1, ... in LOAD FROM so
     # that no property name can clash with a Cypher keyword.
-    def _arrow(
-        self, columns: list[str], types: list[pa.DataType], rows: list[dict[str, Any]]
-    ) -> pa.Table:
+    @staticmethod
+    def _arrow(batch: pa.Table, columns: list[str], types: list[pa.DataType]) -> pa.Table:
+        """The ``columns`` of ``batch`` (nulls for those it lacks), named c0, c1, ..."""
+        n = batch.num_rows
+        have = set(batch.column_names)
         arrays = [
-            pa.array([r.get(c) for r in rows], type=t) for c, t in zip(columns, types, strict=True)
+            batch.column(c) if c in have else pa.nulls(n, type=t)
+            for c, t in zip(columns, types, strict=True)
         ]
-        return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(columns))])
+        names = [f"c{i}" for i in range(len(columns))]
+        # one chunk per column: LadybugDB's scan stops at an empty chunk (measured, 0.22.0)
+        return pa.Table.from_arrays(arrays, names=names).combine_chunks()
 
-    def _with_table(self, statement: str, tbl: pa.Table) -> list[dict[str, Any]]:
-        """Run ``statement``, which reads the Arrow table ``tbl``; rows as dicts."""
+    def _with_table(self, statement: str, tbl: pa.Table) -> pa.Table:
+        """Run ``statement``, which reads the Arrow table ``tbl``; its result as a table."""
         if self._closed:
             raise StoreError("the store is closed")
         log.debug("cypher: %s (table of %d rows)", statement, tbl.num_rows)
@@ -244,8 +241,9 @@ class EmbeddedStore(BaseStore):
         except RuntimeError as exc:
             raise QueryError(f"bulk statement failed: {_clean_message(exc)}") from None
         try:
-            names = result.get_column_names()
-            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+            if not result.get_column_names():  # COPY, SET: nothing to return
+                return pa.table({})
+            return result.get_as_arrow(0)  # 0: one chunk
         finally:
             result.close()
 
@@ -255,35 +253,30 @@ class EmbeddedStore(BaseStore):
         unique = list(dict.fromkeys(str(k) for k in keys))
         if not unique:
             return set()
-        return set(self._stored_nodes(node, unique, []))
+        found = self._stored_nodes(node, pa.array(unique, type=pa.string()), [])
+        return set(found.column(0).to_pylist())
 
-    def _stored_nodes(
-        self, node: NodeType, keys: list[str], props: list[str]
-    ) -> dict[str, dict[str, Any]]:
-        """Stored values of ``props`` for the nodes among ``keys`` that exist."""
-        tbl = pa.table({"c0": pa.array(keys, type=pa.string())})
+    def _stored_nodes(self, node: NodeType, keys: pa.Array, props: list[str]) -> pa.Table:
+        """The nodes among ``keys`` that exist: their key (c0) and stored ``props`` (c1...)."""
+        tbl = pa.table({"c0": keys})
         cols = "".join(f", n.{p} AS c{i}" for i, p in enumerate(props, start=1))
-        found = self._with_table(
+        return self._with_table(
             f"LOAD FROM tbl MATCH (n:{node.label} {{{node.key}: c0}}) "
             f"RETURN n.{node.key} AS c0{cols}",
             tbl,
         )
-        return {r["c0"]: {p: r[f"c{i}"] for i, p in enumerate(props, start=1)} for r in found}
 
     def _stored_pairs(
-        self, rel: RelType, start: NodeType, end: NodeType, srcs: list[str], props: list[str]
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        """Stored values of ``props`` for the relationships from ``srcs``."""
-        tbl = pa.table({"c0": pa.array(srcs, type=pa.string())})
+        self, rel: RelType, start: NodeType, end: NodeType, srcs: pa.Array, props: list[str]
+    ) -> pa.Table:
+        """The relationships from ``srcs``: start key (c0), end key (c1), ``props`` (c2...)."""
+        tbl = pa.table({"c0": srcs})
         cols = "".join(f", e.{p} AS c{i}" for i, p in enumerate(props, start=2))
-        found = self._with_table(
+        return self._with_table(
             f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}})-[e:{rel.type}]->"
             f"(b:{end.label}) RETURN a.{start.key} AS c0, b.{end.key} AS c1{cols}",
             tbl,
         )
-        return {
-            (r["c0"], r["c1"]): {p: r[f"c{i}"] for i, p in enumerate(props, start=2)} for r in found
-        }
 
     def _is_empty(self, count_query: str) -> bool:
         return int(self._run(count_query, {})[0]["count"]) == 0
@@ -298,23 +291,23 @@ class EmbeddedStore(BaseStore):
             f"{var}.{p} = coalesce(c{first + i}, {var}.{p})" for i, p in enumerate(props)
         )
 
-    def _write_nodes(
-        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
-    ) -> None:
+    def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
         key = node.key
         cols = [key, *props]
-        types = [_ARROW_TYPES[node.prop(c).type.name] for c in cols]
-        scalars = [p for p in props if not node.prop(p).type.is_vector]
-        stored = {} if fresh else self._stored_nodes(node, [r[key] for r in rows], scalars)
-        new = [r for r in rows if r[key] not in stored]
-        if new:
-            self._copy(node.label, self._arrow(cols, types, new), cols)
-        old = [r for r in rows if r[key] in stored and _changes(r, stored[r[key]], props)]
-        if old and props:
+        types = [arrow_type(node.prop(c).type) for c in cols]
+        new, old = batch, None
+        if not fresh:
+            scalars = [p for p in props if not node.prop(p).type.is_vector]
+            stored = self._stored_nodes(node, batch.column(key).combine_chunks(), scalars)
+            if stored.num_rows:
+                new, old = _split(batch, [key], stored, props, scalars)
+        if new.num_rows:
+            self._copy(node.label, self._arrow(new, cols, types), cols)
+        if old is not None and old.num_rows and props:
             self._with_table(
                 f"LOAD FROM tbl MATCH (n:{node.label} {{{key}: c0}}) SET "
                 + self._sets("n", props, 1),
-                self._arrow(cols, types, old),
+                self._arrow(old, cols, types),
             )
 
     def _write_rels(
@@ -322,40 +315,70 @@ class EmbeddedStore(BaseStore):
         rel: RelType,
         start: NodeType,
         end: NodeType,
-        rows: list[dict[str, Any]],
+        batch: pa.Table,
         props: list[str],
         fresh: bool,
     ) -> None:
-        srcs = list(dict.fromkeys(r[SRC] for r in rows))
-        stored = {} if fresh else self._stored_pairs(rel, start, end, srcs, props)
-        new = [r for r in rows if (r[SRC], r[DST]) not in stored]
-        if new:
+        new, old = batch, None
+        if not fresh:
+            srcs = pc.unique(batch.column(SRC).combine_chunks())
+            stored = self._stored_pairs(rel, start, end, srcs, props)
+            if stored.num_rows:
+                new, old = _split(batch, [SRC, DST], stored, props, props)
+        if new.num_rows:
             # COPY into a relationship table takes every property column (absent ones null).
             every = [p.name for p in rel.properties]
-            types = [pa.string(), pa.string()] + [_ARROW_TYPES[p.type.name] for p in rel.properties]
-            tbl = self._arrow([SRC, DST, *every], types, new)
+            types = [pa.string(), pa.string()] + [arrow_type(p.type) for p in rel.properties]
+            tbl = self._arrow(new, [SRC, DST, *every], types)
             self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
-        old = [
-            r
-            for r in rows
-            if (r[SRC], r[DST]) in stored and _changes(r, stored[(r[SRC], r[DST])], props)
-        ]
-        if old and props:
-            types = [pa.string(), pa.string()] + [
-                _ARROW_TYPES[rel.prop(p).type.name] for p in props
-            ]
+        if old is not None and old.num_rows and props:
+            types = [pa.string(), pa.string()] + [arrow_type(rel.prop(p).type) for p in props]
             self._with_table(
                 f"LOAD FROM tbl MATCH (a:{start.label} {{{start.key}: c0}}) "
                 f"MATCH (b:{end.label} {{{end.key}: c1}}) MATCH (a)-[e:{rel.type}]->(b) SET "
                 + self._sets("e", props, 2),
-                self._arrow([SRC, DST, *props], types, old),
+                self._arrow(old, [SRC, DST, *props], types),
             )
 
 
-def _changes(row: dict[str, Any], stored: dict[str, Any], props: list[str]) -> bool:
-    """Whether writing ``row`` would change what is stored (null never overwrites; values not
-    fetched, such as vectors, count as changes)."""
-    return any(row.get(p) is not None and (p not in stored or stored[p] != row[p]) for p in props)
+def _split(
+    batch: pa.Table, keys: list[str], stored: pa.Table, props: list[str], fetched: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """The rows of ``batch`` that are not stored yet, and the stored ones that writing would
+    change. ``stored`` holds the keys (c0, c1...) and then the ``fetched`` properties."""
+    n = len(keys)
+    right_keys = [f"__k{i}" for i in range(n)]
+    left = batch.select(keys).append_column("__row", pa.array(np.arange(batch.num_rows)))
+    right = pa.table(
+        {
+            **{k: stored.column(i) for i, k in enumerate(right_keys)},
+            "__stored": pa.array(np.arange(stored.num_rows)),
+        }
+    )
+    joined = left.join(right, keys=keys, right_keys=right_keys, join_type="inner")
+    rows = joined.column("__row").to_numpy()
+    at = joined.column("__stored").combine_chunks()
+    is_old = np.zeros(batch.num_rows, dtype=bool)
+    is_old[rows] = True
+    old = batch.take(pa.array(rows))
+    changed = np.zeros(len(rows), dtype=bool)
+    for p in props:
+        new_values = old.column(p)
+        has = np.asarray(new_values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if p not in fetched:  # not fetched (vectors): a value counts as a change
+            changed |= has
+            continue
+        was = stored.column(n + fetched.index(p)).take(at)
+        if pa.types.is_nested(new_values.type):
+            differs = np.array(
+                [a != b for a, b in zip(new_values.to_pylist(), was.to_pylist(), strict=True)],
+                dtype=bool,
+            )
+        else:
+            same = pc.equal(new_values, was.cast(new_values.type)).fill_null(False)
+            differs = ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+        changed |= has & differs
+    return batch.filter(pa.array(~is_old)), old.filter(pa.array(changed))
 
 
 def _clean_message(exc: BaseException) -> str:

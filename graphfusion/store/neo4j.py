@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
+
 from graphfusion.errors import QueryError, StoreError
 from graphfusion.schema import NodeType, RelType, Schema, load_schema
 from graphfusion.store import cypher
@@ -148,25 +150,18 @@ class Neo4jStore(BaseStore):
             self._closed = True
             self._driver.close()
 
-    def _write_nodes(
-        self, node: NodeType, rows: list[dict[str, Any]], props: list[str], fresh: bool
-    ) -> None:
-        names = (node.key, *props)
-        self._run(cypher.merge_nodes(node, props), {"rows": _only(rows, names)})
+    def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
+        rows = batch.select([node.key, *props]).to_pylist()
+        self._run(cypher.merge_nodes(node, props), {"rows": rows})
 
     def _write_rels(
         self,
         rel: RelType,
         start: NodeType,
         end: NodeType,
-        rows: list[dict[str, Any]],
+        batch: pa.Table,
         props: list[str],
         fresh: bool,
     ) -> None:
-        names = (SRC, DST, *props)
-        self._run(cypher.merge_rels(rel, start, end, props), {"rows": _only(rows, names)})
-
-
-def _only(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The rows as parameter maps with exactly ``names`` (absent values as null)."""
-    return [{n: row.get(n) for n in names} for row in rows]
+        rows = batch.select([SRC, DST, *props]).to_pylist()
+        self._run(cypher.merge_rels(rel, start, end, props), {"rows": rows})

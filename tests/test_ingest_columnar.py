@@ -1,0 +1,732 @@
+"""The columnar loader against the row-by-row loader it replaced, on messy data.
+
+``_RowLoader`` below is the loader as it was before it worked a column at a time (one dict per
+row, every value through the single-value code): the reference. Both load the same sources
+into fresh stores; the rejected rows (source, line, target, field, reason, in order), the
+counts, the skipped links and everything stored must be the same, on a first load and on a
+second one (the update path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import math
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from graphfusion.columnar import MAX_KEY_CHARS, convert, evaluate, keep, key_list, keys
+from graphfusion.ingest import LoadReport, Reject, load
+from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, parse_mapping
+from graphfusion.readers import BadRecord, Record, read_source, read_table
+from graphfusion.schema import PropertyType, Schema
+from graphfusion.store import EmbeddedStore
+from graphfusion.table import Column, Table
+from graphfusion.values import converter, is_missing
+
+# ----------------------------------------------------------------------------- the reference
+
+
+class _FieldError(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _merge(store: dict[Any, dict[str, Any]], key: Any, props: dict[str, Any]) -> None:
+    have = store.get(key)
+    if have is None:
+        store[key] = dict(props)
+        return
+    for name, value in props.items():
+        if have.get(name) is None and value is not None:
+            have[name] = value
+
+
+class _RowLoader:
+    """The row-by-row loader (the code before the columnar one, reading with read_source)."""
+
+    def __init__(self, store: EmbeddedStore, mapping: LoaderMapping, sources: dict[str, Any]):
+        self.store = store
+        self.schema: Schema = store.schema
+        self.mapping = mapping
+        self.sources = sources
+        self.rejects: list[Reject] = []
+        self.skipped: dict[str, int] = {}
+        self._tables: dict[str, tuple[str, list[Record]]] = {}
+        self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
+        self.rels: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def table(self, name: str) -> tuple[str, list[Record]]:
+        if name in self._tables:
+            return self._tables[name]
+        spec = self.mapping.tables[name]
+        src = self.sources[spec.source]
+        folder = None
+        if isinstance(src, pd.DataFrame):
+            label, target = f"{spec.source}:frame", src
+        else:
+            path = Path(src) / spec.file if spec.file else Path(src)
+            label, target = str(path), path
+            folder = str((path if path.is_dir() else path.parent).resolve())
+        rows = []
+        for rec in read_source(spec.format, target, name=spec.source, options=dict(spec.options)):
+            if isinstance(rec, BadRecord):
+                self.rejects.append(Reject(label, rec.line, "", rec.reason, name))
+            else:
+                if folder is not None:
+                    rec.data["__dir__"] = folder
+                rows.append(rec)
+        self._tables[name] = (label, rows)
+        return label, rows
+
+    @staticmethod
+    def _props(
+        fields: Mapping[str, Field], convert: Mapping[str, Callable[[Any], Any]], data: dict
+    ) -> dict[str, Any]:
+        out = {}
+        for name, fld in fields.items():
+            try:
+                out[name] = convert[name](fld.get(data))
+            except ValueError as exc:
+                raise _FieldError(name, str(exc)) from None
+        return out
+
+    def rows(self, table: str, where: Field | None) -> tuple[str, list[Record]]:
+        source, rows = self.table(table)
+        if where is None:
+            return source, rows
+        return source, [rec for rec in rows if self._keep(where, rec.data)]
+
+    @staticmethod
+    def _keep(where: Field, data: dict[str, Any]) -> bool:
+        try:
+            value = where.get(data)
+        except ValueError:
+            return False
+        if "equals" in where.options:
+            return value is not None and str(value) == str(where.options["equals"])
+        return not is_missing(value) and value is not False
+
+    def collect_nodes(self, spec: NodeSpec) -> None:
+        source, rows = self.rows(spec.table, spec.where)
+        node = self.schema.node(spec.label)
+        types = {p: converter(node.prop(p).type) for p in spec.properties}
+        target = f"{spec.label} node"
+        store = self.nodes.setdefault(spec.label, {})
+        first_line: dict[str, int] = {}
+        for rec in rows:
+            try:
+                found = key_list(spec.key.get(rec.data))
+            except ValueError as exc:
+                self.rejects.append(Reject(source, rec.line, node.key, str(exc), target))
+                continue
+            if not found:
+                reason = f"missing key ({', '.join(spec.key.needs()) or 'key'} is empty)"
+                self.rejects.append(Reject(source, rec.line, node.key, reason, target))
+                continue
+            try:
+                props = self._props(spec.properties, types, rec.data)
+            except _FieldError as exc:
+                self.rejects.append(Reject(source, rec.line, exc.field, exc.reason, target))
+                continue
+            for key in found:
+                if spec.unique and key in first_line:
+                    reason = f"duplicate key {key!r} (first at line {first_line[key]})"
+                    self.rejects.append(Reject(source, rec.line, node.key, reason, target))
+                    continue
+                first_line.setdefault(key, rec.line)
+                _merge(store, key, props)
+
+    def collect_rels(self, spec: RelSpec) -> list[tuple[str, int, tuple[str, str], bool]]:
+        source, rows = self.rows(spec.table, spec.where)
+        rel = self.schema.rel(spec.type)
+        types = {p: converter(rel.prop(p).type) for p in spec.properties}
+        target = f"{spec.type} relationship"
+        group = self.rels.setdefault((spec.type, spec.start.label, spec.end.label), {})
+        seen: dict[tuple[str, str], int] = {}
+        lines = []
+        for rec in rows:
+            try:
+                srcs = key_list(spec.start.key.get(rec.data))
+                dsts = key_list(spec.end.key.get(rec.data))
+            except ValueError as exc:
+                self.rejects.append(Reject(source, rec.line, "key", str(exc), target))
+                continue
+            if not srcs or not dsts:
+                if not spec.optional:
+                    side, label = ("from", spec.start.label) if not srcs else ("to", spec.end.label)
+                    reason = f"missing {label} key"
+                    self.rejects.append(Reject(source, rec.line, side, reason, target))
+                continue
+            try:
+                props = self._props(spec.properties, types, rec.data)
+            except _FieldError as exc:
+                self.rejects.append(Reject(source, rec.line, exc.field, exc.reason, target))
+                continue
+            for s in srcs:
+                for d in dsts:
+                    pair = (s, d)
+                    if pair in seen:
+                        if spec.unique:
+                            reason = f"duplicate relationship {s}->{d} (first at line {seen[pair]})"
+                            self.rejects.append(Reject(source, rec.line, "key", reason, target))
+                        continue
+                    seen[pair] = rec.line
+                    if pair not in group:
+                        lines.append((source, rec.line, pair, spec.skip_dangling))
+                    _merge(group, pair, props)
+        return lines
+
+    def drop_dangling(self, key: tuple[str, str, str], checks: list[Any]) -> None:
+        rtype, start, end = key
+        group = self.rels[key]
+        known_start = self._known(start, {p[0] for p in group})
+        known_end = self._known(end, {p[1] for p in group})
+        target = f"{rtype} relationship"
+        for source, line, (s, d), skip in checks:
+            if s in known_start and d in known_end:
+                continue
+            group.pop((s, d), None)
+            if skip:
+                self.skipped[rtype] = self.skipped.get(rtype, 0) + 1
+            elif s not in known_start:
+                reason = f"{start} {s!r} does not exist"
+                self.rejects.append(Reject(source, line, "from", reason, target))
+            else:
+                reason = f"{end} {d!r} does not exist"
+                self.rejects.append(Reject(source, line, "to", reason, target))
+
+    def _known(self, label: str, found: set[str]) -> set[str]:
+        here = self.nodes.get(label, {})
+        outside = [k for k in found if k not in here]
+        stored = self.store.existing_keys(label, outside) if outside else set()
+        return {k for k in found if k in here} | stored
+
+    def run(self) -> LoadReport:
+        for nspec in self.mapping.nodes:
+            self.collect_nodes(nspec)
+        pending: dict[tuple[str, str, str], list[Any]] = {}
+        for rspec in self.mapping.relationships:
+            key = (rspec.type, rspec.start.label, rspec.end.label)
+            pending.setdefault(key, []).extend(self.collect_rels(rspec))
+        for key, checks in pending.items():
+            self.drop_dangling(key, checks)
+        report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
+        for label, entries in self.nodes.items():
+            node = self.schema.node(label)
+            rows = [{node.key: k, **p} for k, p in entries.items()]
+            report.nodes[label] = report.nodes.get(label, 0) + self.store.write_node_rows(
+                label, rows, batch_size=7
+            )
+        for (rtype, start, end), pairs in self.rels.items():
+            rows = [{"src": s, "dst": d, **p} for (s, d), p in pairs.items()]
+            n = self.store.write_rel_rows(rtype, rows, start=start, end=end, batch_size=7)
+            report.relationships[rtype] = report.relationships.get(rtype, 0) + n
+        return report
+
+
+# ----------------------------------------------------------------------------- messy sources
+
+MAPPING = textwrap.dedent("""
+    name: messy
+    sources: {shop: {}, users: {}, reviews: {}}
+    tables:
+      products: {source: shop, file: products.csv, format: csv}
+      views: {source: shop, file: views.csv, format: csv}
+      users: {source: users, format: frame}
+      reviews: {source: reviews, format: jsonl}
+    nodes:
+      - label: Product
+        table: products
+        key: id
+        properties:
+          title: title
+          price: price
+          created_at: created_at
+      - label: Product            # named in reviews, merged: first non-null wins
+        table: reviews
+        key: product
+        unique: false
+        properties: {title: {column: product_title, transform: strip}}
+      - label: Brand
+        table: products
+        key: brand
+        unique: false
+        where: brand
+        properties: {name: {column: brand, transform: capitalize}}
+      - label: Category
+        table: products
+        key: {column: category, transform: prefix, prefix: "cat:"}
+        unique: false
+        properties: {name: category, level: {value: 0}}
+      - label: User
+        table: users
+        key: id
+        properties: {name: name, age: age, location: {template: "{city}/{zip}"}}
+      - label: Review             # from text columns: bools and whole numbers
+        table: views
+        key: {template: "v:{user}:{product}"}
+        unique: false
+        properties: {verified: flag, helpful: weight, ts: ts}
+      - label: Review
+        table: reviews
+        key: {template: "{user}:{product}"}
+        properties:
+          rating: rating
+          verified: verified
+          helpful: helpful
+          ts: {column: time, transform: unix_s}
+          text: text
+    relationships:
+      - {type: OF_BRAND, table: products, optional: true,
+         from: {label: Product, key: id}, to: {label: Brand, key: brand}}
+      - {type: IN_CATEGORY, table: products,
+         from: {label: Product, key: id},
+         to: {label: Category, key: {column: category, transform: prefix, prefix: "cat:"}}}
+      - {type: ALSO_BOUGHT, table: products, optional: true, skip_dangling: true,
+         from: {label: Product, key: id}, to: {label: Product, key: {column: bought,
+         transform: split}}}
+      - {type: VIEWED, table: views, unique: true, where: {column: kind, equals: VIEWED},
+         from: {label: User, key: user}, to: {label: Product, key: product},
+         properties: {ts: ts, weight: weight}}
+      - {type: VIEWED, table: reviews,
+         from: {label: User, key: user}, to: {label: Product, key: product},
+         properties: {ts: {column: time, transform: unix_s}, weight: {value: 0.5}}}
+      - {type: PURCHASED, table: views, where: {column: kind, equals: PURCHASED},
+         from: {label: User, key: user}, to: {label: Product, key: product},
+         properties: {weight: weight}}
+      - {type: WROTE, table: reviews,
+         from: {label: User, key: user}, to: {label: Review, key: {template: "{user}:{product}"}}}
+      - {type: ABOUT, table: reviews,
+         from: {label: Review, key: {template: "{user}:{product}"}}, to: {label: Product,
+         key: product}}
+""")
+
+PRODUCTS = [
+    "id,title,price,created_at,brand,category,bought",
+    "p1,Mug,9.5,2024-01-01T10:00:00,acme,kitchen,p2;p9",
+    'p2,Lamp,"1,234.5",2024-02-30,lumen,home,',
+    " p3 ,Hat,abc,2024-01-01,acme,,p1",
+    "3.0,Numbered,3,2024-01-01,,kitchen,",
+    ",No key,1,2024-01-01,acme,kitchen,",
+    "p1,Duplicate,2,2024-01-01,acme,kitchen,",
+    "p4,  , nan ,2024-01-01 10:00,acme,kitchen,",
+    "p5,Inf,inf,2024-01-01,acme,kitchen,",
+    "p6,Big,1e400,2024-01-01,acme,kitchen,",
+    'p7,"Quoted, title",+5,2024-01-01T10:00:00.123,Acme,kitchen,p1; p7',
+    "p8,Nul\x00title,1,2024-01-01,acme,kitchen,",
+    "p\x009,Nul key,1,2024-01-01,acme,kitchen,",
+    "k" * (MAX_KEY_CHARS + 1) + ",Long key,1,2024-01-01,acme,kitchen,",
+    "p10,Zoned,2.5,2024-01-01T10:00:00+02:00,,garden,",
+    "p11,Number date,2.5,1700000000,,garden,",
+    "p12,Row with, too many, fields,1,2,3,4",
+    "p13\t,Tabbed,-0,2024-01-01,  ,garden,",
+    "é1,Café,.5,2024-01-01,émile,jardin,",
+    "   ",
+    "",
+    "p14,Short",
+    "p15,Five,5.,2024-12-31T23:59:59,acme,kitchen,p1;p1",
+    "p16,Sci,1.5e3,0000-01-01,acme,kitchen,",
+    "p17,Plain,17,2024-01-01T10:00:00.1,acme,kitchen,",
+]
+
+VIEWS = [
+    "user,product,kind,ts,weight,flag",
+    "u1,p1,VIEWED,2024-01-01T00:00:00,1.0,true",
+    "u1,p1,VIEWED,2024-01-02T00:00:00,2.0,False",
+    "u1,p2,VIEWED,,,",
+    "u2,p3,VIEWED,yesterday,1,YES",
+    "u2,p4,VIEWED,2024-01-01,one,n",
+    "u9,p1,VIEWED,2024-01-01,1,maybe",
+    "u1,p99,VIEWED,2024-01-01,1, y ",
+    ",p1,VIEWED,2024-01-01,1,1",
+    "u1,,VIEWED,2024-01-01,1,0",
+    "u3,3.0,VIEWED,2024-01-01,1.5,2",
+    "u1,p1,PURCHASED,2024-01-01,1,t",
+    "u1,p1,PURCHASED,2024-01-01,,f",
+    "u2,p7,PURCHASED,2024-01-01,3,",
+    "u1,p5,viewed,2024-01-01,1e2,no",
+]
+
+USERS = pd.DataFrame(
+    {
+        "id": ["u1", "u2", " u3 ", None, "u1", "u4", "u5", "u6"],
+        "name": ["Ann", None, "Cy", "Nobody", "Again", np.nan, "  ", "Eve"],
+        "age": [30.0, 41.5, np.nan, 20.0, 30.0, 22.0, 2.0**40, -3.0],
+        "city": ["Paris", "Rome", None, "Oslo", "Paris", "", "Lima", "Kyiv"],
+        "zip": [75001, 100, 0, 1, 2, 3, 4, 5],
+    }
+)
+
+REVIEWS = [
+    {"user": "u1", "product": "p1", "rating": 5, "verified": True, "helpful": "1,234",
+     "time": 1529193600, "text": "Great", "product_title": " Mug from reviews "},
+    {"user": "u2", "product": "p2", "rating": "4.5", "verified": "yes", "helpful": 3,
+     "time": "1529193600", "text": None, "product_title": "Lamp again"},
+    {"user": "u1", "product": "p1", "rating": 1, "verified": False, "time": 1},
+    {"user": "u2", "product": "p20", "rating": "five", "verified": True, "time": 2},
+    {"user": "u2", "product": "p21", "rating": 3.0, "verified": "maybe", "time": 3},
+    {"user": "u9", "product": "p22", "rating": 3.0, "verified": 1, "helpful": 2.0, "time": -5,
+     "product_title": "Gadget"},
+    {"user": "u1", "product": ["p1", "p2"], "rating": 2},
+    {"user": "u4", "product": 3.0, "rating": 1.5, "verified": 0, "helpful": 2.5, "time": 5},
+    {"user": "u4", "product": "p23", "rating": float("nan"), "verified": None, "time": 1e12},
+    {"user": "u5", "product": "p24", "text": "x" * 10, "time": 6, "helpful": True},
+]  # fmt: skip
+
+
+def _write_sources(folder: Path, products: list[str] = PRODUCTS) -> dict[str, Any]:
+    shop = folder / "shop"
+    shop.mkdir(parents=True, exist_ok=True)
+    (shop / "products.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
+    (shop / "views.csv").write_bytes(("\r\n".join(VIEWS) + "\r\n").encode())
+    reviews = folder / "reviews.jsonl.gz"
+    with gzip.open(reviews, "wt", encoding="utf-8") as fh:
+        for row in REVIEWS:
+            fh.write(json.dumps(row) + "\n")
+        fh.write('{"user": "broken"\n')
+    return {"shop": shop, "users": USERS, "reviews": reviews}
+
+
+def _snapshot(store: EmbeddedStore) -> dict[str, Any]:
+    out: dict[str, Any] = {"counts": store.counts().to_dict()}
+    for label, node in store.schema.nodes.items():
+        props = [p.name for p in node.properties if not p.type.is_vector]
+        cols = ", ".join(f"n.{p} AS {p}" for p in props)
+        out[label] = store.query(f"MATCH (n:{label}) RETURN {cols} ORDER BY n.{node.key}")
+    for rtype, rel in store.schema.relationships.items():
+        for start, end in rel.between:
+            cols = "".join(f", e.{p.name} AS {p.name}" for p in rel.properties)
+            out[f"{rtype}:{start}:{end}"] = store.query(
+                f"MATCH (a:{start})-[e:{rtype}]->(b:{end}) RETURN a.id AS src, b.id AS dst{cols} "
+                "ORDER BY src, dst"
+            )
+    return out
+
+
+def _compare(tmp_path: Path, sources: dict[str, Any], mapping: LoaderMapping) -> LoadReport:
+    """Load twice with both loaders; everything must agree. Returns the columnar report."""
+    with (
+        EmbeddedStore(tmp_path / "rows") as by_rows,
+        EmbeddedStore(tmp_path / "columns") as by_columns,
+    ):
+        for _ in range(2):
+            expected = _RowLoader(by_rows, mapping, sources).run()
+            got = load(by_columns, mapping, sources, report=tmp_path / "r.jsonl", batch_size=7)
+            assert [r.to_dict() for r in got.rejected] == [r.to_dict() for r in expected.rejected]
+            assert got.nodes == expected.nodes
+            assert got.relationships == expected.relationships
+            assert got.skipped == expected.skipped
+            assert _snapshot(by_columns) == _snapshot(by_rows)
+    return got
+
+
+@pytest.fixture
+def messy(tmp_path: Path, store: EmbeddedStore) -> tuple[dict[str, Any], LoaderMapping]:
+    import yaml
+
+    return _write_sources(tmp_path / "src"), parse_mapping(yaml.safe_load(MAPPING), store.schema)
+
+
+def test_messy_sources_load_as_row_by_row(
+    tmp_path: Path, messy: tuple[dict[str, Any], LoaderMapping]
+) -> None:
+    sources, mapping = messy
+    report = _compare(tmp_path, sources, mapping)
+    # the data really is messy: every kind of reject is there
+    reasons = {r.reason.split(" (")[0].split(":")[0] for r in report.rejected}
+    for expected in (
+        "missing key",
+        "key contains a NUL character",
+        "has 8 fields, the header has 7",
+        "'abc' is not a number",
+        "inf is not a finite number",
+        "string contains a NUL character",
+        "malformed line",
+    ):
+        assert any(expected in r for r in reasons), expected
+    assert any(r.reason.startswith("duplicate key 'p1'") for r in report.rejected)
+    assert any(r.reason.startswith("duplicate relationship u1->p1") for r in report.rejected)
+    assert any("does not exist" in r.reason for r in report.rejected)
+    assert report.skipped == {"ALSO_BOUGHT": 2}  # p9 and p3 (its row is rejected)
+
+
+def test_a_multiline_csv_value_reads_row_by_row_with_the_same_lines(
+    tmp_path: Path, messy: tuple[dict[str, Any], LoaderMapping]
+) -> None:
+    _, mapping = messy
+    products = [*PRODUCTS[:3], 'p30,"Two\nlines",1,2024-01-01,acme,kitchen,', *PRODUCTS[3:]]
+    sources = _write_sources(tmp_path / "src", products)
+    report = _compare(tmp_path, sources, mapping)
+    # the row after the two-line value is on line 6
+    assert any(r.line == 6 and r.reason.startswith("'abc'") for r in report.rejected)
+
+
+def test_sources_of_every_shape_agree(tmp_path: Path, store: EmbeddedStore) -> None:
+    # the same rows as a typed DataFrame, a Parquet file and JSON lines
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 2, 5, 6],
+            "score": [1.5, float("nan"), 3.0, 2.0, float("inf"), 2.5],
+            "count": [1.0, 2.0, float("nan"), 4.5, 5.0, 6.0],
+            "flag": [True, False, True, True, False, True],
+            "when": pd.to_datetime(
+                ["2024-01-01", None, "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-06"]
+            ),
+            "name": ["a", None, " c ", "d", "", "f"],
+            "ref": [2.0, 3.0, float("nan"), 1.0, 9.0, 1.0],
+        }
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    with (tmp_path / "t.jsonl").open("w") as fh:
+        for row in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            fh.write(json.dumps(row, default=str) + "\n")
+    import yaml
+
+    for fmt, source in [
+        ("frame", frame),
+        ("parquet", tmp_path / "t.parquet"),
+        ("jsonl", tmp_path / "t.jsonl"),
+    ]:
+        raw = yaml.safe_load(
+            textwrap.dedent(f"""
+            name: shapes
+            sources: {{t: {{}}}}
+            tables: {{t: {{source: t, format: {fmt}}}}}
+            nodes:
+              - {{label: Review, table: t, key: id,
+                 properties: {{rating: score, helpful: count, verified: flag, ts: when,
+                              title: name}}}}
+              - {{label: Product, table: t, key: {{column: id, transform: prefix, prefix: "p"}},
+                 where: {{column: flag, equals: "True"}}, properties: {{price: count}}}}
+            relationships:
+              - {{type: ALSO_VIEWED, table: t,
+                 from: {{label: Product, key: {{column: id, transform: prefix, prefix: "p"}}}},
+                 to: {{label: Product, key: {{column: ref, transform: prefix, prefix: "p"}}}}}}
+        """)
+        )
+        _compare(tmp_path / fmt, {"t": source}, parse_mapping(raw, store.schema))
+
+
+# ----------------------------------------------------------------------------- value by value
+
+TEXTS = ["", " ", "  a ", "a", "3.0", "3", "-0", "+5", "007", "1e5", "1e999", "nan", "inf",
+         "1,234", "1_000", " 12 ", "2.5", ".5", "5.", "+.5", "1.5e3", "1E-2", "2024-01-01",
+         "2024-02-30", "2023-02-29", "2024-02-29", "2024-01-01T10:00", "2024-01-01 10:00:00",
+         "2024-01-01T10:00:00.123", "2024-01-01T10:00:00.1", "2024-01-01T10:00:00+02:00",
+         "2024-01-01T10:00:00Z", "0000-01-01", "2024-13-01", "2024-01-01T24:00:00",
+         "yesterday", "True", "false", "YES", "n", "Y", "t", "0", "1", "2", " true", "a\x00b",
+         "x" * (MAX_KEY_CHARS + 1), "é", " é ", "\u00a0", "\u3000x", "x\u3000", "tab\t", "\tx",
+         'q"q', "-9223372036854775808", "Ⅻ", "١٢", "é1", "None", "\x1f", "a b"]  # fmt: skip
+OBJECTS = [None, math.nan, 3, 3.0, -0.0, 2.5, "x", " y ", ["a", " b ", None], [], [1.0, 2.5],
+           {"a": 1}, b"abc", True, False, pd.Timestamp("2024-01-01"), np.int64(4), 10**30,
+           dt.datetime(2024, 1, 1, 12), "2024-01-01"]  # fmt: skip
+TYPES = [PropertyType(n) for n in ("string", "int", "float", "bool", "datetime", "list[string]")]
+
+
+def _columns() -> list[tuple[str, Column, list[Any]]]:
+    ints = [0, 1, -5, 2**62, 7, 2**53 + 1]
+    floats = [0.0, 1.0, -0.0, 3.5, math.nan, math.inf, 1e20, 2.0**53, -7.0, 1e-300]
+    sliced = pa.array(["skip", "me", *TEXTS]).slice(2)
+    return [
+        ("text", Column(TEXTS), TEXTS),
+        ("text with None", Column([*TEXTS, None]), [*TEXTS, None]),
+        ("sliced text", Column(arrow=sliced), TEXTS),
+        ("int", Column(arrow=pa.array(ints, pa.int64())), ints),
+        (
+            "float",
+            Column(arrow=pa.array(np.array(floats), pa.float64(), from_pandas=False)),
+            floats,
+        ),
+        ("bool", Column(arrow=pa.array([True, False])), [True, False]),
+        ("objects", Column(list(OBJECTS)), OBJECTS),
+    ]
+
+
+def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return ("ok", fn())
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+def _same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    if a[0] == b[0] == "ok" and isinstance(a[1], float) and isinstance(b[1], float):
+        return math.copysign(1, a[1]) == math.copysign(1, b[1]) and a[1] == b[1]
+    return a == b and type(a[1]) is type(b[1])
+
+
+@pytest.mark.parametrize(("name", "column", "values"), _columns(), ids=lambda x: str(x)[:12])
+def test_columns_convert_as_single_values(name: str, column: Column, values: list[Any]) -> None:
+    table = Table({"c": column}, np.arange(1, len(values) + 1))
+    ev = evaluate(Field(column="c"), table)
+    for ptype in TYPES:
+        arr, errors = convert(ev, ptype)
+        got = arr.to_pylist()
+        convert_one = converter(ptype)
+        for i, v in enumerate(values):
+            expected = _outcome(lambda v=v, fn=convert_one: fn(v))
+            big = expected[0] == "ok" and ptype.name == "int" and expected[1] is not None
+            if big and not -(2**63) <= expected[1] < 2**63:
+                assert "out of the 64-bit integer range" in errors[i]  # would crash the writer
+                continue
+            outcome = ("error", errors[i]) if i in errors else ("ok", got[i])
+            assert _same(outcome, expected), (ptype.name, v, outcome, expected)
+    found = keys(ev)
+    single = found.keys.to_pylist()
+    for i, v in enumerate(values):
+        if i in found.errors:
+            outcome: tuple[str, Any] = ("error", found.errors[i])
+        else:
+            outcome = ("ok", found.many.get(i) or ([single[i]] if single[i] is not None else []))
+        assert outcome == _outcome(lambda v=v: key_list(v)), v
+
+
+@pytest.mark.parametrize(("name", "column", "values"), _columns(), ids=lambda x: str(x)[:12])
+def test_fields_filters_and_transforms_as_single_rows(
+    name: str, column: Column, values: list[Any]
+) -> None:
+    table = Table({"c": column, "d": Column.constant("x", len(values))}, np.arange(len(values)))
+    fields = [
+        Field(column="c", transforms=("prefix",), options={"prefix": "p:"}),
+        Field(column="c", transforms=("strip",)),
+        Field(column="c", transforms=("strip", "prefix"), options={"prefix": "p:"}),
+        Field(column="c", transforms=("split",)),
+        Field(column="c", transforms=("unix_s",)),
+        Field(template="{d}/{c}"),
+        Field(template="<{c}-{d}>", transforms=("split",), options={"sep": "-"}),
+        Field(template="{{x}}{c}"),
+        Field(template="{c!r}"),
+        Field(template="no fields"),
+        Field(columns=("c", "d")),
+        Field(value=1.5),
+        Field(value="x", transforms=("unix_s",)),
+    ]
+    for fld in fields:
+        ev = evaluate(fld, table)
+        got = ev.column.values()
+        for i, v in enumerate(values):
+            expected = _outcome(lambda v=v, fld=fld: fld.get({"c": v, "d": "x"}))
+            outcome = ("error", ev.errors[i]) if i in ev.errors else ("ok", got[i])
+            both_nan = all(
+                isinstance(o[1], float) and math.isnan(o[1]) for o in (outcome, expected)
+            )
+            assert both_nan or outcome == expected, (fld, v, outcome, expected)
+    for where in (
+        Field(column="c"),
+        Field(column="c", options={"equals": "1"}),
+        Field(column="c", options={"equals": 1.0}),
+        Field(column="c", options={"equals": True}),
+        Field(column="c", transforms=("unix_s",)),
+    ):
+        mask = keep(where, table)
+        for i, v in enumerate(values):
+            assert mask[i] == _RowLoader._keep(where, {"c": v}), (where, v)
+
+
+# ----------------------------------------------------------------------------- CSV reading
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a,b\n1,2\n\n3,4\n   \n5\n6,7,8\n"",\n9,10',
+        "a,b\r\n1,2\r\n\r\n3,4\r\nx\r\n",
+        "a,b\r1,2\r3,4\r",
+        'a,b\n1,"x\ny"\n3,4\n5\n',
+        'a,b\n1,"x\n',
+        "\ufeffa, b \n1,2\n",
+        '"a",b\n1,2\n',
+        "a\n1\n\n \n2\n",
+        "a,a\n1,2\n",
+        "",
+        "a,b",
+        "a,b\n",
+        "\na,b\n1,2\n",
+        'a,b\n"ab"cd,x\nab"cd",x\n "ab",x\n"a""b",x\n"a,b",c\n"ab" ,x\n',
+        "a,b\n 1 , 2 \n,\n,x\n\x00,y\n",
+        'a,b\n1,"x\ny"\n',
+        'a,b\n1,"x\n\n2,3\n',
+        'a,b\n1,"x\n\n\ny"\n3,4\n',
+        'a,b\n1,"x\ny",3\n4,5\n',
+        'a,b\n1,2\n3,"x\n',
+        'a,b\n1,2\n3\n"x\n',
+        'a;b\n1;2\n"3;4";5\n',
+        "a,b\n1," + "z" * 140_000 + "\n",
+    ],
+)
+def test_csv_columns_match_the_row_reader(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    for file in (path, tmp_path / "t.csv.gz"):
+        if file.suffix == ".gz":
+            file.write_bytes(gzip.compress(text.encode()))
+        records = list(read_source("csv", file))
+        table, bad = read_table("csv", file)
+        good = [r for r in records if isinstance(r, Record)]
+        assert [(b.line, b.reason) for b in bad] == [
+            (r.line, r.reason) for r in records if isinstance(r, BadRecord)
+        ]
+        assert table.lines.tolist() == [r.line for r in good]
+        for i, rec in enumerate(good):
+            assert {n: table.column(n).values()[i] for n in table.names} == rec.data
+
+
+def test_bad_utf8_and_truncated_gzip_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n1,2\n3,\xff\n4,5\n")
+    gz = tmp_path / "t.csv.gz"
+    data = gzip.compress(("a,b\n" + "".join(f"{i},x\n" for i in range(5000))).encode())
+    gz.write_bytes(data[: len(data) // 2])
+    for file in (path, gz):
+        records = list(read_source("csv", file))
+        table, bad = read_table("csv", file)
+        assert [(b.line, b.reason) for b in bad] == [
+            (r.line, r.reason) for r in records if isinstance(r, BadRecord)
+        ]
+        assert table.lines.tolist() == [r.line for r in records if isinstance(r, Record)]
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def test_an_int_too_large_for_the_store_is_rejected_not_fatal(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text("id,age\nu1,30\nu2,99999999999999999999\n")
+    raw = {
+        "name": "big",
+        "sources": {"u": {}},
+        "tables": {"u": {"source": "u", "format": "csv"}},
+        "nodes": [{"label": "User", "table": "u", "key": "id", "properties": {"age": "age"}}],
+    }
+    report = load(store, parse_mapping(raw, store.schema), {"u": path})
+    assert report.nodes == {"User": 1}
+    assert [(r.line, r.field) for r in report.rejected] == [(3, "age")]
+    assert "out of the 64-bit integer range" in report.rejected[0].reason
+
+
+def test_columns_in_pieces_are_written_whole(store: EmbeddedStore) -> None:
+    # an empty chunk between two others (as concatenating specs makes) loses no row
+    pieces = [["a"], [], ["b", "c"], [], ["d"]]
+    table = pa.Table.from_batches(
+        [pa.record_batch({"id": pa.array(p, pa.string())}) for p in pieces]
+    )
+    assert store.write_node_table("Brand", table) == 4
+    assert store.counts().nodes["Brand"] == 4
+    assert store.write_node_rows("Brand", [{"id": "e", "name": "E"}, {"id": "a"}]) == 2
+    assert store.query("MATCH (b:Brand) RETURN b.id AS id, b.name AS n ORDER BY id") == [
+        {"id": "a", "n": None}, {"id": "b", "n": None}, {"id": "c", "n": None},
+        {"id": "d", "n": None}, {"id": "e", "n": "E"},
+    ]  # fmt: skip
