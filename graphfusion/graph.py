@@ -1,9 +1,9 @@
 """The stored graph as a PyTorch Geometric ``HeteroData``, in bulk, with id maps both ways.
 
 One query per label (keys and vector properties) and one per relationship type and end-label
-pair; no query per node. Every relationship type gets a reverse edge type ``rev_<TYPE>``, so
-no node type is left without incoming messages. Vector properties become node attributes of
-the same name (zeros where a node has none) with a boolean ``<name>_mask``.
+pair, read as Arrow tables; no query per node. Every relationship type gets a reverse edge
+type ``rev_<TYPE>``, so no node type is left without incoming messages. Vector properties become
+node attributes of the same name (zeros where a node has none) with a boolean ``<name>_mask``.
 
 Example:
     >>> export = to_heterodata(store)                    # doctest: +SKIP
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch_geometric.data import HeteroData
 
@@ -85,47 +87,63 @@ def to_heterodata(
     data = HeteroData()
     ids: dict[str, list[str]] = {}
     index: dict[str, dict[str, int]] = {}
+    key_arrays: dict[str, pa.Array] = {}
     for label in chosen:
         node = schema.node(label)
         props = [p for p in node.vectors if vectors and p.type.encoder != "model"]
         cols = "".join(f", n.{p.name} AS {p.name}" for p in props)
-        rows = store.query(f"MATCH (n:{label}) RETURN n.{node.key} AS id{cols} ORDER BY id")
-        if not rows and labels is None:
+        table = store.query_arrow(f"MATCH (n:{label}) RETURN n.{node.key} AS id{cols} ORDER BY id")
+        n = table.num_rows
+        if n == 0 and labels is None:
             continue
-        keys = [r["id"] for r in rows]
-        ids[label] = keys
-        index[label] = {k: i for i, k in enumerate(keys)}
-        data[label].num_nodes = len(keys)
-        for prop in props:
-            dim = prop.type.dim or 0
-            matrix = np.zeros((len(rows), dim), dtype=np.float32)
-            mask = np.zeros(len(rows), dtype=bool)
-            for i, r in enumerate(rows):
-                value = r[prop.name]
-                if value is not None and len(value) == dim:
-                    matrix[i] = value
-                    mask[i] = True
+        keys = table.column("id").combine_chunks() if n else pa.array([], pa.string())
+        ids[label] = keys.to_pylist()
+        index[label] = {k: i for i, k in enumerate(ids[label])}
+        key_arrays[label] = keys
+        data[label].num_nodes = n
+        for prop in props if n else []:
+            matrix, mask = _vectors(table.column(prop.name), prop.type.dim or 0)
             if mask.any():
                 data[label][prop.name] = torch.from_numpy(matrix)
                 data[label][f"{prop.name}_mask"] = torch.from_numpy(mask)
     for rtype, start, end in schema.rel_pairs():
         if start not in index or end not in index:
             continue
-        rel = schema.rel(rtype)
-        weight = ", r.weight AS w" if rel.has_property("weight") else ""
-        rows = store.query(
+        weight = ", r.weight AS w" if schema.rel(rtype).has_property("weight") else ""
+        table = store.query_arrow(
             f"MATCH (a:{start})-[r:{rtype}]->(b:{end}) RETURN a.id AS s, b.id AS d{weight}"
         )
-        if not rows:
+        if table.num_rows == 0:
             continue
-        src = torch.tensor([index[start][r["s"]] for r in rows], dtype=torch.long)
-        dst = torch.tensor([index[end][r["d"]] for r in rows], dtype=torch.long)
+        src = _rows(table.column("s"), key_arrays[start])
+        dst = _rows(table.column("d"), key_arrays[end])
         data[start, rtype, end].edge_index = torch.stack([src, dst])
         if weight:
-            w = torch.tensor([1.0 if r["w"] is None else float(r["w"]) for r in rows])
+            w = table.column("w").cast(pa.float64()).fill_null(1.0).to_numpy()
+            w = torch.from_numpy(w.astype(np.float32))
             data[start, rtype, end].edge_weight = w
         if reverse:
             data[end, f"{REVERSE_PREFIX}{rtype}", start].edge_index = torch.stack([dst, src])
             if weight:
                 data[end, f"{REVERSE_PREFIX}{rtype}", start].edge_weight = w
     return GraphExport(data, ids, index)
+
+
+def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as a float32 matrix (zeros where a row has no vector of length ``dim``)
+    and the mask of the rows that have one."""
+    values = column.combine_chunks()
+    lengths = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+    mask = lengths == dim
+    matrix = np.zeros((len(values), dim), dtype=np.float32)
+    if mask.any():
+        kept = values if mask.all() else values.filter(pa.array(mask))
+        flat = pc.list_flatten(kept).to_numpy(zero_copy_only=False)
+        matrix[mask] = flat.astype(np.float32, copy=False).reshape(-1, dim)
+    return matrix, mask
+
+
+def _rows(ends: pa.ChunkedArray, keys: pa.Array) -> torch.Tensor:
+    """Row indices of relationship ends among a label's keys."""
+    rows = pc.index_in(ends, value_set=keys).to_numpy()
+    return torch.from_numpy(rows.astype(np.int64))

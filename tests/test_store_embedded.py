@@ -152,6 +152,23 @@ def test_query_errors(store: EmbeddedStore) -> None:
         store.query("RETURN 1", params=[1, 2])  # type: ignore[arg-type]
 
 
+def test_query_arrow_matches_query(store: EmbeddedStore) -> None:
+    from graphfusion.store.base import BaseStore
+
+    frame = pd.DataFrame({"id": ["b", "a", "c"], "name": ["Bee", None, "Sea"], "age": [3, 4, 5]})
+    store.upsert_nodes("User", frame)
+    cypher = "MATCH (u:User) WHERE u.age >= $low RETURN u.id AS id, u.name AS name ORDER BY id"
+    table = store.query_arrow(cypher, {"low": 4})
+    assert table.to_pylist() == store.query(cypher, {"low": 4})
+    assert table.to_pylist() == [{"id": "a", "name": None}, {"id": "c", "name": "Sea"}]
+    # the generic path (rows converted) gives the same table as LadybugDB's own Arrow result
+    assert BaseStore._run_arrow(store, cypher, {"low": 4}).to_pylist() == table.to_pylist()
+    with pytest.raises(ValidationError):
+        store.query_arrow("")
+    with pytest.raises(QueryError):
+        store.query_arrow("MATCH (n:Nope) RETURN n")
+
+
 def test_store_folder_errors(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

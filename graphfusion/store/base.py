@@ -60,6 +60,10 @@ class GraphStore(Protocol):
         """Run one Cypher statement; rows as a DataFrame."""
         ...
 
+    def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run one Cypher statement; the result as an Arrow table."""
+        ...
+
     def ensure_schema(self) -> None:
         """Create the schema's tables, constraints and indexes where missing."""
         ...
@@ -174,12 +178,31 @@ class BaseStore(ABC):
             ValidationError: If ``cypher`` is not a non-empty string or ``params`` not a mapping.
             QueryError: If the store rejects or fails the statement.
         """
+        self.query_check(cypher, params)
+        return self._run(cypher, dict(params or {}))
+
+    @staticmethod
+    def query_check(cypher: Any, params: Any) -> None:
+        """Raise ValidationError unless ``cypher`` is a non-empty string and ``params`` a
+        mapping or None."""
         if not isinstance(cypher, str) or not cypher.strip():
             raise ValidationError("a Cypher query must be a non-empty string")
         if params is not None and not isinstance(params, Mapping):
             raise ValidationError("query parameters must be a mapping of name -> value")
         log.debug("cypher: %s params: %s", cypher, _preview(params))
-        return self._run(cypher, dict(params or {}))
+
+    def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run one Cypher statement; the result as an Arrow table (for large results).
+
+        Same arguments and errors as :meth:`query`.
+        """
+        self.query_check(cypher, params)
+        return self._run_arrow(cypher, dict(params or {}))
+
+    def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
+        """One statement's result as Arrow; stores with a native Arrow path override this."""
+        rows = self._run(cypher, params)
+        return pa.Table.from_pylist(rows)
 
     def query_df(self, cypher: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run one Cypher statement; rows as a DataFrame (columns in the query's order)."""

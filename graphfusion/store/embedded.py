@@ -177,6 +177,18 @@ class EmbeddedStore(BaseStore):
         finally:
             result.close()
 
+    def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            result = self._conn.execute(cypher, dict(params))
+        except RuntimeError as exc:
+            raise QueryError(_clean_message(exc)) from None
+        try:
+            return result.get_as_arrow(0)
+        finally:
+            result.close()
+
     def ensure_schema(self) -> None:
         """Create missing node and relationship tables, and columns added to the schema."""
         existing = {r["name"]: r["type"] for r in self._run("CALL show_tables() RETURN *", {})}
