@@ -38,11 +38,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.readers import Record, read_source
@@ -61,6 +57,8 @@ from graphfusion.synthetic import (
     _gumbel,
     _ids,
     _iso,
+    _prepare_dir,
+    _progress,
     _sigmoid,
     _top_k_rows,
     _write_csv,
@@ -296,7 +294,7 @@ def generate_catalog_shop(
     products_csv, images = _source_files(folder, spec, catalog, source is None)
     path = Path(out_dir)
 
-    with _progress(progress, 6) as step:
+    with _progress(progress, 6, "catalogue shop") as step:
         shop = _CatalogShop(catalog, spec, folder, int(seed), path)
         shop.read_catalogue(products_csv, images)
         step("catalogue")
@@ -305,7 +303,10 @@ def generate_catalog_shop(
                 f"interactions ({target}) must be at most users x products "
                 f"({n_users} x {shop.n_products})"
             )
-        _prepare_dir(path)
+        _prepare_dir(
+            path, generator=GENERATOR, version=FORMAT_VERSION, what="catalogue shop",
+            images=False,
+        )  # fmt: skip
         shop.write_products()
         step("products")
         shop.users(n_users)
@@ -374,45 +375,6 @@ def _source_files(
                 f"the {catalog} catalogue folder {folder} has no {spec.images} and no images folder"
             )
     return products, images
-
-
-@contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    bar = tqdm(total=total, desc="catalogue shop", unit="stage", disable=not enabled)
-
-    def step(label: str) -> None:
-        bar.set_postfix_str(label, refresh=False)
-        bar.update(1)
-
-    try:
-        yield step
-    finally:
-        bar.close()
-
-
-def _prepare_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        manifest = path / "manifest.json"
-        if not manifest.is_file() or not _is_our_manifest(manifest):
-            raise FileExistsError(
-                f"{path} is not empty and holds no catalogue shop manifest; refusing to write "
-                "into it (choose an empty or new directory)"
-            )
-    path.mkdir(parents=True, exist_ok=True)
-    _write_json(
-        path / "manifest.json",
-        {"generator": GENERATOR, "version": FORMAT_VERSION, "complete": False, "counts": {}},
-    )
-
-
-def _is_our_manifest(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("generator") == GENERATOR
 
 
 def _codes(values: list[str]) -> tuple[list[str], IntArray]:

@@ -765,8 +765,10 @@ def generate_shop(
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    bar = tqdm(total=total, desc="synthetic shop", unit="stage", disable=not enabled)
+def _progress(
+    enabled: bool, total: int, desc: str = "synthetic shop"
+) -> Iterator[Callable[[str], None]]:
+    bar = tqdm(total=total, desc=desc, unit="stage", disable=not enabled)
 
     def step(label: str) -> None:
         bar.set_postfix_str(label, refresh=False)
@@ -778,35 +780,44 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
         bar.close()
 
 
-def _prepare_dir(path: Path) -> None:
+def _prepare_dir(
+    path: Path,
+    *,
+    generator: str = GENERATOR,
+    version: int = FORMAT_VERSION,
+    what: str = "synthetic shop",
+    images: bool = True,
+) -> None:
+    """Make ``path`` ready for a generator: new or empty, or already marked as ``generator``'s
+    (then it is overwritten); it is marked before anything is written, so an interrupted run
+    can be resumed by running again."""
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
         manifest = path / "manifest.json"
-        if not manifest.is_file() or not _is_our_manifest(manifest):
+        if not manifest.is_file() or not _is_our_manifest(manifest, generator):
             raise FileExistsError(
-                f"{path} is not empty and holds no synthetic shop manifest; refusing to write "
+                f"{path} is not empty and holds no {what} manifest; refusing to write "
                 "into it (choose an empty or new directory)"
             )
     path.mkdir(parents=True, exist_ok=True)
-    images = path / "images"
-    if images.exists() and not images.is_dir():
-        raise FileExistsError(f"{images} exists and is not a directory")
-    images.mkdir(exist_ok=True)
-    # Mark the directory as ours before writing anything, so an interrupted run can be
-    # resumed by calling generate_shop again.
+    if images:
+        folder = path / "images"
+        if folder.exists() and not folder.is_dir():
+            raise FileExistsError(f"{folder} exists and is not a directory")
+        folder.mkdir(exist_ok=True)
     _write_json(
         path / "manifest.json",
-        {"generator": GENERATOR, "version": FORMAT_VERSION, "complete": False, "counts": {}},
+        {"generator": generator, "version": version, "complete": False, "counts": {}},
     )
 
 
-def _is_our_manifest(path: Path) -> bool:
+def _is_our_manifest(path: Path, generator: str = GENERATOR) -> bool:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("generator") == GENERATOR
+    return isinstance(data, dict) and data.get("generator") == generator
 
 
 def _write_json(path: Path, data: Any) -> None:

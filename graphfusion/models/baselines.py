@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from graphfusion.errors import ValidationError
 
-__all__ = ["Popularity", "MF", "LightGCN", "bpr_loss", "normalized_adjacency"]
+__all__ = ["Popularity", "MF", "LightGCN", "bpr_loss", "layer_mean", "normalized_adjacency"]
 
 
 def _check_edges(edge_index: Tensor, num_users: int, num_items: int) -> None:
@@ -110,6 +110,16 @@ def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> 
         return adj.to_sparse_csr()
 
 
+def layer_mean(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:
+    r"""LightGCN's smoothing: :math:`\frac{1}{K+1}\sum_{k=0}^{K} \tilde{A}^k x` for
+    ``K = num_layers``."""
+    out = x
+    for _ in range(num_layers):
+        x = adj @ x
+        out = out + x
+    return out / (num_layers + 1)
+
+
 class LightGCN(nn.Module):
     r"""LightGCN (He et al., SIGIR 2020): embeddings smoothed over the user-item graph.
 
@@ -149,12 +159,7 @@ class LightGCN(nn.Module):
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Propagated user and item embeddings (the layer mean)."""
-        x = self.embedding.weight
-        out = x
-        for _ in range(self.num_layers):
-            x = self.adj @ x
-            out = out + x
-        out = out / (self.num_layers + 1)
+        out = layer_mean(self.adj, self.embedding.weight, self.num_layers)
         return out[: self.num_users], out[self.num_users :]
 
     def scores(self, users: Tensor) -> Tensor:

@@ -54,7 +54,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.typing import EdgeType
 
 from graphfusion.errors import ValidationError
-from graphfusion.models.baselines import bpr_loss, normalized_adjacency
+from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency
 
 __all__ = ["FusionGNN", "FEATURE_ATTRS", "INTERACTED"]
 
@@ -210,11 +210,7 @@ class FusionGNN(nn.Module):
         if self.item in self.ids:
             items = items + self._id(self.item) * self.warm.unsqueeze(1)
         x = torch.cat([content[self.user] + self._id(self.user), items])
-        out = x
-        for _ in range(self.num_layers):
-            x = self.adj @ x
-            out = out + x
-        out = out / (self.num_layers + 1)
+        out = layer_mean(self.adj, x, self.num_layers)
         return out[: self.num_users], out[self.num_users :]
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
