@@ -179,7 +179,8 @@ def _training_graph(
     items: list[str],
 ) -> Any:
     """The stored graph with only the training interactions, and without the reviews whose
-    (user, product) pair is held out (a review would reveal the purchase)."""
+    (user, product) pair is held out (a review would reveal the purchase; it is cut from its
+    writer and its product)."""
     export = to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
@@ -213,12 +214,13 @@ def _training_graph(
             for r in rows
             if (u_index[r["u"]], i_index[r["p"]]) in held
         }
-        for et in (("User", "WROTE", "Review"), ("Review", f"{REVERSE_PREFIX}WROTE", "User")):
-            if et in data.edge_types:
+        hidden_rows = torch.tensor(sorted(hidden), dtype=torch.long)
+        # a hidden review is cut from the graph: from its writer and from its product
+        for et in data.edge_types:
+            if "Review" in (et[0], et[2]):
                 ei = data[et].edge_index
-                review_row = ei[1] if et[0] == "User" else ei[0]
-                shown = torch.tensor([int(r) not in hidden for r in review_row], dtype=torch.bool)
-                data[et].edge_index = ei[:, shown]
+                reviews = ei[0] if et[0] == "Review" else ei[1]
+                data[et].edge_index = ei[:, ~torch.isin(reviews, hidden_rows)]
     return data
 
 

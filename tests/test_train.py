@@ -134,3 +134,7 @@ def test_training_graph_holds_only_training_interactions(engine: Engine) -> None
     assert torch.equal(data["User", "INTERACTED", "Product"].edge_index, train_edges)
     wrote = data["User", "WROTE", "Review"].edge_index.shape[1]
     assert wrote < engine.stats().relationships["WROTE"]  # reviews of held-out pairs are gone
+    about = data["Review", "ABOUT", "Product"].edge_index
+    kept = set(data["User", "WROTE", "Review"].edge_index[1].tolist())
+    assert set(about[0].tolist()) <= kept  # ... from their products too
+    assert torch.equal(data["Product", "rev_ABOUT", "Review"].edge_index, about.flip(0))
