@@ -153,8 +153,8 @@ def load_interactions(
     """User-product interactions of the given types, and every user and product key.
 
     Returns:
-        ``(frame with user, item index columns, user keys, product keys)``; a pair that is
-        linked by several types counts once.
+        ``(frame with user, item index columns, user keys, product keys)``, sorted by user
+        then item; a pair that is linked by several types counts once.
     """
     users = [r["id"] for r in store.query("MATCH (n:User) RETURN n.id AS id ORDER BY id")]
     items = [r["id"] for r in store.query("MATCH (n:Product) RETURN n.id AS id ORDER BY id")]
@@ -167,6 +167,8 @@ def load_interactions(
         rows = store.query(f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p")
         pairs.extend((u_index[r["u"]], i_index[r["p"]]) for r in rows)
     frame = pd.DataFrame(pairs, columns=["user", "item"]).drop_duplicates()
+    # sorted: the store may return rows in any order, and the split must not depend on it
+    frame = frame.sort_values(["user", "item"], kind="stable")
     return frame.reset_index(drop=True), users, items
 
 
