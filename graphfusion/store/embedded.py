@@ -69,9 +69,9 @@ class EmbeddedStore(BaseStore):
     """
 
     dialect = LADYBUG
-    # COPY costs per statement (the bench shop: about 10 s in 5k-row pieces, 2-3 s in 100k),
-    # so the default is the largest batch: one COPY for a table of up to 200k rows.
-    default_batch_size = 200_000
+    # COPY costs per statement (the bench shop: about 10 s in 5k-row pieces, 2-3 s in 100k;
+    # 200k pieces were no faster in benchmarks/ingest.py)
+    default_batch_size = 100_000
 
     def __init__(
         self,
