@@ -48,7 +48,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from benchmarks.common import command_line, print_table, save_results
-from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
+from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.store import EmbeddedStore
 
 NAME = "export"
@@ -57,29 +57,6 @@ EdgeType = tuple[str, str, str]
 
 
 # --------------------------------------------------------------------------- Arrow export
-def arrow(store: EmbeddedStore, cypher: str) -> pa.Table:
-    """The result of ``cypher`` as one Arrow table (one chunk per column)."""
-    result = store._conn.execute(cypher)
-    try:
-        return result.get_as_arrow(0)
-    finally:
-        result.close()
-
-
-def vector_matrix(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """A list column as a float32 matrix (zeros where a row has no vector of length ``dim``)
-    and the mask of rows that have one."""
-    values = column.combine_chunks()
-    lengths = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
-    mask = lengths == dim
-    matrix = np.zeros((len(values), dim), dtype=np.float32)
-    if mask.any():
-        kept = values if mask.all() else values.filter(pa.array(mask))
-        flat = pc.list_flatten(kept).to_numpy(zero_copy_only=False)
-        matrix[mask] = flat.astype(np.float32, copy=False).reshape(-1, dim)
-    return matrix, mask
-
-
 def export_arrow(
     store: EmbeddedStore, *, vectors: bool = True, reverse: bool = True, by: str = "key"
 ) -> GraphExport:
@@ -96,7 +73,7 @@ def export_arrow(
         cols = "".join(f", n.{p.name} AS {p.name}" for p in props)
         offset = ", offset(id(n)) AS o" if by == "offset" else ""
         # no ORDER BY: sorting in the database carries the vectors along (measured 2x slower)
-        tbl = arrow(store, f"MATCH (n:{label}) RETURN n.{node.key} AS id{offset}{cols}")
+        tbl = store.query_arrow(f"MATCH (n:{label}) RETURN n.{node.key} AS id{offset}{cols}")
         if tbl.num_rows == 0:
             continue
         tbl = tbl.take(pc.sort_indices(tbl, sort_keys=[("id", "ascending")]))
@@ -111,7 +88,7 @@ def export_arrow(
             rows_of[label] = rows
         data[label].num_nodes = tbl.num_rows
         for prop in props:
-            matrix, mask = vector_matrix(tbl.column(prop.name), prop.type.dim or 0)
+            matrix, mask = _vectors(tbl.column(prop.name), prop.type.dim or 0)
             if mask.any():
                 data[label][prop.name] = torch.from_numpy(matrix)
                 data[label][f"{prop.name}_mask"] = torch.from_numpy(mask)
@@ -123,7 +100,7 @@ def export_arrow(
             ends = "offset(id(a)) AS s, offset(id(b)) AS d"
         else:
             ends = f"a.{schema.node(start).key} AS s, b.{schema.node(end).key} AS d"
-        tbl = arrow(store, f"MATCH (a:{start})-[r:{rtype}]->(b:{end}) RETURN {ends}{weight}")
+        tbl = store.query_arrow(f"MATCH (a:{start})-[r:{rtype}]->(b:{end}) RETURN {ends}{weight}")
         if tbl.num_rows == 0:
             continue
         if by == "offset":
@@ -281,7 +258,7 @@ def compare_remote(store: EmbeddedStore, ref: GraphExport, remote: RemoteExport)
     problems: list[str] = []
     by_offset: dict[str, np.ndarray] = {}
     for label in ref.ids:
-        tbl = arrow(store, f"MATCH (n:{label}) RETURN offset(id(n)) AS o, n.id AS id")
+        tbl = store.query_arrow(f"MATCH (n:{label}) RETURN offset(id(n)) AS o, n.id AS id")
         o = tbl.column("o").to_numpy()
         keys = np.empty(int(o.max()) + 1, dtype=object)
         keys[o] = tbl.column("id").to_pylist()
@@ -370,7 +347,7 @@ def fetch_paths(store: EmbeddedStore, repeat: int) -> list[dict[str, Any]]:
         "store.query (dict rows)": store.query,
         "store.query_df": store.query_df,
         "QueryResult.get_as_df": df,
-        "QueryResult.get_as_arrow": lambda q: arrow(store, q),
+        "QueryResult.get_as_arrow": lambda q: store.query_arrow(q),
     }
     out = []
     for qname, cypher in queries.items():
