@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,22 +367,30 @@ class _Loader:
         return out
 
     # ------------------------------------------------------------------ run
+    def write_nodes(self, report: LoadReport, batch_size: int | None) -> None:
+        """Write the merged node tables; counts go to ``report``."""
+        for label, nodes in self.nodes.items():
+            n = self.store.write_node_table(
+                label, nodes, batch_size=batch_size, progress=self.progress
+            )
+            report.nodes[label] = report.nodes.get(label, 0) + n
+
     def run(self, batch_size: int | None) -> LoadReport:
         started = time.perf_counter()
         self.check_sources()
         for nspec in self.mapping.nodes:
             self.collect_nodes(nspec)
         self.merge_nodes()
-        for rspec in self.mapping.relationships:
-            self.collect_rels(rspec)
-        for key in self._rel_parts:
-            self.drop_dangling(key)
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
-        for label, nodes in self.nodes.items():
-            n = self.store.write_node_table(
-                label, nodes, batch_size=batch_size, progress=self.progress
-            )
-            report.nodes[label] = report.nodes.get(label, 0) + n
+        # The nodes are written by a worker while the relationships are checked: the store
+        # runs one statement at a time and releases the GIL while it does.
+        with ThreadPoolExecutor(1, thread_name_prefix="graphfusion-load") as pool:
+            nodes_written = pool.submit(self.write_nodes, report, batch_size)
+            for rspec in self.mapping.relationships:
+                self.collect_rels(rspec)
+            for key in self._rel_parts:
+                self.drop_dangling(key)
+            nodes_written.result()
         for (rtype, start, end), rels in self.rels.items():
             n = self.store.write_rel_table(
                 rtype, rels, start=start, end=end, batch_size=batch_size, progress=self.progress

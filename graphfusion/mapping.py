@@ -48,7 +48,7 @@ import yaml
 
 from graphfusion.errors import MappingError
 from graphfusion.readers import FORMATS
-from graphfusion.schema import DEFINITIONS, Schema
+from graphfusion.schema import DEFINITIONS, Schema, load_yaml
 from graphfusion.transforms import TRANSFORMS, as_text
 from graphfusion.values import is_missing
 
@@ -206,7 +206,7 @@ def load_mapping(name_or_path: str | Path, schema: Schema) -> LoaderMapping:
                 f"no mapping {text!r}: not a built-in ({', '.join(builtins)}) nor a file"
             )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc}") from None
     except yaml.YAMLError as exc:

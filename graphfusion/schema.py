@@ -33,6 +33,7 @@ __all__ = [
     "Schema",
     "load_schema",
     "default_schema_path",
+    "load_yaml",
 ]
 
 #: Identifier rule for labels, relationship types and property names. Anything that reaches a
@@ -46,6 +47,23 @@ SCALAR_TYPES = ("string", "int", "float", "bool", "datetime")
 LIST_TYPES = ("list[string]", "list[float]", "list[int]")
 SIMILARITIES = ("cosine", "euclidean")
 ENCODERS = ("text", "image", "behaviour", "model")
+
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with the safe loader, in C (libyaml) when PyYAML was built with it.
+
+    Args:
+        text: The YAML document.
+
+    Returns:
+        The plain Python data.
+
+    Raises:
+        yaml.YAMLError: If the text is not valid YAML.
+    """
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 @dataclass(frozen=True)
@@ -240,7 +258,7 @@ def load_schema(path: str | Path | None = None) -> Schema:
     except OSError as exc:
         raise SchemaError(f"{src}: cannot read schema file: {exc.strerror or exc}") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SchemaError(f"{src}: not valid YAML: {exc}") from exc
     schema = parse_schema(raw, source=str(src))

@@ -285,3 +285,48 @@ def test_every_builtin_mapping_fits_the_schema() -> None:
         assert mapping.nodes or mapping.relationships
     assert {"amazon_reviews", "amazon_qa", "movielens", "myntra", "cpsc_recalls",
             "clothing_reviews"} <= set(names)  # fmt: skip
+
+
+def test_links_to_nodes_of_an_earlier_load(tmp_path: Path, store: EmbeddedStore) -> None:
+    """Relationships are checked while the new nodes are written (from a worker thread), so
+    the check of ends stored by an earlier load runs beside a write on the same store."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        textwrap.dedent("""
+        name: mini-events
+        sources: {items: {}, users: {}, events: {}}
+        tables:
+          items: {source: items, format: frame}
+          users: {source: users, format: frame}
+          events: {source: events, format: frame}
+        nodes:
+          - {label: Product, table: items, key: asin, properties: {title: title}}
+          - {label: User, table: users, key: uid}
+        relationships:
+          - {type: PURCHASED, table: events, from: {label: User, key: uid},
+             to: {label: Product, key: asin}}
+    """)
+    )
+    empty = pd.DataFrame({"uid": pd.Series([], dtype=str), "asin": pd.Series([], dtype=str)})
+    items = pd.DataFrame({"asin": [f"old{i}" for i in range(500)], "title": "t"})
+    first = load(store, mapping, {"items": items, "users": pd.DataFrame({"uid": ["u0"]}),
+                                  "events": empty})  # fmt: skip
+    assert first.nodes == {"Product": 500, "User": 1}
+    new_items = pd.DataFrame({"asin": [f"new{i}" for i in range(5000)], "title": "t"})
+    events = pd.DataFrame(
+        {"uid": ["u0", "u1", "u1", "u1"], "asin": ["old3", "new7", "old499", "gone"]}
+    )
+    report = load(store, mapping, {"items": new_items, "users": pd.DataFrame({"uid": ["u1"]}),
+                                   "events": events})  # fmt: skip
+    assert report.nodes == {"Product": 5000, "User": 1}
+    assert report.relationships == {"PURCHASED": 3}
+    assert [(r.line, r.reason) for r in report.rejected] == [(4, "Product 'gone' does not exist")]
+    pairs = store.query(
+        "MATCH (u:User)-[:PURCHASED]->(p:Product) RETURN u.id AS uid, p.id AS pid ORDER BY uid, pid"
+    )
+    assert [(r["uid"], r["pid"]) for r in pairs] == [
+        ("u0", "old3"),
+        ("u1", "new7"),
+        ("u1", "old499"),
+    ]
+    assert store.counts().nodes["Product"] == 5500

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,9 @@ class EmbeddedStore(BaseStore):
     """
 
     dialect = LADYBUG
-    # COPY costs per statement (the bench shop: about 10 s in 5k-row pieces, 2-3 s in 100k;
-    # 200k pieces were no faster in benchmarks/ingest.py)
-    default_batch_size = 100_000
+    # COPY costs per statement (benchmarks/ingest.py, the bench shop: 2.8 s in 20k-row
+    # pieces, 1.3-1.6 s in 100k and 200k, where every table is one COPY)
+    default_batch_size = 200_000
 
     def __init__(
         self,
@@ -95,6 +96,9 @@ class EmbeddedStore(BaseStore):
         except RuntimeError as exc:
             raise _open_error(self.path, exc) from None
         self._conn = ladybug.Connection(self._db)
+        # One statement at a time on the connection: the loader writes from a worker thread
+        # while it checks the next tables (ladybug releases the GIL while it runs one).
+        self._lock = threading.RLock()
         self._closed = False
         if not read_only:
             self.ensure_schema()
@@ -167,27 +171,29 @@ class EmbeddedStore(BaseStore):
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         if self._closed:
             raise StoreError("the store is closed")
-        try:
-            result = self._conn.execute(cypher, dict(params or {}))
-        except RuntimeError as exc:
-            raise QueryError(_clean_message(exc)) from None
-        try:
-            names = result.get_column_names()
-            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
-        finally:
-            result.close()
+        with self._lock:
+            try:
+                result = self._conn.execute(cypher, dict(params or {}))
+            except RuntimeError as exc:
+                raise QueryError(_clean_message(exc)) from None
+            try:
+                names = result.get_column_names()
+                return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+            finally:
+                result.close()
 
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
         if self._closed:
             raise StoreError("the store is closed")
-        try:
-            result = self._conn.execute(cypher, dict(params))
-        except RuntimeError as exc:
-            raise QueryError(_clean_message(exc)) from None
-        try:
-            return result.get_as_arrow(0)
-        finally:
-            result.close()
+        with self._lock:
+            try:
+                result = self._conn.execute(cypher, dict(params))
+            except RuntimeError as exc:
+                raise QueryError(_clean_message(exc)) from None
+            try:
+                return result.get_as_arrow(0)
+            finally:
+                result.close()
 
     def ensure_schema(self) -> None:
         """Create missing node and relationship tables, and columns added to the schema."""
@@ -220,10 +226,11 @@ class EmbeddedStore(BaseStore):
 
     def close(self) -> None:
         """Close the connection and the database (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._conn.close()
-            self._db.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+                self._db.close()
 
     # ----------------------------------------------------------------- batch writers
     # LadybugDB reads Arrow tables bound to a Python variable: ``COPY`` appends new rows and
@@ -248,16 +255,17 @@ class EmbeddedStore(BaseStore):
         if self._closed:
             raise StoreError("the store is closed")
         log.debug("cypher: %s (table of %d rows)", statement, tbl.num_rows)
-        try:
-            result = self._conn.execute(statement)
-        except RuntimeError as exc:
-            raise QueryError(f"bulk statement failed: {_clean_message(exc)}") from None
-        try:
-            if not result.get_column_names():  # COPY, SET: nothing to return
-                return pa.table({})
-            return result.get_as_arrow(0)  # 0: one chunk
-        finally:
-            result.close()
+        with self._lock:
+            try:
+                result = self._conn.execute(statement)
+            except RuntimeError as exc:
+                raise QueryError(f"bulk statement failed: {_clean_message(exc)}") from None
+            try:
+                if not result.get_column_names():  # COPY, SET: nothing to return
+                    return pa.table({})
+                return result.get_as_arrow(0)  # 0: one chunk
+            finally:
+                result.close()
 
     def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
         """The subset of ``keys`` that exist as nodes of ``label``."""
