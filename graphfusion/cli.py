@@ -451,6 +451,74 @@ def similar_cmd(
         click.echo(frame.to_string(index=False) if not frame.empty else "(no results)")
 
 
+@main.command("recommend")
+@click.argument("user_id")
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--category", default=None, help="Only this category (id or name).")
+@click.option("--brand", default=None, help="Only this brand (id or name).")
+@click.option("--max-price", type=click.FloatRange(min=0), default=None, help="Price cap.")
+@click.option("--include-seen", is_flag=True, help="Keep products the user interacted with.")
+@click.option(
+    "--diversity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+    help="0 = pure relevance; up to 1 re-ranks by maximal marginal relevance.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print rows (with reasons) as JSON.")
+@_store_options
+@_command
+def recommend_cmd(
+    user_id: str,
+    k: int,
+    category: str | None,
+    brand: str | None,
+    max_price: float | None,
+    include_seen: bool,
+    diversity: float,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """The K best products for USER_ID from the trained model, with their reasons."""
+    with _engine(store, neo4j_uri) as engine:
+        frame = engine.recommend(
+            user_id, k, category=category, brand=brand, max_price=max_price,
+            exclude_seen=not include_seen, diversity=diversity,
+        )  # fmt: skip
+    if as_json:
+        _echo_json(frame.to_dict(orient="records"))
+        return
+    click.echo(f"recommendations for {user_id} ({frame.attrs.get('method', 'model')})")
+    _echo_recommendations(frame)
+
+
+def _echo_recommendations(frame: Any) -> None:
+    if frame.empty:
+        click.echo("(no products pass the filters)")
+    for rank, row in enumerate(frame.itertuples(index=False), 1):
+        click.echo(f"{rank:>3}. {row.product_id}  {row.title}  (score {row.score:.3f})")
+        for reason in row.reasons:
+            click.echo(f"       - {reason['text']}")
+
+
+@main.command("explain")
+@click.argument("user_id")
+@click.argument("product_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the evidence as JSON.")
+@_store_options
+@_command
+def explain_cmd(
+    user_id: str, product_id: str, as_json: bool, store: Path | None, neo4j_uri: str | None
+) -> None:
+    """The graph evidence linking USER_ID to PRODUCT_ID (paths of node keys)."""
+    with _engine(store, neo4j_uri) as engine:
+        reasons = [r.to_dict() for r in engine.explain(user_id, product_id)]
+    if as_json:
+        _echo_json(reasons)
+        return
+    for r in reasons:
+        path = " -> ".join(f"({n['label']} {n['key']})" for n in r["path"])
+        click.echo(f"- {r['text']}\n    {path}")
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -496,6 +564,9 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
             click.echo(f"   training curve: {trained.curve}")
             click.echo(f"== products most similar to {pid} ({title}) by fused vectors")
             click.echo(engine.similar(pid, "fused", k=5).to_string(index=False))
+            user = engine.cypher("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 1")["id"][0]
+            click.echo(f"== top 5 products for user {user}, with their reasons")
+            _echo_recommendations(engine.recommend(user, 5))
     click.echo(f"== done in {time.perf_counter() - started:.1f} s")
 
 

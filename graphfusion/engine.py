@@ -20,6 +20,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vectors
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
+from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
@@ -49,6 +50,7 @@ class Engine:
             self.store: BaseStore = store
         else:
             self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
+        self._recommender: Recommender | None = None
 
     @classmethod
     def connect(
@@ -141,7 +143,47 @@ class Engine:
             config = TrainConfig(model=model, epochs=epochs, **settings)
         except TypeError as exc:
             raise ValidationError(f"unknown training setting: {exc}") from None
-        return train(self.store, config, progress=progress)
+        result = train(self.store, config, progress=progress)
+        self._recommender = None  # serve the new model
+        return result
+
+    # ------------------------------------------------------------------ recommendation
+    def recommender(self) -> Recommender:
+        """The serving state of the last trained model (built on first use, rebuilt after
+        :meth:`train`); see :mod:`graphfusion.recommend`."""
+        if self._recommender is None:
+            self._recommender = Recommender(self.store)
+        return self._recommender
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        category: str | None = None,
+        brand: str | None = None,
+        max_price: float | None = None,
+        exclude_seen: bool = True,
+        diversity: float = 0.0,
+    ) -> pd.DataFrame:
+        """Top-``k`` products for a user with their reasons (see
+        :meth:`graphfusion.recommend.Recommender.recommend`)."""
+        return self.recommender().recommend(
+            user_id, k, category=category, brand=brand, max_price=max_price,
+            exclude_seen=exclude_seen, diversity=diversity,
+        )  # fmt: skip
+
+    def explain(self, user_id: str, product_id: str) -> list[Reason]:
+        """The graph evidence linking a user to a product, strongest first."""
+        return self.recommender().explain(user_id, product_id)
+
+    def add_interactions(self, frame: pd.DataFrame) -> LoadReport:
+        """Store new interactions and update the served vectors without retraining."""
+        return self.recommender().add_interactions(frame)
+
+    def add_products(self, frame: pd.DataFrame) -> LoadReport:
+        """Store new products and give them fused vectors through the content path."""
+        return self.recommender().add_products(frame)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""

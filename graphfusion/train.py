@@ -3,7 +3,10 @@
 The user-product interactions of the store (``VIEWED``, ``PURCHASED``, ``FAVORITED``, ``RATED``
 by default) are split per user 8:1:1 (:func:`graphfusion.evaluate.random_split`); a model is
 trained with BPR on sampled negatives, validated each epoch on Recall@20 over a full ranking,
-stopped early when that stops improving, and tested with its best weights. The embeddings are
+stopped early when that stops improving, and tested with its best weights. The fusion model
+(with a content term) is validated on the sum of two Recall@20: of its scores and of its
+content-only scores (how it ranks products that have no interactions yet), so that the kept
+weights serve both warm and new products. The embeddings are
 written back as ``User.fused_vec`` and ``Product.fused_vec``; the curve of loss and validation
 Recall@20 is saved as a PNG beside the checkpoint.
 """
@@ -29,7 +32,7 @@ from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import demographic_features
 from graphfusion.features.embed import write_vectors
-from graphfusion.graph import REVERSE_PREFIX, to_heterodata
+from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
 from graphfusion.store.base import BaseStore
@@ -104,7 +107,8 @@ class TrainResult:
 
     Attributes:
         config: The settings.
-        history: Per epoch: ``epoch``, ``loss``, ``valid_recall@20`` (and ``seconds``).
+        history: Per epoch: ``epoch``, ``loss``, ``valid_recall@20`` (and, for the fusion
+            model, ``valid_content_recall@20``).
         best_epoch: The epoch whose weights were kept.
         test: Test metrics of the kept weights (Recall/NDCG at 10 and 20).
         cold: With ``cold_items``: metrics on the cold products' interactions, each user's
@@ -179,11 +183,13 @@ def _training_graph(
     types: Sequence[str],
     users: list[str],
     items: list[str],
-) -> Any:
+    export: GraphExport | None = None,
+) -> tuple[Any, dict[str, list[str]]]:
     """The stored graph with only the training interactions, and without the reviews whose
     (user, product) pair is held out (a review would reveal the purchase; it is cut from its
-    writer and its product)."""
-    export = to_heterodata(store)
+    writer and its product); and the node keys of every type, in row order. ``export``: the
+    store's graph exported already (it is changed)."""
+    export = export or to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
         raise ValidationError("the graph changed while training started; run again")
@@ -223,7 +229,7 @@ def _training_graph(
                 ei = data[et].edge_index
                 reviews = ei[0] if et[0] == "Review" else ei[1]
                 data[et].edge_index = ei[:, ~torch.isin(reviews, hidden_rows)]
-    return data
+    return data, export.ids
 
 
 def _per_user(frame: pd.DataFrame, num_users: int) -> list[list[int]]:
@@ -234,11 +240,18 @@ def _per_user(frame: pd.DataFrame, num_users: int) -> list[list[int]]:
 
 
 def _evaluate(
-    model: torch.nn.Module, num_users: int, seen: list[list[int]], truth: list[list[int]]
+    model: torch.nn.Module,
+    num_users: int,
+    seen: list[list[int]],
+    truth: list[list[int]],
+    content: bool = False,
 ) -> dict[str, float]:
+    """Full-ranking metrics of the model's scores (``content``: of its content-only scores,
+    :meth:`FusionGNN.cold_scores`)."""
     model.eval()
     with torch.no_grad():
-        scores = model.scores(torch.arange(num_users)).numpy()  # type: ignore[operator]
+        fn: Any = model.cold_scores if content else model.scores
+        scores = fn(torch.arange(num_users)).numpy()
     model.train()
     return full_ranking_metrics(scores, seen, truth, ks=(10, 20))
 
@@ -282,7 +295,12 @@ def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [h["valid_recall@20"] for h in history], color="tab:orange", marker="o")
+    ax2.plot(epochs, [h["valid_recall@20"] for h in history], color="tab:orange", marker="o",
+             label="validation Recall@20")  # fmt: skip
+    if any("valid_content_recall@20" in h for h in history):
+        content = [h.get("valid_content_recall@20", np.nan) for h in history]
+        ax2.plot(epochs, content, color="tab:green", marker=".", label="content only")
+        ax2.legend(loc="lower right", fontsize=8)
     ax2.set_ylabel("validation Recall@20", color="tab:orange")
     ax.set_title(title)
     fig.tight_layout()
@@ -334,6 +352,7 @@ def train(
     folder.mkdir(parents=True, exist_ok=True)
     result = TrainResult(config)
     torch.manual_seed(config.seed)
+    node_ids: dict[str, list[str]] = {"User": users, "Product": items}
     if config.model == "popularity":
         model: torch.nn.Module = Popularity(edges, n_u, n_i)
         result.test = _evaluate(model, n_u, seen_valid, test)
@@ -349,7 +368,7 @@ def train(
             for df in (valid_df, test_df, cold_df)
             for u, i in zip(df["user"], df["item"], strict=True)
         }
-        data = _training_graph(store, edges, held, config.interactions, users, items)
+        data, node_ids = _training_graph(store, edges, held, config.interactions, users, items)
         model = FusionGNN(
             data, config.dim, config.layers,
             context_layers=config.context_layers, item_ids=config.item_ids,
@@ -378,9 +397,14 @@ def train(
             steps += 1
         spent += time.perf_counter() - started
         score = _evaluate(model, n_u, seen_train, valid)["recall@20"]
-        result.history.append(
-            {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
-        )
+        entry = {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
+        if isinstance(model, FusionGNN) and model.content_weight > 0:
+            # The content path ranks new products; its own validation recall counts too, or
+            # the weights are kept at an epoch where it has barely started to learn.
+            content = _evaluate(model, n_u, seen_train, valid, content=True)["recall@20"]
+            entry["valid_content_recall@20"] = content
+            score += content
+        result.history.append(entry)
         bar.set_postfix(loss=f"{total / max(steps, 1):.4f}", recall20=f"{score:.4f}")
         if score > best:
             best, best_state, waited, result.best_epoch = (
@@ -400,7 +424,7 @@ def train(
         result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
     result.checkpoint = folder / f"{config.model}.pt"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
-                "items": items}, result.checkpoint)  # fmt: skip
+                "items": items, "node_ids": node_ids}, result.checkpoint)  # fmt: skip
     result.curve = _plot(result.history, folder / f"{config.model}-curve.png", config.model)
     (folder / f"{config.model}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
     if write_back:

@@ -128,10 +128,11 @@ def test_training_graph_holds_only_training_interactions(engine: Engine) -> None
     frame, users, items = load_interactions(engine.store)
     train_edges = torch.tensor(frame.iloc[:100][["user", "item"]].to_numpy().T)
     held = set(zip(frame.iloc[100:]["user"], frame.iloc[100:]["item"], strict=True))
-    data = _training_graph(
+    data, ids = _training_graph(
         engine.store, train_edges, held, ("VIEWED", "PURCHASED", "FAVORITED", "RATED"), users, items
     )
     kinds = {et[1] for et in data.edge_types}
+    assert ids["User"] == users and ids["Product"] == items
     assert not kinds & {"VIEWED", "PURCHASED", "FAVORITED", "rev_VIEWED"}
     assert torch.equal(data["User", "INTERACTED", "Product"].edge_index, train_edges)
     wrote = data["User", "WROTE", "Review"].edge_index.shape[1]

@@ -190,18 +190,79 @@ class FusionGNN(nn.Module):
 
     def content(self) -> dict[str, Tensor]:
         """Content vectors of every node type (no interaction is used)."""
+        return self.content_states()[-1]
+
+    def content_states(self) -> list[dict[str, Tensor]]:
+        """The content vectors before and after each message-passing round (``context_layers
+        + 1`` dictionaries); what :meth:`item_content` reads neighbours from."""
         h = self._inputs()
+        states = [h]
         for module, layer in zip(self.convs, self.layer_edges, strict=True):
             assert isinstance(module, nn.ModuleDict)
-            conv = module
             msg: dict[str, Tensor] = {}
             for et in layer:
-                part = conv[_name(et)](self._mean[et] @ h[et[0]])
+                part = module[_name(et)](self._mean[et] @ h[et[0]])
                 msg[et[2]] = msg[et[2]] + part if et[2] in msg else part
-            h = {
-                nt: x + F.leaky_relu(msg[nt] + conv[f"root:{nt}"](x), 0.2) if nt in msg else x
-                for nt, x in h.items()
-            }
+            h = {nt: self._update(module, nt, x, msg.get(nt)) for nt, x in h.items()}
+            states.append(h)
+        return states
+
+    @staticmethod
+    def _update(conv: nn.ModuleDict, node_type: str, x: Tensor, msg: Tensor | None) -> Tensor:
+        return x if msg is None else x + F.leaky_relu(msg + conv[f"root:{node_type}"](x), 0.2)
+
+    def encode_inputs(self, node_type: str, features: dict[str, Tensor]) -> Tensor:
+        """Round-0 content vectors of new nodes of ``node_type`` from their raw modality
+        vectors (``(n, width)`` each, as :func:`graphfusion.graph.to_heterodata` gives them;
+        a modality the model knows but ``features`` lacks counts as zeros).
+
+        Raises:
+            ValidationError: The type has no feature projections, or a width differs.
+        """
+        if node_type not in self._features:
+            raise ValidationError(f"the model has no feature inputs for {node_type}")
+        proj = self.proj[node_type]
+        assert isinstance(proj, nn.ModuleDict)
+        n = len(next(iter(features.values()))) if features else 1
+        parts = []
+        for attr, known in self._features[node_type].items():
+            x = features.get(attr, torch.zeros(n, known.shape[1]))
+            if x.dim() != 2 or x.shape[1] != known.shape[1]:
+                raise ValidationError(f"{node_type}.{attr} must be (n, {known.shape[1]})")
+            parts.append(proj[attr](_prepare(attr, x)))
+        return torch.stack(parts).sum(0)
+
+    def item_content(
+        self, inputs: Tensor, neighbours: list[dict[EdgeType, list[Tensor]]]
+    ) -> Tensor:
+        """Content vectors of new items (inductive, no retraining), computed as
+        :meth:`content` computes those of stored items.
+
+        Args:
+            inputs: ``(n, dim)`` round-0 vectors (:meth:`encode_inputs`).
+            neighbours: Per new item, per edge type into the item type: the neighbours'
+                vectors in each round (a list of ``(m, dim)`` tensors, one per round, from
+                :meth:`content_states` for stored neighbours; a new neighbour, such as the
+                item's new image, keeps its round-0 vector). Missing types: no neighbours.
+
+        Returns:
+            ``(n, dim)`` content vectors.
+        """
+        h = inputs
+        for rnd, (module, layer) in enumerate(zip(self.convs, self.layer_edges, strict=True)):
+            assert isinstance(module, nn.ModuleDict)
+            into = [et for et in layer if et[2] == self.item]
+            if not into:
+                continue
+            rows = []
+            for i in range(len(h)):
+                msg = torch.zeros_like(h[i])
+                for et in into:
+                    vecs = neighbours[i].get(et)
+                    if vecs is not None and len(vecs[rnd]):
+                        msg = msg + module[_name(et)](vecs[rnd].mean(0))
+                rows.append(self._update(module, self.item, h[i], msg))
+            h = torch.stack(rows)
         return h
 
     # ------------------------------------------------------------------ fused embeddings

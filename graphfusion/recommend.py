@@ -1,0 +1,797 @@
+"""Recommendation as a service: top-K with filters, cold start, explanations, live updates.
+
+A :class:`Recommender` serves the last trained model of a store (``models/<model>.pt`` in the
+store folder, written by :func:`graphfusion.train.train`) from memory:
+
+- **Scores.** For the fusion model the graph is exported once and the model rebuilt with
+  every stored interaction (those after training included): user and product vectors are its
+  fused embeddings, plus the product bias. For LightGCN and MF the stored ``fused_vec`` are used.
+  ``recommend`` scores every product with one matrix-vector product (5k products: well under
+  a millisecond), applies the filters as masks, takes the best candidates with
+  ``argpartition`` and re-ranks them exactly; ``diversity`` re-ranks by maximal marginal
+  relevance over the products' vectors.
+- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get a blend of three
+  parts, each standardized over the products: the mean fused vector of the products they
+  interacted with (weight 0.5 per interaction), the mean user vector of users with the same
+  demographics (age band, gender, occupation; weight 0.5 when known), and log popularity
+  (weight 1). A user with nothing known gets popularity: never an error.
+- **New products** get a vector at once through the fusion model's content path
+  (:meth:`graphfusion.models.fusion.FusionGNN.item_content`): their text, image and price
+  vectors and their brand, category, supplier and batch, without retraining. It is written to
+  the store as ``fused_vec`` too, so ``Engine.similar(key, modality="fused")`` and Cypher see it.
+- **Explanations** are graph evidence with the node keys of their path: products of the same
+  brand or category the user interacted with, a product of theirs whose image looks alike,
+  and products they interacted with that other users interacted with together with this one.
+- **Live updates.** :meth:`Recommender.add_interactions` and :meth:`Recommender.add_products`
+  write to the store through the validated loader (bad rows are reported with their line) and
+  update the serving state: a user's vector moves to the mean of their vector and the vectors
+  of the products they just interacted with (weighted by counts); new products are embedded
+  and pass the content path. A later ``train()`` folds everything in properly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+import torch
+
+from graphfusion.errors import ValidationError
+from graphfusion.features.behaviour import FEATURES
+from graphfusion.features.demographics import demographic_features
+from graphfusion.features.embed import embed, write_vectors
+from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
+from graphfusion.ingest import LoadReport, load
+from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
+from graphfusion.store.base import BaseStore
+from graphfusion.train import LEAK_FREE_BEHAVIOUR, MODELS, TrainConfig, _training_graph
+
+__all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
+
+log = logging.getLogger("graphfusion.recommend")
+
+#: Users with at most this many interactions are served by the cold-start blend.
+LIGHT_USER_MAX = 2
+#: The largest ``k`` a call may ask for.
+MAX_K = 1_000
+#: Candidates taken from the full scoring before filters' ties and MMR re-ranking.
+CANDIDATES_PER_K = 10
+#: Cosine similarity of product images above which "looks like" is a reason.
+LOOKS_LIKE_MIN = 0.8
+#: Interaction types a live update may add.
+LIVE_TYPES = ("VIEWED", "PURCHASED", "FAVORITED")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One piece of evidence for a recommendation.
+
+    Attributes:
+        kind: ``brand``, ``category``, ``looks_like``, ``also_interacted``, ``popular`` or
+            ``similar_users``.
+        text: For people, e.g. "you interacted with 2 products of brand Acme".
+        path: The nodes of the evidence as ``(label, key)`` pairs, from the user to the
+            recommended product, for a UI to draw.
+        strength: How strong the evidence is (counts or a similarity), for ordering.
+    """
+
+    kind: str
+    text: str
+    path: tuple[tuple[str, str], ...]
+    strength: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data."""
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "path": [{"label": label, "key": key} for label, key in self.path],
+            "strength": round(float(self.strength), 4),
+        }
+
+
+@dataclass
+class _Catalogue:
+    """Product facts for filters and reasons, row-aligned with the items."""
+
+    title: list[str]
+    price: np.ndarray
+    category: list[str | None]
+    category_names: dict[str, str]
+    parents: dict[str, str]
+    brand: list[str | None]
+    brand_names: dict[str, str]
+    image: np.ndarray  # unit image vectors (zeros where none)
+
+    def category_mask(self, value: str) -> np.ndarray:
+        wanted = value.strip().lower()
+        ok = {
+            cid
+            for cid, name in self.category_names.items()
+            if wanted in (cid.lower(), name.lower())
+        }
+        ok |= {cid for cid, parent in self.parents.items() if parent in ok}
+        return np.array([c in ok for c in self.category])
+
+    def brand_mask(self, value: str) -> np.ndarray:
+        wanted = value.strip().lower()
+        ok = {
+            bid for bid, name in self.brand_names.items() if wanted in (bid.lower(), name.lower())
+        }
+        return np.array([b in ok for b in self.brand])
+
+
+@dataclass
+class _State:
+    users: list[str]
+    items: list[str]
+    user_index: dict[str, int]
+    item_index: dict[str, int]
+    user_vecs: np.ndarray  # (n_u, d)
+    item_vecs: np.ndarray  # (n_i, d)
+    item_bias: np.ndarray  # (n_i,)
+    seen: sp.csr_matrix  # users x items, interaction counts over all types
+    by_type: dict[str, sp.csr_matrix]
+    profile: np.ndarray | None  # users' demographic one-hots
+    trained_users: np.ndarray  # bool: the user had interactions when the vectors were made
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Recommender:
+    """Serves recommendations from a store's trained model (see the module docstring).
+
+    Args:
+        store: The store.
+        model: ``fusion``, ``lightgcn`` or ``mf``; the first one trained, in that order, when
+            None.
+        models_dir: Where the checkpoints are (the store's ``models/`` folder by default).
+
+    Raises:
+        ValidationError: No trained model, or the store changed in a way the model cannot
+            follow (retrain).
+    """
+
+    def __init__(
+        self,
+        store: BaseStore,
+        *,
+        model: str | None = None,
+        models_dir: str | Path | None = None,
+    ) -> None:
+        self.store = store
+        folder = Path(models_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
+        names = [model] if model else [m for m in MODELS if m != "popularity"]
+        for name in names:
+            if name not in MODELS or name == "popularity":
+                raise ValidationError(f"unknown model {name!r}; use fusion, lightgcn or mf")
+            if (folder / f"{name}.pt").exists():
+                self.checkpoint = folder / f"{name}.pt"
+                break
+        else:
+            raise ValidationError(
+                f"no trained model in {folder}; run `graphfusion train` (or Engine.train) first"
+            )
+        ckpt = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        self.config = TrainConfig(**{**ckpt["config"], "interactions": tuple(
+            ckpt["config"]["interactions"])})  # fmt: skip
+        self.model_name = self.config.model
+        self.fusion: FusionGNN | None = None
+        self._export: GraphExport | None = None
+        self._build(ckpt)
+
+    # ------------------------------------------------------------------ building
+    def _build(self, ckpt: Mapping[str, Any]) -> None:
+        store = self.store
+        export = to_heterodata(store)
+        self._export = export
+        users = export.ids.get("User", [])
+        items = export.ids.get("Product", [])
+        if not users or not items:
+            raise ValidationError("the store has no users or no products")
+        user_index = export.index["User"]
+        item_index = export.index["Product"]
+        by_type = {}
+        for rtype in self.config.interactions:
+            if rtype not in store.schema.relationships:
+                continue
+            table = store.query_arrow(
+                f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p"
+            )
+            by_type[rtype] = _matrix(table, export, len(users), len(items))
+        seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
+        if self.model_name == "fusion":
+            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, seen)
+        else:
+            user_vecs = self._stored_vectors("User", users)
+            item_vecs = self._stored_vectors("Product", items)
+            bias = np.zeros(len(items), dtype=np.float32)
+        profile = demographic_features(store, users)
+        counts = np.asarray(seen.sum(axis=1)).ravel()
+        self.state = _State(
+            users=list(users), items=list(items), user_index=dict(user_index),
+            item_index=dict(item_index), user_vecs=user_vecs, item_vecs=item_vecs,
+            item_bias=bias, seen=seen, by_type=by_type, profile=profile,
+            trained_users=counts > 0,
+        )  # fmt: skip
+        self.catalogue = self._catalogue(export, items)
+
+    def _fusion_vectors(
+        self, ckpt: Mapping[str, Any], export: GraphExport, seen: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        coo = seen.tocoo()
+        edges = torch.tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
+        users, items = export.ids["User"], export.ids["Product"]
+        data, ids = _training_graph(
+            self.store, edges, set(), self.config.interactions, users, items, export=export
+        )
+        cfg = self.config
+        model = FusionGNN(
+            data, cfg.dim, cfg.layers, context_layers=cfg.context_layers,
+            item_ids=cfg.item_ids, content_weight=cfg.content_weight,
+        )  # fmt: skip
+        state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            log.warning(
+                "the graph changed since training (%s); retrain for the best results",
+                ", ".join([*result.missing_keys, *result.unexpected_keys][:4]),
+            )
+        model.eval()
+        self.fusion = model
+        with torch.no_grad():
+            self._states = model.content_states()
+            u, i = model._propagate(self._states[-1])
+            bias = (model.bias * model.warm).numpy()
+        return u.numpy().copy(), i.numpy().copy(), bias.astype(np.float32)
+
+    def _stored_vectors(self, label: str, keys: list[str]) -> np.ndarray:
+        table = self.store.query_arrow(
+            f"MATCH (n:{label}) WHERE n.fused_vec IS NOT NULL RETURN n.id AS id, n.fused_vec AS v"
+        )
+        dim = self.config.dim
+        out = np.zeros((len(keys), dim), dtype=np.float32)
+        index = {k: i for i, k in enumerate(keys)}
+        for key, vec in zip(table.column("id").to_pylist(), table.column("v").to_pylist(),
+                            strict=True):  # fmt: skip
+            if key in index and vec is not None and len(vec) == dim:
+                out[index[key]] = vec
+        return out
+
+    def _catalogue(self, export: GraphExport, items: list[str]) -> _Catalogue:
+        q = self.store.query_arrow
+        facts = q("MATCH (p:Product) RETURN p.id AS id, p.title AS title, p.price AS price")
+        index = {k: i for i, k in enumerate(items)}
+        title = [""] * len(items)
+        price = np.full(len(items), np.nan)
+        for key, t, pr in zip(*(facts.column(c).to_pylist() for c in ("id", "title", "price")),
+                              strict=True):  # fmt: skip
+            if key in index:
+                title[index[key]] = t or ""
+                price[index[key]] = np.nan if pr is None else float(pr)
+        category: list[str | None] = [None] * len(items)
+        brand: list[str | None] = [None] * len(items)
+        for rel, label, out in (
+            ("IN_CATEGORY", "Category", category),
+            ("OF_BRAND", "Brand", brand),
+        ):
+            if rel not in self.store.schema.relationships:
+                continue
+            rows = q(f"MATCH (p:Product)-[:{rel}]->(n:{label}) RETURN p.id AS p, n.id AS n")
+            for p, n in zip(rows.column("p").to_pylist(), rows.column("n").to_pylist(),
+                            strict=True):  # fmt: skip
+                if p in index and out[index[p]] is None:
+                    out[index[p]] = n
+        names = {
+            label: {
+                r["id"]: r["name"] or r["id"]
+                for r in self.store.query(f"MATCH (n:{label}) RETURN n.id AS id, n.name AS name")
+            }
+            for label in ("Category", "Brand")
+        }
+        parents = {
+            r["c"]: r["p"]
+            for r in self.store.query(
+                "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
+            )
+        }
+        return _Catalogue(title, price, category, names["Category"], parents, brand,
+                          names["Brand"], _product_images(export, len(items)))  # fmt: skip
+
+    # ------------------------------------------------------------------ scoring
+    def _user_row(self, user_id: object) -> int:
+        if not isinstance(user_id, str) or not user_id.strip():
+            raise ValidationError("user_id must be a non-empty string")
+        row = self.state.user_index.get(user_id)
+        if row is None:
+            raise ValidationError(f"no user {user_id!r} in the store")
+        return row
+
+    def _item_row(self, product_id: object) -> int:
+        if not isinstance(product_id, str) or not product_id.strip():
+            raise ValidationError("product_id must be a non-empty string")
+        row = self.state.item_index.get(product_id)
+        if row is None:
+            raise ValidationError(f"no product {product_id!r} in the store")
+        return row
+
+    def scores(self, user_id: str) -> tuple[np.ndarray, str]:
+        """Scores of every product for a user, and how they were made (``model`` or
+        ``cold-start blend``)."""
+        st = self.state
+        u = self._user_row(user_id)
+        n_seen = st.seen.indptr[u + 1] - st.seen.indptr[u]
+        if n_seen > LIGHT_USER_MAX and self._vector_known(u):
+            return st.item_vecs @ st.user_vecs[u] + st.item_bias, "model"
+        return self._blend(u), "cold-start blend"
+
+    def _vector_known(self, u: int) -> bool:
+        return bool(np.any(self.state.user_vecs[u]))
+
+    def _counts(self) -> np.ndarray:
+        """Interactions per product (cached until the interactions change)."""
+        if "counts" not in self.state.extra:
+            self.state.extra["counts"] = np.asarray(self.state.seen.sum(axis=0)).ravel()
+        counts: np.ndarray = self.state.extra["counts"]
+        return counts
+
+    def _by_item(self) -> sp.csc_matrix:
+        """The interactions by product (cached until they change)."""
+        if "by_item" not in self.state.extra:
+            self.state.extra["by_item"] = self.state.seen.tocsc()
+        by_item: sp.csc_matrix = self.state.extra["by_item"]
+        return by_item
+
+    def _popularity(self) -> np.ndarray:
+        return np.log1p(self._counts())
+
+    def _blend(self, u: int) -> np.ndarray:
+        st = self.state
+        parts: list[tuple[float, np.ndarray]] = [(1.0, _standard(self._popularity()))]
+        items = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
+        if len(items):
+            taste = st.item_vecs @ st.item_vecs[items].mean(0)
+            parts.append((0.5 * len(items), _standard(taste)))
+        if st.profile is not None and st.profile[u].any():
+            same = np.flatnonzero((st.profile == st.profile[u]).all(axis=1) & st.trained_users)
+            same = same[same != u]
+            if len(same):
+                parts.append((0.5, _standard(st.item_vecs @ st.user_vecs[same].mean(0))))
+        total = np.zeros(len(st.items), dtype=np.float64)
+        for weight, part in parts:
+            total += weight * part
+        return total / sum(w for w, _ in parts)
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        category: str | None = None,
+        brand: str | None = None,
+        max_price: float | None = None,
+        exclude_seen: bool = True,
+        diversity: float = 0.0,
+        explain: bool = True,
+    ) -> pd.DataFrame:
+        """The top ``k`` products for a user.
+
+        Args:
+            user_id: A stored user's key.
+            k: How many (1 to :data:`MAX_K`).
+            category: Only products of this category (id or name, case-insensitive; a parent
+                category includes its subcategories).
+            brand: Only products of this brand (id or name).
+            max_price: Only products with a known price at most this.
+            exclude_seen: Leave out products the user interacted with.
+            diversity: 0 (pure relevance) to 1: re-rank by maximal marginal relevance.
+            explain: Attach the reasons (a little slower).
+
+        Returns:
+            Columns ``product_id``, ``title``, ``score``, ``category``, ``brand``, ``price``,
+            ``reasons`` (a list of :meth:`Reason.to_dict`), best first; fewer than ``k`` rows
+            when the filters leave fewer products; ``attrs["method"]`` says how the scores
+            were made.
+
+        Raises:
+            ValidationError: Unknown user, or a bad argument.
+        """
+        _check_k(k)
+        if category is not None and not isinstance(category, str):
+            raise ValidationError(f"category must be a string, got {type(category).__name__}")
+        if brand is not None and not isinstance(brand, str):
+            raise ValidationError(f"brand must be a string, got {type(brand).__name__}")
+        if max_price is not None and (
+            isinstance(max_price, bool)
+            or not isinstance(max_price, int | float)
+            or not math.isfinite(max_price)
+            or max_price < 0
+        ):
+            raise ValidationError(f"max_price must be a number >= 0, got {max_price!r}")
+        if not isinstance(exclude_seen, bool):
+            raise ValidationError("exclude_seen must be True or False")
+        if isinstance(diversity, bool) or not isinstance(diversity, int | float):
+            raise ValidationError(f"diversity must be a number in [0, 1], got {diversity!r}")
+        if not 0.0 <= float(diversity) <= 1.0:
+            raise ValidationError(f"diversity must be in [0, 1], got {diversity!r}")
+        scores, method = self.scores(user_id)
+        u = self.state.user_index[user_id]
+        keep = np.ones(len(scores), dtype=bool)
+        if category is not None:
+            keep &= self.catalogue.category_mask(category)
+        if brand is not None:
+            keep &= self.catalogue.brand_mask(brand)
+        if max_price is not None:
+            keep &= self.catalogue.price <= float(max_price)
+        if exclude_seen:
+            st = self.state
+            keep[st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]] = False
+        chosen = _top(scores, keep, k, diversity, self.state.item_vecs)
+        frame = self._frame(chosen, scores, u if explain else None)
+        frame.attrs["method"] = method
+        return frame
+
+    def _frame(self, rows: np.ndarray, scores: np.ndarray, user_row: int | None) -> pd.DataFrame:
+        cat = self.catalogue
+        st = self.state
+        return pd.DataFrame(
+            {
+                "product_id": [st.items[i] for i in rows],
+                "title": [cat.title[i] for i in rows],
+                "score": scores[rows].astype(float),
+                "category": [cat.category_names.get(cat.category[i] or "") for i in rows],
+                "brand": [cat.brand_names.get(cat.brand[i] or "") for i in rows],
+                "price": cat.price[rows],
+                "reasons": [
+                    [r.to_dict() for r in self._reasons(user_row, int(i))]
+                    if user_row is not None
+                    else []
+                    for i in rows
+                ],
+            }
+        )
+
+    # ------------------------------------------------------------------ explanations
+    def explain(self, user_id: str, product_id: str) -> list[Reason]:
+        """The graph evidence linking a user to a product, strongest first (empty when there
+        is none but popularity)."""
+        return self._reasons(self._user_row(user_id), self._item_row(product_id))
+
+    def _reasons(self, u: int, i: int, limit: int = 3) -> list[Reason]:
+        st, cat = self.state, self.catalogue
+        user = ("User", st.users[u])
+        target = ("Product", st.items[i])
+        mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
+        mine = mine[mine != i]
+        out: list[Reason] = []
+        for attr, label, names in (("brand", "Brand", cat.brand_names),
+                                   ("category", "Category", cat.category_names)):  # fmt: skip
+            values = getattr(cat, attr)
+            mark = values[i]
+            if mark is None or not len(mine):
+                continue
+            same = [int(j) for j in mine if values[j] == mark]
+            if same:
+                shown = [("Product", st.items[j]) for j in same[:3]]
+                out.append(Reason(
+                    attr, f"you interacted with {len(same)} product(s) of {attr} "
+                    f"{names.get(mark, mark)}", (user, *shown, (label, mark), target),
+                    float(len(same)),
+                ))  # fmt: skip
+        if len(mine) and cat.image[i].any():
+            sims = cat.image[mine] @ cat.image[i]
+            best = int(np.argmax(sims))
+            if sims[best] >= LOOKS_LIKE_MIN:
+                j = int(mine[best])
+                out.append(Reason(
+                    "looks_like", f"looks like {cat.title[j] or st.items[j]} (image similarity "
+                    f"{sims[best]:.2f})", (user, ("Product", st.items[j]), target),
+                    float(sims[best]) * 2,
+                ))  # fmt: skip
+        if len(mine):
+            by_item = self._by_item()
+            others = by_item.indices[by_item.indptr[i] : by_item.indptr[i + 1]]
+            others = others[others != u]
+            if len(others):
+                together = np.asarray(st.seen[others][:, mine].sum(axis=0)).ravel()
+                best = int(np.argmax(together))
+                if together[best] > 0:
+                    j = int(mine[best])
+                    out.append(Reason(
+                        "also_interacted", f"{int(together[best])} user(s) who interacted with "
+                        f"{cat.title[j] or st.items[j]} also interacted with this",
+                        (user, ("Product", st.items[j]), target), float(together[best]),
+                    ))  # fmt: skip
+        if not out:
+            n = int(self._counts()[i])
+            out.append(Reason("popular", f"popular: {n} interaction(s)", (user, target), 0.0))
+        out.sort(key=lambda r: -r.strength)
+        return out[:limit]
+
+    # ------------------------------------------------------------------ live updates
+    def add_interactions(self, frame: pd.DataFrame) -> LoadReport:
+        """Store new interactions and update the serving state (no retraining).
+
+        Args:
+            frame: Columns ``user_id``, ``product_id``, optional ``type`` (VIEWED, PURCHASED
+                or FAVORITED; PURCHASED when missing), ``ts`` (ISO 8601) and ``weight``.
+
+        Returns:
+            The load report: rows written, and every bad row with its line (1 = first row)
+            and reason (unknown type, unknown user or product, bad timestamp...).
+
+        Raises:
+            ValidationError: Not a DataFrame, or a required column is missing.
+        """
+        frame = _frame_with(frame, ("user_id", "product_id"))
+        frame = frame.copy()
+        if "type" not in frame.columns:
+            frame["type"] = "PURCHASED"
+        kinds = frame["type"].where(frame["type"].notna(), "PURCHASED").astype(str).str.upper()
+        bad = ~kinds.isin(LIVE_TYPES)
+        frame["type"] = kinds.where(~bad, None)
+        report = load(self.store, "live_interactions", {"interactions": frame})
+        for line in (np.flatnonzero(bad.to_numpy()) + 1).tolist():
+            report.rejected.append(_bad_type(line, str(kinds.iloc[line - 1])))
+        report.rejected.sort(key=lambda r: r.line)
+        good = frame[~bad]
+        self._fold_in(good)
+        return report
+
+    def _fold_in(self, frame: pd.DataFrame) -> None:
+        st = self.state
+        rows: list[tuple[int, int, str]] = []
+        for user, item, rtype in zip(frame["user_id"], frame["product_id"], frame["type"],
+                                     strict=True):  # fmt: skip
+            u, i = st.user_index.get(str(user)), st.item_index.get(str(item))
+            if u is not None and i is not None:
+                rows.append((u, i, str(rtype)))
+        if not rows:
+            return
+        shape = st.seen.shape
+        for rtype in {t for _, _, t in rows}:
+            pairs = [(u, i) for u, i, t in rows if t == rtype]
+            add = sp.csr_matrix(([1.0] * len(pairs), tuple(zip(*pairs, strict=True))), shape)
+            st.by_type[rtype] = (st.by_type.get(rtype, sp.csr_matrix(shape)) + add).tocsr()
+        before = np.asarray(st.seen.sum(axis=1)).ravel()
+        st.seen = sum(st.by_type.values(), sp.csr_matrix(shape)).tocsr()
+        st.extra.clear()
+        touched = sorted({u for u, _, _ in rows})
+        for u in touched:
+            new = [i for uu, i, _ in rows if uu == u]
+            n = before[u] if st.trained_users[u] and self._vector_known(u) else 0.0
+            st.user_vecs[u] = (n * st.user_vecs[u] + st.item_vecs[new].sum(0)) / (n + len(new))
+            st.trained_users[u] = True
+        keys = [st.users[u] for u in touched]
+        write_vectors(
+            self.store, "User", "fused_vec", keys, st.user_vecs[touched].astype(np.float64)
+        )
+
+    def add_products(self, frame: pd.DataFrame, *, embed_progress: bool = False) -> LoadReport:
+        """Store new products (with their image, category, brand, supplier and batch) and
+        give them a fused vector through the model's content path (no retraining).
+
+        Args:
+            frame: Columns ``id`` and any of ``title``, ``description``, ``price``,
+                ``currency``, ``created_at``, ``category_id``, ``brand_id``, ``supplier_id``,
+                ``batch_id``, ``image`` (a file path).
+            embed_progress: Show the encoders' progress.
+
+        Returns:
+            The load report (bad rows with their line and reason).
+
+        Raises:
+            ValidationError: Not a DataFrame, no ``id`` column, or the served model is not the
+                fusion model (LightGCN and MF have no content path: retrain).
+        """
+        frame = _frame_with(frame, ("id",))
+        if self.fusion is None:
+            raise ValidationError(f"{self.model_name} cannot place new products; train fusion")
+        report = load(self.store, "live_products", {"products": frame})
+        embed(self.store, progress=embed_progress)
+        keys = [k for k in dict.fromkeys(frame["id"].astype(str)) if k in set(
+            self.store.existing_keys("Product", frame["id"].astype(str).tolist()))]  # fmt: skip
+        if keys:
+            self._place(keys)
+        return report
+
+    def _place(self, keys: list[str]) -> None:
+        """Content-path vectors for the products ``keys`` (new or changed)."""
+        model, export = self.fusion, self._export
+        assert model is not None and export is not None
+        st = self.state
+        features = _node_features(self.store, "Product", keys, model)
+        with torch.no_grad():
+            inputs = model.encode_inputs("Product", features)
+            neighbours = [self._neighbours(key, model) for key in keys]
+            content = model.item_content(inputs, neighbours)
+            vecs = (content / (model.num_layers + 1)).numpy()
+        write_vectors(self.store, "Product", "fused_vec", keys, vecs.astype(np.float64))
+        for key, vec in zip(keys, vecs, strict=True):
+            row = st.item_index.get(key)
+            if row is None:
+                row = len(st.items)
+                st.items.append(key)
+                st.item_index[key] = row
+                st.item_vecs = np.vstack([st.item_vecs, vec[None]])
+                st.item_bias = np.append(st.item_bias, 0.0).astype(np.float32)
+                st.seen = sp.hstack([st.seen, sp.csr_matrix((st.seen.shape[0], 1))]).tocsr()
+                st.by_type = {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
+                              for t, m in st.by_type.items()}  # fmt: skip
+                st.extra.clear()
+            elif not st.seen[:, row].nnz:
+                st.item_vecs[row] = vec
+        self.catalogue = self._catalogue(export, st.items)
+
+    def _neighbours(self, key: str, model: FusionGNN) -> dict[Any, list[torch.Tensor]]:
+        export = self._export
+        assert export is not None
+        out: dict[Any, list[torch.Tensor]] = {}
+        for layer in model.layer_edges:
+            for et in layer:
+                if et[2] != "Product" or et in out:
+                    continue
+                src, rel, _ = et
+                if rel.startswith(REVERSE_PREFIX):
+                    base = rel.removeprefix(REVERSE_PREFIX)
+                    pattern = f"(p:Product {{id: $id}})-[:{base}]->(n:{src})"
+                else:
+                    pattern = f"(n:{src})-[:{rel}]->(p:Product {{id: $id}})"
+                keys = [r["k"] for r in self.store.query(f"MATCH {pattern} RETURN n.id AS k",
+                                                         {"id": key})]  # fmt: skip
+                known = [export.index[src][k] for k in keys if k in export.index.get(src, {})]
+                new = [k for k in keys if k not in export.index.get(src, {})]
+                rounds = []
+                fresh = (
+                    model.encode_inputs(src, _node_features(self.store, src, new, model))
+                    if new and src in model._features
+                    else torch.zeros(0, self.config.dim)
+                )
+                for states in self._states[: len(model.layer_edges)]:
+                    stored = states[src][known] if known else states[src][:0]
+                    rounds.append(torch.cat([stored, fresh]) if len(fresh) else stored)
+                out[et] = rounds
+        return out
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+
+
+def _frame_with(frame: object, columns: Sequence[str]) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValidationError(f"the frame lacks the column(s) {', '.join(missing)}")
+    return frame
+
+
+def _bad_type(line: int, value: str) -> Any:
+    from graphfusion.ingest import Reject
+
+    reason = f"unknown interaction type {value!r}; use one of {', '.join(LIVE_TYPES)}"
+    return Reject("interactions:frame", line, "type", reason, "interaction")
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    std = float(x.std())
+    return (x - x.mean()) / std if std > 0 else np.zeros_like(x, dtype=np.float64)
+
+
+def _matrix(table: pa.Table, export: GraphExport, n_u: int, n_i: int) -> sp.csr_matrix:
+    users = pa.array(export.ids["User"], pa.string())
+    items = pa.array(export.ids["Product"], pa.string())
+    u = pc.index_in(table.column("u"), value_set=users).to_numpy(zero_copy_only=False)
+    i = pc.index_in(table.column("p"), value_set=items).to_numpy(zero_copy_only=False)
+    ok = ~(pd.isna(u) | pd.isna(i))
+    u, i = u[ok].astype(np.int64), i[ok].astype(np.int64)
+    return sp.csr_matrix((np.ones(len(u)), (u, i)), shape=(n_u, n_i))
+
+
+def _product_images(export: GraphExport, n_items: int) -> np.ndarray:
+    data = export.data
+    et = ("Product", "HAS_IMAGE", "Image")
+    if et not in data.edge_types or "image_vec" not in data["Image"]:
+        return np.zeros((n_items, 1), dtype=np.float32)
+    vecs = data["Image"].image_vec.numpy()
+    src, dst = data[et].edge_index.numpy()
+    out = np.zeros((n_items, vecs.shape[1]), dtype=np.float32)
+    np.add.at(out, src, vecs[dst])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def _node_features(
+    store: BaseStore, label: str, keys: list[str], model: FusionGNN
+) -> dict[str, torch.Tensor]:
+    """The stored modality vectors of ``keys`` (in that order) that the model reads for
+    ``label`` (zeros where a node has none)."""
+    known = model._features.get(label, {})
+    node = store.schema.node(label)
+    attrs = [a for a in FEATURE_ATTRS if a in known and node.has_property(a)]
+    if not keys or not attrs:
+        return {}
+    cols = "".join(f", n.{a} AS {a}" for a in attrs)
+    table = store.query_arrow(
+        f"MATCH (n:{label}) WHERE n.{node.key} IN $keys RETURN n.{node.key} AS id{cols}",
+        {"keys": keys},
+    )
+    order = {k: i for i, k in enumerate(table.column("id").to_pylist())}
+    rows = torch.tensor([order[k] for k in keys], dtype=torch.long)
+    out = {}
+    for attr in attrs:
+        matrix, _ = _vectors(table.column(attr), node.prop(attr).type.dim or 0)
+        x = torch.from_numpy(matrix)[rows]
+        if attr == "behaviour_vec":  # the model reads only the leak-free columns
+            x = x[:, [FEATURES[label].index(c) for c in LEAK_FREE_BEHAVIOUR.get(label, ())]]
+        if x.shape[1] == known[attr].shape[1]:
+            out[attr] = x
+    return out
+
+
+def _top(
+    scores: np.ndarray, keep: np.ndarray, k: int, diversity: float, vecs: np.ndarray
+) -> np.ndarray:
+    """The best ``k`` rows of ``scores`` among ``keep``, re-ranked by maximal marginal
+    relevance when ``diversity`` > 0."""
+    allowed = np.flatnonzero(keep)
+    if not len(allowed):
+        return allowed
+    pool = min(len(allowed), max(k, k * CANDIDATES_PER_K if diversity > 0 else k))
+    part = allowed[np.argpartition(-scores[allowed], pool - 1)[:pool]]
+    ranked = part[np.argsort(-scores[part], kind="stable")]
+    if diversity <= 0 or len(ranked) <= 1:
+        return ranked[:k]
+    unit = vecs[ranked] / (np.linalg.norm(vecs[ranked], axis=1, keepdims=True) + 1e-12)
+    rel = _standard(scores[ranked]) if len(ranked) > 1 else scores[ranked]
+    chosen = [0]
+    best_sim = unit @ unit[0]
+    for _ in range(1, min(k, len(ranked))):
+        mmr = (1 - diversity) * rel - diversity * best_sim
+        mmr[chosen] = -np.inf
+        j = int(np.argmax(mmr))
+        chosen.append(j)
+        best_sim = np.maximum(best_sim, unit @ unit[j])
+    return ranked[chosen]
+
+
+def _remap(
+    saved: Mapping[str, torch.Tensor],
+    saved_ids: Mapping[str, list[str]],
+    ids: Mapping[str, list[str]],
+    current: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """The saved weights with the per-node rows (id embeddings, the item bias) moved to the
+    rows of the same keys now; rows of new nodes are zero."""
+    out = {}
+    for name, value in saved.items():
+        label = None
+        if name.startswith("ids.") and name.endswith(".weight"):
+            label = name[4:-7]
+        elif name == "bias":
+            label = "Product"
+        if label is None or label not in saved_ids or label not in ids:
+            if name in current and current[name].shape != value.shape:
+                raise ValidationError(f"the model's {name} no longer fits the graph; retrain")
+            out[name] = value
+            continue
+        new = torch.zeros((len(ids[label]), *value.shape[1:]), dtype=value.dtype)
+        where = {k: i for i, k in enumerate(saved_ids[label])}
+        pairs = [(i, where[k]) for i, k in enumerate(ids[label]) if k in where]
+        if pairs:
+            dst, src = (torch.tensor(x) for x in zip(*pairs, strict=True))
+            new[dst] = value[src]
+        out[name] = new
+    return out

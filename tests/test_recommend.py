@@ -1,0 +1,298 @@
+"""Recommendation as a product, on the real embedded store with a trained fusion model."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from graphfusion import Engine
+from graphfusion.cli import main
+from graphfusion.errors import ValidationError
+from graphfusion.ingest import load
+from graphfusion.recommend import LIGHT_USER_MAX, Recommender
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store folder with the tiny shop, its vectors and a fusion model (do not modify)."""
+    folder = tmp_path_factory.mktemp("rec") / "store"
+    with Engine(folder) as engine:
+        load(engine.store, "synthetic", {"shop": tiny_shop})
+        engine.embed()
+        engine.train("fusion", epochs=6, batch_size=256, lr=0.01, patience=6)
+    return folder
+
+
+@pytest.fixture
+def engine(trained: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A private copy of the trained store."""
+    folder = tmp_path / "store"
+    shutil.copytree(trained, folder)
+    with Engine(folder) as engine:
+        yield engine
+
+
+def _seen(engine: Engine, user: str) -> set[str]:
+    rows = engine.cypher(
+        "MATCH (u:User {id: $u})-[:VIEWED|PURCHASED|FAVORITED|RATED]->(p:Product) "
+        "RETURN DISTINCT p.id AS id",
+        {"u": user},
+    )
+    return set(rows["id"])
+
+
+def test_top_k_is_the_exact_best_of_unseen_products(engine: Engine) -> None:
+    rec = engine.recommender()
+    user = "u0001"
+    frame = engine.recommend(user, k=5)
+    assert list(frame.columns) == [
+        "product_id", "title", "score", "category", "brand", "price", "reasons"
+    ]  # fmt: skip
+    assert len(frame) == 5 and frame.attrs["method"] == "model"
+    assert not set(frame["product_id"]) & _seen(engine, user)
+    scores, _ = rec.scores(user)
+    seen = _seen(engine, user)
+    brute = sorted(
+        (k for k in rec.state.items if k not in seen),
+        key=lambda k: -scores[rec.state.item_index[k]],
+    )[:5]
+    assert list(frame["product_id"]) == brute
+    assert frame["score"].is_monotonic_decreasing
+    for reasons, pid in zip(frame["reasons"], frame["product_id"], strict=True):
+        assert reasons, "every recommendation carries a reason"
+        for r in reasons:
+            assert r["path"][0] == {"label": "User", "key": user}
+            assert r["path"][-1] == {"label": "Product", "key": pid}
+    with_seen = engine.recommend(user, k=40, exclude_seen=False)
+    assert set(with_seen["product_id"]) & seen
+
+
+def test_filters(engine: Engine) -> None:
+    rec = engine.recommender()
+    cat = rec.catalogue
+    some = next(c for c in cat.category if c)
+    name = cat.category_names[some]
+    frame = engine.recommend("u0002", k=10, category=name.upper())
+    assert len(frame) >= 1 and set(frame["category"]) == {name}
+    brand_id = next(b for b in cat.brand if b)
+    frame = engine.recommend("u0002", k=10, brand=brand_id)
+    assert set(frame["brand"]) == {cat.brand_names[brand_id]}
+    frame = engine.recommend("u0002", k=10, max_price=20.0)
+    assert len(frame) and (frame["price"] <= 20.0).all()
+    assert engine.recommend("u0002", k=10, max_price=0.0).empty
+    # a top category includes its subcategories
+    parent = next(iter(cat.parents.values()))
+    frame = engine.recommend("u0002", k=40, category=parent)
+    children = {cat.category_names[c] for c, p in cat.parents.items() if p == parent}
+    assert len(frame) and set(frame["category"]) <= children
+
+
+def test_diversity_spreads_the_list(engine: Engine) -> None:
+    rec = engine.recommender()
+
+    def spread(frame: pd.DataFrame) -> float:
+        rows = [rec.state.item_index[k] for k in frame["product_id"]]
+        v = rec.state.item_vecs[rows]
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        sims = v @ v.T
+        return float(sims[np.triu_indices(len(rows), 1)].mean())
+
+    plain = engine.recommend("u0003", k=6)
+    diverse = engine.recommend("u0003", k=6, diversity=0.9)
+    assert len(diverse) == 6 and list(diverse["product_id"]) != list(plain["product_id"])
+    assert spread(diverse) < spread(plain)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"user_id": "nobody"}, "no user"),
+        ({"user_id": ""}, "non-empty"),
+        ({"user_id": 7}, "non-empty"),
+        ({"k": 0}, "k must"),
+        ({"k": 10**6}, "k must"),
+        ({"k": "5"}, "k must"),
+        ({"k": True}, "k must"),
+        ({"category": 5}, "category must"),
+        ({"brand": ["b1"]}, "brand must"),
+        ({"max_price": "cheap"}, "max_price"),
+        ({"max_price": math.nan}, "max_price"),
+        ({"max_price": -1}, "max_price"),
+        ({"diversity": 2}, "diversity"),
+        ({"exclude_seen": "yes"}, "exclude_seen"),
+    ],
+)
+def test_bad_arguments(engine: Engine, kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"user_id": "u0001", **kwargs}
+    with pytest.raises(ValidationError, match=message):
+        engine.recommend(**args)  # type: ignore[arg-type]
+
+
+def test_new_and_light_users_get_a_blend(engine: Engine) -> None:
+    new = pd.DataFrame({"id": ["fresh"], "age": [30], "gender": ["female"],
+                        "occupation": ["nurse"]})  # fmt: skip
+    engine.store.write_node_table("User", pa_table(new))
+    engine._recommender = None
+    frame = engine.recommend("fresh", k=5)
+    assert frame.attrs["method"] == "cold-start blend" and len(frame) == 5
+    popular = engine.recommender()._popularity()
+    top_popular = engine.recommender().state.items[int(np.argmax(popular))]
+    assert top_popular in set(engine.recommend("fresh", k=10)["product_id"])
+    # two interactions: still the blend, now pulled toward what they chose
+    rec = engine.recommender()
+    picks = ["p0007", "p0008"]
+    report = engine.add_interactions(pd.DataFrame({"user_id": "fresh", "product_id": picks}))
+    assert report.relationships["PURCHASED"] == 2 and not report.rejected
+    after = engine.recommend("fresh", k=5)
+    assert after.attrs["method"] == "cold-start blend"
+    assert not set(after["product_id"]) & set(picks)
+    assert rec.state.seen[rec.state.user_index["fresh"]].nnz == 2 <= LIGHT_USER_MAX
+
+
+def pa_table(frame: pd.DataFrame) -> object:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) -> None:
+    rec = engine.recommender()
+    user = "u0004"
+    before = rec.state.user_vecs[rec.state.user_index[user]].copy()
+    target = engine.recommend(user, k=30)["product_id"].iloc[-1]
+    frame = pd.DataFrame({
+        "user_id": [user, user, "nobody", user, user],
+        "product_id": [target, "p0001", "p0001", "nope", "p0002"],
+        "type": ["VIEWED", "clicked", "VIEWED", "VIEWED", "FAVORITED"],
+        "ts": ["2026-01-02T10:00:00", None, None, None, "not a date"],
+    })  # fmt: skip
+    report = engine.add_interactions(frame)
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert set(reasons) == {2, 3, 4, 5}
+    assert "unknown interaction type 'CLICKED'" in reasons[2]
+    assert "User 'nobody' does not exist" in reasons[3]
+    assert "Product 'nope' does not exist" in reasons[4]
+    assert report.relationships["VIEWED"] == 1
+    stored = engine.cypher(
+        "MATCH (u:User {id: $u})-[e:VIEWED]->(p:Product {id: $p}) RETURN e.ts AS ts",
+        {"u": user, "p": target},
+    )
+    assert len(stored) == 1
+    after = rec.state.user_vecs[rec.state.user_index[user]]
+    assert not np.allclose(before, after)
+    assert target not in set(engine.recommend(user, k=30)["product_id"])
+    again = engine.add_interactions(frame.iloc[:1])  # idempotent
+    assert again.relationships["VIEWED"] == 1
+    assert engine.stats().relationships["VIEWED"] == rec.state.by_type["VIEWED"].nnz
+    with pytest.raises(ValidationError, match="DataFrame"):
+        engine.add_interactions([{"user_id": user}])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="product_id"):
+        engine.add_interactions(pd.DataFrame({"user_id": [user]}))
+
+
+def test_content_path_reproduces_stored_products(engine: Engine) -> None:
+    """The inductive path gives a stored product the same content vector as the model."""
+    rec = engine.recommender()
+    model = rec.fusion
+    assert model is not None
+    keys = ["p0003", "p0010"]
+    from graphfusion.recommend import _node_features
+
+    with torch.no_grad():
+        inputs = model.encode_inputs(
+            "Product", _node_features(engine.store, "Product", keys, model)
+        )
+        got = model.item_content(inputs, [rec._neighbours(k, model) for k in keys])
+        want = model.content()["Product"][[rec.state.item_index[k] for k in keys]]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path) -> None:
+    rec = engine.recommender()
+    cat = rec.catalogue
+    twin = rec.state.item_index["p0005"]
+    frame = pd.DataFrame({
+        "id": ["new-1", "new-2"],
+        "title": [cat.title[twin] + " II", "Broken row"],
+        "description": ["The same, only newer.", "x"],
+        "price": [float(cat.price[twin]), 1.0],
+        "category_id": [cat.category[twin], "no-such-category"],
+        "brand_id": [cat.brand[twin], None],
+        "image": [str(tiny_shop / "images" / "p0005.png"), None],
+    })  # fmt: skip
+    report = engine.add_products(frame)
+    assert report.nodes["Product"] == 2 and report.nodes["Image"] == 1
+    assert [(r.line, r.field) for r in report.rejected] == [(2, "to")]
+    vec = rec.state.item_vecs[rec.state.item_index["new-1"]]
+    assert np.isfinite(vec).all() and np.linalg.norm(vec) > 0
+    # in content space its nearest stored products include the twin it copies
+    model = rec.fusion
+    assert model is not None
+    with torch.no_grad():
+        content = model.content()["Product"].numpy() / (model.num_layers + 1)
+    sims = content @ vec / (np.linalg.norm(content, axis=1) * np.linalg.norm(vec))
+    assert twin in np.argsort(-sims)[:3].tolist()
+    # and it is in the store: similar() by fused vectors finds it
+    assert len(engine.similar("new-1", modality="fused", k=3)) == 3
+    name = cat.category_names[cat.category[twin]]
+    served = engine.recommend("u0001", k=50, category=name)
+    assert "new-1" in set(served["product_id"])
+    with pytest.raises(ValidationError, match="DataFrame"):
+        engine.add_products("new-3")  # type: ignore[arg-type]
+
+
+def test_explain(engine: Engine) -> None:
+    top = engine.recommend("u0001", k=1)["product_id"].iloc[0]
+    reasons = engine.explain("u0001", top)
+    assert reasons and reasons[0].path[0] == ("User", "u0001")
+    assert all(r.path[-1] == ("Product", top) for r in reasons)
+    assert [r.strength for r in reasons] == sorted((r.strength for r in reasons), reverse=True)
+    with pytest.raises(ValidationError, match="no product"):
+        engine.explain("u0001", "nope")
+
+
+def test_lightgcn_is_served_from_stored_vectors(engine: Engine) -> None:
+    engine.train("lightgcn", epochs=3, batch_size=256)
+    (engine.store.path / "models" / "fusion.pt").unlink()  # type: ignore[attr-defined]
+    rec = engine.recommender()
+    assert rec.model_name == "lightgcn" and rec.fusion is None
+    assert len(engine.recommend("u0001", k=3)) == 3
+    with pytest.raises(ValidationError, match="cannot place new products"):
+        engine.add_products(pd.DataFrame({"id": ["x"]}))
+
+
+def test_no_model_is_a_clear_error(tiny_shop: Path, tmp_path: Path) -> None:
+    with Engine(tmp_path / "s") as engine:
+        load(engine.store, "synthetic", {"shop": tiny_shop})
+        with pytest.raises(ValidationError, match="no trained model"):
+            engine.recommend("u0001")
+        with pytest.raises(ValidationError, match="unknown model"):
+            Recommender(engine.store, model="popularity")
+
+
+def test_cli(trained: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    shutil.copytree(trained, folder)
+    runner = CliRunner()
+    res = runner.invoke(main, ["recommend", "u0001", "--k", "3", "--json", "--store", str(folder)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert len(rows) == 3 and rows[0]["reasons"]
+    res = runner.invoke(main, ["recommend", "u0001", "--k", "2", "--store", str(folder)])
+    assert res.exit_code == 0 and "  1. p" in res.output and "       - " in res.output
+    res = runner.invoke(main, ["recommend", "nobody", "--store", str(folder)])
+    assert res.exit_code == 1 and "no user 'nobody'" in res.output
+    assert "Traceback" not in res.output
+    assert runner.invoke(main, ["recommend", "u0001", "--k", "0"]).exit_code == 2
+    pid = rows[0]["product_id"]
+    res = runner.invoke(main, ["explain", "u0001", pid, "--json", "--store", str(folder)])
+    assert res.exit_code == 0 and json.loads(res.output)[0]["path"][0]["key"] == "u0001"
