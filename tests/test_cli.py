@@ -114,6 +114,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Suppliers by share of 1-2 star reviews" in proc.stdout
     assert "0 rows rejected" in proc.stdout
     assert "fusion: best epoch" in proc.stdout and "by fused vectors" in proc.stdout
+    assert "top 5 products for user u0001, with their reasons" in proc.stdout
+    assert "  5. p" in proc.stdout and "       - " in proc.stdout
     assert (tmp_path / "store" / "models" / "fusion-curve.png").exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -96,3 +97,10 @@ def test_seen_types_and_bad_arguments() -> None:
         recommend(store, "u1", k=0)
     with pytest.raises(ValidationError, match="user_id"):
         recommend(store, " ", k=3)
+
+
+def test_readme_shows_the_queries() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```cypher\n(.*?)```", readme, flags=re.S)
+    for dialect in ("ladybug", "neo4j"):
+        assert recommend_query(dialect).strip() in [b.strip() for b in blocks]
