@@ -49,6 +49,8 @@ from graphfusion.errors import ValidationError
 from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import demographic_features
 from graphfusion.features.embed import embed, write_vectors
+from graphfusion.features.image import ImageEncoder
+from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.ingest import LoadReport, load
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
@@ -185,6 +187,7 @@ class Recommender:
             ckpt["config"]["interactions"])})  # fmt: skip
         self.model_name = self.config.model
         self.fusion: FusionGNN | None = None
+        self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
         self._build(ckpt)
 
@@ -597,7 +600,10 @@ class Recommender:
         if self.fusion is None:
             raise ValidationError(f"{self.model_name} cannot place new products; train fusion")
         report = load(self.store, "live_products", {"products": frame})
-        embed(self.store, progress=embed_progress)
+        if self._encoders is None:  # loaded once, on the first new products
+            self._encoders = (TextEncoder(), ImageEncoder())
+        text, image = self._encoders
+        embed(self.store, text_encoder=text, image_encoder=image, progress=embed_progress)
         keys = [k for k in dict.fromkeys(frame["id"].astype(str)) if k in set(
             self.store.existing_keys("Product", frame["id"].astype(str).tolist()))]  # fmt: skip
         if keys:

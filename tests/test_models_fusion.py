@@ -157,3 +157,32 @@ def test_beats_popularity_where_content_decides() -> None:
     popular = full_ranking_metrics(pop, seen, test_truth, ks=(10,))
     assert fusion["recall@10"] > 0.8
     assert fusion["recall@10"] > popular["recall@10"] + 0.3
+
+
+def test_initialization_does_not_depend_on_the_hash_seed() -> None:
+    """Two processes with different string hashing build the same seeded model (the order
+    in which layers are created must not follow a set's order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, tests.test_models_fusion as t\n"
+        "from graphfusion.models import FusionGNN\n"
+        "g = t._graph()\n"
+        "g['Brand'].text_vec = torch.randn(3, 12)\n"
+        "g['User', 'FOLLOWS', 'Product'].edge_index = torch.tensor([[0, 1], [2, 3]])\n"
+        "g['Product', 'rev_FOLLOWS', 'User'].edge_index = torch.tensor([[2, 3], [0, 1]])\n"
+        "g['Brand', 'LIKED_BY', 'User'].edge_index = torch.tensor([[0, 1], [4, 5]])\n"
+        "g['User', 'LIKES', 'Brand'].edge_index = torch.tensor([[4, 5], [0, 1]])\n"
+        "torch.manual_seed(0)\n"
+        "m = FusionGNN(g, dim=8, context_layers=2)\n"
+        "print([round(float(p.sum()), 5) for _, p in sorted(m.named_parameters())])\n"
+    )
+    out = []
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=120, check=True)  # fmt: skip
+        out.append(proc.stdout.strip().splitlines()[-1])
+    assert len(set(out)) == 1, out

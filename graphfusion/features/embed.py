@@ -205,7 +205,8 @@ class _Run:
             f"MATCH (n:{label}) RETURN n.{node.key} AS key, {cols}, "
             f"n.{prop.name} IS NULL AS missing"
         )
-        return self.store.query(query)
+        table = self.store.query_arrow(query)
+        return table.to_pylist() if table.num_rows else []
 
     def run_encoder(
         self,

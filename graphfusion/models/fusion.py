@@ -151,7 +151,7 @@ class FusionGNN(nn.Module):
             conv = nn.ModuleDict()
             for et in layer:
                 conv[_name(et)] = nn.Linear(dim, dim, bias=False)
-            for nt in {et[2] for et in layer}:
+            for nt in dict.fromkeys(et[2] for et in layer):  # a stable order: the init is seeded
                 conv[f"root:{nt}"] = nn.Linear(dim, dim)
             self.convs.append(conv)
         self.reset_parameters()
