@@ -519,6 +519,47 @@ def explain_cmd(
         click.echo(f"- {r['text']}\n    {path}")
 
 
+@main.command("ask")
+@click.argument("question")
+@click.option("--product", "product_id", default=None, help="The product page it was asked on.")
+@click.option("--k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option(
+    "--method", type=click.Choice(["bm25", "dense", "graph", "fusion"]), default="fusion",
+    show_default=True, help="One retrieval signal alone, or their fusion.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the three lists as JSON.")
+@_store_options
+@_command
+def ask_cmd(
+    question: str,
+    product_id: str | None,
+    k: int,
+    method: str,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """Link QUESTION to products, past answers and review passages, with evidence."""
+    with _engine(store, neo4j_uri) as engine:
+        result = engine.ask(question, product_id, k, method)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    for name, frame, text in (
+        ("products", result.products, "title"),
+        ("answers", result.answers, "text"),
+        ("review passages", result.passages, "text"),
+    ):
+        click.echo(f"== {name}")
+        if frame.empty:
+            click.echo("   (none)")
+        for rank, row in enumerate(frame.to_dict(orient="records"), 1):
+            key = next(iter(row.values()))
+            click.echo(f"{rank:>3}. {key}  {row[text]}  (score {row['score']:.3f})")
+            for line in row["evidence"]:
+                click.echo(f"       - {line}")
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -20,6 +20,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vectors
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
+from graphfusion.qa import QAIndex, QAResult, write_passages
 from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
@@ -51,6 +52,7 @@ class Engine:
         else:
             self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
         self._recommender: Recommender | None = None
+        self._qa: QAIndex | None = None
 
     @classmethod
     def connect(
@@ -88,6 +90,7 @@ class Engine:
         """
         all_sources = dict(sources or {})
         all_sources.update(named_sources)
+        self._qa = self._recommender = None  # rebuilt from the new data on next use
         return load(
             self.store,
             mapping,
@@ -106,10 +109,14 @@ class Engine:
         report: str | Path | None = None,
         progress: bool = False,
     ) -> EmbedReport:
-        """Compute text, image and behaviour vectors where missing or out of date.
+        """Make the review passages (:func:`graphfusion.qa.write_passages`), then compute text,
+        image and behaviour vectors where missing or out of date.
 
         See :func:`graphfusion.features.embed`. A second run recomputes nothing.
         """
+        if "Passage" in self.store.schema.nodes and (only is None or "text" in only):
+            write_passages(self.store)
+        self._qa = None
         return embed(
             self.store,
             only=only,
@@ -184,6 +191,16 @@ class Engine:
     def add_products(self, frame: pd.DataFrame) -> LoadReport:
         """Store new products and give them fused vectors through the content path."""
         return self.recommender().add_products(frame)
+
+    # ------------------------------------------------------------------ QA linking
+    def ask(
+        self, question: str, product_id: str | None = None, k: int = 5, method: str = "fusion"
+    ) -> QAResult:
+        """Link a customer question to products, past answers and review passages (see
+        :meth:`graphfusion.qa.QAIndex.ask`; the index is built on first use)."""
+        if self._qa is None:
+            self._qa = QAIndex(self.store)
+        return self._qa.ask(question, product_id, k, method)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""

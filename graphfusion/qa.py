@@ -1,0 +1,528 @@
+"""QA linking for customer service: a question -> products, past answers and review passages.
+
+Four retrieval signals, each usable alone (``method=``) for comparison, and their fusion:
+
+- ``bm25``: lexical BM25 (``bm25s``, Lucene variant, English stop words) over the product text
+  (title and description; for a product without text, its questions and answers), the answer
+  texts and the review passages;
+- ``dense``: cosine similarity of the question's MiniLM vector with the stored ``text_vec``
+  of products, answers and passages (a product without text is the mean of its questions'
+  and answers' vectors);
+- ``graph``: the product context. Each stored question's similarity to the asked one is
+  propagated over the graph: a product scores the best similarity among the questions,
+  answers and passages linked to it; an answer scores the similarity of the question it
+  answers plus half its product's score (so answers of similar past questions about the right
+  product come first); a passage scores its product's score (ties broken by its own
+  similarity). With ``product_id`` the asked product's score is 1 (and it comes first in the
+  product list of every method).
+- ``fusion`` (default): reciprocal rank fusion of the three, ``sum 1 / (60 + rank)``.
+
+Review passages are made by :func:`write_passages`: reviews longer than
+:data:`PASSAGE_MAX_CHARS` are split at sentence ends into passages of at most that many
+characters (a single longer sentence stays whole); shorter reviews are one passage. Each is a
+``Passage`` node ``PART_OF`` its review, embedded like every text property.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import bm25s
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from graphfusion.errors import ValidationError
+from graphfusion.graph import _vectors
+from graphfusion.store.base import BaseStore
+
+__all__ = [
+    "QAIndex",
+    "QAResult",
+    "METHODS",
+    "MAX_QUESTION_CHARS",
+    "PASSAGE_MAX_CHARS",
+    "split_passages",
+    "write_passages",
+]
+
+#: Retrieval methods of :meth:`QAIndex.ask`.
+METHODS = ("bm25", "dense", "graph", "fusion")
+#: Longest question accepted, in characters.
+MAX_QUESTION_CHARS = 10_000
+#: Longest passage made from a review (a single longer sentence stays whole).
+PASSAGE_MAX_CHARS = 300
+#: Rank offset of reciprocal rank fusion.
+RRF_K = 60
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def split_passages(text: str, max_chars: int = PASSAGE_MAX_CHARS) -> list[str]:
+    """Split a review into passages of whole sentences, each at most ``max_chars`` long.
+
+    Args:
+        text: The review text.
+        max_chars: The longest passage (a single longer sentence stays whole).
+
+    Returns:
+        The passages in order (one for a short review; none for an empty one).
+    """
+    text = " ".join(str(text).split())
+    if not text:
+        return []
+    if len(text) <= max_chars:
+        return [text]
+    out: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            out.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        out.append(current)
+    return out
+
+
+def write_passages(store: BaseStore, max_chars: int = PASSAGE_MAX_CHARS) -> int:
+    """Make the ``Passage`` nodes of every review (idempotent: keys are ``<review>#<n>``).
+
+    Returns:
+        The number of passages written.
+    """
+    table = store.query_arrow(
+        "MATCH (r:Review) WHERE r.text IS NOT NULL RETURN r.id AS id, r.text AS text"
+    )
+    keys: list[str] = []
+    texts: list[str] = []
+    positions: list[int] = []
+    reviews: list[str] = []
+    for rid, text in zip(
+        table.column("id").to_pylist() if table.num_rows else [],
+        table.column("text").to_pylist() if table.num_rows else [],
+        strict=True,
+    ):
+        for n, passage in enumerate(split_passages(text, max_chars)):
+            keys.append(f"{rid}#{n}")
+            texts.append(passage)
+            positions.append(n)
+            reviews.append(rid)
+    if not keys:
+        return 0
+    nodes = pa.table({"id": keys, "text": texts, "position": pa.array(positions, pa.int64())})
+    store.write_node_table("Passage", nodes)
+    rels = pa.table({"src": keys, "dst": reviews})
+    store.write_rel_table("PART_OF", rels, start="Passage", end="Review")
+    return len(keys)
+
+
+@dataclass
+class QAResult:
+    """What :meth:`QAIndex.ask` found.
+
+    Attributes:
+        products: ``product_id``, ``title``, ``score``, ``evidence``.
+        answers: ``answer_id``, ``text``, ``question``, ``product_id``, ``score``,
+            ``evidence``.
+        passages: ``passage_id``, ``text``, ``review_id``, ``product_id``, ``score``,
+            ``evidence``.
+    """
+
+    products: pd.DataFrame
+    answers: pd.DataFrame
+    passages: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data."""
+        return {
+            name: frame.to_dict(orient="records")
+            for name, frame in (
+                ("products", self.products),
+                ("answers", self.answers),
+                ("passages", self.passages),
+            )
+        }
+
+
+@dataclass
+class _Corpus:
+    """One kind of searchable unit, with its BM25 index and unit vectors."""
+
+    keys: list[str]
+    texts: list[str]
+    vecs: np.ndarray
+    product: np.ndarray  # row of the linked product, -1 when none
+    bm25: bm25s.BM25 | None
+
+    @classmethod
+    def build(
+        cls, keys: list[str], texts: list[str], vecs: np.ndarray, product: np.ndarray
+    ) -> _Corpus:
+        index = None
+        if keys:
+            tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
+            index = bm25s.BM25()
+            index.index(tokens, show_progress=False)
+        return cls(keys, texts, _unit(vecs), product, index)
+
+    def bm25_scores(self, tokens: list[str]) -> np.ndarray:
+        if self.bm25 is None or not tokens:
+            return np.zeros(len(self.keys))
+        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float64)
+
+
+class QAIndex:
+    """Questions linked to products, past answers and review passages (module docstring).
+
+    Args:
+        store: The store (questions, answers and passages embedded: ``graphfusion embed``).
+        encoder: The text encoder of the stored vectors (MiniLM by default).
+        exclude_questions: Question keys to leave out, with their answers (benchmarks hold
+            questions out this way).
+        extra_answers: Answers to add to the pool: a frame with ``answer_id``, ``text``,
+            ``product_id`` (no question: benchmarks put held-out answers back this way).
+
+    Raises:
+        ValidationError: The store has no products.
+    """
+
+    def __init__(
+        self,
+        store: BaseStore,
+        *,
+        encoder: Any | None = None,
+        exclude_questions: Collection[str] = (),
+        extra_answers: pd.DataFrame | None = None,
+    ) -> None:
+        if encoder is None:
+            from graphfusion.features.text import TextEncoder
+
+            encoder = TextEncoder()
+        self.encoder = encoder
+        dim = int(encoder.dim)
+        q = store.query_arrow
+        excluded = set(exclude_questions)
+        prod = q(
+            "MATCH (p:Product) RETURN p.id AS id, p.title AS title, "
+            "p.description AS description, p.text_vec AS v ORDER BY id"
+        )
+        if prod.num_rows == 0:
+            raise ValidationError("the store has no products")
+        self.products = prod.column("id").to_pylist()
+        self.titles = [t or "" for t in prod.column("title").to_pylist()]
+        index = {k: i for i, k in enumerate(self.products)}
+        self._index = index
+        p_vecs, p_has = _vectors(prod.column("v"), dim)
+
+        ques = q(
+            "MATCH (x:Question)-[:ABOUT]->(p:Product) RETURN x.id AS id, x.text AS text, "
+            "p.id AS p, x.text_vec AS v ORDER BY id"
+        )
+        keep = [k not in excluded for k in ques.column("id").to_pylist()]
+        ques = ques.filter(pa.array(keep, pa.bool_())) if ques.num_rows else ques
+        q_keys = ques.column("id").to_pylist() if ques.num_rows else []
+        q_texts = [t or "" for t in ques.column("text").to_pylist()] if ques.num_rows else []
+        q_prod = np.array(
+            [index.get(p, -1) for p in ques.column("p").to_pylist()] if ques.num_rows else [],
+            dtype=np.int64,
+        )
+        q_vecs = _vectors(ques.column("v"), dim)[0] if ques.num_rows else np.zeros((0, dim))
+        self.questions = _Corpus(q_keys, q_texts, q_vecs, q_prod, None)
+        q_row = {k: i for i, k in enumerate(q_keys)}
+
+        ans = q(
+            "MATCH (a:Answer)-[:ANSWERS]->(x:Question)-[:ABOUT]->(p:Product) "
+            "RETURN a.id AS id, a.text AS text, x.id AS qid, p.id AS p, a.text_vec AS v "
+            "ORDER BY id"
+        )
+        a_rows = [
+            i
+            for i, qid in enumerate(ans.column("qid").to_pylist() if ans.num_rows else [])
+            if qid not in excluded
+        ]
+        a_keys = [ans.column("id")[i].as_py() for i in a_rows]
+        a_texts = [ans.column("text")[i].as_py() or "" for i in a_rows]
+        a_q = [q_row.get(ans.column("qid")[i].as_py(), -1) for i in a_rows]
+        a_prod = [index.get(ans.column("p")[i].as_py(), -1) for i in a_rows]
+        a_vecs = (
+            _vectors(ans.column("v"), dim)[0][a_rows]
+            if ans.num_rows
+            else np.zeros((0, dim), np.float32)
+        )
+        if extra_answers is not None and len(extra_answers):
+            for col in ("answer_id", "text", "product_id"):
+                if col not in extra_answers.columns:
+                    raise ValidationError(f"extra_answers lacks the column {col}")
+            extra_texts = [str(t) for t in extra_answers["text"]]
+            a_keys += [str(k) for k in extra_answers["answer_id"]]
+            a_texts += extra_texts
+            a_q += [-1] * len(extra_texts)
+            a_prod += [index.get(str(p), -1) for p in extra_answers["product_id"]]
+            a_vecs = np.vstack([a_vecs, encoder.encode(extra_texts)]).astype(np.float32)
+        self.answer_question = np.array(a_q, dtype=np.int64)
+        self.answers = _Corpus.build(a_keys, a_texts, a_vecs, np.array(a_prod, dtype=np.int64))
+
+        pas = q(
+            "MATCH (s:Passage)-[:PART_OF]->(r:Review)-[:ABOUT]->(p:Product) "
+            "RETURN s.id AS id, s.text AS text, r.id AS rid, p.id AS p, s.text_vec AS v "
+            "ORDER BY id"
+        )
+        s_keys = pas.column("id").to_pylist() if pas.num_rows else []
+        self.passage_review = pas.column("rid").to_pylist() if pas.num_rows else []
+        self.passages = _Corpus.build(
+            s_keys,
+            [t or "" for t in pas.column("text").to_pylist()] if pas.num_rows else [],
+            _vectors(pas.column("v"), dim)[0] if pas.num_rows else np.zeros((0, dim)),
+            np.array(
+                [index.get(p, -1) for p in pas.column("p").to_pylist()] if pas.num_rows else [],
+                dtype=np.int64,
+            ),
+        )
+
+        # a product without text is represented by its questions and answers
+        texts = [
+            f"{t} {d or ''}".strip()
+            for t, d in zip(self.titles, prod.column("description").to_pylist(), strict=True)
+        ]
+        qa_text: list[list[str]] = [[] for _ in self.products]
+        qa_vec = np.zeros_like(p_vecs, dtype=np.float64)
+        qa_n = np.zeros(len(self.products))
+        for corpus in (self.questions, self.answers):
+            for row, p in enumerate(corpus.product):
+                if p >= 0:
+                    qa_text[p].append(corpus.texts[row])
+                    qa_vec[p] += corpus.vecs[row]
+                    qa_n[p] += 1
+        for p in range(len(self.products)):
+            if not texts[p]:
+                texts[p] = " ".join(qa_text[p])
+            if not p_has[p] and qa_n[p]:
+                p_vecs[p] = qa_vec[p] / qa_n[p]
+        self.product_corpus = _Corpus.build(
+            self.products, texts, p_vecs, np.arange(len(self.products))
+        )
+
+    # ------------------------------------------------------------------ asking
+    def ask(
+        self, question: str, product_id: str | None = None, k: int = 5, method: str = "fusion"
+    ) -> QAResult:
+        """Link a customer question to products, past answers and review passages.
+
+        Args:
+            question: The question text (1 to :data:`MAX_QUESTION_CHARS` characters).
+            product_id: The product page it was asked on, if any.
+            k: How many of each (1 to 100).
+            method: One of :data:`METHODS`.
+
+        Returns:
+            Three ranked lists with scores and evidence.
+
+        Raises:
+            ValidationError: Empty, too long or non-text question; unknown product; bad k or
+                method.
+        """
+        text = _check_question(question)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+            raise ValidationError(f"k must be an integer in 1..100, got {k!r}")
+        if method not in METHODS:
+            raise ValidationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        asked = None
+        if product_id is not None:
+            if not isinstance(product_id, str) or product_id not in self._index:
+                raise ValidationError(f"no product {product_id!r} in the store")
+            asked = self._index[product_id]
+        scores = self.scores(text, asked)
+        return QAResult(
+            products=self._products(scores["products"][method], scores, k),
+            answers=self._answers(scores["answers"][method], scores, k),
+            passages=self._passages(scores["passages"][method], scores, k),
+        )
+
+    def scores(self, question: str, asked: int | None = None) -> dict[str, Any]:
+        """Every signal's scores for every product, answer and passage (for benchmarks)."""
+        vec = _unit(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
+        tokens = [t for t in _tokens(question)]
+        sim_q = self.questions.vecs @ vec if len(self.questions.keys) else np.zeros(0)
+        out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens)}
+        dense = {}
+        lexical = {}
+        for name, corpus in (
+            ("products", self.product_corpus),
+            ("answers", self.answers),
+            ("passages", self.passages),
+        ):
+            dense[name] = corpus.vecs @ vec if len(corpus.keys) else np.zeros(0)
+            lexical[name] = corpus.bm25_scores(tokens)
+        # graph: the best similarity among the items linked to each product
+        n_p = len(self.products)
+        p_graph = np.full(n_p, -1.0)
+        for sims, corpus in (
+            (sim_q, self.questions),
+            (dense["answers"], self.answers),
+            (dense["passages"], self.passages),
+        ):
+            linked = corpus.product >= 0
+            np.maximum.at(p_graph, corpus.product[linked], sims[linked])
+        if asked is not None:
+            p_graph[asked] = 1.0
+        a_graph = 0.5 * p_graph[self.answers.product].clip(min=0)
+        answered = self.answer_question >= 0
+        a_graph[answered] += sim_q[self.answer_question[answered]]
+        s_graph = p_graph[self.passages.product] + 1e-3 * dense["passages"]
+        graph = {"products": p_graph, "answers": a_graph, "passages": s_graph}
+        for name in ("products", "answers", "passages"):
+            methods = {"bm25": lexical[name], "dense": dense[name], "graph": graph[name]}
+            methods["fusion"] = _rrf([methods["bm25"], methods["dense"], methods["graph"]])
+            if name == "products" and asked is not None:
+                for score in methods.values():  # the product asked on comes first
+                    score[asked] = score.max() + 1.0
+            out[name] = methods
+        out["asked"] = asked
+        return out
+
+    # ------------------------------------------------------------------ result frames
+    def _evidence_words(self, text: str, tokens: set[str]) -> str | None:
+        shared = sorted(tokens & set(_tokens(text)))[:5]
+        return f"shares the words {', '.join(shared)}" if shared else None
+
+    def _products(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+        rows = _best(score, k)
+        evidence = []
+        for p in rows:
+            ev = []
+            if sc["asked"] == p:
+                ev.append("the product the question was asked on")
+            linked = np.flatnonzero(self.questions.product == p)
+            if len(linked):
+                best = linked[np.argmax(sc["sim_q"][linked])]
+                ev.append(
+                    f"a similar question was asked about it (similarity "
+                    f"{sc['sim_q'][best]:.2f}): {self.questions.texts[best]!r}"
+                )
+            words = self._evidence_words(self.product_corpus.texts[p], sc["tokens"])
+            if words:
+                ev.append(words)
+            evidence.append(ev)
+        return pd.DataFrame(
+            {
+                "product_id": [self.products[p] for p in rows],
+                "title": [self.titles[p] for p in rows],
+                "score": score[rows].astype(float),
+                "evidence": evidence,
+            }
+        )
+
+    def _answers(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+        rows = _best(score, k)
+        evidence, questions = [], []
+        for a in rows:
+            ev = []
+            qi = int(self.answer_question[a])
+            questions.append(self.questions.texts[qi] if qi >= 0 else None)
+            p = int(self.answers.product[a])
+            same = " about the same product" if p >= 0 and p == sc["asked"] else ""
+            if qi >= 0:
+                ev.append(f"answer to a similar question{same} (similarity {sc['sim_q'][qi]:.2f})")
+            elif same:
+                ev.append("an answer about the product asked on")
+            words = self._evidence_words(self.answers.texts[a], sc["tokens"])
+            if words:
+                ev.append(words)
+            evidence.append(ev)
+        return pd.DataFrame(
+            {
+                "answer_id": [self.answers.keys[a] for a in rows],
+                "text": [self.answers.texts[a] for a in rows],
+                "question": questions,
+                "product_id": [
+                    self.products[p] if p >= 0 else None for p in self.answers.product[rows]
+                ],
+                "score": score[rows].astype(float),
+                "evidence": evidence,
+            }
+        )
+
+    def _passages(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+        rows = _best(score, k)
+        evidence = []
+        for s in rows:
+            p = int(self.passages.product[s])
+            ev = [f"from a review of {self.titles[p] or self.products[p]}"] if p >= 0 else []
+            words = self._evidence_words(self.passages.texts[s], sc["tokens"])
+            if words:
+                ev.append(words)
+            evidence.append(ev)
+        return pd.DataFrame(
+            {
+                "passage_id": [self.passages.keys[s] for s in rows],
+                "text": [self.passages.texts[s] for s in rows],
+                "review_id": [self.passage_review[s] for s in rows],
+                "product_id": [
+                    self.products[p] if p >= 0 else None for p in self.passages.product[rows]
+                ],
+                "score": score[rows].astype(float),
+                "evidence": evidence,
+            }
+        )
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_question(question: object) -> str:
+    if isinstance(question, bytes):
+        try:
+            question = question.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("the question is not valid UTF-8 text") from None
+    if not isinstance(question, str):
+        raise ValidationError(f"the question must be text, got {type(question).__name__}")
+    text = " ".join(question.split())
+    if not text:
+        raise ValidationError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValidationError(
+            f"the question is {len(text):,} characters long; at most {MAX_QUESTION_CHARS:,}"
+        )
+    return text
+
+
+def _tokens(text: str) -> list[str]:
+    stop = _stopwords()
+    return [t for t in _TOKEN.findall(text.lower()) if t not in stop]
+
+
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def _unit(vecs: np.ndarray) -> np.ndarray:
+    vecs = np.asarray(vecs, dtype=np.float64)
+    if vecs.ndim != 2 or not len(vecs):
+        return vecs.reshape(len(vecs), -1) if vecs.ndim == 2 else vecs
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+
+
+def _best(score: np.ndarray, k: int) -> np.ndarray:
+    if not len(score):
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, len(score))
+    part = np.argpartition(-score, k - 1)[:k]
+    return part[np.argsort(-score[part], kind="stable")]
+
+
+def _rrf(rankings: Sequence[np.ndarray]) -> np.ndarray:
+    """Reciprocal rank fusion of several score vectors (ties share the best rank)."""
+    if not len(rankings) or not len(rankings[0]):
+        return np.zeros(0)
+    total = np.zeros(len(rankings[0]))
+    for score in rankings:
+        ranks = pd.Series(-score).rank(method="min").to_numpy()
+        total += 1.0 / (RRF_K + ranks)
+    return total

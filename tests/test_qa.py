@@ -1,0 +1,148 @@
+"""QA linking on the real embedded store with the tiny shop and the real MiniLM encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from graphfusion import Engine
+from graphfusion.cli import main
+from graphfusion.errors import ValidationError
+from graphfusion.ingest import load
+from graphfusion.qa import METHODS, QAIndex, _rrf, split_passages, write_passages
+
+
+@pytest.fixture(scope="module")
+def embedded(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("qa") / "store"
+    with Engine(folder) as engine:
+        load(engine.store, "synthetic", {"shop": tiny_shop})
+        engine.embed(only=("text",))
+    return folder
+
+
+@pytest.fixture
+def engine(embedded: Path, tmp_path: Path) -> Iterator[Engine]:
+    folder = tmp_path / "store"
+    shutil.copytree(embedded, folder)
+    with Engine(folder) as engine:
+        yield engine
+
+
+def test_split_passages() -> None:
+    assert split_passages("  Short   review. ") == ["Short review."]
+    assert split_passages("") == []
+    text = "First sentence is here. " * 20
+    parts = split_passages(text, max_chars=60)
+    assert all(len(p) <= 60 for p in parts) and len(parts) == 10
+    assert " ".join(parts) == " ".join(text.split())
+    long_one = "x" * 500
+    assert split_passages(f"{long_one}. Tail.", max_chars=100) == [f"{long_one}.", "Tail."]
+
+
+def test_passages_are_nodes_of_their_review(engine: Engine) -> None:
+    reviews = engine.stats().nodes["Review"]
+    assert engine.stats().nodes["Passage"] >= reviews
+    rows = engine.cypher(
+        "MATCH (s:Passage)-[:PART_OF]->(r:Review) RETURN s.id AS s, r.id AS r, "
+        "s.text_vec IS NOT NULL AS v"
+    )
+    assert (rows["s"].str.split("#").str[0] == rows["r"]).all() and rows["v"].all()
+    before = engine.stats()
+    write_passages(engine.store)  # idempotent
+    assert engine.stats().nodes["Passage"] == before.nodes["Passage"]
+    assert engine.stats().relationships["PART_OF"] == before.relationships["PART_OF"]
+
+
+def test_a_stored_question_finds_its_product_and_answer(engine: Engine) -> None:
+    row = engine.cypher(
+        "MATCH (a:Answer)-[:ANSWERS]->(q:Question)-[:ABOUT]->(p:Product) "
+        "RETURN q.text AS q, a.id AS a, p.id AS p ORDER BY q.id LIMIT 1"
+    ).iloc[0]
+    result = engine.ask(row["q"], k=5)
+    assert row["p"] in set(result.products["product_id"].iloc[:3])
+    assert engine.ask(row["q"], k=1, method="graph").products["product_id"][0] == row["p"]
+    assert row["a"] in set(result.answers["answer_id"])
+    assert result.answers["score"].is_monotonic_decreasing
+    assert any("similar question" in e for e in result.answers["evidence"].iloc[0])
+    assert len(result.passages) == 5 and result.passages["product_id"].notna().all()
+    for method in METHODS:
+        other = engine.ask(row["q"], k=3, method=method)
+        assert len(other.products) == 3 and len(other.answers) == 3
+
+
+def test_product_page_question_prefers_that_products_answers(engine: Engine) -> None:
+    qa = QAIndex(engine.store)
+    product = qa.products[qa.answers.product[0]]
+    free = qa.ask("Is it any good?", k=40, method="graph").answers
+    paged = qa.ask("Is it any good?", product_id=product, k=40, method="graph").answers
+    ranks_free = np.flatnonzero(free["product_id"] == product)
+    ranks_paged = np.flatnonzero(paged["product_id"] == product)
+    assert len(ranks_paged) and (not len(ranks_free) or ranks_paged[0] <= ranks_free[0])
+    assert qa.ask("Is it any good?", product_id=product, k=1).products["product_id"][0] == product
+
+
+def test_held_out_questions_and_answers_put_back(engine: Engine) -> None:
+    pairs = engine.cypher(
+        "MATCH (a:Answer)-[:ANSWERS]->(q:Question)-[:ABOUT]->(p:Product) "
+        "RETURN q.id AS q, q.text AS qt, a.id AS a, a.text AS at, p.id AS p ORDER BY q.id"
+    )
+    held = pairs.iloc[:5]
+    extra = pd.DataFrame({"answer_id": held["a"], "text": held["at"], "product_id": held["p"]})
+    qa = QAIndex(engine.store, exclude_questions=set(held["q"]), extra_answers=extra)
+    assert not set(held["q"]) & set(qa.questions.keys)
+    assert set(held["a"]) <= set(qa.answers.keys)
+    assert (qa.answer_question[[qa.answers.keys.index(a) for a in held["a"]]] == -1).all()
+
+
+def test_rrf() -> None:
+    fused = _rrf([np.array([3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0]), np.array([0, 5.0, 0])])
+    assert int(np.argmax(fused)) == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "kwargs", "message"),
+    [
+        ("", {}, "empty"),
+        ("   \n ", {}, "empty"),
+        ("x" * 100_000, {}, "characters long"),
+        (b"\xff\xfe broken", {}, "UTF-8"),
+        (42, {}, "must be text"),
+        ("Is it blue?", {"product_id": "nope"}, "no product"),
+        ("Is it blue?", {"k": 0}, "k must"),
+        ("Is it blue?", {"method": "magic"}, "unknown method"),
+    ],
+)
+def test_bad_questions(engine: Engine, question: object, kwargs: dict[str, object],
+                       message: str) -> None:  # fmt: skip
+    with pytest.raises(ValidationError, match=message):
+        engine.ask(question, **kwargs)  # type: ignore[arg-type]
+
+
+def test_other_languages_and_bytes_give_results(engine: Engine) -> None:
+    result = engine.ask("¿Es apto para lavavajillas esta taza?", k=3)
+    assert len(result.products) == 3 and np.isfinite(result.products["score"]).all()
+    assert len(engine.ask(b"Is the mug dishwasher safe?", k=2).answers) == 2
+
+
+def test_cli(embedded: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    shutil.copytree(embedded, folder)
+    runner = CliRunner()
+    res = runner.invoke(main, ["ask", "Is the mug dishwasher safe?", "--k", "2", "--json",
+                               "--store", str(folder)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data) == {"products", "answers", "passages"} and len(data["answers"]) == 2
+    res = runner.invoke(main, ["ask", "Is the mug dishwasher safe?", "--store", str(folder)])
+    assert res.exit_code == 0 and "== answers" in res.output and "  1. " in res.output
+    res = runner.invoke(main, ["ask", "  ", "--store", str(folder)])
+    assert res.exit_code == 1 and "empty" in res.output and "Traceback" not in res.output
+    assert runner.invoke(main, ["ask", "q", "--k", "0"]).exit_code == 2
