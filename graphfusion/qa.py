@@ -8,12 +8,11 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
 - ``dense``: cosine similarity of the question's MiniLM vector with the stored ``text_vec``
   of products, answers and passages (a product without text is the mean of its questions'
   and answers' vectors);
-- ``graph``: the product context. Each stored question's similarity to the asked one is
-  propagated over the graph: a product scores the best similarity among the questions,
-  answers and passages linked to it; an answer scores the similarity of the question it
-  answers plus half its product's score (so answers of similar past questions about the right
-  product come first); a passage scores its product's score (ties broken by its own
-  similarity). With ``product_id`` the asked product's score is 1 (and it comes first in the
+- ``graph``: the product context. The similarities of the stored questions, answers and
+  passages to the asked question are propagated over the graph to their products: a product
+  scores the best similarity among the items linked to it (a similar past question about it
+  counts most); an answer or a passage scores its product's score, ties broken by its own
+  similarity. With ``product_id`` the asked product's score is 1 (and it comes first in the
   product list of every method).
 - ``fusion`` (default): reciprocal rank fusion of the three, ``sum 1 / (60 + rank)``.
 
@@ -370,10 +369,8 @@ class QAIndex:
             np.maximum.at(p_graph, corpus.product[linked], sims[linked])
         if asked is not None:
             p_graph[asked] = 1.0
-        a_graph = 0.5 * p_graph[self.answers.product].clip(min=0)
-        answered = self.answer_question >= 0
-        a_graph[answered] += sim_q[self.answer_question[answered]]
-        s_graph = p_graph[self.passages.product] + 1e-3 * dense["passages"]
+        a_graph = _linked(p_graph, self.answers.product) + 1e-3 * dense["answers"]
+        s_graph = _linked(p_graph, self.passages.product) + 1e-3 * dense["passages"]
         graph = {"products": p_graph, "answers": a_graph, "passages": s_graph}
         for name in ("products", "answers", "passages"):
             methods = {"bm25": lexical[name], "dense": dense[name], "graph": graph[name]}
@@ -490,6 +487,14 @@ def _check_question(question: object) -> str:
     return text
 
 
+def _linked(product_score: np.ndarray, product: np.ndarray) -> np.ndarray:
+    """Each item's product score (-1 for items without a product)."""
+    out = np.full(len(product), -1.0)
+    linked = product >= 0
+    out[linked] = product_score[product[linked]]
+    return out
+
+
 def _tokens(text: str) -> list[str]:
     stop = _stopwords()
     return [t for t in _TOKEN.findall(text.lower()) if t not in stop]
@@ -503,8 +508,8 @@ def _stopwords() -> frozenset[str]:
 
 def _unit(vecs: np.ndarray) -> np.ndarray:
     vecs = np.asarray(vecs, dtype=np.float64)
-    if vecs.ndim != 2 or not len(vecs):
-        return vecs.reshape(len(vecs), -1) if vecs.ndim == 2 else vecs
+    if not len(vecs):
+        return vecs
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
 

@@ -1,0 +1,176 @@
+"""QA linking quality: BM25, dense, graph and their fusion, on held-out questions.
+
+Data sets:
+
+- ``appliances``: Amazon product Q&A, Appliances (../shared/data/amazon_qa_appliances: 9,011
+  answer lines on 1,153 products; the products have no text of their own);
+- ``synthetic``: the generated ``bench`` shop (4,000 questions with their known answers),
+  the embedded store prepared by ``benchmarks.recommend``.
+
+Protocol: 20% of the questions that have an answer (seeded) are held out: they and their
+answers leave the index (``QAIndex(exclude_questions=...)``), and their answers are put back
+into the candidate pool linked to their product only (``extra_answers``). For each held-out
+question:
+
+- answer retrieval: rank the whole pool (stored answers plus the held-out ones); the
+  question's own answer is the relevant item (for a question with several answers, the best
+  ranked of them); MRR@10, Recall@1 and Recall@10;
+- product linking: rank every product (no product id given); Recall@1, Recall@10 and MRR of
+  the true product.
+
+Run::
+
+    python -m benchmarks.qa [--datasets appliances,synthetic] [--seed 0] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from benchmarks.common import command_line, print_table, save_results
+from benchmarks.features import DEFAULT_DATA
+from benchmarks.recommend import prepare as prepare_recommend
+from graphfusion.features.embed import embed
+from graphfusion.ingest import load
+from graphfusion.qa import METHODS, QAIndex
+from graphfusion.store import EmbeddedStore
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+NAME = "qa"
+DATASETS = ("appliances", "synthetic")
+HELD_OUT = 0.2
+
+
+def prepare(name: str, work: Path, data: Path) -> Path:
+    """The embedded store of data set ``name`` (made once under ``work``)."""
+    folder = work / name
+    store_dir = folder / "store"
+    done = folder / "prepared.json"
+    if done.exists():
+        return store_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    if store_dir.exists():
+        shutil.rmtree(store_dir)
+    started = time.perf_counter()
+    if name == "synthetic":
+        source = prepare_recommend("synthetic", work.parent / "recommend", data)
+        shutil.copytree(source, store_dir)
+    else:
+        with EmbeddedStore(store_dir) as store:
+            qa_file = data / "amazon_qa_appliances" / "qa_Appliances.json.gz"
+            load(store, "amazon_qa", {"qa": qa_file}, progress=True)
+            embed(store, only=("text",), progress=True)
+    done.write_text(json.dumps({"prepare_s": round(time.perf_counter() - started, 1)}))
+    return store_dir
+
+
+def _ranks(score: np.ndarray, relevant: list[int]) -> int:
+    """1-based rank of the best-ranked relevant item (ties count against it)."""
+    best = max(score[r] for r in relevant)
+    return int((score > best).sum() + (score == best).sum())
+
+
+def run(name: str, store_dir: Path, seed: int, limit: int | None) -> list[dict[str, Any]]:
+    """Metrics of every method on one data set."""
+    with EmbeddedStore(store_dir, read_only=True) as store:
+        pairs = store.query_df(
+            "MATCH (a:Answer)-[:ANSWERS]->(q:Question)-[:ABOUT]->(p:Product) "
+            "RETURN q.id AS q, q.text AS qt, a.id AS a, a.text AS at, p.id AS p"
+        ).sort_values(["q", "a"], kind="stable")
+        questions = np.array(sorted(pairs["q"].unique()))
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(questions, size=round(HELD_OUT * len(questions)), replace=False))
+        held_pairs = pairs[pairs["q"].isin(held)]
+        extra = pd.DataFrame({"answer_id": held_pairs["a"], "text": held_pairs["at"],
+                              "product_id": held_pairs["p"]})  # fmt: skip
+        started = time.perf_counter()
+        index = QAIndex(store, exclude_questions=held, extra_answers=extra)
+        build_s = time.perf_counter() - started
+    answer_row = {k: i for i, k in enumerate(index.answers.keys)}
+    product_row = {k: i for i, k in enumerate(index.products)}
+    groups = list(held_pairs.groupby("q", sort=True))
+    if limit:
+        groups = groups[:limit]
+    answer_ranks: dict[str, list[int]] = {m: [] for m in METHODS}
+    product_ranks: dict[str, list[int]] = {m: [] for m in METHODS}
+    started = time.perf_counter()
+    for _, group in tqdm(groups, desc=f"qa {name}"):
+        text = str(group["qt"].iloc[0])
+        scores = index.scores(text)
+        own = [answer_row[a] for a in group["a"]]
+        true_product = product_row[group["p"].iloc[0]]
+        for m in METHODS:
+            answer_ranks[m].append(_ranks(scores["answers"][m], own))
+            product_ranks[m].append(_ranks(scores["products"][m], [true_product]))
+    per_question_ms = 1000 * (time.perf_counter() - started) / max(len(groups), 1)
+    rows = []
+    for m in METHODS:
+        a = np.array(answer_ranks[m])
+        p = np.array(product_ranks[m])
+        rows.append({
+            "dataset": name, "method": m, "questions": len(a),
+            "answer_pool": len(index.answers.keys), "products": len(index.products),
+            "answer_mrr@10": float(np.where(a <= 10, 1.0 / a, 0.0).mean()),
+            "answer_recall@1": float((a <= 1).mean()),
+            "answer_recall@10": float((a <= 10).mean()),
+            "product_recall@1": float((p <= 1).mean()),
+            "product_recall@10": float((p <= 10).mean()),
+            "product_mrr": float((1.0 / p).mean()),
+            "index_build_s": build_s, "ms_per_question": per_question_ms,
+        })  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the table and save ``benchmarks/results/qa.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="Score at most N questions.")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/qa"))
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown data sets: {unknown}")
+    rows: list[dict[str, Any]] = []
+    for name in datasets:
+        rows.extend(run(name, prepare(name, args.work, args.data), args.seed, args.limit))
+    table = []
+    for r in rows:
+        base = {m["method"]: m for m in rows if m["dataset"] == r["dataset"]}
+        gain = "-"
+        if r["method"] == "fusion":
+            gain = ", ".join(
+                f"{(r['answer_mrr@10'] / base[b]['answer_mrr@10'] - 1) * 100:+.0f}% vs {b}"
+                for b in ("bm25", "dense") if base[b]["answer_mrr@10"]
+            )  # fmt: skip
+        table.append([
+            r["dataset"], r["method"], r["questions"], f"{r['answer_mrr@10']:.3f}",
+            f"{r['answer_recall@1']:.3f}", f"{r['answer_recall@10']:.3f}",
+            f"{r['product_recall@1']:.3f}", f"{r['product_recall@10']:.3f}",
+            f"{r['product_mrr']:.3f}", gain,
+        ])  # fmt: skip
+    headers = ["data set", "method", "questions", "answer MRR@10", "answer R@1", "answer R@10",
+               "product R@1", "product R@10", "product MRR", "fusion answer MRR"]  # fmt: skip
+    text = print_table(headers, table, title=f"QA linking, {HELD_OUT:.0%} of questions held out")
+    results = {"seed": args.seed, "held_out": HELD_OUT, "rows": rows}
+    path = save_results(NAME, results, command=command_line(NAME, argv), tables=[text])
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
