@@ -14,7 +14,10 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   counts most); an answer or a passage scores its product's score, ties broken by its own
   similarity. With ``product_id`` the asked product's score is 1 (and it comes first in the
   product list of every method).
-- ``fusion`` (default): reciprocal rank fusion of the three, ``sum 1 / (60 + rank)``.
+- ``fusion`` (default): ``dense + a * bm25 / max(bm25) + b * graph`` with ``a`` and ``b``
+  learned on the stored questions and their answers (:meth:`QAIndex.fit_fusion`: a grid
+  search of the MRR of held-in questions asked with themselves left out); reciprocal rank
+  fusion (``sum 1 / (60 + rank)``) when there are too few answered questions to learn from.
 
 Review passages are made by :func:`write_passages`: reviews longer than
 :data:`PASSAGE_MAX_CHARS` are split at sentence ends into passages of at most that many
@@ -56,6 +59,8 @@ MAX_QUESTION_CHARS = 10_000
 PASSAGE_MAX_CHARS = 300
 #: Rank offset of reciprocal rank fusion.
 RRF_K = 60
+#: Candidate weights of BM25 and graph in the learned fusion (dense has weight 1).
+FUSION_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -185,6 +190,8 @@ class QAIndex:
             questions out this way).
         extra_answers: Answers to add to the pool: a frame with ``answer_id``, ``text``,
             ``product_id`` (no question: benchmarks put held-out answers back this way).
+        learn_fusion: Learn the fusion from the stored questions (:meth:`fit_fusion`);
+            otherwise, or with too few of them, the fusion is reciprocal rank fusion.
 
     Raises:
         ValidationError: The store has no products.
@@ -197,7 +204,9 @@ class QAIndex:
         encoder: Any | None = None,
         exclude_questions: Collection[str] = (),
         extra_answers: pd.DataFrame | None = None,
+        learn_fusion: bool = True,
     ) -> None:
+        self.fusion_weights: dict[str, np.ndarray] = {}
         if encoder is None:
             from graphfusion.features.text import TextEncoder
 
@@ -305,6 +314,7 @@ class QAIndex:
         self.product_corpus = _Corpus.build(
             self.products, texts, p_vecs, np.arange(len(self.products))
         )
+        self.fusion_trained_on = self.fit_fusion() if learn_fusion else 0
 
     # ------------------------------------------------------------------ asking
     def ask(
@@ -342,11 +352,22 @@ class QAIndex:
             passages=self._passages(scores["passages"][method], scores, k),
         )
 
-    def scores(self, question: str, asked: int | None = None) -> dict[str, Any]:
-        """Every signal's scores for every product, answer and passage (for benchmarks)."""
+    def scores(
+        self, question: str, asked: int | None = None, *, leave_out: int | None = None
+    ) -> dict[str, Any]:
+        """Every signal's scores for every product, answer and passage (for benchmarks).
+
+        Args:
+            question: The question text (checked by :meth:`ask`).
+            asked: Row of the product asked on.
+            leave_out: Row of a stored question to ignore (it is the question asked: training
+                the fusion on stored questions).
+        """
         vec = _unit(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
         tokens = [t for t in _tokens(question)]
         sim_q = self.questions.vecs @ vec if len(self.questions.keys) else np.zeros(0)
+        if leave_out is not None:
+            sim_q[leave_out] = -1.0
         out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens)}
         dense = {}
         lexical = {}
@@ -374,13 +395,57 @@ class QAIndex:
         graph = {"products": p_graph, "answers": a_graph, "passages": s_graph}
         for name in ("products", "answers", "passages"):
             methods = {"bm25": lexical[name], "dense": dense[name], "graph": graph[name]}
-            methods["fusion"] = _rrf([methods["bm25"], methods["dense"], methods["graph"]])
+            weights = self.fusion_weights.get("answers" if name == "passages" else name)
+            if weights is None:
+                methods["fusion"] = _rrf([methods["bm25"], methods["dense"], methods["graph"]])
+            else:
+                methods["fusion"] = _fused(_signals(methods), weights)
             if name == "products" and asked is not None:
                 for score in methods.values():  # the product asked on comes first
                     score[asked] = score.max() + 1.0
             out[name] = methods
         out["asked"] = asked
         return out
+
+    # ------------------------------------------------------------------ learned fusion
+    def fit_fusion(self, limit: int = 300, seed: int = 0) -> int:
+        """Learn the fusion's two weights from the stored questions and their answers.
+
+        The fused score is ``dense + a * bm25 / max(bm25) + b * graph``. For up to ``limit``
+        answered questions (seeded sample), each asked with itself left out, ``(a, b)`` is
+        chosen on the grid :data:`FUSION_GRID` squared to maximize the MRR@10 of the
+        question's own answers (one pair of weights for answers and passages) and the MRR of
+        its product (another for products). With fewer than 20 answered questions nothing is
+        learned and the fusion stays reciprocal rank fusion.
+
+        Returns:
+            The number of training questions used.
+        """
+        answered = np.unique(self.answer_question[self.answer_question >= 0])
+        if len(answered) < 20:
+            return 0
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(answered, size=min(limit, len(answered)), replace=False)
+        seen: dict[str, list[tuple[list[np.ndarray], np.ndarray]]] = {"answers": [], "products": []}
+        for row in chosen:
+            sc = self.scores(self.questions.texts[row], leave_out=int(row))
+            targets = {
+                "answers": np.flatnonzero(self.answer_question == row),
+                "products": np.array([self.questions.product[row]]),
+            }
+            for name, pos in targets.items():
+                if len(pos) and pos[0] >= 0:
+                    seen[name].append((_signals(sc[name]), pos))
+        for name, cases in seen.items():
+            if not cases:
+                continue
+            cutoff = 10 if name == "answers" else None
+            best = max(
+                ((a, b) for a in FUSION_GRID for b in FUSION_GRID),
+                key=lambda ab: _mrr(cases, ab, cutoff),
+            )
+            self.fusion_weights[name] = np.array(best)
+        return len(chosen)
 
     # ------------------------------------------------------------------ result frames
     def _evidence_words(self, text: str, tokens: set[str]) -> str | None:
@@ -485,6 +550,32 @@ def _check_question(question: object) -> str:
             f"the question is {len(text):,} characters long; at most {MAX_QUESTION_CHARS:,}"
         )
     return text
+
+
+def _signals(methods: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Dense, max-normalized BM25 and graph scores: what the learned fusion weighs."""
+    bm25 = methods["bm25"]
+    top = float(bm25.max()) if len(bm25) else 0.0
+    return [methods["dense"], bm25 / top if top > 0 else bm25, methods["graph"]]
+
+
+def _fused(signals: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    dense, bm25, graph = signals
+    return dense + weights[0] * bm25 + weights[1] * graph
+
+
+def _mrr(
+    cases: Sequence[tuple[list[np.ndarray], np.ndarray]],
+    weights: tuple[float, float],
+    cutoff: int | None,
+) -> float:
+    """Mean reciprocal rank of the best-ranked positive (0 beyond ``cutoff``)."""
+    total = 0.0
+    for signals, pos in cases:
+        score = _fused(signals, weights)
+        rank = int((score > score[pos].max()).sum()) + 1
+        total += 0.0 if cutoff is not None and rank > cutoff else 1.0 / rank
+    return total / len(cases)
 
 
 def _linked(product_score: np.ndarray, product: np.ndarray) -> np.ndarray:

@@ -146,3 +146,19 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
     res = runner.invoke(main, ["ask", "  ", "--store", str(folder)])
     assert res.exit_code == 1 and "empty" in res.output and "Traceback" not in res.output
     assert runner.invoke(main, ["ask", "q", "--k", "0"]).exit_code == 2
+
+
+def test_fusion_weights_are_learned_from_stored_questions(engine: Engine) -> None:
+    from graphfusion.qa import FUSION_GRID, _fused, _signals
+
+    qa = QAIndex(engine.store)
+    assert qa.fusion_trained_on >= 20
+    assert set(qa.fusion_weights) == {"answers", "products"}
+    assert all(float(w) in FUSION_GRID for ws in qa.fusion_weights.values() for w in ws)
+    sc = qa.scores("Is the mug dishwasher safe?")
+    want = _fused(_signals(sc["answers"]), qa.fusion_weights["answers"])
+    np.testing.assert_allclose(sc["answers"]["fusion"], want)
+    plain = QAIndex(engine.store, learn_fusion=False)
+    assert plain.fusion_weights == {} and plain.fusion_trained_on == 0
+    rrf = plain.scores("Is the mug dishwasher safe?")["answers"]
+    np.testing.assert_allclose(rrf["fusion"], _rrf([rrf["bm25"], rrf["dense"], rrf["graph"]]))
