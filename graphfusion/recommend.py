@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.ingest import LoadReport, load
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
-from graphfusion.store.base import BaseStore
+from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import LEAK_FREE_BEHAVIOUR, MODELS, TrainConfig, _training_graph
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
@@ -535,7 +535,7 @@ class Recommender:
         Raises:
             ValidationError: Not a DataFrame, or a required column is missing.
         """
-        frame = _frame_with(frame, ("user_id", "product_id"))
+        frame = _check_frame(frame, ("user_id", "product_id"))
         frame = frame.copy()
         if "type" not in frame.columns:
             frame["type"] = "PURCHASED"
@@ -596,7 +596,7 @@ class Recommender:
             ValidationError: Not a DataFrame, no ``id`` column, or the served model is not the
                 fusion model (LightGCN and MF have no content path: retrain).
         """
-        frame = _frame_with(frame, ("id",))
+        frame = _check_frame(frame, ("id",))
         if self.fusion is None:
             raise ValidationError(f"{self.model_name} cannot place new products; train fusion")
         report = load(self.store, "live_products", {"products": frame})
@@ -673,15 +673,6 @@ class Recommender:
 def _check_k(k: object) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
-
-
-def _frame_with(frame: object, columns: Sequence[str]) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValidationError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValidationError(f"the frame lacks the column(s) {', '.join(missing)}")
-    return frame
 
 
 def _bad_type(line: int, value: str) -> Any:
