@@ -560,6 +560,51 @@ def ask_cmd(
                 click.echo(f"       - {line}")
 
 
+@main.command("defects")
+@click.option(
+    "--level", type=click.Choice(["supplier", "batch", "product"]), default="supplier",
+    show_default=True,
+)  # fmt: skip
+@click.option("--top", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the risk ranking and the top node's evidence subgraph as PNG here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
+@_store_options
+@_command
+def defects_cmd(
+    level: str,
+    top: int,
+    plot_dir: Path | None,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """The riskiest suppliers, batches or products, with evidence and products at risk."""
+    with _engine(store, neo4j_uri) as engine:
+        analysis = engine.defect_analysis()
+        frame = analysis.ranking(level, top)
+        if plot_dir is not None and not frame.empty:
+            ranking = analysis.plot(plot_dir / f"defects-{level}.png", level)
+            first = str(frame.iloc[0, 0])
+            subgraph = analysis.plot_subgraph(first, plot_dir / f"defects-{first}.png")
+            click.echo(f"plots: {ranking} {subgraph}", err=True)
+    if as_json:
+        _echo_json(frame.to_dict(orient="records"))
+        return
+    for rank, row in enumerate(frame.to_dict(orient="records"), 1):
+        key = next(iter(row.values()))
+        extra = f", {len(row['at_risk_products'])} at risk" if "at_risk_products" in row else ""
+        click.echo(f"{rank:>3}. {key}  risk {row['risk']:.3f}{extra}")
+        for item in row["evidence"][:3]:
+            click.echo(f"       - {item['kind']} {item['key']} ({item['score']:.2f}): "
+                       f"{item['text'][:80]}")  # fmt: skip
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from graphfusion.defects import DefectAnalysis, analyse
 from graphfusion.errors import ValidationError
 from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vectors
 from graphfusion.ingest import LoadReport, load
@@ -53,6 +54,7 @@ class Engine:
             self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
         self._recommender: Recommender | None = None
         self._qa: QAIndex | None = None
+        self._defects: DefectAnalysis | None = None
 
     @classmethod
     def connect(
@@ -90,7 +92,8 @@ class Engine:
         """
         all_sources = dict(sources or {})
         all_sources.update(named_sources)
-        self._qa = self._recommender = None  # rebuilt from the new data on next use
+        # rebuilt from the new data on next use
+        self._qa, self._recommender, self._defects = None, None, None
         return load(
             self.store,
             mapping,
@@ -116,7 +119,7 @@ class Engine:
         """
         if "Passage" in self.store.schema.nodes and (only is None or "text" in only):
             write_passages(self.store)
-        self._qa = None
+        self._qa, self._defects = None, None
         return embed(
             self.store,
             only=only,
@@ -201,6 +204,23 @@ class Engine:
         if self._qa is None:
             self._qa = QAIndex(self.store)
         return self._qa.ask(question, product_id, k, method)
+
+    # ------------------------------------------------------------------ defects
+    def defect_analysis(self) -> DefectAnalysis:
+        """Evidence and propagated risk for every product, batch and supplier (see
+        :mod:`graphfusion.defects`; computed on first use, again after a load or embed)."""
+        if self._defects is None:
+            self._defects = analyse(self.store)
+        return self._defects
+
+    def defects(self, level: str = "supplier", top: int = 20) -> pd.DataFrame:
+        """The riskiest suppliers, batches or products with their main evidence and the
+        products at risk that share them."""
+        return self.defect_analysis().ranking(level, top)
+
+    def defect_evidence(self, node_key: str) -> list[dict[str, Any]]:
+        """Evidence paths of a supplier, batch or product, strongest first."""
+        return self.defect_analysis().evidence_paths(node_key)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""
