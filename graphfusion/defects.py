@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from graphfusion.errors import ValidationError
-from graphfusion.graph import _vectors
+from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -259,16 +259,17 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
             from graphfusion.features.text import TextEncoder
 
             encoder = TextEncoder()
-        bad = _unit(encoder.encode(list(DEFECT_PHRASES)))
-        good = _unit(encoder.encode(list(FINE_PHRASES)))
-        unit = _unit(vecs[has])
+        bad = unit_rows(encoder.encode(list(DEFECT_PHRASES)))
+        good = unit_rows(encoder.encode(list(FINE_PHRASES)))
+        unit = unit_rows(vecs[has])
         margin = (unit @ bad.T).max(1) - (unit @ good.T).max(1)
         text_score[has] = 1.0 / (1.0 + np.exp(-TEXT_SCALE * margin))
     rating = pd.to_numeric(frame["rating"], errors="coerce").clip(1, 5)
     rating_score = ((5.0 - rating) / 4.0).to_numpy()
-    both = np.nanmean(np.vstack([text_score, rating_score]), axis=0) if len(frame) else []
+    stack = np.vstack([text_score, rating_score])
+    known = (~np.isnan(stack)).sum(axis=0)
     frame["text_score"] = text_score
-    frame["score"] = np.nan_to_num(both, nan=0.5)
+    frame["score"] = np.where(known > 0, np.nansum(stack, axis=0) / np.maximum(known, 1), 0.5)
     frame["text"] = frame["text"].fillna(frame["title"]).fillna("")
     return frame[["review_id", "product_id", "rating", "text_score", "score", "text"]]
 
@@ -372,11 +373,11 @@ def _image_percentiles(store: BaseStore, products: list[str]) -> np.ndarray:
     vecs, has = _vectors(table.column("v"), dim)
     frame = pd.DataFrame({"p": table.column("p").to_pylist(),
                           "c": table.column("c").to_pylist()})[has]  # fmt: skip
-    unit = _unit(vecs[has])
+    unit = unit_rows(vecs[has])
     frame["c"] = frame["c"].fillna("")
     distance = np.zeros(len(frame))
     for _, rows in frame.groupby("c").indices.items():
-        centre = _unit(unit[rows].mean(0, keepdims=True))[0]
+        centre = unit_rows(unit[rows].mean(0, keepdims=True))[0]
         distance[rows] = 1.0 - unit[rows] @ centre
     frame["d"] = distance
     pct = frame.groupby("c")["d"].rank(pct=True)
@@ -384,11 +385,3 @@ def _image_percentiles(store: BaseStore, products: list[str]) -> np.ndarray:
     best = frame.groupby("p")["pct"].max()
     out.update(best)
     return out.to_numpy()
-
-
-def _unit(vecs: np.ndarray) -> np.ndarray:
-    vecs = np.asarray(vecs, dtype=np.float64)
-    if not len(vecs):
-        return vecs
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)

@@ -143,6 +143,15 @@ def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]
     return matrix, mask
 
 
+def unit_rows(vecs: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float64."""
+    vecs = np.asarray(vecs, dtype=np.float64)
+    if not len(vecs):
+        return vecs
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+
+
 def _rows(ends: pa.ChunkedArray, keys: pa.Array) -> torch.Tensor:
     """Row indices of relationship ends among a label's keys."""
     rows = pc.index_in(ends, value_set=keys).to_numpy()

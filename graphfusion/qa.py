@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from graphfusion.errors import ValidationError
-from graphfusion.graph import _vectors
+from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -172,7 +172,7 @@ class _Corpus:
             tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
             index = bm25s.BM25()
             index.index(tokens, show_progress=False)
-        return cls(keys, texts, _unit(vecs), product, index)
+        return cls(keys, texts, unit_rows(vecs), product, index)
 
     def bm25_scores(self, tokens: list[str]) -> np.ndarray:
         if self.bm25 is None or not tokens:
@@ -363,7 +363,7 @@ class QAIndex:
             leave_out: Row of a stored question to ignore (it is the question asked: training
                 the fusion on stored questions).
         """
-        vec = _unit(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
+        vec = unit_rows(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
         tokens = [t for t in _tokens(question)]
         sim_q = self.questions.vecs @ vec if len(self.questions.keys) else np.zeros(0)
         if leave_out is not None:
@@ -595,14 +595,6 @@ def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
-
-
-def _unit(vecs: np.ndarray) -> np.ndarray:
-    vecs = np.asarray(vecs, dtype=np.float64)
-    if not len(vecs):
-        return vecs
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
 
 
 def _best(score: np.ndarray, k: int) -> np.ndarray:
