@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +16,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("GRAPHFUSION_STORE", None)
 
 from graphfusion.store import EmbeddedStore
+
+if TYPE_CHECKING:
+    from graphfusion import Engine
 from graphfusion.synthetic import generate_shop
 
 
@@ -30,3 +35,21 @@ def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     """A fresh, empty embedded store."""
     with EmbeddedStore(tmp_path / "store") as s:
         yield s
+
+
+@pytest.fixture
+def private_copy(tmp_path: Path) -> Iterator[Callable[[Path], Engine]]:
+    """Open a private copy of a prepared store folder (tests that write must not share)."""
+    from graphfusion import Engine
+
+    opened: list[Engine] = []
+
+    def open_copy(folder: Path) -> Engine:
+        target = tmp_path / f"store-{len(opened)}"
+        shutil.copytree(folder, target)
+        opened.append(Engine(target))
+        return opened[-1]
+
+    yield open_copy
+    for engine in opened:
+        engine.close()

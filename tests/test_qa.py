@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,9 @@ def embedded(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(embedded: Path, tmp_path: Path) -> Iterator[Engine]:
-    folder = tmp_path / "store"
-    shutil.copytree(embedded, folder)
-    with Engine(folder) as engine:
-        yield engine
+def engine(embedded: Path, private_copy: Callable[[Path], Engine]) -> Engine:
+    """A private copy of the prepared store."""
+    return private_copy(embedded)
 
 
 def test_split_passages() -> None:

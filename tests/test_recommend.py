@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +33,9 @@ def trained(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(trained: Path, tmp_path: Path) -> Iterator[Engine]:
-    """A private copy of the trained store."""
-    folder = tmp_path / "store"
-    shutil.copytree(trained, folder)
-    with Engine(folder) as engine:
-        yield engine
+def engine(trained: Path, private_copy: Callable[[Path], Engine]) -> Engine:
+    """A private copy of the prepared store."""
+    return private_copy(trained)
 
 
 def _seen(engine: Engine, user: str) -> set[str]:
