@@ -51,12 +51,10 @@ from numpy.typing import NDArray
 from graphfusion.errors import ValidationError
 from graphfusion.readers import Record, read_source
 from graphfusion.synthetic import (
-    _DAY,
-    _END,
     _START,
+    _draw_events,
     _gumbel,
     _ids,
-    _iso,
     _prepare_dir,
     _progress,
     _sigmoid,
@@ -657,36 +655,12 @@ class _CatalogShop:
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if expected_rows(mid) > target else (lo, mid)
         thr = 0.5 * (lo + hi)
-        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - thr))
-        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - thr - 0.7))) & can_fav
-        view_w = 1 + rng.poisson(0.3 + 1.5 * _sigmoid(a - 1.5))
-        buy_w = 1 + rng.poisson(0.12, n_rows)
-        view_ts = _START + (rng.random(n_rows) * (_END - _START - _DAY)).astype(np.int64)
-        buy_ts = np.minimum(view_ts + rng.exponential(1.5 * _DAY, n_rows).astype(np.int64), _END)
-        fav_ts = np.minimum(view_ts + rng.exponential(0.5 * _DAY, n_rows).astype(np.int64), _END)
-
-        n_buy, n_fav = int(buy.sum()), int(fav.sum())
-        kinds = np.repeat(np.arange(3, dtype=np.int64), [n_rows, n_buy, n_fav])
-        all_u = np.concatenate([u, u[buy], u[fav]])
-        all_p = np.concatenate([p, p[buy], p[fav]])
-        all_ts = np.concatenate([view_ts, buy_ts[buy], fav_ts[fav]])
-        all_w = np.concatenate([view_w, buy_w[buy], np.ones(n_fav, np.int64)])
-        order = np.lexsort((kinds, all_p, all_ts, all_u))
-        type_names = np.array(["VIEWED", "PURCHASED", "FAVORITED"])
-        self.write(
-            "interactions",
-            pd.DataFrame(
-                {
-                    "user_id": np.array(self.user_ids)[all_u[order]],
-                    "product_id": np.array(self.product_ids)[all_p[order]],
-                    "type": type_names[kinds[order]],
-                    "ts": _iso(all_ts[order]),
-                    "weight": all_w[order].astype(np.float64),
-                }
-            ),
-        )
+        first = np.full(n_rows, _START, dtype=np.int64)
+        events = _draw_events(rng, u, p, a, thr, can_fav, first, self.user_ids, self.product_ids)
+        self.write("interactions", events.frame)
+        n_buy, n_fav = int(events.buy.sum()), int(events.fav.sum())
         self.counts["light_users"] = int(light.sum())
-        self.counts["interactions"] = len(all_u)
+        self.counts["interactions"] = len(events.frame)
         self.counts["viewed"] = n_rows
         self.counts["purchased"] = n_buy
         self.counts["favorited"] = n_fav

@@ -99,10 +99,9 @@ def read_source(
         MappingError: The source does not exist or is not of the declared kind.
     """
     options = options or {}
-    if fmt == "frame" or isinstance(source, pd.DataFrame):
-        if not isinstance(source, pd.DataFrame):
-            raise MappingError(f"source {name!r} must be a pandas DataFrame")
-        yield from _read_frame(source)
+    frame = _frame_source(fmt, source, name)
+    if frame is not None:
+        yield from _read_frame(frame)
         return
     path = Path(source)
     if not path.exists():
@@ -139,10 +138,9 @@ def read_table(
         MappingError: The source does not exist or is not of the declared kind.
     """
     options = options or {}
-    if fmt == "frame" or isinstance(source, pd.DataFrame):
-        if not isinstance(source, pd.DataFrame):
-            raise MappingError(f"source {name!r} must be a pandas DataFrame")
-        return Table.from_frame(source), []
+    frame = _frame_source(fmt, source, name)
+    if frame is not None:
+        return Table.from_frame(frame), []
     path = Path(source)
     if fmt == "csv" and path.is_file():
         fast = _csv_table(path, options.get("delimiter", ","))
@@ -161,6 +159,15 @@ def read_table(
             rows.append(rec.data)
             lines.append(rec.line)
     return Table.from_rows(rows, lines), bad
+
+
+def _frame_source(fmt: str, source: Any, name: str) -> pd.DataFrame | None:
+    """The DataFrame a ``frame`` source (or any DataFrame) is; None for a file source."""
+    if fmt != "frame" and not isinstance(source, pd.DataFrame):
+        return None
+    if not isinstance(source, pd.DataFrame):
+        raise MappingError(f"source {name!r} must be a pandas DataFrame")
+    return source
 
 
 def _empty() -> Table:

@@ -844,6 +844,59 @@ def _gumbel(rng: np.random.Generator, shape: int | tuple[int, ...]) -> FloatArra
     return np.asarray(-np.log(-np.log(np.clip(u, 1e-12, 1.0 - 1e-12))), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _Events:
+    """Interaction rows drawn from (user, product) views: the table and which views led to a
+    purchase (with its time) or a favourite."""
+
+    frame: pd.DataFrame
+    buy: BoolArray
+    fav: BoolArray
+    buy_ts: IntArray
+
+
+def _draw_events(
+    rng: np.random.Generator,
+    u: IntArray,
+    p: IntArray,
+    a: FloatArray,
+    thr: float,
+    can_fav: BoolArray,
+    first_ts: IntArray,
+    user_ids: Sequence[str],
+    product_ids: Sequence[str],
+) -> _Events:
+    """Views (one row per pair), purchases and favourites following the affinity ``a`` above
+    the threshold ``thr``, with weights and times (a view between ``first_ts`` and the end),
+    sorted by user, time, product and kind."""
+    n_rows = len(u)
+    buy = rng.random(n_rows) < _sigmoid(1.3 * (a - thr))
+    fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - thr - 0.7))) & can_fav
+    view_w = 1 + rng.poisson(0.3 + 1.5 * _sigmoid(a - 1.5))
+    buy_w = 1 + rng.poisson(0.12, n_rows)
+    view_ts = first_ts + (rng.random(n_rows) * (_END - first_ts - _DAY)).astype(np.int64)
+    buy_ts = np.minimum(view_ts + rng.exponential(1.5 * _DAY, n_rows).astype(np.int64), _END)
+    fav_ts = np.minimum(view_ts + rng.exponential(0.5 * _DAY, n_rows).astype(np.int64), _END)
+    n_buy, n_fav = int(buy.sum()), int(fav.sum())
+    kinds = np.repeat(np.arange(3, dtype=np.int64), [n_rows, n_buy, n_fav])
+    all_u = np.concatenate([u, u[buy], u[fav]])
+    all_p = np.concatenate([p, p[buy], p[fav]])
+    all_ts = np.concatenate([view_ts, buy_ts[buy], fav_ts[fav]])
+    all_w = np.concatenate([view_w, buy_w[buy], np.ones(n_fav, np.int64)])
+    order = np.lexsort((kinds, all_p, all_ts, all_u))
+    type_names = np.array(["VIEWED", "PURCHASED", "FAVORITED"])
+    frame = pd.DataFrame(
+        {
+            "user_id": np.array(user_ids)[all_u[order]],
+            "product_id": np.array(product_ids)[all_p[order]],
+            "type": type_names[kinds[order]],
+            "ts": _iso(all_ts[order]),
+            "weight": all_w[order].astype(np.float64),
+        }
+    )
+    return _Events(frame, buy, fav, buy_ts)
+
+
 def _sigmoid(x: FloatArray) -> FloatArray:
     return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
@@ -1466,35 +1519,11 @@ class _Shop:
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if expected_rows(mid) > target else (lo, mid)
         thr = 0.5 * (lo + hi)
-        buy = rng.random(n_rows) < _sigmoid(1.3 * (a - thr))
-        fav = (rng.random(n_rows) < _sigmoid(1.3 * (a - thr - 0.7))) & can_fav
-        view_w = 1 + rng.poisson(0.3 + 1.5 * _sigmoid(a - 1.5))
-        buy_w = 1 + rng.poisson(0.12, n_rows)
-        created = self.p_created[p]
-        view_ts = created + (rng.random(n_rows) * (_END - created - _DAY)).astype(np.int64)
-        buy_ts = np.minimum(view_ts + rng.exponential(1.5 * _DAY, n_rows).astype(np.int64), _END)
-        fav_ts = np.minimum(view_ts + rng.exponential(0.5 * _DAY, n_rows).astype(np.int64), _END)
-
-        n_buy, n_fav = int(buy.sum()), int(fav.sum())
-        kinds = np.repeat(np.arange(3, dtype=np.int64), [n_rows, n_buy, n_fav])
-        all_u = np.concatenate([u, u[buy], u[fav]])
-        all_p = np.concatenate([p, p[buy], p[fav]])
-        all_ts = np.concatenate([view_ts, buy_ts[buy], fav_ts[fav]])
-        all_w = np.concatenate([view_w, buy_w[buy], np.ones(n_fav, np.int64)])
-        order = np.lexsort((kinds, all_p, all_ts, all_u))
-        type_names = np.array(["VIEWED", "PURCHASED", "FAVORITED"])
-        self.write(
-            "interactions",
-            pd.DataFrame(
-                {
-                    "user_id": np.array(self.user_ids)[all_u[order]],
-                    "product_id": np.array(self.product_ids)[all_p[order]],
-                    "type": type_names[kinds[order]],
-                    "ts": _iso(all_ts[order]),
-                    "weight": all_w[order].astype(np.float64),
-                }
-            ),
+        events = _draw_events(
+            rng, u, p, a, thr, can_fav, self.p_created[p], self.user_ids, self.product_ids
         )
+        self.write("interactions", events.frame)
+        buy, buy_ts = events.buy, events.buy_ts
         self.buy_u, self.buy_p, self.buy_ts, self.buy_aff = u[buy], p[buy], buy_ts[buy], a[buy]
         self.view_u, self.view_p = u, p
 
