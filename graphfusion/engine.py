@@ -22,6 +22,7 @@ from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vec
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
 from graphfusion.qa import QAIndex, QAResult, write_passages
+from graphfusion.recalls import RecallReport, recall_report
 from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
@@ -221,6 +222,11 @@ class Engine:
     def defect_evidence(self, node_key: str) -> list[dict[str, Any]]:
         """Evidence paths of a supplier, batch or product, strongest first."""
         return self.defect_analysis().evidence_paths(node_key)
+
+    def recalls(self, min_recalls: int = 2) -> RecallReport:
+        """Firms named by ``min_recalls`` or more recalls and the hazard types that cluster
+        on firms (see :mod:`graphfusion.recalls`; load recalls first, e.g. ``cpsc_recalls``)."""
+        return recall_report(self.store, min_recalls=min_recalls)
 
     def stats(self) -> Counts:
         """Node counts by label and relationship counts by type."""

@@ -1,0 +1,363 @@
+"""Recall report: which companies are linked to several recalls, and which hazards cluster.
+
+Works on a store that holds ``Recall`` nodes naming ``Supplier`` nodes in their roles
+(``(Recall)-[:NAMES {role}]->(Supplier)``), as the built-in ``cpsc_recalls`` mapping loads the
+US CPSC recall export::
+
+    engine.load("cpsc_recalls", recalls="recalls.csv")
+    report = engine.recalls()
+    report.companies.head(10)       # firms named by 2 or more recalls, with roles and hazards
+    report.clusters                 # per hazard type: recalls, firms, repeat firms, lift
+
+**Hazard types.** CPSC hazard texts name their hazards ("posing fire and burn hazards"), so
+a recall's hazard types are the ones whose words (:data:`HAZARD_TYPES`) appear in its hazard
+text, or in its title when it has none, in order of appearance; the first is its main type. A
+text that names no hazard is compared (all-MiniLM-L6-v2, cosine) with short descriptions of
+each type and gets the best match, or ``other`` below :data:`MIN_SIMILARITY`. A recall without
+any text is ``unknown``.
+
+**Clusters.** A hazard type *clusters* on firms when the same firms are named again and again
+for it. For each type the report gives the number of recalls and firms, the firms named by two
+or more recalls of that type (``repeat_firms``) and the share of the type's recalls that name a
+repeat firm (``repeat_share``). ``expected_share`` is that share when the recalls' hazard
+types are shuffled among the recalls (:data:`PERMUTATIONS` seeded draws), and ``lift`` the
+ratio: above 1, the type concentrates on a few firms beyond what their recall counts explain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graphfusion.errors import ValidationError
+from graphfusion.graph import unit_rows
+from graphfusion.store.base import BaseStore
+
+__all__ = [
+    "HAZARD_TYPES",
+    "MIN_SIMILARITY",
+    "PERMUTATIONS",
+    "RecallReport",
+    "hazard_types",
+    "recall_report",
+]
+
+#: Hazard types: the words that name them in a hazard text (English and the Spanish of
+#: CPSC's translated headings), and descriptions for texts that name none.
+HAZARD_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fire": (
+        r"\bfires?\b|ignit|flame|smok|incendio",
+        ("can overheat and catch fire", "the wiring can short, melt and ignite"),
+    ),
+    "burn": (
+        r"\bburn|scald|quemadura",
+        ("hot liquid can spill or spray onto the user", "the surface gets too hot to touch"),
+    ),
+    "electric shock": (
+        r"shock|electrocut|descarga",
+        ("the unit can leak current or become electrified", "exposed live wires"),
+    ),
+    "laceration": (
+        r"lacerat|\bcuts?\b|cortadura",
+        ("the blade or glass can break and cut the user", "sharp edges are exposed"),
+    ),
+    "choking or ingestion": (
+        r"chok|ingest|swallow|asfixia",
+        ("small parts can detach and be swallowed", "pieces can end up in the food"),
+    ),
+    "poisoning": (
+        r"poison|carbon monoxide|toxic|glycol|intoxica",
+        ("contains a toxic chemical", "carbon monoxide can build up indoors"),
+    ),
+    "tip-over or entrapment": (
+        r"tip[- ]?over|entrap|suffocat|tipping",
+        ("the appliance can tip over onto a child", "a child can become trapped inside"),
+    ),
+    "impact or injury": (
+        r"injur|strik|impact|lesion",
+        ("parts can break apart and strike consumers", "the lid can burst off under pressure"),
+    ),
+}
+#: Below this best cosine similarity a text that names no hazard gets the type ``other``.
+MIN_SIMILARITY = 0.3
+#: Random draws for the ``lift`` estimate of :attr:`RecallReport.clusters`.
+PERMUTATIONS = 200
+
+
+def hazard_types(texts: list[str | None], encoder: Any | None = None) -> pd.DataFrame:
+    """The hazard types of each text (see the module docstring).
+
+    Args:
+        texts: Hazard descriptions; empty or missing ones get ``unknown``.
+        encoder: Something with ``encode(list[str]) -> array``, used only for texts that
+            name no hazard; the offline MiniLM when None.
+
+    Returns:
+        One row per text: ``hazards`` (every type named, in order of appearance),
+        ``hazard_type`` (the first), ``method`` (``named``, ``similar`` or ``none``) and
+        ``similarity`` (the best cosine for ``similar``, else NaN).
+    """
+    rows: list[dict[str, Any]] = []
+    unnamed: list[int] = []
+    unnamed_texts: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            rows.append({"hazards": ["unknown"], "method": "none"})
+            continue
+        found = []
+        for name, (pattern, _) in HAZARD_TYPES.items():
+            match = re.search(pattern, text, flags=re.IGNORECASE)
+            if match:
+                found.append((match.start(), name))
+        rows.append({"hazards": [name for _, name in sorted(found)], "method": "named"})
+        if not found:
+            unnamed.append(i)
+            unnamed_texts.append(text)
+    if unnamed:
+        if encoder is None:
+            from graphfusion.features.text import TextEncoder
+
+            encoder = TextEncoder()
+        names = [name for name, (_, phrases) in HAZARD_TYPES.items() for _ in phrases]
+        phrases = [p for _, group in HAZARD_TYPES.values() for p in group]
+        ref = unit_rows(np.asarray(encoder.encode(phrases), dtype=np.float32))
+        vecs = unit_rows(np.asarray(encoder.encode(unnamed_texts), np.float32))
+        score = vecs @ ref.T
+        best = score.argmax(axis=1)
+        top = score[np.arange(len(unnamed)), best]
+        for row, b, sim in zip(unnamed, best, top, strict=True):
+            kind = names[b] if sim >= MIN_SIMILARITY else "other"
+            rows[row] = {"hazards": [kind], "method": "similar", "similarity": float(sim)}
+    frame = pd.DataFrame(rows, columns=["hazards", "method", "similarity"])
+    frame.insert(1, "hazard_type", frame["hazards"].str[0])
+    return frame
+
+
+@dataclass
+class RecallReport:
+    """What a store's recalls say about firms and hazards.
+
+    Attributes:
+        recalls: One row per recall: ``recall_id``, ``title``, ``hazard``, ``date``,
+            ``hazard_type`` (main), ``hazards`` (all), ``method``, ``similarity`` and
+            ``firms`` (supplier ids it names).
+        links: One row per (recall, firm, role): ``recall_id``, ``supplier_id``, ``name``,
+            ``role``.
+        companies: One row per firm named by at least ``min_recalls`` recalls, most recalls
+            first: ``supplier_id``, ``name``, ``roles``, ``recalls``, ``recall_ids``,
+            ``hazard_types`` (type to count of recalls), ``main_hazard``, ``first`` and
+            ``last`` date.
+        clusters: One row per hazard type, most recalls first: ``hazard_type``, ``recalls``,
+            ``firms``, ``repeat_firms`` (named by 2+ recalls of this type, with counts),
+            ``repeat_share``, ``expected_share`` and ``lift`` (see the module docstring).
+    """
+
+    recalls: pd.DataFrame
+    links: pd.DataFrame
+    companies: pd.DataFrame
+    clusters: pd.DataFrame
+
+    def firm_hazards(self, top: int = 15) -> pd.DataFrame:
+        """Recall counts of the ``top`` firms (rows) by hazard type (columns)."""
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise ValidationError("top must be a positive integer")
+        firms = self.companies["supplier_id"].head(top).tolist()
+        pairs = self.links[["recall_id", "supplier_id"]].drop_duplicates()
+        pairs = pairs[pairs["supplier_id"].isin(firms)]
+        kinds = self.recalls[["recall_id", "hazards"]].explode("hazards")
+        pairs = pairs.merge(kinds, on="recall_id")
+        table = pd.crosstab(pairs["supplier_id"], pairs["hazards"]).rename_axis(
+            columns="hazard_type"
+        )
+        return table.reindex(firms).fillna(0).astype(int)
+
+    def plot(self, path: str | Path, top: int = 15) -> Path:
+        """Heat map of the ``top`` firms' recalls by hazard type (PNG)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        table = self.firm_hazards(top)
+        if table.empty:
+            raise ValidationError("no firm is named by several recalls: nothing to plot")
+        names = dict(zip(self.companies["supplier_id"], self.companies["name"], strict=True))
+        fig, ax = plt.subplots(figsize=(1.0 + 0.7 * table.shape[1], 1.2 + 0.35 * len(table)))
+        ax.imshow(table.to_numpy(), cmap="Reds", aspect="auto")
+        ax.set_xticks(range(table.shape[1]), table.columns, rotation=40, ha="right")
+        ax.set_yticks(range(len(table)), [str(names.get(i) or i) for i in table.index])
+        for (row, col), value in np.ndenumerate(table.to_numpy()):
+            if value:
+                ax.text(col, row, str(value), ha="center", va="center", fontsize=8)
+        ax.set_title("recalls per firm and hazard type")
+        fig.tight_layout()
+        return _save(fig, path)
+
+    def plot_graph(self, path: str | Path, top: int = 12) -> Path:
+        """The recall graph of the ``top`` firms (PNG): firms linked to the recalls that name
+        them, recalls coloured by hazard type."""
+        import matplotlib
+        import networkx as nx
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise ValidationError("top must be a positive integer")
+        firms = set(self.companies["supplier_id"].head(top))
+        if not firms:
+            raise ValidationError("no firm is named by several recalls: nothing to plot")
+        kinds = dict(zip(self.recalls["recall_id"], self.recalls["hazard_type"], strict=True))
+        cmap = plt.get_cmap("tab10")
+        palette = {kind: cmap(i % 10) for i, kind in enumerate(sorted(set(kinds.values())))}
+        graph = nx.Graph()
+        for row in self.links[self.links["supplier_id"].isin(firms)].itertuples():
+            graph.add_node(row.supplier_id, kind="firm", label=row.name or row.supplier_id)
+            graph.add_node(row.recall_id, kind=kinds.get(row.recall_id, "unknown"), label="")
+            graph.add_edge(row.supplier_id, row.recall_id)
+        fig, ax = plt.subplots(figsize=(9, 7))
+        pos = nx.spring_layout(graph, seed=0, k=0.35)
+        firm_nodes = [n for n, d in graph.nodes(data=True) if d["kind"] == "firm"]
+        nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.3)
+        nx.draw_networkx_nodes(graph, pos, nodelist=firm_nodes, node_color="black",
+                               node_size=60, ax=ax)  # fmt: skip
+        nx.draw_networkx_labels(graph, pos, {n: graph.nodes[n]["label"] for n in firm_nodes},
+                                font_size=7, ax=ax, verticalalignment="bottom")  # fmt: skip
+        for kind, colour in palette.items():
+            nodes = [n for n, d in graph.nodes(data=True) if d["kind"] == kind]
+            if nodes:
+                nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_color=[colour],
+                                       node_size=25, ax=ax, label=kind)  # fmt: skip
+        ax.legend(fontsize=7, loc="lower left", title="recall hazard", title_fontsize=7)
+        ax.set_title(f"recalls of the {len(firm_nodes)} firms with the most recalls")
+        ax.axis("off")
+        return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def recall_report(
+    store: BaseStore, *, min_recalls: int = 2, encoder: Any | None = None, seed: int = 0
+) -> RecallReport:
+    """Firms linked to several recalls and the hazard types that cluster on firms.
+
+    Args:
+        store: A store with ``Recall`` nodes (e.g. loaded with the ``cpsc_recalls`` mapping).
+        min_recalls: Firms named by fewer recalls are left out of ``companies``.
+        encoder: Text encoder for the hazard types; the offline MiniLM when None.
+        seed: Seed of the permutation estimate of ``lift``.
+
+    Raises:
+        ValidationError: Bad arguments, or the store holds no recalls.
+    """
+    if not isinstance(min_recalls, int) or isinstance(min_recalls, bool) or min_recalls < 1:
+        raise ValidationError("min_recalls must be a positive integer")
+    if "Recall" not in store.schema.nodes or "NAMES" not in store.schema.relationships:
+        raise ValidationError("the schema has no Recall nodes or NAMES relationships")
+    recalls = store.query_df(
+        "MATCH (r:Recall) RETURN r.id AS recall_id, r.title AS title, r.hazard AS hazard, "
+        "r.ts AS date ORDER BY recall_id"
+    )
+    if recalls.empty:
+        raise ValidationError("the store holds no recalls; load some first (cpsc_recalls)")
+    links = store.query_df(
+        "MATCH (r:Recall)-[n:NAMES]->(s:Supplier) RETURN r.id AS recall_id, "
+        "s.id AS supplier_id, s.name AS name, n.role AS role ORDER BY recall_id, supplier_id"
+    )
+    texts = recalls["hazard"].where(
+        recalls["hazard"].fillna("").str.strip() != "", recalls["title"]
+    )
+    kinds = hazard_types(texts.tolist(), encoder)
+    recalls = pd.concat([recalls.reset_index(drop=True), kinds], axis=1)
+    firms = links.groupby("recall_id")["supplier_id"].agg(lambda s: sorted(set(s)))
+    recalls["firms"] = (
+        recalls["recall_id"].map(firms).apply(lambda v: v if isinstance(v, list) else [])
+    )
+    return RecallReport(
+        recalls=recalls,
+        links=links,
+        companies=_companies(recalls, links, min_recalls),
+        clusters=_clusters(recalls, links, seed),
+    )
+
+
+def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> pd.DataFrame:
+    columns = ["supplier_id", "name", "roles", "recalls", "recall_ids", "hazard_types",
+               "main_hazard", "first", "last"]  # fmt: skip
+    if links.empty:
+        return pd.DataFrame(columns=columns)
+    joined = links.merge(recalls[["recall_id", "hazards", "date"]], on="recall_id")
+    rows = []
+    for firm, group in joined.groupby("supplier_id"):
+        once = group.drop_duplicates("recall_id")
+        if len(once) < min_recalls:
+            continue
+        counts = once["hazards"].explode().value_counts()
+        dates = pd.to_datetime(once["date"], errors="coerce")
+        rows.append({
+            "supplier_id": firm,
+            "name": group["name"].dropna().iloc[0] if group["name"].notna().any() else None,
+            "roles": sorted(set(group["role"].dropna())),
+            "recalls": len(once),
+            "recall_ids": sorted(once["recall_id"]),
+            "hazard_types": {str(k): int(v) for k, v in counts.items()},
+            "main_hazard": str(counts.index[0]),
+            "first": dates.min(),
+            "last": dates.max(),
+        })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["recalls", "supplier_id"], ascending=[False, True], ignore_index=True)
+
+
+def _repeat_share(pairs: pd.DataFrame, chosen_recalls: np.ndarray) -> float:
+    """Share of the chosen recalls that name a firm named by 2+ of the chosen recalls."""
+    chosen = pairs[chosen_recalls[pairs["row"].to_numpy()]]
+    if chosen.empty:
+        return 0.0
+    per_firm = chosen.groupby("supplier_id")["row"].nunique()
+    repeat = per_firm.index[per_firm >= 2]
+    hit = chosen.loc[chosen["supplier_id"].isin(repeat), "row"].nunique()
+    return hit / chosen["row"].nunique()
+
+
+def _clusters(recalls: pd.DataFrame, links: pd.DataFrame, seed: int) -> pd.DataFrame:
+    columns = ["hazard_type", "recalls", "firms", "repeat_firms", "repeat_share",
+               "expected_share", "lift"]  # fmt: skip
+    pairs = links[["recall_id", "supplier_id"]].drop_duplicates()
+    pairs = pairs.assign(row=pd.Index(recalls["recall_id"]).get_indexer(pairs["recall_id"]))
+    kinds = recalls["hazards"].explode()
+    counts = kinds[~kinds.isin(["unknown", "other"])].value_counts()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, count in counts.items():
+        has = recalls["hazards"].apply(lambda h, k=kind: k in h).to_numpy()
+        chosen = pairs[has[pairs["row"].to_numpy()]]
+        per_firm = chosen.groupby("supplier_id")["row"].nunique()
+        repeat = per_firm[per_firm >= 2].sort_values(ascending=False, kind="stable")
+        observed = _repeat_share(pairs, has)
+        # the same recalls' types, shuffled among all recalls
+        expected = float(np.mean([_repeat_share(pairs, rng.permutation(has))
+                                  for _ in range(PERMUTATIONS)]))  # fmt: skip
+        rows.append({
+            "hazard_type": kind,
+            "recalls": int(count),
+            "firms": int(chosen["supplier_id"].nunique()),
+            "repeat_firms": {str(k): int(v) for k, v in repeat.items()},
+            "repeat_share": round(observed, 3),
+            "expected_share": round(expected, 3),
+            "lift": round(observed / expected, 2) if expected > 0 else float("nan"),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,139 @@
+"""The recall report on a real embedded store loaded through the ``cpsc_recalls`` mapping."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from formats import CPSC_COLUMNS
+
+from graphfusion import Engine
+from graphfusion.errors import ValidationError
+from graphfusion.recalls import hazard_types, recall_report
+
+# (recall number, hazard text, manufacturer, retailer named in "Sold At")
+RECALLS = [
+    ("20-001", "The toaster can overheat, posing a fire hazard.", "Acme Inc.", "Shopmart"),
+    ("20-002", "Wiring can short, posing a fire hazard.", "Acme Inc.", "Shopmart"),
+    ("20-003", "The cord can ignite.", "Acme Inc.", ""),
+    ("20-004", "The unit can catch fire.", "Beta Corp.", "Shopmart"),
+    ("20-005", "The blade can break, posing a laceration hazard.", "Gamma LLC", "Shopmart"),
+    ("20-006", "Posing electric shock and burn hazards.", "Beta Corp.", ""),
+    ("20-007", "", "Delta Co.", ""),
+    ("20-008", "The glass carafe can shatter, posing a laceration hazard.", "Eta Inc.", ""),
+]
+
+
+def _write(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recalls.csv"
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CPSC_COLUMNS)
+        for number, hazard, maker, shop in RECALLS:
+            row = {
+                "Recall Number": number,
+                "Date": f"March {int(number[-1]) + 1}, 2020",
+                "Recall Heading": f"Recall {number}",
+                "Name of product": f"Appliance {number}",
+                "Description": f"Appliance {number}.",
+                "Hazard Description": hazard,
+                "Manufacturers": f"{maker}, of Springfield, Ill.",
+                "Sold At": f"{shop} stores nationwide from 2019 to 2020." if shop else "",
+            }
+            writer.writerow([row.get(c, "") for c in CPSC_COLUMNS])
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    folder = tmp_path_factory.mktemp("recalls")
+    with Engine(folder / "store") as engine:
+        report = engine.load("cpsc_recalls", recalls=_write(folder / "csv"))
+        assert report.rejected == []
+        yield engine
+
+
+def test_hazard_types_are_named_in_order_then_matched_by_meaning() -> None:
+    frame = hazard_types(
+        [
+            "posing electric shock and burn hazards",
+            "Hot water can spray out of the kettle onto the user.",
+            None,
+            "   ",
+        ]
+    )
+    assert frame["hazards"].tolist() == [
+        ["electric shock", "burn"],
+        ["burn"],
+        ["unknown"],
+        ["unknown"],
+    ]
+    assert frame["hazard_type"].tolist() == ["electric shock", "burn", "unknown", "unknown"]
+    assert frame["method"].tolist() == ["named", "similar", "none", "none"]
+    assert frame["similarity"].isna().tolist() == [True, False, True, True]
+
+
+def test_companies_with_several_recalls(engine: Engine) -> None:
+    report = engine.recalls()
+    companies = report.companies.set_index("supplier_id")
+    # Gamma, Delta and Eta are named once: left out
+    assert companies.index.tolist() == ["shopmart", "acme", "beta"]
+    assert companies.loc["shopmart", "recalls"] == 4
+    assert companies.loc["shopmart", "roles"] == ["retailer"]
+    assert companies.loc["acme", "roles"] == ["manufacturer"]
+    assert companies.loc["acme", "recall_ids"] == ["20-001", "20-002", "20-003"]
+    assert companies.loc["acme", "hazard_types"] == {"fire": 3}
+    assert companies.loc["beta", "hazard_types"] == {"fire": 1, "electric shock": 1, "burn": 1}
+    assert companies.loc["shopmart", "main_hazard"] == "fire"
+    assert str(companies.loc["acme", "first"].date()) == "2020-03-02"
+    assert str(companies.loc["acme", "last"].date()) == "2020-03-04"
+    every = engine.recalls(min_recalls=1).companies
+    assert set(every["supplier_id"]) == {"shopmart", "acme", "beta", "gamma", "delta", "eta"}
+
+
+def test_recall_without_hazard_text_is_typed_from_its_title(engine: Engine) -> None:
+    recalls = engine.recalls().recalls.set_index("recall_id")
+    # "Recall 20-007" names no hazard: matched by meaning or "other", never "unknown"
+    assert recalls.loc["20-007", "method"] == "similar"
+    assert recalls.loc["20-006", "hazards"] == ["electric shock", "burn"]
+
+
+def test_fire_clusters_on_repeat_firms_and_laceration_does_not(engine: Engine) -> None:
+    clusters = engine.recalls().clusters.set_index("hazard_type")
+    fire = clusters.loc["fire"]
+    assert fire["recalls"] == 4
+    assert fire["repeat_firms"] == {"acme": 3, "shopmart": 3}
+    assert fire["repeat_share"] == 1.0
+    assert fire["expected_share"] < 1.0
+    assert fire["lift"] > 1.0
+    laceration = clusters.loc["laceration"]
+    assert laceration["repeat_firms"] == {}
+    assert laceration["repeat_share"] == 0.0
+    assert {"unknown", "other"}.isdisjoint(clusters.index)
+
+
+def test_firm_hazard_table_and_plots(engine: Engine, tmp_path: Path) -> None:
+    report = engine.recalls()
+    table = report.firm_hazards(top=2)
+    assert table.index.tolist() == ["shopmart", "acme"]
+    assert table.loc["acme", "fire"] == 3
+    assert table.loc["shopmart"].sum() == 4
+    for name, draw in (("heat.png", report.plot), ("graph.png", report.plot_graph)):
+        out = draw(tmp_path / name)
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValidationError, match="top"):
+        report.firm_hazards(top=0)
+
+
+def test_bad_input(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="min_recalls"):
+        engine.recalls(min_recalls=0)
+    with Engine(tmp_path / "empty") as empty, pytest.raises(ValidationError, match="no recalls"):
+        empty.recalls()
+    none_twice = recall_report(engine.store, min_recalls=99)
+    assert none_twice.companies.empty
+    with pytest.raises(ValidationError, match="nothing to plot"):
+        none_twice.plot(tmp_path / "x.png")
