@@ -1,0 +1,144 @@
+"""Where the command line finds its store: flags, then the environment, then a config file.
+
+A config file is TOML with the store settings at the top level or under ``[graphfusion]``::
+
+    store = "/data/shop-store"          # embedded store folder
+    # or a Neo4j server:
+    neo4j_uri = "neo4j://db.example.com:7687"
+    neo4j_username = "neo4j"
+    neo4j_password = "secret"
+    neo4j_database = "shop"
+
+The file is ``--config FILE``, else ``$GRAPHFUSION_CONFIG``, else ``./graphfusion.toml`` when it
+exists. Each setting is taken from the first place that has it: the command's flag, the
+environment variable (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``,
+``NEO4J_PASSWORD``, ``NEO4J_DATABASE``), the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from graphfusion.errors import ValidationError
+from graphfusion.store import BaseStore, EmbeddedStore, Neo4jStore
+
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "load_settings"]
+
+#: Environment variable naming the config file.
+CONFIG_ENV = "GRAPHFUSION_CONFIG"
+#: Config file read from the working folder when it exists.
+DEFAULT_CONFIG = Path("graphfusion.toml")
+#: The environment variable of each setting.
+ENVIRONMENT = {
+    "store": "GRAPHFUSION_STORE",
+    "neo4j_uri": "NEO4J_URI",
+    "neo4j_username": "NEO4J_USERNAME",
+    "neo4j_password": "NEO4J_PASSWORD",
+    "neo4j_database": "NEO4J_DATABASE",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Store settings, each from a flag, the environment or the config file (or None).
+
+    Attributes:
+        store: Embedded store folder.
+        neo4j_uri: Neo4j server URI; when set (and ``store`` is not), the store is Neo4j.
+        neo4j_username: Neo4j user name.
+        neo4j_password: Neo4j password.
+        neo4j_database: Neo4j database.
+        source: The config file read, if any.
+    """
+
+    store: str | None = None
+    neo4j_uri: str | None = None
+    neo4j_username: str | None = None
+    neo4j_password: str | None = None
+    neo4j_database: str | None = None
+    source: Path | None = None
+
+    def with_flags(self, *, store: str | None = None, neo4j_uri: str | None = None) -> Settings:
+        """These settings with a command's ``--store`` and ``--neo4j`` flags on top.
+
+        A flag for one kind of store clears the other kind's location, so ``--store DIR``
+        wins over ``NEO4J_URI`` and ``--neo4j URI`` over ``GRAPHFUSION_STORE``.
+        """
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if store is not None:
+            values.update(store=str(store), neo4j_uri=None)
+        if neo4j_uri is not None:
+            values.update(neo4j_uri=neo4j_uri, store=None)
+        return Settings(**values)
+
+    def open(self, *, read_only: bool = False) -> BaseStore:
+        """Open the store these settings name: Neo4j when ``neo4j_uri`` is set and ``store``
+        is not, else the embedded store (``store`` or ``./.graphfusion``)."""
+        if self.neo4j_uri and not self.store:
+            return Neo4jStore(
+                self.neo4j_uri,
+                user=self.neo4j_username,
+                password=self.neo4j_password,
+                database=self.neo4j_database,
+            )
+        return EmbeddedStore(Path(self.store) if self.store else None, read_only=read_only)
+
+
+def _read_config(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(f"config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"config file {path} is not valid TOML: {exc}") from None
+    table = data.get("graphfusion", data)
+    if not isinstance(table, dict):
+        raise ValidationError(f"config file {path}: [graphfusion] must be a table")
+    unknown = sorted(set(table) - set(ENVIRONMENT) - {"graphfusion"})
+    if unknown:
+        raise ValidationError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(ENVIRONMENT)}"
+        )
+    out: dict[str, str] = {}
+    for key in ENVIRONMENT:
+        if key in table:
+            value = table[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationError(f"config file {path}: {key} must be a non-empty string")
+            out[key] = value
+    if "store" in out and "neo4j_uri" in out:
+        raise ValidationError(f"config file {path}: set store or neo4j_uri, not both")
+    return out
+
+
+def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
+    """The environment's settings over the config file's (see the module docstring).
+
+    Args:
+        config: The config file; ``$GRAPHFUSION_CONFIG`` or ``./graphfusion.toml`` when None.
+            A file named explicitly (argument or variable) must exist.
+
+    Raises:
+        ValidationError: The file is missing, not TOML, or holds an unknown or empty setting.
+    """
+    path: Path | None = None
+    if config is not None:
+        path = Path(config)
+    elif os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    elif DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    from_file = _read_config(path) if path is not None else {}
+    values: dict[str, str | None] = {}
+    for key, var in ENVIRONMENT.items():
+        values[key] = os.environ.get(var) or from_file.get(key)
+    # A location in the environment outranks the other kind of location in the file.
+    if os.environ.get(ENVIRONMENT["store"]) and not os.environ.get(ENVIRONMENT["neo4j_uri"]):
+        values["neo4j_uri"] = None
+    if os.environ.get(ENVIRONMENT["neo4j_uri"]) and not os.environ.get(ENVIRONMENT["store"]):
+        values["store"] = None
+    return Settings(**values, source=path)
