@@ -85,7 +85,7 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_a_missing_named_config_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="missing.toml"):
+    with pytest.raises(ValidationError, match=r"missing\.toml"):
         load_settings(tmp_path / "missing.toml")
 
 
@@ -95,5 +95,5 @@ def test_open_gives_the_store_the_settings_name(tmp_path: Path) -> None:
         assert isinstance(store, EmbeddedStore)
         assert Path(store.path) == tmp_path / "s"
     # no server here: the error shows the Neo4j store was the one opened
-    with pytest.raises(StoreError, match="Neo4j at neo4j://localhost:1"):
+    with pytest.raises(StoreError, match=r"Neo4j at neo4j://localhost:1"):
         load_settings().with_flags(neo4j_uri="neo4j://localhost:1").open()
