@@ -605,6 +605,61 @@ def defects_cmd(
                        f"{item['text'][:80]}")  # fmt: skip
 
 
+@main.command("serve")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True,
+    help="Address to bind; anything but loopback needs --token.",
+)  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--token", envvar="GRAPHFUSION_TOKEN", default=None, metavar="TOKEN",
+    help="Bearer token clients must send (default $GRAPHFUSION_TOKEN).",
+)  # fmt: skip
+@click.option(
+    "--allow-cypher", is_flag=True, help="Turn on the read-only POST /cypher endpoint."
+)  # fmt: skip
+@click.option(
+    "--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None, metavar="DIR", help="Folder whose files POST /events products may name as "
+    "their image; images are refused without it.",
+)  # fmt: skip
+@click.option(
+    "--max-body-bytes", type=click.IntRange(1024, 64 * 1024 * 1024), default=1024 * 1024,
+    show_default=True, help="Largest request body; larger ones get 413.",
+)  # fmt: skip
+@click.option(
+    "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info", show_default=True, help="uvicorn's log level (warning: no access log).",
+)  # fmt: skip
+@_store_options
+@_command
+def serve_cmd(
+    host: str,
+    port: int,
+    token: str | None,
+    allow_cypher: bool,
+    image_root: Path | None,
+    max_body_bytes: int,
+    log_level: str,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """Serve recommendations, similar products, QA linking, defects and live updates over
+    HTTP (REST; OpenAPI documentation at /docs) until interrupted."""
+    from graphfusion.errors import ValidationError
+    from graphfusion.service import check_bind, serve
+
+    try:
+        check_bind(host, token)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _engine(store, neo4j_uri) as engine:
+        serve(
+            engine, host=host, port=port, token=token, allow_cypher=allow_cypher,
+            max_body_bytes=max_body_bytes, image_root=image_root, log_level=log_level,
+        )  # fmt: skip
+
+
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

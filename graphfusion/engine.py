@@ -194,7 +194,9 @@ class Engine:
 
     def add_products(self, frame: pd.DataFrame) -> LoadReport:
         """Store new products and give them fused vectors through the content path."""
-        return self.recommender().add_products(frame)
+        report = self.recommender().add_products(frame)
+        self._qa, self._defects = None, None  # rebuilt with the new products on next use
+        return report
 
     # ------------------------------------------------------------------ QA linking
     def ask(

@@ -9,6 +9,8 @@ __all__ = [
     "StoreLockedError",
     "MappingError",
     "ValidationError",
+    "NotFoundError",
+    "NotReadyError",
     "QueryError",
 ]
 
@@ -35,6 +37,15 @@ class MappingError(GraphFusionError):
 
 class ValidationError(GraphFusionError):
     """An argument of a public function is invalid."""
+
+
+class NotFoundError(ValidationError):
+    """A user, product or other node named in the call is not in the store."""
+
+
+class NotReadyError(ValidationError):
+    """The store lacks what the call needs yet: a trained model, vectors, or a model that
+    fits the current graph. The message says which command to run."""
 
 
 class QueryError(GraphFusionError):

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
 
@@ -220,7 +220,7 @@ class QAIndex:
             "p.description AS description, p.text_vec AS v ORDER BY id"
         )
         if prod.num_rows == 0:
-            raise ValidationError("the store has no products")
+            raise NotReadyError("the store has no products")
         self.products = prod.column("id").to_pylist()
         self.titles = [t or "" for t in prod.column("title").to_pylist()]
         index = {k: i for i, k in enumerate(self.products)}
@@ -343,7 +343,7 @@ class QAIndex:
         asked = None
         if product_id is not None:
             if not isinstance(product_id, str) or product_id not in self._index:
-                raise ValidationError(f"no product {product_id!r} in the store")
+                raise NotFoundError(f"no product {product_id!r} in the store")
             asked = self._index[product_id]
         scores = self.scores(text, asked)
         return QAResult(

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import demographic_features
 from graphfusion.features.embed import embed, write_vectors
@@ -179,7 +179,7 @@ class Recommender:
                 self.checkpoint = folder / f"{name}.pt"
                 break
         else:
-            raise ValidationError(
+            raise NotReadyError(
                 f"no trained model in {folder}; run `graphfusion train` (or Engine.train) first"
             )
         ckpt = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -199,7 +199,7 @@ class Recommender:
         users = export.ids.get("User", [])
         items = export.ids.get("Product", [])
         if not users or not items:
-            raise ValidationError("the store has no users or no products")
+            raise NotReadyError("the store has no users or no products")
         user_index = export.index["User"]
         item_index = export.index["Product"]
         by_type = {}
@@ -315,7 +315,7 @@ class Recommender:
             raise ValidationError("user_id must be a non-empty string")
         row = self.state.user_index.get(user_id)
         if row is None:
-            raise ValidationError(f"no user {user_id!r} in the store")
+            raise NotFoundError(f"no user {user_id!r} in the store")
         return row
 
     def _item_row(self, product_id: object) -> int:
@@ -323,7 +323,7 @@ class Recommender:
             raise ValidationError("product_id must be a non-empty string")
         row = self.state.item_index.get(product_id)
         if row is None:
-            raise ValidationError(f"no product {product_id!r} in the store")
+            raise NotFoundError(f"no product {product_id!r} in the store")
         return row
 
     def scores(self, user_id: str) -> tuple[np.ndarray, str]:
@@ -598,7 +598,7 @@ class Recommender:
         """
         frame = _check_frame(frame, ("id",))
         if self.fusion is None:
-            raise ValidationError(f"{self.model_name} cannot place new products; train fusion")
+            raise NotReadyError(f"{self.model_name} cannot place new products; train fusion")
         report = load(self.store, "live_products", {"products": frame})
         if self._encoders is None:  # loaded once, on the first new products
             self._encoders = (TextEncoder(), ImageEncoder())
@@ -781,7 +781,7 @@ def _remap(
             label = "Product"
         if label is None or label not in saved_ids or label not in ids:
             if name in current and current[name].shape != value.shape:
-                raise ValidationError(f"the model's {name} no longer fits the graph; retrain")
+                raise NotReadyError(f"the model's {name} no longer fits the graph; retrain")
             out[name] = value
             continue
         new = torch.zeros((len(ids[label]), *value.shape[1:]), dtype=value.dtype)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.store.base import BaseStore
 
 __all__ = ["Modality", "MODALITIES", "similar", "MAX_K"]
@@ -61,7 +61,7 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
     """
     mod = _check(product_id, modality, 1)
     if not store.existing_keys("Product", [product_id]):
-        raise ValidationError(f"no product {product_id!r}")
+        raise NotFoundError(f"no product {product_id!r}")
     if mod.hop:
         query = (
             f"MATCH (p:Product {{id: $id}})-[:{mod.hop}]->(n:{mod.label}) "
@@ -73,7 +73,7 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
         )
     rows = store.query(query, {"id": product_id})
     if not rows:
-        raise ValidationError(
+        raise NotReadyError(
             f"product {product_id!r} has no {modality} vector yet; run `graphfusion embed`"
         )
     vec = np.mean(np.asarray([r["v"] for r in rows], dtype=np.float64), axis=0)

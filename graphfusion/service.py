@@ -1,0 +1,1157 @@
+"""The REST service: recommendations, similar products, QA linking, defect analysis and live
+updates over HTTP (FastAPI; interactive OpenAPI documentation at ``/docs``).
+
+Endpoints (JSON in and out; every request and response is a Pydantic model of this module):
+
+- ``GET /healthz``: liveness (no token needed) -> :class:`Health`.
+- ``GET /recommend/{user_id}?k=&category=&brand=&max_price=&exclude_seen=&diversity=``: the
+  top ``k`` products for a user with their reasons (:meth:`graphfusion.Engine.recommend`)
+  -> :class:`RecommendResponse`.
+- ``GET /similar/{product_id}?modality=&k=``: the products most similar by one modality
+  (:meth:`graphfusion.Engine.similar`) -> :class:`SimilarResponse`.
+- ``POST /ask`` with :class:`AskRequest` (``question``, optional ``product_id``, ``k``,
+  ``method``): products, past answers and review passages with their evidence
+  (:meth:`graphfusion.Engine.ask`) -> :class:`AskResponse`.
+- ``GET /defects?level=&top=``: the riskiest suppliers, batches or products with evidence
+  (:meth:`graphfusion.Engine.defects`) -> :class:`DefectsResponse`.
+- ``POST /events`` with :class:`EventsRequest` (``products`` and ``interactions``): live
+  updates through :meth:`graphfusion.Engine.add_products` (first) and
+  :meth:`graphfusion.Engine.add_interactions`; bad rows are reported, not fatal
+  -> :class:`EventsResponse`.
+- ``POST /cypher`` with :class:`CypherRequest` (``query``, ``params``): a read-only Cypher
+  query -> :class:`CypherResponse`; off (403) unless the app is made with
+  ``allow_cypher=True`` (``graphfusion serve --allow-cypher``).
+
+Security and limits:
+
+- With a token, every endpoint but ``/healthz`` and the documentation needs
+  ``Authorization: Bearer <token>`` (compared in constant time); 401 otherwise. :func:`serve`
+  refuses to bind anything but a loopback address without a token.
+- Bodies over ``max_body_bytes`` (default 1 MiB) get 413; ``k`` and ``top`` are capped at
+  :data:`MAX_K` and :data:`MAX_TOP`, questions at :data:`MAX_QUESTION_CHARS` characters and
+  a request at :data:`MAX_EVENTS` events.
+- ``/cypher`` strips string literals, quoted names and comments, then refuses every clause that
+  writes or reaches outside the graph (:data:`WRITE_KEYWORDS`), several statements, and
+  procedure calls other than :data:`READ_ONLY_PROCEDURES` (:func:`check_read_only`).
+  Parameters travel separately and are never pasted in. On the embedded store the query also
+  runs inside ``BEGIN TRANSACTION READ ONLY``, so LadybugDB itself refuses a write. The Neo4j
+  store's API has no read access mode, so there the keyword check is the only guard: give the
+  service a Neo4j user with read-only rights.
+- Bad input is a 4xx with a JSON ``detail``: 422 for a request that does not fit its model,
+  404 for an unknown user or product (:class:`~graphfusion.errors.NotFoundError`), 409 when
+  the store is not ready for the request (:class:`~graphfusion.errors.NotReadyError`: no
+  trained model, no vector yet), 400 for other refused arguments; 503 when the store fails.
+
+Concurrency: the engine is shared by the worker threads. Reads (recommend, similar, ask,
+defects) run concurrently under a shared lock (``/ask`` calls one at a time among themselves,
+a precaution: the text encoder's tokenizer is not documented as thread-safe); live updates,
+``/cypher`` on the embedded store and the first build of the recommender, QA index and defect
+analysis take the lock exclusively. A later ``/recommend`` or ``/similar`` sees the products
+and interactions of an earlier ``/events``; the QA index and the defect analysis, built once,
+do not (the engine does not rebuild them after live updates).
+
+Example:
+    >>> from graphfusion import Engine
+    >>> from graphfusion.service import create_app
+    >>> app = create_app(Engine("shop-store"), token="s3cret-token-0123")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphfusion import __version__
+from graphfusion.engine import Engine
+from graphfusion.errors import (
+    GraphFusionError,
+    NotFoundError,
+    NotReadyError,
+    QueryError,
+    StoreError,
+    ValidationError,
+)
+from graphfusion.ingest import LoadReport
+from graphfusion.store import EmbeddedStore
+
+__all__ = [
+    "create_app",
+    "serve",
+    "check_bind",
+    "check_read_only",
+    "ReadOnlyViolation",
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_K",
+    "MAX_TOP",
+    "MAX_QUESTION_CHARS",
+    "MAX_EVENTS",
+    "MAX_CYPHER_CHARS",
+    "MAX_CYPHER_ROWS",
+    "WRITE_KEYWORDS",
+    "READ_ONLY_PROCEDURES",
+    "Health",
+    "PathNode",
+    "ReasonModel",
+    "Recommendation",
+    "RecommendResponse",
+    "SimilarProduct",
+    "SimilarResponse",
+    "AskRequest",
+    "ProductHit",
+    "AnswerHit",
+    "PassageHit",
+    "AskResponse",
+    "DefectEvidence",
+    "DefectItem",
+    "DefectsResponse",
+    "InteractionEvent",
+    "ProductEvent",
+    "EventsRequest",
+    "RejectedRow",
+    "LoadSummary",
+    "EventsResponse",
+    "CypherRequest",
+    "CypherResponse",
+]
+
+log = logging.getLogger("graphfusion.service")
+
+#: Largest request body, in bytes, unless ``create_app(max_body_bytes=...)`` says otherwise.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Largest ``k`` of ``/recommend``, ``/similar`` and ``/ask``.
+MAX_K = 100
+#: Largest ``top`` of ``/defects``.
+MAX_TOP = 100
+#: Longest question of ``/ask``, in characters.
+MAX_QUESTION_CHARS = 2_000
+#: Most events (products and interactions together) in one ``/events`` request.
+MAX_EVENTS = 1_000
+#: Longest key (user, product, category ...) accepted, in characters.
+MAX_ID_CHARS = 200
+#: Longest ``/cypher`` query, in characters.
+MAX_CYPHER_CHARS = 20_000
+#: Most parameters of one ``/cypher`` query.
+MAX_CYPHER_PARAMS = 100
+#: Most rows ``/cypher`` returns (``truncated`` says when there were more).
+MAX_CYPHER_ROWS = 1_000
+
+#: Words that make ``/cypher`` refuse a query (outside strings, quoted names and comments):
+#: clauses that write, administer, reach files or URLs, or control transactions, in Neo4j or
+#: LadybugDB. A property or variable with such a name must be quoted: ``n.`set```.
+WRITE_KEYWORDS = frozenset(
+    {
+        "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "COPY", "LOAD",
+        "ALTER", "RENAME", "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "CHECKPOINT",
+        "BEGIN", "COMMIT", "ROLLBACK", "TRANSACTION", "TRANSACTIONS", "FOREACH", "GRANT",
+        "DENY", "REVOKE", "START", "STOP", "TERMINATE", "SHOW", "ENABLE", "DISABLE",
+    }
+)  # fmt: skip
+#: The procedures ``/cypher`` may ``CALL`` (lower case): Neo4j's schema listings and index
+#: searches, LadybugDB's table listings. Every other ``CALL name`` is refused.
+READ_ONLY_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshiptypes",
+        "db.propertykeys",
+        "db.schema.visualization",
+        "db.schema.nodetypeproperties",
+        "db.schema.reltypeproperties",
+        "db.index.vector.querynodes",
+        "db.index.fulltext.querynodes",
+        "db.index.fulltext.queryrelationships",
+        "show_tables",
+        "table_info",
+        "show_connection",
+    }
+)
+
+# module level: FastAPI resolves the (postponed) annotations of the endpoints from here
+_BEARER = HTTPBearer(auto_error=False, description="The token the server was started with.")
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_MIN_PUBLIC_TOKEN_CHARS = 16
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*")
+_PROCEDURE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)")
+
+
+# ============================================================================ models
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Health(_Response):
+    """``GET /healthz``."""
+
+    status: Literal["ok"] = "ok"
+    version: str = Field(description="graphfusion's version.")
+    store: Literal["embedded", "neo4j"] = Field(description="The kind of graph store served.")
+
+
+class PathNode(_Response):
+    """One node of an evidence path."""
+
+    label: str
+    key: str
+
+
+class ReasonModel(_Response):
+    """One piece of graph evidence for a recommendation (:class:`graphfusion.recommend.Reason`)."""
+
+    kind: str = Field(
+        description="brand, category, looks_like, also_interacted, popular or similar_users."
+    )
+    text: str = Field(description="For people.")
+    path: list[PathNode] = Field(description="The evidence's nodes, from the user to the product.")
+    strength: float = Field(description="How strong the evidence is, for ordering.")
+
+
+class Recommendation(_Response):
+    """One recommended product."""
+
+    product_id: str
+    title: str
+    score: float
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    reasons: list[ReasonModel]
+
+
+class RecommendResponse(_Response):
+    """``GET /recommend/{user_id}``: best first."""
+
+    user_id: str
+    method: str = Field(description="How the scores were made: model or cold-start blend.")
+    items: list[Recommendation]
+
+
+class SimilarProduct(_Response):
+    """One similar product."""
+
+    id: str
+    title: str | None = None
+    score: float = Field(description="Cosine similarity.")
+
+
+class SimilarResponse(_Response):
+    """``GET /similar/{product_id}``: most similar first; the product itself is left out."""
+
+    product_id: str
+    modality: str
+    items: list[SimilarProduct]
+
+
+class AskRequest(_Request):
+    """``POST /ask``."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    product_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="The product page the question was asked on.",
+    )
+    k: int = Field(default=5, ge=1, le=MAX_K, description="How many of each list.")
+    method: Literal["bm25", "dense", "graph", "fusion"] = "fusion"
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> AskRequest:
+        if not self.question.strip():
+            raise ValueError("the question is blank")
+        return self
+
+
+class ProductHit(_Response):
+    """A product linked to a question."""
+
+    product_id: str
+    title: str | None = None
+    score: float
+    evidence: list[str]
+
+
+class AnswerHit(_Response):
+    """A past answer linked to a question."""
+
+    answer_id: str
+    text: str | None = None
+    question: str | None = Field(default=None, description="The question it answered.")
+    product_id: str | None = None
+    score: float
+    evidence: list[str]
+
+
+class PassageHit(_Response):
+    """A review passage linked to a question."""
+
+    passage_id: str
+    text: str | None = None
+    review_id: str | None = None
+    product_id: str | None = None
+    score: float
+    evidence: list[str]
+
+
+class AskResponse(_Response):
+    """``POST /ask``: three ranked lists."""
+
+    products: list[ProductHit]
+    answers: list[AnswerHit]
+    passages: list[PassageHit]
+
+
+class DefectEvidence(_Response):
+    """A defect review or an odd product photo."""
+
+    kind: str = Field(description="review or image.")
+    key: str
+    product_id: str | None = None
+    score: float
+    text: str
+
+
+class DefectItem(_Response):
+    """A supplier, batch or product and its risk. Which optional fields are set depends on
+    the level (suppliers: ``name``, ``products``; batches: ``supplier_id``, ``products``;
+    products: ``title``, ``reviews``, ``defect_reviews``, ``rate``, ``image``, ``batch_id``,
+    ``supplier_id``)."""
+
+    key: str = Field(description="The supplier, batch or product key.")
+    risk: float
+    name: str | None = None
+    title: str | None = None
+    products: int | None = Field(default=None, description="Products of the supplier or batch.")
+    supplier_id: str | None = None
+    batch_id: str | None = None
+    reviews: int | None = None
+    defect_reviews: int | None = None
+    rate: float | None = Field(default=None, description="Share of defect reviews (smoothed).")
+    image: float | None = Field(default=None, description="How far its photo is from its kind.")
+    evidence: list[DefectEvidence]
+    at_risk_products: list[str] = Field(
+        default_factory=list, description="Products sharing the batch or supplier, no defect yet."
+    )
+
+
+class DefectsResponse(_Response):
+    """``GET /defects``: riskiest first."""
+
+    level: str
+    items: list[DefectItem]
+
+
+_Key = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+_OptionalKey = Annotated[str | None, Field(default=None, min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class InteractionEvent(_Request):
+    """A user's interaction with a product (both must exist)."""
+
+    user_id: _Key
+    product_id: _Key
+    type: str | None = Field(
+        default=None, max_length=32, description="VIEWED, PURCHASED (default) or FAVORITED."
+    )
+    ts: str | None = Field(default=None, max_length=64, description="ISO 8601 date-time.")
+    weight: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class ProductEvent(_Request):
+    """A new or changed product; its category, brand, supplier and batch must exist."""
+
+    id: _Key
+    title: str | None = Field(default=None, max_length=1_000)
+    description: str | None = Field(default=None, max_length=10_000)
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    currency: str | None = Field(default=None, max_length=8)
+    created_at: str | None = Field(default=None, max_length=64)
+    category_id: _OptionalKey = None
+    brand_id: _OptionalKey = None
+    supplier_id: _OptionalKey = None
+    batch_id: _OptionalKey = None
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1_000,
+        description="A file under the server's image root (graphfusion serve --image-root).",
+    )
+
+
+class EventsRequest(_Request):
+    """``POST /events``: products are written first, so interactions may name them."""
+
+    products: list[ProductEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
+    interactions: list[InteractionEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> EventsRequest:
+        n = len(self.products) + len(self.interactions)
+        if n == 0:
+            raise ValueError("no events: give products or interactions")
+        if n > MAX_EVENTS:
+            raise ValueError(f"{n} events; at most {MAX_EVENTS} per request")
+        return self
+
+
+class RejectedRow(_Response):
+    """A row that was not loaded, and why (``line`` 1 is the first item of its list)."""
+
+    source: str
+    line: int
+    target: str
+    field: str
+    reason: str
+
+
+class LoadSummary(_Response):
+    """What one live update wrote (:class:`graphfusion.ingest.LoadReport`)."""
+
+    mapping: str
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+    skipped: dict[str, int]
+    rejected: list[RejectedRow]
+    seconds: float
+
+
+class EventsResponse(_Response):
+    """``POST /events``: one report per list given."""
+
+    products: LoadSummary | None = None
+    interactions: LoadSummary | None = None
+
+
+class CypherRequest(_Request):
+    """``POST /cypher``: values go in ``params`` (``$name`` in the query), never in the text."""
+
+    query: str = Field(min_length=1, max_length=MAX_CYPHER_CHARS)
+    params: dict[str, JsonValue] = Field(default_factory=dict, max_length=MAX_CYPHER_PARAMS)
+
+    @model_validator(mode="after")
+    def _names(self) -> CypherRequest:
+        bad = [name for name in self.params if not _PARAM_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"parameter names must be identifiers, got {bad[:3]}")
+        return self
+
+
+class CypherResponse(_Response):
+    """``POST /cypher``: rows as objects keyed by column."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    truncated: bool = Field(description=f"More than {MAX_CYPHER_ROWS} rows; the rest left out.")
+
+
+# ============================================================================ read-only Cypher
+class ReadOnlyViolation(ValidationError):
+    """A ``/cypher`` query that could write, or that the check cannot read safely."""
+
+
+def _mask(query: str) -> str:
+    """``query`` with the inside of string literals and comments blanked out and quoted names
+    as underscores, at the same positions, so that only the statement's own words remain.
+
+    Raises:
+        ReadOnlyViolation: An unterminated string, quoted name or comment.
+    """
+    out: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "'\"":
+            j = i + 1
+            while j < n and query[j] != ch:
+                j += 2 if query[j] == "\\" else 1
+            if j >= n:
+                raise ReadOnlyViolation("unterminated string literal")
+            out.append(ch + " " * (j - i - 1) + ch)
+            i = j + 1
+        elif ch == "`":
+            j = i + 1
+            while True:
+                j = query.find("`", j)
+                if j < 0:
+                    raise ReadOnlyViolation("unterminated quoted name")
+                if j + 1 < n and query[j + 1] == "`":  # `` is an escaped backtick
+                    j += 2
+                    continue
+                break
+            out.append("_" * (j - i + 1))
+            i = j + 1
+        elif query.startswith("//", i):
+            j = query.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif query.startswith("/*", i):
+            j = query.find("*/", i + 2)
+            if j < 0:
+                raise ReadOnlyViolation("unterminated comment")
+            out.append(" " * (j + 2 - i))
+            i = j + 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def check_read_only(query: str) -> str:
+    """Refuse a Cypher query that could write; return it ready to run.
+
+    String literals, backtick-quoted names and comments are set aside first, so
+    ``RETURN 'CREATE'`` passes and ``/* */ CREATE`` does not. Then the query is refused if a
+    word of :data:`WRITE_KEYWORDS` remains (``$parameters`` do not count), if it holds more
+    than one statement, or if it calls a procedure outside :data:`READ_ONLY_PROCEDURES`
+    (``CALL {...}`` subqueries are checked like the rest).
+
+    Args:
+        query: The Cypher text.
+
+    Returns:
+        The query without a trailing ``;``.
+
+    Raises:
+        ReadOnlyViolation: What was refused, and why.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise ReadOnlyViolation("the query is empty")
+    masked = _mask(query)
+    stripped = masked.rstrip()
+    if ";" in stripped.rstrip(";") or stripped.count(";") > 1:
+        raise ReadOnlyViolation("one statement at a time: the query has a ';' inside")
+    for match in _WORD.finditer(masked):
+        word = match.group(0)
+        if word.startswith("$"):
+            continue
+        upper = word.upper()
+        if upper in WRITE_KEYWORDS:
+            raise ReadOnlyViolation(
+                f"{upper} is not allowed: this endpoint is read-only (quote a property or "
+                f"variable of that name with backticks)"
+            )
+        if upper == "CALL":
+            rest = masked[match.end() :]
+            if rest.lstrip()[:1] in ("{", "("):
+                continue  # a subquery: its clauses are checked like the rest
+            name = _PROCEDURE.match(rest)
+            proc = re.sub(r"\s+", "", name.group(1)).lower() if name else ""
+            if proc.strip("_") == "":
+                proc = "a backtick-quoted name" if proc else "(unreadable)"
+            if proc not in READ_ONLY_PROCEDURES:
+                allowed = ", ".join(sorted(READ_ONLY_PROCEDURES))
+                raise ReadOnlyViolation(
+                    f"CALL {proc} is not allowed; read-only procedures: {allowed}"
+                )
+    # the mask keeps positions: cut the query at its trailing ';', if any
+    return query[: len(stripped) - 1] if stripped.endswith(";") else query
+
+
+# ============================================================================ plumbing
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds new readers back."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for a request body over ``limit`` bytes (announced or streamed).
+
+    The body is read here, up to the limit, before the app sees it.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    announced = int(value)
+                except ValueError:
+                    announced = -1
+                if announced > self.limit:
+                    await self._too_large(scope, send)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                await self._too_large(scope, send)
+                return
+            chunks.append(body)
+            more = bool(message.get("more_body", False))
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over the limit of {self.limit} bytes"}, status_code=413
+        )
+        await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class _Runtime:
+    """The engine and what guards it."""
+
+    def __init__(self, engine: Engine, image_root: Path | None) -> None:
+        self.engine = engine
+        self.image_root = image_root.resolve() if image_root is not None else None
+        self.lock = _ReadWriteLock()
+        self.ask_lock = threading.Lock()
+        self.built: set[str] = set()
+
+    def ensure(self, part: str, build: Callable[[], object]) -> None:
+        """Build a lazy part of the engine once, alone."""
+        if part in self.built:
+            return
+        with self.lock.write():
+            if part not in self.built:
+                build()
+                self.built.add(part)
+
+
+def _status(exc: GraphFusionError) -> int:
+    """The HTTP status of a library error."""
+    if isinstance(exc, StoreError | QueryError):
+        return 503 if isinstance(exc, StoreError) else 500
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, NotReadyError):
+        return 409
+    return 400
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars as Python, NaN and infinities as None, dates as ISO."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if value is pd.NaT:
+        return None
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NaT or value is pd.NA:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A result frame's rows as dicts of Python values (NaN as None). Cells holding lists are
+    the library's plain data already (reasons, evidence) and are left as they are."""
+    columns = [str(c) for c in frame.columns]
+    cells = [frame[c].tolist() for c in frame.columns]
+    return [
+        {c: _finite(v) for c, v in zip(columns, row, strict=True)}
+        for row in zip(*cells, strict=True)
+    ]
+
+
+def _json(model: BaseModel) -> Response:
+    """A response already validated by its model: FastAPI would validate it again."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def _summary(report: LoadReport) -> LoadSummary:
+    return LoadSummary(
+        mapping=report.mapping,
+        nodes=dict(report.nodes),
+        relationships=dict(report.relationships),
+        skipped=dict(report.skipped),
+        rejected=[RejectedRow(**r.to_dict()) for r in report.rejected],
+        seconds=round(report.seconds, 4),
+    )
+
+
+def _frame(items: Sequence[BaseModel], always: tuple[str, ...]) -> pd.DataFrame:
+    """Events as a frame: the ``always`` columns and every other field with a value."""
+    rows = [item.model_dump() for item in items]
+    columns = [c for c in rows[0] if c in always or any(r[c] is not None for r in rows)]
+    return pd.DataFrame({c: [r[c] for r in rows] for c in columns})
+
+
+def _int(value: Any) -> int | None:
+    value = _plain(value)
+    return None if value is None else int(value)
+
+
+def _defect_item(row: Mapping[Any, Any]) -> DefectItem:
+    key_column = next(iter(row))
+    row = _plain(row)
+    return DefectItem(
+        key=str(row[key_column]),
+        risk=row.get("risk") or 0.0,
+        name=row.get("name"),
+        title=row.get("title"),
+        products=_int(row.get("products")),
+        supplier_id=row.get("supplier_id"),
+        batch_id=row.get("batch_id"),
+        reviews=_int(row.get("reviews")),
+        defect_reviews=_int(row.get("defect_reviews")),
+        rate=row.get("rate"),
+        image=row.get("image"),
+        evidence=[DefectEvidence(**e) for e in row.get("evidence") or []],
+        at_risk_products=list(row.get("at_risk_products") or []),
+    )
+
+
+def _check_token(token: str | None) -> None:
+    if token is None:
+        return
+    if not isinstance(token, str) or not _B64TOKEN.fullmatch(token):
+        raise ValidationError(
+            "the token must be a non-empty run of letters, digits and -._~+/ (e.g. the "
+            "output of `openssl rand -hex 32`)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to serve ``host`` without a sound token unless it is a loopback address.
+
+    Args:
+        host: The address to bind (``127.0.0.1``, ``::1``, ``localhost``, ``0.0.0.0`` ...).
+        token: The bearer token clients must send, or None.
+
+    Raises:
+        ValidationError: A bad token, or a non-loopback host without a token of at least 16
+            characters.
+    """
+    _check_token(token)
+    if _is_loopback(host):
+        return
+    if token is None:
+        raise ValidationError(
+            f"serving on {host!r} (not a loopback address) needs a bearer token: pass --token "
+            "(or set GRAPHFUSION_TOKEN), e.g. from `openssl rand -hex 32`"
+        )
+    if len(token) < _MIN_PUBLIC_TOKEN_CHARS:
+        raise ValidationError(
+            f"serving on {host!r} needs a token of at least {_MIN_PUBLIC_TOKEN_CHARS} characters"
+        )
+
+
+# ============================================================================ the app
+def create_app(
+    engine: Engine,
+    *,
+    token: str | None = None,
+    allow_cypher: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    image_root: str | Path | None = None,
+) -> FastAPI:
+    """The REST application over ``engine`` (see the module docstring for the endpoints).
+
+    Args:
+        engine: An open engine; the app uses it from several threads and never closes it.
+        token: When given, clients must send ``Authorization: Bearer <token>``.
+        allow_cypher: Turn on the read-only ``POST /cypher``.
+        max_body_bytes: Largest request body; larger ones get 413.
+        image_root: Folder whose files ``POST /events`` products may name as ``image``
+            (relative paths); without it an ``image`` is refused.
+
+    Returns:
+        The FastAPI application (serve it with uvicorn, or :func:`serve`).
+
+    Raises:
+        ValidationError: A bad token, body limit or image root.
+    """
+    _check_token(token)
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+        raise ValidationError("max_body_bytes must be an integer")
+    if max_body_bytes < 1:
+        raise ValidationError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    root = Path(image_root) if image_root is not None else None
+    if root is not None and not root.is_dir():
+        raise ValidationError(f"image root {root} is not a folder")
+    rt = _Runtime(engine, root)
+    store_kind: Literal["embedded", "neo4j"] = (
+        "neo4j" if engine.store.dialect.name == "neo4j" else "embedded"
+    )
+    expected = token.encode() if token is not None else None
+
+    def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        if expected is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if credentials is None or not hmac.compare_digest(given, expected):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="graphfusion",
+        version=__version__,
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    guarded = [Depends(authorize)]
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"description": "Refused argument"},
+        401: {"description": "Missing or wrong bearer token"},
+        413: {"description": "Request body too large"},
+    }
+
+    @app.exception_handler(GraphFusionError)
+    async def _library_error(request: Request, exc: GraphFusionError) -> JSONResponse:
+        status = _status(exc)
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        detail = "the store failed a query" if isinstance(exc, QueryError) else str(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # like FastAPI's own, without echoing inputs (a body can be large)
+        detail = [
+            {k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in exc.errors()
+        ]
+        return JSONResponse({"detail": _plain(detail)}, status_code=422)
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    async def healthz() -> Health:  # async: never waits for a worker thread
+        """Liveness: answers while the server runs (no token needed)."""
+        return Health(version=__version__, store=store_kind)
+
+    @app.get(
+        "/recommend/{user_id}",
+        response_model=RecommendResponse,
+        dependencies=guarded,
+        responses={**errors, 404: {"description": "Unknown user"}},
+        tags=["recommend"],
+    )
+    def recommend(
+        user_id: Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        category: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
+        brand: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
+        max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        exclude_seen: bool = True,
+        diversity: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False)] = 0.0,
+    ) -> Response:
+        """The top ``k`` products for a user, with the graph evidence for each."""
+        rt.ensure("recommender", engine.recommender)
+        with rt.lock.read():
+            frame = engine.recommend(
+                user_id, k, category=category, brand=brand, max_price=max_price,
+                exclude_seen=exclude_seen, diversity=diversity,
+            )  # fmt: skip
+        response = RecommendResponse(
+            user_id=user_id,
+            method=str(frame.attrs.get("method", "model")),
+            items=[Recommendation(**row) for row in _records(frame)],
+        )
+        return _json(response)
+
+    @app.get(
+        "/similar/{product_id}",
+        response_model=SimilarResponse,
+        dependencies=guarded,
+        responses={**errors, 404: {"description": "Unknown product"}},
+        tags=["recommend"],
+    )
+    def similar(
+        product_id: Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)],
+        modality: Literal["text", "image", "behaviour", "fused"] = "text",
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    ) -> Response:
+        """The ``k`` products most similar to a product by one modality's vectors."""
+        with rt.lock.read():
+            frame = engine.similar(product_id, modality, k)
+        response = SimilarResponse(
+            product_id=product_id,
+            modality=modality,
+            items=[SimilarProduct(**row) for row in _records(frame)],
+        )
+        return _json(response)
+
+    @app.post(
+        "/ask",
+        response_model=AskResponse,
+        dependencies=guarded,
+        responses={**errors, 404: {"description": "Unknown product"}},
+        tags=["qa"],
+    )
+    def ask(body: AskRequest) -> Response:
+        """Link a customer question to products, past answers and review passages."""
+        args = (body.question, body.product_id, body.k, body.method)
+        if "qa" in rt.built:
+            with rt.lock.read(), rt.ask_lock:
+                result = engine.ask(*args)
+        else:
+            with rt.lock.write():  # the first call builds the index
+                result = engine.ask(*args)
+                rt.built.add("qa")
+        response = AskResponse(
+            products=[ProductHit(**r) for r in _records(result.products)],
+            answers=[AnswerHit(**r) for r in _records(result.answers)],
+            passages=[PassageHit(**r) for r in _records(result.passages)],
+        )
+        return _json(response)
+
+    @app.get(
+        "/defects",
+        response_model=DefectsResponse,
+        dependencies=guarded,
+        responses=errors,
+        tags=["defects"],
+    )
+    def defects(
+        level: Literal["supplier", "batch", "product"] = "supplier",
+        top: Annotated[int, Query(ge=1, le=MAX_TOP)] = 20,
+    ) -> Response:
+        """The riskiest suppliers, batches or products, with evidence and products at risk."""
+        rt.ensure("defects", engine.defect_analysis)
+        with rt.lock.read():
+            frame = engine.defects(level, top)
+        response = DefectsResponse(
+            level=level, items=[_defect_item(row) for row in frame.to_dict(orient="records")]
+        )
+        return _json(response)
+
+    @app.post(
+        "/events",
+        response_model=EventsResponse,
+        dependencies=guarded,
+        responses={**errors, 409: {"description": "The served model cannot take products"}},
+        tags=["events"],
+    )
+    def events(body: EventsRequest) -> Response:
+        """Live updates: store products and interactions and update the served model (no
+        retraining). Bad rows are reported with their line (1 = first item of the list)."""
+        products = [p.model_copy(update={"image": _image_path(rt, p.image)})
+                    for p in body.products]  # fmt: skip
+        out = EventsResponse()
+        with rt.lock.write():
+            if products:
+                frame = _frame(products, ("id",))
+                out.products = _summary(engine.add_products(frame))
+            if body.interactions:
+                frame = _frame(body.interactions, ("user_id", "product_id", "type"))
+                out.interactions = _summary(engine.add_interactions(frame))
+        return _json(out)
+
+    @app.post(
+        "/cypher",
+        response_model=CypherResponse,
+        dependencies=guarded,
+        responses={
+            **errors,
+            400: {"description": "The store refused the query"},
+            403: {"description": "The endpoint is off, or the query could write"},
+        },
+        tags=["cypher"],
+    )
+    def cypher(body: CypherRequest) -> Response:
+        """Run a read-only Cypher query (off unless the server was started with
+        ``--allow-cypher``); values go in ``params``."""
+        if not allow_cypher:
+            raise HTTPException(
+                status_code=403,
+                detail="the Cypher endpoint is off; start the server with --allow-cypher",
+            )
+        try:
+            query = check_read_only(body.query)
+        except ReadOnlyViolation as exc:
+            raise HTTPException(status_code=403, detail=f"refused: {exc}") from None
+        try:
+            rows = _read_only_query(rt, query, dict(body.params))
+        except QueryError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        except (ValueError, TypeError, OverflowError) as exc:  # a parameter the store cannot take
+            raise HTTPException(status_code=400, detail=f"bad parameter: {exc}") from None
+        truncated = len(rows) > MAX_CYPHER_ROWS
+        rows = [_plain(r) for r in rows[:MAX_CYPHER_ROWS]]
+        response = CypherResponse(
+            columns=list(rows[0]) if rows else [], rows=rows, truncated=truncated
+        )
+        return _json(response)
+
+    return app
+
+
+def _image_path(rt: _Runtime, image: str | None) -> str | None:
+    """The checked absolute path of an event's image, which must be a file under the root."""
+    if image is None:
+        return None
+    if rt.image_root is None:
+        raise HTTPException(
+            status_code=422,
+            detail="this server takes no product images (start it with --image-root DIR)",
+        )
+    path = (rt.image_root / image).resolve()
+    if not path.is_relative_to(rt.image_root) or not path.is_file():
+        raise HTTPException(
+            status_code=422, detail=f"image {image!r} is not a file under the image root"
+        )
+    return str(path)
+
+
+def _read_only_query(rt: _Runtime, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a checked query; on the embedded store inside a read-only transaction, alone."""
+    store = rt.engine.store
+    if not isinstance(store, EmbeddedStore):
+        with rt.lock.read():
+            return store.query(query, params)
+    with rt.lock.write():  # no other statement may run inside this transaction
+        store.query("BEGIN TRANSACTION READ ONLY")
+        try:
+            return store.query(query, params)
+        finally:
+            with suppress(QueryError):  # a failed statement already ended the transaction
+                store.query("ROLLBACK")
+
+
+def serve(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    allow_cypher: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    image_root: str | Path | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve ``engine`` over HTTP with uvicorn (one process) until interrupted.
+
+    Args:
+        engine: An open engine (closed by the caller afterwards).
+        host: Address to bind; anything but loopback needs a ``token``.
+        port: TCP port (0: any free port; uvicorn logs the one it got).
+        token: Bearer token clients must send.
+        allow_cypher: Turn on the read-only ``POST /cypher``.
+        max_body_bytes: Largest request body.
+        image_root: Folder that product images of ``POST /events`` may name.
+        log_level: uvicorn's log level.
+
+    Raises:
+        ValidationError: A non-loopback host without a sound token, or a bad setting.
+    """
+    import uvicorn
+
+    check_bind(host, token)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port must be in 0..65535, got {port!r}")
+    app = create_app(
+        engine,
+        token=token,
+        allow_cypher=allow_cypher,
+        max_body_bytes=max_body_bytes,
+        image_root=image_root,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
