@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from graphfusion.engine import Engine
-from graphfusion.errors import (
+import warnings
+
+# PyTorch Geometric 2.8 calls torch.jit.script on import, which torch 2.14 deprecates: a
+# warning on every run that no user can act on.
+warnings.filterwarnings(
+    "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+)
+
+from graphfusion.engine import Engine  # noqa: E402
+from graphfusion.errors import (  # noqa: E402
     GraphFusionError,
     MappingError,
     QueryError,

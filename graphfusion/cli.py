@@ -3,7 +3,8 @@
 Every command exits 0 on success, 2 on bad usage and 1 on failure with a one-line reason
 (a traceback only with ``--debug``). Store settings come from flags, then the environment
 (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``, ``NEO4J_PASSWORD``,
-``NEO4J_DATABASE``).
+``NEO4J_DATABASE``), then a config file (``--config FILE``, ``$GRAPHFUSION_CONFIG`` or
+``./graphfusion.toml``; see :mod:`graphfusion.settings`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from graphfusion.catalog_shop import (
 )
 from graphfusion.engine import Engine
 from graphfusion.errors import GraphFusionError
-from graphfusion.store import open_store
+from graphfusion.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +101,9 @@ def _store_options(fn: F) -> F:
 
 @contextmanager
 def _engine(store: Path | None, neo4j_uri: str | None, read_only: bool = False) -> Iterator[Engine]:
-    with Engine(open_store(store, neo4j=neo4j_uri, read_only=read_only)) as engine:
+    settings: Settings = click.get_current_context().find_root().obj["settings"]
+    chosen = settings.with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
+    with Engine(chosen.open(read_only=read_only)) as engine:
         yield engine
 
 
@@ -129,11 +132,23 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="TOML file with store settings (default $GRAPHFUSION_CONFIG or ./graphfusion.toml); "
+    "flags and environment variables come first.",
+)
 @click.version_option(package_name="graphfusion")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, config: Path | None) -> None:
     """graphfusion: multimodal knowledge fusion on an e-commerce graph."""
-    ctx.obj = {"debug": debug}
+    try:
+        settings = load_settings(config)
+    except GraphFusionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    ctx.obj = {"debug": debug, "settings": settings}
 
 
 @main.command()
@@ -573,6 +588,13 @@ def ask_cmd(
     default=None,
     help="Write the risk ranking and the top node's evidence subgraph as PNG here.",
 )
+@click.option(
+    "--evidence",
+    "evidence_key",
+    metavar="KEY",
+    default=None,
+    help="Instead of the ranking, the evidence paths of one supplier, batch or product.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @_store_options
 @_command
@@ -580,12 +602,22 @@ def defects_cmd(
     level: str,
     top: int,
     plot_dir: Path | None,
+    evidence_key: str | None,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
 ) -> None:
     """The riskiest suppliers, batches or products, with evidence and products at risk."""
     with _engine(store, neo4j_uri) as engine:
+        if evidence_key is not None:
+            paths = engine.defect_evidence(evidence_key)[:top]
+            if as_json:
+                _echo_json(paths)
+                return
+            for item in paths:
+                route = " -> ".join(f"{label} {key}" for label, key in item["path"])
+                click.echo(f"{item['score']:.2f}  {route}\n      {item['text'][:100]}")
+            return
         analysis = engine.defect_analysis()
         frame = analysis.ranking(level, top)
         if plot_dir is not None and not frame.empty:
@@ -603,6 +635,62 @@ def defects_cmd(
         for item in row["evidence"][:3]:
             click.echo(f"       - {item['kind']} {item['key']} ({item['score']:.2f}): "
                        f"{item['text'][:80]}")  # fmt: skip
+
+
+@main.command("recalls")
+@click.option("--min-recalls", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Firms named by fewer recalls are left out.")  # fmt: skip
+@click.option("--top", type=click.IntRange(1, 10_000), default=15, show_default=True)
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the firms x hazard types heat map and the recall graph as PNG here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print firms and clusters as JSON.")
+@_store_options
+@_command
+def recalls_cmd(
+    min_recalls: int,
+    top: int,
+    plot_dir: Path | None,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+) -> None:
+    """Firms named by several recalls and the hazard types that cluster on firms (load
+    recalls first: graphfusion load cpsc_recalls --source recalls=recalls.csv)."""
+    with _engine(store, neo4j_uri) as engine:
+        report = engine.recalls(min_recalls)
+    companies = report.companies.head(top)
+    if plot_dir is not None and not companies.empty:
+        heat = report.plot(plot_dir / "recalls-firms.png", top)
+        graph = report.plot_graph(plot_dir / "recalls-graph.png", min(top, 12))
+        click.echo(f"plots: {heat} {graph}", err=True)
+    if as_json:
+        _echo_json({
+            "recalls": len(report.recalls),
+            "firms": int(report.links["supplier_id"].nunique()),
+            "companies": companies.to_dict(orient="records"),
+            "clusters": report.clusters.to_dict(orient="records"),
+        })  # fmt: skip
+        return
+    click.echo(f"{len(report.recalls)} recalls naming {report.links['supplier_id'].nunique()} "
+               f"firms; {len(report.companies)} firms named by {min_recalls}+ recalls")  # fmt: skip
+    for firm in companies.to_dict(orient="records"):
+        hazards = ", ".join(f"{k} {v}" for k, v in list(firm["hazard_types"].items())[:3])
+        roles = ", ".join(firm["roles"])
+        click.echo(
+            f"  {firm['recalls']:>3}  {firm['name'] or firm['supplier_id']} ({roles}): {hazards}"
+        )
+    click.echo("hazard type: recalls, firms, repeat firms, repeat share (expected), lift")
+    for kind in report.clusters.to_dict(orient="records"):
+        click.echo(
+            f"  {kind['hazard_type']}: {kind['recalls']}, {kind['firms']}, "
+            f"{len(kind['repeat_firms'])}, {kind['repeat_share']:.3f} "
+            f"({kind['expected_share']:.3f}), {kind['lift']:.2f}"
+        )
 
 
 @main.command("serve")

@@ -104,6 +104,35 @@ def test_store_from_environment(runner: CliRunner, tmp_path: Path) -> None:
     assert (env_store / "graphfusion.json").exists()
 
 
+def test_settings_from_flags_then_environment_then_config_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "gf.toml"
+    config.write_text(f'[graphfusion]\nstore = "{tmp_path / "from-file"}"\n')
+    res = runner.invoke(main, ["--config", str(config), "stats", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "from-file" / "graphfusion.json").exists()
+    env = {"GRAPHFUSION_STORE": str(tmp_path / "from-env"), "GRAPHFUSION_CONFIG": str(config)}
+    assert runner.invoke(main, ["stats"], env=env).exit_code == 0
+    assert (tmp_path / "from-env" / "graphfusion.json").exists()
+    flag = ["stats", "--store", str(tmp_path / "from-flag")]
+    assert runner.invoke(main, flag, env=env).exit_code == 0
+    assert (tmp_path / "from-flag" / "graphfusion.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("store = [", "not valid TOML"), ('stor = "x"', "unknown setting")]
+)
+def test_a_bad_config_file_is_bad_usage(
+    runner: CliRunner, tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "gf.toml"
+    config.write_text(text)
+    res = runner.invoke(main, ["--config", str(config), "stats"])
+    assert res.exit_code == 2
+    assert "--config" in res.output and message in res.output
+
+
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "GRAPHFUSION_STORE": str(tmp_path / "store")}
     proc = subprocess.run(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from formats import CPSC_COLUMNS
 
 from graphfusion import Engine
+from graphfusion.cli import main
 from graphfusion.errors import ValidationError
 from graphfusion.recalls import hazard_types, recall_report
 
@@ -137,3 +140,26 @@ def test_bad_input(engine: Engine, tmp_path: Path) -> None:
     assert none_twice.companies.empty
     with pytest.raises(ValidationError, match="nothing to plot"):
         none_twice.plot(tmp_path / "x.png")
+
+
+def test_recalls_command(tmp_path: Path) -> None:
+    folder = str(tmp_path / "store")
+    runner = CliRunner()
+    source = f"recalls={_write(tmp_path / 'csv')}"
+    loaded = runner.invoke(main, ["load", "cpsc_recalls", "--source", source, "--store", folder])
+    assert loaded.exit_code == 0, loaded.output
+    res = runner.invoke(main, ["recalls", "--json", "--store", folder, "--plot", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert (data["recalls"], data["firms"]) == (8, 6)
+    assert [c["supplier_id"] for c in data["companies"]] == ["shopmart", "acme", "beta"]
+    assert data["clusters"][0]["hazard_type"] == "fire"
+    assert (tmp_path / "recalls-firms.png").exists() and (tmp_path / "recalls-graph.png").exists()
+    res = runner.invoke(main, ["recalls", "--min-recalls", "3", "--store", folder])
+    assert res.exit_code == 0, res.output
+    assert (
+        "2 firms named by 3+ recalls" in res.output and "Acme (manufacturer): fire 3" in res.output
+    )
+    empty = runner.invoke(main, ["recalls", "--store", str(tmp_path / "empty")])
+    assert empty.exit_code == 1 and "no recalls" in empty.output
+    assert runner.invoke(main, ["recalls", "--min-recalls", "0"]).exit_code == 2
