@@ -36,6 +36,7 @@ import pandas as pd
 
 from graphfusion.errors import ValidationError
 from graphfusion.graph import unit_rows
+from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -178,16 +179,11 @@ class RecallReport:
 
     def plot(self, path: str | Path, top: int = 15) -> Path:
         """Heat map of the ``top`` firms' recalls by hazard type (PNG)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         table = self.firm_hazards(top)
         if table.empty:
             raise ValidationError("no firm is named by several recalls: nothing to plot")
         names = dict(zip(self.companies["supplier_id"], self.companies["name"], strict=True))
-        fig, ax = plt.subplots(figsize=(1.0 + 0.7 * table.shape[1], 1.2 + 0.35 * len(table)))
+        fig, ax = new_figure(1.0 + 0.7 * table.shape[1], 1.2 + 0.35 * len(table))
         ax.imshow(table.to_numpy(), cmap="Reds", aspect="auto")
         ax.set_xticks(range(table.shape[1]), table.columns, rotation=40, ha="right")
         ax.set_yticks(range(len(table)), [str(names.get(i) or i) for i in table.index])
@@ -196,16 +192,13 @@ class RecallReport:
                 ax.text(col, row, str(value), ha="center", va="center", fontsize=8)
         ax.set_title("recalls per firm and hazard type")
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
     def plot_graph(self, path: str | Path, top: int = 12) -> Path:
         """The recall graph of the ``top`` firms (PNG): firms linked to the recalls that name
         them, recalls coloured by hazard type."""
-        import matplotlib
         import networkx as nx
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib import colormaps
 
         if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise ValidationError("top must be a positive integer")
@@ -213,14 +206,14 @@ class RecallReport:
         if not firms:
             raise ValidationError("no firm is named by several recalls: nothing to plot")
         kinds = dict(zip(self.recalls["recall_id"], self.recalls["hazard_type"], strict=True))
-        cmap = plt.get_cmap("tab10")
+        cmap = colormaps["tab10"]
         palette = {kind: cmap(i % 10) for i, kind in enumerate(sorted(set(kinds.values())))}
         graph = nx.Graph()
         for row in self.links[self.links["supplier_id"].isin(firms)].itertuples():
             graph.add_node(row.supplier_id, kind="firm", label=row.name or row.supplier_id)
             graph.add_node(row.recall_id, kind=kinds.get(row.recall_id, "unknown"), label="")
             graph.add_edge(row.supplier_id, row.recall_id)
-        fig, ax = plt.subplots(figsize=(9, 7))
+        fig, ax = new_figure(9, 7)
         pos = nx.spring_layout(graph, seed=0, k=0.35)
         firm_nodes = [n for n, d in graph.nodes(data=True) if d["kind"] == "firm"]
         nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.3)
@@ -236,17 +229,7 @@ class RecallReport:
         ax.legend(fontsize=7, loc="lower left", title="recall hazard", title_fontsize=7)
         ax.set_title(f"recalls of the {len(firm_nodes)} firms with the most recalls")
         ax.axis("off")
-        return _save(fig, path)
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
+        return save_figure(fig, path)
 
 
 def recall_report(

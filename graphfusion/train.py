@@ -35,6 +35,7 @@ from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
+from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
 __all__ = ["TrainConfig", "TrainResult", "train", "load_interactions", "MODELS"]
@@ -284,30 +285,22 @@ def _cold_split(
 
 
 def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="BPR loss")
+    fig, ax = new_figure(6, 3.5)
+    lines = ax.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="BPR loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [h["valid_recall@20"] for h in history], color="tab:orange", marker="o",
-             label="validation Recall@20")  # fmt: skip
+    lines += ax2.plot(epochs, [h["valid_recall@20"] for h in history], color="tab:orange",
+                      marker="o", label="validation Recall@20")  # fmt: skip
     if any("valid_content_recall@20" in h for h in history):
         content = [h.get("valid_content_recall@20", np.nan) for h in history]
-        ax2.plot(epochs, content, color="tab:green", marker=".", label="content only")
-        ax2.legend(loc="lower right", fontsize=8)
+        lines += ax2.plot(epochs, content, color="tab:green", marker=".",
+                          label="validation Recall@20, content only")  # fmt: skip
     ax2.set_ylabel("validation Recall@20", color="tab:orange")
+    ax2.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def train(
