@@ -30,6 +30,20 @@ def tiny_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_store(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store folder with the tiny shop, all its vectors and a fusion model, made once per
+    session. Do not modify it: open a private copy (``private_copy``) to write."""
+    from graphfusion import Engine
+
+    folder = tmp_path_factory.mktemp("trained") / "store"
+    with Engine(folder) as engine:
+        engine.load("synthetic", shop=tiny_shop)
+        engine.embed()
+        engine.train("fusion", epochs=6, batch_size=256, lr=0.01, patience=6)
+    return folder
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     """A fresh, empty embedded store."""

@@ -21,21 +21,10 @@ from graphfusion.ingest import load
 from graphfusion.recommend import LIGHT_USER_MAX, Recommender
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store folder with the tiny shop, its vectors and a fusion model (do not modify)."""
-    folder = tmp_path_factory.mktemp("rec") / "store"
-    with Engine(folder) as engine:
-        load(engine.store, "synthetic", {"shop": tiny_shop})
-        engine.embed()
-        engine.train("fusion", epochs=6, batch_size=256, lr=0.01, patience=6)
-    return folder
-
-
 @pytest.fixture
-def engine(trained: Path, private_copy: Callable[[Path], Engine]) -> Engine:
+def engine(trained_store: Path, private_copy: Callable[[Path], Engine]) -> Engine:
     """A private copy of the prepared store."""
-    return private_copy(trained)
+    return private_copy(trained_store)
 
 
 def _seen(engine: Engine, user: str) -> set[str]:
@@ -273,9 +262,9 @@ def test_no_model_is_a_clear_error(tiny_shop: Path, tmp_path: Path) -> None:
             Recommender(engine.store, model="popularity")
 
 
-def test_cli(trained: Path, tmp_path: Path) -> None:
+def test_cli(trained_store: Path, tmp_path: Path) -> None:
     folder = tmp_path / "store"
-    shutil.copytree(trained, folder)
+    shutil.copytree(trained_store, folder)
     runner = CliRunner()
     res = runner.invoke(main, ["recommend", "u0001", "--k", "3", "--json", "--store", str(folder)])
     assert res.exit_code == 0, res.output

@@ -47,21 +47,10 @@ USER = "u0001"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store folder with the tiny shop, its vectors and a fusion model (do not modify)."""
-    folder = tmp_path_factory.mktemp("service") / "store"
-    with Engine(folder) as engine:
-        load(engine.store, "synthetic", {"shop": tiny_shop})
-        engine.embed()
-        engine.train("fusion", epochs=6, batch_size=256, lr=0.01, patience=6)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def shared(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def shared(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """An engine on a copy of the trained store, for the tests that only read."""
     folder = tmp_path_factory.mktemp("service-shared") / "store"
-    shutil.copytree(trained, folder)
+    shutil.copytree(trained_store, folder)
     with Engine(folder) as engine:
         yield engine
 
@@ -73,9 +62,9 @@ def client(shared: Engine) -> TestClient:
 
 
 @pytest.fixture
-def writable(trained: Path, private_copy: Callable[[Path], Engine]) -> Engine:
+def writable(trained_store: Path, private_copy: Callable[[Path], Engine]) -> Engine:
     """A private copy of the trained store, for tests that write."""
-    return private_copy(trained)
+    return private_copy(trained_store)
 
 
 def _detail(response: Any) -> Any:
@@ -638,9 +627,9 @@ def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
         into.put(line)
 
 
-def test_real_server_over_http(trained: Path, tmp_path: Path) -> None:
+def test_real_server_over_http(trained_store: Path, tmp_path: Path) -> None:
     folder = tmp_path / "served"
-    shutil.copytree(trained, folder)
+    shutil.copytree(trained_store, folder)
     env = {**os.environ, "GRAPHFUSION_TOKEN": TOKEN, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable,
