@@ -19,6 +19,17 @@ Besides the keys every consumer can rely on (``seed``, ``size``, ``defective_bat
 the defects drawn on its image: ``scratches``, ``blotches``, ``washout``) and
 ``product_attributes`` (material, yes/no features, sizes, battery life per product).
 
+How plainly the planted defects show is a setting, ``defect_signal`` (see
+:class:`DefectSignal` and :data:`DEFECT_SIGNALS`): ``"clear"`` (the default) makes them easy to
+see (most reviews of a defective item complain, with a low rating), which suits tests and demos;
+``"realistic"`` makes them moderate and noisy (fewer and milder complaints, complaints with good
+ratings, low ratings for reasons that are no defect, good batches of bad suppliers, suppliers of
+very different sizes), which suits benchmarks of defect detection. The setting only changes
+which supplier made each batch and which batches are defective (so the ``supplier_id`` of
+batches and products), the damage drawn on product photos, the reviews and the ground truth:
+the taxonomy, the other product fields, the users, interactions, questions and follows are
+byte for byte the same for every setting.
+
 Example:
     >>> from graphfusion.synthetic import generate_shop
     >>> manifest = generate_shop("/tmp/shop", "tiny", seed=0)  # doctest: +SKIP
@@ -47,10 +58,12 @@ from tqdm import tqdm
 
 __all__ = [
     "CSV_FILES",
+    "DEFECT_SIGNALS",
     "FORMAT_VERSION",
     "GENERATOR",
     "IMAGE_SIZE",
     "SIZES",
+    "DefectSignal",
     "ShopManifest",
     "ShopSize",
     "generate_shop",
@@ -150,6 +163,89 @@ SIZES: dict[str, ShopSize] = {
         questions=4_000,
         follows_per_user=5.0,
         light_user_share=0.02,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DefectSignal:
+    """How the planted defects show in a generated shop.
+
+    Attributes:
+        supplier_share: Share of the suppliers that are defective (at least one is).
+        bad_batch_share: Share of a defective supplier's batches that are defective (rounded
+            up, but at least one of its batches stays good when it has more than
+            ``all_bad_up_to`` batches).
+        all_bad_up_to: A defective supplier with at most this many batches has only defective
+            batches.
+        stray_batch_share: Share of a good supplier's batches that are defective anyway (a
+            one-off bad lot does not make a defective supplier).
+        bad_rate: Range of the hidden defect rate of a defective batch (the share of its
+            reviewed items that are defective).
+        good_rate: Range of the hidden defect rate of any other batch.
+        report: Share of the reviews of a defective item that report the defect.
+        false_report: Share of the reviews of a fine item that report a defect anyway.
+        complaint_ratings: Probabilities of the ratings 1 to 5 of a review that reports a
+            defect.
+        image_share: Share of the products of a defective batch whose photo shows damage.
+        supplier_skew: Spread (lognormal sigma) of the suppliers' shares of the batches; 0
+            gives every supplier about the same number of batches.
+        service_low: Range of a per-supplier probability that a review which reports no defect
+            gives 1 or 2 stars for another reason (delivery, price, fit); ``(0, 0)`` for none
+            beyond the ordinary rating noise.
+    """
+
+    supplier_share: float
+    bad_batch_share: float
+    all_bad_up_to: int
+    stray_batch_share: float
+    bad_rate: tuple[float, float]
+    good_rate: tuple[float, float]
+    report: float
+    false_report: float
+    complaint_ratings: tuple[float, float, float, float, float]
+    image_share: float
+    supplier_skew: float
+    service_low: tuple[float, float]
+
+
+#: The defect-signal settings of :func:`generate_shop`. ``clear``: about half of a defective
+#: batch's reviewed items are defective and 80% of their reviews complain, with 1-3 stars (4% of
+#: other reviews complain too); 15% of the suppliers are defective, with 70% defective batches;
+#: 60% of the defective products' photos show damage. ``realistic``: 15-35% of a defective
+#: batch's items are defective and 60% of their reviews say so, a quarter of those with 4 or 5
+#: stars (3% of other reviews complain); 30% of the suppliers are defective, with half of
+#: their batches defective, and 3% of other suppliers' batches are defective too; 20% of the
+#: defective products' photos show damage; suppliers differ widely in size; and every supplier
+#: gets 0-10% low ratings that report no defect (its service).
+DEFECT_SIGNALS: dict[str, DefectSignal] = {
+    "clear": DefectSignal(
+        supplier_share=0.15,
+        bad_batch_share=0.7,
+        all_bad_up_to=3,
+        stray_batch_share=0.0,
+        bad_rate=(0.4, 0.6),
+        good_rate=(0.02, 0.05),
+        report=0.8,
+        false_report=0.04,
+        complaint_ratings=(0.55, 0.35, 0.10, 0.0, 0.0),
+        image_share=0.6,
+        supplier_skew=0.0,
+        service_low=(0.0, 0.0),
+    ),
+    "realistic": DefectSignal(
+        supplier_share=0.3,
+        bad_batch_share=0.5,
+        all_bad_up_to=1,
+        stray_batch_share=0.03,
+        bad_rate=(0.15, 0.35),
+        good_rate=(0.02, 0.05),
+        report=0.6,
+        false_report=0.03,
+        complaint_ratings=(0.30, 0.25, 0.20, 0.15, 0.10),
+        image_share=0.2,
+        supplier_skew=1.0,
+        service_low=(0.0, 0.10),
     ),
 }
 
@@ -704,7 +800,12 @@ _TITLES_COMPLAINT = (
 
 
 def generate_shop(
-    out: str | Path, size: str = "tiny", seed: int = 0, *, progress: bool = False
+    out: str | Path,
+    size: str = "tiny",
+    seed: int = 0,
+    *,
+    progress: bool = False,
+    defect_signal: str = "clear",
 ) -> ShopManifest:
     """Generate a synthetic shop with known ground truth into a directory.
 
@@ -722,12 +823,16 @@ def generate_shop(
         size: Preset name, a key of :data:`SIZES` (``"tiny"``, ``"small"`` or ``"bench"``).
         seed: Non-negative random seed.
         progress: Show a tqdm progress bar.
+        defect_signal: How plainly the planted defects show, a key of :data:`DEFECT_SIGNALS`
+            (``"clear"`` or ``"realistic"``), recorded in the manifest. ``"clear"`` writes the
+            same data files and photos as earlier versions, byte for byte.
 
     Returns:
         The manifest of the written shop.
 
     Raises:
-        ValueError: If ``size`` is unknown or ``seed`` is negative or not an integer.
+        ValueError: If ``size`` or ``defect_signal`` is unknown or ``seed`` is negative or not
+            an integer.
         FileExistsError: If ``out`` is a file, or a non-empty directory that was not written
             by this function.
     """
@@ -739,19 +844,23 @@ def generate_shop(
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not isinstance(defect_signal, str) or defect_signal not in DEFECT_SIGNALS:
+        known = ", ".join(sorted(DEFECT_SIGNALS))
+        raise ValueError(f"unknown defect_signal {defect_signal!r}; expected one of: {known}")
     path = Path(out)
     _prepare_dir(path)
     spec = SIZES[size]
 
     stages = 10
     with _progress(progress, stages) as step:
-        shop = _Shop(spec, size, seed, path, step)
+        shop = _Shop(spec, size, seed, path, step, DEFECT_SIGNALS[defect_signal])
         counts = shop.run()
     manifest = {
         "generator": GENERATOR,
         "version": FORMAT_VERSION,
         "size": size,
         "seed": seed,
+        "defect_signal": defect_signal,
         "complete": True,
         "counts": counts,
     }
@@ -956,6 +1065,36 @@ def _top_k_rows(scores: NDArray[np.floating[Any]], k: IntArray) -> tuple[IntArra
     return rows.astype(np.int64), top[keep].astype(np.int64)
 
 
+def _plan_defects(
+    rng: np.random.Generator, sig: DefectSignal, n_sup: int, n_bat: int
+) -> tuple[IntArray, IntArray, BoolArray, FloatArray]:
+    """Which suppliers are defective, each batch's supplier (in supplier order), which batches
+    are defective and each batch's hidden defect rate."""
+    n_bad_sup = max(1, round(sig.supplier_share * n_sup))
+    bad_sup = np.sort(rng.choice(n_sup, n_bad_sup, replace=False))
+    share = np.full(n_sup, 1.0 / n_sup)
+    if sig.supplier_skew > 0:
+        weight = rng.lognormal(0.0, sig.supplier_skew, n_sup)
+        share = weight / weight.sum()
+    per_sup = np.full(n_sup, 2, dtype=np.int64)
+    per_sup += rng.multinomial(n_bat - 2 * n_sup, share)
+    batch_sup = np.repeat(np.arange(n_sup), per_sup)
+    batch_bad = np.zeros(n_bat, dtype=bool)
+    offsets = np.concatenate([[0], np.cumsum(per_sup)])
+    for s in bad_sup:
+        k = int(per_sup[s])
+        n_bad = k if k <= sig.all_bad_up_to else min(k - 1, math.ceil(sig.bad_batch_share * k))
+        chosen = rng.choice(k, n_bad, replace=False)
+        batch_bad[offsets[s] + chosen] = True
+    if sig.stray_batch_share > 0:
+        good_sup = ~np.isin(batch_sup, bad_sup)
+        batch_bad |= good_sup & (rng.random(n_bat) < sig.stray_batch_share)
+    rate = np.where(
+        batch_bad, rng.uniform(*sig.bad_rate, n_bat), rng.uniform(*sig.good_rate, n_bat)
+    ).round(4)
+    return bad_sup.astype(np.int64), batch_sup.astype(np.int64), batch_bad, rate
+
+
 # ---------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------
@@ -1076,9 +1215,16 @@ class _Shop:
     """Holds the state of one generation run; each stage uses its own random stream."""
 
     def __init__(
-        self, spec: ShopSize, size: str, seed: int, path: Path, step: Callable[[str], None]
+        self,
+        spec: ShopSize,
+        size: str,
+        seed: int,
+        path: Path,
+        step: Callable[[str], None],
+        signal: DefectSignal = DEFECT_SIGNALS["clear"],
     ) -> None:
         self.spec = spec
+        self.signal = signal
         self.size = size
         self.seed = seed
         self.path = path
@@ -1177,21 +1323,16 @@ class _Shop:
             ),
         )
 
-        n_bad_sup = max(1, round(0.15 * n_sup))
-        bad_sup = np.sort(rng.choice(n_sup, n_bad_sup, replace=False))
-        per_sup = np.full(n_sup, 2, dtype=np.int64)
-        per_sup += rng.multinomial(n_bat - 2 * n_sup, np.full(n_sup, 1.0 / n_sup))
-        batch_sup = np.repeat(np.arange(n_sup), per_sup)
-        batch_bad = np.zeros(n_bat, dtype=bool)
-        offsets = np.concatenate([[0], np.cumsum(per_sup)])
-        for s in bad_sup:
-            k = int(per_sup[s])
-            n_bad = k if k <= 3 else min(k - 1, math.ceil(0.7 * k))
-            chosen = rng.choice(k, n_bad, replace=False)
-            batch_bad[offsets[s] + chosen] = True
-        rate = np.where(
-            batch_bad, rng.uniform(0.4, 0.6, n_bat), rng.uniform(0.02, 0.05, n_bat)
-        ).round(4)
+        # The main stream always draws the clear plan, so that everything drawn after it (the
+        # batches' production times and units, hence the products' dates and the users'
+        # interactions) is the same for every defect signal; other signals draw their plan
+        # from a stream of their own.
+        clear = _plan_defects(rng, DEFECT_SIGNALS["clear"], n_sup, n_bat)
+        if self.signal == DEFECT_SIGNALS["clear"]:
+            bad_sup, batch_sup, batch_bad, rate = clear
+        else:
+            plan_rng = self.rng(11)
+            bad_sup, batch_sup, batch_bad, rate = _plan_defects(plan_rng, self.signal, n_sup, n_bat)
         produced = rng.integers(_START - 60 * _DAY, _END - 150 * _DAY, n_bat)
         units = rng.integers(200, 5_000, n_bat)
         # Batch ids follow production time.
@@ -1346,7 +1487,7 @@ class _Shop:
         img_dir = self.path / "images"
         shifts = rng.integers(-2, 3, (n, 2))
         jitter = rng.normal(0.0, 12.0, (n, 3)).astype(np.float32)
-        has_defect = self.p_bad_batch & (rng.random(n) < 0.6)
+        has_defect = self.p_bad_batch & (rng.random(n) < self.signal.image_share)
         # Defect kind as a bit mask: 1 scratches, 2 blotches, 4 colour washout.
         kinds = np.where(has_defect, rng.integers(1, 8, n), 0)
         params = rng.integers(4, IMAGE_SIZE - 4, (n, 6, 4))
@@ -1539,11 +1680,13 @@ class _Shop:
         # Which reviewed items are defective, and which reviews complain: per batch, a
         # stochastically rounded share (stratified, so even tiny shops follow the hidden rates).
         # Noise both ways: some defective items are reviewed positively, some good ones not.
+        sig = self.signal
         rb = self.p_batch[rp]
         every = np.ones(n_rev, dtype=bool)
         bad = _stratified(rng, rb, spec.batches, self.batch_rate, every)
-        complaint = _stratified(rng, rb, spec.batches, np.full(spec.batches, 0.8), bad)
-        complaint |= _stratified(rng, rb, spec.batches, np.full(spec.batches, 0.04), ~bad)
+        complaint = _stratified(rng, rb, spec.batches, np.full(spec.batches, sig.report), bad)
+        false = np.full(spec.batches, sig.false_report)
+        complaint |= _stratified(rng, rb, spec.batches, false, ~bad)
         aff = self.buy_aff[chosen]
         pts = self.buy_ts[chosen]
 
@@ -1559,11 +1702,16 @@ class _Shop:
         delay = rng.uniform(2 * _DAY, 40 * _DAY, n_rev)
         ts = pts + np.minimum(delay, (_END - pts) * rng.random(n_rev)).astype(np.int64)
         good_r = np.clip(np.round(3.7 + 0.35 * aff + rng.normal(0.0, 0.8, n_rev)), 1, 5)
-        bad_r = rng.choice([1, 2, 3], n_rev, p=[0.55, 0.35, 0.10])
+        bad_r = rng.choice(np.arange(1, 6), n_rev, p=sig.complaint_ratings)
         rating = np.where(complaint, bad_r, good_r).astype(np.int64)
         verified = rng.random(n_rev) < 0.92
         helpful = rng.poisson(0.8 + 1.5 * complaint)
         raw = rng.integers(0, 1 << 30, (n_rev, 10))
+        if sig.service_low[1] > 0:
+            # Low ratings that report no defect (delivery, price, fit), at a supplier's rate.
+            service = rng.uniform(*sig.service_low, spec.suppliers)
+            low = ~complaint & (rng.random(n_rev) < service[self.p_sup[rp]])
+            rating[low] = rng.choice([1, 2], n_rev, p=[0.4, 0.6])[low]
 
         order = np.lexsort((rp, ru, ts))
         self.review_ids = _ids("r", n_rev, 5)

@@ -14,9 +14,16 @@ from click.testing import CliRunner
 
 from graphfusion import Engine
 from graphfusion.cli import main
-from graphfusion.defects import PRIOR_WEIGHT, analyse
+from graphfusion.defects import analyse
 from graphfusion.errors import ValidationError
+from graphfusion.features.embed import embed
 from graphfusion.ingest import load
+from graphfusion.store import EmbeddedStore
+
+try:
+    import formats
+except ImportError:  # tests/ imported as a package
+    from tests import formats
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +46,144 @@ def test_planted_supplier_ranks_first(engine: Engine, tiny_shop: Path) -> None:
     ranking = engine.defects("supplier", top=10)
     assert ranking["supplier_id"].iloc[0] in truth["defective_suppliers"]
     analysis = engine.defect_analysis()
-    for frame in (analysis.products, analysis.batches, analysis.suppliers):
-        assert frame["risk"].between(0, 1).all()
-    for col in ("score", "text_score"):
-        assert analysis.reviews[col].dropna().between(0, 1).all()
-    assert analysis.products[["rate", "image", "evidence"]].stack().between(0, 1).all()
     bad = analysis.reviews["review_id"].isin(truth["complaint_reviews"])
     assert analysis.reviews.loc[bad, "score"].mean() > analysis.reviews.loc[~bad, "score"].mean()
+    products = analysis.products
+    defective = products["product_id"].isin(truth["defective_products"])
+    assert products.loc[defective, "risk"].mean() > products.loc[~defective, "risk"].mean()
     top = ranking.iloc[0]
     assert top["evidence"] and top["evidence"][0]["kind"] in ("review", "image")
-    assert set(top["at_risk_products"]) <= set(analysis.products["product_id"])
+    own = analysis.extra["supplier_products"][top["supplier_id"]]
+    quiet = products.set_index("product_id").loc[top["at_risk_products"]]
+    assert len(quiet) and set(quiet.index) <= own and (quiet["defect_reviews"] == 0).all()
+    assert quiet["risk"].is_monotonic_decreasing  # riskiest first
     batches = engine.defects("batch", top=3)
     assert batches["batch_id"].iloc[0] in truth["defective_batches"]
 
 
-def test_one_bad_review_does_not_outrank_a_bad_supplier(engine: Engine) -> None:
-    analysis = engine.defect_analysis()
-    worst_supplier = analysis.suppliers["risk"].max()
-    one = analysis.products[analysis.products["reviews"] == 1]
-    # a product with a single defect review is pulled toward the prior
-    rate_of_one_bad = (1 + PRIOR_WEIGHT * analysis.reviews["score"].gt(0.5).mean()) / (
-        1 + PRIOR_WEIGHT
+def _write_supply_graph(
+    store: EmbeddedStore,
+    suppliers: dict[str, dict[str, list[tuple[float, str]]]],
+) -> None:
+    """Write suppliers, one batch each (``<supplier>-lot``), their products and the products'
+    reviews (``(rating, text)``) into ``store``."""
+    products = [(s, p) for s, ps in suppliers.items() for p in ps]
+    reviews = [(p, i, rating, text) for s, ps in suppliers.items()
+               for p, rs in ps.items() for i, (rating, text) in enumerate(rs)]  # fmt: skip
+    ids = [f"{p}-r{i}" for p, i, _, _ in reviews]
+    store.write_node_table("Supplier", pa.table({"id": list(suppliers), "name": list(suppliers)}))
+    store.write_node_table("Batch", pa.table({"id": [f"{s}-lot" for s in suppliers]}))
+    store.write_node_table("Product", pa.table({"id": [p for _, p in products],
+                                                "title": [p for _, p in products]}))  # fmt: skip
+    store.write_node_table("Review", pa.table({
+        "id": ids, "title": [""] * len(ids), "text": [t for _, _, _, t in reviews],
+        "rating": pa.array([r for _, _, r, _ in reviews], pa.float64()),
+    }))  # fmt: skip
+    rels = {
+        "PRODUCED": ("Supplier", "Batch", list(suppliers), [f"{s}-lot" for s in suppliers]),
+        "FROM_BATCH": ("Product", "Batch", [p for _, p in products],
+                       [f"{s}-lot" for s, _ in products]),
+        "SUPPLIES": ("Supplier", "Product", [s for s, _ in products], [p for _, p in products]),
+        "ABOUT": ("Review", "Product", ids, [p for p, _, _, _ in reviews]),
+    }  # fmt: skip
+    for rel, (start, end, src, dst) in rels.items():
+        store.write_rel_table(rel, pa.table({"src": src, "dst": dst}), start=start, end=end)
+
+
+BROKE = "It broke after a week, poor quality, it fell apart."
+FINE = "Works great, excellent quality, very happy with it."
+
+
+def test_one_bad_review_does_not_outrank_a_bad_supplier(tmp_path: Path) -> None:
+    # "bad": 6 products with 10 reviews each, 4 of them one-star defect reports (40% of 60);
+    # "one": a single product with ONE one-star defect review; "good": only fine reviews.
+    bad = {f"bad-{i}": [(1.0, BROKE)] * 4 + [(5.0, FINE)] * 6 for i in range(6)}
+    good = {f"good-{i}": [(5.0, FINE)] * 10 for i in range(6)}
+    graph = {"bad": bad, "one": {"lonely": [(1.0, BROKE)]}, "good": good}
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    reviews = analysis.reviews.set_index("review_id")
+    assert (reviews.loc[reviews["text"] == BROKE, "score"] > 0.9).all()
+    assert (reviews.loc[reviews["text"] == FINE, "score"] < 0.1).all()
+    # the raw share of defect reviews puts the single review first: 100% against 40%
+    products = analysis.products.set_index("product_id")
+    raw = products["defect_reviews"] / products["reviews"]
+    assert raw.idxmax() == "lonely" and raw["lonely"] == 1.0 and raw["bad-0"] == 0.4
+    # weighed by the number of reviews, the bad supplier and its products rank first
+    suppliers = analysis.ranking("supplier", 3)
+    assert suppliers["supplier_id"].tolist() == ["bad", "one", "good"]
+    top = analysis.ranking("product", 7)["product_id"].tolist()
+    assert sorted(top[:6]) == sorted(bad) and top[6] == "lonely"
+    assert products.at["lonely", "risk"] < products.loc[list(bad), "risk"].min()
+    # ... while the one bad review still counts against its product
+    assert products.at["lonely", "risk"] > products.loc[list(good), "risk"].max()
+    batches = analysis.batches.set_index("batch_id")
+    assert (
+        batches.at["bad-lot", "risk"]
+        > batches.at["one-lot", "risk"]
+        > batches.at["good-lot", "risk"]
     )
-    assert rate_of_one_bad < 0.5
-    if len(one):
-        assert one["rate"].max() <= rate_of_one_bad + 1e-9
-    assert analysis.products["evidence"].max() <= 1.0 and worst_supplier <= 1.0
+
+
+def test_a_bad_batch_warns_about_its_quiet_products(tmp_path: Path) -> None:
+    # the same supplier makes a batch with complaints and one without; "quiet" has no review
+    graph = {"maker": {f"p{i}": [(1.0, BROKE)] * 3 + [(4.0, FINE)] * 2 for i in range(4)}}
+    graph["maker"]["quiet"] = []
+    graph["calm"] = {f"c{i}": [(5.0, FINE)] * 5 for i in range(4)}
+    graph["calm"]["calm-quiet"] = []
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    products = analysis.products.set_index("product_id")
+    assert products.at["quiet", "reviews"] == 0 and products.at["calm-quiet", "reviews"] == 0
+    # a product without evidence inherits its batch's risk, not the shop's
+    assert products.at["quiet", "risk"] > 2 * products.at["calm-quiet", "risk"]
+    assert (
+        products.at["quiet", "risk"] > analysis.extra["prior"] > products.at["calm-quiet", "risk"]
+    )
+    ranking = analysis.ranking("batch", 2)
+    assert ranking["batch_id"].tolist() == ["maker-lot", "calm-lot"]
+    assert ranking["at_risk_products"].iloc[0] == ["quiet"]
+
+
+def test_recalls_rank_their_suppliers(tmp_path: Path) -> None:
+    # the CPSC recall fixture, next to a shop whose products have only fine reviews
+    with EmbeddedStore(tmp_path / "store") as store:
+        load(store, "cpsc_recalls", formats.write_cpsc_recalls(tmp_path / "cpsc"))
+        calm = {f"calm-{i}": [(5.0, FINE)] * 5 + [(2.0, FINE)] for i in range(5)}
+        _write_supply_graph(store, {"calm": calm, "steady": {"steady-0": [(4.0, FINE)] * 8}})
+        analysis = analyse(store)
+        without = analyse(store, sources=("review", "image"))
+        with pytest.raises(ValidationError, match="sources must be"):
+            analyse(store, sources=("rumour",))
+    recalled = ["cpsc:02-002", "cpsc:10-238", "cpsc:24-100", "cpsc:25-191"]
+    assert sorted(analysis.recalls["product_id"]) == recalled
+    sup = analysis.suppliers.set_index("supplier_id")
+    named = ["acme", "best-buy", "costco", "gadget", "widget", "qvc", "walmart", "beta"]
+    assert sup.loc[named, "risk"].min() > 0.5
+    assert sup.loc[named, "risk"].min() > sup.loc[["calm", "steady"], "risk"].max()
+    # without the recalls the same suppliers have no evidence and sit at the prior
+    before = without.suppliers.set_index("supplier_id")
+    assert before.loc[named, "risk"].tolist() == pytest.approx([without.extra["prior"]] * 8)
+    assert without.extra["prior"] < 0.2
+    # the recall is the evidence, with its hazard text
+    top = analysis.ranking("supplier", 20).set_index("supplier_id")
+    evidence = top.at["acme", "evidence"]
+    assert {"kind": "recall", "key": "25-191", "product_id": "cpsc:25-191", "score": 1.0,
+            "text": "The handle can eject, posing a burn hazard."} in evidence  # fmt: skip
+    # a product of a recalled firm without a recall of its own is at risk
+    assert top.at["acme", "at_risk_products"] == ["cpsc:01-001"]
+    products = analysis.products.set_index("product_id")
+    assert products.loc[recalled, "recalls"].tolist() == [1, 1, 1, 1]
+    assert products.at["cpsc:01-001", "risk"] > products.loc[list(calm), "risk"].max()
+    paths = analysis.evidence_paths("acme")
+    assert paths[0]["path"] in (
+        [("Supplier", "acme"), ("Product", "cpsc:24-100"), ("Recall", "24-100")],
+        [("Supplier", "acme"), ("Product", "cpsc:25-191"), ("Recall", "25-191")],
+    )
 
 
 def test_evidence_paths_and_plots(engine: Engine, tmp_path: Path) -> None:
@@ -87,30 +206,38 @@ def test_evidence_paths_and_plots(engine: Engine, tmp_path: Path) -> None:
 
 def test_odd_supply_graphs_get_the_prior(engine: Engine) -> None:
     store = engine.store
+    batch = engine.cypher("MATCH (b:Batch) RETURN b.id AS id ORDER BY id LIMIT 1")["id"][0]
+    maker = engine.cypher(
+        "MATCH (s:Supplier)-[:PRODUCED]->(b:Batch {id: $b}) RETURN s.id AS id", {"b": batch}
+    )["id"][0]
+    members = engine.cypher(
+        "MATCH (p:Product)-[:FROM_BATCH]->(b:Batch {id: $b}) RETURN p.id AS id ORDER BY id",
+        {"b": batch},
+    )["id"].tolist()
+    before = analyse(store).suppliers.set_index("supplier_id").at[maker, "products"]
     store.write_node_table("Supplier", pa.table({"id": ["lonely", "loop-a"], "name": ["L", "A"]}))
     store.write_node_table("Product", pa.table({"id": ["unreviewed"], "title": ["Quiet"]}))
     store.write_node_table("Review", pa.table({"id": ["norating"], "text": ["It broke."]}))
     store.write_rel_table("ABOUT", pa.table({"src": ["norating"], "dst": ["unreviewed"]}),
                           start="Review", end="Product")  # fmt: skip
-    # a cycle: loop-a supplies a product of a batch it also produced
-    batch = engine.cypher("MATCH (b:Batch) RETURN b.id AS id LIMIT 1")["id"][0]
+    # a cycle: loop-a supplies a product of a batch it also produced (with its first maker)
     store.write_rel_table("PRODUCED", pa.table({"src": ["loop-a"], "dst": [batch]}),
                           start="Supplier", end="Batch")  # fmt: skip
-    product = engine.cypher(
-        "MATCH (p:Product)-[:FROM_BATCH]->(b:Batch {id: $b}) RETURN p.id AS id LIMIT 1",
-        {"b": batch},
-    )["id"][0]
-    store.write_rel_table("SUPPLIES", pa.table({"src": ["loop-a"], "dst": [product]}),
+    store.write_rel_table("SUPPLIES", pa.table({"src": ["loop-a"], "dst": [members[0]]}),
                           start="Supplier", end="Product")  # fmt: skip
     analysis = analyse(store)
     sup = analysis.suppliers.set_index("supplier_id")
     assert sup.at["lonely", "products"] == 0
     assert sup.at["lonely", "risk"] == pytest.approx(analysis.extra["prior"])
-    assert 0 <= sup.at["loop-a", "risk"] <= 1
+    # the product it supplies and made is counted once; the batch's first maker keeps it
+    assert sup.at["loop-a", "products"] == len(members) > 1
+    assert sup.at[maker, "products"] == before
     prod = analysis.products.set_index("product_id")
     assert prod.at["unreviewed", "reviews"] == 1  # the review without a rating counts
     row = analysis.reviews.set_index("review_id").loc["norating"]
-    assert pd.isna(row["rating"]) and 0 <= row["score"] <= 1
+    others = analysis.reviews[analysis.reviews["review_id"] != "norating"]
+    assert pd.isna(row["rating"]) and pd.isna(row["text_score"])
+    assert row["score"] == pytest.approx(others["score"].mean())  # neutral: the mean
 
 
 def test_cli(embedded: Path, tmp_path: Path) -> None:

@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from graphfusion.synthetic import CSV_FILES, IMAGE_SIZE, SIZES, ShopManifest, generate_shop
+from graphfusion.synthetic import (
+    CSV_FILES,
+    DEFECT_SIGNALS,
+    IMAGE_SIZE,
+    SIZES,
+    ShopManifest,
+    generate_shop,
+)
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
@@ -349,6 +356,59 @@ def test_at_risk_product_exists(shop: tuple[ShopManifest, Path], truth: dict[str
     ]
     assert at_risk
     assert set(at_risk) <= set(truth["at_risk_products"])
+
+
+def test_realistic_defect_signal(tmp_path: Path) -> None:
+    clear = generate_shop(tmp_path / "clear", "small", seed=5)
+    real = generate_shop(tmp_path / "real", "small", seed=5, defect_signal="realistic")
+    again = generate_shop(tmp_path / "again", "small", seed=5, defect_signal="realistic")
+    files, files_clear = file_bytes(real.path), file_bytes(clear.path)
+    assert file_bytes(again.path) == files
+    assert json.loads(files["manifest.json"])["defect_signal"] == "realistic"
+    # users and what they do do not depend on the defect signal
+    same = ("categories", "brands", "suppliers", "users", "interactions", "questions", "answers",
+            "follows")  # fmt: skip
+    for name in same:
+        assert files[f"{name}.csv"] == files_clear[f"{name}.csv"], name
+    products, products_clear = read(real.path, "products"), read(clear.path, "products")
+    assert products.drop(columns="supplier_id").equals(products_clear.drop(columns="supplier_id"))
+    assert files["reviews.csv"] != files_clear["reviews.csv"]
+
+    sig, spec = DEFECT_SIGNALS["realistic"], SIZES["small"]
+    truth = json.loads(files["ground_truth.json"])
+    assert truth.keys() == json.loads(files_clear["ground_truth.json"]).keys()
+    assert len(truth["defective_suppliers"]) == round(sig.supplier_share * spec.suppliers) >= 4
+    bad = set(truth["defective_batches"])
+    for batch, rate in truth["batch_defect_rate"].items():
+        assert (0.15 <= rate <= 0.35) if batch in bad else (0.02 <= rate <= 0.05), batch
+    batches = read(real.path, "batches")
+    per_supplier = batches.groupby("supplier_id")["id"].agg(list)
+    for supplier in truth["defective_suppliers"]:  # good batches of bad suppliers
+        assert 0 < sum(b in bad for b in per_supplier[supplier]) < len(per_supplier[supplier])
+    sizes = per_supplier.map(len)
+    assert sizes.max() >= 3 * sizes.min()  # suppliers of very different sizes
+    assert set(truth["image_defects"]) <= set(truth["defective_products"])
+
+    def complaints(out: Path, shop_truth: dict[str, Any]) -> pd.DataFrame:
+        reviews = read(out, "reviews")
+        batch_of = read(out, "products").set_index("id")["batch_id"]
+        return reviews.assign(
+            complaint=reviews["id"].isin(set(shop_truth["complaint_reviews"])),
+            bad=reviews["product_id"].map(batch_of).isin(set(shop_truth["defective_batches"])),
+            low=reviews["rating"].astype(int) <= 2,
+        )
+
+    reviews = complaints(real.path, truth)
+    reviews_clear = complaints(clear.path, json.loads(files_clear["ground_truth.json"]))
+    # defective batches complain moderately, and less plainly than with the clear signal
+    share, share_clear = (r.loc[r["bad"], "complaint"].mean() for r in (reviews, reviews_clear))
+    assert 0.08 < share < 0.3 < share_clear
+    # complaints with good ratings, and low ratings that name no defect
+    assert (reviews.loc[reviews["complaint"], "rating"].astype(int) >= 4).mean() > 0.1
+    low, low_clear = (r.loc[~r["complaint"], "low"].mean() for r in (reviews, reviews_clear))
+    assert low > 1.5 * low_clear
+    with pytest.raises(ValueError, match="unknown defect_signal"):
+        generate_shop(tmp_path / "x", "tiny", defect_signal="subtle")
 
 
 def test_preferences_drive_purchases(
