@@ -89,8 +89,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
+from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -237,7 +238,7 @@ class DefectAnalysis:
         ]  # fmt: skip
         odd = products[products["image"] > 0.5].nlargest(n, "image")
         out += [
-            {"kind": "image", "key": r.product_id, "product_id": r.product_id,
+            {"kind": "image", "key": str(r.image_id), "product_id": r.product_id,
              "score": round(float(r.image), 3), "text": "photo unlike its category's"}  # type: ignore[arg-type]
             for r in odd.itertuples()
         ]  # fmt: skip
@@ -262,10 +263,10 @@ class DefectAnalysis:
                 found = (level, label)
                 break
         else:
-            raise ValidationError(f"no supplier, batch or product {key!r}")
+            raise NotFoundError(f"no supplier, batch or product {key!r}")
         level, label = found
         batch_of = dict(zip(self.products["product_id"], self.products["batch_id"], strict=True))
-        last = {"review": "Review", "recall": "Recall"}
+        last = {"review": "Review", "recall": "Recall", "image": "Image"}
         paths = []
         for item in self._evidence(level, key, n=5):
             pid = item["product_id"]
@@ -275,41 +276,24 @@ class DefectAnalysis:
                 route.append(("Batch", batch))
             if level != "product":
                 route.append(("Product", pid))
-            if item["kind"] in last:
-                route.append((last[item["kind"]], item["key"]))
-            else:
-                route.append(("Image", f"photo of {pid}"))
+            route.append((last.get(item["kind"], "Image"), item["key"]))
             paths.append({**item, "path": route})
         return sorted(paths, key=lambda r: -r["score"])
 
     def plot(self, path: str | Path, level: str = "supplier", top: int = 15) -> Path:
         """Bar chart of the ``top`` risks of ``level`` (PNG)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         table = self.ranking(level, top)
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(table) + 1))
+        fig, ax = new_figure(6, 0.35 * len(table) + 1)
         ax.barh(table.iloc[:, 0][::-1], table["risk"][::-1], color="tab:red")
         ax.set_xlabel("risk")
         ax.set_title(f"{level} risk ranking")
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        return out
+        return save_figure(fig, path)
 
     def plot_subgraph(self, key: str, path: str | Path) -> Path:
         """The evidence subgraph of a supplier, batch or product (PNG): the node, its batches
         and products, and the reviews, photos and recalls that speak against them, coloured
         by score."""
-        import matplotlib
         import networkx as nx
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
         graph = nx.DiGraph()
         for item in self.evidence_paths(key):
@@ -317,18 +301,14 @@ class DefectAnalysis:
             for a, b in itertools.pairwise(nodes):
                 graph.add_edge(a, b)
             graph.nodes[nodes[-1]]["score"] = item["score"]
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = new_figure(8, 6)
         pos = nx.spring_layout(graph, seed=0)
         colours = [graph.nodes[n].get("score", 0.0) for n in graph.nodes]
         nx.draw_networkx(graph, pos, ax=ax, node_color=colours, cmap="Reds", vmin=0, vmax=1,
                          font_size=7, node_size=900, arrows=True)  # fmt: skip
         ax.set_title(f"defect evidence for {key}")
         ax.axis("off")
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return out
+        return save_figure(fig, path)
 
 
 def text_defect_scores(vectors: np.ndarray, encoder: Any | None = None) -> np.ndarray:
@@ -411,7 +391,7 @@ def analyse(
     q = store.query_arrow
     prod = q("MATCH (p:Product) RETURN p.id AS product_id, p.title AS title ORDER BY product_id")
     if prod.num_rows == 0:
-        raise ValidationError("the store has no products")
+        raise NotReadyError("the store has no products")
     products = prod.to_pandas()
     reviews = review_scores(store, encoder)
     recalls = _recalls(store)
@@ -433,7 +413,12 @@ def analyse(
     products["recalls"] = products["recalls"].fillna(0).astype(int)
     share = float(bad.mean()) if len(reviews) else 0.0
     products["rate"] = _bayes(products["defect_reviews"], products["reviews"], share)
-    products["image"] = _image_scores(store, ids) if "image" in sources else 0.0
+    if "image" in sources:
+        photos = _image_scores(store, ids)
+        products["image"] = photos["image"].to_numpy()
+        products["image_id"] = photos["image_id"].to_numpy()
+    else:
+        products["image"], products["image_id"] = 0.0, None
     extra_k = IMAGE_WEIGHT * products["image"]
     if "recall" in sources:
         extra_k = extra_k + RECALL_WEIGHT * products["recalls"]
@@ -530,7 +515,16 @@ def analyse(
         parent.iloc[i] = max(rates) if rates else prior
     products["risk"] = _bayes(products["reports"], products["observations"], parent)
     columns = [
-        *("product_id", "title", "reviews", "defect_reviews", "recalls", "rate", "image"),
+        *(
+            "product_id",
+            "title",
+            "reviews",
+            "defect_reviews",
+            "recalls",
+            "rate",
+            "image",
+            "image_id",
+        ),
         *("reports", "observations", "evidence", "batch_id", "supplier_id", "risk"),
     ]
     extra = {"supplier_products": supplier_products, "prior": prior}
@@ -588,21 +582,22 @@ def _recalls(store: BaseStore) -> pd.DataFrame:
     return table.to_pandas()[columns]
 
 
-def _image_scores(store: BaseStore, products: list[str]) -> np.ndarray:
-    """Per product: the score of its oddest photo among its category's (see the module
-    docstring; 0 without a photo, or in a category with too few photos)."""
+def _image_scores(store: BaseStore, products: list[str]) -> pd.DataFrame:
+    """Per product (rows in ``products`` order): ``image``, the score of its oddest photo among
+    its category's (see the module docstring; 0 without a photo, or in a category with too
+    few photos), and ``image_id``, that photo's key (None without a photo)."""
     dim = store.schema.node("Image").prop("image_vec").type.dim or 0
     table = store.query_arrow(
         "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE i.image_vec IS NOT NULL "
         "OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category) "
-        "RETURN p.id AS p, c.id AS c, i.image_vec AS v ORDER BY p.id, c.id"
+        "RETURN p.id AS p, c.id AS c, i.id AS i, i.image_vec AS v ORDER BY p.id, c.id, i.id"
     )
-    out = pd.Series(0.0, index=products, dtype=float)
+    out = pd.DataFrame({"image": 0.0, "image_id": None}, index=pd.Index(products))
     if table.num_rows == 0:
-        return out.to_numpy()
+        return out.reset_index(drop=True)
     vecs, has = _vectors(table.column("v"), dim)
-    frame = pd.DataFrame({"p": table.column("p").to_pylist(),
-                          "c": table.column("c").to_pylist()})[has]  # fmt: skip
+    frame = pd.DataFrame({"p": table.column("p").to_pylist(), "c": table.column("c").to_pylist(),
+                          "i": table.column("i").to_pylist()})[has]  # fmt: skip
     frame["c"] = frame["c"].fillna("")
     unit = unit_rows(vecs[has])
     z = np.full(len(frame), -np.inf)
@@ -610,8 +605,12 @@ def _image_scores(store: BaseStore, products: list[str]) -> np.ndarray:
         if len(rows) >= IMAGE_MIN:
             z[rows] = _robust_z(_neighbour_distance(unit[rows]))
     frame["score"] = _sigmoid(IMAGE_SLOPE * (z - IMAGE_Z))
-    out.update(frame.groupby("p")["score"].max())
-    return out.to_numpy()
+    oddest = frame.sort_values("score", ascending=False, kind="stable").drop_duplicates("p")
+    oddest = oddest.set_index("p").reindex(out.index)
+    known = oddest["score"].notna()
+    out.loc[known, "image"] = oddest.loc[known, "score"]
+    out.loc[known, "image_id"] = oddest.loc[known, "i"]
+    return out.reset_index(drop=True)
 
 
 def _neighbour_distance(unit: np.ndarray, chunk: int = 1_024) -> np.ndarray:

@@ -324,9 +324,9 @@ class AskResponse(_Response):
 
 
 class DefectEvidence(_Response):
-    """A defect review or an odd product photo."""
+    """A defect review, an odd product photo or a recall."""
 
-    kind: str = Field(description="review or image.")
+    kind: str = Field(description="review, image or recall.")
     key: str
     product_id: str | None = None
     score: float
@@ -349,7 +349,9 @@ class DefectItem(_Response):
     reviews: int | None = None
     defect_reviews: int | None = None
     rate: float | None = Field(default=None, description="Share of defect reviews (smoothed).")
-    image: float | None = Field(default=None, description="How far its photo is from its kind.")
+    image: float | None = Field(
+        default=None, description="How odd its photo is among its category's, 0 to 1."
+    )
     evidence: list[DefectEvidence]
     at_risk_products: list[str] = Field(
         default_factory=list, description="Products sharing the batch or supplier, no defect yet."

@@ -7,15 +7,16 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from graphfusion import Engine
+from graphfusion import Engine, defects
 from graphfusion.cli import main
 from graphfusion.defects import analyse
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotFoundError, ValidationError
 from graphfusion.features.embed import embed
 from graphfusion.ingest import load
 from graphfusion.store import EmbeddedStore
@@ -196,12 +197,40 @@ def test_evidence_paths_and_plots(engine: Engine, tmp_path: Path) -> None:
     bars = analysis.plot(tmp_path / "risk.png")
     graph = analysis.plot_subgraph(supplier, tmp_path / "sub.png")
     assert bars.stat().st_size > 1000 and graph.stat().st_size > 1000
-    with pytest.raises(ValidationError, match="no supplier, batch or product"):
+    with pytest.raises(NotFoundError, match="no supplier, batch or product"):
         engine.defect_evidence("nope")
     with pytest.raises(ValidationError, match="unknown level"):
         engine.defects("warehouse")
     with pytest.raises(ValidationError, match="top must"):
         engine.defects("batch", top=0)
+
+
+def test_an_odd_photo_is_evidence_with_its_image_key(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = engine.cypher(
+        "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) MATCH (p)-[:IN_CATEGORY]->(c:Category) "
+        "RETURN p.id AS product, i.id AS image, c.id AS category ORDER BY category, product"
+    )
+    category = photos["category"].value_counts().index[0]
+    group = photos[photos["category"] == category]
+    assert len(group) >= 4
+    # the category's photos alike but one, which points the other way
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=1280)
+    vectors = base + 0.01 * rng.normal(size=(len(group), 1280))
+    vectors[0] = -base
+    written, errors = engine.add_vectors("Image", "image_vec", group["image"].tolist(), vectors)
+    assert (written, errors) == (len(group), [])
+    monkeypatch.setattr(defects, "IMAGE_MIN", 3)  # the tiny shop has few photos per category
+    analysis = defects.analyse(engine.store)
+    odd = analysis.products.set_index("product_id").loc[group["product"].iloc[0]]
+    assert odd["image"] > 0.5 and odd["image_id"] == group["image"].iloc[0]
+    paths = analysis.evidence_paths(group["product"].iloc[0])
+    photo = [p for p in paths if p["kind"] == "image"]
+    assert photo and photo[0]["path"][-1] == ("Image", group["image"].iloc[0])
+    others = analysis.products.set_index("product_id").loc[group["product"].iloc[1:]]
+    assert (others["image"] < 0.5).all()
 
 
 def test_odd_supply_graphs_get_the_prior(engine: Engine) -> None:
@@ -252,4 +281,11 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
                                "--store", str(folder)])  # fmt: skip
     assert res.exit_code == 0 and "risk" in res.output
     assert (tmp_path / "p" / "defects-batch.png").exists()
+    top = rows[0]["supplier_id"]
+    res = runner.invoke(main, ["defects", "--evidence", top, "--json", "--store", str(folder)])
+    assert res.exit_code == 0, res.output
+    paths = json.loads(res.output)
+    assert paths and all(p["path"][0] == ["Supplier", top] for p in paths)
+    res = runner.invoke(main, ["defects", "--evidence", "nope", "--store", str(folder)])
+    assert res.exit_code == 1 and "no supplier, batch or product 'nope'" in res.output
     assert runner.invoke(main, ["defects", "--level", "shop"]).exit_code == 2
