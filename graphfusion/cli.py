@@ -164,6 +164,13 @@ def main(ctx: click.Context, debug: bool, config: Path | None) -> None:
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
+    "--defect-signal",
+    type=click.Choice(["clear", "realistic"]),
+    default="clear",
+    show_default=True,
+    help="How plainly the planted defects show in reviews and photos (not with --catalog).",
+)
+@click.option(
     "--catalog",
     type=click.Choice(sorted(CATALOGS)),
     help="Instead of a synthetic shop: this real catalogue's products and photos, with "
@@ -198,6 +205,7 @@ def generate(
     size: str,
     out: Path,
     seed: int,
+    defect_signal: str,
     catalog: str | None,
     source: Path | None,
     users: int,
@@ -222,16 +230,19 @@ def generate(
                 raise click.UsageError(f"--{name} needs --catalog")
         from graphfusion.synthetic import generate_shop
 
-        manifest = generate_shop(out, size, seed, progress=not as_json)
+        manifest = generate_shop(out, size, seed, progress=not as_json, defect_signal=defect_signal)
         if as_json:
-            summary = {"path": str(manifest.path), "size": size, "seed": seed}
+            summary = {"path": str(manifest.path), "size": size, "seed": seed,
+                       "defect_signal": defect_signal}  # fmt: skip
             _echo_json({**summary, "counts": manifest.counts})
             return
         counts = ", ".join(f"{k} {v}" for k, v in manifest.counts.items())
         click.echo(f"wrote the {size} shop (seed {seed}) to {manifest.path}: {counts}")
         return
-    if given("size"):
-        raise click.UsageError("--size is for the synthetic shop; it cannot go with --catalog")
+    for name in ("size", "defect_signal"):
+        if given(name):
+            flag = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{flag} is for the synthetic shop; it cannot go with --catalog")
     from graphfusion.catalog_shop import generate_catalog_shop
 
     shop = generate_catalog_shop(

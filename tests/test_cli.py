@@ -72,6 +72,12 @@ def test_load_with_rejected_rows_exits_zero(runner: CliRunner, tmp_path: Path) -
     [
         (["load"], 2, "Missing argument"),
         (["generate", "--size", "huge", "--out", "x"], 2, "Invalid value"),
+        (["generate", "--defect-signal", "loud", "--out", "x"], 2, "Invalid value"),
+        (
+            ["generate", "--catalog", "myntra", "--defect-signal", "realistic", "--out", "x"],
+            2,
+            "--defect-signal is for the synthetic shop",
+        ),
         (["load", "synthetic", "--source", "noequals"], 2, "expected NAME=PATH"),
         (["load", "synthetic", "--source", "shop=/does/not/exist"], 1, "does not exist"),
         (["load", "nope"], 1, "no mapping 'nope'"),
@@ -89,6 +95,15 @@ def test_exit_codes(
     if code == 1:
         assert "Traceback" not in res.output
         assert len(res.output.strip().splitlines()) == 1
+
+
+def test_generate_with_a_realistic_defect_signal(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "shop"
+    args = ["generate", "--out", str(out), "--defect-signal", "realistic", "--json"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["defect_signal"] == "realistic"
+    assert json.loads((out / "manifest.json").read_text())["defect_signal"] == "realistic"
 
 
 def test_debug_shows_the_traceback(runner: CliRunner, tmp_path: Path) -> None:
