@@ -127,6 +127,7 @@ def _load_average() -> list[float] | None:
 
 def machine_info(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
     """Where and when a benchmark ran: CPUs, memory, OS, Python and package versions, date."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
