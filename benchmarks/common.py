@@ -13,15 +13,17 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "prepared_store",
     "RESULTS_DIR",
     "DEFAULT_PACKAGES",
     "Stopwatch",
@@ -252,3 +254,17 @@ def save_results(
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def prepared_store(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """``folder/store``, made once: ``build(store_dir)`` fills it and returns what to record in
+    ``folder/prepared.json``; while that file is missing, the store is made again from scratch.
+    """
+    store_dir, done = folder / "store", folder / "prepared.json"
+    if done.exists():
+        return store_dir
+    if store_dir.exists():
+        shutil.rmtree(store_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(build(store_dir), indent=2))
+    return store_dir

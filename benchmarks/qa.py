@@ -26,7 +26,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -37,7 +36,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import command_line, prepared_store, print_table, save_results
 from benchmarks.features import DEFAULT_DATA
 from benchmarks.recommend import prepare as prepare_recommend
 from graphfusion.features.embed import embed
@@ -54,25 +53,20 @@ HELD_OUT = 0.2
 
 def prepare(name: str, work: Path, data: Path) -> Path:
     """The embedded store of data set ``name`` (made once under ``work``)."""
-    folder = work / name
-    store_dir = folder / "store"
-    done = folder / "prepared.json"
-    if done.exists():
-        return store_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    if store_dir.exists():
-        shutil.rmtree(store_dir)
-    started = time.perf_counter()
-    if name == "synthetic":
-        source = prepare_recommend("synthetic", work.parent / "recommend", data)
-        shutil.copytree(source, store_dir)
-    else:
-        with EmbeddedStore(store_dir) as store:
-            qa_file = data / "amazon_qa_appliances" / "qa_Appliances.json.gz"
-            load(store, "amazon_qa", {"qa": qa_file}, progress=True)
-            embed(store, only=("text",), progress=True)
-    done.write_text(json.dumps({"prepare_s": round(time.perf_counter() - started, 1)}))
-    return store_dir
+
+    def build(store_dir: Path) -> dict[str, Any]:
+        started = time.perf_counter()
+        if name == "synthetic":
+            source = prepare_recommend("synthetic", work.parent / "recommend", data)
+            shutil.copytree(source, store_dir)
+        else:
+            with EmbeddedStore(store_dir) as store:
+                qa_file = data / "amazon_qa_appliances" / "qa_Appliances.json.gz"
+                load(store, "amazon_qa", {"qa": qa_file}, progress=True)
+                embed(store, only=("text",), progress=True)
+        return {"prepare_s": round(time.perf_counter() - started, 1)}
+
+    return prepared_store(work / name, build)
 
 
 def _ranks(score: np.ndarray, relevant: list[int]) -> int:

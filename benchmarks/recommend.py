@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import command_line, prepared_store, print_table, save_results
 from benchmarks.features import DEFAULT_DATA
 from graphfusion.catalog_shop import generate_catalog_shop
 from graphfusion.features.embed import embed
@@ -96,31 +96,23 @@ PREPARE: dict[str, Callable[[Path, Path], tuple[str, dict[str, Any]]]] = {
 def prepare(name: str, work: Path, data: Path) -> Path:
     """Load and embed data set ``name`` into ``work/name/store`` once; the store's folder."""
     folder = work / name
-    folder.mkdir(parents=True, exist_ok=True)
-    done = folder / "prepared.json"
-    store_dir = folder / "store"
-    if done.exists():
-        return store_dir
-    mapping, sources = PREPARE[name](folder, data)
-    started = time.perf_counter()
-    with EmbeddedStore(store_dir) as store:
-        store.reset()
-        report = load(store, mapping, sources, progress=True)
-        loaded = time.perf_counter()
-        embed(store, progress=True)
-        counts = store.counts().to_dict()
-    done.write_text(
-        json.dumps(
-            {
-                "load_s": round(loaded - started, 1),
-                "embed_s": round(time.perf_counter() - loaded, 1),
-                "rejected": len(report.rejected),
-                "counts": counts,
-            },
-            indent=2,
-        )
-    )
-    return store_dir
+
+    def build(store_dir: Path) -> dict[str, Any]:
+        mapping, sources = PREPARE[name](folder, data)
+        started = time.perf_counter()
+        with EmbeddedStore(store_dir) as store:
+            report = load(store, mapping, sources, progress=True)
+            loaded = time.perf_counter()
+            embed(store, progress=True)
+            counts = store.counts().to_dict()
+        return {
+            "load_s": round(loaded - started, 1),
+            "embed_s": round(time.perf_counter() - loaded, 1),
+            "rejected": len(report.rejected),
+            "counts": counts,
+        }
+
+    return prepared_store(folder, build)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

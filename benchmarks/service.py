@@ -35,7 +35,6 @@ import json
 import os
 import random
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import command_line, prepared_store, print_table, save_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -63,37 +62,28 @@ def prepare(size: str, work: Path, epochs: int) -> Path:
     from graphfusion.synthetic import generate_shop
 
     folder = work / size
-    done = folder / "prepared.json"
-    store = folder / "store"
-    if done.exists():
-        return store
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    started = time.perf_counter()
-    generate_shop(folder / "shop", size, seed=0, progress=True)
-    with Engine(store) as engine:
-        report = engine.load("synthetic", {"shop": folder / "shop"}, progress=True)
-        loaded = time.perf_counter()
-        engine.embed(progress=True)
-        embedded = time.perf_counter()
-        trained = engine.train("fusion", epochs=epochs, batch_size=2048, lr=0.01, patience=5,
-                               progress=True)  # fmt: skip
-        counts = engine.stats().to_dict()
-    done.write_text(
-        json.dumps(
-            {
-                "load_s": round(loaded - started, 1),
-                "embed_s": round(embedded - loaded, 1),
-                "train_s": round(time.perf_counter() - embedded, 1),
-                "rejected": len(report.rejected),
-                "train": trained.summary(),
-                "counts": counts,
-            },
-            indent=2,
-        )
-    )
-    return store
+
+    def build(store: Path) -> dict[str, Any]:
+        started = time.perf_counter()
+        generate_shop(folder / "shop", size, seed=0, progress=True)
+        with Engine(store) as engine:
+            report = engine.load("synthetic", {"shop": folder / "shop"}, progress=True)
+            loaded = time.perf_counter()
+            engine.embed(progress=True)
+            embedded = time.perf_counter()
+            trained = engine.train("fusion", epochs=epochs, batch_size=2048, lr=0.01, patience=5,
+                                   progress=True)  # fmt: skip
+            counts = engine.stats().to_dict()
+        return {
+            "load_s": round(loaded - started, 1),
+            "embed_s": round(embedded - loaded, 1),
+            "train_s": round(time.perf_counter() - embedded, 1),
+            "rejected": len(report.rejected),
+            "train": trained.summary(),
+            "counts": counts,
+        }
+
+    return prepared_store(folder, build)
 
 
 def _sample_keys(store: Path, seed: int) -> dict[str, list[str]]:
