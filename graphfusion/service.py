@@ -92,6 +92,7 @@ from graphfusion.errors import (
 )
 from graphfusion.ingest import LoadReport
 from graphfusion.store import EmbeddedStore
+from graphfusion.store.cypher import single_statement
 
 __all__ = [
     "create_app",
@@ -473,54 +474,6 @@ class ReadOnlyViolation(ValidationError):
     """A ``/cypher`` query that could write, or that the check cannot read safely."""
 
 
-def _mask(query: str) -> str:
-    """``query`` with the inside of string literals and comments blanked out and quoted names
-    as underscores, at the same positions, so that only the statement's own words remain.
-
-    Raises:
-        ReadOnlyViolation: An unterminated string, quoted name or comment.
-    """
-    out: list[str] = []
-    i, n = 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch in "'\"":
-            j = i + 1
-            while j < n and query[j] != ch:
-                j += 2 if query[j] == "\\" else 1
-            if j >= n:
-                raise ReadOnlyViolation("unterminated string literal")
-            out.append(ch + " " * (j - i - 1) + ch)
-            i = j + 1
-        elif ch == "`":
-            j = i + 1
-            while True:
-                j = query.find("`", j)
-                if j < 0:
-                    raise ReadOnlyViolation("unterminated quoted name")
-                if j + 1 < n and query[j + 1] == "`":  # `` is an escaped backtick
-                    j += 2
-                    continue
-                break
-            out.append("_" * (j - i + 1))
-            i = j + 1
-        elif query.startswith("//", i):
-            j = query.find("\n", i)
-            j = n if j < 0 else j
-            out.append(" " * (j - i))
-            i = j
-        elif query.startswith("/*", i):
-            j = query.find("*/", i + 2)
-            if j < 0:
-                raise ReadOnlyViolation("unterminated comment")
-            out.append(" " * (j + 2 - i))
-            i = j + 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
 def check_read_only(query: str) -> str:
     """Refuse a Cypher query that could write; return it ready to run.
 
@@ -541,10 +494,10 @@ def check_read_only(query: str) -> str:
     """
     if not isinstance(query, str) or not query.strip():
         raise ReadOnlyViolation("the query is empty")
-    masked = _mask(query)
-    stripped = masked.rstrip()
-    if ";" in stripped.rstrip(";") or stripped.count(";") > 1:
-        raise ReadOnlyViolation("one statement at a time: the query has a ';' inside")
+    try:
+        masked = single_statement(query)
+    except ValidationError as exc:
+        raise ReadOnlyViolation(str(exc)) from None
     for match in _WORD.finditer(masked):
         word = match.group(0)
         if word.startswith("$"):
@@ -569,7 +522,7 @@ def check_read_only(query: str) -> str:
                     f"CALL {proc} is not allowed; read-only procedures: {allowed}"
                 )
     # the mask keeps positions: cut the query at its trailing ';', if any
-    return query[: len(stripped) - 1] if stripped.endswith(";") else query
+    return query[: len(masked) - 1] if masked.endswith(";") else query
 
 
 # ============================================================================ plumbing

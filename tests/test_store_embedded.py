@@ -150,6 +150,18 @@ def test_query_errors(store: EmbeddedStore) -> None:
         store.query("   ")
     with pytest.raises(ValidationError):
         store.query("RETURN 1", params=[1, 2])  # type: ignore[arg-type]
+    # several statements are refused before anything runs (the CREATE never happens)
+    with pytest.raises(ValidationError, match="one statement at a time"):
+        store.query("MATCH (p:Product) RETURN count(p); CREATE (:Product {id: 'x'})")
+    assert store.query("MATCH (p:Product) RETURN count(p) AS n") == [{"n": 0}]
+    # ';' inside a string or a comment, and a trailing one, are fine
+    assert store.query("RETURN 'a;b' AS s; ") == [{"s": "a;b"}]
+    assert store.query("RETURN 1 AS n // one; two") == [{"n": 1}]
+    with pytest.raises(ValidationError, match="unterminated string"):
+        store.query("RETURN 'open AS s")
+    # a parameter LadybugDB cannot convert (a list of mixed types) is a QueryError
+    with pytest.raises(QueryError):
+        store.query("RETURN $a AS a", {"a": [1, "x"]})
 
 
 def test_query_arrow_matches_query(store: EmbeddedStore) -> None:

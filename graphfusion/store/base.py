@@ -182,14 +182,15 @@ class BaseStore(ABC):
         return self._run(cypher, dict(params or {}))
 
     @staticmethod
-    def query_check(cypher: Any, params: Any) -> None:
-        """Raise ValidationError unless ``cypher`` is a non-empty string and ``params`` a
-        mapping or None."""
-        if not isinstance(cypher, str) or not cypher.strip():
+    def query_check(query: Any, params: Any) -> None:
+        """Raise ValidationError unless ``query`` is one non-empty Cypher statement and
+        ``params`` a mapping or None."""
+        if not isinstance(query, str) or not query.strip():
             raise ValidationError("a Cypher query must be a non-empty string")
         if params is not None and not isinstance(params, Mapping):
             raise ValidationError("query parameters must be a mapping of name -> value")
-        log.debug("cypher: %s params: %s", cypher, _preview(params))
+        cypher.single_statement(query)
+        log.debug("cypher: %s params: %s", query, _preview(params))
 
     def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run one Cypher statement; the result as an Arrow table (for large results).

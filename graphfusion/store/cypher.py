@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from graphfusion.errors import ValidationError
 from graphfusion.schema import NodeType, RelType
 
 __all__ = [
@@ -73,3 +74,63 @@ def merge_rels(rel: RelType, start: NodeType, end: NodeType, props: Sequence[str
 def delete_nodes(node: NodeType) -> str:
     """Delete every node of a label with its relationships."""
     return f"MATCH (n:{node.label}) DETACH DELETE n"
+
+
+def mask_cypher(query: str) -> str:
+    """``query`` with the inside of string literals and comments blanked out and quoted names
+    as underscores, at the same positions, so that only the statement's own words remain.
+
+    Raises:
+        ValidationError: An unterminated string, quoted name or comment.
+    """
+    out: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "'\"":
+            j = i + 1
+            while j < n and query[j] != ch:
+                j += 2 if query[j] == "\\" else 1
+            if j >= n:
+                raise ValidationError("unterminated string literal")
+            out.append(ch + " " * (j - i - 1) + ch)
+            i = j + 1
+        elif ch == "`":
+            j = i + 1
+            while True:
+                j = query.find("`", j)
+                if j < 0:
+                    raise ValidationError("unterminated quoted name")
+                if j + 1 < n and query[j + 1] == "`":  # `` is an escaped backtick
+                    j += 2
+                    continue
+                break
+            out.append("_" * (j - i + 1))
+            i = j + 1
+        elif query.startswith("//", i):
+            j = query.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif query.startswith("/*", i):
+            j = query.find("*/", i + 2)
+            if j < 0:
+                raise ValidationError("unterminated comment")
+            out.append(" " * (j + 2 - i))
+            i = j + 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def single_statement(query: str) -> str:
+    """:func:`mask_cypher` of a query that holds one statement (a trailing ``;`` is fine).
+
+    Raises:
+        ValidationError: Several statements, or an unterminated string, name or comment.
+    """
+    masked = mask_cypher(query).rstrip()
+    if ";" in masked.rstrip(";") or masked.count(";") > 1:
+        raise ValidationError("one statement at a time: the query has a ';' inside")
+    return masked

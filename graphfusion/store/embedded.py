@@ -172,24 +172,31 @@ class EmbeddedStore(BaseStore):
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:
-            try:
-                result = self._conn.execute(cypher, dict(params or {}))
-            except RuntimeError as exc:
-                raise QueryError(_clean_message(exc)) from None
+            result = self._execute(cypher, params or {})
             try:
                 names = result.get_column_names()
                 return [dict(zip(names, row, strict=True)) for row in result.get_all()]
             finally:
                 result.close()
 
+    def _execute(self, cypher: str, params: Mapping[str, Any]) -> Any:
+        """One statement's result (the lock held). LadybugDB raises RuntimeError for a failed
+        query and ValueError for a parameter it cannot convert: both become QueryError."""
+        try:
+            result = self._conn.execute(cypher, dict(params))
+        except (RuntimeError, ValueError) as exc:
+            raise QueryError(_clean_message(exc)) from None
+        if isinstance(result, list):  # several statements (query_check refuses them)
+            for part in result:
+                part.close()
+            raise QueryError("one statement at a time: the query held several")
+        return result
+
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:
-            try:
-                result = self._conn.execute(cypher, dict(params))
-            except RuntimeError as exc:
-                raise QueryError(_clean_message(exc)) from None
+            result = self._execute(cypher, params)
             try:
                 return result.get_as_arrow(0)
             finally:
