@@ -47,6 +47,7 @@ from graphfusion.store import EmbeddedStore
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "qa"
+MODULE = "benchmarks.qa"
 DATASETS = ("appliances", "synthetic")
 HELD_OUT = 0.2
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                "product R@1", "product R@10", "product MRR", "fusion answer MRR"]  # fmt: skip
     text = print_table(headers, table, title=f"QA linking, {HELD_OUT:.0%} of questions held out")
     results = {"seed": args.seed, "held_out": HELD_OUT, "rows": rows}
-    path = save_results(NAME, results, command=command_line(NAME, argv), tables=[text])
+    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text])
     print(f"saved {path}")
     return 0
 

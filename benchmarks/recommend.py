@@ -45,6 +45,7 @@ from graphfusion.train import MODELS, TrainConfig, train
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "recommend"
+MODULE = "benchmarks.recommend"
 DATASETS = ("synthetic", "movielens", "gift_cards", "myntra")
 COLD_DATASETS = ("synthetic", "myntra")
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -144,6 +145,7 @@ def run(
                     **scores, "warm_recall@20": result.test["recall@20"],
                     "seconds_per_epoch": result.seconds_per_epoch,
                     "best_epoch": result.best_epoch, "epochs": len(result.history),
+                    **({"blend": result.blend} if result.blend else {}),
                 })  # fmt: skip
                 print(f"  {name} {'cold' if cold else 'warm'} {result.summary()}", flush=True)
             row: dict[str, Any] = {"dataset": name, "setting": "cold" if cold else "warm",
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"seeds": seeds, "epochs": args.epochs, "cold_share": COLD_SHARE, "lr": LR,
                "batch_size": BATCH_SIZE, "patience": PATIENCE,
                "goal_ratio": GOAL, "prepared": prepared, "rows": rows}  # fmt: skip
-    path = save_results(NAME, results, out=args.out, command=command_line(NAME, argv),
+    path = save_results(NAME, results, out=args.out, command=command_line(MODULE, argv),
                         tables=[text])  # fmt: skip
     print(f"saved {path}")
     return 0

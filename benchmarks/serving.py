@@ -43,6 +43,7 @@ from graphfusion.train import TrainConfig, train
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "serving"
+MODULE = "benchmarks.serving"
 GOAL_P99_MS = 20.0
 K = 10
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["case", "calls", "p50 ms", "p99 ms", "calls/s", "p99 / brute force"]
     text = print_table(headers, table, title=f"Serving, bench shop, k={K}, one thread")
     results.update({"rows": rows, "users": len(users), "light_users": len(light)})
-    path = save_results(NAME, results, command=command_line(NAME, argv), tables=[text])
+    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text])
     print(f"saved {path}")
     return 0
 

@@ -5,7 +5,10 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 - **Scores.** For the fusion model the graph is exported once and the model rebuilt with
   every stored interaction (those after training included): user and product vectors are its
-  fused embeddings, plus the product bias. For LightGCN and MF the stored ``fused_vec`` are used.
+  fused embeddings, plus the product bias, blended with its content neighbourhood (the mean
+  likeness of a product's text and photo to the user's products, with the weight chosen on
+  validation when it was trained; :mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
+  the stored ``fused_vec`` are used.
   ``recommend`` scores every product with one matrix-vector product (5k products: well under
   a millisecond), applies the filters as masks, takes the best candidates with
   ``argpartition`` and re-ranks them exactly; ``diversity`` re-ranks by maximal marginal
@@ -54,6 +57,7 @@ from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.ingest import LoadReport, load
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
+from graphfusion.models.neighbourhood import IMAGE_EDGE, blend
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import LEAK_FREE_BEHAVIOUR, MODELS, TrainConfig, _training_graph
 
@@ -145,6 +149,8 @@ class _State:
     by_type: dict[str, sp.csr_matrix]
     profile: np.ndarray | None  # users' demographic one-hots
     trained_users: np.ndarray  # bool: the user had interactions when the vectors were made
+    kernel: np.ndarray | None = None  # (n_i, r) content-neighbourhood vectors (fusion only)
+    kernel_weight: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -225,6 +231,10 @@ class Recommender:
             item_bias=bias, seen=seen, by_type=by_type, profile=profile,
             trained_users=counts > 0,
         )  # fmt: skip
+        hood = self.fusion.neighbourhood if self.fusion is not None else None
+        if hood is not None and float(hood.weight[0]) > 0:
+            self.state.kernel = hood.vectors()[1].numpy().copy()
+            self.state.kernel_weight = float(hood.weight[0])
         self.catalogue = self._catalogue(export, items)
 
     def _fusion_vectors(
@@ -240,6 +250,7 @@ class Recommender:
         model = FusionGNN(
             data, cfg.dim, cfg.layers, context_layers=cfg.context_layers,
             item_ids=cfg.item_ids, content_weight=cfg.content_weight,
+            neighbourhood_rank=cfg.neighbourhood_rank,
         )  # fmt: skip
         state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
         result = model.load_state_dict(state, strict=False)
@@ -333,7 +344,13 @@ class Recommender:
         u = self._user_row(user_id)
         n_seen = st.seen.indptr[u + 1] - st.seen.indptr[u]
         if n_seen > LIGHT_USER_MAX and self._vector_known(u):
-            return st.item_vecs @ st.user_vecs[u] + st.item_bias, "model"
+            scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
+            if st.kernel is not None:  # the content neighbourhood of everything seen now
+                mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
+                near = st.kernel @ st.kernel[mine].mean(0)
+                scores = blend(torch.from_numpy(scores)[None], torch.from_numpy(near)[None],
+                               st.kernel_weight)[0].numpy()  # fmt: skip
+            return scores, "model"
         return self._blend(u), "cold-start blend"
 
     def _vector_known(self, u: int) -> bool:
@@ -622,7 +639,8 @@ class Recommender:
             content = model.item_content(inputs, neighbours)
             vecs = (content / (model.num_layers + 1)).numpy()
         write_vectors(self.store, "Product", "fused_vec", keys, vecs.astype(np.float64))
-        for key, vec in zip(keys, vecs, strict=True):
+        kernel = self._kernel_rows(keys) if st.kernel is not None else None
+        for n, (key, vec) in enumerate(zip(keys, vecs, strict=True)):
             row = st.item_index.get(key)
             if row is None:
                 row = len(st.items)
@@ -630,13 +648,43 @@ class Recommender:
                 st.item_index[key] = row
                 st.item_vecs = np.vstack([st.item_vecs, vec[None]])
                 st.item_bias = np.append(st.item_bias, 0.0).astype(np.float32)
+                if kernel is not None and st.kernel is not None:
+                    st.kernel = np.vstack([st.kernel, kernel[n : n + 1]])
                 st.seen = sp.hstack([st.seen, sp.csr_matrix((st.seen.shape[0], 1))]).tocsr()
                 st.by_type = {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
                               for t, m in st.by_type.items()}  # fmt: skip
                 st.extra.clear()
             elif not st.seen[:, row].nnz:
                 st.item_vecs[row] = vec
+            if kernel is not None and st.kernel is not None:
+                st.kernel[row] = kernel[n]
         self.catalogue = self._catalogue(export, st.items)
+
+    def _kernel_rows(self, keys: list[str]) -> np.ndarray:
+        """Content-neighbourhood vectors of the products ``keys`` from their stored text and
+        image vectors (the model's principal directions)."""
+        assert self.fusion is not None and self.fusion.neighbourhood is not None
+        hood = self.fusion.neighbourhood
+        product = self.store.schema.node("Product")
+        index = {k: i for i, k in enumerate(keys)}
+        modalities = {}
+        for attr in hood.names:
+            if product.has_property(attr):
+                pattern, value, node = "(n:Product)", f"n.{attr}", product
+            else:  # the photos' vectors, averaged
+                pattern, value = f"(n:Product)-[:{IMAGE_EDGE}]->(i:Image)", f"i.{attr}"
+                node = self.store.schema.node("Image")
+            table = self.store.query_arrow(
+                f"MATCH {pattern} WHERE n.id IN $keys RETURN n.id AS id, {value} AS v",
+                {"keys": keys},
+            )
+            matrix, _ = _vectors(table.column("v"), node.prop(attr).type.dim or 0)
+            rows = torch.tensor([index[k] for k in table.column("id").to_pylist()])
+            vecs = torch.nn.functional.normalize(torch.from_numpy(matrix), dim=1)
+            total = torch.zeros(len(keys), vecs.shape[1]).index_add_(0, rows, vecs)
+            modalities[attr] = torch.nn.functional.normalize(total, dim=1)
+        with torch.no_grad():
+            return hood.encode(modalities).numpy()
 
     def _neighbours(self, key: str, model: FusionGNN) -> dict[Any, list[torch.Tensor]]:
         export = self._export
@@ -775,6 +823,9 @@ def _remap(
     out = {}
     for name, value in saved.items():
         label = None
+        if name.startswith("neighbourhood."):  # fitted on the training products: kept as saved
+            out[name] = value
+            continue
         if name.startswith("ids.") and name.endswith(".weight"):
             label = name[4:-7]
         elif name == "bias":

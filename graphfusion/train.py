@@ -6,7 +6,8 @@ trained with BPR on sampled negatives, validated each epoch on Recall@20 over a 
 stopped early when that stops improving, and tested with its best weights. The fusion model
 (with a content term) is validated on the sum of two Recall@20: of its scores and of its
 content-only scores (how it ranks products that have no interactions yet), so that the kept
-weights serve both warm and new products. The embeddings are
+weights serve both warm and new products; then the weights of its content-neighbourhood blend
+(:mod:`graphfusion.models.neighbourhood`) are chosen on the validation split. The embeddings are
 written back as ``User.fused_vec`` and ``Product.fused_vec``; the curve of loss and validation
 Recall@20 is saved as a PNG beside the checkpoint.
 """
@@ -35,6 +36,7 @@ from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
+from graphfusion.models.neighbourhood import WEIGHTS, blend
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
@@ -69,6 +71,8 @@ class TrainConfig:
         context_layers: Message-passing rounds of the fusion model's content tower.
         item_ids: Fusion model: give products an id embedding besides their content.
         content_weight: Fusion model: weight of the content-only BPR term.
+        neighbourhood_rank: Fusion model: principal directions per modality of the content
+            neighbourhood kernel blended into its scores (0: none).
     """
 
     model: str = "lightgcn"
@@ -85,6 +89,7 @@ class TrainConfig:
     context_layers: int = 1
     item_ids: bool = True
     content_weight: float = 0.5
+    neighbourhood_rank: int = 128
 
     def check(self) -> None:
         """Raise ValidationError for a setting out of range."""
@@ -100,6 +105,8 @@ class TrainConfig:
             raise ValidationError(f"cold_items must be in [0, 0.9], got {self.cold_items!r}")
         if self.content_weight < 0:
             raise ValidationError("content_weight must be >= 0")
+        if not isinstance(self.neighbourhood_rank, int) or self.neighbourhood_rank < 0:
+            raise ValidationError("neighbourhood_rank must be an integer >= 0")
 
 
 @dataclass
@@ -114,6 +121,8 @@ class TrainResult:
         test: Test metrics of the kept weights (Recall/NDCG at 10 and 20).
         cold: With ``cold_items``: metrics on the cold products' interactions, each user's
             cold products ranked among all cold products.
+        blend: Fusion model: the content-neighbourhood weights chosen on validation
+            (``warm`` for its scores, ``cold`` for its content-only scores).
         seconds_per_epoch: Mean training time of an epoch.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
@@ -124,6 +133,7 @@ class TrainResult:
     best_epoch: int = 0
     test: dict[str, float] = field(default_factory=dict)
     cold: dict[str, float] = field(default_factory=dict)
+    blend: dict[str, float] = field(default_factory=dict)
     seconds_per_epoch: float = 0.0
     checkpoint: Path | None = None
     curve: Path | None = None
@@ -136,7 +146,9 @@ class TrainResult:
             f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
             f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
             + (f"; cold items {cold}" if cold else "")
-        )
+            + ("; content blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
+               if self.blend else "")
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data (for ``--json``)."""
@@ -145,6 +157,7 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "test": self.test,
             "cold": self.cold,
+            "blend": self.blend,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
             "history": self.history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -257,6 +270,33 @@ def _evaluate(
     return full_ranking_metrics(scores, seen, truth, ks=(10, 20))
 
 
+def _fit_blend(
+    model: FusionGNN, num_users: int, seen: list[list[int]], truth: list[list[int]]
+) -> dict[str, float]:
+    """Set the model's content-neighbourhood weights to those of
+    :data:`graphfusion.models.neighbourhood.WEIGHTS` with the best validation Recall@20 (for
+    its scores and for its content-only scores), and return them."""
+    assert model.neighbourhood is not None
+    model.set_blend(0.0, 0.0)
+    model.eval()
+    users = torch.arange(num_users)
+    chosen = []
+    with torch.no_grad():
+        kernel = model.neighbourhood.scores(users)
+        for fn in (model.scores, model.cold_scores):
+            base = fn(users)
+            recall = {
+                w: full_ranking_metrics(blend(base, kernel, w).numpy(), seen, truth, ks=(20,))[
+                    "recall@20"
+                ]
+                for w in WEIGHTS
+            }
+            chosen.append(max(WEIGHTS, key=lambda w: (recall[w], -w)))
+    model.train()
+    model.set_blend(*chosen)
+    return {"warm": chosen[0], "cold": chosen[1]}
+
+
 def _evaluate_cold(
     model: torch.nn.Module, num_users: int, cold_items: np.ndarray, truth: list[list[int]]
 ) -> dict[str, float]:
@@ -366,6 +406,7 @@ def train(
             data, config.dim, config.layers,
             context_layers=config.context_layers, item_ids=config.item_ids,
             content_weight=config.content_weight,
+            neighbourhood_rank=config.neighbourhood_rank,
         )  # fmt: skip
     elif config.model == "lightgcn":
         model = LightGCN(edges, n_u, n_i, config.dim, config.layers)
@@ -411,6 +452,9 @@ def train(
             if waited >= config.patience:
                 break
     model.load_state_dict(best_state)
+    if isinstance(model, FusionGNN) and model.neighbourhood is not None:
+        result.blend = _fit_blend(model, n_u, seen_train, valid)
+        best_state = copy.deepcopy(model.state_dict())
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, n_u, seen_valid, test)
     if len(cold_items):

@@ -279,3 +279,52 @@ def test_cli(trained_store: Path, tmp_path: Path) -> None:
     pid = rows[0]["product_id"]
     res = runner.invoke(main, ["explain", "u0001", pid, "--json", "--store", str(folder)])
     assert res.exit_code == 0 and json.loads(res.output)[0]["path"][0]["key"] == "u0001"
+
+
+def test_content_neighbourhood_is_blended_into_served_scores(
+    engine: Engine, tiny_shop: Path, tmp_path: Path
+) -> None:
+    """With a blend weight in the checkpoint, served scores are the model's blended with the
+    kernel over everything the user has interacted with (live interactions included), and a
+    new product gets the kernel vector a fresh start gives it."""
+    from graphfusion.models.neighbourhood import blend
+
+    folder = engine.store.path / "models"  # type: ignore[attr-defined]
+    ckpt = torch.load(folder / "fusion.pt", weights_only=True)
+    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([0.5, 1.0])
+    models = tmp_path / "weighted"
+    models.mkdir()
+    torch.save(ckpt, models / "fusion.pt")
+    rec = Recommender(engine.store, models_dir=models)
+    st = rec.state
+    assert st.kernel is not None and st.kernel_weight == 0.5
+    assert st.kernel.shape[0] == len(st.items)
+
+    def expected(user: str) -> np.ndarray:
+        u = st.user_index[user]
+        mine = [st.item_index[p] for p in _seen(engine, user)]
+        model = st.item_vecs @ st.user_vecs[u] + st.item_bias
+        near = st.kernel @ st.kernel[mine].mean(0)  # type: ignore[index]
+        return blend(torch.from_numpy(model)[None], torch.from_numpy(near)[None], 0.5)[0].numpy()
+
+    user = "u0001"
+    scores, how = rec.scores(user)
+    assert how == "model"
+    np.testing.assert_allclose(scores, expected(user), rtol=1e-5, atol=1e-5)
+    plain = st.item_vecs @ st.user_vecs[st.user_index[user]] + st.item_bias
+    assert not np.allclose(scores, plain)
+    rec.add_interactions(pd.DataFrame({"user_id": [user], "product_id": ["p0040"]}))
+    np.testing.assert_allclose(rec.scores(user)[0], expected(user), rtol=1e-5, atol=1e-5)
+
+    cat = rec.catalogue
+    twin = st.item_index["p0005"]
+    frame = pd.DataFrame({
+        "id": ["new-k"], "title": [cat.title[twin] + " II"], "price": [float(cat.price[twin])],
+        "image": [str(tiny_shop / "images" / "p0005.png")],
+    })  # fmt: skip
+    rec.add_products(frame)
+    live = rec.state.kernel[rec.state.item_index["new-k"]]  # type: ignore[index]
+    fresh = Recommender(engine.store, models_dir=models)
+    again = fresh.state.kernel[fresh.state.item_index["new-k"]]  # type: ignore[index]
+    np.testing.assert_allclose(live, again, rtol=1e-4, atol=1e-5)
+    assert np.linalg.norm(live) > 0

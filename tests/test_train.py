@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from graphfusion import Engine
@@ -116,12 +117,25 @@ def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> N
     losses = [h["loss"] for h in result.history]
     assert losses[-1] < losses[0]
     assert all(0.0 <= v <= 1.0 for v in result.test.values())
+    assert result.blend == {}  # no text or image vectors: no content neighbourhood
     vec = engine.cypher("MATCH (u:User {id: 'u0001'}) RETURN u.fused_vec AS v")["v"][0]
     assert len(vec) == 64
 
 
+def test_content_blend_weights_are_chosen_and_saved(trained_store: Path) -> None:
+    """The content-neighbourhood weights chosen on validation are reported and saved."""
+    from graphfusion.models.neighbourhood import WEIGHTS
+
+    folder = trained_store / "models"
+    history = json.loads((folder / "fusion-history.json").read_text())
+    blend = history["blend"]
+    assert set(blend) == {"warm", "cold"} and set(blend.values()) <= set(WEIGHTS)
+    state = torch.load(folder / "fusion.pt", weights_only=True)["state_dict"]
+    assert state["neighbourhood.weight"].tolist() == [blend["warm"], blend["cold"]]
+    assert state["neighbourhood.basis_text_vec"].shape[0] == 384
+
+
 def test_training_graph_holds_only_training_interactions(engine: Engine) -> None:
-    import torch
 
     from graphfusion.train import _training_graph
 

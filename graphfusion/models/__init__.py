@@ -10,5 +10,14 @@ from graphfusion.models.baselines import (
     normalized_adjacency,
 )
 from graphfusion.models.fusion import FusionGNN
+from graphfusion.models.neighbourhood import ContentNeighbourhood
 
-__all__ = ["MF", "FusionGNN", "LightGCN", "Popularity", "bpr_loss", "normalized_adjacency"]
+__all__ = [
+    "MF",
+    "ContentNeighbourhood",
+    "FusionGNN",
+    "LightGCN",
+    "Popularity",
+    "bpr_loss",
+    "normalized_adjacency",
+]

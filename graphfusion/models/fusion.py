@@ -39,6 +39,12 @@ these scores plus ``content_weight`` times BPR on :math:`\mathbf{z}_u^\top\mathb
 only), so that a product no one has interacted with yet (cold start) is ranked by
 :meth:`FusionGNN.cold_scores`.
 
+**Content neighbourhood.** After training, the scores can be blended with a fixed content kernel
+(:mod:`graphfusion.models.neighbourhood`): the mean similarity of a product's text and photo
+to those of the user's products. :func:`graphfusion.train.train` fits the two blend weights
+(for :meth:`FusionGNN.scores` and :meth:`FusionGNN.cold_scores`) on the validation split;
+they are zero, and the scores the model's own, until then.
+
 The ``behaviour_vec`` of users and products is *not* an input: it is counted from all
 interactions, including those held out for validation and test.
 """
@@ -55,6 +61,7 @@ from torch_geometric.typing import EdgeType
 
 from graphfusion.errors import ValidationError
 from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency
+from graphfusion.models.neighbourhood import ContentNeighbourhood, blend, item_modalities
 
 __all__ = ["FusionGNN", "FEATURE_ATTRS", "INTERACTED"]
 
@@ -76,6 +83,8 @@ class FusionGNN(nn.Module):
         context_layers: Message-passing rounds of the content tower.
         item_ids: Give products a learnable id embedding besides their content.
         content_weight: Weight of the content-only BPR term.
+        neighbourhood_rank: Principal directions per modality of the content neighbourhood
+            kernel (0: no kernel).
         user: The user node type.
         item: The item node type.
     """
@@ -92,6 +101,7 @@ class FusionGNN(nn.Module):
         context_layers: int = 1,
         item_ids: bool = True,
         content_weight: float = 0.5,
+        neighbourhood_rank: int = 128,
         user: str = "User",
         item: str = "Product",
     ) -> None:
@@ -100,8 +110,10 @@ class FusionGNN(nn.Module):
             raise ValidationError(f"the graph needs {user} and {item} nodes")
         if (user, INTERACTED, item) not in data.edge_types:
             raise ValidationError(f"the graph needs ({user})-[:{INTERACTED}]->({item}) edges")
-        if content_weight < 0 or num_layers < 0 or context_layers < 0:
-            raise ValidationError("content_weight, num_layers and context_layers must be >= 0")
+        if min(content_weight, num_layers, context_layers, neighbourhood_rank) < 0:
+            raise ValidationError(
+                "content_weight, num_layers, context_layers and neighbourhood_rank must be >= 0"
+            )
         self.user, self.item = user, item
         self.num_layers = num_layers
         self.content_weight = content_weight
@@ -154,6 +166,12 @@ class FusionGNN(nn.Module):
             for nt in dict.fromkeys(et[2] for et in layer):  # a stable order: the init is seeded
                 conv[f"root:{nt}"] = nn.Linear(dim, dim)
             self.convs.append(conv)
+        modalities = item_modalities(data, item) if neighbourhood_rank else {}
+        self.neighbourhood = (
+            ContentNeighbourhood(modalities, interactions, self.num_users, neighbourhood_rank)
+            if modalities
+            else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -290,16 +308,39 @@ class FusionGNN(nn.Module):
         return torch.cat([u, ones], 1), torch.cat([i, (self.bias * self.warm).unsqueeze(1)], 1)
 
     def scores(self, users: Tensor) -> Tensor:
-        """``(len(users), num_items)`` scores: fused dot products plus the item bias."""
+        """``(len(users), num_items)`` scores: fused dot products plus the item bias, blended
+        with the content neighbourhood when its weight is set."""
         u, i = self._with_bias(*self.embeddings())
-        return u[users] @ i.t()
+        return self._blend(users, u[users] @ i.t(), 0)
 
     def cold_scores(self, users: Tensor) -> Tensor:
-        """``(len(users), num_items)`` scores from the items' content vectors alone: how items
-        without interactions are ranked."""
+        """``(len(users), num_items)`` scores from the items' content vectors alone (blended
+        with the content neighbourhood when its weight is set): how items without
+        interactions are ranked."""
         content = self.content()
         u, _ = self._propagate(content)
-        return u[users] @ content[self.item].t()
+        return self._blend(users, u[users] @ content[self.item].t(), 1)
+
+    def _blend(self, users: Tensor, scores: Tensor, which: int) -> Tensor:
+        hood = self.neighbourhood
+        if hood is None or not float(hood.weight[which]):
+            return scores
+        return blend(scores, hood.scores(users), float(hood.weight[which]))
+
+    def set_blend(self, warm: float, cold: float) -> None:
+        """Set the content-neighbourhood weights of :meth:`scores` and :meth:`cold_scores`
+        (see :func:`graphfusion.models.neighbourhood.blend`).
+
+        Raises:
+            ValidationError: A negative weight, or a non-zero one without a kernel.
+        """
+        if min(warm, cold) < 0:
+            raise ValidationError("blend weights must be >= 0")
+        if self.neighbourhood is None:
+            if warm or cold:
+                raise ValidationError("the model has no content neighbourhood kernel")
+            return
+        self.neighbourhood.weight.copy_(torch.tensor([warm, cold]))
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
         """BPR on the fused scores plus ``content_weight`` times BPR on content-only scores."""

@@ -1,0 +1,172 @@
+r"""Content neighbourhood: products ranked by how alike their content is to a user's products.
+
+A fixed (not trained) kernel over the products' modality vectors, the content counterpart of
+item-based collaborative filtering. Each modality :math:`m` (the product's ``text_vec``; the
+``image_vec`` of its images, averaged) is L2-normalized, centred and projected on its first
+``rank`` principal directions (fitted once, on the products the model is built with); the
+projections of all modalities, each scaled by :math:`1/\sqrt{M}`, are concatenated into
+:math:`\mathbf{k}_i`. A user's profile is the mean over the products they interacted with,
+:math:`\mathbf{p}_u = \frac{1}{|N(u)|}\sum_{j \in N(u)} \mathbf{k}_j`, and the kernel score is
+:math:`\mathbf{p}_u^\top\mathbf{k}_i`: the mean similarity of product :math:`i` to the user's
+products.
+
+The fusion model blends it into its scores after training (:func:`blend`), with a weight fitted
+on the validation split: joint training would let the id embeddings absorb what the kernel
+explains, while the blended kernel keeps its own, smoother view of the content. On the Myntra
+catalogue shop the blend lifts the fusion model's warm Recall@20 by about 14% and its
+cold-start Recall@20 by about 25% (README, recommendation benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from graphfusion.errors import ValidationError
+
+__all__ = ["ContentNeighbourhood", "item_modalities", "blend", "WEIGHTS", "IMAGE_EDGE"]
+
+#: The relationship whose target's ``image_vec`` is a product's photo.
+IMAGE_EDGE = "HAS_IMAGE"
+#: Blend weights tried on the validation split (0: the model's scores alone).
+WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
+#: Rows used to fit the principal directions (an even sample of larger catalogues).
+FIT_ROWS = 20_000
+
+
+def item_modalities(data: HeteroData, item: str = "Product") -> dict[str, Tensor]:
+    """The items' modality vectors, L2-normalized: ``text_vec`` and ``image_vec`` of the item
+    itself, and the mean ``image_vec`` of the nodes it points to by :data:`IMAGE_EDGE` (rows
+    without one are zeros)."""
+    out: dict[str, Tensor] = {}
+    n = int(data[item].num_nodes)
+    for attr in ("text_vec", "image_vec"):
+        if attr in data[item]:
+            out[attr] = _unit(data[item][attr])
+    for et in data.edge_types:
+        src, rel, dst = et
+        if (src, rel) == (item, IMAGE_EDGE) and "image_vec" in data[dst] and "image_vec" not in out:
+            vecs = _unit(data[dst].image_vec)
+            ei = data[et].edge_index
+            total = torch.zeros(n, vecs.shape[1]).index_add_(0, ei[0], vecs[ei[1]])
+            out["image_vec"] = F.normalize(total, dim=1)
+    return out
+
+
+class ContentNeighbourhood(nn.Module):
+    """The kernel (see the module docstring) over a fixed set of items.
+
+    Args:
+        modalities: ``(num_items, width)`` vectors per modality (:func:`item_modalities`).
+        interactions: ``(2, E)`` user-item pairs that make the profiles.
+        num_users: Number of users.
+        rank: Principal directions kept per modality.
+
+    The principal directions (``mean_*``, ``basis_*``) and the two blend weights
+    (``weight``: warm scores, content-only scores) are saved with the model; loading them
+    replaces those fitted here, whatever their shape.
+    """
+
+    weight: Tensor
+
+    def __init__(
+        self, modalities: dict[str, Tensor], interactions: Tensor, num_users: int, rank: int = 128
+    ) -> None:
+        super().__init__()
+        if rank < 1:
+            raise ValidationError(f"rank must be >= 1, got {rank}")
+        self.names = sorted(modalities)
+        self._raw = {m: modalities[m].float() for m in self.names}
+        self.num_users = num_users
+        self.num_items = len(next(iter(self._raw.values()))) if self._raw else 0
+        for m in self.names:
+            mean, basis = _principal(self._raw[m], rank)
+            self.register_buffer(f"mean_{m}", mean)
+            self.register_buffer(f"basis_{m}", basis)
+        self.register_buffer("weight", torch.zeros(2))
+        self._interactions = interactions
+        self._cache: tuple[Tensor, Tensor] | None = None
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        for name in list(self._buffers):
+            if prefix + name in state_dict:  # the saved directions, whatever their shape
+                self._buffers[name] = state_dict[prefix + name].clone()
+        self._cache = None
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    @property
+    def active(self) -> bool:
+        """Whether there is any modality to compare."""
+        return bool(self.names)
+
+    def encode(self, modalities: dict[str, Tensor]) -> Tensor:
+        """``(n, sum of ranks)`` kernel vectors of items from their modality vectors (L2
+        normalized, as :func:`item_modalities` gives them; a missing one counts as zeros)."""
+        n = len(next(iter(modalities.values()))) if modalities else 0
+        parts = []
+        for m in self.names:
+            mean, basis = self._buffers[f"mean_{m}"], self._buffers[f"basis_{m}"]
+            assert mean is not None and basis is not None
+            x = modalities.get(m)
+            if x is None:
+                x = torch.zeros(n, len(mean))
+            elif x.dim() != 2 or x.shape[1] != len(mean):
+                raise ValidationError(f"{m} must be (n, {len(mean)})")
+            parts.append((torch.nan_to_num(x.float()) - mean) @ basis)
+        return torch.cat(parts, 1) / math.sqrt(max(len(parts), 1))
+
+    def vectors(self) -> tuple[Tensor, Tensor]:
+        """``(user profiles, item vectors)`` of the items and interactions given (cached)."""
+        if self._cache is None:
+            items = self.encode(self._raw)
+            self._cache = (profiles(self._interactions, items, self.num_users), items)
+        return self._cache
+
+    def scores(self, users: Tensor) -> Tensor:
+        """``(len(users), num_items)`` kernel scores."""
+        profile, items = self.vectors()
+        return profile[users] @ items.t()
+
+
+def profiles(interactions: Tensor, items: Tensor, num_users: int) -> Tensor:
+    """``(num_users, width)``: each user's mean item vector over ``interactions`` (``(2, E)``
+    user-item pairs; a repeated pair counts once; zeros for users without any)."""
+    pairs = torch.unique(interactions, dim=1) if interactions.numel() else interactions
+    total = torch.zeros(num_users, items.shape[1]).index_add_(0, pairs[0], items[pairs[1]])
+    count = torch.bincount(pairs[0], minlength=num_users).clamp(min=1).unsqueeze(1)
+    return total / count
+
+
+def blend(model_scores: Tensor, kernel_scores: Tensor, weight: float) -> Tensor:
+    """``standardize(model) + weight * standardize(kernel)``, each standardized per row (per
+    user) over the items, so the weight does not depend on either score's scale."""
+    if weight == 0:
+        return model_scores
+    return _standardize(model_scores) + weight * _standardize(kernel_scores)
+
+
+def _standardize(x: Tensor) -> Tensor:
+    mean = x.mean(-1, keepdim=True)
+    std = x.std(-1, keepdim=True)
+    return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+
+
+def _unit(x: Tensor) -> Tensor:
+    return F.normalize(torch.nan_to_num(x.float()), dim=1)
+
+
+def _principal(x: Tensor, rank: int) -> tuple[Tensor, Tensor]:
+    """Mean and ``(width, r)`` first principal directions of the rows of ``x`` (an even
+    sample of at most :data:`FIT_ROWS`), ``r = min(rank, rows, width)``; signs fixed so the
+    result does not depend on the solver."""
+    mean = x.mean(0)
+    sample = (x - mean)[:: max(1, math.ceil(len(x) / FIT_ROWS))]
+    _, _, vt = torch.linalg.svd(sample.double(), full_matrices=False)
+    basis = vt[: min(rank, len(vt))].t()
+    sign = torch.sign(basis[basis.abs().argmax(0), torch.arange(basis.shape[1])])
+    return mean, (basis * sign).float()

@@ -1,0 +1,140 @@
+"""The content-neighbourhood kernel and its blend into the fusion model's scores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import HeteroData
+
+from graphfusion.errors import ValidationError
+from graphfusion.models import FusionGNN
+from graphfusion.models.neighbourhood import (
+    ContentNeighbourhood,
+    blend,
+    item_modalities,
+    profiles,
+)
+
+
+def _clusters(n_items: int = 40, width: int = 16) -> tuple[HeteroData, torch.Tensor]:
+    """Products in 4 clusters, which their text vectors show clearly and their photos
+    vaguely; user u buys 3 products of cluster u % 4."""
+    g = torch.Generator().manual_seed(0)
+    centres = 3 * torch.randn(4, width, generator=g)
+    cluster = torch.arange(n_items) % 4
+    data = HeteroData()
+    data["User"].num_nodes = 8
+    data["Product"].num_nodes = n_items
+    data["Product"].text_vec = centres[cluster] + torch.randn(n_items, width, generator=g)
+    data["Image"].num_nodes = n_items
+    photo = torch.randn(4, 5, generator=g)
+    data["Image"].image_vec = photo[cluster] + 0.7 * torch.randn(n_items, 5, generator=g)
+    data["Product", "HAS_IMAGE", "Image"].edge_index = torch.stack([torch.arange(n_items)] * 2)
+    users = torch.arange(8).repeat_interleave(3)
+    items = torch.stack([torch.nonzero(cluster == u % 4).flatten()[:3] for u in range(8)]).flatten()
+    data["User", "INTERACTED", "Product"].edge_index = torch.stack([users, items])
+    return data, cluster
+
+
+def test_modalities_are_unit_rows_and_photos_come_through_has_image() -> None:
+    data, _ = _clusters()
+    data["Product", "HAS_IMAGE", "Image"].edge_index = torch.tensor([[0, 0], [0, 1]])
+    mods = item_modalities(data)
+    assert set(mods) == {"text_vec", "image_vec"}
+    assert torch.allclose(mods["text_vec"].norm(dim=1), torch.ones(40))
+    # product 0 has two photos (their mean), the others none (zeros)
+    want = torch.nn.functional.normalize(
+        torch.nn.functional.normalize(data["Image"].image_vec[:2], dim=1).sum(0), dim=0
+    )
+    assert torch.allclose(mods["image_vec"][0], want, atol=1e-6)
+    assert not mods["image_vec"][1:].any()
+
+
+def test_profiles_are_the_mean_of_each_users_items() -> None:
+    items = torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 4.0]])
+    pairs = torch.tensor([[0, 0, 0, 2], [0, 1, 1, 2]])  # user 0's repeated pair counts once
+    got = profiles(pairs, items, 3)
+    assert torch.equal(got, torch.tensor([[0.5, 1.0], [0.0, 0.0], [4.0, 4.0]]))
+
+
+def test_kernel_ranks_the_users_cluster_first() -> None:
+    data, cluster = _clusters()
+    hood = ContentNeighbourhood(
+        item_modalities(data), data["User", "INTERACTED", "Product"].edge_index, 8, rank=4
+    )
+    scores = hood.scores(torch.arange(8))
+    assert scores.shape == (8, 40)
+    for u in range(8):
+        top = scores[u].topk(10).indices
+        assert (cluster[top] == u % 4).all(), f"user {u}"
+    # the kernel vectors: rank 4 per modality (the photo has only 5 dims), scaled by 1/sqrt(2)
+    _, vectors = hood.vectors()
+    assert vectors.shape == (40, 8)
+
+
+def test_encode_matches_the_fitted_items_and_checks_widths() -> None:
+    data, _ = _clusters()
+    mods = item_modalities(data)
+    hood = ContentNeighbourhood(mods, data["User", "INTERACTED", "Product"].edge_index, 8)
+    _, vectors = hood.vectors()
+    assert torch.allclose(hood.encode({k: v[:3] for k, v in mods.items()}), vectors[:3])
+    # a missing modality counts as a zero vector
+    text = mods["text_vec"][:1]
+    assert torch.equal(
+        hood.encode({"text_vec": text}),
+        hood.encode({"text_vec": text, "image_vec": torch.zeros(1, 5)}),
+    )
+    with pytest.raises(ValidationError, match="text_vec must be"):
+        hood.encode({"text_vec": torch.zeros(2, 3)})
+    with pytest.raises(ValidationError, match="rank"):
+        ContentNeighbourhood(mods, data["User", "INTERACTED", "Product"].edge_index, 8, rank=0)
+
+
+def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
+    data, _ = _clusters()
+    edges = data["User", "INTERACTED", "Product"].edge_index
+    trained = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
+    trained.weight.copy_(torch.tensor([0.5, 1.0]))
+    later = ContentNeighbourhood(item_modalities(data), edges, 8, rank=6)
+    assert later.state_dict()["basis_text_vec"].shape == (16, 6)
+    later.load_state_dict(trained.state_dict())
+    assert later.state_dict()["basis_text_vec"].shape == (16, 3)
+    assert torch.equal(later.weight, torch.tensor([0.5, 1.0]))
+    assert torch.allclose(later.vectors()[1], trained.vectors()[1])
+
+
+def test_blend_standardizes_each_row() -> None:
+    model = torch.tensor([[1.0, 2.0, 3.0], [10.0, 0.0, 5.0]])
+    kernel = torch.tensor([[3.0, 2.0, 1.0], [0.0, 0.0, 0.0]])
+    assert torch.equal(blend(model, kernel, 0.0), model)
+    out = blend(model, kernel, 1.0)
+    assert torch.allclose(out[0], torch.zeros(3))  # opposite orders cancel out
+    # a constant kernel row changes nothing but the scale of the model's row
+    assert out[1].argsort().tolist() == model[1].argsort().tolist()
+    # scaling either input does not change the blend
+    assert torch.allclose(blend(100 * model, 0.01 * kernel, 1.0), out, atol=1e-6)
+
+
+def test_fusion_model_blends_only_when_weighted() -> None:
+    data, _ = _clusters()
+    data["Product", "rev_INTERACTED", "User"].edge_index = data[
+        "User", "INTERACTED", "Product"
+    ].edge_index.flip(0)
+    torch.manual_seed(0)
+    model = FusionGNN(data, dim=8).eval()
+    users = torch.arange(8)
+    plain, content = model.scores(users), model.cold_scores(users)
+    hood = model.neighbourhood
+    assert hood is not None and hood.names == ["image_vec", "text_vec"]
+    model.set_blend(0.5, 2.0)
+    kernel = hood.scores(users)
+    assert torch.allclose(model.scores(users), blend(plain, kernel, 0.5))
+    assert torch.allclose(model.cold_scores(users), blend(content, kernel, 2.0))
+    assert "neighbourhood.weight" in model.state_dict()
+    with pytest.raises(ValidationError, match=">= 0"):
+        model.set_blend(-1.0, 0.0)
+    off = FusionGNN(data, dim=8, neighbourhood_rank=0)
+    assert off.neighbourhood is None
+    off.set_blend(0.0, 0.0)
+    with pytest.raises(ValidationError, match="no content neighbourhood"):
+        off.set_blend(1.0, 0.0)
