@@ -254,10 +254,13 @@ class Recommender:
         )  # fmt: skip
         state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
         result = model.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
+        # a checkpoint from before the content neighbourhood existed serves without the blend
+        changed = [k for k in [*result.missing_keys, *result.unexpected_keys]
+                   if not k.startswith("neighbourhood.")]  # fmt: skip
+        if changed:
             log.warning(
                 "the graph changed since training (%s); retrain for the best results",
-                ", ".join([*result.missing_keys, *result.unexpected_keys][:4]),
+                ", ".join(changed[:4]),
             )
         model.eval()
         self.fusion = model

@@ -328,3 +328,24 @@ def test_content_neighbourhood_is_blended_into_served_scores(
     again = fresh.state.kernel[fresh.state.item_index["new-k"]]  # type: ignore[index]
     np.testing.assert_allclose(live, again, rtol=1e-4, atol=1e-5)
     assert np.linalg.norm(live) > 0
+
+
+def test_checkpoint_without_the_neighbourhood_serves_the_model_alone(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = engine.store.path / "models"  # type: ignore[attr-defined]
+    ckpt = torch.load(folder / "fusion.pt", weights_only=True)
+    ckpt["state_dict"] = {
+        k: v for k, v in ckpt["state_dict"].items() if not k.startswith("neighbourhood.")
+    }
+    models = tmp_path / "older"
+    models.mkdir()
+    torch.save(ckpt, models / "fusion.pt")
+    with caplog.at_level("WARNING", logger="graphfusion.recommend"):
+        rec = Recommender(engine.store, models_dir=models)
+    assert "graph changed" not in caplog.text
+    st = rec.state
+    assert st.kernel is None
+    u = st.user_index["u0001"]
+    plain = st.item_vecs @ st.user_vecs[u] + st.item_bias
+    np.testing.assert_allclose(rec.scores("u0001")[0], plain)
