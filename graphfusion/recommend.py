@@ -682,7 +682,8 @@ class Recommender:
                 {"keys": keys},
             )
             matrix, _ = _vectors(table.column("v"), node.prop(attr).type.dim or 0)
-            rows = torch.tensor([index[k] for k in table.column("id").to_pylist()])
+            ids = table.column("id").to_pylist()
+            rows = torch.tensor([index[k] for k in ids], dtype=torch.long)
             vecs = torch.nn.functional.normalize(torch.from_numpy(matrix), dim=1)
             total = torch.zeros(len(keys), vecs.shape[1]).index_add_(0, rows, vecs)
             modalities[attr] = torch.nn.functional.normalize(total, dim=1)

@@ -323,11 +323,14 @@ def test_content_neighbourhood_is_blended_into_served_scores(
         "image": [str(tiny_shop / "images" / "p0005.png")],
     })  # fmt: skip
     rec.add_products(frame)
-    live = rec.state.kernel[rec.state.item_index["new-k"]]  # type: ignore[index]
+    # one without a photo, added alone: its photo part is that of no photo
+    rec.add_products(pd.DataFrame({"id": ["new-t"], "title": ["A plain new mug"]}))
     fresh = Recommender(engine.store, models_dir=models)
-    again = fresh.state.kernel[fresh.state.item_index["new-k"]]  # type: ignore[index]
-    np.testing.assert_allclose(live, again, rtol=1e-4, atol=1e-5)
-    assert np.linalg.norm(live) > 0
+    for key in ("new-k", "new-t"):
+        live = rec.state.kernel[rec.state.item_index[key]]  # type: ignore[index]
+        again = fresh.state.kernel[fresh.state.item_index[key]]  # type: ignore[index]
+        np.testing.assert_allclose(live, again, rtol=1e-4, atol=1e-5)
+        assert np.linalg.norm(live) > 0
 
 
 def test_checkpoint_without_the_neighbourhood_serves_the_model_alone(
