@@ -57,7 +57,7 @@ from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.ingest import LoadReport, load
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
-from graphfusion.models.neighbourhood import IMAGE_EDGE, blend
+from graphfusion.models.neighbourhood import IMAGE_EDGE, blend, pooled
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import LEAK_FREE_BEHAVIOUR, MODELS, TrainConfig, _training_graph
 
@@ -250,7 +250,7 @@ class Recommender:
         model = FusionGNN(
             data, cfg.dim, cfg.layers, context_layers=cfg.context_layers,
             item_ids=cfg.item_ids, content_weight=cfg.content_weight,
-            neighbourhood_rank=cfg.neighbourhood_rank,
+            neighbourhood_rank=cfg.neighbourhood_rank, fit_neighbourhood=False,
         )  # fmt: skip
         state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
         result = model.load_state_dict(state, strict=False)
@@ -684,9 +684,7 @@ class Recommender:
             matrix, _ = _vectors(table.column("v"), node.prop(attr).type.dim or 0)
             ids = table.column("id").to_pylist()
             rows = torch.tensor([index[k] for k in ids], dtype=torch.long)
-            vecs = torch.nn.functional.normalize(torch.from_numpy(matrix), dim=1)
-            total = torch.zeros(len(keys), vecs.shape[1]).index_add_(0, rows, vecs)
-            modalities[attr] = torch.nn.functional.normalize(total, dim=1)
+            modalities[attr] = pooled(len(keys), rows, torch.from_numpy(matrix))
         with torch.no_grad():
             return hood.encode(modalities).numpy()
 

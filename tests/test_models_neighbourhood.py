@@ -101,6 +101,11 @@ def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
     assert later.state_dict()["basis_text_vec"].shape == (16, 3)
     assert torch.equal(later.weight, torch.tensor([0.5, 1.0]))
     assert torch.allclose(later.vectors()[1], trained.vectors()[1])
+    # without a fit (a checkpoint's directions are loaded next): empty until loaded
+    bare = ContentNeighbourhood(item_modalities(data), edges, 8, fit=False)
+    assert bare.state_dict()["basis_text_vec"].shape == (16, 0)
+    bare.load_state_dict(trained.state_dict())
+    assert torch.allclose(bare.vectors()[1], trained.vectors()[1])
 
 
 def test_blend_standardizes_each_row() -> None:

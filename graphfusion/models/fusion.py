@@ -85,6 +85,8 @@ class FusionGNN(nn.Module):
         content_weight: Weight of the content-only BPR term.
         neighbourhood_rank: Principal directions per modality of the content neighbourhood
             kernel (0: no kernel).
+        fit_neighbourhood: Fit the kernel's principal directions (False when a checkpoint's
+            are loaded next).
         user: The user node type.
         item: The item node type.
     """
@@ -102,6 +104,7 @@ class FusionGNN(nn.Module):
         item_ids: bool = True,
         content_weight: float = 0.5,
         neighbourhood_rank: int = 128,
+        fit_neighbourhood: bool = True,
         user: str = "User",
         item: str = "Product",
     ) -> None:
@@ -167,11 +170,11 @@ class FusionGNN(nn.Module):
                 conv[f"root:{nt}"] = nn.Linear(dim, dim)
             self.convs.append(conv)
         modalities = item_modalities(data, item) if neighbourhood_rank else {}
-        self.neighbourhood = (
-            ContentNeighbourhood(modalities, interactions, self.num_users, neighbourhood_rank)
-            if modalities
-            else None
-        )
+        self.neighbourhood = None
+        if modalities:
+            self.neighbourhood = ContentNeighbourhood(
+                modalities, interactions, self.num_users, neighbourhood_rank, fit=fit_neighbourhood
+            )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -29,7 +29,7 @@ from torch_geometric.data import HeteroData
 
 from graphfusion.errors import ValidationError
 
-__all__ = ["ContentNeighbourhood", "item_modalities", "blend", "WEIGHTS", "IMAGE_EDGE"]
+__all__ = ["ContentNeighbourhood", "item_modalities", "pooled", "blend", "WEIGHTS", "IMAGE_EDGE"]
 
 #: The relationship whose target's ``image_vec`` is a product's photo.
 IMAGE_EDGE = "HAS_IMAGE"
@@ -51,11 +51,16 @@ def item_modalities(data: HeteroData, item: str = "Product") -> dict[str, Tensor
     for et in data.edge_types:
         src, rel, dst = et
         if (src, rel) == (item, IMAGE_EDGE) and "image_vec" in data[dst] and "image_vec" not in out:
-            vecs = _unit(data[dst].image_vec)
             ei = data[et].edge_index
-            total = torch.zeros(n, vecs.shape[1]).index_add_(0, ei[0], vecs[ei[1]])
-            out["image_vec"] = F.normalize(total, dim=1)
+            out["image_vec"] = pooled(n, ei[0], data[dst].image_vec[ei[1]])
     return out
+
+
+def pooled(num: int, rows: Tensor, vecs: Tensor) -> Tensor:
+    """``(num, width)``: per row, the L2-normalized sum of the unit ``vecs`` that ``rows``
+    assigns to it (zeros where none): how a product's photos make one image vector."""
+    total = torch.zeros(num, vecs.shape[1]).index_add_(0, rows, _unit(vecs))
+    return F.normalize(total, dim=1)
 
 
 class ContentNeighbourhood(nn.Module):
@@ -66,6 +71,9 @@ class ContentNeighbourhood(nn.Module):
         interactions: ``(2, E)`` user-item pairs that make the profiles.
         num_users: Number of users.
         rank: Principal directions kept per modality.
+        fit: Fit the principal directions; False leaves empty ones, for a model whose saved
+            directions are loaded next (the fit is the costly part: seconds on thousands of
+            products).
 
     The principal directions (``mean_*``, ``basis_*``) and the two blend weights
     (``weight``: warm scores, content-only scores) are saved with the model; loading them
@@ -75,7 +83,13 @@ class ContentNeighbourhood(nn.Module):
     weight: Tensor
 
     def __init__(
-        self, modalities: dict[str, Tensor], interactions: Tensor, num_users: int, rank: int = 128
+        self,
+        modalities: dict[str, Tensor],
+        interactions: Tensor,
+        num_users: int,
+        rank: int = 128,
+        *,
+        fit: bool = True,
     ) -> None:
         super().__init__()
         if rank < 1:
@@ -85,7 +99,9 @@ class ContentNeighbourhood(nn.Module):
         self.num_users = num_users
         self.num_items = len(next(iter(self._raw.values()))) if self._raw else 0
         for m in self.names:
-            mean, basis = _principal(self._raw[m], rank)
+            width = self._raw[m].shape[1]
+            empty = (torch.zeros(width), torch.zeros(width, 0))
+            mean, basis = _principal(self._raw[m], rank) if fit else empty
             self.register_buffer(f"mean_{m}", mean)
             self.register_buffer(f"basis_{m}", basis)
         self.register_buffer("weight", torch.zeros(2))
@@ -98,11 +114,6 @@ class ContentNeighbourhood(nn.Module):
                 self._buffers[name] = state_dict[prefix + name].clone()
         self._cache = None
         super()._load_from_state_dict(state_dict, prefix, *args)
-
-    @property
-    def active(self) -> bool:
-        """Whether there is any modality to compare."""
-        return bool(self.names)
 
     def encode(self, modalities: dict[str, Tensor]) -> Tensor:
         """``(n, sum of ranks)`` kernel vectors of items from their modality vectors (L2
