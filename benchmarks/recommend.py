@@ -12,13 +12,15 @@ Protocol (``graphfusion.train``): per-user random 8:1:1 split of the interaction
 sampled negatives, early stopping on validation Recall@20, full ranking over the products the
 user did not interact with in training; Recall and NDCG at 10 and 20 on the test split, mean
 and standard deviation over the seeds. The ``cold`` setting (synthetic and myntra) removes
-every interaction of 20% of the products from training and validation and tests them apart:
-each user's held-out cold products ranked among all cold products, where only content can
-rank them.
+every interaction of 20% of the products from training; a quarter of these products validate
+(the fusion model's content-only blend weights), the others are tested apart: each user's
+held-out cold products ranked among all tested cold products, where only content can rank
+them.
 
 Run::
 
     python -m benchmarks.recommend [--datasets synthetic,movielens,gift_cards,myntra]
+        [--models fusion,lightgcn,mf,popularity] [--settings warm,cold]
         [--seeds 0,1,2] [--epochs 100] [--work DIR] [--data ../shared/data]
 """
 
@@ -167,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--no-cold", action="store_true", help="Skip the cold-start setting.")
+    parser.add_argument(
+        "--settings", default="warm,cold", help="warm, cold (synthetic and myntra only) or both"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/recommend"))
     parser.add_argument("--out", type=Path, default=None)
@@ -175,15 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     datasets = [d for d in args.datasets.split(",") if d]
     models = [m for m in args.models.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = [s for s in args.settings.split(",") if s]
     unknown = sorted(set(datasets) - set(DATASETS)) + sorted(set(models) - set(MODELS))
+    unknown += sorted(set(wanted) - {"warm", "cold"})
     if unknown:
-        parser.error(f"unknown data sets or models: {unknown}")
+        parser.error(f"unknown data sets, models or settings: {unknown}")
     rows: list[dict[str, Any]] = []
     prepared = {}
     for name in datasets:
         store_dir = prepare(name, args.work, args.data)
         prepared[name] = json.loads((store_dir.parent / "prepared.json").read_text())
-        settings = [False] + ([True] if name in COLD_DATASETS and not args.no_cold else [])
+        settings = [False] * ("warm" in wanted)
+        settings += [True] * ("cold" in wanted and name in COLD_DATASETS)
         for cold in settings:
             rows.extend(run(name, store_dir, models, seeds, args.epochs, cold))
     lightgcn = {(r["dataset"], r["setting"]): r for r in rows if r["model"] == "lightgcn"}

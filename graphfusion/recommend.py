@@ -5,9 +5,10 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 - **Scores.** For the fusion model the graph is exported once and the model rebuilt with
   every stored interaction (those after training included): user and product vectors are its
-  fused embeddings, plus the product bias, blended with its content neighbourhood (the mean
-  likeness of a product's text and photo to the user's products, with the weight chosen on
-  validation when it was trained; :mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
+  fused embeddings, plus the product bias, blended with its neighbourhoods (the mean
+  likeness of a product's text and photo, and of its fused vector, to those of the user's
+  products, with the weights chosen on validation when it was trained;
+  :mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
   the stored ``fused_vec`` are used.
   ``recommend`` scores every product with one matrix-vector product (5k products: well under
   a millisecond), applies the filters as masks, takes the best candidates with
@@ -150,7 +151,7 @@ class _State:
     profile: np.ndarray | None  # users' demographic one-hots
     trained_users: np.ndarray  # bool: the user had interactions when the vectors were made
     kernel: np.ndarray | None = None  # (n_i, r) content-neighbourhood vectors (fusion only)
-    kernel_weight: float = 0.0
+    kernel_weights: tuple[float, ...] = ()  # per neighbourhood.KERNELS
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -232,9 +233,9 @@ class Recommender:
             trained_users=counts > 0,
         )  # fmt: skip
         hood = self.fusion.neighbourhood if self.fusion is not None else None
-        if hood is not None and float(hood.weight[0]) > 0:
+        if hood is not None and bool(hood.weight[0].any()):
             self.state.kernel = hood.vectors()[1].numpy().copy()
-            self.state.kernel_weight = float(hood.weight[0])
+            self.state.kernel_weights = tuple(hood.weight[0].tolist())
         self.catalogue = self._catalogue(export, items)
 
     def _fusion_vectors(
@@ -348,11 +349,13 @@ class Recommender:
         n_seen = st.seen.indptr[u + 1] - st.seen.indptr[u]
         if n_seen > LIGHT_USER_MAX and self._vector_known(u):
             scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
-            if st.kernel is not None:  # the content neighbourhood of everything seen now
+            if st.kernel is not None:  # the neighbourhoods of everything seen now
                 mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
-                near = st.kernel @ st.kernel[mine].mean(0)
-                scores = blend(torch.from_numpy(scores)[None], torch.from_numpy(near)[None],
-                               st.kernel_weight)[0].numpy()  # fmt: skip
+                near = [
+                    torch.from_numpy(vecs @ vecs[mine].mean(0))[None]
+                    for vecs in (st.kernel, st.item_vecs)
+                ]  # as neighbourhood.KERNELS
+                scores = blend(torch.from_numpy(scores)[None], near, st.kernel_weights)[0].numpy()
             return scores, "model"
         return self._blend(u), "cold-start blend"
 

@@ -6,10 +6,11 @@ trained with BPR on sampled negatives, validated each epoch on Recall@20 over a 
 stopped early when that stops improving, and tested with its best weights. The fusion model
 (with a content term) is validated on the sum of two Recall@20: of its scores and of its
 content-only scores (how it ranks products that have no interactions yet), so that the kept
-weights serve both warm and new products; then the weights of its content-neighbourhood blend
-(:mod:`graphfusion.models.neighbourhood`) are chosen on the validation split. The embeddings are
-written back as ``User.fused_vec`` and ``Product.fused_vec``; the curve of loss and validation
-Recall@20 is saved as a PNG beside the checkpoint.
+weights serve both warm and new products; then the weights of its neighbourhood blends
+(:mod:`graphfusion.models.neighbourhood`) are chosen on the validation split (those of the
+content-only scores on held-out cold products, where ``cold_items`` holds some out). The
+embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``; the curve of loss
+and validation Recall@20 is saved as a PNG beside the checkpoint.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
-from graphfusion.models.neighbourhood import WEIGHTS, blend
+from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
@@ -46,6 +47,10 @@ log = logging.getLogger("graphfusion.train")
 
 MODELS = ("fusion", "lightgcn", "mf", "popularity")
 INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
+#: Share of the cold products (``TrainConfig.cold_items``) that validate, not test.
+COLD_VALID_SHARE = 0.25
+#: Fewest cold products that are split into validation and test ones.
+COLD_VALID_MIN = 8
 #: Behaviour features that do not count interactions or reviews, so they may be model inputs.
 LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
 
@@ -66,13 +71,15 @@ class TrainConfig:
         seed: Seed of the split, the initialization and the negative sampling.
         interactions: Relationship types (User -> Product) that count as interactions.
         cold_items: Share of the products (0 to 0.9) whose interactions are all held out of
-            training and validation, to measure cold start: they are tested apart, ranked
-            among themselves (``TrainResult.cold``).
+            training, to measure cold start. A quarter of them (:data:`COLD_VALID_SHARE`)
+            validate how the fusion model ranks new products (the weights of its content-only
+            blend); the others are tested apart, ranked among themselves
+            (``TrainResult.cold``).
         context_layers: Message-passing rounds of the fusion model's content tower.
         item_ids: Fusion model: give products an id embedding besides their content.
         content_weight: Fusion model: weight of the content-only BPR term.
         neighbourhood_rank: Fusion model: principal directions per modality of the content
-            neighbourhood kernel blended into its scores (0: none).
+            neighbourhood kernel blended into its scores (0: no neighbourhood blends at all).
     """
 
     model: str = "lightgcn"
@@ -119,10 +126,11 @@ class TrainResult:
             model, ``valid_content_recall@20``).
         best_epoch: The epoch whose weights were kept.
         test: Test metrics of the kept weights (Recall/NDCG at 10 and 20).
-        cold: With ``cold_items``: metrics on the cold products' interactions, each user's
-            cold products ranked among all cold products.
-        blend: Fusion model: the content-neighbourhood weights chosen on validation
-            (``warm`` for its scores, ``cold`` for its content-only scores).
+        cold: With ``cold_items``: metrics on the tested cold products' interactions, each
+            user's ranked among all tested cold products.
+        blend: Fusion model: the neighbourhood weights chosen on validation, per path
+            (``warm``: its scores, ``cold``: its content-only scores) and kernel
+            (:data:`~graphfusion.models.neighbourhood.KERNELS`), as ``"warm content"``.
         seconds_per_epoch: Mean training time of an epoch.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
@@ -146,7 +154,7 @@ class TrainResult:
             f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
             f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
             + (f"; cold items {cold}" if cold else "")
-            + ("; content blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
+            + ("; blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
                if self.blend else "")
         )  # fmt: skip
 
@@ -271,30 +279,44 @@ def _evaluate(
 
 
 def _fit_blend(
-    model: FusionGNN, num_users: int, seen: list[list[int]], truth: list[list[int]]
+    model: FusionGNN,
+    num_users: int,
+    seen: list[list[int]],
+    truth: list[list[int]],
+    cold: tuple[np.ndarray, list[list[int]]] | None = None,
 ) -> dict[str, float]:
-    """Set the model's content-neighbourhood weights to those of
-    :data:`graphfusion.models.neighbourhood.WEIGHTS` with the best validation Recall@20 (for
-    its scores and for its content-only scores), and return them."""
+    """Set the model's neighbourhood weights to those of
+    :data:`graphfusion.models.neighbourhood.WEIGHTS` with the best validation Recall@20, one
+    kernel after the other (for its scores, and for its content-only scores: on ``cold``, the
+    validation cold products and their interactions, where given), and return them."""
     assert model.neighbourhood is not None
-    model.set_blend(0.0, 0.0)
+    model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
     users = torch.arange(num_users)
-    chosen = []
+    chosen: list[list[float]] = []
     with torch.no_grad():
-        kernel = model.neighbourhood.scores(users)
-        for fn in (model.scores, model.cold_scores):
-            base = fn(users)
-            recall = {
-                w: full_ranking_metrics(blend(base, kernel, w).numpy(), seen, truth, ks=(20,))[
-                    "recall@20"
-                ]
-                for w in WEIGHTS
-            }
-            chosen.append(max(WEIGHTS, key=lambda w: (recall[w], -w)))
+        paths = [
+            (model.scores(users), model.kernels(users, model.embeddings()[1]), None),
+            (model.cold_scores(users), model.kernels(users, model.content()[model.item]), cold),
+        ]
+    for base, kernels, among in paths:
+        weights = [0.0] * len(KERNELS)
+        for k in range(len(KERNELS)):
+            found = {}
+            for w in WEIGHTS:
+                scores = blend(base, kernels, [*weights[:k], w, *weights[k + 1 :]]).numpy()
+                metrics = (
+                    full_ranking_metrics(scores, seen, truth, ks=(20,))
+                    if among is None
+                    else _rank_among(scores, *among)
+                )
+                found[w] = metrics["recall@20"]
+            weights[k] = max(WEIGHTS, key=lambda w: (found[w], -w))
+        chosen.append(weights)
     model.train()
     model.set_blend(*chosen)
-    return {"warm": chosen[0], "cold": chosen[1]}
+    return {f"{path} {kernel}": chosen[p][k] for p, path in enumerate(("warm", "cold"))
+            for k, kernel in enumerate(KERNELS)}  # fmt: skip
 
 
 def _evaluate_cold(
@@ -304,11 +326,19 @@ def _evaluate_cold(
     model.eval()
     score_fn: Any = getattr(model, "cold_scores", None) or model.scores
     with torch.no_grad():
-        scores = score_fn(torch.arange(num_users)).numpy()[:, cold_items]
+        scores = score_fn(torch.arange(num_users)).numpy()
     model.train()
-    column = {int(item): j for j, item in enumerate(cold_items)}
-    local = [[column[i] for i in items] for items in truth]
-    return full_ranking_metrics(scores, [[] for _ in truth], local, ks=(10, 20))
+    return _rank_among(scores, cold_items, truth, ks=(10, 20))
+
+
+def _rank_among(
+    scores: np.ndarray, items: np.ndarray, truth: list[list[int]], ks: tuple[int, ...] = (20,)
+) -> dict[str, float]:
+    """Metrics of ``(num_users, num_items)`` scores with each user's ``truth`` (product rows
+    out of ``items``) ranked among ``items`` only."""
+    column = {int(item): j for j, item in enumerate(items)}
+    local = [[column[i] for i in row] for row in truth]
+    return full_ranking_metrics(scores[:, items], [[] for _ in truth], local, ks=ks)
 
 
 def _cold_split(
@@ -322,6 +352,22 @@ def _cold_split(
     cold = np.sort(rng.choice(items, size=max(1, round(share * len(items))), replace=False))
     held = frame["item"].isin(cold)
     return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True), cold
+
+
+def _cold_validation(
+    cold_df: pd.DataFrame, cold: np.ndarray, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Split the cold products (seeded) into :data:`COLD_VALID_SHARE` that validate the ranking
+    of new products and the rest, which are tested: ``(validation interactions, test
+    interactions, validation products, test products)``; with fewer than
+    :data:`COLD_VALID_MIN` cold products, all are tested."""
+    if len(cold) < COLD_VALID_MIN:
+        return cold_df.iloc[:0], cold_df, cold[:0], cold
+    rng = np.random.default_rng(seed + 104729)
+    valid = np.sort(rng.choice(cold, size=round(COLD_VALID_SHARE * len(cold)), replace=False))
+    held = cold_df["item"].isin(valid)
+    test = np.setdiff1d(cold, valid)
+    return cold_df[held].reset_index(drop=True), cold_df[~held].reset_index(drop=True), valid, test
 
 
 def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
@@ -373,7 +419,10 @@ def train(
     if len(frame) < 10 or not users or not items:
         raise ValidationError(f"too few interactions to train on ({len(frame)})")
     n_u, n_i = len(users), len(items)
-    frame, cold_df, cold_items = _cold_split(frame, n_i, config.cold_items, config.seed)
+    frame, held_cold, cold = _cold_split(frame, n_i, config.cold_items, config.seed)
+    cold_valid_df, cold_df, cold_valid_items, cold_items = _cold_validation(
+        held_cold, cold, config.seed
+    )
     train_df, valid_df, test_df = random_split(frame, seed=config.seed)
     seen_train = _per_user(train_df, n_u)
     valid = _per_user(valid_df, n_u)
@@ -398,7 +447,7 @@ def train(
     if config.model == "fusion":
         held = {
             (int(u), int(i))
-            for df in (valid_df, test_df, cold_df)
+            for df in (valid_df, test_df, held_cold)
             for u, i in zip(df["user"], df["item"], strict=True)
         }
         data, node_ids = _training_graph(store, edges, held, config.interactions, users, items)
@@ -453,7 +502,10 @@ def train(
                 break
     model.load_state_dict(best_state)
     if isinstance(model, FusionGNN) and model.neighbourhood is not None:
-        result.blend = _fit_blend(model, n_u, seen_train, valid)
+        cold_valid = (
+            (cold_valid_items, _per_user(cold_valid_df, n_u)) if len(cold_valid_items) else None
+        )
+        result.blend = _fit_blend(model, n_u, seen_train, valid, cold_valid)
         best_state = copy.deepcopy(model.state_dict())
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, n_u, seen_valid, test)

@@ -94,30 +94,55 @@ def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
     data, _ = _clusters()
     edges = data["User", "INTERACTED", "Product"].edge_index
     trained = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
-    trained.weight.copy_(torch.tensor([0.5, 1.0]))
+    trained.weight.copy_(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
     later = ContentNeighbourhood(item_modalities(data), edges, 8, rank=6)
     assert later.state_dict()["basis_text_vec"].shape == (16, 6)
     later.load_state_dict(trained.state_dict())
     assert later.state_dict()["basis_text_vec"].shape == (16, 3)
-    assert torch.equal(later.weight, torch.tensor([0.5, 1.0]))
+    assert torch.equal(later.weight, torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
     assert torch.allclose(later.vectors()[1], trained.vectors()[1])
     # without a fit (a checkpoint's directions are loaded next): empty until loaded
     bare = ContentNeighbourhood(item_modalities(data), edges, 8, fit=False)
     assert bare.state_dict()["basis_text_vec"].shape == (16, 0)
     bare.load_state_dict(trained.state_dict())
     assert torch.allclose(bare.vectors()[1], trained.vectors()[1])
+    # a weight saved before the learned kernel (one per path) gets a zero learned column
+    older = {**trained.state_dict(), "weight": torch.tensor([0.5, 1.0])}
+    bare.load_state_dict(older)
+    assert torch.equal(bare.weight, torch.tensor([[0.5, 0.0], [1.0, 0.0]]))
+
+
+def test_learned_kernel_is_the_mean_similarity_to_the_users_items() -> None:
+    data, _ = _clusters()
+    edges = data["User", "INTERACTED", "Product"].edge_index
+    hood = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
+    vectors = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    users = torch.tensor([0, 5])
+    got = hood.scores(users, vectors)
+    for row, u in enumerate(users.tolist()):
+        mine = sorted(set(edges[1, edges[0] == u].tolist()))
+        want = torch.stack([vectors[mine] @ vectors[i] for i in range(16)]).mean(1)
+        assert torch.allclose(got[row], want, atol=1e-5)
 
 
 def test_blend_standardizes_each_row() -> None:
     model = torch.tensor([[1.0, 2.0, 3.0], [10.0, 0.0, 5.0]])
     kernel = torch.tensor([[3.0, 2.0, 1.0], [0.0, 0.0, 0.0]])
-    assert torch.equal(blend(model, kernel, 0.0), model)
-    out = blend(model, kernel, 1.0)
+    assert torch.equal(blend(model, [kernel], [0.0]), model)
+    out = blend(model, [kernel], [1.0])
     assert torch.allclose(out[0], torch.zeros(3))  # opposite orders cancel out
     # a constant kernel row changes nothing but the scale of the model's row
     assert out[1].argsort().tolist() == model[1].argsort().tolist()
     # scaling either input does not change the blend
-    assert torch.allclose(blend(100 * model, 0.01 * kernel, 1.0), out, atol=1e-6)
+    assert torch.allclose(blend(100 * model, [0.01 * kernel], [1.0]), out, atol=1e-6)
+    # kernels add up, each with its weight; a zero weight leaves its kernel out
+    other = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]])
+    two = blend(model, [kernel, other], [1.0, 0.5])
+    z_other = (other - other.mean(1, keepdim=True)) / other.std(1, keepdim=True)
+    assert torch.allclose(two, out + 0.5 * z_other, atol=1e-6)
+    assert torch.equal(blend(model, [kernel, other], [1.0, 0.0]), out)
+    with pytest.raises(ValidationError, match="2 kernels but 1 weights"):
+        blend(model, [kernel, other], [1.0])
 
 
 def test_fusion_model_blends_only_when_weighted() -> None:
@@ -131,15 +156,28 @@ def test_fusion_model_blends_only_when_weighted() -> None:
     plain, content = model.scores(users), model.cold_scores(users)
     hood = model.neighbourhood
     assert hood is not None and hood.names == ["image_vec", "text_vec"]
-    model.set_blend(0.5, 2.0)
+    model.set_blend([0.5, 0.0], [2.0, 0.0])
     kernel = hood.scores(users)
-    assert torch.allclose(model.scores(users), blend(plain, kernel, 0.5))
-    assert torch.allclose(model.cold_scores(users), blend(content, kernel, 2.0))
+    assert torch.allclose(model.scores(users), blend(plain, [kernel], [0.5]))
+    assert torch.allclose(model.cold_scores(users), blend(content, [kernel], [2.0]))
+    # the learned kernel: over the fused vectors for scores, the content ones for cold scores
+    model.set_blend([0.5, 1.0], [0.0, 0.25])
+    fused, own = model.embeddings()[1], model.content()["Product"]
+    learned = hood.scores(users, fused)
+    assert torch.allclose(model.scores(users), blend(plain, [kernel, learned], [0.5, 1.0]))
+    assert torch.allclose(model.kernels(users, fused)[1], learned)
+    assert torch.allclose(
+        model.cold_scores(users), blend(content, [kernel, hood.scores(users, own)], [0.0, 0.25])
+    )
     assert "neighbourhood.weight" in model.state_dict()
     with pytest.raises(ValidationError, match=">= 0"):
-        model.set_blend(-1.0, 0.0)
+        model.set_blend([-1.0, 0.0], [0.0, 0.0])
+    with pytest.raises(ValidationError, match="2 numbers"):
+        model.set_blend([1.0], [0.0])
     off = FusionGNN(data, dim=8, neighbourhood_rank=0)
     assert off.neighbourhood is None
-    off.set_blend(0.0, 0.0)
-    with pytest.raises(ValidationError, match="no content neighbourhood"):
-        off.set_blend(1.0, 0.0)
+    off.set_blend([0.0, 0.0], [0.0, 0.0])
+    with pytest.raises(ValidationError, match="no neighbourhood kernel"):
+        off.set_blend([1.0, 0.0], [0.0, 0.0])
+    with pytest.raises(ValidationError, match="no neighbourhood kernel"):
+        off.kernels(users, fused)

@@ -284,28 +284,31 @@ def test_cli(trained_store: Path, tmp_path: Path) -> None:
 def test_content_neighbourhood_is_blended_into_served_scores(
     engine: Engine, tiny_shop: Path, tmp_path: Path
 ) -> None:
-    """With a blend weight in the checkpoint, served scores are the model's blended with the
-    kernel over everything the user has interacted with (live interactions included), and a
+    """With blend weights in the checkpoint, served scores are the model's blended with the
+    kernels over everything the user has interacted with (live interactions included), and a
     new product gets the kernel vector a fresh start gives it."""
     from graphfusion.models.neighbourhood import blend
 
     folder = engine.store.path / "models"  # type: ignore[attr-defined]
     ckpt = torch.load(folder / "fusion.pt", weights_only=True)
-    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([0.5, 1.0])
+    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([[0.5, 0.25], [1.0, 0.0]])
     models = tmp_path / "weighted"
     models.mkdir()
     torch.save(ckpt, models / "fusion.pt")
     rec = Recommender(engine.store, models_dir=models)
     st = rec.state
-    assert st.kernel is not None and st.kernel_weight == 0.5
+    assert st.kernel is not None and st.kernel_weights == (0.5, 0.25)
     assert st.kernel.shape[0] == len(st.items)
 
     def expected(user: str) -> np.ndarray:
         u = st.user_index[user]
         mine = [st.item_index[p] for p in _seen(engine, user)]
         model = st.item_vecs @ st.user_vecs[u] + st.item_bias
-        near = st.kernel @ st.kernel[mine].mean(0)  # type: ignore[index]
-        return blend(torch.from_numpy(model)[None], torch.from_numpy(near)[None], 0.5)[0].numpy()
+        near = [
+            torch.from_numpy(vecs @ vecs[mine].mean(0))[None]  # type: ignore[index]
+            for vecs in (st.kernel, st.item_vecs)
+        ]
+        return blend(torch.from_numpy(model)[None], near, [0.5, 0.25])[0].numpy()
 
     user = "u0001"
     scores, how = rec.scores(user)

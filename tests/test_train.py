@@ -69,13 +69,22 @@ def test_popularity_and_bad_settings(engine: Engine) -> None:
 
 
 def test_cold_items_are_held_out_and_tested_apart(engine: Engine) -> None:
-    from graphfusion.train import _cold_split
+    from graphfusion.train import COLD_VALID_SHARE, _cold_split, _cold_validation
 
     frame, _, items = load_interactions(engine.store)
     warm, cold_df, cold = _cold_split(frame, len(items), 0.25, seed=0)
     assert len(cold) == round(0.25 * frame["item"].nunique())
     assert set(cold_df["item"]) == set(cold) and not set(warm["item"]) & set(cold)
     assert len(warm) + len(cold_df) == len(frame)
+    # a quarter of the cold products validate, the others are tested: no product in both
+    valid_df, test_df, valid, tested = _cold_validation(cold_df, cold, seed=0)
+    assert len(valid) == round(COLD_VALID_SHARE * len(cold)) and len(valid) + len(tested) == len(
+        cold
+    )
+    assert not set(valid) & set(tested) and set(valid_df["item"]) <= set(valid)
+    assert set(test_df["item"]) <= set(tested) and len(valid_df) + len(test_df) == len(cold_df)
+    few = _cold_validation(cold_df, cold[:7], seed=0)
+    assert len(few[2]) == 0 and len(few[1]) == len(cold_df)  # too few to split: all tested
     result = engine.train("fusion", epochs=3, patience=3, batch_size=512, cold_items=0.25)
     assert set(result.cold) == {"recall@10", "ndcg@10", "recall@20", "ndcg@20"}
     assert all(0.0 <= v <= 1.0 for v in result.cold.values())
@@ -123,15 +132,18 @@ def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> N
 
 
 def test_content_blend_weights_are_chosen_and_saved(trained_store: Path) -> None:
-    """The content-neighbourhood weights chosen on validation are reported and saved."""
-    from graphfusion.models.neighbourhood import WEIGHTS
+    """The neighbourhood weights chosen on validation are reported and saved."""
+    from graphfusion.models.neighbourhood import KERNELS, WEIGHTS
 
     folder = trained_store / "models"
     history = json.loads((folder / "fusion-history.json").read_text())
     blend = history["blend"]
-    assert set(blend) == {"warm", "cold"} and set(blend.values()) <= set(WEIGHTS)
+    assert set(blend) == {f"{p} {k}" for p in ("warm", "cold") for k in KERNELS}
+    assert set(blend.values()) <= set(WEIGHTS)
     state = torch.load(folder / "fusion.pt", weights_only=True)["state_dict"]
-    assert state["neighbourhood.weight"].tolist() == [blend["warm"], blend["cold"]]
+    assert state["neighbourhood.weight"].tolist() == [
+        [blend[f"{p} {k}"] for k in KERNELS] for p in ("warm", "cold")
+    ]
     assert state["neighbourhood.basis_text_vec"].shape[0] == 384
 
 

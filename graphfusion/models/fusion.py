@@ -39,11 +39,12 @@ these scores plus ``content_weight`` times BPR on :math:`\mathbf{z}_u^\top\mathb
 only), so that a product no one has interacted with yet (cold start) is ranked by
 :meth:`FusionGNN.cold_scores`.
 
-**Content neighbourhood.** After training, the scores can be blended with a fixed content kernel
-(:mod:`graphfusion.models.neighbourhood`): the mean similarity of a product's text and photo
-to those of the user's products. :func:`graphfusion.train.train` fits the two blend weights
-(for :meth:`FusionGNN.scores` and :meth:`FusionGNN.cold_scores`) on the validation split;
-they are zero, and the scores the model's own, until then.
+**Neighbourhoods.** After training, the scores can be blended with two kernels
+(:mod:`graphfusion.models.neighbourhood`): the content neighbourhood, the mean similarity of a
+product's text and photo to those of the user's products; and the learned neighbourhood, the
+mean similarity of the product's fused vector (content vector, for :meth:`FusionGNN.cold_scores`)
+to those of the user's products. :func:`graphfusion.train.train` fits the blend weights on the
+validation split; they are zero, and the scores the model's own, until then.
 
 The ``behaviour_vec`` of users and products is *not* an input: it is counted from all
 interactions, including those held out for validation and test.
@@ -52,6 +53,7 @@ interactions, including those held out for validation and test.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +63,12 @@ from torch_geometric.typing import EdgeType
 
 from graphfusion.errors import ValidationError
 from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency
-from graphfusion.models.neighbourhood import ContentNeighbourhood, blend, item_modalities
+from graphfusion.models.neighbourhood import (
+    KERNELS,
+    ContentNeighbourhood,
+    blend,
+    item_modalities,
+)
 
 __all__ = ["FusionGNN", "FEATURE_ATTRS", "INTERACTED"]
 
@@ -84,7 +91,7 @@ class FusionGNN(nn.Module):
         item_ids: Give products a learnable id embedding besides their content.
         content_weight: Weight of the content-only BPR term.
         neighbourhood_rank: Principal directions per modality of the content neighbourhood
-            kernel (0: no kernel).
+            kernel (0: no kernel, and no learned neighbourhood either).
         fit_neighbourhood: Fit the kernel's principal directions (False when a checkpoint's
             are loaded next).
         user: The user node type.
@@ -312,38 +319,54 @@ class FusionGNN(nn.Module):
 
     def scores(self, users: Tensor) -> Tensor:
         """``(len(users), num_items)`` scores: fused dot products plus the item bias, blended
-        with the content neighbourhood when its weight is set."""
-        u, i = self._with_bias(*self.embeddings())
-        return self._blend(users, u[users] @ i.t(), 0)
+        with the neighbourhoods when their weights are set."""
+        u, i = self.embeddings()
+        ub, ib = self._with_bias(u, i)
+        return self._blend(users, ub[users] @ ib.t(), 0, i)
 
     def cold_scores(self, users: Tensor) -> Tensor:
         """``(len(users), num_items)`` scores from the items' content vectors alone (blended
-        with the content neighbourhood when its weight is set): how items without
-        interactions are ranked."""
+        with the neighbourhoods when their weights are set): how items without interactions
+        are ranked."""
         content = self.content()
         u, _ = self._propagate(content)
-        return self._blend(users, u[users] @ content[self.item].t(), 1)
+        return self._blend(users, u[users] @ content[self.item].t(), 1, content[self.item])
 
-    def _blend(self, users: Tensor, scores: Tensor, which: int) -> Tensor:
-        hood = self.neighbourhood
-        if hood is None or not float(hood.weight[which]):
-            return scores
-        return blend(scores, hood.scores(users), float(hood.weight[which]))
-
-    def set_blend(self, warm: float, cold: float) -> None:
-        """Set the content-neighbourhood weights of :meth:`scores` and :meth:`cold_scores`
-        (see :func:`graphfusion.models.neighbourhood.blend`).
+    def kernels(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        """The neighbourhood kernels' scores (in the order of
+        :data:`~graphfusion.models.neighbourhood.KERNELS`), the learned one over ``items``
+        (``(num_items, dim)``: fused or content vectors).
 
         Raises:
-            ValidationError: A negative weight, or a non-zero one without a kernel.
+            ValidationError: The model has no neighbourhood kernel.
         """
-        if min(warm, cold) < 0:
-            raise ValidationError("blend weights must be >= 0")
         if self.neighbourhood is None:
-            if warm or cold:
-                raise ValidationError("the model has no content neighbourhood kernel")
+            raise ValidationError("the model has no neighbourhood kernel")
+        return [self.neighbourhood.scores(users), self.neighbourhood.scores(users, items)]
+
+    def _blend(self, users: Tensor, scores: Tensor, which: int, items: Tensor) -> Tensor:
+        hood = self.neighbourhood
+        if hood is None or not bool(hood.weight[which].any()):
+            return scores
+        return blend(scores, self.kernels(users, items), hood.weight[which].tolist())
+
+    def set_blend(self, warm: Sequence[float], cold: Sequence[float]) -> None:
+        """Set the neighbourhood weights of :meth:`scores` and :meth:`cold_scores`, one per
+        kernel of :data:`~graphfusion.models.neighbourhood.KERNELS` (see
+        :func:`graphfusion.models.neighbourhood.blend`).
+
+        Raises:
+            ValidationError: A negative weight, a wrong number of them, or a non-zero one
+                without a kernel.
+        """
+        weights = torch.tensor([list(warm), list(cold)], dtype=torch.float32)
+        if weights.shape != (2, len(KERNELS)) or bool((weights < 0).any()):
+            raise ValidationError(f"blend weights must be {len(KERNELS)} numbers >= 0 each")
+        if self.neighbourhood is None:
+            if bool(weights.any()):
+                raise ValidationError("the model has no neighbourhood kernel")
             return
-        self.neighbourhood.weight.copy_(torch.tensor([warm, cold]))
+        self.neighbourhood.weight.copy_(weights)
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
         """BPR on the fused scores plus ``content_weight`` times BPR on content-only scores."""
