@@ -2,10 +2,10 @@
 
 The recommendation benchmark asks the fusion model to beat LightGCN by 10% on the synthetic
 bench shop, where every model lands near popularity, and to be far above it on cold-start
-products. This benchmark measures, on the same
-per-user 8:1:1 split of the same prepared store (``benchmarks/.work/recommend/synthetic``,
-made by ``python -m benchmarks.recommend --datasets synthetic``), three rankings that read
-the generator's hidden ``ground_truth.json``, which no model sees:
+products. This benchmark measures, on the same per-user 8:1:1 split of the same prepared store
+(``benchmarks/.work/recommend/synthetic``, made by ``python -m benchmarks.recommend
+--datasets synthetic``), three rankings that read the generator's hidden
+``ground_truth.json``, which no model sees:
 
 - ``popularity``: log(1 + training interactions of the product);
 - ``known attributes``: popularity plus, per hidden product attribute (category, colour,

@@ -181,3 +181,39 @@ def test_fusion_model_blends_only_when_weighted() -> None:
         off.set_blend([1.0, 0.0], [0.0, 0.0])
     with pytest.raises(ValidationError, match="no neighbourhood kernel"):
         off.kernels(users, fused)
+
+
+def test_cold_weights_are_chosen_on_the_validation_cold_products() -> None:
+    """Given validation cold products, the content-only blend weights are chosen by how the
+    cold products are ranked among themselves: a content kernel that ranks every user's cluster
+    first gets the largest weight when the users' held-out cold products are of their cluster,
+    and a smaller one when they are of another cluster."""
+    from graphfusion.models.neighbourhood import WEIGHTS
+    from graphfusion.train import _fit_blend
+
+    data, cluster = _clusters(n_items=200)
+    data["Product", "rev_INTERACTED", "User"].edge_index = data[
+        "User", "INTERACTED", "Product"
+    ].edge_index.flip(0)
+    torch.manual_seed(0)
+    model = FusionGNN(data, dim=8)
+    seen = [
+        sorted(set(data["User", "INTERACTED", "Product"].edge_index[1, 3 * u : 3 * u + 3].tolist()))
+        for u in range(8)
+    ]
+    warm = [[int(torch.nonzero(cluster == u % 4).flatten()[3])] for u in range(8)]
+    cold = torch.arange(100, 200).numpy()
+
+    def held(shift: int) -> list[list[int]]:
+        return [[int(i) for i in cold if cluster[i] == (u + shift) % 4][:5] for u in range(8)]
+
+    own = _fit_blend(model, 8, seen, warm, (cold, held(0)))
+    other = _fit_blend(model, 8, seen, warm, (cold, held(1)))
+    assert own["cold content"] == max(WEIGHTS) and other["cold content"] < own["cold content"]
+    # the weights of the model's own scores are chosen on warm validation, whatever the cold
+    assert (own["warm content"], own["warm learned"]) == (
+        other["warm content"],
+        other["warm learned"],
+    )
+    assert model.neighbourhood is not None
+    assert model.neighbourhood.weight[1].tolist() == [other["cold content"], other["cold learned"]]
