@@ -351,11 +351,15 @@ class Recommender:
             scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
             if st.kernel is not None:  # the neighbourhoods of everything seen now
                 mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
-                near = [
-                    torch.from_numpy(vecs @ vecs[mine].mean(0))[None]
-                    for vecs in (st.kernel, st.item_vecs)
-                ]  # as neighbourhood.KERNELS
-                scores = blend(torch.from_numpy(scores)[None], near, st.kernel_weights)[0].numpy()
+                # as neighbourhood.KERNELS; a kernel with weight 0 is not computed
+                used = [
+                    (vecs, w)
+                    for vecs, w in zip((st.kernel, st.item_vecs), st.kernel_weights, strict=True)
+                    if w
+                ]
+                near = [torch.from_numpy(vecs @ vecs[mine].mean(0))[None] for vecs, _ in used]
+                scores = blend(torch.from_numpy(scores)[None], near,
+                               [w for _, w in used])[0].numpy()  # fmt: skip
             return scores, "model"
         return self._blend(u), "cold-start blend"
 
