@@ -32,6 +32,7 @@ Run: ``python -m benchmarks.export [--store /tmp/benchfx] [--repeat 3]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import time
@@ -263,10 +264,10 @@ def compare_remote(store: EmbeddedStore, ref: GraphExport, remote: RemoteExport)
         keys = np.empty(int(o.max()) + 1, dtype=object)
         keys[o] = tbl.column("id").to_pylist()
         by_offset[label] = keys
-        got = list(remote.ids.get(label, []))
-        if sorted(got) != ref.ids[label]:
+        given = list(remote.ids.get(label, []))
+        if sorted(given) != ref.ids[label]:
             problems.append(f"{label}: keys differ")
-        elif got != keys[: len(got)].tolist():
+        elif given != keys[: len(given)].tolist():
             problems.append(f"{label}: keys not in offset order")
     if set(remote.ids) != set(ref.ids):
         problems.append(f"labels {sorted(remote.ids)} != {sorted(ref.ids)}")
@@ -352,7 +353,7 @@ def fetch_paths(store: EmbeddedStore, repeat: int) -> list[dict[str, Any]]:
     out = []
     for qname, cypher in queries.items():
         for pname, fn in paths.items():
-            best, times, result = best_of(lambda fn=fn, cypher=cypher: fn(cypher), repeat)
+            best, times, result = best_of(functools.partial(fn, cypher), repeat)
             out.append(
                 {
                     "query": qname,
@@ -388,13 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         variants: dict[str, Callable[[], Any]] = {}
         for vec in (True, False):
             tag = "with vectors" if vec else "no vectors"
-            variants[f"to_heterodata, {tag}"] = lambda v=vec: to_heterodata(store, vectors=v)
-            variants[f"Arrow by key, {tag}"] = lambda v=vec: export_arrow(store, vectors=v)
-            variants[f"Arrow by offset, {tag}"] = lambda v=vec: export_arrow(
-                store, vectors=v, by="offset"
+            variants[f"to_heterodata, {tag}"] = functools.partial(to_heterodata, store, vectors=vec)
+            variants[f"Arrow by key, {tag}"] = functools.partial(export_arrow, store, vectors=vec)
+            variants[f"Arrow by offset, {tag}"] = functools.partial(
+                export_arrow, store, vectors=vec, by="offset"
             )
-            variants[f"remote backend, {tag}"] = lambda v=vec: export_remote(
-                store, vectors=v, threads=args.threads
+            variants[f"remote backend, {tag}"] = functools.partial(
+                export_remote, store, vectors=vec, threads=args.threads
             )
         timings: dict[str, dict[str, Any]] = {}
         outputs: dict[str, Any] = {}

@@ -53,7 +53,7 @@ def _contents(store: EmbeddedStore, label: str, prop: str) -> list[Any]:
 
 def throughput(store: EmbeddedStore, kind: str, encoder: Any, dataset: str) -> list[dict[str, Any]]:
     """Bare encoder vs end-to-end embed on the same inputs, per vector property of ``kind``."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     props = [(lbl, p.name) for lbl, p in store.schema.vector_properties() if p.type.encoder == kind]
     items_all: list[Any] = []
     for label, prop in props:

@@ -134,7 +134,7 @@ def run(
     rows = []
     with EmbeddedStore(store_dir) as store:
         for model in models:
-            runs = []
+            runs: list[dict[str, Any]] = []
             for seed in seeds:
                 config = TrainConfig(
                     model=model, epochs=epochs, seed=seed, patience=PATIENCE, lr=LR,
