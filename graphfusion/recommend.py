@@ -528,24 +528,36 @@ class Recommender:
                     float(sims[best]) * 2,
                 ))  # fmt: skip
         if len(mine):
-            by_item = self._by_item()
-            others = by_item.indices[by_item.indptr[i] : by_item.indptr[i + 1]]
-            others = others[others != u]
-            if len(others):
-                together = np.asarray(st.seen[others][:, mine].sum(axis=0)).ravel()
-                best = int(np.argmax(together))
-                if together[best] > 0:
-                    j = int(mine[best])
-                    out.append(Reason(
-                        "also_interacted", f"{int(together[best])} user(s) who interacted with "
-                        f"{cat.title[j] or st.items[j]} also interacted with this",
-                        (user, ("Product", st.items[j]), target), float(together[best]),
-                    ))  # fmt: skip
+            together = self._co_users(u, i, mine)
+            best = int(np.argmax(together))
+            if together[best] > 0:
+                j = int(mine[best])
+                out.append(Reason(
+                    "also_interacted", f"{int(together[best])} user(s) who interacted with "
+                    f"{cat.title[j] or st.items[j]} also interacted with this",
+                    (user, ("Product", st.items[j]), target), float(together[best]),
+                ))  # fmt: skip
         if not out:
             n = int(self._counts()[i])
             out.append(Reason("popular", f"popular: {n} interaction(s)", (user, target), 0.0))
         out.sort(key=lambda r: -r.strength)
         return out[:limit]
+
+    def _co_users(self, u: int, i: int, mine: np.ndarray) -> np.ndarray:
+        """Per product of ``mine``: how many users other than ``u`` interacted with both it
+        and product ``i`` (each user once, whatever the number or types of interactions)."""
+        seen, by_item = self.state.seen, self._by_item()
+        others = by_item.indices[by_item.indptr[i] : by_item.indptr[i + 1]]
+        others = others[others != u]
+        starts = seen.indptr[others]
+        lengths = seen.indptr[others + 1] - starts
+        # the column indices of all the other users' rows, gathered without a Python loop
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        columns = seen.indices[offsets + np.arange(int(lengths.sum()))]
+        position = np.full(seen.shape[1], -1, dtype=np.int64)
+        position[mine] = np.arange(len(mine))
+        hits = position[columns]
+        return np.bincount(hits[hits >= 0], minlength=len(mine))
 
     # ------------------------------------------------------------------ live updates
     def add_interactions(self, frame: pd.DataFrame) -> LoadReport:

@@ -243,6 +243,27 @@ def test_explain(engine: Engine) -> None:
         engine.explain("u0001", "nope")
 
 
+def test_also_interacted_counts_distinct_other_users(engine: Engine) -> None:
+    user = "u0001"
+    found = 0
+    for pid in engine.recommend(user, k=20)["product_id"]:
+        for reason in engine.explain(user, pid):
+            if reason.kind != "also_interacted":
+                continue
+            found += 1
+            other = reason.path[1][1]
+            rows = engine.cypher(
+                "MATCH (v:User)-[:VIEWED|PURCHASED|FAVORITED|RATED]->(a:Product {id: $a}) "
+                "MATCH (v)-[:VIEWED|PURCHASED|FAVORITED|RATED]->(b:Product {id: $b}) "
+                "WHERE v.id <> $u RETURN count(DISTINCT v) AS n",
+                {"a": other, "b": pid, "u": user},
+            )
+            n = int(rows["n"].iloc[0])
+            assert n > 0 and reason.strength == n
+            assert reason.text.startswith(f"{n} user(s) who interacted with")
+    assert found, "no recommendation was explained by co-interactions"
+
+
 def test_lightgcn_is_served_from_stored_vectors(engine: Engine) -> None:
     engine.train("lightgcn", epochs=3, batch_size=256)
     (engine.store.path / "models" / "fusion.pt").unlink()  # type: ignore[attr-defined]
