@@ -470,8 +470,8 @@ def run_bare(tables: BareTables, folder: Path, batch_size: int | None = None) ->
                 part = frame.iloc[start : start + step]
                 t0 = time.perf_counter()
                 result = conn.execute(statement, {"frame": part})
-                for r in result if isinstance(result, list) else [result]:
-                    r.close()
+                assert not isinstance(result, list)  # one statement
+                result.close()
                 into[name] = into.get(name, 0.0) + time.perf_counter() - t0
 
         for label, frame in tables.nodes.items():

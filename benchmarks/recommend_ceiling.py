@@ -40,6 +40,7 @@ import argparse
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,13 +147,13 @@ def _taste_posterior(
         n_v = len(values)
         if attr == "price_level":
             levels = np.array([LEVELS[v] for v in values])
-            hypotheses: list[tuple[int, ...]] = [(k,) for k in range(n_v)]
             effect = LEVEL_STEP * np.abs(levels[:, None] - levels[None, :])
             liked = [index[t["price_level"]] for t in tastes.values()]
             prior = np.bincount(liked, minlength=n_v).astype(np.float64) + 1.0
         else:
             weight, key = LIKED[attr]
-            hypotheses = [(k,) for k in range(n_v)] + list(itertools.combinations(range(n_v), 2))
+            hypotheses: list[tuple[int, ...]] = [(k,) for k in range(n_v)]
+            hypotheses += itertools.combinations(range(n_v), 2)
             value_freq = np.ones(n_v)
             size_freq = np.ones(3)
             for t in tastes.values():
@@ -189,26 +190,37 @@ def _affinity(users: list[str], items: list[str], truth: dict[str, Any]) -> np.n
     """The generator's affinity of every user for every product."""
     style, tastes = truth["product_style"], truth["user_preferences"]
     affinity = np.zeros((len(users), len(items)))
-    cat = np.array([style[i]["category"] for i in items])
-    col = np.array([style[i]["colour"] for i in items])
-    brand = np.array([style[i]["brand"] for i in items])
+    values = {attr: np.array([style[i][attr] for i in items]) for attr in LIKED}
     level = np.array([LEVELS[style[i]["price_level"]] for i in items])
     for u, key in enumerate(users):
         t = tastes[key]
-        affinity[u] = (
-            2.0 * np.isin(cat, t["categories"])
-            + 1.0 * np.isin(col, t["colours"])
-            + 1.2 * np.isin(brand, t["brands"])
-            - 0.6 * np.abs(LEVELS[t["price_level"]] - level)
-        )
+        for attr, (weight, liked) in LIKED.items():
+            affinity[u] += weight * np.isin(values[attr], t[liked])
+        affinity[u] += LEVEL_STEP * np.abs(LEVELS[t["price_level"]] - level)
     return affinity
 
 
-def run_seed(work: Path, seed: int) -> dict[str, Any]:
-    """Test Recall@20 of the three rankings on the split of ``seed``."""
-    with EmbeddedStore(work / "store", read_only=True) as store:
-        frame, users, items = load_interactions(store)
-    truth = json.loads((work / "shop" / "ground_truth.json").read_text())
+@dataclass(frozen=True)
+class Shop:
+    """The prepared store's interactions, user and product keys, and the hidden ground truth."""
+
+    frame: pd.DataFrame
+    users: list[str]
+    items: list[str]
+    truth: dict[str, Any]
+
+    @classmethod
+    def read(cls, work: Path) -> Shop:
+        """Read ``work/store`` and ``work/shop/ground_truth.json``."""
+        with EmbeddedStore(work / "store", read_only=True) as store:
+            frame, users, items = load_interactions(store)
+        truth = json.loads((work / "shop" / "ground_truth.json").read_text())
+        return cls(frame, users, items, truth)
+
+
+def run_seed(shop: Shop, seed: int) -> dict[str, Any]:
+    """Test Recall@20 of the warm rankings on the split of ``seed``."""
+    frame, users, items, truth = shop.frame, shop.users, shop.items, shop.truth
     train, valid, test = random_split(frame, seed=seed)
     n_u, n_i = len(users), len(items)
     seen = _per_user(train, n_u)
@@ -232,12 +244,10 @@ def run_seed(work: Path, seed: int) -> dict[str, Any]:
     return out
 
 
-def run_cold_seed(work: Path, seed: int) -> dict[str, Any]:
+def run_cold_seed(shop: Shop, seed: int) -> dict[str, Any]:
     """Cold-start Recall@20 (the recommendation benchmark's cold setting: tested cold products
-    ranked among themselves) of chance, known attributes and true tastes, on ``seed``'s split."""
-    with EmbeddedStore(work / "store", read_only=True) as store:
-        frame, users, items = load_interactions(store)
-    truth = json.loads((work / "shop" / "ground_truth.json").read_text())
+    ranked among themselves) of the cold rankings, on ``seed``'s split."""
+    frame, users, items, truth = shop.frame, shop.users, shop.items, shop.truth
     n_u, n_i = len(users), len(items)
     warm, cold_df, cold = _cold_split(frame, n_i, COLD_SHARE, seed)
     valid_df, test_df, valid_items, test_items = _cold_validation(cold_df, cold, seed)
@@ -282,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.work / "store").exists():
         parser.error(f"no prepared store in {args.work}; run benchmarks.recommend first")
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = {seed: run_seed(args.work, seed) for seed in seeds}
-    cold = {seed: run_cold_seed(args.work, seed) for seed in seeds}
+    shop = Shop.read(args.work)
+    runs = {seed: run_seed(shop, seed) for seed in seeds}
+    cold = {seed: run_cold_seed(shop, seed) for seed in seeds}
     tables = [
         _table(runs, seeds, ("popularity", "known attributes", "taste posterior", "true tastes"),
                f"Synthetic bench shop: rankings from hidden ground truth, seeds {args.seeds}"),
