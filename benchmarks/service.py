@@ -7,7 +7,8 @@ trained, once, in ``benchmarks/.work/service/<size>``. Then:
 1. ``graphfusion serve`` starts in a subprocess on 127.0.0.1 (a free port, a bearer token,
    uvicorn's log at ``warning``: no access log), with ``OMP_NUM_THREADS=1``;
 2. a warm-up call of each endpoint builds the lazy parts (recommender, QA index) and is timed
-   apart;
+   apart; then one client alone sends :data:`ALONE` requests to each endpoint in turn: their
+   median latency and the server's CPU time per request (its process's user + system time);
 3. this process drives a bounded load: ``--clients`` concurrent clients (asyncio tasks, each
    with its own keep-alive connection; ``--client httpx`` shares one ``httpx.AsyncClient``)
    for ``--seconds``, each sending its next request as soon as the last one is answered,
@@ -45,6 +46,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 
 from benchmarks.common import command_line, prepared_store, print_table, save_results
 
@@ -54,6 +56,8 @@ NAME = "service"
 #: Share of the requests per endpoint.
 MIX = {"recommend": 0.5, "similar": 0.2, "ask": 0.15, "healthz": 0.15}
 MODALITIES = ("text", "image", "fused")
+#: Requests per endpoint from one client alone, before the load.
+ALONE = 40
 
 
 def prepare(size: str, work: Path, epochs: int) -> Path:
@@ -132,9 +136,12 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180.0)
     raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
 
 
-def _request(rng: random.Random, keys: dict[str, list[str]]) -> tuple[str, str, str, Any]:
-    """(endpoint, method, path, json body) of one request drawn from the mix."""
-    kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+def _request(
+    rng: random.Random, keys: dict[str, list[str]], kind: str | None = None
+) -> tuple[str, str, str, Any]:
+    """(endpoint, method, path, json body) of one request to ``kind``, or to an endpoint drawn
+    from the mix."""
+    kind = kind or rng.choices(list(MIX), weights=list(MIX.values()))[0]
     if kind == "recommend":
         return kind, "GET", f"/recommend/{rng.choice(keys['users'])}?k=10", None
     if kind == "similar":
@@ -279,6 +286,30 @@ def _warm_up(url: str, token: str, keys: dict[str, list[str]]) -> dict[str, floa
     return out
 
 
+def _alone(
+    url: str, token: str, keys: dict[str, list[str]], pid: int, seed: int
+) -> list[dict[str, Any]]:
+    """Per endpoint, :data:`ALONE` requests from one client with nothing else running: median
+    latency and the server process's CPU milliseconds per request."""
+    server = psutil.Process(pid)
+    rng = random.Random(seed)
+    rows = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=600) as http:  # fmt: skip
+        for kind in MIX:
+            ms = []
+            before = sum(server.cpu_times()[:2])
+            for _ in range(ALONE):
+                _, method, path, body = _request(rng, keys, kind)
+                t0 = time.perf_counter()
+                http.request(method, path, json=body).raise_for_status()
+                ms.append(1000 * (time.perf_counter() - t0))
+            cpu = 1000 * (sum(server.cpu_times()[:2]) - before) / ALONE
+            rows.append({"endpoint": kind, "requests": ALONE, "p50_ms": float(np.median(ms)),
+                         "server_cpu_ms": cpu})  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/service.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -306,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = _warm_up(url, token, keys)
         print(f"server up in {startup_s:.1f} s; warm-up (lazy builds): "
               + ", ".join(f"{k} {v:.2f} s" for k, v in warm.items()), flush=True)  # fmt: skip
+        alone = _alone(url, token, keys, proc.pid, args.seed)
         latencies, errors, samples, elapsed = asyncio.run(
             _drive(url, token, keys, args.clients, args.seconds, args.seed, args.client)
         )
@@ -334,6 +366,15 @@ def main(argv: list[str] | None = None) -> int:
              f"{os.cpu_count()} CPUs (server and load driver together)")  # fmt: skip
     headers = ["endpoint", "requests", "requests/s", "p50 ms", "p99 ms", "errors"]
     text = print_table(headers, table, title=title)
+    alone_table = [
+        [r["endpoint"], r["requests"], f"{r['p50_ms']:.1f}", f"{r['server_cpu_ms']:.1f}"]
+        for r in alone
+    ]
+    alone_text = print_table(
+        ["endpoint", "requests", "p50 ms", "server CPU ms per request"],
+        alone_table,
+        title="One client alone, before the load",
+    )
     for line in samples:
         print(f"error: {line}")
     results = {
@@ -346,10 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         "warm_up_s": warm,
         "prepared": json.loads((store.parent / "prepared.json").read_text()),
         "rows": rows,
+        "alone": alone,
         "error_samples": samples,
     }
     path = save_results(
-        NAME, results, command=command_line("benchmarks.service", argv), tables=[text]
+        NAME,
+        results,
+        command=command_line("benchmarks.service", argv),
+        tables=[text, alone_text],
     )
     print(f"saved {path}")
     return 1 if rows[-1]["errors"] else 0

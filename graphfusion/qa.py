@@ -18,6 +18,13 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   learned on the stored questions and their answers (:meth:`QAIndex.fit_fusion`: a grid
   search of the MRR of held-in questions asked with themselves left out); reciprocal rank
   fusion (``sum 1 / (60 + rank)``) when there are too few answered questions to learn from.
+  A question asked again is answered by its past answers: in the fusion, the answers to the
+  stored questions with the same text (:func:`question_key`: case, spacing and punctuation
+  aside) come first, and their product first in the product list, when those questions are
+  about one product (the asked one, when a product is given). A text asked about several
+  products ("Is it dishwasher safe?") names none of them and gets no such rule. Embedding
+  similarity cannot tell repeats: MiniLM puts "Will this fit model FEF366ECE?" and "will
+  this fit model fef366cca" at 0.97.
 
 Review passages are made by :func:`write_passages`: reviews longer than
 :data:`PASSAGE_MAX_CHARS` are split at sentence ends into passages of at most that many
@@ -47,6 +54,7 @@ __all__ = [
     "METHODS",
     "MAX_QUESTION_CHARS",
     "PASSAGE_MAX_CHARS",
+    "question_key",
     "split_passages",
     "write_passages",
 ]
@@ -63,6 +71,7 @@ RRF_K = 60
 FUSION_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_WORD = re.compile(r"(?u)\w+")
 
 
 def split_passages(text: str, max_chars: int = PASSAGE_MAX_CHARS) -> list[str]:
@@ -241,6 +250,9 @@ class QAIndex:
         )
         q_vecs = _vectors(ques.column("v"), dim)[0] if ques.num_rows else np.zeros((0, dim))
         self.questions = _Corpus(q_keys, q_texts, q_vecs, q_prod, None)
+        self._same_text: dict[str, list[int]] = {}
+        for row, text in enumerate(q_texts):
+            self._same_text.setdefault(question_key(text), []).append(row)
         q_row = {k: i for i, k in enumerate(q_keys)}
 
         ans = q(
@@ -362,13 +374,28 @@ class QAIndex:
             asked: Row of the product asked on.
             leave_out: Row of a stored question to ignore (it is the question asked: training
                 the fusion on stored questions).
+
+        Returns:
+            Per kind (``products``, ``answers``, ``passages``) the scores of every method;
+            ``sim_q``, the stored questions' similarities; ``same``, the rows of the stored
+            questions with the question's text (:func:`question_key`); ``tokens``; ``asked``.
         """
         vec = unit_rows(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
         tokens = [t for t in _tokens(question)]
         sim_q = self.questions.vecs @ vec if len(self.questions.keys) else np.zeros(0)
         if leave_out is not None:
             sim_q[leave_out] = -1.0
-        out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens)}
+        same = np.array(
+            [
+                r
+                for r in self._same_text.get(question_key(question), [])
+                if r != leave_out and (asked is None or self.questions.product[r] == asked)
+            ],
+            dtype=np.int64,
+        )
+        if len(np.unique(self.questions.product[same])) > 1:
+            same = same[:0]  # asked about several products: it names none of them
+        out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens), "same": same}
         dense = {}
         lexical = {}
         for name, corpus in (
@@ -400,9 +427,14 @@ class QAIndex:
                 methods["fusion"] = _rrf([methods["bm25"], methods["dense"], methods["graph"]])
             else:
                 methods["fusion"] = _fused(_signals(methods), weights)
+            if len(same) and name == "answers":  # the same question's answers come first
+                methods["fusion"] = _first(methods["fusion"], np.isin(self.answer_question, same))
+            elif len(same) and name == "products":
+                first = np.isin(np.arange(n_p), self.questions.product[same])
+                methods["fusion"] = _first(methods["fusion"], first)
             if name == "products" and asked is not None:
-                for score in methods.values():  # the product asked on comes first
-                    score[asked] = score.max() + 1.0
+                for key, score in methods.items():  # the product asked on comes first
+                    methods[key] = _first(score, np.arange(n_p) == asked)
             out[name] = methods
         out["asked"] = asked
         return out
@@ -460,7 +492,9 @@ class QAIndex:
             if sc["asked"] == p:
                 ev.append("the product the question was asked on")
             linked = np.flatnonzero(self.questions.product == p)
-            if len(linked):
+            if np.isin(linked, sc["same"]).any():
+                ev.append("the same question was asked about it")
+            elif len(linked):
                 best = linked[np.argmax(sc["sim_q"][linked])]
                 ev.append(
                     f"a similar question was asked about it (similarity "
@@ -488,7 +522,9 @@ class QAIndex:
             questions.append(self.questions.texts[qi] if qi >= 0 else None)
             p = int(self.answers.product[a])
             same = " about the same product" if p >= 0 and p == sc["asked"] else ""
-            if qi >= 0:
+            if qi in sc["same"]:
+                ev.append(f"answer to the same question{same}")
+            elif qi >= 0:
                 ev.append(f"answer to a similar question{same} (similarity {sc['sim_q'][qi]:.2f})")
             elif same:
                 ev.append("an answer about the product asked on")
@@ -550,6 +586,21 @@ def _check_question(question: object) -> str:
             f"the question is {len(text):,} characters long; at most {MAX_QUESTION_CHARS:,}"
         )
     return text
+
+
+def question_key(text: str) -> str:
+    """What two questions must share to count as the same question: their words, lower-cased
+    (``"Is it   dishwasher-safe?"`` and ``"is it dishwasher safe"`` are the same)."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def _first(score: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``score`` with the ``mask`` entries moved above all others, their order kept."""
+    if not mask.any():
+        return score
+    out = score.copy()
+    out[mask] = score.max() + 1.0 + (score[mask] - score[mask].min())
+    return out
 
 
 def _signals(methods: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -16,7 +16,16 @@ from graphfusion import Engine
 from graphfusion.cli import main
 from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
-from graphfusion.qa import METHODS, QAIndex, _rrf, split_passages, write_passages
+from graphfusion.qa import (
+    METHODS,
+    QAIndex,
+    _fused,
+    _rrf,
+    _signals,
+    question_key,
+    split_passages,
+    write_passages,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +78,56 @@ def test_a_stored_question_finds_its_product_and_answer(engine: Engine) -> None:
     assert engine.ask(row["q"], k=1, method="graph").products["product_id"][0] == row["p"]
     assert row["a"] in set(result.answers["answer_id"])
     assert result.answers["score"].is_monotonic_decreasing
-    assert any("similar question" in e for e in result.answers["evidence"].iloc[0])
+    first = result.answers["evidence"].iloc[0]
+    assert any("same question" in e or "similar question" in e for e in first)
     assert len(result.passages) == 5 and result.passages["product_id"].notna().all()
     for method in METHODS:
         other = engine.ask(row["q"], k=3, method=method)
         assert len(other.products) == 3 and len(other.answers) == 3
+
+
+def test_a_question_asked_again_gets_its_own_answers_first(engine: Engine) -> None:
+    qa = QAIndex(engine.store)
+    asked_about: dict[str, set[int]] = {}
+    for text, p in zip(qa.questions.texts, qa.questions.product, strict=True):
+        asked_about.setdefault(question_key(text), set()).add(int(p))
+    answered = np.unique(qa.answer_question[qa.answer_question >= 0])
+    once = [q for q in answered if len(asked_about[question_key(qa.questions.texts[q])]) == 1]
+    many = [q for q in answered if len(asked_about[question_key(qa.questions.texts[q])]) > 1]
+    assert len(once) >= 10 and many  # the tiny shop has both kinds
+    for q in once[:10]:
+        text = qa.questions.texts[q].upper().replace("?", " ?!")  # case and punctuation aside
+        own = {qa.answers.keys[a] for a in np.flatnonzero(qa.answer_question == q)}
+        result = qa.ask(text, k=3)
+        assert result.answers["answer_id"][0] in own
+        assert result.answers["evidence"][0][0] == "answer to the same question"
+        assert result.products["product_id"][0] == qa.products[qa.questions.product[q]]
+        assert "the same question was asked about it" in result.products["evidence"][0]
+    # asked on another product's page, the repeat names no answer of that product
+    q = once[0]
+    other = next(p for p in qa.products if p != qa.products[qa.questions.product[q]])
+    sc = qa.scores(qa.questions.texts[q], qa.products.index(other))
+    assert not len(sc["same"])
+    # a text asked about several products names none of them: the plain fusion ranks
+    sc = qa.scores(qa.questions.texts[many[0]])
+    assert not len(sc["same"])
+    np.testing.assert_allclose(
+        sc["answers"]["fusion"], _fused(_signals(sc["answers"]), qa.fusion_weights["answers"])
+    )
+    # with the product page of one of them, that product's answers to it come first
+    q = many[0]
+    page = int(qa.questions.product[q])
+    result = qa.ask(qa.questions.texts[q], product_id=qa.products[page], k=1)
+    answered_q = qa.answer_question[qa.answers.keys.index(result.answers["answer_id"][0])]
+    assert answered_q >= 0 and qa.questions.product[answered_q] == page
+    assert question_key(qa.questions.texts[answered_q]) == question_key(qa.questions.texts[q])
+
+
+def test_question_key() -> None:
+    assert question_key("Is it   Dishwasher-safe?") == question_key("is it dishwasher safe")
+    assert question_key("Will this fit model FEF366ECE?") != question_key(
+        "will this fit model fef366cca"
+    )
 
 
 def test_product_page_question_prefers_that_products_answers(engine: Engine) -> None:
@@ -147,7 +201,7 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
 
 
 def test_fusion_weights_are_learned_from_stored_questions(engine: Engine) -> None:
-    from graphfusion.qa import FUSION_GRID, _fused, _signals
+    from graphfusion.qa import FUSION_GRID
 
     qa = QAIndex(engine.store)
     assert qa.fusion_trained_on >= 20
