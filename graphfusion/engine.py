@@ -66,9 +66,15 @@ class Engine:
         password: str | None = None,
         database: str | None = None,
         schema: Schema | None = None,
+        read_only: bool = False,
     ) -> Engine:
-        """An engine on a Neo4j server (settings default to the ``NEO4J_*`` variables)."""
-        store = Neo4jStore(uri, user=user, password=password, database=database, schema=schema)
+        """An engine on a Neo4j server (settings default to the ``NEO4J_*`` variables;
+        ``read_only``: every statement in a read transaction, see
+        :class:`~graphfusion.store.Neo4jStore`)."""
+        store = Neo4jStore(
+            uri, user=user, password=password, database=database, schema=schema,
+            read_only=read_only,
+        )  # fmt: skip
         return cls(store)
 
     @property

@@ -65,7 +65,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -1057,18 +1057,11 @@ def _image_path(rt: _Runtime, image: str | None) -> str | None:
 
 
 def _read_only_query(rt: _Runtime, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run a checked query; on the embedded store inside a read-only transaction, alone."""
+    """Run a checked query in a transaction the database keeps from writing; on the embedded
+    store alone (its transaction is on the one connection)."""
     store = rt.engine.store
-    if not isinstance(store, EmbeddedStore):
-        with rt.lock.read():
-            return store.query(query, params)
-    with rt.lock.write():  # no other statement may run inside this transaction
-        store.query("BEGIN TRANSACTION READ ONLY")
-        try:
-            return store.query(query, params)
-        finally:
-            with suppress(QueryError):  # a failed statement already ended the transaction
-                store.query("ROLLBACK")
+    with rt.lock.write() if isinstance(store, EmbeddedStore) else rt.lock.read():
+        return store.query_read(query, params)
 
 
 def serve(

@@ -83,6 +83,7 @@ class Settings:
                 user=self.neo4j_username,
                 password=self.neo4j_password,
                 database=self.neo4j_database,
+                read_only=read_only,
             )
         return EmbeddedStore(Path(self.store) if self.store else None, read_only=read_only)
 

@@ -164,6 +164,28 @@ def test_query_errors(store: EmbeddedStore) -> None:
         store.query("RETURN $a AS a", {"a": [1, "x"]})
 
 
+def test_query_read_refuses_writes_and_leaves_the_store_usable(store: EmbeddedStore) -> None:
+    store.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
+    count = "MATCH (b:Brand) RETURN count(b) AS n"
+    assert store.query_read("MATCH (b:Brand {id: $id}) RETURN b.name AS name", {"id": "b1"}) == [
+        {"name": "Acme"}
+    ]
+    for write in (
+        "CREATE (:Brand {id: 'b2'})",
+        "MATCH (b:Brand) SET b.name = 'Evil'",
+        "MATCH (b:Brand) DETACH DELETE b",
+    ):
+        with pytest.raises(QueryError):
+            store.query_read(write)
+        # the read-only transaction ended: the store reads and writes as before
+        assert store.query(count) == [{"n": 1}]
+    assert store.query("MATCH (b:Brand) RETURN b.name AS name") == [{"name": "Acme"}]
+    store.query("CREATE (:Brand {id: 'b3'})")
+    assert store.query(count) == [{"n": 2}]
+    with pytest.raises(ValidationError):
+        store.query_read("RETURN 1; RETURN 2")
+
+
 def test_query_arrow_matches_query(store: EmbeddedStore) -> None:
     from graphfusion.store.base import BaseStore
 

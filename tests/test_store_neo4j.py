@@ -112,6 +112,29 @@ def test_counts_reset_query_and_close() -> None:
         store.query("RETURN 1")
 
 
+def test_read_only_store_sends_read_transactions_and_creates_no_schema() -> None:
+    from neo4j import RoutingControl
+
+    driver = RecordingDriver()
+    store = Neo4jStore(driver=driver, read_only=True)
+    assert driver.calls == []  # no constraint or index DDL
+    store.query("MATCH (p:Product) RETURN p.id AS id")
+    store.counts()
+    assert {c.kwargs["routing_"] for c in driver.calls} == {RoutingControl.READ}
+
+
+def test_query_read_sends_one_read_transaction() -> None:
+    from neo4j import RoutingControl
+
+    store, driver = _store()
+    assert {c.kwargs["routing_"] for c in driver.calls} == {RoutingControl.WRITE}
+    store.query_read("MATCH (p:Product {id: $id}) RETURN p.title AS t", {"id": "p1"})
+    assert driver.calls[-1].kwargs["routing_"] == RoutingControl.READ
+    assert driver.calls[-1].parameters == {"id": "p1"}
+    store.query("MATCH (p:Product) RETURN count(p) AS count")
+    assert driver.calls[-1].kwargs["routing_"] == RoutingControl.WRITE
+
+
 def test_driver_errors_become_query_errors() -> None:
     def boom(query: str, params: dict[str, object]) -> list[dict[str, object]]:
         if query.startswith("MATCH (x)"):
@@ -210,6 +233,12 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
             {"k": key},
         )
         assert rows == [{"t": "Live"}]
+        # a read transaction: the server refuses the write
+        with pytest.raises(QueryError):
+            store.query_read("MATCH (p:Product {id: $k}) SET p.title = 'Evil'", {"k": key})
+        assert store.query_read("MATCH (p:Product {id: $k}) RETURN p.title AS t", {"k": key}) == [
+            {"t": "Live"}
+        ]
     finally:
         store.query("MATCH (n {id: $k}) DETACH DELETE n", {"k": key})
         store.close()

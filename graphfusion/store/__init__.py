@@ -38,15 +38,16 @@ def open_store(
         store: Folder of an embedded store.
         neo4j: URI of a Neo4j server.
         schema: The graph schema (built-in e-commerce schema when None).
-        read_only: Open an embedded store read-only.
+        read_only: Open read-only: an embedded store without write access; on Neo4j every
+            statement in a read transaction, and no schema created.
 
     Returns:
         The open store; close it (or use it as a context manager) when done.
     """
     if neo4j:
-        return Neo4jStore(neo4j, schema=schema)
+        return Neo4jStore(neo4j, schema=schema, read_only=read_only)
     if store is None and not os.environ.get("GRAPHFUSION_STORE") and os.environ.get("NEO4J_URI"):
-        return Neo4jStore(schema=schema)
+        return Neo4jStore(schema=schema, read_only=read_only)
     return EmbeddedStore(
         Path(store) if store is not None else None, schema=schema, read_only=read_only
     )

@@ -126,6 +126,10 @@ class BaseStore(ABC):
         """Execute one statement and return its rows."""
 
     @abstractmethod
+    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Execute one statement in a transaction that the database keeps from writing."""
+
+    @abstractmethod
     def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
         """Upsert one batch of nodes: a table with the key column and the ``props`` columns
         (and maybe others, to ignore), of the schema's Arrow types; a null is no value.
@@ -180,6 +184,19 @@ class BaseStore(ABC):
         """
         self.query_check(cypher, params)
         return self._run(cypher, dict(params or {}))
+
+    def query_read(
+        self, cypher: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run one Cypher statement that may only read: the database itself refuses a write in
+        it (the embedded store runs it in a read-only transaction; Neo4j in a read
+        transaction, routed to a reader in a cluster). For statements from outside, such as
+        the REST service's ``/cypher``.
+
+        Same arguments, return value and errors as :meth:`query` (a write: QueryError).
+        """
+        self.query_check(cypher, params)
+        return self._run_read(cypher, dict(params or {}))
 
     @staticmethod
     def query_check(query: Any, params: Any) -> None:

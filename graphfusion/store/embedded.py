@@ -21,6 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,15 @@ class EmbeddedStore(BaseStore):
                 return [dict(zip(names, row, strict=True)) for row in result.get_all()]
             finally:
                 result.close()
+
+    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:  # no other statement may run inside the transaction
+            self._run("BEGIN TRANSACTION READ ONLY", {})
+            try:
+                return self._run(cypher, params)
+            finally:
+                with suppress(QueryError):  # a failed statement already ended the transaction
+                    self._run("ROLLBACK", {})
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> Any:
         """One statement's result (the lock held). LadybugDB raises RuntimeError for a failed

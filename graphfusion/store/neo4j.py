@@ -80,7 +80,10 @@ class Neo4jStore(BaseStore):
         schema: The graph schema; the built-in e-commerce schema when None.
         driver: An already made driver (or a stand-in with ``execute_query``); when given,
             ``uri``, ``user`` and ``password`` are not used.
-        create_schema: Create constraints and vector indexes on connect.
+        create_schema: Create constraints and vector indexes on connect (not when
+            ``read_only``).
+        read_only: Send every statement in a read transaction (routed to a reader in a
+            cluster; the server refuses writes in it).
 
     Raises:
         StoreError: No URI, or the server cannot be reached or refuses the credentials.
@@ -98,6 +101,7 @@ class Neo4jStore(BaseStore):
         schema: Schema | None = None,
         driver: Any | None = None,
         create_schema: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.schema = schema or load_schema()
         if driver is None:
@@ -120,15 +124,29 @@ class Neo4jStore(BaseStore):
             self.uri = uri or "<driver>"
         self._driver = driver
         self._closed = False
-        if create_schema:
+        self.read_only = read_only
+        if create_schema and not read_only:
             self.ensure_schema()
 
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        return self._send(cypher, params, read=self.read_only)
+
+    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._send(cypher, params, read=True)
+
+    def _send(
+        self, cypher: str, params: Mapping[str, Any] | None, *, read: bool
+    ) -> list[dict[str, Any]]:
         if self._closed:
             raise StoreError("the store is closed")
+        from neo4j import RoutingControl  # a dependency, imported on use (about 1 s)
+
         try:
             result = self._driver.execute_query(
-                cypher, parameters_=dict(params or {}), database_=self.database
+                cypher,
+                parameters_=dict(params or {}),
+                database_=self.database,
+                routing_=RoutingControl.READ if read else RoutingControl.WRITE,
             )
         except Exception as exc:
             raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
