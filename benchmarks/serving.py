@@ -8,7 +8,7 @@ then, in one process with one thread:
   with reasons and without; against a brute-force numpy top-K over all products (scores,
   seen mask, ``argpartition``) for the same users: p50, p99, throughput and the ratio;
 - the same for cold-start users: light users (1-2 interactions) and new users with
-  demographics only (the blend of taste, demographics and popularity);
+  demographics only (the cold-start blend of ``graphfusion.recommend``);
 - new products: ``add_products`` of one product at a time (store write, text embedding,
   the content path), then ``recommend`` with its category.
 

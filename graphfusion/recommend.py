@@ -14,11 +14,12 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   a millisecond), applies the filters as masks, takes the best candidates with
   ``argpartition`` and re-ranks them exactly; ``diversity`` re-ranks by maximal marginal
   relevance over the products' vectors.
-- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get a blend of three
-  parts, each standardized over the products: the mean fused vector of the products they
+- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get a blend of up to
+  four parts, each standardized over the products: the mean fused vector of the products they
   interacted with (weight 0.5 per interaction), the mean user vector of users with the same
-  demographics (age band, gender, occupation; weight 0.5 when known), and log popularity
-  (weight 1). A user with nothing known gets popularity: never an error.
+  demographics (age band, gender, occupation; weight 0.5 when known), the model's own scores
+  (weight 1, when it has a vector for them) and log popularity (weight 1). A user with nothing
+  known gets popularity: never an error. ``python -m benchmarks.light_users`` measures it.
 - **New products** get a vector at once through the fusion model's content path
   (:meth:`graphfusion.models.fusion.FusionGNN.item_content`): their text, image and price
   vectors and their brand, category, supplier and batch, without retraining. It is written to
@@ -348,20 +349,26 @@ class Recommender:
         u = self._user_row(user_id)
         n_seen = st.seen.indptr[u + 1] - st.seen.indptr[u]
         if n_seen > LIGHT_USER_MAX and self._vector_known(u):
-            scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
-            if st.kernel is not None:  # the neighbourhoods of everything seen now
-                mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
-                # as neighbourhood.KERNELS; a kernel with weight 0 is not computed
-                used = [
-                    (vecs, w)
-                    for vecs, w in zip((st.kernel, st.item_vecs), st.kernel_weights, strict=True)
-                    if w
-                ]
-                near = [torch.from_numpy(vecs @ vecs[mine].mean(0))[None] for vecs, _ in used]
-                scores = blend(torch.from_numpy(scores)[None], near,
-                               [w for _, w in used])[0].numpy()  # fmt: skip
-            return scores, "model"
+            return self._model_scores(u), "model"
         return self._blend(u), "cold-start blend"
+
+    def _model_scores(self, u: int) -> np.ndarray:
+        """The model's scores for a user with a vector: fused dot products and the product
+        bias, blended with the neighbourhoods of everything they have interacted with now."""
+        st = self.state
+        scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
+        mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
+        if st.kernel is not None and len(mine):
+            # as neighbourhood.KERNELS; a kernel with weight 0 is not computed
+            used = [
+                (vecs, w)
+                for vecs, w in zip((st.kernel, st.item_vecs), st.kernel_weights, strict=True)
+                if w
+            ]
+            near = [torch.from_numpy(vecs @ vecs[mine].mean(0))[None] for vecs, _ in used]
+            scores = blend(torch.from_numpy(scores)[None], near,
+                           [w for _, w in used])[0].numpy()  # fmt: skip
+        return scores
 
     def _vector_known(self, u: int) -> bool:
         return bool(np.any(self.state.user_vecs[u]))
@@ -383,13 +390,17 @@ class Recommender:
     def _popularity(self) -> np.ndarray:
         return np.log1p(self._counts())
 
-    def _blend(self, u: int) -> np.ndarray:
+    def _blend(self, u: int, *, with_model: bool = True) -> np.ndarray:
+        """The cold-start blend (module docstring); ``with_model=False`` leaves the model's
+        own scores out (for benchmarks)."""
         st = self.state
         parts: list[tuple[float, np.ndarray]] = [(1.0, _standard(self._popularity()))]
         items = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
         if len(items):
             taste = st.item_vecs @ st.item_vecs[items].mean(0)
             parts.append((0.5 * len(items), _standard(taste)))
+        if with_model and self._vector_known(u):
+            parts.append((1.0, _standard(self._model_scores(u))))
         if st.profile is not None and st.profile[u].any():
             same = np.flatnonzero((st.profile == st.profile[u]).all(axis=1) & st.trained_users)
             same = same[same != u]

@@ -142,6 +142,29 @@ def test_new_and_light_users_get_a_blend(engine: Engine) -> None:
     assert after.attrs["method"] == "cold-start blend"
     assert not set(after["product_id"]) & set(picks)
     assert rec.state.seen[rec.state.user_index["fresh"]].nnz == 2 <= LIGHT_USER_MAX
+    # the blend, part by part: popularity 1, their products 0.5 each, the users with the same
+    # demographics 0.5, and the model's own scores 1 now that it has a vector for them
+    st = rec.state
+    u = st.user_index["fresh"]
+    mine = [st.item_index[p] for p in picks]
+
+    def standard(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / x.std()
+
+    same = np.flatnonzero((st.profile == st.profile[u]).all(axis=1) & st.trained_users)
+    same = same[same != u]
+    assert np.any(st.user_vecs[u])
+    parts = [
+        (1.0, standard(np.log1p(np.asarray(st.seen.sum(axis=0)).ravel()))),
+        (1.0, standard(st.item_vecs @ st.item_vecs[mine].mean(0))),
+        (1.0, standard(rec._model_scores(u))),
+    ]
+    if len(same):  # no one else of the tiny shop may share their age band and occupation
+        parts.append((0.5, standard(st.item_vecs @ st.user_vecs[same].mean(0))))
+    want = sum(w * x for w, x in parts) / sum(w for w, _ in parts)
+    np.testing.assert_allclose(rec.scores("fresh")[0], want, rtol=1e-6, atol=1e-9)
+    without = rec._blend(u, with_model=False)
+    assert not np.allclose(without, want)
 
 
 def pa_table(frame: pd.DataFrame) -> object:

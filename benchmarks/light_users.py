@@ -1,0 +1,177 @@
+"""Light users: how well are users with one or two interactions served?
+
+:class:`graphfusion.recommend.Recommender` serves users with at most
+:data:`~graphfusion.recommend.LIGHT_USER_MAX` interactions by its cold-start blend
+(popularity, the mean fused vector of their products, that of users with the same demographics
+and the model's own scores), not by the model's scores alone. This benchmark measures that
+choice.
+
+On a copy of a store prepared by ``benchmarks.recommend`` (``synthetic``: the bench shop;
+``myntra``: the Myntra catalogue with generated users, where content predicts the
+interactions; ``movielens``: MovieLens 100K, with user demographics), ``--users`` users (at
+most a quarter of those with at least 10 distinct products; seeded) keep one (half of them) or
+two (the others) of their products, drawn at random; their other interactions are deleted
+from the store. A fusion model is trained on the rest (the benchmark's settings) and
+served. For each such user, every product they do not keep is ranked by:
+
+- ``popularity``: log(1 + interactions);
+- ``blend without the model``: the cold-start blend without the model's scores (what was
+  served before they joined it);
+- ``cold-start blend``: what ``recommend`` serves them;
+- ``model``: the model path of heavier users (fused vectors, bias and neighbourhoods);
+- ``their products``: the mean fused vector of their products alone (the blend's taste part).
+
+Recall@20 of their deleted products (divided by min(20, their number)), mean over the users.
+
+Run::
+
+    python -m benchmarks.light_users [--datasets synthetic,myntra,movielens] [--users 600]
+        [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from benchmarks.common import command_line, print_table, save_results
+from benchmarks.features import DEFAULT_DATA
+from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
+from graphfusion import recommend
+from graphfusion.recommend import Recommender
+from graphfusion.store import EmbeddedStore
+from graphfusion.train import INTERACTIONS, TrainConfig, load_interactions, train
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+NAME = "light-users"
+MODULE = "benchmarks.light_users"
+DATASETS = ("synthetic", "myntra", "movielens")
+MIN_PRODUCTS = 10
+K = 20
+
+
+def make_light(
+    store: EmbeddedStore, users: int, seed: int
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Delete all but one or two products' interactions of ``users`` users; per user, the
+    kept and the deleted product keys."""
+    frame, user_keys, item_keys = load_interactions(store)
+    per_user = frame.groupby("user")["item"].unique()
+    counts = per_user.map(len)
+    candidates = sorted(int(u) for u in counts.index[counts.to_numpy() >= MIN_PRODUCTS])
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(candidates, min(users, len(candidates) // 4), replace=False)
+    out = {}
+    for n, u in enumerate(chosen):
+        products = sorted(int(i) for i in per_user[u])
+        keep = sorted(int(i) for i in rng.choice(products, 1 + n % 2, replace=False))
+        kept = [item_keys[i] for i in keep]
+        out[user_keys[u]] = (kept, [item_keys[i] for i in products if i not in keep])
+        for rel in INTERACTIONS:  # types from the schema's interaction list
+            store.query(
+                f"MATCH (:User {{id: $u}})-[r:{rel}]->(p:Product) WHERE NOT p.id IN $keep DELETE r",
+                {"u": user_keys[u], "keep": kept},
+            )
+    return out
+
+
+def _rankings(rec: Recommender) -> dict[str, Callable[[str], np.ndarray]]:
+    st = rec.state
+
+    def mine(user: str) -> np.ndarray:
+        u = st.user_index[user]
+        return st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
+
+    def model(user: str) -> np.ndarray:
+        with mock.patch.object(recommend, "LIGHT_USER_MAX", 0):  # the heavier users' path
+            scores, how = rec.scores(user)
+        assert how == "model"
+        return scores
+
+    return {
+        "popularity": lambda user: rec._popularity().astype(np.float64),
+        "blend without the model": lambda user: rec._blend(st.user_index[user], with_model=False),
+        "cold-start blend": lambda user: rec.scores(user)[0],
+        "model": model,
+        "their products": lambda user: st.item_vecs @ st.item_vecs[mine(user)].mean(0),
+    }
+
+
+def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict[str, Any]]:
+    """One row per ranking and number of kept products."""
+    folder = work / "store"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, folder)
+    with EmbeddedStore(folder) as store:
+        light = make_light(store, users, seed)
+        started = time.perf_counter()
+        config = TrainConfig(model="fusion", epochs=100, lr=LR, batch_size=BATCH_SIZE,
+                             patience=PATIENCE, seed=seed)  # fmt: skip
+        result = train(store, config, progress=True)
+        train_s = time.perf_counter() - started
+        print(f"  {name}: {result.summary()}", flush=True)
+        rec = Recommender(store)
+        st = rec.state
+        recalls: dict[tuple[str, int], list[float]] = {}
+        for ranking, scores_of in _rankings(rec).items():
+            for user, (kept, deleted) in light.items():
+                u = st.user_index[user]
+                scores = np.array(scores_of(user), dtype=np.float64)
+                scores[st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]] = -np.inf
+                top = set(np.argpartition(-scores, K)[:K].tolist())
+                truth = {st.item_index[p] for p in deleted}
+                recall = len(top & truth) / min(K, len(truth))
+                recalls.setdefault((ranking, len(kept)), []).append(recall)
+    return [
+        {"dataset": name, "ranking": ranking, "kept": kept, "users": len(values),
+         "recall@20": float(np.mean(values)), "train_s": train_s,
+         "train": result.summary()}
+        for (ranking, kept), values in recalls.items()
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the table and save ``benchmarks/results/light-users.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--users", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work"))
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    if sorted(set(datasets) - set(DATASETS)) or args.users < 2:
+        parser.error(f"data sets among {DATASETS}, --users at least 2")
+    rows: list[dict[str, Any]] = []
+    for name in datasets:
+        source = prepare(name, args.work / "recommend", args.data)
+        rows += run(name, source, args.work / "light_users" / name, args.users, args.seed)
+    table = [
+        [r["dataset"], r["kept"], r["ranking"], r["users"], f"{r['recall@20']:.4f}"]
+        for r in sorted(rows, key=lambda r: (r["dataset"], r["kept"]))
+    ]
+    text = print_table(
+        ["data set", "products kept", "ranking", "users", "Recall@20"],
+        table,
+        title="Light users: one or two products kept, the rest to find",
+    )
+    results = {"seed": args.seed, "users": args.users, "min_products": MIN_PRODUCTS,
+               "rows": rows}  # fmt: skip
+    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text])
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
