@@ -3,8 +3,8 @@
 :class:`graphfusion.recommend.Recommender` serves users with at most
 :data:`~graphfusion.recommend.LIGHT_USER_MAX` interactions by its cold-start blend
 (popularity, the mean fused vector of their products, that of users with the same demographics
-and the model's own scores), not by the model's scores alone. This benchmark measures that
-choice.
+and the model's own scores; :mod:`graphfusion.light`), not by the model's scores alone. This
+benchmark measures that choice and the blend's weights chosen on the store.
 
 On a copy of a store prepared by ``benchmarks.recommend`` (``synthetic``: the bench shop;
 ``myntra``: the Myntra catalogue with generated users, where content predicts the
@@ -12,12 +12,16 @@ interactions; ``movielens``: MovieLens 100K, with user demographics), ``--users`
 most a quarter of those with at least 10 distinct products; seeded) keep one (half of them) or
 two (the others) of their products, drawn at random; their other interactions are deleted
 from the store. A fusion model is trained on the rest (the benchmark's settings) and
-served. For each such user, every product they do not keep is ranked by:
+served. Training is asked to choose the light-user blend's weights on the store
+(``TrainConfig(light_users=LIGHT_SHARE)``: a share of the other users with at least 10
+products keep one or two of them in training; a third of them search for weights, a third
+confirm them and a third test the served ones; see :mod:`graphfusion.light`). For each
+benchmark user, every product they do not keep is ranked by:
 
 - ``popularity``: log(1 + interactions);
-- ``blend without the model``: the cold-start blend without the model's scores (what was
-  served before they joined it);
-- ``cold-start blend``: what ``recommend`` serves them;
+- ``default blend``: the blend with :data:`graphfusion.light.DEFAULT_WEIGHTS` (what is served
+  without ``light_users``);
+- ``cold-start blend``: what ``recommend`` serves them (the weights training chose);
 - ``model``: the model path of heavier users (fused vectors, bias and neighbourhoods);
 - ``their products``: the mean fused vector of their products alone (the blend's taste part).
 
@@ -46,6 +50,7 @@ from benchmarks.common import command_line, print_table, save_results
 from benchmarks.features import DEFAULT_DATA
 from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
 from graphfusion import recommend
+from graphfusion.light import DEFAULT_WEIGHTS
 from graphfusion.recommend import Recommender
 from graphfusion.store import EmbeddedStore
 from graphfusion.train import INTERACTIONS, TrainConfig, load_interactions, train
@@ -57,6 +62,8 @@ MODULE = "benchmarks.light_users"
 DATASETS = ("synthetic", "myntra", "movielens")
 MIN_PRODUCTS = 10
 K = 20
+#: ``TrainConfig.light_users`` of the training run.
+LIGHT_SHARE = 0.25
 
 
 def make_light(
@@ -99,7 +106,7 @@ def _rankings(rec: Recommender) -> dict[str, Callable[[str], np.ndarray]]:
 
     return {
         "popularity": lambda user: rec._popularity().astype(np.float64),
-        "blend without the model": lambda user: rec._blend(st.user_index[user], with_model=False),
+        "default blend": lambda user: rec._blend(st.user_index[user], DEFAULT_WEIGHTS),
         "cold-start blend": lambda user: rec.scores(user)[0],
         "model": model,
         "their products": lambda user: st.item_vecs @ st.item_vecs[mine(user)].mean(0),
@@ -117,7 +124,7 @@ def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict
         light = make_light(store, users, seed)
         started = time.perf_counter()
         config = TrainConfig(model="fusion", epochs=100, lr=LR, batch_size=BATCH_SIZE,
-                             patience=PATIENCE, seed=seed)  # fmt: skip
+                             patience=PATIENCE, seed=seed, light_users=LIGHT_SHARE)  # fmt: skip
         result = train(store, config, progress=True)
         train_s = time.perf_counter() - started
         print(f"  {name}: {result.summary()}", flush=True)
@@ -136,6 +143,8 @@ def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict
     return [
         {"dataset": name, "ranking": ranking, "kept": kept, "users": len(values),
          "recall@20": float(np.mean(values)), "train_s": train_s,
+         "light_weights": result.light_weights, "light_test": result.light,
+         "light_search": result.light_search,
          "train": result.summary()}
         for (ranking, kept), values in recalls.items()
     ]  # fmt: skip
@@ -166,9 +175,35 @@ def main(argv: list[str] | None = None) -> int:
         table,
         title="Light users: one or two products kept, the rest to find",
     )
+    chosen = {r["dataset"]: r for r in rows}
+    text2 = print_table(
+        [
+            "data set",
+            "users searching / confirming",
+            "weights found",
+            "gain on the confirming users",
+            "served",
+            "tested users' Recall@20",
+            "with the defaults",
+        ],
+        [
+            [
+                name,
+                " / ".join(str(n) for n in r["light_search"]["users"]),
+                ", ".join(f"{k} {v:g}" for k, v in r["light_search"]["found"].items()),
+                f"{r['light_search']['gain']:+.4f} ± {r['light_search']['standard error']:.4f}",
+                r["light_search"]["served"],
+                f"{r['light_test']['recall@20']:.4f}",
+                f"{r['light_test']['default recall@20']:.4f}",
+            ]
+            for name, r in chosen.items()
+        ],
+        title=f"The blend's weights searched in training (light_users={LIGHT_SHARE}) and "
+        "training's own test of the served ones",
+    )
     results = {"seed": args.seed, "users": args.users, "min_products": MIN_PRODUCTS,
-               "rows": rows}  # fmt: skip
-    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text])
+               "light_share": LIGHT_SHARE, "rows": rows}  # fmt: skip
+    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text, text2])
     print(f"saved {path}")
     return 0
 

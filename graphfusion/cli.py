@@ -428,6 +428,14 @@ def embed_cmd(
     show_default=True,
     help="Share of products whose interactions are all held out, to measure cold start.",
 )
+@click.option(
+    "--light-users",
+    type=click.FloatRange(0.0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of users with 10+ products made light in training, to choose the light-user "
+    "blend's weights on this store.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -436,6 +444,7 @@ def train_cmd(
     epochs: int,
     seed: int,
     cold_items: float,
+    light_users: float,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
@@ -443,8 +452,9 @@ def train_cmd(
     """Train a recommendation model on the stored interactions; write fused_vec back."""
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(
-            model, epochs=epochs, seed=seed, cold_items=cold_items, progress=not as_json
-        )
+            model, epochs=epochs, seed=seed, cold_items=cold_items, light_users=light_users,
+            progress=not as_json,
+        )  # fmt: skip
     if as_json:
         _echo_json(result.to_dict())
     else:

@@ -14,12 +14,14 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   a millisecond), applies the filters as masks, takes the best candidates with
   ``argpartition`` and re-ranks them exactly; ``diversity`` re-ranks by maximal marginal
   relevance over the products' vectors.
-- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get a blend of up to
-  four parts, each standardized over the products: the mean fused vector of the products they
-  interacted with (weight 0.5 per interaction), the mean user vector of users with the same
-  demographics (age band, gender, occupation; weight 0.5 when known), the model's own scores
-  (weight 1, when it has a vector for them) and log popularity (weight 1). A user with nothing
-  known gets popularity: never an error. ``python -m benchmarks.light_users`` measures it.
+- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get the light-user
+  blend of :mod:`graphfusion.light`: popularity, the mean fused vector of the products they
+  interacted with, the mean user vector of users with the same demographics (age, gender
+  and occupation, as far as they are known) and the model's own scores (when it has a
+  vector for them), each standardized over the products, with the weights training chose on
+  the store (``TrainConfig(light_users=...)``) or :data:`graphfusion.light.DEFAULT_WEIGHTS`.
+  A user with nothing known gets popularity: never an error.
+  ``python -m benchmarks.light_users`` measures it.
 - **New products** get a vector at once through the fusion model's content path
   (:meth:`graphfusion.models.fusion.FusionGNN.item_content`): their text, image and price
   vectors and their brand, category, supplier and batch, without retraining. It is written to
@@ -58,6 +60,7 @@ from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
 from graphfusion.ingest import LoadReport, load
+from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
 from graphfusion.models.neighbourhood import IMAGE_EDGE, blend, pooled
 from graphfusion.store.base import BaseStore, _check_frame
@@ -197,6 +200,8 @@ class Recommender:
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
+        #: The light-user blend's weights (:mod:`graphfusion.light`).
+        self.light_weights: dict[str, float] = {**DEFAULT_WEIGHTS, **ckpt.get("light_weights", {})}
         self._build(ckpt)
 
     # ------------------------------------------------------------------ building
@@ -390,26 +395,19 @@ class Recommender:
     def _popularity(self) -> np.ndarray:
         return np.log1p(self._counts())
 
-    def _blend(self, u: int, *, with_model: bool = True) -> np.ndarray:
-        """The cold-start blend (module docstring); ``with_model=False`` leaves the model's
-        own scores out (for benchmarks)."""
+    def _blend(self, u: int, weights: Mapping[str, float] | None = None) -> np.ndarray:
+        """The light-user blend (:mod:`graphfusion.light`) with the weights chosen when the
+        model was trained (or ``weights``)."""
         st = self.state
-        parts: list[tuple[float, np.ndarray]] = [(1.0, _standard(self._popularity()))]
-        items = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
-        if len(items):
-            taste = st.item_vecs @ st.item_vecs[items].mean(0)
-            parts.append((0.5 * len(items), _standard(taste)))
-        if with_model and self._vector_known(u):
-            parts.append((1.0, _standard(self._model_scores(u))))
-        if st.profile is not None and st.profile[u].any():
-            same = np.flatnonzero((st.profile == st.profile[u]).all(axis=1) & st.trained_users)
-            same = same[same != u]
-            if len(same):
-                parts.append((0.5, _standard(st.item_vecs @ st.user_vecs[same].mean(0))))
-        total = np.zeros(len(st.items), dtype=np.float64)
-        for weight, part in parts:
-            total += weight * part
-        return total / sum(w for w, _ in parts)
+        peers = peer_rows(st.profile, st.trained_users, u)
+        parts = light_parts(
+            [st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]],
+            popularity=self._counts(),
+            item_vecs=st.item_vecs,
+            model_scores=lambda _: self._model_scores(u) if self._vector_known(u) else None,
+            peer_vecs=lambda _: st.user_vecs[peers].mean(0) if len(peers) else None,
+        )
+        return parts.blend(self.light_weights if weights is None else weights)[0]
 
     # ------------------------------------------------------------------ recommend
     def recommend(
@@ -762,11 +760,6 @@ def _bad_type(line: int, value: str) -> Any:
     return Reject("interactions:frame", line, "type", reason, "interaction")
 
 
-def _standard(x: np.ndarray) -> np.ndarray:
-    std = float(x.std())
-    return (x - x.mean()) / std if std > 0 else np.zeros_like(x, dtype=np.float64)
-
-
 def _matrix(table: pa.Table, export: GraphExport, n_u: int, n_i: int) -> sp.csr_matrix:
     users = pa.array(export.ids["User"], pa.string())
     items = pa.array(export.ids["Product"], pa.string())
@@ -832,7 +825,7 @@ def _top(
     if diversity <= 0 or len(ranked) <= 1:
         return ranked[:k]
     unit = vecs[ranked] / (np.linalg.norm(vecs[ranked], axis=1, keepdims=True) + 1e-12)
-    rel = _standard(scores[ranked]) if len(ranked) > 1 else scores[ranked]
+    rel = standard(scores[ranked]) if len(ranked) > 1 else scores[ranked]
     chosen = [0]
     best_sim = unit @ unit[0]
     for _ in range(1, min(k, len(ranked))):

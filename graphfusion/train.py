@@ -35,6 +35,18 @@ from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import demographic_features
 from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
+from graphfusion.light import (
+    DEFAULT_WEIGHTS,
+    GROUPS,
+    MAX_FIT_USERS,
+    HeldOut,
+    LightFit,
+    fit_weights,
+    group_of,
+    light_parts,
+    light_split,
+    peer_rows,
+)
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
 from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend
@@ -80,6 +92,14 @@ class TrainConfig:
         content_weight: Fusion model: weight of the content-only BPR term.
         neighbourhood_rank: Fusion model: principal directions per modality of the content
             neighbourhood kernel blended into its scores (0: no neighbourhood blends at all).
+        light_users: Share (0 to 0.5) of the users with at least
+            :data:`graphfusion.light.MIN_PRODUCTS` products that keep only one or two of them
+            in training, to choose the weights of the light-user blend on this store (a
+            third search, a third confirm, a third test: ``TrainResult.light``; see
+            :mod:`graphfusion.light`); trainable models only. 0 (the default) keeps
+            :data:`graphfusion.light.DEFAULT_WEIGHTS`; so does a share that makes fewer than
+            ``3 * graphfusion.light.MIN_USERS`` users light. The light users' other
+            interactions stay in the store but not in the model.
     """
 
     model: str = "lightgcn"
@@ -97,6 +117,7 @@ class TrainConfig:
     item_ids: bool = True
     content_weight: float = 0.5
     neighbourhood_rank: int = 128
+    light_users: float = 0.0
 
     def check(self) -> None:
         """Raise ValidationError for a setting out of range."""
@@ -110,6 +131,8 @@ class TrainConfig:
             raise ValidationError("lr must be > 0, reg, layers and context_layers >= 0")
         if not 0.0 <= self.cold_items <= 0.9:
             raise ValidationError(f"cold_items must be in [0, 0.9], got {self.cold_items!r}")
+        if not 0.0 <= self.light_users <= 0.5:
+            raise ValidationError(f"light_users must be in [0, 0.5], got {self.light_users!r}")
         if self.content_weight < 0:
             raise ValidationError("content_weight must be >= 0")
         if not isinstance(self.neighbourhood_rank, int) or self.neighbourhood_rank < 0:
@@ -131,6 +154,15 @@ class TrainResult:
         blend: Fusion model: the neighbourhood weights chosen on validation, per path
             (``warm``: its scores, ``cold``: its content-only scores) and kernel
             (:data:`~graphfusion.models.neighbourhood.KERNELS`), as ``"warm content"``.
+        light_weights: With ``light_users``: the light-user blend's weights
+            (:func:`graphfusion.light.fit_weights`): the defaults unless the weights found
+            beat them clearly.
+        light_search: With ``light_users``: the weights found, their gain over the defaults
+            on the confirming users with its standard error, the searching and confirming
+            users and which weights were served (:meth:`graphfusion.light.LightFit.to_dict`).
+        light: With ``light_users``: metrics of the tested light users' held-out products
+            (their kept ones not ranked) by the chosen weights, and ``default recall@20`` by
+            :data:`graphfusion.light.DEFAULT_WEIGHTS`.
         seconds_per_epoch: Mean training time of an epoch.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
@@ -142,6 +174,9 @@ class TrainResult:
     test: dict[str, float] = field(default_factory=dict)
     cold: dict[str, float] = field(default_factory=dict)
     blend: dict[str, float] = field(default_factory=dict)
+    light_weights: dict[str, float] = field(default_factory=dict)
+    light: dict[str, float] = field(default_factory=dict)
+    light_search: dict[str, Any] = field(default_factory=dict)
     seconds_per_epoch: float = 0.0
     checkpoint: Path | None = None
     curve: Path | None = None
@@ -156,6 +191,13 @@ class TrainResult:
             + (f"; cold items {cold}" if cold else "")
             + ("; blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
                if self.blend else "")
+            + ("; light users " + ", ".join(f"{k} {v:.4f}" for k, v in self.light.items())
+               + ", weights " + ", ".join(f"{k} {v:g}" for k, v in self.light_weights.items())
+               + (f" (gain of the best found {self.light_search['gain']:.4f} ± "
+                  f"{self.light_search['standard error']:.4f} on "
+                  f"{self.light_search['users'][1]} confirming users)"
+                  if self.light_search else "")
+               if self.light else "")
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +208,9 @@ class TrainResult:
             "test": self.test,
             "cold": self.cold,
             "blend": self.blend,
+            "light_weights": self.light_weights,
+            "light": self.light,
+            "light_search": self.light_search,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
             "history": self.history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -319,6 +364,55 @@ def _fit_blend(
             for k, kernel in enumerate(KERNELS)}  # fmt: skip
 
 
+def _fit_light(
+    store: BaseStore,
+    model: FusionGNN | LightGCN | MF,
+    users: list[str],
+    num_items: int,
+    train_df: pd.DataFrame,
+    held: pd.DataFrame,
+    light: np.ndarray,
+) -> tuple[LightFit, dict[str, float]]:
+    """Choose the light-user blend's weights on the ``light`` users (a third search, a third
+    confirm, :func:`graphfusion.light.group_of`) and test the served ones on the last third:
+    ``(the choice, test metrics)``."""
+    n_u = len(users)
+    kept_of = _per_user(train_df, n_u)
+    held_of = _per_user(held, n_u)
+    popularity = np.bincount(train_df["item"].to_numpy(), minlength=num_items)
+    profile = demographic_features(store, users)
+    trained = np.bincount(train_df["user"].to_numpy(), minlength=n_u) > 0
+    model.eval()
+    with torch.no_grad():
+        user_vecs, item_vecs = (t.numpy() for t in model.embeddings())
+
+        def held_out(rows: np.ndarray) -> HeldOut:
+            scores = model.scores(torch.as_tensor(rows)).numpy()
+            peers = [peer_rows(profile, trained, int(u)) for u in rows]
+            parts = light_parts(
+                [np.array(kept_of[u]) for u in rows],
+                popularity=popularity,
+                item_vecs=item_vecs,
+                model_scores=lambda r: scores[r],
+                peer_vecs=lambda r: user_vecs[peers[r]].mean(0) if len(peers[r]) else None,
+            )
+            return HeldOut(parts, [kept_of[u] for u in rows], [held_of[u] for u in rows])
+
+        group = group_of(len(light))
+        search, confirm, test = (light[group == g] for g in range(len(GROUPS)))
+        fit = fit_weights(held_out(search[:MAX_FIT_USERS]), held_out(confirm[:MAX_FIT_USERS]))
+        tested: dict[str, list[float]] = {}
+        for start in range(0, len(test), MAX_FIT_USERS):
+            chunk = held_out(test[start : start + MAX_FIT_USERS])
+            blended = chunk.parts.blend(fit.weights)
+            metrics = full_ranking_metrics(blended, chunk.kept, chunk.truth, ks=(10, 20))
+            metrics["default recall@20"] = chunk.recall(DEFAULT_WEIGHTS)
+            for key, value in metrics.items():
+                tested.setdefault(key, []).append(value * len(chunk.kept))
+    model.train()
+    return fit, {key: sum(values) / len(test) for key, values in tested.items()}
+
+
 def _evaluate_cold(
     model: torch.nn.Module, num_users: int, cold_items: np.ndarray, truth: list[list[int]]
 ) -> dict[str, float]:
@@ -423,6 +517,8 @@ def train(
     cold_valid_df, cold_df, cold_valid_items, cold_items = _cold_validation(
         held_cold, cold, config.seed
     )
+    share = config.light_users if config.model != "popularity" else 0.0
+    frame, held_light, light = light_split(frame, share, config.seed)
     train_df, valid_df, test_df = random_split(frame, seed=config.seed)
     seen_train = _per_user(train_df, n_u)
     valid = _per_user(valid_df, n_u)
@@ -447,7 +543,7 @@ def train(
     if config.model == "fusion":
         held = {
             (int(u), int(i))
-            for df in (valid_df, test_df, held_cold)
+            for df in (valid_df, test_df, held_cold, held_light)
             for u, i in zip(df["user"], df["item"], strict=True)
         }
         data, node_ids = _training_graph(store, edges, held, config.interactions, users, items)
@@ -507,13 +603,18 @@ def train(
         )
         result.blend = _fit_blend(model, n_u, seen_train, valid, cold_valid)
         best_state = copy.deepcopy(model.state_dict())
+    if len(light):
+        assert isinstance(model, FusionGNN | LightGCN | MF)
+        fit, result.light = _fit_light(store, model, users, n_i, train_df, held_light, light)
+        result.light_weights, result.light_search = fit.weights, fit.to_dict()
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, n_u, seen_valid, test)
     if len(cold_items):
         result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
     result.checkpoint = folder / f"{config.model}.pt"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
-                "items": items, "node_ids": node_ids}, result.checkpoint)  # fmt: skip
+                "items": items, "node_ids": node_ids, "light_weights": result.light_weights},
+               result.checkpoint)  # fmt: skip
     result.curve = _plot(result.history, folder / f"{config.model}-curve.png", config.model)
     (folder / f"{config.model}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
     if write_back:

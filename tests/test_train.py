@@ -118,6 +118,8 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = CliRunner().invoke(main, ["train", "--cold-items", "0.95", "--store", path])
     assert res.exit_code == 2
+    res = CliRunner().invoke(main, ["train", "--light-users", "0.6", "--store", path])
+    assert res.exit_code == 2 and "--light-users" in res.output
 
 
 def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> None:
