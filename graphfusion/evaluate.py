@@ -215,6 +215,18 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+#: Score cells :func:`full_ranking_metrics` ranks at once (users per block: this / items).
+RANKING_CHUNK = 1 << 22
+
+
+def _cells(items: Sequence[Iterable[int]], users: range) -> tuple[np.ndarray, np.ndarray]:
+    """Row (within ``users``) and column indices of the users' items."""
+    lists = [np.fromiter(items[u], dtype=np.int64) for u in users]
+    rows = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
+    cols = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    return rows, cols
+
+
 def full_ranking_metrics(
     scores: np.ndarray,
     train_items: Sequence[Iterable[int]],
@@ -234,7 +246,7 @@ def full_ranking_metrics(
         relevant items, with the same definitions as :func:`recall_at_k` and
         :func:`ndcg_at_k`.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores = np.asarray(scores)
     n_users, n_items = scores.shape
     if len(train_items) != n_users or len(test_items) != n_users:
         raise ValidationError("train_items and test_items need one entry per user (row)")
@@ -242,20 +254,27 @@ def full_ranking_metrics(
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
     counted = 0
     discounts = 1.0 / np.log2(np.arange(2, kmax + 2))
-    for u in range(n_users):
-        relevant = set(test_items[u])
-        if not relevant:
+    ideal = np.concatenate([[1.0], np.cumsum(discounts)])  # by number of relevant items
+    step = max(1, RANKING_CHUNK // max(n_items, 1))
+    dtype = np.result_type(scores.dtype, np.float32)  # float32 stays: ranks as given
+    for start in range(0, n_users, step):
+        users = range(start, min(start + step, n_users))
+        block = np.array(scores[users.start : users.stop], dtype=dtype)
+        block[_cells(train_items, users)] = -np.inf
+        relevant = np.zeros(block.shape, dtype=bool)
+        relevant[_cells(test_items, users)] = True
+        n_relevant = relevant.sum(axis=1)
+        keep = n_relevant > 0
+        if not keep.any():
             continue
-        seen = list(train_items[u])
-        if seen:
-            scores[u, seen] = -np.inf
-        top = np.argpartition(-scores[u], kmax - 1)[:kmax]
-        top = top[np.argsort(-scores[u, top], kind="stable")]
-        hits = np.fromiter((i in relevant for i in top), dtype=bool, count=len(top))
+        block, relevant, n_relevant = block[keep], relevant[keep], n_relevant[keep]
+        top = np.argpartition(-block, kmax - 1, axis=1)[:, :kmax]
+        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
+        hits = np.take_along_axis(relevant, np.take_along_axis(top, order, axis=1), axis=1)
         for k in ks:
-            h = hits[:k]
-            sums[f"recall@{k}"] += h.sum() / len(relevant)
-            ideal = discounts[: min(k, len(relevant))].sum()
-            sums[f"ndcg@{k}"] += (discounts[: len(h)][h]).sum() / ideal
-        counted += 1
+            h = hits[:, :k]
+            sums[f"recall@{k}"] += float((h.sum(axis=1) / n_relevant).sum())
+            best = ideal[np.minimum(k, n_relevant)]
+            sums[f"ndcg@{k}"] += float(((h * discounts[: h.shape[1]]).sum(axis=1) / best).sum())
+        counted += int(keep.sum())
     return {name: (value / counted if counted else 0.0) for name, value in sums.items()}

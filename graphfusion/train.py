@@ -49,7 +49,7 @@ from graphfusion.light import (
 )
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
-from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend
+from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend_standardized, standardize
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
@@ -345,11 +345,14 @@ def _fit_blend(
             (model.cold_scores(users), model.kernels(users, model.content()[model.item]), cold),
         ]
     for base, kernels, among in paths:
+        # standardized once: blend_standardized ranks as blend does, for every weight
+        base, kernels = standardize(base), [standardize(k) for k in kernels]
         weights = [0.0] * len(KERNELS)
         for k in range(len(KERNELS)):
             found = {}
             for w in WEIGHTS:
-                scores = blend(base, kernels, [*weights[:k], w, *weights[k + 1 :]]).numpy()
+                tried = [*weights[:k], w, *weights[k + 1 :]]
+                scores = blend_standardized(base, kernels, tried).numpy()
                 metrics = (
                     full_ranking_metrics(scores, seen, truth, ks=(20,))
                     if among is None

@@ -100,3 +100,48 @@ def test_random_split_protocol() -> None:
         random_split(frame, ratios=(0.5, 0.5, 0.5))
     with pytest.raises(ValidationError, match="column"):
         random_split(frame.rename(columns={"item": "product"}))
+
+
+def _one_user_at_a_time(
+    scores: np.ndarray, train: list[list[int]], test: list[list[int]], ks: tuple[int, ...]
+) -> dict[str, float]:
+    """Full ranking written plainly, one user after the other."""
+    sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
+    counted = 0
+    for u in range(len(scores)):
+        relevant = set(test[u])
+        if not relevant:
+            continue
+        row = scores[u].astype(np.float64)
+        row[train[u]] = -np.inf
+        ranked = sorted(range(len(row)), key=lambda i: -row[i])[: max(ks)]
+        for k in ks:
+            top = ranked[:k]
+            sums[f"recall@{k}"] += len(relevant & set(top)) / len(relevant)
+            dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(top) if i in relevant)
+            ideal = sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
+            sums[f"ndcg@{k}"] += dcg / ideal
+        counted += 1
+    return {name: value / counted for name, value in sums.items()}
+
+
+def test_full_ranking_in_blocks_agrees_with_one_user_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import graphfusion.evaluate as evaluate
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 25
+    scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
+    train = [rng.choice(n_items, rng.integers(0, 6), replace=False).tolist()
+             for _ in range(n_users)]  # fmt: skip
+    test = [rng.choice([i for i in range(n_items) if i not in t], rng.integers(0, 4),
+                       replace=False).tolist() for t in train]  # fmt: skip
+    test[7] = [3, 3]  # a repeated item counts once
+    want = _one_user_at_a_time(scores, train, test, (5, 10, 30))
+    whole = full_ranking_metrics(scores, train, test, ks=(5, 10, 30))
+    monkeypatch.setattr(evaluate, "RANKING_CHUNK", 3 * n_items)  # blocks of 3 users
+    blocks = full_ranking_metrics(scores, train, test, ks=(5, 10, 30))
+    assert whole == pytest.approx(want) and blocks == pytest.approx(want)
+    assert full_ranking_metrics(scores, train, [[] for _ in test]) == {
+        "recall@10": 0.0, "ndcg@10": 0.0, "recall@20": 0.0, "ndcg@20": 0.0}  # fmt: skip

@@ -11,8 +11,10 @@ from graphfusion.models import FusionGNN
 from graphfusion.models.neighbourhood import (
     ContentNeighbourhood,
     blend,
+    blend_standardized,
     item_modalities,
     profiles,
+    standardize,
 )
 
 
@@ -143,6 +145,19 @@ def test_blend_standardizes_each_row() -> None:
     assert torch.equal(blend(model, [kernel, other], [1.0, 0.0]), out)
     with pytest.raises(ValidationError, match="2 kernels but 1 weights"):
         blend(model, [kernel, other], [1.0])
+
+
+def test_blend_of_standardized_parts_is_the_blend() -> None:
+    gen = torch.Generator().manual_seed(0)
+    model, a, b = (torch.randn(5, 30, generator=gen) * 7 + 3 for _ in range(3))
+    parts = standardize(model), [standardize(a), standardize(b)]
+    for weights in ([1.0, 0.5], [0.0, 2.0], [0.125, 0.0]):
+        assert torch.allclose(blend_standardized(*parts, weights), blend(model, [a, b], weights))
+    # every weight zero: the standardized scores, which rank as the model's scores do
+    zero = blend_standardized(*parts, [0.0, 0.0])
+    assert torch.equal(zero.argsort(1), model.argsort(1)) and torch.equal(zero, parts[0])
+    assert zero is not parts[0]  # the parts are left as they were, for the next weights
+    assert torch.allclose(standardize(torch.ones(2, 4)), torch.zeros(2, 4))
 
 
 def test_fusion_model_blends_only_when_weighted() -> None:

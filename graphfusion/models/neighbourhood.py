@@ -193,14 +193,24 @@ def blend(model_scores: Tensor, kernels: Sequence[Tensor], weights: Sequence[flo
         raise ValidationError(f"{len(kernels)} kernels but {len(weights)} weights")
     if not any(weights):
         return model_scores
-    out = _standardize(model_scores)
+    kernels = [standardize(k) if w else k for k, w in zip(kernels, weights, strict=True)]
+    return blend_standardized(standardize(model_scores), kernels, weights)
+
+
+def blend_standardized(
+    model_scores: Tensor, kernels: Sequence[Tensor], weights: Sequence[float]
+) -> Tensor:
+    """:func:`blend` of scores and kernels already :func:`standardize`-d (to try many weights
+    on the same ones); with every weight zero, the standardized model scores."""
+    out = model_scores.clone()
     for kernel, weight in zip(kernels, weights, strict=True):
         if weight:
-            out = out + weight * _standardize(kernel)
+            out.add_(kernel, alpha=weight)
     return out
 
 
-def _standardize(x: Tensor) -> Tensor:
+def standardize(x: Tensor) -> Tensor:
+    """``x`` standardized per row (over the last axis; a constant row becomes 0)."""
     mean = x.mean(-1, keepdim=True)
     std = x.std(-1, keepdim=True)
     return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
