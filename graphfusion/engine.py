@@ -182,12 +182,13 @@ class Engine:
         max_price: float | None = None,
         exclude_seen: bool = True,
         diversity: float = 0.0,
+        explain: bool = True,
     ) -> pd.DataFrame:
-        """Top-``k`` products for a user with their reasons (see
-        :meth:`graphfusion.recommend.Recommender.recommend`)."""
+        """Top-``k`` products for a user with their reasons (``explain=False``: without, and
+        faster; see :meth:`graphfusion.recommend.Recommender.recommend`)."""
         return self.recommender().recommend(
             user_id, k, category=category, brand=brand, max_price=max_price,
-            exclude_seen=exclude_seen, diversity=diversity,
+            exclude_seen=exclude_seen, diversity=diversity, explain=explain,
         )  # fmt: skip
 
     def explain(self, user_id: str, product_id: str) -> list[Reason]:

@@ -456,8 +456,9 @@ class Recommender:
             or max_price < 0
         ):
             raise ValidationError(f"max_price must be a number >= 0, got {max_price!r}")
-        if not isinstance(exclude_seen, bool):
-            raise ValidationError("exclude_seen must be True or False")
+        for name, flag in (("exclude_seen", exclude_seen), ("explain", explain)):
+            if not isinstance(flag, bool):
+                raise ValidationError(f"{name} must be True or False")
         if isinstance(diversity, bool) or not isinstance(diversity, int | float):
             raise ValidationError(f"diversity must be a number in [0, 1], got {diversity!r}")
         if not 0.0 <= float(diversity) <= 1.0:

@@ -4,8 +4,8 @@ updates over HTTP (FastAPI; interactive OpenAPI documentation at ``/docs``).
 Endpoints (JSON in and out; every request and response is a Pydantic model of this module):
 
 - ``GET /healthz``: liveness (no token needed) -> :class:`Health`.
-- ``GET /recommend/{user_id}?k=&category=&brand=&max_price=&exclude_seen=&diversity=``: the
-  top ``k`` products for a user with their reasons (:meth:`graphfusion.Engine.recommend`)
+- ``GET /recommend/{user_id}?k=&category=&brand=&max_price=&exclude_seen=&diversity=&explain=``:
+  the top ``k`` products for a user with their reasons (:meth:`graphfusion.Engine.recommend`)
   -> :class:`RecommendResponse`.
 - ``GET /similar/{product_id}?modality=&k=``: the products most similar by one modality
   (:meth:`graphfusion.Engine.similar`) -> :class:`SimilarResponse`.
@@ -897,13 +897,15 @@ def create_app(
         max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
         exclude_seen: bool = True,
         diversity: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False)] = 0.0,
+        explain: bool = True,
     ) -> Response:
-        """The top ``k`` products for a user, with the graph evidence for each."""
+        """The top ``k`` products for a user, with the graph evidence for each (none with
+        ``explain=false``, which is faster)."""
         rt.ensure("recommender", engine.recommender)
         with rt.lock.read():
             frame = engine.recommend(
                 user_id, k, category=category, brand=brand, max_price=max_price,
-                exclude_seen=exclude_seen, diversity=diversity,
+                exclude_seen=exclude_seen, diversity=diversity, explain=explain,
             )  # fmt: skip
         response = RecommendResponse(
             user_id=user_id,

@@ -116,6 +116,7 @@ def test_diversity_spreads_the_list(engine: Engine) -> None:
         ({"max_price": -1}, "max_price"),
         ({"diversity": 2}, "diversity"),
         ({"exclude_seen": "yes"}, "exclude_seen"),
+        ({"explain": "no"}, "explain"),
     ],
 )
 def test_bad_arguments(engine: Engine, kwargs: dict[str, object], message: str) -> None:

@@ -182,6 +182,9 @@ def test_recommend_filters(client: TestClient, shared: Engine) -> None:
     assert len(diverse) == 5
     none = client.get(f"/recommend/{USER}?brand=no-such-brand", headers=AUTH)
     assert none.status_code == 200 and none.json()["items"] == []
+    bare = client.get(f"/recommend/{USER}?k=5&explain=false", headers=AUTH).json()["items"]
+    assert [i["product_id"] for i in bare] == [i["product_id"] for i in unseen[:5]]
+    assert all(i["reasons"] == [] for i in bare) and all(i["reasons"] for i in unseen[:5])
 
 
 def test_recommend_unknown_user_is_404(client: TestClient) -> None:
