@@ -165,6 +165,14 @@ def test_training_chooses_and_saves_the_light_weights(
     ckpt = torch.load(result.checkpoint, weights_only=True)
     assert ckpt["light_weights"] == result.light_weights
     assert Recommender(engine.store).light_weights == result.light_weights
+    # weights a training chose are served (the tiny shop's search may well keep the defaults)
+    chosen = {"popularity": 0.5, "products": 0.0, "model": 2.0, "peers": 0.125}
+    torch.save({**ckpt, "light_weights": chosen}, result.checkpoint)
+    served = Recommender(engine.store)
+    assert served.light_weights == chosen
+    u = served.state.user_index[served.state.users[0]]
+    assert np.allclose(served._blend(u), served._blend(u, chosen))
+    assert not np.allclose(served._blend(u), served._blend(u, DEFAULT_WEIGHTS))
     # the model was trained and validated on one or two products of each light user
     per_user = given[0].groupby("user")["item"].nunique()
     assert per_user.loc[users].tolist() == [1 + pos % 2 for pos in range(len(users))]
