@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -414,6 +414,26 @@ def embed_cmd(
         click.echo(result.summary())
 
 
+def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | None:
+    """``--type-weights``: ``TYPE=W,...`` as a dict, ``none`` as None, omitted as "default"."""
+    if value is None:
+        return "default"
+    if value.strip().lower() == "none":
+        return None
+    out: dict[str, float] = {}
+    for part in value.split(","):
+        rtype, sep, weight = part.partition("=")
+        try:
+            out[rtype.strip().upper()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep or not rtype.strip():
+            raise click.BadParameter(
+                f"expected TYPE=WEIGHT, got {part!r}", param_hint="--type-weights"
+            )
+    return out
+
+
 @main.command("train")
 @click.option(
     "--model", type=click.Choice(["fusion", "lightgcn", "mf", "popularity"]), default="lightgcn",
@@ -436,6 +456,15 @@ def embed_cmd(
     help="Share of users with 10+ products made light in training, to choose the light-user "
     "blend's weights on this store.",
 )
+@click.option(
+    "--type-weights",
+    callback=lambda ctx, param, value: _type_weights(value),
+    default=None,
+    metavar="TYPE=W,...|none",
+    help="Fusion model: strength of each interaction type in the users' neighbourhood "
+    "profiles, e.g. PURCHASED=4,FAVORITED=2 (a type not named weighs 1); 'none': every pair "
+    "counts once. Default: VIEWED=1,PURCHASED=4,FAVORITED=2,RATED=1.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -445,15 +474,17 @@ def train_cmd(
     seed: int,
     cold_items: float,
     light_users: float,
+    type_weights: dict[str, float] | Literal["default"] | None,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
 ) -> None:
     """Train a recommendation model on the stored interactions; write fused_vec back."""
+    extra = {} if type_weights == "default" else {"type_weights": type_weights}
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(
             model, epochs=epochs, seed=seed, cold_items=cold_items, light_users=light_users,
-            progress=not as_json,
+            progress=not as_json, **extra,
         )  # fmt: skip
     if as_json:
         _echo_json(result.to_dict())

@@ -64,7 +64,13 @@ from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
 from graphfusion.models.neighbourhood import IMAGE_EDGE, blend, pooled
 from graphfusion.store.base import BaseStore, _check_frame
-from graphfusion.train import LEAK_FREE_BEHAVIOUR, MODELS, TrainConfig, _training_graph
+from graphfusion.train import (
+    LEAK_FREE_BEHAVIOUR,
+    MODELS,
+    TrainConfig,
+    _training_graph,
+    pair_strength,
+)
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
 
@@ -194,8 +200,10 @@ class Recommender:
                 f"no trained model in {folder}; run `graphfusion train` (or Engine.train) first"
             )
         ckpt = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        self.config = TrainConfig(**{**ckpt["config"], "interactions": tuple(
-            ckpt["config"]["interactions"])})  # fmt: skip
+        saved = ckpt["config"]
+        # a checkpoint from before type_weights existed was trained with every pair counting once
+        self.config = TrainConfig(**{**saved, "interactions": tuple(saved["interactions"]),
+                                     "type_weights": saved.get("type_weights")})  # fmt: skip
         self.model_name = self.config.model
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
@@ -225,7 +233,8 @@ class Recommender:
             by_type[rtype] = _matrix(table, export, len(users), len(items))
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
         if self.model_name == "fusion":
-            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, seen)
+            strength = pair_strength(by_type, self.config.type_weights, seen.shape)
+            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, strength)
         else:
             user_vecs = self._stored_vectors("User", users)
             item_vecs = self._stored_vectors("Product", items)
@@ -245,13 +254,20 @@ class Recommender:
         self.catalogue = self._catalogue(export, items)
 
     def _fusion_vectors(
-        self, ckpt: Mapping[str, Any], export: GraphExport, seen: sp.csr_matrix
+        self, ckpt: Mapping[str, Any], export: GraphExport, strength: sp.csr_matrix
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        coo = seen.tocoo()
+        coo = strength.tocoo()
         edges = torch.tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
         users, items = export.ids["User"], export.ids["Product"]
         data, ids = _training_graph(
-            self.store, edges, set(), self.config.interactions, users, items, export=export
+            self.store,
+            edges,
+            set(),
+            self.config.interactions,
+            users,
+            items,
+            export=export,
+            strength=torch.tensor(coo.data, dtype=torch.float32),
         )
         cfg = self.config
         model = FusionGNN(
@@ -370,7 +386,12 @@ class Recommender:
                 for vecs, w in zip((st.kernel, st.item_vecs), st.kernel_weights, strict=True)
                 if w
             ]
-            near = [torch.from_numpy(vecs @ vecs[mine].mean(0))[None] for vecs, _ in used]
+            # the profile as neighbourhood.profiles makes it: weighted by each pair's strength
+            strength = self._strength()[u].toarray().ravel()[mine]
+            near = [
+                torch.from_numpy(vecs @ np.average(vecs[mine], axis=0, weights=strength))[None]
+                for vecs, _ in used
+            ]
             scores = blend(torch.from_numpy(scores)[None], near,
                            [w for _, w in used])[0].numpy()  # fmt: skip
         return scores
@@ -384,6 +405,17 @@ class Recommender:
             self.state.extra["counts"] = np.asarray(self.state.seen.sum(axis=0)).ravel()
         counts: np.ndarray = self.state.extra["counts"]
         return counts
+
+    def _strength(self) -> sp.csr_matrix:
+        """Each interacting pair's strength (:func:`graphfusion.train.pair_strength`, with the
+        model's ``type_weights``), cached until the interactions change."""
+        st = self.state
+        if "strength" not in st.extra:
+            st.extra["strength"] = pair_strength(
+                st.by_type, self.config.type_weights, st.seen.shape
+            )
+        strength: sp.csr_matrix = st.extra["strength"]
+        return strength
 
     def _by_item(self) -> sp.csc_matrix:
         """The interactions by product (cached until they change)."""

@@ -18,14 +18,16 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
@@ -53,7 +55,15 @@ from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend_standardize
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
-__all__ = ["TrainConfig", "TrainResult", "train", "load_interactions", "MODELS"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "load_interactions",
+    "pair_strength",
+    "MODELS",
+    "TYPE_WEIGHTS",
+]
 
 log = logging.getLogger("graphfusion.train")
 
@@ -65,6 +75,9 @@ COLD_VALID_SHARE = 0.25
 COLD_VALID_MIN = 8
 #: Behaviour features that do not count interactions or reviews, so they may be model inputs.
 LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
+#: Default strength of each interaction type (:func:`pair_strength`): what it says of a
+#: user's taste, a purchase more than a favourite, a favourite more than a view.
+TYPE_WEIGHTS = {"VIEWED": 1.0, "PURCHASED": 4.0, "FAVORITED": 2.0, "RATED": 1.0}
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,12 @@ class TrainConfig:
             :data:`graphfusion.light.DEFAULT_WEIGHTS`; so does a share that makes fewer than
             ``3 * graphfusion.light.MIN_USERS`` users light. The light users' other
             interactions stay in the store but not in the model.
+        type_weights: Fusion model: the strength of each interaction type in the users'
+            neighbourhood profiles (:func:`pair_strength`: a pair linked by several types
+            sums their weights; a type not named weighs 1); None: every pair counts once.
+            The default, :data:`TYPE_WEIGHTS`, lifted warm Recall@20 on the synthetic shop
+            and the Myntra shop (README, recommendation benchmark); it changes nothing where
+            one type links every pair (MovieLens's ratings, Amazon's purchases).
     """
 
     model: str = "lightgcn"
@@ -118,6 +137,7 @@ class TrainConfig:
     content_weight: float = 0.5
     neighbourhood_rank: int = 128
     light_users: float = 0.0
+    type_weights: dict[str, float] | None = field(default_factory=lambda: dict(TYPE_WEIGHTS))
 
     def check(self) -> None:
         """Raise ValidationError for a setting out of range."""
@@ -137,6 +157,8 @@ class TrainConfig:
             raise ValidationError("content_weight must be >= 0")
         if not isinstance(self.neighbourhood_rank, int) or self.neighbourhood_rank < 0:
             raise ValidationError("neighbourhood_rank must be an integer >= 0")
+        if self.type_weights is not None:
+            _check_type_weights(self.type_weights)
 
 
 @dataclass
@@ -219,28 +241,91 @@ class TrainResult:
 
 
 def load_interactions(
-    store: BaseStore, types: Sequence[str] = INTERACTIONS
+    store: BaseStore,
+    types: Sequence[str] = INTERACTIONS,
+    type_weights: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """User-product interactions of the given types, and every user and product key.
 
+    Args:
+        store: The store.
+        types: Relationship types from User to Product.
+        type_weights: Weights of the types for the ``strength`` column (:func:`pair_strength`).
+
     Returns:
-        ``(frame with user, item index columns, user keys, product keys)``, sorted by user
-        then item; a pair that is linked by several types counts once.
+        ``(frame with user, item index columns and the pair's strength, user keys, product
+        keys)``, sorted by user then item; a pair that is linked by several types counts once.
+
+    Raises:
+        ValidationError: A type that does not connect User to Product, or bad weights.
     """
     users = [r["id"] for r in store.query("MATCH (n:User) RETURN n.id AS id ORDER BY id")]
     items = [r["id"] for r in store.query("MATCH (n:Product) RETURN n.id AS id ORDER BY id")]
     u_index = {k: i for i, k in enumerate(users)}
     i_index = {k: i for i, k in enumerate(items)}
-    pairs: list[tuple[int, int]] = []
+    by_type: dict[str, sp.csr_matrix] = {}
     for rtype in types:
         if not store.schema.rel(rtype).connects("User", "Product"):
             raise ValidationError(f"{rtype} does not connect User to Product")
         rows = store.query(f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p")
-        pairs.extend((u_index[r["u"]], i_index[r["p"]]) for r in rows)
-    frame = pd.DataFrame(pairs, columns=["user", "item"]).drop_duplicates()
-    # sorted: the store may return rows in any order, and the split must not depend on it
-    frame = frame.sort_values(["user", "item"], kind="stable")
-    return frame.reset_index(drop=True), users, items
+        pairs = np.array([(u_index[r["u"]], i_index[r["p"]]) for r in rows], dtype=np.int64)
+        by_type[rtype] = sp.csr_matrix(
+            (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])),
+            shape=(len(users), len(items)),
+        )
+    # sorted by user then item (csr order): the split must not depend on the store's row order
+    strength = pair_strength(by_type, type_weights, (len(users), len(items))).tocoo()
+    frame = pd.DataFrame(
+        {
+            "user": strength.row.astype(np.int64),
+            "item": strength.col.astype(np.int64),
+            "strength": strength.data,
+        }
+    )
+    return frame, users, items
+
+
+def pair_strength(
+    by_type: Mapping[str, sp.spmatrix],
+    type_weights: Mapping[str, float] | None,
+    shape: tuple[int, int],
+) -> sp.csr_matrix:
+    """``shape`` (users x products): the strength of each interacting pair, the sum of the
+    weights of the types that link it (a type not in ``type_weights`` weighs 1; repeats of
+    one type count once); with ``type_weights`` None, 1 for every pair.
+
+    Args:
+        by_type: Per relationship type, a users x products matrix, non-zero where it links.
+        type_weights: Positive weight per type, or None.
+        shape: The matrix's shape.
+
+    Raises:
+        ValidationError: Weights that are not positive finite numbers.
+    """
+    if type_weights is not None:
+        _check_type_weights(type_weights)
+    out = sp.csr_matrix(shape, dtype=np.float64)
+    for rtype, links in by_type.items():
+        weight = 1.0 if type_weights is None else float(type_weights.get(rtype, 1.0))
+        out = out + (sp.csr_matrix(links) != 0).astype(np.float64) * weight
+    out = out.tocsr()
+    out.sum_duplicates()
+    out.sort_indices()
+    if type_weights is None:
+        out.data[:] = 1.0
+    return out
+
+
+def _check_type_weights(type_weights: Mapping[str, float]) -> None:
+    if not isinstance(type_weights, Mapping):
+        raise ValidationError(f"type_weights must be a mapping, got {type(type_weights).__name__}")
+    for rtype, weight in type_weights.items():
+        if not isinstance(rtype, str):
+            raise ValidationError(f"type_weights keys must be relationship types, got {rtype!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValidationError(f"type_weights[{rtype!r}] must be a number, got {weight!r}")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValidationError(f"type_weights[{rtype!r}] must be > 0 and finite, got {weight}")
 
 
 def _training_graph(
@@ -251,11 +336,13 @@ def _training_graph(
     users: list[str],
     items: list[str],
     export: GraphExport | None = None,
+    strength: torch.Tensor | None = None,
 ) -> tuple[Any, dict[str, list[str]]]:
     """The stored graph with only the training interactions, and without the reviews whose
     (user, product) pair is held out (a review would reveal the purchase; it is cut from its
     writer and its product); and the node keys of every type, in row order. ``export``: the
-    store's graph exported already (it is changed)."""
+    store's graph exported already (it is changed); ``strength``: per training pair, its
+    :func:`pair_strength`, set as the interactions' ``edge_weight``."""
     export = export or to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
@@ -276,6 +363,8 @@ def _training_graph(
     if profile is not None:
         data["User"].profile_vec = torch.from_numpy(profile)
     data["User", "INTERACTED", "Product"].edge_index = edges
+    if strength is not None:
+        data["User", "INTERACTED", "Product"].edge_weight = strength
     data["Product", f"{REVERSE_PREFIX}INTERACTED", "User"].edge_index = edges.flip(0)
     if held and ("User", "WROTE", "Review") in data.edge_types:
         rows = store.query(
@@ -512,7 +601,10 @@ def train(
     """
     config = config or TrainConfig()
     config.check()
-    frame, users, items = load_interactions(store, config.interactions)
+    unknown = sorted(set(config.type_weights or ()) - set(store.schema.relationships))
+    if unknown:
+        raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
+    frame, users, items = load_interactions(store, config.interactions, config.type_weights)
     if len(frame) < 10 or not users or not items:
         raise ValidationError(f"too few interactions to train on ({len(frame)})")
     n_u, n_i = len(users), len(items)
@@ -549,7 +641,10 @@ def train(
             for df in (valid_df, test_df, held_cold, held_light)
             for u, i in zip(df["user"], df["item"], strict=True)
         }
-        data, node_ids = _training_graph(store, edges, held, config.interactions, users, items)
+        strength = torch.tensor(train_df["strength"].to_numpy(), dtype=torch.float32)
+        data, node_ids = _training_graph(
+            store, edges, held, config.interactions, users, items, strength=strength
+        )
         model = FusionGNN(
             data, config.dim, config.layers,
             context_layers=config.context_layers, item_ids=config.item_ids,

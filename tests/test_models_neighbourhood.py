@@ -59,6 +59,43 @@ def test_profiles_are_the_mean_of_each_users_items() -> None:
     assert torch.equal(got, torch.tensor([[0.5, 1.0], [0.0, 0.0], [4.0, 4.0]]))
 
 
+def test_profiles_weigh_each_pair_by_its_strength() -> None:
+    items = torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 4.0]])
+    pairs = torch.tensor([[0, 0, 0, 2], [0, 1, 1, 2]])
+    # user 0: product 0 weighs 1, product 1 (repeated: its greatest strength) 3
+    got = profiles(pairs, items, 3, torch.tensor([1.0, 2.0, 3.0, 5.0]))
+    assert torch.allclose(got, torch.tensor([[0.25, 1.5], [0.0, 0.0], [4.0, 4.0]]))
+    # the same strength everywhere is the plain mean
+    same = profiles(pairs, items, 3, torch.full((4,), 4.0))
+    assert torch.allclose(same, profiles(pairs, items, 3))
+    for bad in (torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 1.0, 1.0]),
+                torch.tensor([1.0, float("nan"), 1.0, 1.0])):  # fmt: skip
+        with pytest.raises(ValidationError, match="strength"):
+            profiles(pairs, items, 3, bad)
+    assert torch.equal(profiles(pairs[:, :0], items, 2, torch.zeros(0)), torch.zeros(2, 2))
+
+
+def test_fusion_kernels_follow_the_interactions_edge_weight() -> None:
+    """A user who bought from two clusters is drawn to the one their strong interactions are
+    with, when the graph carries ``edge_weight``."""
+    data, cluster = _clusters()
+    ei = data["User", "INTERACTED", "Product"].edge_index
+    other = torch.nonzero(cluster == 1).flatten()[:3]  # user 0 (cluster 0) also has these
+    data["User", "INTERACTED", "Product"].edge_index = torch.cat(
+        [ei, torch.stack([torch.zeros(3, dtype=torch.long), other])], 1
+    )
+    strength = torch.ones(ei.shape[1] + 3)
+    strength[-3:] = 10.0
+    plain = FusionGNN(data, dim=8, num_layers=1, neighbourhood_rank=4)
+    data["User", "INTERACTED", "Product"].edge_weight = strength
+    weighted = FusionGNN(data, dim=8, num_layers=1, neighbourhood_rank=4)
+    assert plain.neighbourhood is not None and weighted.neighbourhood is not None
+    top_plain = plain.neighbourhood.scores(torch.tensor([0]))[0].topk(10).indices
+    top_weighted = weighted.neighbourhood.scores(torch.tensor([0]))[0].topk(10).indices
+    assert (cluster[top_weighted] == 1).all()
+    assert (cluster[top_plain] == 0).sum() > 0
+
+
 def test_kernel_ranks_the_users_cluster_first() -> None:
     data, cluster = _clusters()
     hood = ContentNeighbourhood(

@@ -20,6 +20,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
 from graphfusion.light import DEFAULT_WEIGHTS
 from graphfusion.recommend import LIGHT_USER_MAX, Recommender
+from graphfusion.train import TYPE_WEIGHTS
 
 
 @pytest.fixture
@@ -35,6 +36,20 @@ def _seen(engine: Engine, user: str) -> set[str]:
         {"u": user},
     )
     return set(rows["id"])
+
+
+def _strengths(engine: Engine, user: str) -> dict[str, float]:
+    """Per product the user interacted with, the sum of the default weights of the types that
+    link them (each type once), counted from the store."""
+    out: dict[str, float] = {}
+    for rtype, weight in TYPE_WEIGHTS.items():
+        rows = engine.cypher(
+            f"MATCH (u:User {{id: $u}})-[:{rtype}]->(p:Product) RETURN DISTINCT p.id AS id",
+            {"u": user},
+        )
+        for key in rows["id"] if len(rows) else []:
+            out[key] = out.get(key, 0.0) + weight
+    return out
 
 
 def test_top_k_is_the_exact_best_of_unseen_products(engine: Engine) -> None:
@@ -331,8 +346,9 @@ def test_content_neighbourhood_is_blended_into_served_scores(
     engine: Engine, tiny_shop: Path, tmp_path: Path
 ) -> None:
     """With blend weights in the checkpoint, served scores are the model's blended with the
-    kernels over everything the user has interacted with (live interactions included), and a
-    new product gets the kernel vector a fresh start gives it."""
+    kernels over everything the user has interacted with (live interactions included), each
+    product weighted by the strength of the user's interactions with it, and a new product
+    gets the kernel vector a fresh start gives it."""
     from graphfusion.models.neighbourhood import blend
 
     folder = engine.store.path / "models"  # type: ignore[attr-defined]
@@ -346,24 +362,39 @@ def test_content_neighbourhood_is_blended_into_served_scores(
     assert st.kernel is not None and st.kernel_weights == (0.5, 0.25)
     assert st.kernel.shape[0] == len(st.items)
 
-    def expected(user: str) -> np.ndarray:
+    def expected(user: str, weighted: bool = True, served: Recommender = rec) -> np.ndarray:
+        st = served.state
         u = st.user_index[user]
-        mine = [st.item_index[p] for p in _seen(engine, user)]
+        strength = _strengths(engine, user)
+        mine = [st.item_index[p] for p in strength]
+        w = np.array([strength[p] for p in strength]) if weighted else np.ones(len(mine))
         model = st.item_vecs @ st.user_vecs[u] + st.item_bias
         near = [
-            torch.from_numpy(vecs @ vecs[mine].mean(0))[None]  # type: ignore[index]
+            torch.from_numpy(vecs @ (w @ vecs[mine] / w.sum()))[None]  # type: ignore[index]
             for vecs in (st.kernel, st.item_vecs)
         ]
         return blend(torch.from_numpy(model)[None], near, [0.5, 0.25])[0].numpy()
 
     user = "u0001"
+    assert len(set(_strengths(engine, user).values())) > 1  # purchases and views both
     scores, how = rec.scores(user)
     assert how == "model"
     np.testing.assert_allclose(scores, expected(user), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(scores, expected(user, weighted=False), rtol=1e-5, atol=1e-5)
     plain = st.item_vecs @ st.user_vecs[st.user_index[user]] + st.item_bias
     assert not np.allclose(scores, plain)
     rec.add_interactions(pd.DataFrame({"user_id": [user], "product_id": ["p0040"]}))
     np.testing.assert_allclose(rec.scores(user)[0], expected(user), rtol=1e-5, atol=1e-5)
+    # a checkpoint from before type_weights: every pair counts once, as it was trained
+    del ckpt["config"]["type_weights"]
+    older = tmp_path / "unweighted"
+    older.mkdir()
+    torch.save(ckpt, older / "fusion.pt")
+    before = Recommender(engine.store, models_dir=older)
+    assert before.config.type_weights is None
+    np.testing.assert_allclose(
+        before.scores(user)[0], expected(user, weighted=False, served=before), rtol=1e-5, atol=1e-5
+    )
 
     cat = rec.catalogue
     twin = st.item_index["p0005"]

@@ -14,7 +14,7 @@ from graphfusion import Engine
 from graphfusion.cli import main
 from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
-from graphfusion.train import TrainConfig, load_interactions
+from graphfusion.train import TYPE_WEIGHTS, TrainConfig, load_interactions, pair_strength
 
 
 @pytest.fixture
@@ -106,6 +106,65 @@ def test_interactions_are_deduplicated_across_types(engine: Engine) -> None:
         TrainConfig(batch_size=0).check()
 
 
+def test_each_pair_has_the_strength_of_the_types_that_link_it(engine: Engine) -> None:
+    frame, users, items = load_interactions(engine.store, type_weights=TYPE_WEIGHTS)
+    want: dict[tuple[str, str], float] = {}
+    for rtype, weight in TYPE_WEIGHTS.items():
+        rows = engine.cypher(
+            f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN DISTINCT u.id AS u, p.id AS p"
+        )
+        for u, p in zip(rows.get("u", []), rows.get("p", []), strict=True):
+            want[u, p] = want.get((u, p), 0.0) + weight
+    got = {(users[u], items[i]): w for u, i, w in frame.itertuples(index=False)}
+    assert got == want
+    assert {1.0, 5.0} <= set(got.values())  # views alone, views with a purchase
+    plain, _, _ = load_interactions(engine.store)
+    assert (plain["strength"] == 1.0).all()
+    assert plain[["user", "item"]].equals(frame[["user", "item"]])
+
+
+def test_pair_strength_sums_the_weights_of_the_linking_types() -> None:
+    import scipy.sparse as sp
+
+    viewed = sp.csr_matrix(np.array([[1, 1, 0], [0, 2, 0]]))  # a repeated view counts once
+    bought = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1]]))
+    got = pair_strength({"VIEWED": viewed, "PURCHASED": bought}, {"PURCHASED": 4.0}, (2, 3))
+    assert got.toarray().tolist() == [[1.0, 5.0, 0.0], [0.0, 1.0, 4.0]]
+    same = pair_strength({"VIEWED": viewed, "PURCHASED": bought}, None, (2, 3))
+    assert same.toarray().tolist() == [[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]
+    for bad in ({"PURCHASED": 0.0}, {"PURCHASED": float("nan")}, {"PURCHASED": "4"}, {4: 1.0}):
+        with pytest.raises(ValidationError, match="type_weights"):
+            pair_strength({"PURCHASED": bought}, bad, (2, 3))  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="type_weights"):
+            TrainConfig(type_weights=bad).check()  # type: ignore[arg-type]
+
+
+def test_type_weights_reach_the_fusion_model_and_its_checkpoint(engine: Engine) -> None:
+    import graphfusion.train as train_module
+
+    seen: list[torch.Tensor | None] = []
+    real = train_module._training_graph
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("strength"))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.raises(ValidationError, match="BOUGHT"):
+        engine.train("fusion", epochs=1, type_weights={"BOUGHT": 2.0})
+    train_module._training_graph = spy  # type: ignore[assignment]
+    try:
+        result = engine.train("fusion", epochs=1, batch_size=512, type_weights={"PURCHASED": 3.0})
+    finally:
+        train_module._training_graph = real
+    strength = seen[0]
+    # a purchase weighs 3, every other type 1 (the defaults would make view + purchase 5)
+    assert strength is not None and 4.0 in strength.tolist()
+    assert set(strength.unique().tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert result.checkpoint is not None
+    saved = torch.load(result.checkpoint, weights_only=True)["config"]
+    assert saved["type_weights"] == {"PURCHASED": 3.0}
+
+
 def test_train_command(engine: Engine, tmp_path: Path) -> None:
     path = str(engine.store.path)  # type: ignore[attr-defined]
     engine.close()
@@ -120,6 +179,15 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = CliRunner().invoke(main, ["train", "--light-users", "0.6", "--store", path])
     assert res.exit_code == 2 and "--light-users" in res.output
+    res = CliRunner().invoke(main, ["train", "--type-weights", "PURCHASED:4", "--store", path])
+    assert res.exit_code == 2 and "--type-weights" in res.output
+    for given, want in (("purchased=3,VIEWED=0.5", {"PURCHASED": 3.0, "VIEWED": 0.5}),
+                        ("none", None)):  # fmt: skip
+        res = CliRunner().invoke(main, ["train", "--model", "mf", "--epochs", "1", "--json",
+                                        "--type-weights", given, "--store", path])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["config"]["type_weights"] == want
+    assert out["config"]["type_weights"] == TYPE_WEIGHTS  # the default when not given
 
 
 def test_fusion_model_trains_without_leaking_held_out_pairs(engine: Engine) -> None:
@@ -156,9 +224,12 @@ def test_training_graph_holds_only_training_interactions(engine: Engine) -> None
     frame, users, items = load_interactions(engine.store)
     train_edges = torch.tensor(frame.iloc[:100][["user", "item"]].to_numpy().T)
     held = set(zip(frame.iloc[100:]["user"], frame.iloc[100:]["item"], strict=True))
+    strength = torch.arange(1.0, 101.0)
     data, ids = _training_graph(
-        engine.store, train_edges, held, ("VIEWED", "PURCHASED", "FAVORITED", "RATED"), users, items
-    )
+        engine.store, train_edges, held, ("VIEWED", "PURCHASED", "FAVORITED", "RATED"), users,
+        items, strength=strength,
+    )  # fmt: skip
+    assert torch.equal(data["User", "INTERACTED", "Product"].edge_weight, strength)
     kinds = {et[1] for et in data.edge_types}
     assert ids["User"] == users and ids["Product"] == items
     assert not kinds & {"VIEWED", "PURCHASED", "FAVORITED", "rev_VIEWED"}

@@ -84,7 +84,9 @@ class FusionGNN(nn.Module):
     Args:
         data: The graph (from :func:`graphfusion.graph.to_heterodata`) whose user-product
             interactions are the training ones, as one edge type ``(user, INTERACTED, item)``
-            (its reverse, if present, is ignored).
+            (its reverse, if present, is ignored), with an optional ``edge_weight``: each
+            interaction's strength in the neighbourhood profiles
+            (:class:`~graphfusion.models.neighbourhood.ContentNeighbourhood`).
         dim: Embedding size.
         num_layers: LightGCN propagation steps over the interactions.
         context_layers: Message-passing rounds of the content tower.
@@ -180,8 +182,9 @@ class FusionGNN(nn.Module):
         self.neighbourhood = None
         if modalities:
             self.neighbourhood = ContentNeighbourhood(
-                modalities, interactions, self.num_users, neighbourhood_rank, fit=fit_neighbourhood
-            )
+                modalities, interactions, self.num_users, neighbourhood_rank,
+                fit=fit_neighbourhood, strength=data[user, INTERACTED, item].get("edge_weight"),
+            )  # fmt: skip
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

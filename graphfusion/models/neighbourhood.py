@@ -6,9 +6,11 @@ item-based collaborative filtering. Each modality :math:`m` (the product's ``tex
 ``rank`` principal directions (fitted once, on the products the model is built with); the
 projections of all modalities, each scaled by :math:`1/\sqrt{M}`, are concatenated into
 :math:`\mathbf{k}_i`. A user's profile is the mean over the products they interacted with,
-:math:`\mathbf{p}_u = \frac{1}{|N(u)|}\sum_{j \in N(u)} \mathbf{k}_j`, and the kernel score is
-:math:`\mathbf{p}_u^\top\mathbf{k}_i`: the mean similarity of product :math:`i` to the user's
-products.
+weighted by the strength :math:`s_{uj}` of each interaction (what it says of the user's taste:
+a purchase more than a view; :func:`graphfusion.train.pair_strength`),
+:math:`\mathbf{p}_u = \sum_{j \in N(u)} s_{uj}\mathbf{k}_j / \sum_{j \in N(u)} s_{uj}`, and the
+kernel score is :math:`\mathbf{p}_u^\top\mathbf{k}_i`: the (weighted) mean similarity of
+product :math:`i` to the user's products.
 
 The same kernel over the model's own item vectors, its **learned neighbourhood** (the fused
 embeddings for its scores, the content vectors for its content-only ones), is the mean
@@ -91,6 +93,8 @@ class ContentNeighbourhood(nn.Module):
         fit: Fit the principal directions; False leaves empty ones, for a model whose saved
             directions are loaded next (the fit is the costly part: seconds on thousands of
             products).
+        strength: ``(E,)`` weight of each pair in the profiles (:func:`profiles`); None: each
+            pair counts once.
 
     The principal directions (``mean_*``, ``basis_*``) and the blend weights (``weight``,
     ``(2, len(KERNELS))``: rows for the model's scores and its content-only scores, columns for
@@ -109,10 +113,12 @@ class ContentNeighbourhood(nn.Module):
         rank: int = 128,
         *,
         fit: bool = True,
+        strength: Tensor | None = None,
     ) -> None:
         super().__init__()
         if rank < 1:
             raise ValidationError(f"rank must be >= 1, got {rank}")
+        _check_strength(interactions, strength)
         self.names = sorted(modalities)
         self._raw = {m: modalities[m].float() for m in self.names}
         self.num_users = num_users
@@ -125,6 +131,7 @@ class ContentNeighbourhood(nn.Module):
             self.register_buffer(f"basis_{m}", basis)
         self.register_buffer("weight", torch.zeros(2, len(KERNELS)))
         self._interactions = interactions
+        self._strength = strength
         self._cache: tuple[Tensor, Tensor] | None = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -158,7 +165,7 @@ class ContentNeighbourhood(nn.Module):
         """``(user profiles, item vectors)`` of the items and interactions given (cached)."""
         if self._cache is None:
             items = self.encode(self._raw)
-            self._cache = (profiles(self._interactions, items, self.num_users), items)
+            self._cache = (self._profiles(items), items)
         return self._cache
 
     def scores(self, users: Tensor, vectors: Tensor | None = None) -> Tensor:
@@ -168,17 +175,50 @@ class ContentNeighbourhood(nn.Module):
             profile, items = self.vectors()
         else:
             items = vectors
-            profile = profiles(self._interactions, vectors, self.num_users)
+            profile = self._profiles(vectors)
         return profile[users] @ items.t()
 
+    def _profiles(self, items: Tensor) -> Tensor:
+        return profiles(self._interactions, items, self.num_users, self._strength)
 
-def profiles(interactions: Tensor, items: Tensor, num_users: int) -> Tensor:
+
+def profiles(
+    interactions: Tensor, items: Tensor, num_users: int, strength: Tensor | None = None
+) -> Tensor:
     """``(num_users, width)``: each user's mean item vector over ``interactions`` (``(2, E)``
-    user-item pairs; a repeated pair counts once; zeros for users without any)."""
-    pairs = torch.unique(interactions, dim=1) if interactions.numel() else interactions
-    total = torch.zeros(num_users, items.shape[1]).index_add_(0, pairs[0], items[pairs[1]])
-    count = torch.bincount(pairs[0], minlength=num_users).clamp(min=1).unsqueeze(1)
-    return total / count
+    user-item pairs), weighted by ``strength`` (``(E,)``, positive; None: all 1); a repeated
+    pair counts once, with its greatest strength; zeros for users without any.
+
+    Raises:
+        ValidationError: ``strength`` is not one positive finite value per pair.
+    """
+    _check_strength(interactions, strength)
+    if not interactions.numel():
+        return torch.zeros(num_users, items.shape[1])
+    pairs, inverse = torch.unique(interactions, dim=1, return_inverse=True)
+    if strength is None:
+        weight = torch.ones(pairs.shape[1])
+    else:
+        weight = torch.zeros(pairs.shape[1]).scatter_reduce_(
+            0, inverse, strength.float(), "amax", include_self=False
+        )
+    total = torch.zeros(num_users, items.shape[1]).index_add_(
+        0, pairs[0], items[pairs[1]] * weight[:, None].to(items.dtype)
+    )
+    mass = torch.zeros(num_users).index_add_(0, pairs[0], weight)
+    return total / torch.where(mass > 0, mass, torch.ones_like(mass)).unsqueeze(1).to(items.dtype)
+
+
+def _check_strength(interactions: Tensor, strength: Tensor | None) -> None:
+    if strength is None:
+        return
+    if strength.shape != interactions.shape[1:]:
+        raise ValidationError(
+            f"strength must have one value per pair ({interactions.shape[1]}), "
+            f"got shape {tuple(strength.shape)}"
+        )
+    if strength.numel() and not bool(torch.isfinite(strength).all() & (strength > 0).all()):
+        raise ValidationError("strength must be positive and finite")
 
 
 def blend(model_scores: Tensor, kernels: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
