@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.recommend_ceiling import _debiased_popularity, _posterior_predictive
+from benchmarks.recommend_ceiling import (
+    ATTRIBUTES,
+    _attribute_features,
+    _debiased_popularity,
+    _posterior_predictive,
+)
 
 
 def test_one_hypothesis_is_its_own_predictive() -> None:
@@ -47,3 +52,17 @@ def test_popularity_discounts_products_everyone_likes() -> None:
     taste = np.tile(np.array([1.0, 0.0, 0.0]), (4, 1))
     got = _debiased_popularity(train, taste, 3)
     assert got[0] < got[1]
+
+
+def test_attribute_shares_count_each_product_by_its_strength() -> None:
+    style = {"a": {a: "x" for a in ATTRIBUTES}, "b": {a: "y" for a in ATTRIBUTES}}
+    # user 0 viewed a and bought b (strength 5); user 1 viewed both
+    train = pd.DataFrame({"user": [0, 0, 1, 1], "item": [0, 1, 0, 1],
+                          "strength": [1.0, 5.0, 1.0, 1.0]})  # fmt: skip
+    plain = _attribute_features(train, ["a", "b"], style, 2)
+    weighted = _attribute_features(train, ["a", "b"], style, 2, weighted=True)
+    # unweighted: half of each user's products are x, as overall: no preference
+    assert np.allclose(plain["category"], 0.0)
+    # weighted, user 0: (1 + 2 * 0.5) / (6 + 2) of x and (5 + 1) / 8 of y, over the shares 0.5
+    assert np.allclose(weighted["category"][0], np.log(np.array([2.0, 6.0]) / 8 / 0.5))
+    assert np.allclose(weighted["category"][1], 0.0)
