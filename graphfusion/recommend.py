@@ -232,6 +232,7 @@ class Recommender:
             )
             by_type[rtype] = _matrix(table, export, len(users), len(items))
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
+        strength = None
         if self.model_name == "fusion":
             strength = pair_strength(by_type, self.config.type_weights, seen.shape)
             user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, strength)
@@ -247,6 +248,8 @@ class Recommender:
             item_bias=bias, seen=seen, by_type=by_type, profile=profile,
             trained_users=counts > 0,
         )  # fmt: skip
+        if strength is not None:  # what _strength() would compute again on the first request
+            self.state.extra["strength"] = strength
         hood = self.fusion.neighbourhood if self.fusion is not None else None
         if hood is not None and bool(hood.weight[0].any()):
             self.state.kernel = hood.vectors()[1].numpy().copy()
