@@ -4,7 +4,7 @@ The recommendation benchmark asks the fusion model to beat LightGCN by 10% on th
 bench shop, where every model lands near popularity, and to be far above it on cold-start
 products. This benchmark measures, on the same per-user 8:1:1 split of the same prepared store
 (``benchmarks/.work/recommend/synthetic``, made by ``python -m benchmarks.recommend
---datasets synthetic``), five rankings that read the generator's hidden
+--datasets synthetic``), six rankings that read the generator's hidden
 ``ground_truth.json``, which no model sees:
 
 - ``popularity``: log(1 + training interactions of the product);
@@ -23,6 +23,13 @@ products. This benchmark measures, on the same per-user 8:1:1 split of the same 
   proportional to ``exp(affinity + popularity)``; the score is the log posterior predictive
   of the product's values plus the products' popularity, estimated from the training counts
   with the users' tastes factored out (a fixed point of the expected counts);
+- ``taste posterior, how``: the same, also handed the generator's model of how a viewed product
+  is used (:data:`HOW`): each training product tells, besides that it was viewed, whether it
+  was bought and favourited and how many times it was viewed, which all follow the user's
+  affinity for it (the purchase threshold, calibrated per shop by the generator, is fitted to
+  the training purchases at the true affinities). The affinity is a sum over attributes
+  inside a non-linear likelihood, so the posterior is a mean-field approximation (one factor
+  per attribute); without the "how" it gives the ``taste posterior`` exactly;
 - ``true tastes``: the generator's own affinity (2 category + 1 colour + 1.2 brand - 0.6 price
   distance) plus ``alpha`` log popularity, ``alpha`` chosen on validation: the noise ceiling.
 
@@ -30,7 +37,7 @@ A second table does the same for the cold-start setting (the products held out, 
 validation and tested ones, exactly as ``TrainConfig(cold_items=0.2)`` does): ``chance``
 (20 / the number of tested cold products), ``known attributes`` (and ``by strength``) without
 popularity (the cold products have none), weights chosen on the validation cold products,
-``taste posterior`` without popularity, and ``true tastes``.
+``taste posterior`` (and ``how``) without popularity, and ``true tastes``.
 
 Run::
 
@@ -49,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import poisson
 
 from benchmarks.common import command_line, print_table, save_results
 from benchmarks.recommend import COLD_SHARE
@@ -73,6 +81,20 @@ LEVELS = {"low": 0, "mid": 1, "high": 2}
 #: and brand (the taste key in ``user_preferences``), and per step of price-level distance.
 LIKED = {"category": (2.0, "categories"), "colour": (1.0, "colours"), "brand": (1.2, "brands")}
 LEVEL_STEP = -0.6
+#: The generator's model of how a viewed product is used (``graphfusion.synthetic``): its
+#: affinity plus N(0, noise^2) is ``a``; it is bought with probability sigmoid(slope (a - the
+#: shop's threshold)), favourited (by users with 3 views or more) with sigmoid(slope (a -
+#: threshold - fav_shift)), and viewed 1 + Poisson(view_base + view_gain sigmoid(a -
+#: view_shift)) times.
+HOW = {"noise": 0.5, "slope": 1.3, "fav_shift": 0.7, "view_base": 0.3, "view_gain": 1.5,
+       "view_shift": 1.5}  # fmt: skip
+#: Users with at most this many products are the generator's light users (they cannot
+#: favourite).
+LIGHT_MAX = 2
+#: Bought (2) x favourited (0, 1, or 2: could not) x extra views (0 to 9, more capped).
+PATTERN_SHAPE = (2, 3, 10)
+PATTERNS = int(np.prod(PATTERN_SHAPE))
+QUADRATURE = 40
 
 
 def _recall(scores: np.ndarray, seen: list[list[int]], truth: list[list[int]]) -> float:
@@ -142,43 +164,72 @@ def _posterior_predictive(
     return np.log(post @ np.exp(effect - norm[:, None]))
 
 
+@dataclass(frozen=True)
+class _Hypotheses:
+    """One hidden attribute's taste hypotheses: each product's value (``code``, ``(n_i,)``),
+    the affinity of each value under each hypothesis (``effect``, ``(S, V)``), the prior of
+    the hypotheses (``(S,)``, summing to 1) and the share of the products with each value."""
+
+    code: np.ndarray
+    effect: np.ndarray
+    prior: np.ndarray
+    share: np.ndarray
+
+    @property
+    def norm(self) -> np.ndarray:
+        """Log of each hypothesis's normalizer: ``log sum_v share_v exp(effect_v)``."""
+        return np.asarray(np.log(np.exp(self.effect) @ self.share))
+
+    def predictive(self, post: np.ndarray) -> np.ndarray:
+        """``(n_u, n_i)``: the log posterior predictive factor of each product's value, given
+        the ``(n_u, S)`` posterior over the hypotheses."""
+        return np.asarray(np.log(post @ np.exp(self.effect - self.norm[:, None]))[:, self.code])
+
+
+def _hypotheses(attr: str, items: list[str], truth: dict[str, Any]) -> _Hypotheses:
+    """The hypotheses of ``attr``: one or two liked values (one price level), the prior the
+    share of all users with each liked value and each number of them (module docstring)."""
+    style, tastes = truth["product_style"], truth["user_preferences"]
+    values = sorted({style[i][attr] for i in items})
+    index = {v: k for k, v in enumerate(values)}
+    code = np.array([index[style[i][attr]] for i in items])
+    n_v = len(values)
+    if attr == "price_level":
+        levels = np.array([LEVELS[v] for v in values])
+        effect = LEVEL_STEP * np.abs(levels[:, None] - levels[None, :])
+        liked = [index[t["price_level"]] for t in tastes.values()]
+        prior = np.bincount(liked, minlength=n_v).astype(np.float64) + 1.0
+    else:
+        weight, key = LIKED[attr]
+        hypotheses: list[tuple[int, ...]] = [(k,) for k in range(n_v)]
+        hypotheses += itertools.combinations(range(n_v), 2)
+        value_freq = np.ones(n_v)
+        size_freq = np.ones(3)
+        for t in tastes.values():
+            for v in t[key]:
+                value_freq[index[v]] += 1
+            size_freq[min(len(t[key]), 2)] += 1
+        f = value_freq / value_freq.sum()
+        prior = np.array([size_freq[len(h)] * np.prod(f[list(h)]) for h in hypotheses])
+        effect = np.zeros((len(hypotheses), n_v))
+        for k, h in enumerate(hypotheses):
+            effect[k, list(h)] = weight
+    share = np.bincount(code, minlength=n_v) / len(items)
+    return _Hypotheses(code, effect, prior / prior.sum(), share)
+
+
 def _taste_posterior(
     train: pd.DataFrame, items: list[str], truth: dict[str, Any], n_u: int
 ) -> np.ndarray:
     """``(n_u, n_i)``: the sum over attributes of the log posterior predictive of the
     product's value, given the user's training products (see the module docstring)."""
-    style, tastes = truth["product_style"], truth["user_preferences"]
     users, rows = train["user"].to_numpy(), train["item"].to_numpy()
     out = np.zeros((n_u, len(items)))
     for attr in ATTRIBUTES:
-        values = sorted({style[i][attr] for i in items})
-        index = {v: k for k, v in enumerate(values)}
-        code = np.array([index[style[i][attr]] for i in items])
-        n_v = len(values)
-        if attr == "price_level":
-            levels = np.array([LEVELS[v] for v in values])
-            effect = LEVEL_STEP * np.abs(levels[:, None] - levels[None, :])
-            liked = [index[t["price_level"]] for t in tastes.values()]
-            prior = np.bincount(liked, minlength=n_v).astype(np.float64) + 1.0
-        else:
-            weight, key = LIKED[attr]
-            hypotheses: list[tuple[int, ...]] = [(k,) for k in range(n_v)]
-            hypotheses += itertools.combinations(range(n_v), 2)
-            value_freq = np.ones(n_v)
-            size_freq = np.ones(3)
-            for t in tastes.values():
-                for v in t[key]:
-                    value_freq[index[v]] += 1
-                size_freq[min(len(t[key]), 2)] += 1
-            f = value_freq / value_freq.sum()
-            prior = np.array([size_freq[len(h)] * np.prod(f[list(h)]) for h in hypotheses])
-            effect = np.zeros((len(hypotheses), n_v))
-            for k, h in enumerate(hypotheses):
-                effect[k, list(h)] = weight
-        share = np.bincount(code, minlength=n_v) / len(items)
-        counts = np.zeros((n_u, n_v))
-        np.add.at(counts, (users, code[rows]), 1)
-        out += _posterior_predictive(counts, effect, prior / prior.sum(), share)[:, code]
+        hyp = _hypotheses(attr, items, truth)
+        counts = np.zeros((n_u, hyp.effect.shape[1]))
+        np.add.at(counts, (users, hyp.code[rows]), 1)
+        out += _posterior_predictive(counts, hyp.effect, hyp.prior, hyp.share)[:, hyp.code]
     return out
 
 
@@ -194,6 +245,107 @@ def _debiased_popularity(train: pd.DataFrame, taste: np.ndarray, n_i: int) -> np
         q = counts / ((n_user / (t @ q)) @ t)
         q /= q.sum()
     return np.log(q)
+
+
+def _how_table(values: np.ndarray, threshold: float) -> np.ndarray:
+    """``(PATTERNS, len(values))``: the log likelihood of each way a user can have interacted
+    with a product they viewed (:func:`_patterns`) at each affinity value, the view's choice
+    (proportional to ``exp(affinity + noise)``) included and the noise integrated out by
+    Gauss-Hermite quadrature (the generator's model, :data:`HOW`)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE)
+    a = values[None, :, None] + HOW["noise"] * nodes[None, None, :]
+    bought, fav, views = np.unravel_index(np.arange(PATTERNS), PATTERN_SHAPE)
+    slope = HOW["slope"]
+    p_buy = _sigmoid(slope * (a - threshold))
+    p_fav = _sigmoid(slope * (a - threshold - HOW["fav_shift"]))
+    rate = HOW["view_base"] + HOW["view_gain"] * _sigmoid(a - HOW["view_shift"])
+    lik = np.exp(a) * np.where(bought[:, None, None] == 1, p_buy, 1.0 - p_buy)
+    lik *= np.where(fav[:, None, None] == 1, p_fav, np.where(fav[:, None, None] == 0, 1 - p_fav, 1))
+    lik *= poisson.pmf(views[:, None, None], rate)  # extra views beyond the first
+    return np.asarray(np.log(lik @ (weights / weights.sum())))
+
+
+def _patterns(train: pd.DataFrame, light: np.ndarray) -> np.ndarray:
+    """Each training pair's pattern: bought or not, favourited or not (2: the user could not,
+    having too few views), extra views beyond the first (capped), as one index."""
+    fav = np.where(light[train["user"].to_numpy()], 2, train["favourited"].to_numpy())
+    extra = np.clip(train["views"].to_numpy() - 1, 0, PATTERN_SHAPE[2] - 1)
+    index = (train["bought"].to_numpy(), fav, extra)
+    return np.asarray(np.ravel_multi_index(index, PATTERN_SHAPE))
+
+
+def _fit_threshold(train: pd.DataFrame, affinity: np.ndarray) -> float:
+    """The generator's purchase threshold, calibrated per shop: the one at which the expected
+    purchases of the training views, at their true affinity (the noise of a viewed product
+    tilted by its choice: N(noise^2, noise^2)), equal their number (bisection)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE)
+    sd = HOW["noise"]
+    a = affinity[train["user"], train["item"]][:, None] + sd * sd + sd * nodes[None]
+    w = weights / weights.sum()
+    target = float(train["bought"].sum())
+    lo, hi = -5.0, 10.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        expected = float((_sigmoid(HOW["slope"] * (a - mid)) @ w).sum())
+        lo, hi = (mid, hi) if expected > target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _how_posterior(
+    train: pd.DataFrame,
+    items: list[str],
+    truth: dict[str, Any],
+    n_u: int,
+    threshold: float,
+    light: np.ndarray,
+    sweeps: int = 3,
+) -> np.ndarray:
+    """``(n_u, n_i)``: as :func:`_taste_posterior`, but each training product also tells how
+    the user interacted with it (bought, favourited, how many views; :func:`_how_table`).
+    The affinity is then no longer a sum of independent terms in the likelihood, so the
+    posterior is approximated by mean field: one factor per attribute, each updated in turn
+    with the expected log likelihood under the others (``sweeps`` rounds from the prior)."""
+    users, rows = train["user"].to_numpy(), train["item"].to_numpy()
+    hyps = {attr: _hypotheses(attr, items, truth) for attr in ATTRIBUTES}
+    levels = {attr: np.unique(h.effect) for attr, h in hyps.items()}
+    sums = np.unique(
+        np.round([sum(c) for c in itertools.product(*levels.values())], 9)
+    )  # every affinity a product can have
+    table = _how_table(sums, threshold)[_patterns(train, light)]  # (E, len(sums))
+    n_user = np.bincount(users, minlength=n_u)[:, None]
+    post = {attr: np.tile(h.prior, (n_u, 1)) for attr, h in hyps.items()}
+
+    def level_probs(attr: str) -> np.ndarray:
+        """``(E, len(levels))``: per training pair, the posterior probability of each value
+        of the attribute's term in its affinity."""
+        h = hyps[attr]
+        cols = [(post[attr] @ (h.effect == v))[users, h.code[rows]] for v in levels[attr]]
+        return np.stack(cols, 1)
+
+    for _ in range(sweeps):
+        for attr, h in hyps.items():
+            others = [(levels[o], level_probs(o)) for o in ATTRIBUTES if o != attr]
+            expected = np.zeros((len(rows), len(levels[attr])))
+            for combo in itertools.product(*(range(len(v)) for v, _ in others)):
+                base = sum(v[c] for (v, _), c in zip(others, combo, strict=True))
+                weight = np.prod([p[:, c] for (_, p), c in zip(others, combo, strict=True)], 0)
+                for k, value in enumerate(levels[attr]):
+                    col = np.searchsorted(sums, round(base + value, 9))
+                    expected[:, k] += weight * table[:, col]
+            loglik = np.zeros((n_u, len(h.prior)))
+            for k, value in enumerate(levels[attr]):
+                per_value = np.zeros((n_u, h.effect.shape[1]))
+                np.add.at(per_value, (users, h.code[rows]), expected[:, k])
+                loglik += per_value @ (h.effect == value).T
+            log_post = np.log(h.prior)[None] + loglik - n_user * h.norm[None]
+            log_post -= log_post.max(1, keepdims=True)
+            post[attr] = np.exp(log_post)
+            post[attr] /= post[attr].sum(1, keepdims=True)
+    return np.asarray(sum(h.predictive(post[attr]) for attr, h in hyps.items()))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
 def _affinity(users: list[str], items: list[str], truth: dict[str, Any]) -> np.ndarray:
@@ -221,11 +373,38 @@ class Shop:
 
     @classmethod
     def read(cls, work: Path) -> Shop:
-        """Read ``work/store`` and ``work/shop/ground_truth.json``."""
+        """Read ``work/store`` and ``work/shop/ground_truth.json``; the frame has each pair's
+        strength, whether it was bought and favourited, and its number of views."""
         with EmbeddedStore(work / "store", read_only=True) as store:
             frame, users, items = load_interactions(store, type_weights=TYPE_WEIGHTS)
+            key = frame["user"].to_numpy() * len(items) + frame["item"].to_numpy()
+            u_index = {k: i for i, k in enumerate(users)}
+            i_index = {k: i for i, k in enumerate(items)}
+            for column, rtype, value in (("bought", "PURCHASED", "1"),
+                                         ("favourited", "FAVORITED", "1"),
+                                         ("views", "VIEWED", "r.weight")):  # fmt: skip
+                rows = store.query(
+                    f"MATCH (u:User)-[r:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p, "
+                    f"{value} AS v"
+                )
+                keys = [u_index[r["u"]] * len(items) + i_index[r["p"]] for r in rows]
+                values = pd.Series([float(r["v"]) for r in rows], index=keys, dtype=np.float64)
+                per_pair = values.groupby(level=0).max().reindex(key).fillna(0.0)
+                frame[column] = per_pair.to_numpy().astype(np.int64)
         truth = json.loads((work / "shop" / "ground_truth.json").read_text())
         return cls(frame, users, items, truth)
+
+    @property
+    def light(self) -> np.ndarray:
+        """``(n_u,)``: the generator's light users (at most :data:`LIGHT_MAX` products)."""
+        return np.bincount(self.frame["user"], minlength=len(self.users)) <= LIGHT_MAX
+
+    def how_posterior(self, train: pd.DataFrame, affinity: np.ndarray) -> np.ndarray:
+        """:func:`_how_posterior` on ``train``, the threshold fitted on it
+        (:func:`_fit_threshold`, at the true ``affinity``)."""
+        threshold = _fit_threshold(train, affinity)
+        n_u = len(self.users)
+        return _how_posterior(train, self.items, self.truth, n_u, threshold, self.light)
 
 
 def run_seed(shop: Shop, seed: int) -> dict[str, Any]:
@@ -245,10 +424,11 @@ def run_seed(shop: Shop, seed: int) -> dict[str, Any]:
         known = pop + sum(weights[a] * feats[a] for a in ATTRIBUTES)
         out[name] = _recall(known, seen_valid, tst)
         out[f"{name} weights"] = weights
-    taste = _taste_posterior(train, items, truth, n_u)
-    posterior = taste + _debiased_popularity(train, taste, n_i)[None]
-    out["taste posterior"] = _recall(posterior, seen_valid, tst)
     affinity = _affinity(users, items, truth)
+    for name, taste in (("taste posterior", _taste_posterior(train, items, truth, n_u)),
+                        ("taste posterior, how", shop.how_posterior(train, affinity))):  # fmt: skip
+        posterior = taste + _debiased_popularity(train, taste, n_i)[None]
+        out[name] = _recall(posterior, seen_valid, tst)
     alpha = max((0.25, 0.5, 1.0, 2.0), key=lambda a: _recall(affinity + a * pop, seen, val))
     out["true tastes"] = _recall(affinity + alpha * pop, seen_valid, tst)
     out["true tastes alpha"] = alpha
@@ -277,9 +457,13 @@ def run_cold_seed(shop: Shop, seed: int) -> dict[str, Any]:
         known = sum(weights[a] * feats[a] for a in ATTRIBUTES)
         out[name] = recall(np.asarray(known), test_items, test_truth)
         out[f"{name} weights"] = weights
+    affinity = _affinity(users, items, truth)
     taste = _taste_posterior(train, items, truth, n_u)
     out["taste posterior"] = recall(taste, test_items, test_truth)
-    out["true tastes"] = recall(_affinity(users, items, truth), test_items, test_truth)
+    out["taste posterior, how"] = recall(
+        shop.how_posterior(train, affinity), test_items, test_truth
+    )
+    out["true tastes"] = recall(affinity, test_items, test_truth)
     return out
 
 
@@ -309,10 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     cold = {seed: run_cold_seed(shop, seed) for seed in seeds}
     tables = [
         _table(runs, seeds, ("popularity", "known attributes", "known attributes, by strength",
-                             "taste posterior", "true tastes"),
+                             "taste posterior", "taste posterior, how", "true tastes"),
                f"Synthetic bench shop: rankings from hidden ground truth, seeds {args.seeds}"),
         _table(cold, seeds, ("chance", "known attributes", "known attributes, by strength",
-                             "taste posterior", "true tastes"),
+                             "taste posterior", "taste posterior, how", "true tastes"),
                f"Synthetic bench shop, cold start: tested cold products ranked among "
                f"themselves, seeds {args.seeds}"),
     ]  # fmt: skip
