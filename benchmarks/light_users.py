@@ -23,7 +23,9 @@ benchmark user, every product they do not keep is ranked by:
   without ``light_users``);
 - ``cold-start blend``: what ``recommend`` serves them (the weights training chose);
 - ``model``: the model path of heavier users (fused vectors, bias and neighbourhoods);
-- ``their products``: the mean fused vector of their products alone (the blend's taste part).
+- ``their products``: the mean fused vector of their products alone (the blend's taste part);
+- ``found blend``: the blend with the weights training's search found, whether or not it
+  served them (their gain did not clear :data:`graphfusion.light.MIN_Z` standard errors).
 
 Recall@20 of their deleted products (divided by min(20, their number)), mean over the users.
 
@@ -91,7 +93,9 @@ def make_light(
     return out
 
 
-def _rankings(rec: Recommender) -> dict[str, Callable[[str], np.ndarray]]:
+def _rankings(
+    rec: Recommender, found: dict[str, float] | None
+) -> dict[str, Callable[[str], np.ndarray]]:
     st = rec.state
 
     def mine(user: str) -> np.ndarray:
@@ -104,13 +108,16 @@ def _rankings(rec: Recommender) -> dict[str, Callable[[str], np.ndarray]]:
         assert how == "model"
         return scores
 
-    return {
+    rankings = {
         "popularity": lambda user: rec._popularity().astype(np.float64),
         "default blend": lambda user: rec._blend(st.user_index[user], DEFAULT_WEIGHTS),
         "cold-start blend": lambda user: rec.scores(user)[0],
         "model": model,
         "their products": lambda user: st.item_vecs @ st.item_vecs[mine(user)].mean(0),
     }
+    if found:
+        rankings["found blend"] = lambda user: rec._blend(st.user_index[user], found)
+    return rankings
 
 
 def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict[str, Any]]:
@@ -131,7 +138,8 @@ def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict
         rec = Recommender(store)
         st = rec.state
         recalls: dict[tuple[str, int], list[float]] = {}
-        for ranking, scores_of in _rankings(rec).items():
+        found = result.light_search["found"] if result.light_search else None
+        for ranking, scores_of in _rankings(rec, found).items():
             for user, (kept, deleted) in light.items():
                 u = st.user_index[user]
                 scores = np.array(scores_of(user), dtype=np.float64)

@@ -145,25 +145,6 @@ def _fit_weights(
     return weights
 
 
-def _posterior_predictive(
-    counts: np.ndarray, effect: np.ndarray, prior: np.ndarray, share: np.ndarray
-) -> np.ndarray:
-    """Per user, the log posterior predictive factor of each attribute value.
-
-    Args:
-        counts: ``(n_u, V)`` training products of each value per user.
-        effect: ``(S, V)`` affinity of each value under each taste hypothesis.
-        prior: ``(S,)`` prior of the hypotheses.
-        share: ``(V,)`` share of the products with each value.
-    """
-    norm = np.log(np.exp(effect) @ share)  # log of the normalizer, per hypothesis
-    log_post = np.log(prior)[None] + counts @ effect.T - counts.sum(1, keepdims=True) * norm
-    log_post -= log_post.max(1, keepdims=True)
-    post = np.exp(log_post)
-    post /= post.sum(1, keepdims=True)
-    return np.log(post @ np.exp(effect - norm[:, None]))
-
-
 @dataclass(frozen=True)
 class _Hypotheses:
     """One hidden attribute's taste hypotheses: each product's value (``code``, ``(n_i,)``),
@@ -180,10 +161,34 @@ class _Hypotheses:
         """Log of each hypothesis's normalizer: ``log sum_v share_v exp(effect_v)``."""
         return np.asarray(np.log(np.exp(self.effect) @ self.share))
 
+    def posterior(self, loglik: np.ndarray, n_user: np.ndarray) -> np.ndarray:
+        """``(n_u, S)``: each user's posterior over the hypotheses, given the ``(n_u, S)`` log
+        likelihood of their products' values and their ``(n_u, 1)`` numbers of products (each
+        product's choice is normalized by :attr:`norm`)."""
+        log_post = np.log(self.prior)[None] + loglik - n_user * self.norm[None]
+        log_post -= log_post.max(1, keepdims=True)
+        post = np.exp(log_post)
+        return np.asarray(post / post.sum(1, keepdims=True))
+
     def predictive(self, post: np.ndarray) -> np.ndarray:
         """``(n_u, n_i)``: the log posterior predictive factor of each product's value, given
         the ``(n_u, S)`` posterior over the hypotheses."""
         return np.asarray(np.log(post @ np.exp(self.effect - self.norm[:, None]))[:, self.code])
+
+
+def _posterior_predictive(
+    counts: np.ndarray, effect: np.ndarray, prior: np.ndarray, share: np.ndarray
+) -> np.ndarray:
+    """Per user, the log posterior predictive factor of each attribute value.
+
+    Args:
+        counts: ``(n_u, V)`` training products of each value per user.
+        effect: ``(S, V)`` affinity of each value under each taste hypothesis.
+        prior: ``(S,)`` prior of the hypotheses.
+        share: ``(V,)`` share of the products with each value.
+    """
+    hyp = _Hypotheses(np.arange(len(share)), effect, prior, share)
+    return hyp.predictive(hyp.posterior(counts @ effect.T, counts.sum(1, keepdims=True)))
 
 
 def _hypotheses(attr: str, items: list[str], truth: dict[str, Any]) -> _Hypotheses:
@@ -229,7 +234,7 @@ def _taste_posterior(
         hyp = _hypotheses(attr, items, truth)
         counts = np.zeros((n_u, hyp.effect.shape[1]))
         np.add.at(counts, (users, hyp.code[rows]), 1)
-        out += _posterior_predictive(counts, hyp.effect, hyp.prior, hyp.share)[:, hyp.code]
+        out += hyp.predictive(hyp.posterior(counts @ hyp.effect.T, counts.sum(1, keepdims=True)))
     return out
 
 
@@ -337,10 +342,7 @@ def _how_posterior(
                 per_value = np.zeros((n_u, h.effect.shape[1]))
                 np.add.at(per_value, (users, h.code[rows]), expected[:, k])
                 loglik += per_value @ (h.effect == value).T
-            log_post = np.log(h.prior)[None] + loglik - n_user * h.norm[None]
-            log_post -= log_post.max(1, keepdims=True)
-            post[attr] = np.exp(log_post)
-            post[attr] /= post[attr].sum(1, keepdims=True)
+            post[attr] = h.posterior(loglik, n_user)
     return np.asarray(sum(h.predictive(post[attr]) for attr, h in hyps.items()))
 
 
