@@ -27,7 +27,12 @@ benchmark user, every product they do not keep is ranked by:
 - ``found blend``: the blend with the weights training's search found, whether or not it
   served them (their gain did not clear :data:`graphfusion.light.MIN_Z` standard errors).
 
-Recall@20 of their deleted products (divided by min(20, their number)), mean over the users.
+Each ranking is scored per user by the hits among its top 20 of their deleted products,
+divided by the number deleted (Recall@20 as :mod:`graphfusion.evaluate` and training's own
+light-user search count it) and by min(20, that number) (so a user who lost more than 20
+products can still reach 1); means over the users. The found blend's gain over the default
+blend on the benchmark's users is given per user, paired, with its standard error, in both
+counts.
 
 Run::
 
@@ -64,6 +69,10 @@ MODULE = "benchmarks.light_users"
 DATASETS = ("synthetic", "myntra", "movielens")
 MIN_PRODUCTS = 10
 K = 20
+#: Per user: Recall@20 as the protocol counts it (``graphfusion.evaluate``: hits over the
+#: number of lost products, as training's own light-user search counts it), and hits over
+#: min(20, that number) (a user who lost more than 20 products can still reach 1).
+METRICS = ("recall@20", "hits/min(20,lost)")
 #: ``TrainConfig.light_users`` of the training run.
 LIGHT_SHARE = 0.25
 
@@ -120,8 +129,11 @@ def _rankings(
     return rankings
 
 
-def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict[str, Any]]:
-    """One row per ranking and number of kept products."""
+def run(
+    name: str, source: Path, work: Path, users: int, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per ranking and number of kept products; what training chose and how the
+    weights it found fare on the benchmark's users."""
     folder = work / "store"
     if folder.exists():
         shutil.rmtree(folder)
@@ -137,25 +149,48 @@ def run(name: str, source: Path, work: Path, users: int, seed: int) -> list[dict
         print(f"  {name}: {result.summary()}", flush=True)
         rec = Recommender(store)
         st = rec.state
-        recalls: dict[tuple[str, int], list[float]] = {}
         found = result.light_search["found"] if result.light_search else None
+        per_user: dict[str, dict[str, np.ndarray]] = {}
         for ranking, scores_of in _rankings(rec, found).items():
-            for user, (kept, deleted) in light.items():
+            hits, lost = [], []
+            for user, (_, deleted) in light.items():
                 u = st.user_index[user]
                 scores = np.array(scores_of(user), dtype=np.float64)
                 scores[st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]] = -np.inf
                 top = set(np.argpartition(-scores, K)[:K].tolist())
                 truth = {st.item_index[p] for p in deleted}
-                recall = len(top & truth) / min(K, len(truth))
-                recalls.setdefault((ranking, len(kept)), []).append(recall)
-    return [
-        {"dataset": name, "ranking": ranking, "kept": kept, "users": len(values),
-         "recall@20": float(np.mean(values)), "train_s": train_s,
-         "light_weights": result.light_weights, "light_test": result.light,
-         "light_search": result.light_search,
-         "train": result.summary()}
-        for (ranking, kept), values in recalls.items()
+                hits.append(len(top & truth))
+                lost.append(len(truth))
+            h, n = np.array(hits, dtype=np.float64), np.array(lost, dtype=np.float64)
+            per_user[ranking] = {METRICS[0]: h / n, METRICS[1]: h / np.minimum(K, n)}
+    kept_of = np.array([len(kept) for kept, _ in light.values()])
+    gains = {}
+    if "found blend" in per_user:
+        gains = {metric: paired_gain(per_user["found blend"][metric],
+                                     per_user["default blend"][metric])
+                 for metric in METRICS}  # fmt: skip
+    rows = [
+        {"dataset": name, "ranking": ranking, "kept": int(kept), "users": int(mask.sum()),
+         **{metric: float(values[metric][mask].mean()) for metric in METRICS}}
+        for ranking, values in per_user.items()
+        for kept in sorted(set(kept_of.tolist()))
+        if (mask := kept_of == kept).any()
     ]  # fmt: skip
+    training = {"train_s": train_s, "light_weights": result.light_weights,
+                "light_test": result.light, "light_search": result.light_search,
+                "found_gain": gains, "summary": result.summary()}  # fmt: skip
+    return rows, training
+
+
+def paired_gain(new: np.ndarray, old: np.ndarray) -> dict[str, float]:
+    """Mean per-user gain of ``new`` over ``old`` and its standard error (paired)."""
+    diff = new - old
+    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return {"gain": float(diff.mean()), "standard error": error, "users": len(diff)}
+
+
+def _gain(gain: dict[str, float] | None) -> str:
+    return f"{gain['gain']:+.4f} ± {gain['standard error']:.4f}" if gain else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,19 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     if sorted(set(datasets) - set(DATASETS)) or args.users < 2:
         parser.error(f"data sets among {DATASETS}, --users at least 2")
     rows: list[dict[str, Any]] = []
+    training: dict[str, dict[str, Any]] = {}
     for name in datasets:
         source = prepare(name, args.work / "recommend", args.data)
-        rows += run(name, source, args.work / "light_users" / name, args.users, args.seed)
+        got, training[name] = run(
+            name, source, args.work / "light_users" / name, args.users, args.seed
+        )
+        rows += got
     table = [
-        [r["dataset"], r["kept"], r["ranking"], r["users"], f"{r['recall@20']:.4f}"]
+        [r["dataset"], r["kept"], r["ranking"], r["users"], *(f"{r[m]:.4f}" for m in METRICS)]
         for r in sorted(rows, key=lambda r: (r["dataset"], r["kept"]))
     ]
     text = print_table(
-        ["data set", "products kept", "ranking", "users", "Recall@20"],
+        ["data set", "products kept", "ranking", "users", *METRICS],
         table,
         title="Light users: one or two products kept, the rest to find",
     )
-    chosen = {r["dataset"]: r for r in rows}
     text2 = print_table(
         [
             "data set",
@@ -193,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "served",
             "tested users' Recall@20",
             "with the defaults",
+            *(f"found - defaults, benchmark's users, {m}" for m in METRICS),
         ],
         [
             [
@@ -203,14 +242,15 @@ def main(argv: list[str] | None = None) -> int:
                 r["light_search"]["served"],
                 f"{r['light_test']['recall@20']:.4f}",
                 f"{r['light_test']['default recall@20']:.4f}",
+                *(_gain(r["found_gain"].get(m)) for m in METRICS),
             ]
-            for name, r in chosen.items()
+            for name, r in training.items()
         ],
         title=f"The blend's weights searched in training (light_users={LIGHT_SHARE}) and "
         "training's own test of the served ones",
     )
     results = {"seed": args.seed, "users": args.users, "min_products": MIN_PRODUCTS,
-               "light_share": LIGHT_SHARE, "rows": rows}  # fmt: skip
+               "light_share": LIGHT_SHARE, "rows": rows, "training": training}  # fmt: skip
     path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text, text2])
     print(f"saved {path}")
     return 0

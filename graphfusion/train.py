@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,15 @@ class TrainConfig:
     neighbourhood_rank: int = 128
     light_users: float = 0.0
     type_weights: dict[str, float] | None = field(default_factory=lambda: dict(TYPE_WEIGHTS))
+
+    def __hash__(self) -> int:
+        # the generated hash would fail on the type_weights dict: hash its items instead
+        weights = self.type_weights
+        return hash(tuple(
+            tuple(sorted(weights.items())) if f.name == "type_weights" and weights is not None
+            else getattr(self, f.name)
+            for f in fields(self)
+        ))  # fmt: skip
 
     def check(self) -> None:
         """Raise ValidationError for a setting out of range."""

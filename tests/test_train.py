@@ -139,6 +139,15 @@ def test_pair_strength_sums_the_weights_of_the_linking_types() -> None:
             TrainConfig(type_weights=bad).check()  # type: ignore[arg-type]
 
 
+def test_configs_hash_by_value_and_can_be_keys() -> None:
+    # frozen, so usable as a key; the type_weights dict is hashed by its items
+    same = {TrainConfig(): "a", TrainConfig(type_weights=dict(TYPE_WEIGHTS)): "b"}
+    assert len(same) == 1 and same[TrainConfig()] == "b"
+    assert len({TrainConfig(), TrainConfig(type_weights=None), TrainConfig(seed=1)}) == 3
+    assert len({TrainConfig(type_weights={"PURCHASED": 2.0}),
+                TrainConfig(type_weights={"PURCHASED": 3.0})}) == 2  # fmt: skip
+
+
 def test_type_weights_reach_the_fusion_model_and_its_checkpoint(engine: Engine) -> None:
     import graphfusion.train as train_module
 
