@@ -58,6 +58,7 @@ from benchmarks.features import DEFAULT_DATA
 from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
 from graphfusion import recommend
 from graphfusion.light import DEFAULT_WEIGHTS
+from graphfusion.light import paired_gain as mean_and_error
 from graphfusion.recommend import Recommender
 from graphfusion.store import EmbeddedStore
 from graphfusion.train import INTERACTIONS, TrainConfig, load_interactions, train
@@ -183,10 +184,10 @@ def run(
 
 
 def paired_gain(new: np.ndarray, old: np.ndarray) -> dict[str, float]:
-    """Mean per-user gain of ``new`` over ``old`` and its standard error (paired)."""
-    diff = new - old
-    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-    return {"gain": float(diff.mean()), "standard error": error, "users": len(diff)}
+    """Mean per-user gain of ``new`` over ``old``, its standard error (paired,
+    :func:`graphfusion.light.paired_gain`) and the number of users."""
+    gain, error = mean_and_error(new, old)
+    return {"gain": gain, "standard error": error, "users": len(new)}
 
 
 def _gain(gain: dict[str, float] | None) -> str:

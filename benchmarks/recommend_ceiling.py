@@ -259,7 +259,7 @@ def _taste_posterior(
         hyp = _hypotheses(attr, items, truth)
         counts = np.zeros((n_u, hyp.effect.shape[1]))
         np.add.at(counts, (users, hyp.code[rows]), 1)
-        out += hyp.predictive(hyp.posterior(counts @ hyp.effect.T, counts.sum(1, keepdims=True)))
+        out += _posterior_predictive(counts, hyp.effect, hyp.prior, hyp.share)[:, hyp.code]
     return out
 
 
@@ -417,12 +417,12 @@ def _content_kernels(shop: Shop, train: pd.DataFrame) -> dict[str, np.ndarray]:
     users = torch.tensor(train["user"].to_numpy())
     items = torch.tensor(train["item"].to_numpy())
     strength = torch.tensor(train["strength"].to_numpy(), dtype=torch.float32)
-    hood = ContentNeighbourhood(shop.modalities, torch.stack([users, items]), n_u,
-                                strength=strength)  # fmt: skip
+    pairs = torch.stack([users, items])
+    hood = ContentNeighbourhood(shop.modalities, pairs, n_u, strength=strength)
     profile, vecs = hood.vectors()
     dense = torch.zeros(n_u, n_i).index_put_((users, items), strength)
     levels = _price_levels(shop.log_price, shop.modalities["text_vec"], PRICE_NEIGHBOURS)
-    user_level = (dense @ levels) / dense.sum(1).clamp(min=1e-12)
+    user_level = profiles(pairs, levels[:, None], n_u, strength)[:, 0]  # by strength, as above
     followed = profiles(shop.follows, profile, n_u)  # the mean profile of whom they follow
     kernels = {
         "content": profile @ vecs.t(),

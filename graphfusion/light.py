@@ -46,6 +46,7 @@ __all__ = [
     "fit_weights",
     "group_of",
     "HeldOut",
+    "paired_gain",
 ]
 
 log = logging.getLogger("graphfusion.light")
@@ -264,10 +265,17 @@ def fit_weights(search: HeldOut, confirm: HeldOut) -> LightFit:
         for name in PARTS:
             scored = {w: search.recall({**found, name: w}) for w in WEIGHTS}
             found[name] = max(WEIGHTS, key=lambda w: (scored[w], -w))
-    gain = confirm.per_user(found) - confirm.per_user(DEFAULT_WEIGHTS)
-    error = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else math.inf
-    clear = bool(gain.mean() > MIN_Z * error)
-    fit = LightFit(found if clear else dict(DEFAULT_WEIGHTS), found, float(gain.mean()), error,
+    gain, error = paired_gain(confirm.per_user(found), confirm.per_user(DEFAULT_WEIGHTS))
+    clear = bool(gain > MIN_Z * error)
+    fit = LightFit(found if clear else dict(DEFAULT_WEIGHTS), found, gain, error,
                    (len(search.kept), len(confirm.kept)))  # fmt: skip
     log.info("light-user weights: %s", fit.to_dict())
     return fit
+
+
+def paired_gain(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
+    """The mean per-user gain of ``new`` over ``old`` (per-user values of the same users) and
+    its standard error (paired; infinite with fewer than two users)."""
+    diff = np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
+    error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else math.inf
+    return float(diff.mean()), error
