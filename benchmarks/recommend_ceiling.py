@@ -33,14 +33,14 @@ products. This benchmark measures, on the same per-user 8:1:1 split of the same 
 - ``true tastes``: the generator's own affinity (2 category + 1 colour + 1.2 brand - 0.6 price
   distance) plus ``alpha`` log popularity, ``alpha`` chosen on validation: the noise ceiling;
 - ``raw content kernels``, which reads no ground truth, only what the fusion model is given:
-  log popularity plus four fixed kernels, each standardized per user, with weights chosen by
-  coordinate search on the validation split (:func:`_content_kernels`): the fusion model's
-  content kernel (:class:`~graphfusion.models.neighbourhood.ContentNeighbourhood`: the mean
-  likeness of a product to the user's products, by strength), a sharper one (the log of the
-  strength-weighted mean of ``exp(BETA * (cosine - 1))``: a product close to any one of the
-  user's products scores high), the price level (log price minus the mean log price of the
-  :data:`PRICE_NEIGHBOURS` products with the nearest titles, times the user's mean of it) and
-  the followees' content profiles: how far fixed kernels over the model's own inputs get.
+  log popularity plus the fusion model's four fixed neighbourhood kernels
+  (:mod:`graphfusion.models.neighbourhood`), each standardized per user, with weights chosen
+  by coordinate search on the validation split (:func:`_content_kernels`): the content kernel
+  (the mean likeness of a product to the user's products, by strength), the sharp one (a
+  product close to any one of the user's products scores high), the price level (log price
+  minus the mean log price of the products with the nearest titles, times the user's mean of
+  it) and the followees' content profiles: how far fixed kernels over the model's own inputs
+  get, without its trained scores.
 
 A second table does the same for the cold-start setting (the products held out, split into
 validation and tested ones, exactly as ``TrainConfig(cold_items=0.2)`` does): ``chance``
@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy.stats import poisson
 
 from benchmarks.common import command_line, print_table, save_results
@@ -75,7 +73,12 @@ from benchmarks.recommend import COLD_SHARE
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.graph import to_heterodata
 from graphfusion.light import standard
-from graphfusion.models.neighbourhood import ContentNeighbourhood, item_modalities, profiles
+from graphfusion.models.neighbourhood import (
+    FOLLOW_EDGE,
+    WEIGHTS,
+    ContentNeighbourhood,
+    item_modalities,
+)
 from graphfusion.store import EmbeddedStore
 from graphfusion.train import (
     TYPE_WEIGHTS,
@@ -84,6 +87,7 @@ from graphfusion.train import (
     _per_user,
     _rank_among,
     load_interactions,
+    product_log_prices,
 )
 
 NAME = "recommend-ceiling"
@@ -106,12 +110,6 @@ HOW = {"noise": 0.5, "slope": 1.3, "fav_shift": 0.7, "view_base": 0.3, "view_gai
 #: Users with at most this many products are the generator's light users (they cannot
 #: favourite).
 LIGHT_MAX = 2
-#: Sharpness of the log-mean-exp content kernel of ``raw content kernels``.
-BETA = 3.0
-#: Products with the nearest titles that a product's price level is measured against.
-PRICE_NEIGHBOURS = 100
-#: Kernel weights tried for ``raw content kernels`` (each kernel standardized per user).
-KERNEL_GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
 #: Bought (2) x favourited (0, 1, or 2: could not) x extra views (0 to 9, more capped).
 PATTERN_SHAPE = (2, 3, 10)
 PATTERNS = int(np.prod(PATTERN_SHAPE))
@@ -389,47 +387,16 @@ def _affinity(users: list[str], items: list[str], truth: dict[str, Any]) -> np.n
     return affinity
 
 
-def _sharp_kernel(strength: torch.Tensor, vecs: torch.Tensor, beta: float = BETA) -> torch.Tensor:
-    """``(n_u, n_i)``: per user, ``log(sum_j s_uj exp(beta (cos(i, j) - 1)) / sum_j s_uj) /
-    beta`` over the user's products ``j`` (``strength``: ``(n_u, n_i)``, 0 where none): near
-    the highest likeness to any one of them for a large ``beta``, the mean likeness as it
-    goes to 0 (users without products: a constant row)."""
-    unit = F.normalize(vecs, dim=1)
-    near = torch.exp(beta * (unit @ unit.t() - 1.0))
-    mass = strength.sum(1, keepdim=True).clamp(min=1e-12)
-    return torch.log((strength @ near) / mass + 1e-30) / beta
-
-
-def _price_levels(log_price: torch.Tensor, text: torch.Tensor, neighbours: int) -> torch.Tensor:
-    """``(n_i,)``: each product's log price minus the mean log price of the ``neighbours``
-    products with the most alike ``text`` vectors (itself excluded): its price level within
-    what it is."""
-    unit = F.normalize(text, dim=1)
-    k = min(neighbours, len(unit) - 1)
-    alike = (unit @ unit.t()).fill_diagonal_(-math.inf).topk(k, dim=1).indices
-    return log_price - log_price[alike].mean(1)
-
-
 def _content_kernels(shop: Shop, train: pd.DataFrame) -> dict[str, np.ndarray]:
     """The standardized kernels of ``raw content kernels`` (module docstring) from the
-    training pairs ``train`` and the model's inputs only."""
-    n_u, n_i = len(shop.users), len(shop.items)
-    users = torch.tensor(train["user"].to_numpy())
-    items = torch.tensor(train["item"].to_numpy())
+    training pairs ``train`` and the model's inputs only: the fusion model's own fixed
+    neighbourhood kernels (:mod:`graphfusion.models.neighbourhood`), all but the learned one."""
+    pairs = torch.tensor(train[["user", "item"]].to_numpy().T)
     strength = torch.tensor(train["strength"].to_numpy(), dtype=torch.float32)
-    pairs = torch.stack([users, items])
-    hood = ContentNeighbourhood(shop.modalities, pairs, n_u, strength=strength)
-    profile, vecs = hood.vectors()
-    dense = torch.zeros(n_u, n_i).index_put_((users, items), strength)
-    levels = _price_levels(shop.log_price, shop.modalities["text_vec"], PRICE_NEIGHBOURS)
-    user_level = profiles(pairs, levels[:, None], n_u, strength)[:, 0]  # by strength, as above
-    followed = profiles(shop.follows, profile, n_u)  # the mean profile of whom they follow
-    kernels = {
-        "content": profile @ vecs.t(),
-        "sharp content": _sharp_kernel(dense, vecs),
-        "price level": user_level[:, None] * levels[None, :],
-        "followees": followed @ vecs.t(),
-    }
+    hood = ContentNeighbourhood(shop.modalities, pairs, len(shop.users), strength=strength,
+                                log_price=shop.log_price, follows=shop.follows)  # fmt: skip
+    names = [k for k in hood.available if k != "learned"]
+    kernels = hood.kernels(torch.arange(len(shop.users)), names=names)
     return {name: standard(k.numpy()) for name, k in kernels.items()}
 
 
@@ -473,14 +440,14 @@ class Shop:
                 raise RuntimeError("the export's rows differ from the interactions' rows")
             data = export.data
             modalities = item_modalities(data)
-            rows = store.query("MATCH (p:Product) RETURN p.id AS id, p.price AS price")
-            price = pd.Series({r["id"]: r["price"] for r in rows}).reindex(items).astype(float)
-            log_price = torch.as_tensor(np.log(price.fillna(price.median()).to_numpy()))
+            log_price = product_log_prices(store, items)
+            if log_price is None:
+                raise RuntimeError("the shop's products have no prices")
             follows = data.edge_index_dict.get(
-                ("User", "FOLLOWS", "User"), torch.zeros(2, 0, dtype=torch.long)
+                ("User", FOLLOW_EDGE, "User"), torch.zeros(2, 0, dtype=torch.long)
             )
         truth = json.loads((work / "shop" / "ground_truth.json").read_text())
-        return cls(frame, users, items, truth, modalities, log_price.float(), follows)
+        return cls(frame, users, items, truth, modalities, log_price, follows)
 
     @property
     def light(self) -> np.ndarray:
@@ -522,7 +489,7 @@ def run_seed(shop: Shop, seed: int) -> dict[str, Any]:
     out["true tastes alpha"] = alpha
     kernels = _content_kernels(shop, train)
     base = standard(pop)
-    weights = _fit_weights(base, kernels, lambda s: _recall(s, seen, val), KERNEL_GRID)
+    weights = _fit_weights(base, kernels, lambda s: _recall(s, seen, val), WEIGHTS)
     blended = base + sum(weights[k] * kernels[k] for k in kernels)
     out["raw content kernels"] = _recall(blended, seen_valid, tst)
     out["raw content kernels weights"] = weights

@@ -5,10 +5,11 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 - **Scores.** For the fusion model the graph is exported once and the model rebuilt with
   every stored interaction (those after training included): user and product vectors are its
-  fused embeddings, plus the product bias, blended with its neighbourhoods (the mean
-  likeness of a product's text and photo, and of its fused vector, to those of the user's
-  products, with the weights chosen on validation when it was trained;
-  :mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
+  fused embeddings, plus the product bias, blended with its neighbourhoods (the likeness of a
+  product's text and photo, and of its fused vector, to those of the user's products; its
+  price level among products of its kind times the user's; the likeness to the products of
+  whom the user follows), with the weights chosen on validation when it was trained
+  (:mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
   the stored ``fused_vec`` are used.
   ``recommend`` scores every product with one matrix-vector product (5k products: well under
   a millisecond), applies the filters as masks, takes the best candidates with
@@ -62,7 +63,14 @@ from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heteroda
 from graphfusion.ingest import LoadReport, load
 from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
-from graphfusion.models.neighbourhood import IMAGE_EDGE, blend, pooled
+from graphfusion.models.neighbourhood import (
+    FOLLOW_EDGE,
+    IMAGE_EDGE,
+    KERNELS,
+    blend,
+    kernel_scores,
+    pooled,
+)
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import (
     LEAK_FREE_BEHAVIOUR,
@@ -70,6 +78,7 @@ from graphfusion.train import (
     TrainConfig,
     _training_graph,
     pair_strength,
+    product_log_prices,
 )
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
@@ -162,6 +171,8 @@ class _State:
     trained_users: np.ndarray  # bool: the user had interactions when the vectors were made
     kernel: np.ndarray | None = None  # (n_i, r) content-neighbourhood vectors (fusion only)
     kernel_weights: tuple[float, ...] = ()  # per neighbourhood.KERNELS
+    levels: np.ndarray | None = None  # (n_i,) price levels, with the price kernel
+    follows: sp.csr_matrix | None = None  # users x users, with the followees kernel
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -254,6 +265,13 @@ class Recommender:
         if hood is not None and bool(hood.weight[0].any()):
             self.state.kernel = hood.vectors()[1].numpy().copy()
             self.state.kernel_weights = tuple(hood.weight[0].tolist())
+            if "price" in hood.available:
+                self.state.levels = hood.levels().numpy().copy()
+            follows = export.data.edge_index_dict.get(("User", FOLLOW_EDGE, "User"))
+            if follows is not None:
+                ones = np.ones(follows.shape[1], dtype=np.float32)
+                shape = (len(users), len(users))
+                self.state.follows = sp.csr_matrix((ones, follows.numpy()), shape)
         self.catalogue = self._catalogue(export, items)
 
     def _fusion_vectors(
@@ -381,22 +399,33 @@ class Recommender:
         bias, blended with the neighbourhoods of everything they have interacted with now."""
         st = self.state
         scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
-        mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
-        if st.kernel is not None and len(mine):
-            # as neighbourhood.KERNELS; a kernel with weight 0 is not computed
-            used = [
-                (vecs, w)
-                for vecs, w in zip((st.kernel, st.item_vecs), st.kernel_weights, strict=True)
-                if w
-            ]
-            # the profile as neighbourhood.profiles makes it: weighted by each pair's strength
-            # (float32 weights keep the product in float32: a float64 one costs 2 ms a call)
-            strength = self._strength()[u].toarray().ravel()[mine]
-            share = (strength / strength.sum()).astype(np.float32)
-            near = [torch.from_numpy(vecs @ (share @ vecs[mine]))[None] for vecs, _ in used]
-            scores = blend(torch.from_numpy(scores)[None], near,
-                           [w for _, w in used])[0].numpy()  # fmt: skip
+        if st.kernel is not None and st.seen.indptr[u + 1] > st.seen.indptr[u]:
+            weights = {k: w for k, w in zip(KERNELS, st.kernel_weights, strict=True) if w}
+            kernels = self._kernels(u, list(weights))
+            scores = blend(torch.from_numpy(scores)[None], [kernels[k] for k in weights],
+                           list(weights.values()))[0].numpy()  # fmt: skip
         return scores
+
+    def _kernels(self, u: int, names: list[str]) -> dict[str, torch.Tensor]:
+        """``(1, n_i)`` scores of the neighbourhood kernels ``names`` for the user row ``u``
+        (:func:`~graphfusion.models.neighbourhood.kernel_scores`) over everything they and
+        whom they follow have interacted with now, each pair weighted by its strength."""
+        st = self.state
+        assert st.kernel is not None
+        rows = [u]
+        if "followees" in names and st.follows is not None:
+            rows += st.follows.indices[st.follows.indptr[u] : st.follows.indptr[u + 1]].tolist()
+        pairs = self._strength()[rows].tocoo()
+        n_i = len(st.items)
+        levels = st.levels if st.levels is not None else np.zeros(n_i, dtype=np.float32)
+        with torch.no_grad():
+            return kernel_scores(
+                names, torch.tensor([0]), torch.tensor(np.vstack([pairs.row, pairs.col])),
+                len(rows), torch.from_numpy(st.kernel),
+                strength=torch.from_numpy(pairs.data.astype(np.float32)),
+                learned=torch.from_numpy(st.item_vecs), levels=torch.from_numpy(levels),
+                follows=torch.tensor([[0] * (len(rows) - 1), list(range(1, len(rows)))]),
+            )  # fmt: skip
 
     def _vector_known(self, u: int) -> bool:
         return bool(np.any(self.state.user_vecs[u]))
@@ -705,7 +734,7 @@ class Recommender:
             content = model.item_content(inputs, neighbours)
             vecs = (content / (model.num_layers + 1)).numpy()
         write_vectors(self.store, "Product", "fused_vec", keys, vecs.astype(np.float64))
-        kernel = self._kernel_rows(keys) if st.kernel is not None else None
+        kernel, levels = self._kernel_rows(keys) if st.kernel is not None else (None, None)
         for n, (key, vec) in enumerate(zip(keys, vecs, strict=True)):
             row = st.item_index.get(key)
             if row is None:
@@ -716,6 +745,8 @@ class Recommender:
                 st.item_bias = np.append(st.item_bias, 0.0).astype(np.float32)
                 if kernel is not None and st.kernel is not None:
                     st.kernel = np.vstack([st.kernel, kernel[n : n + 1]])
+                if st.levels is not None:
+                    st.levels = np.append(st.levels, np.float32(0.0))
                 st.seen = sp.hstack([st.seen, sp.csr_matrix((st.seen.shape[0], 1))]).tocsr()
                 st.by_type = {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
                               for t, m in st.by_type.items()}  # fmt: skip
@@ -724,11 +755,14 @@ class Recommender:
                 st.item_vecs[row] = vec
             if kernel is not None and st.kernel is not None:
                 st.kernel[row] = kernel[n]
+            if levels is not None and st.levels is not None:
+                st.levels[row] = levels[n]
         self.catalogue = self._catalogue(export, st.items)
 
-    def _kernel_rows(self, keys: list[str]) -> np.ndarray:
+    def _kernel_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Content-neighbourhood vectors of the products ``keys`` from their stored text and
-        image vectors (the model's principal directions)."""
+        image vectors (the model's principal directions), and their price levels among the
+        products the model was built with (None without the price kernel)."""
         assert self.fusion is not None and self.fusion.neighbourhood is not None
         hood = self.fusion.neighbourhood
         product = self.store.schema.node("Product")
@@ -748,8 +782,13 @@ class Recommender:
             ids = table.column("id").to_pylist()
             rows = torch.tensor([index[k] for k in ids], dtype=torch.long)
             modalities[attr] = pooled(len(keys), rows, torch.from_numpy(matrix))
+        levels = None
+        if "price" in hood.available:
+            log_price = product_log_prices(self.store, keys)
+            assert log_price is not None  # the model has prices: the schema has them
+            levels = hood.levels_of(log_price, modalities).numpy()
         with torch.no_grad():
-            return hood.encode(modalities).numpy()
+            return hood.encode(modalities).numpy(), levels
 
     def _neighbours(self, key: str, model: FusionGNN) -> dict[Any, list[torch.Tensor]]:
         export = self._export

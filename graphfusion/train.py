@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ __all__ = [
     "train",
     "load_interactions",
     "pair_strength",
+    "product_log_prices",
     "MODELS",
     "TYPE_WEIGHTS",
 ]
@@ -75,6 +76,8 @@ COLD_VALID_SHARE = 0.25
 COLD_VALID_MIN = 8
 #: Behaviour features that do not count interactions or reviews, so they may be model inputs.
 LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
+#: Passes of the coordinate search for the fusion model's neighbourhood weights.
+BLEND_PASSES = 2
 #: Default strength of each interaction type (:func:`pair_strength`): what it says of a
 #: user's taste, a purchase more than a favourite, a favourite more than a view.
 TYPE_WEIGHTS = {"VIEWED": 1.0, "PURCHASED": 4.0, "FAVORITED": 2.0, "RATED": 1.0}
@@ -371,6 +374,9 @@ def _training_graph(
     profile = demographic_features(store, users)
     if profile is not None:
         data["User"].profile_vec = torch.from_numpy(profile)
+    log_price = product_log_prices(store, items)
+    if log_price is not None:
+        data["Product"].log_price = log_price
     data["User", "INTERACTED", "Product"].edge_index = edges
     if strength is not None:
         data["User", "INTERACTED", "Product"].edge_weight = strength
@@ -395,6 +401,24 @@ def _training_graph(
                 reviews = ei[0] if et[0] == "Review" else ei[1]
                 data[et].edge_index = ei[:, ~torch.isin(reviews, hidden_rows)]
     return data, export.ids
+
+
+def product_log_prices(store: BaseStore, keys: Sequence[str]) -> torch.Tensor | None:
+    """``(len(keys),)`` the log of the stored ``Product.price`` of the products ``keys`` (NaN
+    where unknown, not positive or not a stored product); None when the schema's products
+    have no price."""
+    product = store.schema.node("Product")
+    if not product.has_property("price"):
+        return None
+    table = store.query_arrow(f"MATCH (p:Product) RETURN p.{product.key} AS id, p.price AS price")
+    price = pd.Series(
+        table.column("price").to_numpy(zero_copy_only=False),
+        index=table.column("id").to_pylist(),
+        dtype=np.float64,
+    )
+    price = price[~price.index.duplicated()].reindex(list(keys))
+    price = price.where(price > 0)
+    return torch.from_numpy(np.log(price.to_numpy(dtype=np.float64))).float()
 
 
 def _per_user(frame: pd.DataFrame, num_users: int) -> list[list[int]]:
@@ -428,41 +452,81 @@ def _fit_blend(
     truth: list[list[int]],
     cold: tuple[np.ndarray, list[list[int]]] | None = None,
 ) -> dict[str, float]:
-    """Set the model's neighbourhood weights to those of
-    :data:`graphfusion.models.neighbourhood.WEIGHTS` with the best validation Recall@20, one
-    kernel after the other (for its scores, and for its content-only scores: on ``cold``, the
-    validation cold products and their interactions, where given), and return them."""
+    """Set the model's neighbourhood weights to those with the best validation Recall@20
+    (:func:`_coordinate_search` over the kernels it has), for its scores, and for its
+    content-only scores (on ``cold``, the validation cold products and their interactions,
+    where given); and return them, one per path and kernel of
+    :data:`~graphfusion.models.neighbourhood.KERNELS`."""
     assert model.neighbourhood is not None
     model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
     users = torch.arange(num_users)
-    chosen: list[list[float]] = []
+    names = model.neighbourhood.available
     with torch.no_grad():
+        # standardized once (blend_standardized ranks as blend does, for every weight); only
+        # the learned kernel differs between the paths
+        shared = model.kernels(users, names=[n for n in names if n != "learned"])
+        fixed = {k: standardize(v) for k, v in shared.items()}
         paths = [
-            (model.scores(users), model.kernels(users, model.embeddings()[1]), None),
-            (model.cold_scores(users), model.kernels(users, model.content()[model.item]), cold),
+            (model.scores(users), model.embeddings()[1], None),
+            (model.cold_scores(users), model.content()[model.item], cold),
         ]
-    for base, kernels, among in paths:
-        # standardized once: blend_standardized ranks as blend does, for every weight
-        base, kernels = standardize(base), [standardize(k) for k in kernels]
-        weights = [0.0] * len(KERNELS)
-        for k in range(len(KERNELS)):
-            found = {}
-            for w in WEIGHTS:
-                tried = [*weights[:k], w, *weights[k + 1 :]]
-                scores = blend_standardized(base, kernels, tried).numpy()
-                metrics = (
-                    full_ranking_metrics(scores, seen, truth, ks=(20,))
-                    if among is None
-                    else _rank_among(scores, *among)
-                )
-                found[w] = metrics["recall@20"]
-            weights[k] = max(WEIGHTS, key=lambda w: (found[w], -w))
-        chosen.append(weights)
+    chosen: list[list[float]] = []
+    for base, items, among in paths:
+        kernels = dict(fixed)
+        if "learned" in names:
+            learned = model.kernels(users, items, ["learned"])["learned"]
+            kernels["learned"] = standardize(learned)
+        parts = [kernels[k] for k in names]
+        recall = _blend_recall(standardize(base), parts, seen, truth, among)
+        weights = _coordinate_search(recall, len(names))
+        found = dict(zip(names, weights, strict=True))
+        chosen.append([found.get(k, 0.0) for k in KERNELS])
     model.train()
     model.set_blend(*chosen)
     return {f"{path} {kernel}": chosen[p][k] for p, path in enumerate(("warm", "cold"))
             for k, kernel in enumerate(KERNELS)}  # fmt: skip
+
+
+def _blend_recall(
+    base: torch.Tensor,
+    parts: list[torch.Tensor],
+    seen: list[list[int]],
+    truth: list[list[int]],
+    among: tuple[np.ndarray, list[list[int]]] | None,
+) -> Callable[[tuple[float, ...]], float]:
+    """Recall@20 of the blend of standardized ``base`` and ``parts`` with given weights: over
+    the full ranking, or over the products ``among[0]`` (held-out ``among[1]``)."""
+
+    def recall(weights: tuple[float, ...]) -> float:
+        scores = blend_standardized(base, parts, list(weights)).numpy()
+        metrics = (full_ranking_metrics(scores, seen, truth, ks=(20,)) if among is None
+                   else _rank_among(scores, *among))  # fmt: skip
+        return float(metrics["recall@20"])
+
+    return recall
+
+
+def _coordinate_search(score: Callable[[tuple[float, ...]], float], size: int) -> list[float]:
+    """Weights of :data:`~graphfusion.models.neighbourhood.WEIGHTS`, ``size`` of them, from
+    all zero: up to :data:`BLEND_PASSES` passes, each setting one weight after the other to
+    the value with the best ``score`` (the smaller on a tie), until a pass changes none."""
+    weights = [0.0] * size
+    tried: dict[tuple[float, ...], float] = {}
+
+    def known(w: tuple[float, ...]) -> float:
+        if w not in tried:
+            tried[w] = score(w)
+        return tried[w]
+
+    for _ in range(BLEND_PASSES):
+        before = list(weights)
+        for k in range(size):
+            found = {w: known((*weights[:k], w, *weights[k + 1 :])) for w in WEIGHTS}
+            weights[k] = max(WEIGHTS, key=lambda w: (found[w], -w))
+        if weights == before:
+            break
+    return weights
 
 
 def _fit_light(

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 from scipy.integrate import quad
 from scipy.stats import norm, poisson
 
@@ -21,8 +19,6 @@ from benchmarks.recommend_ceiling import (
     _how_posterior,
     _how_table,
     _posterior_predictive,
-    _price_levels,
-    _sharp_kernel,
     _taste_posterior,
 )
 
@@ -176,32 +172,3 @@ def test_how_posterior_without_how_is_the_taste_posterior(monkeypatch: Any) -> N
     light = np.zeros(3, dtype=bool)
     got = ceiling._how_posterior(train, items, truth, 3, threshold=1.5, light=light)
     assert np.allclose(got, _taste_posterior(train, items, truth, 3))
-
-
-def test_sharp_kernel_prefers_a_product_close_to_one_of_the_users_products() -> None:
-    # the user has a = (1, 0) and b = (0, 1), alike strength; c repeats a, d lies between them
-    vecs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    strength = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    got = _sharp_kernel(strength, vecs, beta=3.0)
-    c = np.log((1.0 + np.exp(-3.0)) / 2.0) / 3.0
-    d = np.sqrt(0.5) - 1.0
-    assert got[0, 2].item() == pytest.approx(c, rel=1e-5)
-    assert got[0, 3].item() == pytest.approx(d, rel=1e-5)
-    assert got[0, 2] > got[0, 3]  # the mean likeness ranks them the other way (0.5 < 0.71)
-    assert torch.unique(got[1]).numel() == 1  # a user without products: a constant row
-    # weights count: a heavier b moves c below d
-    heavier = _sharp_kernel(torch.tensor([[1.0, 9.0, 0.0, 0.0]]), vecs, beta=3.0)
-    assert heavier[0, 2] < heavier[0, 3]
-
-
-def test_price_levels_are_measured_within_alike_products() -> None:
-    # two kinds of product (alike text within a kind), prices 10x apart, three levels each
-    text = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
-    price = torch.tensor([6.0, 10.0, 18.0, 60.0, 100.0, 180.0])
-    got = _price_levels(price.log(), text, neighbours=2)
-    want = [np.log(p) - np.mean(np.log(o)) for p, o in (
-        (6, [10, 18]), (10, [6, 18]), (18, [6, 10]),
-        (60, [100, 180]), (100, [60, 180]), (180, [60, 100]))]  # fmt: skip
-    assert got.tolist() == pytest.approx(want, rel=1e-5)
-    # the cheap one of the dear kind is low, the dear one of the cheap kind high
-    assert got[3] < 0 < got[2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch_geometric.data import HeteroData
@@ -13,7 +15,10 @@ from graphfusion.models.neighbourhood import (
     blend,
     blend_standardized,
     item_modalities,
+    kernel_scores,
+    price_levels,
     profiles,
+    sharp_kernel,
     standardize,
 )
 
@@ -133,22 +138,27 @@ def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
     data, _ = _clusters()
     edges = data["User", "INTERACTED", "Product"].edge_index
     trained = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
-    trained.weight.copy_(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
+    saved = torch.tensor([[0.5, 0.25, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    trained.weight.copy_(saved)
     later = ContentNeighbourhood(item_modalities(data), edges, 8, rank=6)
     assert later.state_dict()["basis_text_vec"].shape == (16, 6)
     later.load_state_dict(trained.state_dict())
     assert later.state_dict()["basis_text_vec"].shape == (16, 3)
-    assert torch.equal(later.weight, torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
+    assert torch.equal(later.weight, saved)
     assert torch.allclose(later.vectors()[1], trained.vectors()[1])
     # without a fit (a checkpoint's directions are loaded next): empty until loaded
     bare = ContentNeighbourhood(item_modalities(data), edges, 8, fit=False)
     assert bare.state_dict()["basis_text_vec"].shape == (16, 0)
     bare.load_state_dict(trained.state_dict())
     assert torch.allclose(bare.vectors()[1], trained.vectors()[1])
-    # a weight saved before the learned kernel (one per path) gets a zero learned column
-    older = {**trained.state_dict(), "weight": torch.tensor([0.5, 1.0])}
+    # a weight saved before the learned kernel (one per path) gets zero columns for the others
+    oldest = {**trained.state_dict(), "weight": torch.tensor([0.5, 1.0])}
+    bare.load_state_dict(oldest)
+    assert torch.equal(bare.weight, torch.tensor([[0.5] + [0.0] * 4, [1.0] + [0.0] * 4]))
+    # and one saved with the content and learned kernels only, for the sharp, price, followees
+    older = {**trained.state_dict(), "weight": torch.tensor([[0.5, 0.25], [1.0, 2.0]])}
     bare.load_state_dict(older)
-    assert torch.equal(bare.weight, torch.tensor([[0.5, 0.0], [1.0, 0.0]]))
+    assert torch.equal(bare.weight, torch.tensor([[0.5, 0.25, 0, 0, 0], [1.0, 2.0, 0, 0, 0]]))
 
 
 def test_learned_kernel_is_the_mean_similarity_to_the_users_items() -> None:
@@ -208,29 +218,38 @@ def test_fusion_model_blends_only_when_weighted() -> None:
     plain, content = model.scores(users), model.cold_scores(users)
     hood = model.neighbourhood
     assert hood is not None and hood.names == ["image_vec", "text_vec"]
-    model.set_blend([0.5, 0.0], [2.0, 0.0])
+    # no prices and no follows in this graph: those two kernels are not there
+    assert hood.available == ("content", "learned", "sharp")
+    model.set_blend([0.5, 0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0])
     kernel = hood.scores(users)
     assert torch.allclose(model.scores(users), blend(plain, [kernel], [0.5]))
     assert torch.allclose(model.cold_scores(users), blend(content, [kernel], [2.0]))
     # the learned kernel: over the fused vectors for scores, the content ones for cold scores
-    model.set_blend([0.5, 1.0], [0.0, 0.25])
+    model.set_blend([0.5, 1.0, 0.25, 0.0, 0.0], [0.0, 0.25, 0.0, 0.0, 0.0])
     fused, own = model.embeddings()[1], model.content()["Product"]
     learned = hood.scores(users, fused)
-    assert torch.allclose(model.scores(users), blend(plain, [kernel, learned], [0.5, 1.0]))
-    assert torch.allclose(model.kernels(users, fused)[1], learned)
+    sharp = model.kernels(users, names=["sharp"])["sharp"]
+    assert torch.allclose(
+        model.scores(users), blend(plain, [kernel, learned, sharp], [0.5, 1.0, 0.25])
+    )
+    assert torch.allclose(model.kernels(users, fused)["learned"], learned)
     assert torch.allclose(
         model.cold_scores(users), blend(content, [kernel, hood.scores(users, own)], [0.0, 0.25])
     )
     assert "neighbourhood.weight" in model.state_dict()
     with pytest.raises(ValidationError, match=">= 0"):
-        model.set_blend([-1.0, 0.0], [0.0, 0.0])
-    with pytest.raises(ValidationError, match="2 numbers"):
+        model.set_blend([-1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5)
+    with pytest.raises(ValidationError, match="5 numbers"):
         model.set_blend([1.0], [0.0])
+    with pytest.raises(ValidationError, match="no price kernel"):
+        model.set_blend([0.0, 0.0, 0.0, 1.0, 0.0], [0.0] * 5)
+    with pytest.raises(ValidationError, match="no followees kernel"):
+        model.kernels(users, names=["followees"])
     off = FusionGNN(data, dim=8, neighbourhood_rank=0)
     assert off.neighbourhood is None
-    off.set_blend([0.0, 0.0], [0.0, 0.0])
+    off.set_blend([0.0] * 5, [0.0] * 5)
     with pytest.raises(ValidationError, match="no neighbourhood kernel"):
-        off.set_blend([1.0, 0.0], [0.0, 0.0])
+        off.set_blend([1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5)
     with pytest.raises(ValidationError, match="no neighbourhood kernel"):
         off.kernels(users, fused)
 
@@ -240,7 +259,7 @@ def test_cold_weights_are_chosen_on_the_validation_cold_products() -> None:
     cold products are ranked among themselves: a content kernel that ranks every user's cluster
     first gets the largest weight when the users' held-out cold products are of their cluster,
     and a smaller one when they are of another cluster."""
-    from graphfusion.models.neighbourhood import WEIGHTS
+    from graphfusion.models.neighbourhood import KERNELS, WEIGHTS
     from graphfusion.train import _fit_blend
 
     data, cluster = _clusters(n_items=200)
@@ -263,9 +282,106 @@ def test_cold_weights_are_chosen_on_the_validation_cold_products() -> None:
     other = _fit_blend(model, 8, seen, warm, (cold, held(1)))
     assert own["cold content"] == max(WEIGHTS) and other["cold content"] < own["cold content"]
     # the weights of the model's own scores are chosen on warm validation, whatever the cold
-    assert (own["warm content"], own["warm learned"]) == (
-        other["warm content"],
-        other["warm learned"],
-    )
+    assert [own[f"warm {k}"] for k in KERNELS] == [other[f"warm {k}"] for k in KERNELS]
     assert model.neighbourhood is not None
-    assert model.neighbourhood.weight[1].tolist() == [other["cold content"], other["cold learned"]]
+    assert model.neighbourhood.weight[1].tolist() == [other[f"cold {k}"] for k in KERNELS]
+
+
+def test_sharp_kernel_prefers_a_product_close_to_one_of_the_users_products() -> None:
+    # user 0 has a = (1, 0) and b = (0, 1), alike strength; c repeats a, d lies between them;
+    # user 1 has nothing
+    vecs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    pairs = torch.tensor([[0, 0], [0, 1]])
+    got = sharp_kernel(torch.tensor([0, 1]), pairs, 2, vecs, beta=3.0)
+    c = math.log((1.0 + math.exp(-3.0)) / 2.0) / 3.0
+    d = math.sqrt(0.5) - 1.0
+    assert got[0, 2].item() == pytest.approx(c, rel=1e-5)
+    assert got[0, 3].item() == pytest.approx(d, rel=1e-5)
+    assert got[0, 2] > got[0, 3]  # the mean likeness ranks them the other way (0.5 < 0.71)
+    assert torch.unique(got[1]).numel() == 1  # a user without products: a constant row
+    # strengths count: a heavier b moves c below d; only the users asked for are scored
+    heavier = sharp_kernel(torch.tensor([0]), pairs, 2, vecs, torch.tensor([1.0, 9.0]), 3.0)
+    assert heavier.shape == (1, 4) and heavier[0, 2] < heavier[0, 3]
+    # in chunks of products, the same (the chunk bounds the memory, not the result)
+    many = torch.randn(50, 6, generator=torch.Generator().manual_seed(1))
+    edges = torch.stack([torch.arange(40) % 7, torch.arange(40)])
+    whole = sharp_kernel(torch.arange(7), edges, 7, many)
+    import graphfusion.models.neighbourhood as hood
+
+    chunk, hood.CHUNK = hood.CHUNK, 3
+    try:
+        assert torch.allclose(sharp_kernel(torch.arange(7), edges, 7, many), whole, atol=1e-6)
+    finally:
+        hood.CHUNK = chunk
+
+
+def test_price_levels_are_measured_within_alike_products() -> None:
+    # two kinds of product (alike text within a kind), prices 10x apart, three levels each
+    text = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+    price = torch.tensor([6.0, 10.0, 18.0, 60.0, 100.0, 180.0]).log()
+    got = price_levels(price, text, price, text, neighbours=2)
+    want = [math.log(p) - sum(math.log(x) for x in o) / 2 for p, o in (
+        (6, [10, 18]), (10, [6, 18]), (18, [6, 10]),
+        (60, [100, 180]), (100, [60, 180]), (180, [60, 100]))]  # fmt: skip
+    assert got.tolist() == pytest.approx(want, rel=1e-5)
+    # the cheap one of the dear kind is low, the dear one of the cheap kind high
+    assert got[3] < 0 < got[2]
+    # an unknown price: level 0, and left out of the others' comparisons
+    unknown = price.clone()
+    unknown[1] = float("nan")
+    got = price_levels(unknown, text, unknown, text, neighbours=1)
+    assert got[1] == 0
+    assert got[0].item() == pytest.approx(math.log(6) - math.log(18), rel=1e-5)
+    assert got[2].item() == pytest.approx(math.log(18) - math.log(6), rel=1e-5)
+    # a new product is measured against the reference products, all of them
+    new = price_levels(torch.tensor([math.log(20.0)]), text[:1], price, text, 3,
+                       exclude_self=False)  # fmt: skip
+    assert new.item() == pytest.approx(math.log(20) - math.log(6 * 10 * 18) / 3, rel=1e-5)
+    with pytest.raises(ValidationError, match="exclude_self"):
+        price_levels(price[:1], text[:1], price, text)
+
+
+def test_price_and_followees_kernels() -> None:
+    """The price kernel is the user's mean price level times the product's; the followees
+    kernel the mean content profile of whom the user follows, and the fusion model has both
+    when its graph gives prices and follows."""
+    data, cluster = _clusters()
+    edges = data["User", "INTERACTED", "Product"].edge_index
+    g = torch.Generator().manual_seed(2)
+    log_price = torch.rand(40, generator=g) * 3
+    log_price[5] = float("nan")
+    follows = torch.tensor([[0, 0, 6], [1, 2, 4]])  # 0 follows 1 and 2, 6 follows 4
+    mods = item_modalities(data)
+    hood = ContentNeighbourhood(mods, edges, 8, rank=4, log_price=log_price, follows=follows)
+    assert hood.available == ("content", "learned", "sharp", "price", "followees")
+    users = torch.arange(8)
+    got = hood.kernels(users, names=["price", "followees"])
+    levels = hood.levels()
+    assert levels[5] == 0 and levels.shape == (40,)
+    for u in (0, 3):
+        mine = edges[1, edges[0] == u]
+        assert torch.allclose(got["price"][u], levels[mine].mean() * levels, atol=1e-6)
+    profile, vecs = hood.vectors()
+    assert torch.allclose(got["followees"][0], (profile[1] + profile[2]) / 2 @ vecs.t(), atol=1e-5)
+    assert torch.allclose(got["followees"][6], profile[4] @ vecs.t(), atol=1e-5)
+    assert not got["followees"][3].any()  # follows no one
+    # user 6 follows user 4, whose cluster (0) is then ranked first
+    assert (cluster[got["followees"][6].topk(10).indices] == 0).all()
+    # a new product's level is measured against the neighbourhood's products
+    new = hood.levels_of(log_price[:3], {k: v[:3] for k, v in mods.items()})
+    assert new.shape == (3,) and not torch.allclose(new, levels[:3])  # it meets itself now
+    # the fusion model passes the graph's log_price and FOLLOWS edges to its neighbourhood
+    data["Product"].log_price = log_price
+    data["User", "FOLLOWS", "User"].edge_index = follows
+    model = FusionGNN(data, dim=8, neighbourhood_rank=4)
+    assert model.neighbourhood is not None
+    assert model.neighbourhood.available == hood.available
+    assert torch.allclose(model.kernels(users, names=["price"])["price"], got["price"])
+    for bad in ({"log_price": log_price[:3]}, {"follows": torch.tensor([[0], [8]])},
+                {"follows": torch.tensor([0, 1])}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            ContentNeighbourhood(mods, edges, 8, rank=4, **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="unknown kernel"):
+        kernel_scores(["nearest"], users, edges, 8, vecs)
+    with pytest.raises(ValidationError, match="learned kernel needs"):
+        kernel_scores(["learned"], users, edges, 8, vecs)

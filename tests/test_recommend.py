@@ -359,7 +359,8 @@ def test_content_neighbourhood_is_blended_into_served_scores(
     torch.save(ckpt, models / "fusion.pt")
     rec = Recommender(engine.store, models_dir=models)
     st = rec.state
-    assert st.kernel is not None and st.kernel_weights == (0.5, 0.25)
+    # a weight saved with the two first kernels only: the later ones get weight 0
+    assert st.kernel is not None and st.kernel_weights == (0.5, 0.25, 0.0, 0.0, 0.0)
     assert st.kernel.shape[0] == len(st.items)
 
     def expected(user: str, weighted: bool = True, served: Recommender = rec) -> np.ndarray:
@@ -432,3 +433,44 @@ def test_checkpoint_without_the_neighbourhood_serves_the_model_alone(
     u = st.user_index["u0001"]
     plain = st.item_vecs @ st.user_vecs[u] + st.item_bias
     np.testing.assert_allclose(rec.scores("u0001")[0], plain)
+
+
+def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_path: Path) -> None:
+    """The served sharp, price and followees kernels (one user at a time, over the serving
+    state) are those the model computes for all users at once; a new product's price level is
+    measured among the products the model was built with, as a fresh start measures it."""
+    from graphfusion.models.neighbourhood import KERNELS, blend
+
+    folder = engine.store.path / "models"  # type: ignore[attr-defined]
+    ckpt = torch.load(folder / "fusion.pt", weights_only=True)
+    weights = [0.25, 0.5, 1.0, 0.5, 2.0]
+    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([weights, [0.0] * 5])
+    models = tmp_path / "all-kernels"
+    models.mkdir()
+    torch.save(ckpt, models / "fusion.pt")
+    rec = Recommender(engine.store, models_dir=models)
+    st, hood = rec.state, rec.fusion.neighbourhood  # type: ignore[union-attr]
+    assert hood is not None and hood.available == KERNELS  # the tiny shop has prices, follows
+    assert st.levels is not None and st.follows is not None and st.follows.nnz
+    follower = int(np.flatnonzero(np.diff(st.follows.indptr))[0])
+    for user in ("u0001", st.users[follower]):
+        u = st.user_index[user]
+        served = rec._kernels(u, list(KERNELS))
+        own = hood.kernels(torch.tensor([u]), torch.from_numpy(st.item_vecs))
+        for name in KERNELS:
+            torch.testing.assert_close(served[name], own[name], rtol=1e-4, atol=1e-5)
+        model = torch.from_numpy(st.item_vecs @ st.user_vecs[u] + st.item_bias)[None]
+        want = blend(model, [own[k] for k in KERNELS], weights)[0].numpy()
+        np.testing.assert_allclose(rec.scores(user)[0], want, rtol=1e-4, atol=1e-4)
+    assert served["followees"].any()  # the follower's followees have products
+    # a new product of p0005's price and (nearly) its title: the same level, live or fresh
+    cat = rec.catalogue
+    twin = st.item_index["p0005"]
+    frame = pd.DataFrame({"id": ["new-p"], "title": [cat.title[twin] + " II"],
+                          "price": [float(cat.price[twin])]})  # fmt: skip
+    rec.add_products(frame)
+    live = rec.state.levels[rec.state.item_index["new-p"]]  # type: ignore[index]
+    fresh = Recommender(engine.store, models_dir=models).state
+    assert fresh.levels is not None
+    assert live == pytest.approx(fresh.levels[fresh.item_index["new-p"]], abs=0.02)
+    assert live == pytest.approx(st.levels[twin], abs=0.1)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -14,7 +15,14 @@ from graphfusion import Engine
 from graphfusion.cli import main
 from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
-from graphfusion.train import TYPE_WEIGHTS, TrainConfig, load_interactions, pair_strength
+from graphfusion.store import EmbeddedStore
+from graphfusion.train import (
+    TYPE_WEIGHTS,
+    TrainConfig,
+    load_interactions,
+    pair_strength,
+    product_log_prices,
+)
 
 
 @pytest.fixture
@@ -249,3 +257,16 @@ def test_training_graph_holds_only_training_interactions(engine: Engine) -> None
     kept = set(data["User", "WROTE", "Review"].edge_index[1].tolist())
     assert set(about[0].tolist()) <= kept  # ... from their products too
     assert torch.equal(data["Product", "rev_ABOUT", "Review"].edge_index, about.flip(0))
+
+
+def test_product_log_prices_are_nan_where_unknown(store: EmbeddedStore) -> None:
+    """The log of each product's stored price, in the order asked; NaN for a product without
+    a price, with a price of 0, or not stored."""
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "title": ["A lamp", "A mug", "A hat"],
+                          "price": [10.0, None, 0.0]})  # fmt: skip
+    report = load(store, "live_products", {"products": frame})
+    assert report.nodes.get("Product") == 3 and not report.rejected
+    got = product_log_prices(store, ["c", "a", "nobody", "b"])
+    assert got is not None and got.shape == (4,)
+    assert got[1].item() == pytest.approx(np.log(10.0))
+    assert torch.isnan(got[[0, 2, 3]]).all()

@@ -39,12 +39,16 @@ these scores plus ``content_weight`` times BPR on :math:`\mathbf{z}_u^\top\mathb
 only), so that a product no one has interacted with yet (cold start) is ranked by
 :meth:`FusionGNN.cold_scores`.
 
-**Neighbourhoods.** After training, the scores can be blended with two kernels
+**Neighbourhoods.** After training, the scores can be blended with fixed kernels
 (:mod:`graphfusion.models.neighbourhood`): the content neighbourhood, the mean similarity of a
-product's text and photo to those of the user's products; and the learned neighbourhood, the
+product's text and photo to those of the user's products; the learned neighbourhood, the
 mean similarity of the product's fused vector (content vector, for :meth:`FusionGNN.cold_scores`)
-to those of the user's products. :func:`graphfusion.train.train` fits the blend weights on the
-validation split; they are zero, and the scores the model's own, until then.
+to those of the user's products; the sharp one, its likeness to the most alike of them; the
+price level of the product among products of its kind times the user's (when the graph gives
+products a ``log_price``); and the content profile of the users they follow (when it has
+:data:`~graphfusion.models.neighbourhood.FOLLOW_EDGE` edges between users).
+:func:`graphfusion.train.train` fits the blend weights on the validation split; they are zero,
+and the scores the model's own, until then.
 
 The ``behaviour_vec`` of users and products is *not* an input: it is counted from all
 interactions, including those held out for validation and test.
@@ -64,6 +68,7 @@ from torch_geometric.typing import EdgeType
 from graphfusion.errors import ValidationError
 from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency
 from graphfusion.models.neighbourhood import (
+    FOLLOW_EDGE,
     KERNELS,
     ContentNeighbourhood,
     blend,
@@ -86,7 +91,10 @@ class FusionGNN(nn.Module):
             interactions are the training ones, as one edge type ``(user, INTERACTED, item)``
             (its reverse, if present, is ignored), with an optional ``edge_weight``: each
             interaction's strength in the neighbourhood profiles
-            (:class:`~graphfusion.models.neighbourhood.ContentNeighbourhood`).
+            (:class:`~graphfusion.models.neighbourhood.ContentNeighbourhood`). An item
+            attribute ``log_price`` (``(num_items,)``, NaN where unknown) and user-user
+            :data:`~graphfusion.models.neighbourhood.FOLLOW_EDGE` edges give the price and
+            followees kernels.
         dim: Embedding size.
         num_layers: LightGCN propagation steps over the interactions.
         context_layers: Message-passing rounds of the content tower.
@@ -181,9 +189,12 @@ class FusionGNN(nn.Module):
         modalities = item_modalities(data, item) if neighbourhood_rank else {}
         self.neighbourhood = None
         if modalities:
+            follows = (user, FOLLOW_EDGE, user)
             self.neighbourhood = ContentNeighbourhood(
                 modalities, interactions, self.num_users, neighbourhood_rank,
                 fit=fit_neighbourhood, strength=data[user, INTERACTED, item].get("edge_weight"),
+                log_price=data[item].get("log_price"),
+                follows=data[follows].edge_index if follows in data.edge_types else None,
             )  # fmt: skip
         self.reset_parameters()
 
@@ -335,23 +346,28 @@ class FusionGNN(nn.Module):
         u, _ = self._propagate(content)
         return self._blend(users, u[users] @ content[self.item].t(), 1, content[self.item])
 
-    def kernels(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        """The neighbourhood kernels' scores (in the order of
-        :data:`~graphfusion.models.neighbourhood.KERNELS`), the learned one over ``items``
-        (``(num_items, dim)``: fused or content vectors).
+    def kernels(
+        self, users: Tensor, items: Tensor | None = None, names: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        """The neighbourhood kernels' scores by name (those of
+        :data:`~graphfusion.models.neighbourhood.KERNELS` the model has, or ``names``), the
+        learned one over ``items`` (``(num_items, dim)``: fused or content vectors).
 
         Raises:
-            ValidationError: The model has no neighbourhood kernel.
+            ValidationError: The model has no neighbourhood kernel, or not one of ``names``.
         """
         if self.neighbourhood is None:
             raise ValidationError("the model has no neighbourhood kernel")
-        return [self.neighbourhood.scores(users), self.neighbourhood.scores(users, items)]
+        return self.neighbourhood.kernels(users, items, names)
 
     def _blend(self, users: Tensor, scores: Tensor, which: int, items: Tensor) -> Tensor:
         hood = self.neighbourhood
         if hood is None or not bool(hood.weight[which].any()):
             return scores
-        return blend(scores, self.kernels(users, items), hood.weight[which].tolist())
+        weights = {k: w for k, w in zip(KERNELS, hood.weight[which].tolist(), strict=True)
+                   if w and k in hood.available}  # fmt: skip
+        kernels = self.kernels(users, items, list(weights))
+        return blend(scores, [kernels[k] for k in weights], list(weights.values()))
 
     def set_blend(self, warm: Sequence[float], cold: Sequence[float]) -> None:
         """Set the neighbourhood weights of :meth:`scores` and :meth:`cold_scores`, one per
@@ -360,16 +376,20 @@ class FusionGNN(nn.Module):
 
         Raises:
             ValidationError: A negative weight, a wrong number of them, or a non-zero one
-                without a kernel.
+                for a kernel the model does not have.
         """
         weights = torch.tensor([list(warm), list(cold)], dtype=torch.float32)
         if weights.shape != (2, len(KERNELS)) or bool((weights < 0).any()):
             raise ValidationError(f"blend weights must be {len(KERNELS)} numbers >= 0 each")
-        if self.neighbourhood is None:
-            if bool(weights.any()):
-                raise ValidationError("the model has no neighbourhood kernel")
-            return
-        self.neighbourhood.weight.copy_(weights)
+        available = () if self.neighbourhood is None else self.neighbourhood.available
+        lacking = [k for k, used in zip(KERNELS, weights.any(0).tolist(), strict=True)
+                   if used and k not in available]  # fmt: skip
+        if lacking and self.neighbourhood is None:
+            raise ValidationError("the model has no neighbourhood kernel")
+        if lacking:
+            raise ValidationError(f"the model has no {', '.join(lacking)} kernel")
+        if self.neighbourhood is not None:
+            self.neighbourhood.weight.copy_(weights)
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
         """BPR on the fused scores plus ``content_weight`` times BPR on content-only scores."""

@@ -17,11 +17,26 @@ embeddings for its scores, the content vectors for its content-only ones), is th
 similarity of a product to the user's products as the trained model sees them: a user is
 described by their products as well as by their own embedding.
 
-The fusion model blends both into its scores after training (:func:`blend`), with weights
-fitted on the validation split: joint training would let the id embeddings absorb what the
-kernel explains, while the blended kernel keeps its own, smoother view of the content. On the
-Myntra catalogue shop the blends lifted the fusion model's warm Recall@20 from 0.098 to 0.115
-(mean of 3 seeds; README, recommendation benchmark).
+Three more fixed kernels look at the same inputs another way (:func:`kernel_scores`):
+
+- **sharp**: :math:`\frac{1}{\beta}\log \sum_j s_{uj} e^{\beta(\cos(\mathbf{k}_i,
+  \mathbf{k}_j) - 1)} / \sum_j s_{uj}` with :math:`\beta` = :data:`SHARPNESS`: near the
+  likeness of :math:`i` to the *most* alike of the user's products, where the content kernel
+  takes the mean likeness (a user who buys jackets and shoes wants more jackets or more
+  shoes, not what lies halfway between them);
+- **price**: a product's price level :math:`\ell_i`, its log price minus the mean log price
+  of the :data:`PRICE_NEIGHBOURS` products with the most alike text (what it costs among
+  products of its kind, :func:`price_levels`), times the user's mean level (their profile of
+  the levels): a user who buys above their products' usual price is shown the dearer ones;
+- **followees**: the mean content profile of the users they follow (:data:`FOLLOW_EDGE`),
+  :math:`\bar{\mathbf{p}}_{F(u)}^\top\mathbf{k}_i`.
+
+The fusion model blends the kernels into its scores after training (:func:`blend`), with
+weights fitted on the validation split: joint training would let the id embeddings absorb what
+the kernels explain, while a blended kernel keeps its own, smoother view of the content. On the
+Myntra catalogue shop the content and learned blends lifted the fusion model's warm Recall@20
+from 0.098 to 0.115 (mean of 3 seeds; README, recommendation benchmark, which also gives what
+the sharp, price and followees kernels add).
 """
 
 from __future__ import annotations
@@ -42,18 +57,32 @@ __all__ = [
     "item_modalities",
     "pooled",
     "profiles",
+    "kernel_scores",
+    "sharp_kernel",
+    "price_levels",
     "blend",
     "WEIGHTS",
     "KERNELS",
     "IMAGE_EDGE",
+    "FOLLOW_EDGE",
+    "SHARPNESS",
+    "PRICE_NEIGHBOURS",
 ]
 
 #: The relationship whose target's ``image_vec`` is a product's photo.
 IMAGE_EDGE = "HAS_IMAGE"
+#: The relationship from a user to a user they follow (the followees kernel).
+FOLLOW_EDGE = "FOLLOWS"
 #: Blend weights tried on the validation split (0: the model's scores alone).
 WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
 #: The kernels blended, in the order of the columns of ``ContentNeighbourhood.weight``.
-KERNELS = ("content", "learned")
+KERNELS = ("content", "learned", "sharp", "price", "followees")
+#: The sharp kernel's :math:`\beta`: how much more the most alike of a user's products counts.
+SHARPNESS = 3.0
+#: Products with the most alike text that a product's price level is measured against.
+PRICE_NEIGHBOURS = 100
+#: Products compared at once by the kernels that compare every product with many (memory).
+CHUNK = 2048
 #: Rows used to fit the principal directions (an even sample of larger catalogues).
 FIT_ROWS = 20_000
 
@@ -83,7 +112,7 @@ def pooled(num: int, rows: Tensor, vecs: Tensor) -> Tensor:
 
 
 class ContentNeighbourhood(nn.Module):
-    """The kernel (see the module docstring) over a fixed set of items.
+    """The kernels (see the module docstring) over a fixed set of items.
 
     Args:
         modalities: ``(num_items, width)`` vectors per modality (:func:`item_modalities`).
@@ -95,12 +124,19 @@ class ContentNeighbourhood(nn.Module):
             products).
         strength: ``(E,)`` weight of each pair in the profiles (:func:`profiles`); None: each
             pair counts once.
+        log_price: ``(num_items,)`` the items' log prices (NaN where unknown) for the price
+            kernel; None or none known: no price kernel.
+        follows: ``(2, F)`` follower and followee user rows for the followees kernel; None or
+            empty: no followees kernel.
 
     The principal directions (``mean_*``, ``basis_*``) and the blend weights (``weight``,
     ``(2, len(KERNELS))``: rows for the model's scores and its content-only scores, columns for
     the :data:`KERNELS`) are saved with the model; loading them replaces those fitted here,
-    whatever their shape (a saved weight of one column, from before the learned kernel, gets a
-    zero one).
+    whatever their shape (a weight saved before the later kernels existed gets zero columns
+    for them).
+
+    Raises:
+        ValidationError: A bad ``rank``, ``strength``, ``log_price`` or ``follows``.
     """
 
     weight: Tensor
@@ -114,6 +150,8 @@ class ContentNeighbourhood(nn.Module):
         *,
         fit: bool = True,
         strength: Tensor | None = None,
+        log_price: Tensor | None = None,
+        follows: Tensor | None = None,
     ) -> None:
         super().__init__()
         if rank < 1:
@@ -130,20 +168,46 @@ class ContentNeighbourhood(nn.Module):
             self.register_buffer(f"mean_{m}", mean)
             self.register_buffer(f"basis_{m}", basis)
         self.register_buffer("weight", torch.zeros(2, len(KERNELS)))
+        if log_price is not None and log_price.shape != (self.num_items,):
+            raise ValidationError(
+                f"log_price must be ({self.num_items},), got {tuple(log_price.shape)}"
+            )
+        self._log_price = (
+            log_price.float()
+            if log_price is not None and bool(torch.isfinite(log_price).any())
+            else None
+        )
+        if follows is not None and follows.numel():
+            if follows.dim() != 2 or follows.shape[0] != 2:
+                raise ValidationError(f"follows must be (2, F), got {tuple(follows.shape)}")
+            if int(follows.min()) < 0 or int(follows.max()) >= num_users:
+                raise ValidationError(f"follows must be user rows below {num_users}")
+        self._follows = follows if follows is not None and follows.numel() else None
         self._interactions = interactions
         self._strength = strength
         self._cache: tuple[Tensor, Tensor] | None = None
+        self._levels: Tensor | None = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         for name in list(self._buffers):
             if prefix + name in state_dict:  # the saved directions, whatever their shape
                 self._buffers[name] = state_dict[prefix + name].clone()
         saved = self._buffers["weight"]
-        if saved is not None and saved.dim() == 1:  # content kernel only
-            self._buffers["weight"] = F.pad(saved.unsqueeze(1), (0, len(KERNELS) - 1))
+        if saved is not None and (saved.dim() == 1 or saved.shape[1] < len(KERNELS)):
+            saved = saved.unsqueeze(1) if saved.dim() == 1 else saved  # content kernel only
+            self._buffers["weight"] = F.pad(saved, (0, len(KERNELS) - saved.shape[1]))
             state_dict[prefix + "weight"] = self._buffers["weight"]
-        self._cache = None
+        self._cache = self._levels = None
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        """The :data:`KERNELS` this neighbourhood can compute: all but ``price`` without
+        prices and ``followees`` without follows."""
+        missing = {"price"} if self._log_price is None else set()
+        if self._follows is None:
+            missing.add("followees")
+        return tuple(k for k in KERNELS if k not in missing)
 
     def encode(self, modalities: dict[str, Tensor]) -> Tensor:
         """``(n, sum of ranks)`` kernel vectors of items from their modality vectors (L2
@@ -168,18 +232,196 @@ class ContentNeighbourhood(nn.Module):
             self._cache = (self._profiles(items), items)
         return self._cache
 
+    def levels(self) -> Tensor:
+        """``(num_items,)`` the items' price levels (:func:`price_levels` among themselves;
+        cached).
+
+        Raises:
+            ValidationError: No prices were given.
+        """
+        if self._log_price is None:
+            raise ValidationError("the neighbourhood has no prices")
+        if self._levels is None:
+            text = self._level_text(self._raw)
+            self._levels = price_levels(self._log_price, text, self._log_price, text)
+        return self._levels
+
+    def levels_of(self, log_price: Tensor, modalities: dict[str, Tensor]) -> Tensor:
+        """``(n,)`` price levels of other items (new products) from their log prices (NaN
+        where unknown) and modality vectors, measured against this neighbourhood's items.
+
+        Raises:
+            ValidationError: No prices were given to the neighbourhood.
+        """
+        if self._log_price is None:
+            raise ValidationError("the neighbourhood has no prices")
+        reference = self._level_text(self._raw)
+        return price_levels(log_price.float(), self._level_text(modalities), self._log_price,
+                            reference, exclude_self=False)  # fmt: skip
+
+    def _level_text(self, modalities: dict[str, Tensor]) -> Tensor:
+        """What price levels compare products by: their text (unit rows), or their kernel
+        vectors where the items have no text."""
+        if "text_vec" in self.names:
+            return _unit(modalities["text_vec"])
+        return _unit(self.encode(modalities))
+
+    def kernels(
+        self, users: Tensor, items: Tensor | None = None, names: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        """``(len(users), num_items)`` scores of each kernel ``names`` (all
+        :attr:`available` ones when None) for ``users`` (:func:`kernel_scores`); the learned
+        one over the ``(num_items, d)`` item vectors ``items``.
+
+        Raises:
+            ValidationError: A kernel that is not available, or ``learned`` without ``items``.
+        """
+        names = self.available if names is None else tuple(names)
+        unknown = [n for n in names if n not in self.available]
+        if unknown:
+            raise ValidationError(f"no {', '.join(unknown)} kernel here: {self.available}")
+        return kernel_scores(
+            names, users, self._interactions, self.num_users, self.vectors()[1],
+            strength=self._strength, learned=items,
+            levels=self.levels() if "price" in names else None, follows=self._follows,
+        )  # fmt: skip
+
     def scores(self, users: Tensor, vectors: Tensor | None = None) -> Tensor:
-        """``(len(users), num_items)`` kernel scores: over the content vectors, or over other
-        ``(num_items, d)`` item ``vectors`` (the learned neighbourhood)."""
+        """``(len(users), num_items)`` mean-likeness scores: the content kernel, or the
+        learned one over other ``(num_items, d)`` item ``vectors``."""
         if vectors is None:
-            profile, items = self.vectors()
-        else:
-            items = vectors
-            profile = self._profiles(vectors)
-        return profile[users] @ items.t()
+            return self.kernels(users, names=["content"])["content"]
+        return self.kernels(users, vectors, ["learned"])["learned"]
 
     def _profiles(self, items: Tensor) -> Tensor:
         return profiles(self._interactions, items, self.num_users, self._strength)
+
+
+def kernel_scores(
+    names: Sequence[str],
+    users: Tensor,
+    interactions: Tensor,
+    num_users: int,
+    vectors: Tensor,
+    *,
+    strength: Tensor | None = None,
+    learned: Tensor | None = None,
+    levels: Tensor | None = None,
+    follows: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """``(len(users), num_items)`` scores of the kernels ``names`` (of :data:`KERNELS`; the
+    module docstring defines them) for ``users``.
+
+    Args:
+        names: Which kernels.
+        users: Rows of the users scored.
+        interactions: ``(2, E)`` user-item pairs that make the profiles.
+        num_users: Number of user rows.
+        vectors: ``(num_items, r)`` the items' content kernel vectors.
+        strength: ``(E,)`` weight of each pair (:func:`profiles`).
+        learned: ``(num_items, d)`` item vectors of the learned kernel.
+        levels: ``(num_items,)`` price levels (:func:`price_levels`) of the price kernel.
+        follows: ``(2, F)`` follower and followee rows of the followees kernel.
+
+    Raises:
+        ValidationError: An unknown kernel, or one without what it needs.
+    """
+    need = {"learned": learned, "price": levels, "followees": follows}
+    for name in names:
+        if name not in KERNELS:
+            raise ValidationError(f"unknown kernel {name!r}; use some of {KERNELS}")
+        if name in need and need[name] is None:
+            raise ValidationError(f"the {name} kernel needs its input")
+    out: dict[str, Tensor] = {}
+    profile = profiles(interactions, vectors, num_users, strength)
+    for name in names:
+        if name == "content":
+            out[name] = profile[users] @ vectors.t()
+        elif name == "learned" and learned is not None:
+            out[name] = profiles(interactions, learned, num_users, strength)[users] @ learned.t()
+        elif name == "sharp":
+            out[name] = sharp_kernel(users, interactions, num_users, vectors, strength)
+        elif name == "price" and levels is not None:
+            mean = profiles(interactions, levels[:, None], num_users, strength)[users]
+            out[name] = mean * levels[None, :]
+        elif name == "followees" and follows is not None:
+            out[name] = profiles(follows, profile, num_users)[users] @ vectors.t()
+    return out
+
+
+def sharp_kernel(
+    users: Tensor,
+    interactions: Tensor,
+    num_users: int,
+    vectors: Tensor,
+    strength: Tensor | None = None,
+    beta: float = SHARPNESS,
+) -> Tensor:
+    r"""``(len(users), num_items)``: per user, :math:`\frac{1}{\beta}\log \sum_j s_{uj}
+    e^{\beta(\cos(i, j) - 1)} / \sum_j s_{uj}` over the user's items :math:`j` (``vectors``
+    compared by cosine; pairs and strengths as :func:`profiles` takes them): near the greatest
+    likeness to any one of them for a large ``beta``, the mean likeness as it goes to 0. A
+    user without items gets a constant row."""
+    if not interactions.numel():
+        _check_strength(interactions, strength)
+        return torch.zeros(len(users), len(vectors))
+    pairs, weight = _pair_weights(interactions, strength)
+    row = torch.full((num_users,), -1, dtype=torch.long)
+    row[users] = torch.arange(len(users))
+    keep = row[pairs[0]] >= 0
+    rows, cols, weight = row[pairs[0][keep]], pairs[1][keep], weight[keep]
+    touched, col = torch.unique(cols, return_inverse=True)
+    unit = _unit(vectors)
+    total = torch.zeros(len(users), len(vectors))
+    for start in range(0, len(touched), CHUNK):
+        part = (col >= start) & (col < start + CHUNK)
+        near = torch.exp(beta * (unit[touched[start : start + CHUNK]] @ unit.t() - 1.0))
+        mine = torch.sparse_coo_tensor(
+            torch.stack([rows[part], col[part] - start]),
+            weight[part],
+            (len(users), len(near)),
+            check_invariants=False,
+        )
+        total += torch.sparse.mm(mine, near)
+    mass = torch.zeros(len(users)).index_add_(0, rows, weight).clamp(min=1e-12)
+    return torch.log(total / mass[:, None] + 1e-30) / beta
+
+
+def price_levels(
+    log_price: Tensor,
+    text: Tensor,
+    reference_price: Tensor,
+    reference_text: Tensor,
+    neighbours: int = PRICE_NEIGHBOURS,
+    *,
+    exclude_self: bool = True,
+) -> Tensor:
+    """``(n,)``: each item's log price minus the mean log price of the ``neighbours``
+    reference items with the most alike ``text`` (unit rows, compared by dot product): its
+    price level among items of its kind. Reference items of unknown price (NaN) are not
+    compared; an item of unknown price has level 0. ``exclude_self``: the items are the
+    reference items (same rows), each not compared with itself.
+
+    Raises:
+        ValidationError: ``exclude_self`` with items that are not the reference items.
+    """
+    if exclude_self and len(text) != len(reference_text):
+        raise ValidationError("exclude_self needs the items to be the reference items")
+    known = torch.isfinite(reference_price)
+    position = torch.cumsum(known.long(), 0) - 1  # of each known reference in the compared
+    compared, prices = reference_text[known], reference_price[known]
+    k = min(neighbours, len(prices) - int(exclude_self))
+    out = torch.zeros(len(text))
+    if k < 1:
+        return out
+    for start in range(0, len(text), CHUNK):
+        like = text[start : start + CHUNK] @ compared.t()
+        if exclude_self:
+            own = torch.arange(start, min(start + CHUNK, len(text)))
+            own = own[known[own]]
+            like[own - start, position[own]] = -math.inf
+        out[start : start + CHUNK] = prices[like.topk(k, dim=1).indices].mean(1)
+    return torch.where(torch.isfinite(log_price), log_price - out, torch.zeros_like(out))
 
 
 def profiles(
@@ -192,21 +434,28 @@ def profiles(
     Raises:
         ValidationError: ``strength`` is not one positive finite value per pair.
     """
-    _check_strength(interactions, strength)
     if not interactions.numel():
+        _check_strength(interactions, strength)
         return torch.zeros(num_users, items.shape[1])
-    pairs, inverse = torch.unique(interactions, dim=1, return_inverse=True)
-    if strength is None:
-        weight = torch.ones(pairs.shape[1])
-    else:
-        weight = torch.zeros(pairs.shape[1]).scatter_reduce_(
-            0, inverse, strength.float(), "amax", include_self=False
-        )
+    pairs, weight = _pair_weights(interactions, strength)
     total = torch.zeros(num_users, items.shape[1]).index_add_(
         0, pairs[0], items[pairs[1]] * weight[:, None].to(items.dtype)
     )
     mass = torch.zeros(num_users).index_add_(0, pairs[0], weight)
     return total / torch.where(mass > 0, mass, torch.ones_like(mass)).unsqueeze(1).to(items.dtype)
+
+
+def _pair_weights(interactions: Tensor, strength: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The distinct pairs of ``interactions`` and each one's weight: its greatest strength
+    (1 without ``strength``)."""
+    _check_strength(interactions, strength)
+    pairs, inverse = torch.unique(interactions, dim=1, return_inverse=True)
+    if strength is None:
+        return pairs, torch.ones(pairs.shape[1])
+    weight = torch.zeros(pairs.shape[1]).scatter_reduce_(
+        0, inverse, strength.float(), "amax", include_self=False
+    )
+    return pairs, weight
 
 
 def _check_strength(interactions: Tensor, strength: Tensor | None) -> None:
