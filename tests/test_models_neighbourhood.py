@@ -95,8 +95,10 @@ def test_fusion_kernels_follow_the_interactions_edge_weight() -> None:
     data["User", "INTERACTED", "Product"].edge_weight = strength
     weighted = FusionGNN(data, dim=8, num_layers=1, neighbourhood_rank=4)
     assert plain.neighbourhood is not None and weighted.neighbourhood is not None
-    top_plain = plain.neighbourhood.scores(torch.tensor([0]))[0].topk(10).indices
-    top_weighted = weighted.neighbourhood.scores(torch.tensor([0]))[0].topk(10).indices
+    one = torch.tensor([0])
+    top_plain = plain.neighbourhood.kernels(one, names=["content"])["content"][0].topk(10).indices
+    top_weighted = weighted.neighbourhood.kernels(one, names=["content"])["content"][0].topk(10)
+    top_weighted = top_weighted.indices
     assert (cluster[top_weighted] == 1).all()
     assert (cluster[top_plain] == 0).sum() > 0
 
@@ -106,7 +108,7 @@ def test_kernel_ranks_the_users_cluster_first() -> None:
     hood = ContentNeighbourhood(
         item_modalities(data), data["User", "INTERACTED", "Product"].edge_index, 8, rank=4
     )
-    scores = hood.scores(torch.arange(8))
+    scores = hood.kernels(torch.arange(8), names=["content"])["content"]
     assert scores.shape == (8, 40)
     for u in range(8):
         top = scores[u].topk(10).indices
@@ -167,7 +169,7 @@ def test_learned_kernel_is_the_mean_similarity_to_the_users_items() -> None:
     hood = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
     vectors = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
     users = torch.tensor([0, 5])
-    got = hood.scores(users, vectors)
+    got = hood.kernels(users, vectors, ["learned"])["learned"]
     for row, u in enumerate(users.tolist()):
         mine = sorted(set(edges[1, edges[0] == u].tolist()))
         want = torch.stack([vectors[mine] @ vectors[i] for i in range(16)]).mean(1)
@@ -221,21 +223,20 @@ def test_fusion_model_blends_only_when_weighted() -> None:
     # no prices and no follows in this graph: those two kernels are not there
     assert hood.available == ("content", "learned", "sharp")
     model.set_blend([0.5, 0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0])
-    kernel = hood.scores(users)
+    kernel = hood.kernels(users, names=["content"])["content"]
     assert torch.allclose(model.scores(users), blend(plain, [kernel], [0.5]))
     assert torch.allclose(model.cold_scores(users), blend(content, [kernel], [2.0]))
     # the learned kernel: over the fused vectors for scores, the content ones for cold scores
     model.set_blend([0.5, 1.0, 0.25, 0.0, 0.0], [0.0, 0.25, 0.0, 0.0, 0.0])
     fused, own = model.embeddings()[1], model.content()["Product"]
-    learned = hood.scores(users, fused)
+    learned = hood.kernels(users, fused, ["learned"])["learned"]
     sharp = model.kernels(users, names=["sharp"])["sharp"]
     assert torch.allclose(
         model.scores(users), blend(plain, [kernel, learned, sharp], [0.5, 1.0, 0.25])
     )
     assert torch.allclose(model.kernels(users, fused)["learned"], learned)
-    assert torch.allclose(
-        model.cold_scores(users), blend(content, [kernel, hood.scores(users, own)], [0.0, 0.25])
-    )
+    mine = hood.kernels(users, own, ["learned"])["learned"]
+    assert torch.allclose(model.cold_scores(users), blend(content, [kernel, mine], [0.0, 0.25]))
     assert "neighbourhood.weight" in model.state_dict()
     with pytest.raises(ValidationError, match=">= 0"):
         model.set_blend([-1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5)

@@ -286,13 +286,6 @@ class ContentNeighbourhood(nn.Module):
             levels=self.levels() if "price" in names else None, follows=self._follows,
         )  # fmt: skip
 
-    def scores(self, users: Tensor, vectors: Tensor | None = None) -> Tensor:
-        """``(len(users), num_items)`` mean-likeness scores: the content kernel, or the
-        learned one over other ``(num_items, d)`` item ``vectors``."""
-        if vectors is None:
-            return self.kernels(users, names=["content"])["content"]
-        return self.kernels(users, vectors, ["learned"])["learned"]
-
     def _profiles(self, items: Tensor) -> Tensor:
         return profiles(self._interactions, items, self.num_users, self._strength)
 
@@ -333,7 +326,11 @@ def kernel_scores(
         if name in need and need[name] is None:
             raise ValidationError(f"the {name} kernel needs its input")
     out: dict[str, Tensor] = {}
-    profile = profiles(interactions, vectors, num_users, strength)
+    profile = (
+        profiles(interactions, vectors, num_users, strength)
+        if {"content", "followees"} & set(names)
+        else vectors[:0]
+    )
     for name in names:
         if name == "content":
             out[name] = profile[users] @ vectors.t()
