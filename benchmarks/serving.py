@@ -7,6 +7,8 @@ then, in one process with one thread:
 - ``recommend(user, k=10)`` for 1,000 random users with enough interactions (the model path),
   with reasons and without; against a brute-force numpy top-K over all products (scores,
   seen mask, ``argpartition``) for the same users: p50, p99, throughput and the ratio;
+- the neighbourhood kernels of the model path for the same users, each alone and all
+  together (``Recommender._kernels``: what the blend costs);
 - the same for cold-start users: light users (1-2 interactions) and new users with
   demographics only (the cold-start blend of ``graphfusion.recommend``);
 - new products: ``add_products`` of one product at a time (store write, text embedding,
@@ -82,6 +84,11 @@ def _brute_force(rec: Recommender) -> Callable[[str], np.ndarray]:
     return top
 
 
+def _kernels_of(rec: Recommender, names: list[str]) -> Callable[[str], Any]:
+    """A user's neighbourhood kernels ``names`` as the model path computes them."""
+    return lambda user: rec._kernels(rec.state.user_index[user], names)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/serving.json``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -138,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(_summary(f"recommend, light users (1-{LIGHT_USER_MAX} interactions)", ms))
         ms = _latencies(lambda u: rec.recommend(u, K), list(new["id"]))
         rows.append(_summary("recommend, new users (demographics only)", ms))
+        hood = rec.fusion.neighbourhood if rec.fusion is not None else None
+        if hood is not None and st.kernel is not None:  # what each kernel of the blend costs
+            for names in [[k] for k in hood.available] + [list(hood.available)]:
+                rows.append(_summary(f"kernels {', '.join(names)} (model users, alone)",
+                                     _latencies(_kernels_of(rec, names), users)))  # fmt: skip
         # new products, one at a time
         twins = rng.choice(len(st.items), size=args.new_products, replace=False)
         cat = rec.catalogue

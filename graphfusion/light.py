@@ -34,7 +34,7 @@ import pandas as pd
 
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics
-from graphfusion.models.neighbourhood import WEIGHTS
+from graphfusion.models.neighbourhood import search_weights
 
 __all__ = [
     "PARTS",
@@ -255,16 +255,12 @@ class LightFit:
 
 def fit_weights(search: HeldOut, confirm: HeldOut) -> LightFit:
     """Choose the light-user blend's weights: a coordinate search from
-    :data:`DEFAULT_WEIGHTS` over :data:`~graphfusion.models.neighbourhood.WEIGHTS` for the
-    best Recall@20 of the ``search`` users (:data:`ROUNDS` rounds; ties keep the smaller
-    weight), served only when their per-user gain over the defaults on the other,
-    ``confirm`` users is more than :data:`MIN_Z` standard errors above 0 (a paired test):
-    the search's own users would flatter what it found."""
-    found = dict(DEFAULT_WEIGHTS)
-    for _ in range(ROUNDS):
-        for name in PARTS:
-            scored = {w: search.recall({**found, name: w}) for w in WEIGHTS}
-            found[name] = max(WEIGHTS, key=lambda w: (scored[w], -w))
+    :data:`DEFAULT_WEIGHTS` (:func:`~graphfusion.models.neighbourhood.search_weights`,
+    :data:`ROUNDS` rounds) for the best Recall@20 of the ``search`` users, served only when
+    their per-user gain over the defaults on the other, ``confirm`` users is more than
+    :data:`MIN_Z` standard errors above 0 (a paired test): the search's own users would
+    flatter what it found."""
+    found = search_weights(search.recall, DEFAULT_WEIGHTS, ROUNDS)
     gain, error = paired_gain(confirm.per_user(found), confirm.per_user(DEFAULT_WEIGHTS))
     clear = bool(gain > MIN_Z * error)
     fit = LightFit(found if clear else dict(DEFAULT_WEIGHTS), found, gain, error,

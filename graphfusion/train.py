@@ -51,7 +51,12 @@ from graphfusion.light import (
 )
 from graphfusion.models import MF, LightGCN, Popularity
 from graphfusion.models.fusion import FusionGNN
-from graphfusion.models.neighbourhood import KERNELS, WEIGHTS, blend_standardized, standardize
+from graphfusion.models.neighbourhood import (
+    KERNELS,
+    blend_standardized,
+    search_weights,
+    standardize,
+)
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
@@ -453,10 +458,10 @@ def _fit_blend(
     cold: tuple[np.ndarray, list[list[int]]] | None = None,
 ) -> dict[str, float]:
     """Set the model's neighbourhood weights to those with the best validation Recall@20
-    (:func:`_coordinate_search` over the kernels it has), for its scores, and for its
-    content-only scores (on ``cold``, the validation cold products and their interactions,
-    where given); and return them, one per path and kernel of
-    :data:`~graphfusion.models.neighbourhood.KERNELS`."""
+    (:func:`~graphfusion.models.neighbourhood.search_weights` from 0 over the kernels it
+    has, :data:`BLEND_PASSES` passes), for its scores, and for its content-only scores (on
+    ``cold``, the validation cold products and their interactions, where given); and return
+    them, one per path and kernel of :data:`~graphfusion.models.neighbourhood.KERNELS`."""
     assert model.neighbourhood is not None
     model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
@@ -477,10 +482,9 @@ def _fit_blend(
         if "learned" in names:
             learned = model.kernels(users, items, ["learned"])["learned"]
             kernels["learned"] = standardize(learned)
-        parts = [kernels[k] for k in names]
-        recall = _blend_recall(standardize(base), parts, seen, truth, among)
-        weights = _coordinate_search(recall, len(names))
-        found = dict(zip(names, weights, strict=True))
+        in_order = {k: kernels[k] for k in names}
+        recall = _blend_recall(standardize(base), in_order, seen, truth, among)
+        found = search_weights(recall, dict.fromkeys(names, 0.0), BLEND_PASSES)
         chosen.append([found.get(k, 0.0) for k in KERNELS])
     model.train()
     model.set_blend(*chosen)
@@ -490,43 +494,21 @@ def _fit_blend(
 
 def _blend_recall(
     base: torch.Tensor,
-    parts: list[torch.Tensor],
+    kernels: dict[str, torch.Tensor],
     seen: list[list[int]],
     truth: list[list[int]],
     among: tuple[np.ndarray, list[list[int]]] | None,
-) -> Callable[[tuple[float, ...]], float]:
-    """Recall@20 of the blend of standardized ``base`` and ``parts`` with given weights: over
-    the full ranking, or over the products ``among[0]`` (held-out ``among[1]``)."""
+) -> Callable[[dict[str, float]], float]:
+    """Recall@20 of the blend of standardized ``base`` and ``kernels`` with weights by kernel:
+    over the full ranking, or over the products ``among[0]`` (held-out ``among[1]``)."""
 
-    def recall(weights: tuple[float, ...]) -> float:
-        scores = blend_standardized(base, parts, list(weights)).numpy()
-        metrics = (full_ranking_metrics(scores, seen, truth, ks=(20,)) if among is None
-                   else _rank_among(scores, *among))  # fmt: skip
+    def recall(weights: dict[str, float]) -> float:
+        scores = blend_standardized(base, list(kernels.values()), list(weights.values()))
+        metrics = (full_ranking_metrics(scores.numpy(), seen, truth, ks=(20,)) if among is None
+                   else _rank_among(scores.numpy(), *among))  # fmt: skip
         return float(metrics["recall@20"])
 
     return recall
-
-
-def _coordinate_search(score: Callable[[tuple[float, ...]], float], size: int) -> list[float]:
-    """Weights of :data:`~graphfusion.models.neighbourhood.WEIGHTS`, ``size`` of them, from
-    all zero: up to :data:`BLEND_PASSES` passes, each setting one weight after the other to
-    the value with the best ``score`` (the smaller on a tie), until a pass changes none."""
-    weights = [0.0] * size
-    tried: dict[tuple[float, ...], float] = {}
-
-    def known(w: tuple[float, ...]) -> float:
-        if w not in tried:
-            tried[w] = score(w)
-        return tried[w]
-
-    for _ in range(BLEND_PASSES):
-        before = list(weights)
-        for k in range(size):
-            found = {w: known((*weights[:k], w, *weights[k + 1 :])) for w in WEIGHTS}
-            weights[k] = max(WEIGHTS, key=lambda w: (found[w], -w))
-        if weights == before:
-            break
-    return weights
 
 
 def _fit_light(

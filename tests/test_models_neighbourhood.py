@@ -386,3 +386,25 @@ def test_price_and_followees_kernels() -> None:
         kernel_scores(["nearest"], users, edges, 8, vecs)
     with pytest.raises(ValidationError, match="learned kernel needs"):
         kernel_scores(["learned"], users, edges, 8, vecs)
+
+
+def test_search_weights_is_a_coordinate_search_that_scores_each_weighting_once() -> None:
+    from graphfusion.models.neighbourhood import WEIGHTS, search_weights
+
+    calls: list[tuple[float, ...]] = []
+
+    def score(w: dict[str, float]) -> float:
+        calls.append(tuple(w.values()))
+        # best at a = 0.5; b helps only once a is at least 0.5, and every b >= 1 ties
+        return -abs(w["a"] - 0.5) + (min(w["b"], 1.0) if w["a"] >= 0.5 else -w["b"])
+
+    # b is searched first, while a is still 0, so only a second pass moves it
+    assert search_weights(score, {"b": 0.0, "a": 0.0}, rounds=1) == {"b": 0.0, "a": 0.5}
+    calls.clear()
+    got = search_weights(score, {"b": 0.0, "a": 0.0}, rounds=10)
+    assert got == {"b": 1.0, "a": 0.5}  # the smaller of the tied b
+    assert len(calls) == len(set(calls))  # memoized
+    # pass 1: 6 values of b, then 5 new of a; pass 2: 5 new of b, 4 new of a (b = 1 with
+    # a = 0 was scored in pass 1); pass 3: none new, nothing changes, the search stops
+    assert len(calls) == len(WEIGHTS) + 2 * (len(WEIGHTS) - 1) + (len(WEIGHTS) - 2)
+    assert set(search_weights(lambda w: 0.0, {"x": 1.0}, 2).values()) == {min(WEIGHTS)}

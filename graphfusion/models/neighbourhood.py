@@ -42,7 +42,7 @@ the sharp, price and followees kernels add).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,6 +61,7 @@ __all__ = [
     "sharp_kernel",
     "price_levels",
     "blend",
+    "search_weights",
     "WEIGHTS",
     "KERNELS",
     "IMAGE_EDGE",
@@ -465,6 +466,32 @@ def _check_strength(interactions: Tensor, strength: Tensor | None) -> None:
         )
     if strength.numel() and not bool(torch.isfinite(strength).all() & (strength > 0).all()):
         raise ValidationError("strength must be positive and finite")
+
+
+def search_weights(
+    score: Callable[[dict[str, float]], float], start: Mapping[str, float], rounds: int
+) -> dict[str, float]:
+    """Blend weights by coordinate search over :data:`WEIGHTS`: from ``start``, up to
+    ``rounds`` passes over its names in order, each setting one weight to the value with the
+    best ``score`` (the smaller on a tie), until a pass changes none; each weighting is scored
+    once."""
+    weights = dict(start)
+    scored: dict[tuple[float, ...], float] = {}
+
+    def known(trial: dict[str, float]) -> float:
+        key = tuple(trial.values())
+        if key not in scored:
+            scored[key] = score(trial)
+        return scored[key]
+
+    for _ in range(rounds):
+        before = dict(weights)
+        for name in start:
+            found = {w: known({**weights, name: w}) for w in WEIGHTS}
+            weights[name] = max(WEIGHTS, key=lambda w: (found[w], -w))
+        if weights == before:
+            break
+    return weights
 
 
 def blend(model_scores: Tensor, kernels: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
