@@ -20,6 +20,7 @@ from benchmarks.recommend_ceiling import (
     _how_table,
     _posterior_predictive,
     _taste_posterior,
+    how_features,
 )
 
 
@@ -172,3 +173,9 @@ def test_how_posterior_without_how_is_the_taste_posterior(monkeypatch: Any) -> N
     light = np.zeros(3, dtype=bool)
     got = ceiling._how_posterior(train, items, truth, 3, threshold=1.5, light=light)
     assert np.allclose(got, _taste_posterior(train, items, truth, 3))
+
+
+def test_how_features_are_bought_favourited_and_log_extra_views() -> None:
+    train = pd.DataFrame({"bought": [1, 0], "favourited": [0, 1], "views": [1, 4]})
+    got = how_features(train).numpy()
+    assert np.allclose(got, [[1.0, 0.0, 0.0], [0.0, 1.0, np.log(4.0)]])

@@ -1,4 +1,5 @@
-"""Recommendation models: the fusion GNN and the baselines (popularity, MF-BPR, LightGCN)."""
+"""Recommendation models: the fusion GNN, the baselines (popularity, MF-BPR, LightGCN) and the
+content taste model."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from graphfusion.models.baselines import (
 )
 from graphfusion.models.fusion import FusionGNN
 from graphfusion.models.neighbourhood import ContentNeighbourhood
+from graphfusion.models.taste import TasteModel, fit_taste
 
 __all__ = [
     "MF",
@@ -18,6 +20,8 @@ __all__ = [
     "FusionGNN",
     "LightGCN",
     "Popularity",
+    "TasteModel",
     "bpr_loss",
+    "fit_taste",
     "normalized_adjacency",
 ]

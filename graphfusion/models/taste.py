@@ -1,0 +1,340 @@
+r"""The content taste model: each user's taste read from the content of their products, trained
+with a listwise (softmax) likelihood.
+
+A user is described by the products they interacted with, not by an id: each product's feature
+vector :math:`\mathbf{x}_j` (its modality vectors and price, :func:`item_features`) goes through
+an input MLP :math:`q`, and the user's products are averaged, each weighted by what the pair
+says of the taste, :math:`w_{uj} = \exp(\mathbf{a}^\top\mathbf{o}_{uj} + c)` (a learned
+function of the pair's per-type features :math:`\mathbf{o}_{uj}`: bought or not, how many
+views, ...):
+
+.. math::
+    \mathbf{m}_u = \frac{\sum_{j} w_{uj}\, q(\mathbf{x}_j)}{\sum_j w_{uj}}, \qquad
+    \mathbf{h}_u = \mathbf{m}_u + \mathrm{MLP}([\mathbf{m}_u, \log(1 + \textstyle\sum_j w_{uj})])
+        + F\,\bar{\mathbf{m}}_{\mathrm{followees}(u)}
+
+(the last term, the mean of the followees' :math:`\mathbf{m}`, when users follow users), and a
+product scores :math:`s_{ui} = \mathbf{h}_u^\top e(\mathbf{x}_i) + b_i` with an output MLP
+:math:`e` and a popularity term :math:`b_i` (zero for products without training
+interactions: they are ranked by content alone).
+
+**Training** is a masked softmax: each epoch, each user's products are split at random into
+an input share and a target share (:attr:`TasteConfig.mask`); the loss is the negative log
+softmax probability of each target among the products that have training interactions and
+are not in the input. That is how a shop's users are often modelled as choosing (each next
+product with probability proportional to :math:`\exp` of its score, without replacement), so
+the item terms learn each product's popularity with the users' tastes factored out, and the
+user vector learns what a handful of products says of a taste (how sure one can be after one
+jacket, or after three). The weights are averaged over the steps (an exponential moving
+average, :attr:`TasteConfig.ema`) and kept at the epoch of the best validation score.
+
+The model is the learned counterpart of the ceiling benchmark's taste posterior
+(``benchmarks/recommend_ceiling.py``), which is handed the shop generator's hidden attributes
+and model; this one sees only the modality vectors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from graphfusion.errors import ValidationError
+
+__all__ = ["TasteConfig", "TasteModel", "fit_taste", "item_features"]
+
+
+@dataclass(frozen=True)
+class TasteConfig:
+    """How :func:`fit_taste` trains a :class:`TasteModel`.
+
+    Attributes:
+        dim: Size of the user and item vectors.
+        hidden: Width of the MLPs' hidden layers.
+        epochs: Most training epochs.
+        lr: Adam learning rate.
+        batch_size: Users per step.
+        mask: Share of each user's products that are targets in an epoch (users with one
+            product have none).
+        ema: Decay of the moving average of the weights (0: none).
+        patience: Epochs without a better validation score before stopping.
+        seed: Seeds the initialization, the masks and the order of the users.
+    """
+
+    dim: int = 128
+    hidden: int = 256
+    epochs: int = 80
+    lr: float = 3e-3
+    batch_size: int = 512
+    mask: float = 0.3
+    ema: float = 0.995
+    patience: int = 20
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise :class:`~graphfusion.errors.ValidationError` for a setting out of range."""
+        if min(self.dim, self.hidden, self.epochs, self.batch_size, self.patience) < 1:
+            raise ValidationError("dim, hidden, epochs, batch_size and patience must be >= 1")
+        if not (0.0 < self.mask < 1.0) or not (0.0 <= self.ema < 1.0) or not self.lr > 0:
+            raise ValidationError("mask must be in (0, 1), ema in [0, 1) and lr > 0")
+
+
+def item_features(modalities: dict[str, Tensor], log_price: Tensor | None = None) -> Tensor:
+    """``(num_items, width)`` input features of the items: their modality vectors (as
+    :func:`graphfusion.models.neighbourhood.item_modalities` gives them, in name order) and,
+    with ``log_price``, the log price centred on its mean (0 where unknown).
+
+    Raises:
+        ValidationError: No modality, rows that differ in number, or a ``log_price`` of
+            another length.
+    """
+    if not modalities:
+        raise ValidationError("the items have no modality vectors")
+    parts = [torch.nan_to_num(modalities[m].float()) for m in sorted(modalities)]
+    n = len(parts[0])
+    if any(len(p) != n for p in parts):
+        raise ValidationError("every modality needs one row per item")
+    if log_price is not None:
+        if log_price.shape != (n,):
+            raise ValidationError(f"log_price must be ({n},), got {tuple(log_price.shape)}")
+        known = torch.isfinite(log_price)
+        centred = log_price.float() - (log_price[known].float().mean() if known.any() else 0.0)
+        parts.append(torch.where(known, centred, torch.zeros_like(centred))[:, None])
+    return torch.cat(parts, 1)
+
+
+class TasteModel(nn.Module):
+    """The content taste model (see the module docstring).
+
+    Args:
+        features: ``(num_items, width)`` item features (:func:`item_features`), finite.
+        how_width: Number of per-pair features (:math:`\\mathbf{o}_{uj}`).
+        warm: ``(num_items,)`` bool, the products with training interactions (the others get
+            no popularity term and are never training targets).
+        dim: Size of the user and item vectors.
+        hidden: Width of the MLPs' hidden layers.
+
+    Raises:
+        ValidationError: Bad shapes, or features that are not finite.
+    """
+
+    features: Tensor
+    warm: Tensor
+
+    def __init__(
+        self, features: Tensor, how_width: int, warm: Tensor, dim: int = 128, hidden: int = 256
+    ) -> None:
+        super().__init__()
+        if features.dim() != 2 or not len(features):
+            raise ValidationError("features must be (num_items, width) with items")
+        if not bool(torch.isfinite(features).all()):
+            raise ValidationError("features must be finite")
+        if warm.shape != (len(features),) or warm.dtype != torch.bool:
+            raise ValidationError(f"warm must be a bool ({len(features)},) tensor")
+        if how_width < 1:
+            raise ValidationError("how_width must be >= 1")
+        width = features.shape[1]
+        self.register_buffer("features", features.float(), persistent=False)
+        self.register_buffer("warm", warm.clone(), persistent=False)
+        self.q = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.e = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.enc = nn.Sequential(nn.Linear(dim + 1, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.how = nn.Linear(how_width, 1)
+        self.followed = nn.Linear(dim, dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(len(features)))
+
+    @property
+    def num_items(self) -> int:
+        """Number of items the model scores."""
+        return len(self.features)
+
+    def user_vectors(
+        self,
+        interactions: Tensor,
+        how: Tensor,
+        rows: int,
+        follows: Tensor | None = None,
+        followee_pairs: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """``(rows, dim)`` taste vectors of users from their products.
+
+        Args:
+            interactions: ``(2, E)`` user rows (below ``rows``) and item rows: the products
+                that describe the users.
+            how: ``(E, how_width)`` each pair's features.
+            rows: Number of users described.
+            follows: ``(2, F)`` follower rows (below ``rows``) and followee rows (rows of
+                ``followee_pairs``), or None.
+            followee_pairs: The followees' pairs and their features (``(2, E')``,
+                ``(E', how_width)``); None: ``interactions`` and ``how``.
+        """
+        q = self.q(self.features)
+        mean = self._mean(q, interactions, how, rows)
+        mass = torch.zeros(rows).index_add_(0, interactions[0], self._weights(how))
+        out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
+        if follows is not None and follows.numel():
+            pairs, feats = followee_pairs if followee_pairs is not None else (interactions, how)
+            top = 1 + max(int(follows[1].max()), int(pairs[0].max()) if pairs.numel() else 0)
+            followee = self._mean(q, pairs, feats, top)
+            out = out + self.followed(_row_mean(follows, followee, rows))
+        return out
+
+    def _weights(self, how: Tensor) -> Tensor:
+        return torch.exp(self.how(how).squeeze(1).clamp(-10.0, 10.0))
+
+    def _mean(self, q: Tensor, interactions: Tensor, how: Tensor, num: int) -> Tensor:
+        w = self._weights(how)
+        total = torch.zeros(num, q.shape[1]).index_add_(
+            0, interactions[0], w[:, None] * q[interactions[1]]
+        )
+        mass = torch.zeros(num).index_add_(0, interactions[0], w)
+        return total / mass.clamp_min(1e-12)[:, None]
+
+    def item_vectors(self, features: Tensor | None = None) -> Tensor:
+        """``(n, dim)`` output vectors of the model's items, or of other items' ``features``
+        (new products: ranked by content, without a popularity term)."""
+        return self.e(self.features if features is None else features.float())
+
+    def scores(self, user_vectors: Tensor, content_only: bool = False) -> Tensor:
+        """``(n, num_items)`` scores of the items for ``user_vectors`` (:meth:`user_vectors`);
+        ``content_only`` leaves out the popularity term."""
+        out = user_vectors @ self.item_vectors().t()
+        return out if content_only else out + self.bias * self.warm
+
+    def loss(self, user_vectors: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean negative log softmax probability of the ``targets`` (``(2, T)``: rows of
+        ``user_vectors``, item rows) among the warm items that are not ``inputs`` (``(2, I)``)
+        of the same row."""
+        s = self.scores(user_vectors)
+        s = s.masked_fill(~self.warm, -math.inf)
+        s = s.index_put((inputs[0], inputs[1]), torch.tensor(-math.inf))
+        logp = F.log_softmax(s, 1)
+        return -logp[targets[0], targets[1]].mean()
+
+
+def _row_mean(edges: Tensor, values: Tensor, num: int) -> Tensor:
+    """``(num, width)``: per source row of ``edges``, the mean of ``values`` at its targets."""
+    total = torch.zeros(num, values.shape[1]).index_add_(0, edges[0], values[edges[1]])
+    count = torch.zeros(num).index_add_(0, edges[0], torch.ones(edges.shape[1]))
+    return total / count.clamp_min(1.0)[:, None]
+
+
+def fit_taste(
+    features: Tensor,
+    interactions: Tensor,
+    how: Tensor,
+    num_users: int,
+    *,
+    follows: Tensor | None = None,
+    validate: Callable[[Tensor], float] | None = None,
+    config: TasteConfig | None = None,
+    progress: bool = False,
+) -> tuple[TasteModel, list[dict[str, float]]]:
+    """Train a :class:`TasteModel` on the training pairs.
+
+    Args:
+        features: ``(num_items, width)`` item features (:func:`item_features`).
+        interactions: ``(2, E)`` training user rows and item rows (each pair once).
+        how: ``(E, k)`` each pair's features (finite).
+        num_users: Number of user rows.
+        follows: ``(2, F)`` follower and followee user rows, or None.
+        validate: Scores the ``(num_users, num_items)`` scores of every user (all training
+            pairs as inputs), higher better: each epoch's, to keep the best epoch and stop
+            early; None: the last epoch is kept.
+        config: Training settings (defaults: :class:`TasteConfig`).
+        progress: Show a progress bar.
+
+    Returns:
+        The model (in eval mode) and per epoch ``epoch``, ``loss`` and ``valid`` (where
+        ``validate`` is given).
+
+    Raises:
+        ValidationError: Bad shapes, rows out of range, a repeated pair, or non-finite
+            ``how``.
+    """
+    cfg = config or TasteConfig()
+    cfg.check()
+    if interactions.dim() != 2 or interactions.shape[0] != 2 or not interactions.numel():
+        raise ValidationError("interactions must be a non-empty (2, E) tensor")
+    if how.dim() != 2 or len(how) != interactions.shape[1]:
+        raise ValidationError("how must be (E, k), one row per pair")
+    if not bool(torch.isfinite(how).all()):
+        raise ValidationError("how must be finite")
+    if int(interactions[0].max()) >= num_users or int(interactions[1].max()) >= len(features):
+        raise ValidationError("interactions refer to rows out of range")
+    if torch.unique(interactions, dim=1).shape[1] != interactions.shape[1]:
+        raise ValidationError("interactions must hold each pair once")
+    if follows is not None and follows.numel():
+        if follows.dim() != 2 or follows.shape[0] != 2:
+            raise ValidationError(f"follows must be (2, F), got {tuple(follows.shape)}")
+        if int(follows.min()) < 0 or int(follows.max()) >= num_users:
+            raise ValidationError(f"follows must be user rows below {num_users}")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    warm = torch.zeros(len(features), dtype=torch.bool)
+    warm[interactions[1]] = True
+    model = TasteModel(features, how.shape[1], warm, cfg.dim, cfg.hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    average = copy.deepcopy(model.state_dict())
+    users, how = interactions[0], how.float()
+    several = torch.bincount(users, minlength=num_users)[users] >= 2
+
+    def all_scores() -> Tensor:
+        with torch.no_grad():
+            return model.scores(model.user_vectors(interactions, how, num_users, follows))
+
+    history: list[dict[str, float]] = []
+    best, best_state, waited = -math.inf, copy.deepcopy(average), 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc="train taste", disable=not progress)
+    for epoch in bar:
+        model.train()
+        target = (torch.rand(len(users), generator=gen) < cfg.mask) & several
+        order = torch.randperm(num_users, generator=gen)
+        total, steps = 0.0, 0
+        for start in range(0, num_users, cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            slot = torch.full((num_users,), -1, dtype=torch.long)
+            slot[batch] = torch.arange(len(batch))
+            mine = slot[users] >= 0
+            into, out = mine & ~target, mine & target
+            if not bool(out.any()):
+                continue
+            inputs = torch.stack([slot[users[into]], interactions[1, into]])
+            followers = None
+            if follows is not None and follows.numel():
+                kept = slot[follows[0]] >= 0
+                followers = torch.stack([slot[follows[0, kept]], follows[1, kept]])
+            h = model.user_vectors(inputs, how[into], len(batch), followers, (interactions, how))
+            loss = model.loss(h, inputs, torch.stack([slot[users[out]], interactions[1, out]]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, steps = total + loss.item(), steps + 1
+            with torch.no_grad():
+                for k, v in model.state_dict().items():
+                    average[k].mul_(cfg.ema).add_(v, alpha=1.0 - cfg.ema)
+        current = copy.deepcopy(model.state_dict())
+        model.load_state_dict(average)
+        model.eval()
+        entry = {"epoch": float(epoch), "loss": total / max(steps, 1)}
+        if validate is not None:
+            entry["valid"] = float(validate(all_scores()))
+        history.append(entry)
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", valid=f"{entry.get('valid', 0.0):.4f}")
+        score = entry.get("valid", float(epoch))
+        if score > best:
+            best, best_state, waited = score, copy.deepcopy(average), 0
+        else:
+            waited += 1
+        model.load_state_dict(current)
+        if waited >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, history

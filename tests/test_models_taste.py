@@ -1,0 +1,175 @@
+"""The content taste model: features, user vectors, masked-softmax training, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphfusion.errors import ValidationError
+from graphfusion.evaluate import full_ranking_metrics
+from graphfusion.models.taste import TasteConfig, TasteModel, fit_taste, item_features
+
+SMALL = TasteConfig(dim=16, hidden=32, epochs=40, lr=1e-2, batch_size=16, ema=0.9, patience=40)
+
+
+def _planted(n_users: int = 64, n_items: int = 80, per_user: int = 8, seed: int = 0) -> dict:
+    """Items in 4 clusters that their text shows; user u likes cluster u % 4 and picks
+    products from it (popular ones more often), and 1 in 8 of their picks from anywhere.
+    Each user's last two picks are held out."""
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cluster = torch.arange(n_items) % 4
+    centres = 3 * torch.randn(4, 12, generator=g)
+    text = centres[cluster] + torch.randn(n_items, 12, generator=g)
+    pop = np.exp(-0.05 * rng.permutation(n_items))
+    train, held = [], []
+    for u in range(n_users):
+        liked = np.flatnonzero(cluster.numpy() == u % 4)
+        p = pop[liked] / pop[liked].sum()
+        picks = list(rng.choice(liked, per_user, replace=False, p=p))
+        picks[-3] = int(rng.integers(n_items))
+        picks = list(dict.fromkeys(int(i) for i in picks))
+        train += [(u, i) for i in picks[:-2]]
+        held += [(u, i) for i in picks[-2:]]
+    pairs = torch.tensor(train).t()
+    return {
+        "features": item_features({"text_vec": text}),
+        "pairs": pairs,
+        "how": torch.ones(pairs.shape[1], 1),
+        "held": held,
+        "cluster": cluster,
+        "n_users": n_users,
+    }
+
+
+def _recall(scores: torch.Tensor, data: dict) -> float:
+    seen: list[list[int]] = [[] for _ in range(data["n_users"])]
+    truth: list[list[int]] = [[] for _ in range(data["n_users"])]
+    for u, i in data["pairs"].t().tolist():
+        seen[u].append(i)
+    for u, i in data["held"]:
+        truth[u].append(i)
+    return float(full_ranking_metrics(scores.numpy(), seen, truth, ks=(10,))["recall@10"])
+
+
+def test_item_features_join_modalities_in_name_order_and_centre_prices() -> None:
+    text, image = torch.ones(3, 2), 2 * torch.ones(3, 4)
+    price = torch.tensor([1.0, 3.0, math.nan])
+    got = item_features({"text_vec": text, "image_vec": image}, price)
+    assert got.shape == (3, 7)
+    assert torch.equal(got[:, :4], image) and torch.equal(got[:, 4:6], text)
+    assert torch.allclose(got[:, 6], torch.tensor([-1.0, 1.0, 0.0]))  # unknown price: 0
+    with pytest.raises(ValidationError, match="no modality"):
+        item_features({})
+    with pytest.raises(ValidationError, match="log_price"):
+        item_features({"text_vec": text}, torch.zeros(2))
+    with pytest.raises(ValidationError, match="one row per item"):
+        item_features({"text_vec": text, "image_vec": torch.ones(2, 4)})
+
+
+def test_a_users_vector_depends_only_on_their_own_products_and_followees() -> None:
+    data = _planted()
+    torch.manual_seed(0)
+    warm = torch.ones(80, dtype=torch.bool)
+    model = TasteModel(data["features"], 1, warm, dim=8, hidden=16)
+    pairs, how = data["pairs"], data["how"]
+    follows = torch.tensor([[3, 3, 5], [1, 2, 7]])
+    with torch.no_grad():
+        everyone = model.user_vectors(pairs, how, data["n_users"], follows)
+        # user 3 alone, as a recommender serving one user builds it: their pairs as row 0,
+        # their followees' pairs as rows 0 and 1
+        mine = pairs[:, pairs[0] == 3]
+        fol = [pairs[:, pairs[0] == f] for f in (1, 2)]
+        followee_pairs = torch.cat(
+            [torch.stack([torch.full_like(p[0], k), p[1]]) for k, p in enumerate(fol)], 1
+        )
+        alone = model.user_vectors(
+            torch.stack([torch.zeros_like(mine[0]), mine[1]]),
+            torch.ones(mine.shape[1], 1),
+            1,
+            torch.tensor([[0, 0], [0, 1]]),
+            (followee_pairs, torch.ones(followee_pairs.shape[1], 1)),
+        )
+        no_follows = model.user_vectors(pairs, how, data["n_users"])
+    assert torch.allclose(everyone[3], alone[0], atol=1e-5)
+    assert not torch.allclose(everyone[3], no_follows[3])  # the followees count
+    assert torch.allclose(everyone[4], no_follows[4])  # user 4 follows no one
+
+
+def test_training_lowers_the_loss_and_beats_popularity() -> None:
+    data = _planted()
+    pairs = data["pairs"]
+    valid = []
+    model, history = fit_taste(
+        data["features"], pairs, data["how"], data["n_users"],
+        validate=lambda s: valid.append(_recall(s, data)) or valid[-1], config=SMALL,
+    )  # fmt: skip
+    assert history[-1]["loss"] < 0.9 * history[0]["loss"]
+    assert [h["valid"] for h in history] == valid
+    with torch.no_grad():
+        scores = model.scores(model.user_vectors(pairs, data["how"], data["n_users"]))
+    counts = torch.bincount(pairs[1], minlength=80).float()
+    popularity = _recall(counts.repeat(data["n_users"], 1), data)
+    taste = _recall(scores, data)
+    assert taste == pytest.approx(max(valid))  # the best epoch is kept
+    assert taste > popularity + 0.2, (taste, popularity)
+    # its popularity term learned which products are picked more often
+    assert np.corrcoef(model.bias.detach().numpy(), counts.numpy())[0, 1] > 0.3
+
+
+def test_new_products_are_ranked_by_content_and_cold_ones_get_no_popularity() -> None:
+    data = _planted()
+    warm = torch.zeros(80, dtype=torch.bool)
+    warm[data["pairs"][1]] = True
+    model, _ = fit_taste(data["features"], data["pairs"], data["how"], data["n_users"],
+                         config=SMALL)  # fmt: skip
+    assert torch.equal(model.warm, warm)
+    with torch.no_grad():
+        h = model.user_vectors(data["pairs"], data["how"], data["n_users"])
+        content = model.scores(h, content_only=True)
+        full = model.scores(h)
+        # one new product per cluster, from its features: each user prefers their cluster's
+        firsts = torch.stack([torch.nonzero(data["cluster"] == c)[0, 0] for c in range(4)])
+        new = model.item_vectors(data["features"][firsts] + 0.1)
+        preferred = (h @ new.t()).argmax(1)
+    assert torch.allclose(full - content, (model.bias * warm).expand_as(full), atol=1e-5)
+    assert float((preferred == torch.arange(data["n_users"]) % 4).float().mean()) > 0.8
+
+
+def test_the_same_seed_trains_the_same_model() -> None:
+    data = _planted()
+    args = (data["features"], data["pairs"], data["how"], data["n_users"])
+    cfg = TasteConfig(dim=8, hidden=16, epochs=3, batch_size=16)
+    a, _ = fit_taste(*args, config=cfg)
+    b, _ = fit_taste(*args, config=cfg)
+    c, _ = fit_taste(*args, config=TasteConfig(dim=8, hidden=16, epochs=3, batch_size=16, seed=1))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.bias, c.bias)
+
+
+def test_bad_inputs_are_refused() -> None:
+    data = _planted()
+    f, pairs, how, n = data["features"], data["pairs"], data["how"], data["n_users"]
+    with pytest.raises(ValidationError, match="how must be"):
+        fit_taste(f, pairs, how[:-1], n)
+    with pytest.raises(ValidationError, match="finite"):
+        fit_taste(f, pairs, torch.full_like(how, math.nan), n)
+    with pytest.raises(ValidationError, match="out of range"):
+        fit_taste(f, pairs, how, 3)
+    with pytest.raises(ValidationError, match="each pair once"):
+        fit_taste(f, torch.cat([pairs, pairs[:, :1]], 1), torch.ones(pairs.shape[1] + 1, 1), n)
+    with pytest.raises(ValidationError, match="follows must be user rows"):
+        fit_taste(f, pairs, how, n, follows=torch.tensor([[0], [n]]))
+    with pytest.raises(ValidationError, match="non-empty"):
+        fit_taste(f, torch.zeros(2, 0, dtype=torch.long), how[:0], n)
+    with pytest.raises(ValidationError, match="finite"):
+        TasteModel(torch.full((4, 2), math.nan), 1, torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValidationError, match="warm"):
+        TasteModel(f, 1, torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValidationError, match="mask"):
+        fit_taste(f, pairs, how, n, config=TasteConfig(mask=1.0))
+    with pytest.raises(ValidationError, match="must be >= 1"):
+        TasteConfig(epochs=0).check()
