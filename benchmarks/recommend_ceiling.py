@@ -5,7 +5,7 @@ bench shop, where every model lands near popularity, and to be far above it on c
 products. This benchmark measures, on the same per-user 8:1:1 split of the same prepared store
 (``benchmarks/.work/recommend/synthetic``, made by ``python -m benchmarks.recommend
 --datasets synthetic``), six rankings that read the generator's hidden
-``ground_truth.json``, which no model sees, and one that reads only what the models see:
+``ground_truth.json``, which no model sees, and three that read only what the models see:
 
 - ``popularity``: log(1 + training interactions of the product);
 - ``known attributes``: popularity plus, per hidden product attribute (category, colour,
@@ -520,18 +520,19 @@ def run_seed(shop: Shop, seed: int) -> dict[str, Any]:
     out["true tastes"] = _recall(affinity + alpha * pop, seen_valid, tst)
     out["true tastes alpha"] = alpha
     kernels = _content_kernels(shop, train)
-    base = standard(pop)
-    weights = _fit_weights(base, kernels, lambda s: _recall(s, seen, val), WEIGHTS)
-    blended = base + sum(weights[k] * kernels[k] for k in kernels)
-    out["raw content kernels"] = _recall(blended, seen_valid, tst)
-    out["raw content kernels weights"] = weights
+
+    def with_kernels(name: str, scores: np.ndarray) -> None:
+        """``scores`` standardized plus the kernels, weights fitted on validation."""
+        base = standard(scores)
+        weights = _fit_weights(base, kernels, lambda s: _recall(s, seen, val), WEIGHTS)
+        blended = base + sum(weights[k] * kernels[k] for k in kernels)
+        out[name] = _recall(blended, seen_valid, tst)
+        out[f"{name} weights"] = weights
+
+    with_kernels("raw content kernels", pop)
     taste = _learned_taste(shop, train, lambda s: _recall(s, seen, val), seed)
     out["learned taste"] = _recall(taste, seen_valid, tst)
-    base = standard(taste)
-    weights = _fit_weights(base, kernels, lambda s: _recall(s, seen, val), WEIGHTS)
-    blended = base + sum(weights[k] * kernels[k] for k in kernels)
-    out["learned taste + raw content kernels"] = _recall(blended, seen_valid, tst)
-    out["learned taste + raw content kernels weights"] = weights
+    with_kernels("learned taste + raw content kernels", taste)
     return out
 
 
