@@ -57,6 +57,7 @@ __all__ = [
     "item_modalities",
     "pooled",
     "profiles",
+    "check_follows",
     "kernel_scores",
     "sharp_kernel",
     "price_levels",
@@ -178,12 +179,7 @@ class ContentNeighbourhood(nn.Module):
             if log_price is not None and bool(torch.isfinite(log_price).any())
             else None
         )
-        if follows is not None and follows.numel():
-            if follows.dim() != 2 or follows.shape[0] != 2:
-                raise ValidationError(f"follows must be (2, F), got {tuple(follows.shape)}")
-            if int(follows.min()) < 0 or int(follows.max()) >= num_users:
-                raise ValidationError(f"follows must be user rows below {num_users}")
-        self._follows = follows if follows is not None and follows.numel() else None
+        self._follows = check_follows(follows, num_users)
         self._interactions = interactions
         self._strength = strength
         self._cache: tuple[Tensor, Tensor] | None = None
@@ -441,6 +437,22 @@ def profiles(
     )
     mass = torch.zeros(num_users).index_add_(0, pairs[0], weight)
     return total / torch.where(mass > 0, mass, torch.ones_like(mass)).unsqueeze(1).to(items.dtype)
+
+
+def check_follows(follows: Tensor | None, num_users: int) -> Tensor | None:
+    """``follows`` (``(2, F)`` follower and followee user rows), or None when it is None or
+    empty.
+
+    Raises:
+        ValidationError: Not ``(2, F)``, or a row outside ``0 .. num_users - 1``.
+    """
+    if follows is None or not follows.numel():
+        return None
+    if follows.dim() != 2 or follows.shape[0] != 2:
+        raise ValidationError(f"follows must be (2, F), got {tuple(follows.shape)}")
+    if int(follows.min()) < 0 or int(follows.max()) >= num_users:
+        raise ValidationError(f"follows must be user rows below {num_users}")
+    return follows
 
 
 def _pair_weights(interactions: Tensor, strength: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
+from graphfusion.models.neighbourhood import check_follows, profiles
 
 __all__ = ["TasteConfig", "TasteModel", "fit_taste", "item_features"]
 
@@ -175,26 +176,26 @@ class TasteModel(nn.Module):
                 ``(E', how_width)``); None: ``interactions`` and ``how``.
         """
         q = self.q(self.features)
-        mean = self._mean(q, interactions, how, rows)
-        mass = torch.zeros(rows).index_add_(0, interactions[0], self._weights(how))
+        mean, mass = self._mean(q, interactions, how, rows)
         out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
         if follows is not None and follows.numel():
             pairs, feats = followee_pairs if followee_pairs is not None else (interactions, how)
             top = 1 + max(int(follows[1].max()), int(pairs[0].max()) if pairs.numel() else 0)
-            followee = self._mean(q, pairs, feats, top)
-            out = out + self.followed(_row_mean(follows, followee, rows))
+            followee, _ = self._mean(q, pairs, feats, top)
+            out = out + self.followed(profiles(follows, followee, rows))
         return out
 
-    def _weights(self, how: Tensor) -> Tensor:
-        return torch.exp(self.how(how).squeeze(1).clamp(-10.0, 10.0))
-
-    def _mean(self, q: Tensor, interactions: Tensor, how: Tensor, num: int) -> Tensor:
-        w = self._weights(how)
+    def _mean(
+        self, q: Tensor, interactions: Tensor, how: Tensor, num: int
+    ) -> tuple[Tensor, Tensor]:
+        """Each of ``num`` users' mean of ``q`` over their pairs, weighted by the pairs' learned
+        weights, and the sum of those weights."""
+        w = torch.exp(self.how(how).squeeze(1).clamp(-10.0, 10.0))
         total = torch.zeros(num, q.shape[1]).index_add_(
             0, interactions[0], w[:, None] * q[interactions[1]]
         )
         mass = torch.zeros(num).index_add_(0, interactions[0], w)
-        return total / mass.clamp_min(1e-12)[:, None]
+        return total / mass.clamp_min(1e-12)[:, None], mass
 
     def item_vectors(self, features: Tensor | None = None) -> Tensor:
         """``(n, dim)`` output vectors of the model's items, or of other items' ``features``
@@ -216,13 +217,6 @@ class TasteModel(nn.Module):
         s = s.index_put((inputs[0], inputs[1]), torch.tensor(-math.inf))
         logp = F.log_softmax(s, 1)
         return -logp[targets[0], targets[1]].mean()
-
-
-def _row_mean(edges: Tensor, values: Tensor, num: int) -> Tensor:
-    """``(num, width)``: per source row of ``edges``, the mean of ``values`` at its targets."""
-    total = torch.zeros(num, values.shape[1]).index_add_(0, edges[0], values[edges[1]])
-    count = torch.zeros(num).index_add_(0, edges[0], torch.ones(edges.shape[1]))
-    return total / count.clamp_min(1.0)[:, None]
 
 
 def fit_taste(
@@ -270,11 +264,7 @@ def fit_taste(
         raise ValidationError("interactions refer to rows out of range")
     if torch.unique(interactions, dim=1).shape[1] != interactions.shape[1]:
         raise ValidationError("interactions must hold each pair once")
-    if follows is not None and follows.numel():
-        if follows.dim() != 2 or follows.shape[0] != 2:
-            raise ValidationError(f"follows must be (2, F), got {tuple(follows.shape)}")
-        if int(follows.min()) < 0 or int(follows.max()) >= num_users:
-            raise ValidationError(f"follows must be user rows below {num_users}")
+    follows = check_follows(follows, num_users)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     warm = torch.zeros(len(features), dtype=torch.bool)
