@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(_summary(f"recommend, light users (1-{LIGHT_USER_MAX} interactions)", ms))
         ms = _latencies(lambda u: rec.recommend(u, K), list(new["id"]))
         rows.append(_summary("recommend, new users (demographics only)", ms))
-        hood = rec.fusion.neighbourhood if rec.fusion is not None else None
-        if hood is not None and st.kernel is not None:  # what each kernel of the blend costs
-            for names in [[k] for k in hood.available] + [list(hood.available)]:
+        kernels = rec.fusion.available if rec.fusion is not None else ()
+        if kernels and st.kernel is not None:  # what each kernel of the blend costs
+            for names in [[k] for k in kernels] + [list(kernels)]:
                 rows.append(_summary(f"kernels {', '.join(names)} (model users, alone)",
                                      _latencies(_kernels_of(rec, names), users)))  # fmt: skip
         # new products, one at a time

@@ -30,6 +30,7 @@ from graphfusion.catalog_shop import (
 from graphfusion.engine import Engine
 from graphfusion.errors import GraphFusionError
 from graphfusion.settings import Settings, load_settings
+from graphfusion.train import TrainConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -465,6 +466,13 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
     "profiles, e.g. PURCHASED=4,FAVORITED=2 (a type not named weighs 1); 'none': every pair "
     "counts once. Default: VIEWED=1,PURCHASED=4,FAVORITED=2,RATED=1.",
 )
+@click.option(
+    "--taste-epochs",
+    type=click.IntRange(0, 10_000),
+    default=TrainConfig.taste_epochs,
+    show_default=True,
+    help="Fusion model: most epochs of its content taste model (0: none).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -475,6 +483,7 @@ def train_cmd(
     cold_items: float,
     light_users: float,
     type_weights: dict[str, float] | Literal["default"] | None,
+    taste_epochs: int,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
@@ -484,7 +493,7 @@ def train_cmd(
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(
             model, epochs=epochs, seed=seed, cold_items=cold_items, light_users=light_users,
-            progress=not as_json, **extra,
+            taste_epochs=taste_epochs, progress=not as_json, **extra,
         )  # fmt: skip
     if as_json:
         _echo_json(result.to_dict())

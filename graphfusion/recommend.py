@@ -8,8 +8,10 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   fused embeddings, plus the product bias, blended with its neighbourhoods (the likeness of a
   product's text and photo, and of its fused vector, to those of the user's products; its
   price level among products of its kind times the user's; the likeness to the products of
-  whom the user follows), with the weights chosen on validation when it was trained
-  (:mod:`graphfusion.models.neighbourhood`). For LightGCN and MF
+  whom the user follows; its taste model's scores, from the user's products, each pair
+  described by the types that link it and their weights), with the weights chosen on
+  validation when it was trained (:mod:`graphfusion.models.neighbourhood`,
+  :mod:`graphfusion.models.taste`). For LightGCN and MF
   the stored ``fused_vec`` are used.
   ``recommend`` scores every product with one matrix-vector product (5k products: well under
   a millisecond), applies the filters as masks, takes the best candidates with
@@ -77,6 +79,9 @@ from graphfusion.train import (
     MODELS,
     TrainConfig,
     _training_graph,
+    link_weights,
+    links_query,
+    pair_features,
     pair_strength,
     product_log_prices,
 )
@@ -167,12 +172,14 @@ class _State:
     item_bias: np.ndarray  # (n_i,)
     seen: sp.csr_matrix  # users x items, interaction counts over all types
     by_type: dict[str, sp.csr_matrix]
+    weights: dict[str, sp.csr_matrix]  # users x items, summed link weights per type
     profile: np.ndarray | None  # users' demographic one-hots
     trained_users: np.ndarray  # bool: the user had interactions when the vectors were made
     kernel: np.ndarray | None = None  # (n_i, r) content-neighbourhood vectors (fusion only)
     kernel_weights: tuple[float, ...] = ()  # per neighbourhood.KERNELS
     levels: np.ndarray | None = None  # (n_i,) price levels, with the price kernel
     follows: sp.csr_matrix | None = None  # users x users, with the followees kernel
+    taste: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # taste model's q, e, bias
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -212,9 +219,11 @@ class Recommender:
             )
         ckpt = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         saved = ckpt["config"]
-        # a checkpoint from before type_weights existed was trained with every pair counting once
+        # a checkpoint from before type_weights existed was trained with every pair counting
+        # once; one from before the taste model has none
         self.config = TrainConfig(**{**saved, "interactions": tuple(saved["interactions"]),
-                                     "type_weights": saved.get("type_weights")})  # fmt: skip
+                                     "type_weights": saved.get("type_weights"),
+                                     "taste_epochs": saved.get("taste_epochs", 0)})  # fmt: skip
         self.model_name = self.config.model
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
@@ -234,19 +243,18 @@ class Recommender:
             raise NotReadyError("the store has no users or no products")
         user_index = export.index["User"]
         item_index = export.index["Product"]
-        by_type = {}
+        by_type, weights = {}, {}
         for rtype in self.config.interactions:
             if rtype not in store.schema.relationships:
                 continue
-            table = store.query_arrow(
-                f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p"
-            )
+            table = store.query_arrow(links_query(store, rtype))
             by_type[rtype] = _matrix(table, export, len(users), len(items))
+            weights[rtype] = _matrix(table, export, len(users), len(items), "w")
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
         strength = None
         if self.model_name == "fusion":
             strength = pair_strength(by_type, self.config.type_weights, seen.shape)
-            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, strength)
+            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, strength, weights)
         else:
             user_vecs = self._stored_vectors("User", users)
             item_vecs = self._stored_vectors("Product", items)
@@ -256,7 +264,7 @@ class Recommender:
         self.state = _State(
             users=list(users), items=list(items), user_index=dict(user_index),
             item_index=dict(item_index), user_vecs=user_vecs, item_vecs=item_vecs,
-            item_bias=bias, seen=seen, by_type=by_type, profile=profile,
+            item_bias=bias, seen=seen, by_type=by_type, weights=weights, profile=profile,
             trained_users=counts > 0,
         )  # fmt: skip
         if strength is not None:  # what _strength() would compute again on the first request
@@ -272,13 +280,24 @@ class Recommender:
                 ones = np.ones(follows.shape[1], dtype=np.float32)
                 shape = (len(users), len(users))
                 self.state.follows = sp.csr_matrix((ones, follows.numpy()), shape)
+            taste = self.fusion.taste if self.fusion is not None else None
+            if taste is not None:
+                with torch.no_grad():
+                    self.state.taste = (taste.input_vectors().numpy().copy(),
+                                        taste.item_vectors().numpy().copy(),
+                                        (taste.bias * taste.warm).numpy().copy())  # fmt: skip
         self.catalogue = self._catalogue(export, items)
 
     def _fusion_vectors(
-        self, ckpt: Mapping[str, Any], export: GraphExport, strength: sp.csr_matrix
+        self,
+        ckpt: Mapping[str, Any],
+        export: GraphExport,
+        strength: sp.csr_matrix,
+        weights: Mapping[str, sp.csr_matrix],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coo = strength.tocoo()
         edges = torch.tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
+        how = pair_features(weights, self.config.interactions, coo.row, coo.col)
         users, items = export.ids["User"], export.ids["Product"]
         data, ids = _training_graph(
             self.store,
@@ -289,12 +308,14 @@ class Recommender:
             items,
             export=export,
             strength=torch.tensor(coo.data, dtype=torch.float32),
+            how=torch.from_numpy(how),
         )
         cfg = self.config
         model = FusionGNN(
             data, cfg.dim, cfg.layers, context_layers=cfg.context_layers,
             item_ids=cfg.item_ids, content_weight=cfg.content_weight,
             neighbourhood_rank=cfg.neighbourhood_rank, fit_neighbourhood=False,
+            taste=cfg.taste_epochs > 0,
         )  # fmt: skip
         state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
         result = model.load_state_dict(state, strict=False)
@@ -408,24 +429,47 @@ class Recommender:
 
     def _kernels(self, u: int, names: list[str]) -> dict[str, torch.Tensor]:
         """``(1, n_i)`` scores of the neighbourhood kernels ``names`` for the user row ``u``
-        (:func:`~graphfusion.models.neighbourhood.kernel_scores`) over everything they and
-        whom they follow have interacted with now, each pair weighted by its strength."""
+        (:func:`~graphfusion.models.neighbourhood.kernel_scores`, and the taste model's) over
+        everything they and whom they follow have interacted with now, each pair weighted by
+        its strength (described by its types and weights, for the taste model)."""
         st = self.state
         assert st.kernel is not None
         rows = [u]
-        if "followees" in names and st.follows is not None:
+        if {"followees", "taste"} & set(names) and st.follows is not None:
             rows += st.follows.indices[st.follows.indptr[u] : st.follows.indptr[u + 1]].tolist()
         pairs = self._strength()[rows].tocoo()
         n_i = len(st.items)
         levels = st.levels if st.levels is not None else np.zeros(n_i, dtype=np.float32)
+        local = torch.tensor(np.vstack([pairs.row, pairs.col]))
+        follows = torch.tensor([[0] * (len(rows) - 1), list(range(1, len(rows)))])
         with torch.no_grad():
-            return kernel_scores(
-                names, torch.tensor([0]), torch.tensor(np.vstack([pairs.row, pairs.col])),
+            out = kernel_scores(
+                [n for n in names if n != "taste"], torch.tensor([0]), local,
                 len(rows), torch.from_numpy(st.kernel),
                 strength=torch.from_numpy(pairs.data.astype(np.float32)),
                 learned=torch.from_numpy(st.item_vecs), levels=torch.from_numpy(levels),
-                follows=torch.tensor([[0] * (len(rows) - 1), list(range(1, len(rows)))]),
+                follows=follows,
             )  # fmt: skip
+            if "taste" in names:
+                out["taste"] = self._taste_kernel(rows, pairs, follows)
+        return out
+
+    def _taste_kernel(
+        self, rows: list[int], pairs: sp.coo_matrix, follows: torch.Tensor
+    ) -> torch.Tensor:
+        """``(1, n_i)`` the taste model's scores for the user ``rows[0]``, whom ``rows[1:]``
+        are followed by, from their ``pairs`` now (rows local to ``rows``)."""
+        st = self.state
+        taste = self.fusion.taste if self.fusion is not None else None
+        if taste is None or st.taste is None:
+            raise ValidationError("the served model has no taste model")
+        inputs, items, bias = st.taste
+        users = np.asarray(rows)[pairs.row]
+        how = torch.from_numpy(pair_features(st.weights, self.config.interactions, users,
+                                             pairs.col))  # fmt: skip
+        local = torch.tensor(np.vstack([pairs.row, pairs.col]))
+        vector = taste.user_vectors(local, how, len(rows), follows, inputs=torch.from_numpy(inputs))
+        return (torch.from_numpy(items) @ vector[0] + torch.from_numpy(bias))[None]
 
     def _vector_known(self, u: int) -> bool:
         return bool(np.any(self.state.user_vecs[u]))
@@ -664,25 +708,30 @@ class Recommender:
 
     def _fold_in(self, frame: pd.DataFrame) -> None:
         st = self.state
-        rows: list[tuple[int, int, str]] = []
-        for user, item, rtype in zip(frame["user_id"], frame["product_id"], frame["type"],
-                                     strict=True):  # fmt: skip
+        rows: list[tuple[int, int, str, float]] = []
+        given = frame["weight"] if "weight" in frame.columns else [None] * len(frame)
+        weights = link_weights(list(given))
+        for user, item, rtype, weight in zip(frame["user_id"], frame["product_id"],
+                                             frame["type"], weights, strict=True):  # fmt: skip
             u, i = st.user_index.get(str(user)), st.item_index.get(str(item))
             if u is not None and i is not None:
-                rows.append((u, i, str(rtype)))
+                rows.append((u, i, str(rtype), float(weight)))
         if not rows:
             return
         shape = st.seen.shape
-        for rtype in {t for _, _, t in rows}:
-            pairs = [(u, i) for u, i, t in rows if t == rtype]
-            add = sp.csr_matrix(([1.0] * len(pairs), tuple(zip(*pairs, strict=True))), shape)
+        for rtype in {t for _, _, t, _ in rows}:
+            pairs = [(u, i) for u, i, t, _ in rows if t == rtype]
+            where = tuple(zip(*pairs, strict=True))
+            add = sp.csr_matrix(([1.0] * len(pairs), where), shape)
             st.by_type[rtype] = (st.by_type.get(rtype, sp.csr_matrix(shape)) + add).tocsr()
+            add = sp.csr_matrix(([w for _, _, t, w in rows if t == rtype], where), shape)
+            st.weights[rtype] = (st.weights.get(rtype, sp.csr_matrix(shape)) + add).tocsr()
         before = np.asarray(st.seen.sum(axis=1)).ravel()
         st.seen = sum(st.by_type.values(), sp.csr_matrix(shape)).tocsr()
         st.extra.clear()
-        touched = sorted({u for u, _, _ in rows})
+        touched = sorted({u for u, _, _, _ in rows})
         for u in touched:
-            new = [i for uu, i, _ in rows if uu == u]
+            new = [i for uu, i, _, _ in rows if uu == u]
             n = before[u] if st.trained_users[u] and self._vector_known(u) else 0.0
             st.user_vecs[u] = (n * st.user_vecs[u] + st.item_vecs[new].sum(0)) / (n + len(new))
             st.trained_users[u] = True
@@ -735,6 +784,7 @@ class Recommender:
             vecs = (content / (model.num_layers + 1)).numpy()
         write_vectors(self.store, "Product", "fused_vec", keys, vecs.astype(np.float64))
         kernel, levels = self._kernel_rows(keys) if st.kernel is not None else (None, None)
+        taste = self._taste_rows(keys) if st.taste is not None else None
         for n, (key, vec) in enumerate(zip(keys, vecs, strict=True)):
             row = st.item_index.get(key)
             if row is None:
@@ -748,21 +798,45 @@ class Recommender:
                 if st.levels is not None:
                     st.levels = np.append(st.levels, np.float32(0.0))
                 st.seen = sp.hstack([st.seen, sp.csr_matrix((st.seen.shape[0], 1))]).tocsr()
-                st.by_type = {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
-                              for t, m in st.by_type.items()}  # fmt: skip
+                st.by_type, st.weights = (
+                    {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
+                     for t, m in matrices.items()}
+                    for matrices in (st.by_type, st.weights)
+                )  # fmt: skip
+                if taste is not None and st.taste is not None:
+                    st.taste = tuple(  # type: ignore[assignment]
+                        np.concatenate([have, new[n : n + 1]])
+                        for have, new in zip(st.taste, taste, strict=True)
+                    )
                 st.extra.clear()
             elif not st.seen[:, row].nnz:
                 st.item_vecs[row] = vec
             if kernel is not None and st.kernel is not None:
                 st.kernel[row] = kernel[n]
+            if taste is not None and st.taste is not None and not st.seen[:, row].nnz:
+                for have, new in zip(st.taste, taste, strict=True):
+                    have[row] = new[n]
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
         self.catalogue = self._catalogue(export, st.items)
 
-    def _kernel_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Content-neighbourhood vectors of the products ``keys`` from their stored text and
-        image vectors (the model's principal directions), and their price levels among the
-        products the model was built with (None without the price kernel)."""
+    def _taste_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The taste model's input and output vectors of the products ``keys`` from their
+        stored modality vectors and prices, and their popularity terms (0: no training
+        interactions)."""
+        assert self.fusion is not None and self.fusion.taste_inputs is not None
+        taste = self.fusion.taste
+        assert taste is not None
+        prices = self.fusion.taste_inputs.prices
+        log_price = product_log_prices(self.store, keys) if prices else None
+        with torch.no_grad():
+            features = self.fusion.taste_inputs(self._modalities(keys), log_price)
+            return (taste.input_vectors(features).numpy(), taste.item_vectors(features).numpy(),
+                    np.zeros(len(keys), dtype=np.float32))  # fmt: skip
+
+    def _modalities(self, keys: list[str]) -> dict[str, torch.Tensor]:
+        """The modality vectors of the products ``keys`` that the model's neighbourhood reads
+        (:func:`~graphfusion.models.neighbourhood.item_modalities`), from the store."""
         assert self.fusion is not None and self.fusion.neighbourhood is not None
         hood = self.fusion.neighbourhood
         product = self.store.schema.node("Product")
@@ -782,6 +856,15 @@ class Recommender:
             ids = table.column("id").to_pylist()
             rows = torch.tensor([index[k] for k in ids], dtype=torch.long)
             modalities[attr] = pooled(len(keys), rows, torch.from_numpy(matrix))
+        return modalities
+
+    def _kernel_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Content-neighbourhood vectors of the products ``keys`` from their stored text and
+        image vectors (the model's principal directions), and their price levels among the
+        products the model was built with (None without the price kernel)."""
+        assert self.fusion is not None and self.fusion.neighbourhood is not None
+        hood = self.fusion.neighbourhood
+        modalities = self._modalities(keys)
         levels = None
         if "price" in hood.available:
             log_price = product_log_prices(self.store, keys)
@@ -834,14 +917,20 @@ def _bad_type(line: int, value: str) -> Any:
     return Reject("interactions:frame", line, "type", reason, "interaction")
 
 
-def _matrix(table: pa.Table, export: GraphExport, n_u: int, n_i: int) -> sp.csr_matrix:
+def _matrix(
+    table: pa.Table, export: GraphExport, n_u: int, n_i: int, values: str | None = None
+) -> sp.csr_matrix:
+    """Users x products: the number of links of ``table`` (columns ``u``, ``p``) per pair, or
+    the sum of their ``values`` column (:func:`~graphfusion.train.link_weights`)."""
     users = pa.array(export.ids["User"], pa.string())
     items = pa.array(export.ids["Product"], pa.string())
     u = pc.index_in(table.column("u"), value_set=users).to_numpy(zero_copy_only=False)
     i = pc.index_in(table.column("p"), value_set=items).to_numpy(zero_copy_only=False)
     ok = ~(pd.isna(u) | pd.isna(i))
     u, i = u[ok].astype(np.int64), i[ok].astype(np.int64)
-    return sp.csr_matrix((np.ones(len(u)), (u, i)), shape=(n_u, n_i))
+    data = (np.ones(len(u)) if values is None
+            else link_weights(table.column(values).to_pylist())[ok])  # fmt: skip
+    return sp.csr_matrix((data, (u, i)), shape=(n_u, n_i))
 
 
 def _product_images(export: GraphExport, n_items: int) -> np.ndarray:
@@ -922,12 +1011,12 @@ def _remap(
     out = {}
     for name, value in saved.items():
         label = None
-        if name.startswith("neighbourhood."):  # fitted on the training products: kept as saved
+        if name.startswith(("neighbourhood.", "taste_inputs.")):  # fitted: kept as saved
             out[name] = value
             continue
         if name.startswith("ids.") and name.endswith(".weight"):
             label = name[4:-7]
-        elif name == "bias":
+        elif name in ("bias", "taste.bias"):
             label = "Product"
         if label is None or label not in saved_ids or label not in ids:
             if name in current and current[name].shape != value.shape:

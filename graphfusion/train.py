@@ -57,6 +57,7 @@ from graphfusion.models.neighbourhood import (
     search_weights,
     standardize,
 )
+from graphfusion.models.taste import TasteConfig, fit_taste
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
 
@@ -66,6 +67,10 @@ __all__ = [
     "train",
     "load_interactions",
     "pair_strength",
+    "pair_features",
+    "how_columns",
+    "link_weights",
+    "links_query",
     "product_log_prices",
     "MODELS",
     "TYPE_WEIGHTS",
@@ -127,6 +132,11 @@ class TrainConfig:
             The default, :data:`TYPE_WEIGHTS`, lifted warm Recall@20 on the synthetic shop
             and the Myntra shop (README, recommendation benchmark); it changes nothing where
             one type links every pair (MovieLens's ratings, Amazon's purchases).
+        taste_epochs: Fusion model: most epochs of its content taste model
+            (:mod:`graphfusion.models.taste`, trained after the GNN, validated on Recall@20,
+            its scores the ``taste`` kernel of the blends; pair features
+            :func:`pair_features`); 0: no taste model. It needs the neighbourhood
+            (``neighbourhood_rank`` > 0).
     """
 
     model: str = "lightgcn"
@@ -146,6 +156,7 @@ class TrainConfig:
     neighbourhood_rank: int = 128
     light_users: float = 0.0
     type_weights: dict[str, float] | None = field(default_factory=lambda: dict(TYPE_WEIGHTS))
+    taste_epochs: int = 80
 
     def __hash__(self) -> int:
         # the generated hash would fail on the type_weights dict: hash its items instead
@@ -160,6 +171,10 @@ class TrainConfig:
         """Raise ValidationError for a setting out of range."""
         if self.model not in MODELS:
             raise ValidationError(f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
+        if isinstance(self.taste_epochs, bool) or not isinstance(self.taste_epochs, int):
+            raise ValidationError(f"taste_epochs must be an integer, got {self.taste_epochs!r}")
+        if self.taste_epochs < 0:
+            raise ValidationError(f"taste_epochs must be >= 0, got {self.taste_epochs}")
         for name in ("epochs", "dim", "batch_size", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -202,6 +217,8 @@ class TrainResult:
         light: With ``light_users``: metrics of the tested light users' held-out products
             (their kept ones not ranked) by the chosen weights, and ``default recall@20`` by
             :data:`graphfusion.light.DEFAULT_WEIGHTS`.
+        taste_history: Fusion model with ``taste_epochs``: per epoch of its taste model,
+            ``epoch``, ``loss`` and ``valid`` (validation Recall@20 of its scores alone).
         seconds_per_epoch: Mean training time of an epoch.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
@@ -216,6 +233,7 @@ class TrainResult:
     light_weights: dict[str, float] = field(default_factory=dict)
     light: dict[str, float] = field(default_factory=dict)
     light_search: dict[str, Any] = field(default_factory=dict)
+    taste_history: list[dict[str, float]] = field(default_factory=list)
     seconds_per_epoch: float = 0.0
     checkpoint: Path | None = None
     curve: Path | None = None
@@ -228,6 +246,8 @@ class TrainResult:
             f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
             f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
             + (f"; cold items {cold}" if cold else "")
+            + (f"; taste model: best validation Recall@20 {self._taste_best():.4f} of "
+               f"{len(self.taste_history)} epochs" if self.taste_history else "")
             + ("; blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
                if self.blend else "")
             + ("; light users " + ", ".join(f"{k} {v:.4f}" for k, v in self.light.items())
@@ -238,6 +258,9 @@ class TrainResult:
                   if self.light_search else "")
                if self.light else "")
         )  # fmt: skip
+
+    def _taste_best(self) -> float:
+        return max((h.get("valid", math.nan) for h in self.taste_history), default=math.nan)
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data (for ``--json``)."""
@@ -252,6 +275,7 @@ class TrainResult:
             "light_search": self.light_search,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
             "history": self.history,
+            "taste_history": self.taste_history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "curve": str(self.curve) if self.curve else None,
         }
@@ -270,8 +294,10 @@ def load_interactions(
         type_weights: Weights of the types for the ``strength`` column (:func:`pair_strength`).
 
     Returns:
-        ``(frame with user, item index columns and the pair's strength, user keys, product
-        keys)``, sorted by user then item; a pair that is linked by several types counts once.
+        ``(frame, user keys, product keys)``: the frame has the user and item index columns,
+        the pair's strength and what each type says of it (:func:`how_columns`,
+        :func:`pair_features`), sorted by user then item; a pair that is linked by several
+        types counts once.
 
     Raises:
         ValidationError: A type that does not connect User to Product, or bad weights.
@@ -284,22 +310,64 @@ def load_interactions(
     for rtype in types:
         if not store.schema.rel(rtype).connects("User", "Product"):
             raise ValidationError(f"{rtype} does not connect User to Product")
-        rows = store.query(f"MATCH (u:User)-[:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p")
+        rows = store.query(links_query(store, rtype))
         pairs = np.array([(u_index[r["u"]], i_index[r["p"]]) for r in rows], dtype=np.int64)
         by_type[rtype] = sp.csr_matrix(
-            (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])),
+            (link_weights([r["w"] for r in rows]),
+             (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])),
             shape=(len(users), len(items)),
-        )
+        )  # fmt: skip
     # sorted by user then item (csr order): the split must not depend on the store's row order
     strength = pair_strength(by_type, type_weights, (len(users), len(items))).tocoo()
-    frame = pd.DataFrame(
-        {
-            "user": strength.row.astype(np.int64),
-            "item": strength.col.astype(np.int64),
-            "strength": strength.data,
-        }
-    )
+    user, item = strength.row.astype(np.int64), strength.col.astype(np.int64)
+    frame = pd.DataFrame({"user": user, "item": item, "strength": strength.data})
+    how = pair_features(by_type, types, user, item)
+    frame[how_columns(types)] = how
     return frame, users, items
+
+
+def links_query(store: BaseStore, rtype: str) -> str:
+    """Cypher for every ``rtype`` link from a user to a product: columns ``u`` and ``p`` (the
+    keys) and ``w`` (the link's ``weight``; 1 where the type has none)."""
+    weight = "r.weight" if store.schema.rel(rtype).has_property("weight") else "1.0"
+    return f"MATCH (u:User)-[r:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p, {weight} AS w"
+
+
+def link_weights(values: Sequence[object]) -> np.ndarray:
+    """The stored ``weight`` of each link as a positive number: 1 where it is missing, not a
+    number, not finite or not positive."""
+    out = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
+    array = out.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(array) & (array > 0), array, 1.0)
+
+
+def how_columns(types: Sequence[str]) -> list[str]:
+    """The names of :func:`pair_features`' columns, in order."""
+    return [name for t in types for name in (f"how {t}", f"how {t} log weight")]
+
+
+def pair_features(
+    weights: Mapping[str, sp.spmatrix], types: Sequence[str], users: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """``(E, 2 * len(types))`` what each pair ``(users[e], items[e])`` says of the user's
+    taste, per type: whether the type links it, and the log of the summed ``weight`` of its
+    links of that type (how many views, ...; 0 where the type does not link it or the
+    weights sum to 1 or less): the pair features of the fusion model's taste model.
+
+    Args:
+        weights: Per relationship type, a users x products matrix of the links' summed
+            weights (:func:`link_weights`), non-zero where the type links the pair.
+        types: The types, in column order (a type without a matrix links nothing).
+        users: ``(E,)`` user rows.
+        items: ``(E,)`` product rows.
+    """
+    columns = []
+    for rtype in types:
+        links = weights.get(rtype)
+        value = (np.zeros(len(users)) if links is None or not len(users)
+                 else np.asarray(sp.csr_matrix(links)[users, items]).ravel())  # fmt: skip
+        columns += [(value > 0).astype(np.float32), np.log(np.maximum(value, 1.0))]
+    return np.stack(columns, 1).astype(np.float32) if columns else np.zeros((len(users), 0))
 
 
 def pair_strength(
@@ -354,12 +422,14 @@ def _training_graph(
     items: list[str],
     export: GraphExport | None = None,
     strength: torch.Tensor | None = None,
+    how: torch.Tensor | None = None,
 ) -> tuple[Any, dict[str, list[str]]]:
     """The stored graph with only the training interactions, and without the reviews whose
     (user, product) pair is held out (a review would reveal the purchase; it is cut from its
     writer and its product); and the node keys of every type, in row order. ``export``: the
     store's graph exported already (it is changed); ``strength``: per training pair, its
-    :func:`pair_strength`, set as the interactions' ``edge_weight``."""
+    :func:`pair_strength`, set as the interactions' ``edge_weight``; ``how``: per training
+    pair, its :func:`pair_features`, set as their ``edge_attr``."""
     export = export or to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
@@ -385,6 +455,8 @@ def _training_graph(
     data["User", "INTERACTED", "Product"].edge_index = edges
     if strength is not None:
         data["User", "INTERACTED", "Product"].edge_weight = strength
+    if how is not None:
+        data["User", "INTERACTED", "Product"].edge_attr = how
     data["Product", f"{REVERSE_PREFIX}INTERACTED", "User"].edge_index = edges.flip(0)
     if held and ("User", "WROTE", "Review") in data.edge_types:
         rows = store.query(
@@ -466,7 +538,7 @@ def _fit_blend(
     model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
     users = torch.arange(num_users)
-    names = model.neighbourhood.available
+    names = model.available
     with torch.no_grad():
         # standardized once (blend_standardized ranks as blend does, for every weight); only
         # the learned kernel differs between the paths
@@ -490,6 +562,30 @@ def _fit_blend(
     model.set_blend(*chosen)
     return {f"{path} {kernel}": chosen[p][k] for p, path in enumerate(("warm", "cold"))
             for k, kernel in enumerate(KERNELS)}  # fmt: skip
+
+
+def _fit_taste(
+    model: FusionGNN,
+    config: TrainConfig,
+    seen: list[list[int]],
+    truth: list[list[int]],
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Train the model's taste model (:func:`~graphfusion.models.taste.fit_taste`, at most
+    ``config.taste_epochs`` epochs, the epoch of the best validation Recall@20 kept) and
+    return its history."""
+    assert model.taste is not None
+    pairs, how, follows = model.taste_pairs()
+
+    def recall(scores: torch.Tensor) -> float:
+        return float(full_ranking_metrics(scores.numpy(), seen, truth, ks=(20,))["recall@20"])
+
+    fitted, history = fit_taste(
+        model.taste.features, pairs, how, model.num_users, follows=follows, validate=recall,
+        config=TasteConfig(epochs=config.taste_epochs, seed=config.seed), progress=progress,
+    )  # fmt: skip
+    model.taste.load_state_dict(fitted.state_dict())
+    return history
 
 
 def _blend_recall(
@@ -697,14 +793,15 @@ def train(
             for u, i in zip(df["user"], df["item"], strict=True)
         }
         strength = torch.tensor(train_df["strength"].to_numpy(), dtype=torch.float32)
+        how = torch.tensor(train_df[how_columns(config.interactions)].to_numpy(np.float32))
         data, node_ids = _training_graph(
-            store, edges, held, config.interactions, users, items, strength=strength
+            store, edges, held, config.interactions, users, items, strength=strength, how=how
         )
         model = FusionGNN(
             data, config.dim, config.layers,
             context_layers=config.context_layers, item_ids=config.item_ids,
             content_weight=config.content_weight,
-            neighbourhood_rank=config.neighbourhood_rank,
+            neighbourhood_rank=config.neighbourhood_rank, taste=config.taste_epochs > 0,
         )  # fmt: skip
     elif config.model == "lightgcn":
         model = LightGCN(edges, n_u, n_i, config.dim, config.layers)
@@ -750,6 +847,10 @@ def train(
             if waited >= config.patience:
                 break
     model.load_state_dict(best_state)
+    if isinstance(model, FusionGNN) and model.taste is not None:
+        result.taste_history = _fit_taste(model, config, seen_train, valid, progress)
+    elif isinstance(model, FusionGNN) and config.taste_epochs:
+        log.warning("no taste model: the products have no text or image vectors (embed first)")
     if isinstance(model, FusionGNN) and model.neighbourhood is not None:
         cold_valid = (
             (cold_valid_items, _per_user(cold_valid_df, n_u)) if len(cold_valid_items) else None

@@ -186,3 +186,45 @@ def test_initialization_does_not_depend_on_the_hash_seed() -> None:
                               env=env, timeout=120, check=True)  # fmt: skip
         out.append(proc.stdout.strip().splitlines()[-1])
     assert len(set(out)) == 1, out
+
+
+def test_taste_kernel_is_blended_and_survives_a_reload() -> None:
+    """With ``taste``, the model has a taste model over its items' vectors (a wide modality
+    cut to its principal directions), its kernel joins the blends, and a model rebuilt
+    without fitting gets the same item features and scores once the saved state is loaded."""
+    from graphfusion.models.neighbourhood import KERNELS
+
+    data = _graph()
+    g = torch.Generator().manual_seed(1)
+    data["Product"].image_vec = torch.randn(9, 600, generator=g)  # wider than 512: projected
+    data["User", "INTERACTED", "Product"].edge_attr = torch.rand(20, 2, generator=g)
+    torch.manual_seed(0)
+    model = FusionGNN(data, dim=8, neighbourhood_rank=4, taste=True)
+    assert model.taste is not None and model.taste_inputs is not None
+    assert "taste" in model.available and "taste" not in model.neighbourhood.available  # type: ignore[union-attr]
+    assert model.taste_inputs.projected == ["image_vec"]
+    assert model.taste.features.shape == (9, 12 + min(128, 600))
+    with torch.no_grad():
+        model.taste.bias.copy_(torch.randn(9, generator=g))
+    model.eval()
+    users = torch.arange(6)
+    with torch.no_grad():
+        plain = model.scores(users)
+        taste = model.kernels(users, names=["taste"])["taste"]
+        model.set_blend([0.0] * 5 + [1.0], [0.0] * len(KERNELS))
+        blended = model.scores(users)
+    assert taste.shape == (6, 9) and not torch.allclose(blended, plain)
+    torch.manual_seed(5)
+    again = FusionGNN(data, dim=8, neighbourhood_rank=4, taste=True, fit_neighbourhood=False)
+    assert again.taste is not None and not torch.equal(again.taste.features, model.taste.features)
+    again.load_state_dict(model.state_dict())
+    again.eval()
+    assert torch.equal(again.taste.features, model.taste.features)
+    with torch.no_grad():
+        torch.testing.assert_close(again.scores(users), blended)
+    without = FusionGNN(data, dim=8, neighbourhood_rank=4)
+    assert without.taste is None and "taste" not in without.available
+    with pytest.raises(ValidationError, match="taste"):
+        without.set_blend([0.0] * 5 + [1.0], [0.0] * len(KERNELS))
+    with pytest.raises(ValidationError, match="taste"):
+        without.kernels(users, names=["taste"])

@@ -140,7 +140,7 @@ def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
     data, _ = _clusters()
     edges = data["User", "INTERACTED", "Product"].edge_index
     trained = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
-    saved = torch.tensor([[0.5, 0.25, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    saved = torch.tensor([[0.5, 0.25, 1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
     trained.weight.copy_(saved)
     later = ContentNeighbourhood(item_modalities(data), edges, 8, rank=6)
     assert later.state_dict()["basis_text_vec"].shape == (16, 6)
@@ -156,11 +156,16 @@ def test_saved_directions_replace_fitted_ones_of_another_shape() -> None:
     # a weight saved before the learned kernel (one per path) gets zero columns for the others
     oldest = {**trained.state_dict(), "weight": torch.tensor([0.5, 1.0])}
     bare.load_state_dict(oldest)
-    assert torch.equal(bare.weight, torch.tensor([[0.5] + [0.0] * 4, [1.0] + [0.0] * 4]))
+    assert torch.equal(bare.weight, torch.tensor([[0.5] + [0.0] * 5, [1.0] + [0.0] * 5]))
     # and one saved with the content and learned kernels only, for the sharp, price, followees
     older = {**trained.state_dict(), "weight": torch.tensor([[0.5, 0.25], [1.0, 2.0]])}
     bare.load_state_dict(older)
-    assert torch.equal(bare.weight, torch.tensor([[0.5, 0.25, 0, 0, 0], [1.0, 2.0, 0, 0, 0]]))
+    assert torch.equal(bare.weight, torch.tensor([[0.5, 0.25, 0, 0, 0, 0], [1.0, 2.0, 0, 0, 0, 0]]))
+    # and one saved before the taste kernel
+    weight = torch.tensor([[0.5, 0, 1, 0, 2.0], [0, 0, 0, 0, 1.0]])
+    five = {**trained.state_dict(), "weight": weight}
+    bare.load_state_dict(five)
+    assert torch.equal(bare.weight, torch.tensor([[0.5, 0, 1, 0, 2, 0], [0, 0, 0, 0, 1, 0]]))
 
 
 def test_learned_kernel_is_the_mean_similarity_to_the_users_items() -> None:
@@ -220,14 +225,15 @@ def test_fusion_model_blends_only_when_weighted() -> None:
     plain, content = model.scores(users), model.cold_scores(users)
     hood = model.neighbourhood
     assert hood is not None and hood.names == ["image_vec", "text_vec"]
-    # no prices and no follows in this graph: those two kernels are not there
-    assert hood.available == ("content", "learned", "sharp")
-    model.set_blend([0.5, 0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0])
+    # no prices and no follows in this graph: those two kernels are not there, nor the taste
+    # model's (the fusion model's own, without ``taste``)
+    assert hood.available == ("content", "learned", "sharp") == model.available
+    model.set_blend([0.5, 0.0, 0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     kernel = hood.kernels(users, names=["content"])["content"]
     assert torch.allclose(model.scores(users), blend(plain, [kernel], [0.5]))
     assert torch.allclose(model.cold_scores(users), blend(content, [kernel], [2.0]))
     # the learned kernel: over the fused vectors for scores, the content ones for cold scores
-    model.set_blend([0.5, 1.0, 0.25, 0.0, 0.0], [0.0, 0.25, 0.0, 0.0, 0.0])
+    model.set_blend([0.5, 1.0, 0.25, 0.0, 0.0, 0.0], [0.0, 0.25, 0.0, 0.0, 0.0, 0.0])
     fused, own = model.embeddings()[1], model.content()["Product"]
     learned = hood.kernels(users, fused, ["learned"])["learned"]
     sharp = model.kernels(users, names=["sharp"])["sharp"]
@@ -239,18 +245,18 @@ def test_fusion_model_blends_only_when_weighted() -> None:
     assert torch.allclose(model.cold_scores(users), blend(content, [kernel, mine], [0.0, 0.25]))
     assert "neighbourhood.weight" in model.state_dict()
     with pytest.raises(ValidationError, match=">= 0"):
-        model.set_blend([-1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5)
-    with pytest.raises(ValidationError, match="5 numbers"):
+        model.set_blend([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 6)
+    with pytest.raises(ValidationError, match="6 numbers"):
         model.set_blend([1.0], [0.0])
     with pytest.raises(ValidationError, match="no price kernel"):
-        model.set_blend([0.0, 0.0, 0.0, 1.0, 0.0], [0.0] * 5)
+        model.set_blend([0.0, 0.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 6)
     with pytest.raises(ValidationError, match="no followees kernel"):
         model.kernels(users, names=["followees"])
     off = FusionGNN(data, dim=8, neighbourhood_rank=0)
     assert off.neighbourhood is None
-    off.set_blend([0.0] * 5, [0.0] * 5)
+    off.set_blend([0.0] * 6, [0.0] * 6)
     with pytest.raises(ValidationError, match="no neighbourhood kernel"):
-        off.set_blend([1.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 5)
+        off.set_blend([1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0] * 6)
     with pytest.raises(ValidationError, match="no neighbourhood kernel"):
         off.kernels(users, fused)
 

@@ -173,3 +173,32 @@ def test_bad_inputs_are_refused() -> None:
         fit_taste(f, pairs, how, n, config=TasteConfig(mask=1.0))
     with pytest.raises(ValidationError, match="must be >= 1"):
         TasteConfig(epochs=0).check()
+
+
+def test_taste_inputs_cut_wide_modalities_and_keep_their_fit() -> None:
+    """Modalities wider than ``max_width`` are projected on their principal directions (their
+    values kept on the scale of the vectors), the price centre is the training catalogue's,
+    and a missing modality or price counts as zeros."""
+    from graphfusion.models.taste import TasteInputs
+
+    g = torch.Generator().manual_seed(0)
+    wide = torch.nn.functional.normalize(torch.randn(40, 30, generator=g), dim=1)
+    narrow = torch.randn(40, 4, generator=g)
+    price = torch.linspace(0.0, 3.0, 40)
+    inputs = TasteInputs({"image_vec": 30, "text_vec": 4}, prices=True, rank=6, max_width=10)
+    assert inputs.projected == ["image_vec"] and inputs.width == 6 + 4 + 1
+    inputs.fit({"image_vec": wide, "text_vec": narrow}, price)
+    got = inputs({"image_vec": wide, "text_vec": narrow}, price)
+    assert got.shape == (40, 11)
+    assert torch.equal(got[:, 6:10], narrow)
+    assert float(inputs.centre) == pytest.approx(1.5)
+    torch.testing.assert_close(got[:, 10], price - 1.5)
+    assert 0.3 < float(got[:, :6].std() / wide.std()) < 3.0  # about the scale of the vectors
+    # the projection keeps what tells the rows apart: nearest neighbours mostly agree
+    near = (wide @ wide.t()).fill_diagonal_(-2).argmax(1)
+    cut = torch.nn.functional.normalize(got[:, :6], dim=1)
+    assert float((near == (cut @ cut.t()).fill_diagonal_(-2).argmax(1)).float().mean()) > 0.3
+    one = inputs({"text_vec": narrow[:1]}, None)  # no photo, no price
+    assert one.shape == (1, 11) and float(one[0, 10]) == 0.0
+    with pytest.raises(ValidationError, match="text_vec"):
+        inputs({"text_vec": torch.ones(2, 5)}, None)

@@ -360,7 +360,7 @@ def test_content_neighbourhood_is_blended_into_served_scores(
     rec = Recommender(engine.store, models_dir=models)
     st = rec.state
     # a weight saved with the two first kernels only: the later ones get weight 0
-    assert st.kernel is not None and st.kernel_weights == (0.5, 0.25, 0.0, 0.0, 0.0)
+    assert st.kernel is not None and st.kernel_weights == (0.5, 0.25, 0.0, 0.0, 0.0, 0.0)
     assert st.kernel.shape[0] == len(st.items)
 
     def expected(user: str, weighted: bool = True, served: Recommender = rec) -> np.ndarray:
@@ -436,27 +436,30 @@ def test_checkpoint_without_the_neighbourhood_serves_the_model_alone(
 
 
 def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_path: Path) -> None:
-    """The served sharp, price and followees kernels (one user at a time, over the serving
-    state) are those the model computes for all users at once; a new product's price level is
-    measured among the products the model was built with, as a fresh start measures it."""
+    """The served sharp, price, followees and taste kernels (one user at a time, over the
+    serving state) are those the model computes for all users at once; a new product's price
+    level is measured among the products the model was built with, as a fresh start measures
+    it, and so are its taste model vectors."""
     from graphfusion.models.neighbourhood import KERNELS, blend
 
     folder = engine.store.path / "models"  # type: ignore[attr-defined]
     ckpt = torch.load(folder / "fusion.pt", weights_only=True)
-    weights = [0.25, 0.5, 1.0, 0.5, 2.0]
-    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([weights, [0.0] * 5])
+    weights = [0.25, 0.5, 1.0, 0.5, 2.0, 1.0]
+    ckpt["state_dict"]["neighbourhood.weight"] = torch.tensor([weights, [0.0] * 6])
     models = tmp_path / "all-kernels"
     models.mkdir()
     torch.save(ckpt, models / "fusion.pt")
     rec = Recommender(engine.store, models_dir=models)
-    st, hood = rec.state, rec.fusion.neighbourhood  # type: ignore[union-attr]
-    assert hood is not None and hood.available == KERNELS  # the tiny shop has prices, follows
+    st, fusion = rec.state, rec.fusion
+    assert fusion is not None and fusion.available == KERNELS  # the tiny shop has prices, follows
     assert st.levels is not None and st.follows is not None and st.follows.nnz
+    assert st.taste is not None
     follower = int(np.flatnonzero(np.diff(st.follows.indptr))[0])
     for user in ("u0001", st.users[follower]):
         u = st.user_index[user]
         served = rec._kernels(u, list(KERNELS))
-        own = hood.kernels(torch.tensor([u]), torch.from_numpy(st.item_vecs))
+        with torch.no_grad():
+            own = fusion.kernels(torch.tensor([u]), torch.from_numpy(st.item_vecs))
         for name in KERNELS:
             torch.testing.assert_close(served[name], own[name], rtol=1e-4, atol=1e-5)
         model = torch.from_numpy(st.item_vecs @ st.user_vecs[u] + st.item_bias)[None]
@@ -474,3 +477,9 @@ def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_
     assert fresh.levels is not None
     assert live == pytest.approx(fresh.levels[fresh.item_index["new-p"]], abs=0.02)
     assert live == pytest.approx(st.levels[twin], abs=0.1)
+    assert rec.state.taste is not None and fresh.taste is not None
+    for have, again in zip(rec.state.taste, fresh.taste, strict=True):
+        assert len(have) == len(rec.state.items)
+        row, other = rec.state.item_index["new-p"], fresh.item_index["new-p"]
+        np.testing.assert_allclose(have[row], again[other], rtol=1e-4, atol=1e-5)
+    assert np.linalg.norm(rec.state.taste[1][rec.state.item_index["new-p"]]) > 0

@@ -112,6 +112,9 @@ def test_interactions_are_deduplicated_across_types(engine: Engine) -> None:
     assert len(users) == engine.stats().nodes["User"] and len(items) == 40
     with pytest.raises(ValidationError):
         TrainConfig(batch_size=0).check()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValidationError, match="taste_epochs"):
+            TrainConfig(taste_epochs=bad).check()  # type: ignore[arg-type]
 
 
 def test_each_pair_has_the_strength_of_the_types_that_link_it(engine: Engine) -> None:
@@ -123,12 +126,43 @@ def test_each_pair_has_the_strength_of_the_types_that_link_it(engine: Engine) ->
         )
         for u, p in zip(rows.get("u", []), rows.get("p", []), strict=True):
             want[u, p] = want.get((u, p), 0.0) + weight
-    got = {(users[u], items[i]): w for u, i, w in frame.itertuples(index=False)}
+    columns = frame[["user", "item", "strength"]]
+    got = {(users[u], items[i]): w for u, i, w in columns.itertuples(index=False)}
     assert got == want
     assert {1.0, 5.0} <= set(got.values())  # views alone, views with a purchase
     plain, _, _ = load_interactions(engine.store)
     assert (plain["strength"] == 1.0).all()
     assert plain[["user", "item"]].equals(frame[["user", "item"]])
+
+
+def test_each_pair_says_which_types_link_it_and_their_weights(engine: Engine) -> None:
+    """The taste model's pair features: per type, whether it links the pair and the log of
+    its links' summed weight (a missing weight counts as 1)."""
+    from graphfusion.train import how_columns, link_weights, pair_features
+
+    types = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
+    frame, users, items = load_interactions(engine.store, types)
+    columns = how_columns(types)
+    assert columns[:2] == ["how VIEWED", "how VIEWED log weight"] and len(columns) == 8
+    rows = engine.cypher("MATCH (u:User)-[r:VIEWED]->(p:Product) RETURN u.id AS u, p.id AS p, "
+                         "r.weight AS w")  # fmt: skip
+    want: dict[tuple[str, str], float] = {}
+    for u, p, w in zip(rows["u"], rows["p"], link_weights(rows["w"]), strict=True):
+        want[u, p] = want.get((u, p), 0.0) + w
+    assert max(want.values()) > 1  # some products were viewed more than once
+    for u, i, linked, log_weight in frame[["user", "item", *columns[:2]]].itertuples(index=False):
+        pair = (users[u], items[i])
+        assert linked == float(pair in want)
+        assert log_weight == pytest.approx(np.log(want[pair]) if pair in want else 0.0, abs=1e-5)
+    assert (frame["how RATED"] == 0).all()  # the tiny shop has no ratings
+    assert link_weights([2.0, None, -1.0, float("nan"), "x", 0.5]).tolist() == [
+        2.0, 1.0, 1.0, 1.0, 1.0, 0.5
+    ]  # fmt: skip
+    import scipy.sparse as sp
+
+    links = {"VIEWED": sp.csr_matrix(np.array([[3.0, 0.0], [0.0, 1.0]]))}
+    got = pair_features(links, ("VIEWED", "RATED"), np.array([0, 1, 1]), np.array([0, 1, 0]))
+    np.testing.assert_allclose(got, [[1, np.log(3.0), 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]], rtol=1e-6)
 
 
 def test_pair_strength_sums_the_weights_of_the_linking_types() -> None:
@@ -198,6 +232,14 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--light-users" in res.output
     res = CliRunner().invoke(main, ["train", "--type-weights", "PURCHASED:4", "--store", path])
     assert res.exit_code == 2 and "--type-weights" in res.output
+    res = CliRunner().invoke(main, ["train", "--taste-epochs", "-1", "--store", path])
+    assert res.exit_code == 2 and "--taste-epochs" in res.output
+    res = CliRunner().invoke(main, ["train", "--model", "fusion", "--epochs", "1", "--json",
+                                    "--taste-epochs", "2", "--store", path])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["config"]["taste_epochs"] == 2
+    assert out["taste_history"] == []  # no text or image vectors here: no taste model
     for given, want in (("purchased=3,VIEWED=0.5", {"PURCHASED": 3.0, "VIEWED": 0.5}),
                         ("none", None)):  # fmt: skip
         res = CliRunner().invoke(main, ["train", "--model", "mf", "--epochs", "1", "--json",
@@ -232,6 +274,13 @@ def test_content_blend_weights_are_chosen_and_saved(trained_store: Path) -> None
         [blend[f"{p} {k}"] for k in KERNELS] for p in ("warm", "cold")
     ]
     assert state["neighbourhood.basis_text_vec"].shape[0] == 384
+    # the taste model was trained (its best validation epoch kept) and saved with its inputs
+    taste = history["taste_history"]
+    assert taste and all(0.0 <= h["valid"] <= 1.0 for h in taste)
+    assert taste[-1]["loss"] < taste[0]["loss"]
+    assert state["taste.bias"].shape == (40,) and state["taste.bias"].abs().sum() > 0
+    assert state["taste_inputs.basis_image_vec"].shape == (1280, 128)  # the photo, cut
+    assert history["config"]["taste_epochs"] == 80
 
 
 def test_training_graph_holds_only_training_interactions(engine: Engine) -> None:

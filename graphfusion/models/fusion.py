@@ -45,8 +45,11 @@ product's text and photo to those of the user's products; the learned neighbourh
 mean similarity of the product's fused vector (content vector, for :meth:`FusionGNN.cold_scores`)
 to those of the user's products; the sharp one, its likeness to the most alike of them; the
 price level of the product among products of its kind times the user's (when the graph gives
-products a ``log_price``); and the content profile of the users they follow (when it has
-:data:`~graphfusion.models.neighbourhood.FOLLOW_EDGE` edges between users).
+products a ``log_price``); the content profile of the users they follow (when it has
+:data:`~graphfusion.models.neighbourhood.FOLLOW_EDGE` edges between users); and, with
+``taste``, the scores of a content taste model (:mod:`graphfusion.models.taste`: users read
+from the text, photo and price of their products through learned maps, trained as a listwise
+softmax).
 :func:`graphfusion.train.train` fits the blend weights on the validation split; they are zero,
 and the scores the model's own, until then.
 
@@ -58,6 +61,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +76,10 @@ from graphfusion.models.neighbourhood import (
     KERNELS,
     ContentNeighbourhood,
     blend,
+    check_follows,
     item_modalities,
 )
+from graphfusion.models.taste import TasteConfig, TasteInputs, TasteModel
 
 __all__ = ["FusionGNN", "FEATURE_ATTRS", "INTERACTED"]
 
@@ -104,6 +110,12 @@ class FusionGNN(nn.Module):
             kernel (0: no kernel, and no learned neighbourhood either).
         fit_neighbourhood: Fit the kernel's principal directions (False when a checkpoint's
             are loaded next).
+        taste: Give the model a :class:`~graphfusion.models.taste.TasteModel` (with the
+            default :class:`~graphfusion.models.taste.TasteConfig` sizes) over the items'
+            modality vectors and log prices, the ``taste`` kernel of the blends; the
+            interactions' ``edge_attr`` are its pair features (none: each pair is described
+            by a 1). It is trained apart (:func:`graphfusion.train.train` fits it after the
+            GNN) and needs the neighbourhood (``neighbourhood_rank`` > 0, modality vectors).
         user: The user node type.
         item: The item node type.
     """
@@ -122,6 +134,7 @@ class FusionGNN(nn.Module):
         content_weight: float = 0.5,
         neighbourhood_rank: int = 128,
         fit_neighbourhood: bool = True,
+        taste: bool = False,
         user: str = "User",
         item: str = "Product",
     ) -> None:
@@ -196,7 +209,55 @@ class FusionGNN(nn.Module):
                 log_price=data[item].get("log_price"),
                 follows=data[follows].edge_index if follows in data.edge_types else None,
             )  # fmt: skip
+        self.taste_inputs: TasteInputs | None = None
+        self.taste: TasteModel | None = None
+        if taste and self.neighbourhood is not None:
+            self._add_taste(data, modalities, fit_neighbourhood)
         self.reset_parameters()
+
+    def _add_taste(self, data: HeteroData, modalities: dict[str, Tensor], fit: bool) -> None:
+        """The taste model over the items' modality vectors and prices (its inputs' directions
+        fitted here, or loaded next when not ``fit``); the pairs and follows it reads."""
+        edges = data[self.user, INTERACTED, self.item]
+        interactions = edges.edge_index
+        self._taste_edges = interactions
+        how = edges.get("edge_attr")
+        self._how = (torch.ones(interactions.shape[1], 1) if how is None
+                     else torch.nan_to_num(how.float()))  # fmt: skip
+        if self._how.shape[0] != interactions.shape[1]:
+            raise ValidationError("the interactions' edge_attr needs one row per interaction")
+        follows = (self.user, FOLLOW_EDGE, self.user)
+        self._taste_follows = check_follows(
+            data[follows].edge_index if follows in data.edge_types else None, self.num_users
+        )
+        log_price = data[self.item].get("log_price")
+        self._taste_raw = (modalities, log_price)
+        self.taste_inputs = TasteInputs(
+            {m: x.shape[1] for m, x in modalities.items()}, prices=log_price is not None
+        )
+        if fit:
+            self.taste_inputs.fit(modalities, log_price)
+        sizes = TasteConfig()
+        self.taste = TasteModel(self.taste_inputs(modalities, log_price), self._how.shape[1],
+                                self.warm, sizes.dim, sizes.hidden)  # fmt: skip
+        self.register_load_state_dict_post_hook(_refresh_taste)
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        """The :data:`~graphfusion.models.neighbourhood.KERNELS` the model can blend."""
+        if self.neighbourhood is None:
+            return ()
+        return (*self.neighbourhood.available, *(("taste",) if self.taste is not None else ()))
+
+    def taste_pairs(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The training pairs, their features and the follows the taste model reads.
+
+        Raises:
+            ValidationError: The model has no taste model.
+        """
+        if self.taste is None:
+            raise ValidationError("the model has no taste model")
+        return self._taste_edges, self._how, self._taste_follows
 
     def reset_parameters(self) -> None:
         """Re-initialize every weight (ids Normal(0, 0.1), as LightGCN)."""
@@ -358,14 +419,22 @@ class FusionGNN(nn.Module):
         """
         if self.neighbourhood is None:
             raise ValidationError("the model has no neighbourhood kernel")
-        return self.neighbourhood.kernels(users, items, names)
+        names = self.available if names is None else tuple(names)
+        out = self.neighbourhood.kernels(users, items, [n for n in names if n != "taste"])
+        if "taste" in names:
+            if self.taste is None:
+                raise ValidationError(f"no taste kernel here: {self.available}")
+            pairs, how, follows = self.taste_pairs()
+            vectors = self.taste.user_vectors(pairs, how, self.num_users, follows)
+            out["taste"] = self.taste.scores(vectors[users])
+        return out
 
     def _blend(self, users: Tensor, scores: Tensor, which: int, items: Tensor) -> Tensor:
         hood = self.neighbourhood
         if hood is None or not bool(hood.weight[which].any()):
             return scores
         weights = {k: w for k, w in zip(KERNELS, hood.weight[which].tolist(), strict=True)
-                   if w and k in hood.available}  # fmt: skip
+                   if w and k in self.available}  # fmt: skip
         kernels = self.kernels(users, items, list(weights))
         return blend(scores, [kernels[k] for k in weights], list(weights.values()))
 
@@ -381,9 +450,8 @@ class FusionGNN(nn.Module):
         weights = torch.tensor([list(warm), list(cold)], dtype=torch.float32)
         if weights.shape != (2, len(KERNELS)) or bool((weights < 0).any()):
             raise ValidationError(f"blend weights must be {len(KERNELS)} numbers >= 0 each")
-        available = () if self.neighbourhood is None else self.neighbourhood.available
         lacking = [k for k, used in zip(KERNELS, weights.any(0).tolist(), strict=True)
-                   if used and k not in available]  # fmt: skip
+                   if used and k not in self.available]  # fmt: skip
         if lacking and self.neighbourhood is None:
             raise ValidationError("the model has no neighbourhood kernel")
         if lacking:
@@ -400,6 +468,14 @@ class FusionGNN(nn.Module):
             c = content[self.item]
             loss = loss + self.content_weight * bpr_loss(users, pos, neg, u, c, reg=reg)
         return loss
+
+
+def _refresh_taste(module: nn.Module, _: Any) -> None:
+    """After loading: the taste model's item features from the loaded input directions."""
+    assert isinstance(module, FusionGNN) and module.taste_inputs is not None
+    assert module.taste is not None
+    with torch.no_grad():
+        module.taste.features = module.taste_inputs(*module._taste_raw)
 
 
 def _prepare(attr: str, x: Tensor) -> Tensor:

@@ -31,6 +31,9 @@ Three more fixed kernels look at the same inputs another way (:func:`kernel_scor
 - **followees**: the mean content profile of the users they follow (:data:`FOLLOW_EDGE`),
   :math:`\bar{\mathbf{p}}_{F(u)}^\top\mathbf{k}_i`.
 
+The fusion model adds a sixth, learned one, **taste**: the scores of its content taste model
+(:mod:`graphfusion.models.taste`), trained apart after the GNN.
+
 The fusion model blends the kernels into its scores after training (:func:`blend`), with
 weights fitted on the validation split: joint training would let the id embeddings absorb what
 the kernels explain, while a blended kernel keeps its own, smoother view of the content. On the
@@ -58,6 +61,7 @@ __all__ = [
     "pooled",
     "profiles",
     "check_follows",
+    "principal",
     "kernel_scores",
     "sharp_kernel",
     "price_levels",
@@ -78,7 +82,9 @@ FOLLOW_EDGE = "FOLLOWS"
 #: Blend weights tried on the validation split (0: the model's scores alone).
 WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
 #: The kernels blended, in the order of the columns of ``ContentNeighbourhood.weight``.
-KERNELS = ("content", "learned", "sharp", "price", "followees")
+#: ``taste`` is the fusion model's own (:class:`graphfusion.models.taste.TasteModel`), not one
+#: of :class:`ContentNeighbourhood`'s.
+KERNELS = ("content", "learned", "sharp", "price", "followees", "taste")
 #: The sharp kernel's :math:`\beta`: how much more the most alike of a user's products counts.
 SHARPNESS = 3.0
 #: Products with the most alike text that a product's price level is measured against.
@@ -166,7 +172,7 @@ class ContentNeighbourhood(nn.Module):
         for m in self.names:
             width = self._raw[m].shape[1]
             empty = (torch.zeros(width), torch.zeros(width, 0))
-            mean, basis = _principal(self._raw[m], rank) if fit else empty
+            mean, basis = principal(self._raw[m], rank) if fit else empty
             self.register_buffer(f"mean_{m}", mean)
             self.register_buffer(f"basis_{m}", basis)
         self.register_buffer("weight", torch.zeros(2, len(KERNELS)))
@@ -199,9 +205,9 @@ class ContentNeighbourhood(nn.Module):
 
     @property
     def available(self) -> tuple[str, ...]:
-        """The :data:`KERNELS` this neighbourhood can compute: all but ``price`` without
-        prices and ``followees`` without follows."""
-        missing = {"price"} if self._log_price is None else set()
+        """The :data:`KERNELS` this neighbourhood can compute: all but ``taste`` (the fusion
+        model's), ``price`` without prices and ``followees`` without follows."""
+        missing = {"price", "taste"} if self._log_price is None else {"taste"}
         if self._follows is None:
             missing.add("followees")
         return tuple(k for k in KERNELS if k not in missing)
@@ -545,7 +551,7 @@ def _unit(x: Tensor) -> Tensor:
     return F.normalize(torch.nan_to_num(x.float()), dim=1)
 
 
-def _principal(x: Tensor, rank: int) -> tuple[Tensor, Tensor]:
+def principal(x: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     """Mean and ``(width, r)`` first principal directions of the rows of ``x`` (an even
     sample of at most :data:`FIT_ROWS`), ``r = min(rank, rows, width)``; signs fixed so the
     result does not depend on the solver."""

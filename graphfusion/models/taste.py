@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -46,9 +46,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
-from graphfusion.models.neighbourhood import check_follows, profiles
+from graphfusion.models.neighbourhood import check_follows, principal, profiles
 
-__all__ = ["TasteConfig", "TasteModel", "fit_taste", "item_features"]
+__all__ = ["TasteConfig", "TasteInputs", "TasteModel", "fit_taste", "item_features"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,25 @@ class TasteConfig:
             raise ValidationError("mask must be in (0, 1), ema in [0, 1) and lr > 0")
 
 
-def item_features(modalities: dict[str, Tensor], log_price: Tensor | None = None) -> Tensor:
-    """``(num_items, width)`` input features of the items: their modality vectors (as
+def item_features(
+    modalities: dict[str, Tensor],
+    log_price: Tensor | None = None,
+    *,
+    centre: float | None = None,
+    projections: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+) -> Tensor:
+    r"""``(num_items, width)`` input features of the items: their modality vectors (as
     :func:`graphfusion.models.neighbourhood.item_modalities` gives them, in name order) and,
-    with ``log_price``, the log price centred on its mean (0 where unknown).
+    with ``log_price``, the log price centred (0 where unknown).
+
+    Args:
+        modalities: ``(num_items, width)`` vectors per modality.
+        log_price: ``(num_items,)`` log prices (NaN where unknown), or None.
+        centre: What the log prices are centred on; None: the mean of the known ones.
+        projections: Per modality, a ``(width,)`` mean and ``(width, r)`` directions the
+            modality's vectors are projected on (scaled by :math:`\sqrt{r / width}`, so the
+            projection's values are about as large as the vector's): how a wide photo vector
+            is cut to its principal directions.
 
     Raises:
         ValidationError: No modality, rows that differ in number, or a ``log_price`` of
@@ -97,7 +112,13 @@ def item_features(modalities: dict[str, Tensor], log_price: Tensor | None = None
     """
     if not modalities:
         raise ValidationError("the items have no modality vectors")
-    parts = [torch.nan_to_num(modalities[m].float()) for m in sorted(modalities)]
+    parts = []
+    for m in sorted(modalities):
+        x = torch.nan_to_num(modalities[m].float())
+        if projections is not None and m in projections:
+            mean, basis = projections[m]
+            x = (x - mean) @ basis * math.sqrt(basis.shape[1] / max(basis.shape[0], 1))
+        parts.append(x)
     n = len(parts[0])
     if any(len(p) != n for p in parts):
         raise ValidationError("every modality needs one row per item")
@@ -105,9 +126,79 @@ def item_features(modalities: dict[str, Tensor], log_price: Tensor | None = None
         if log_price.shape != (n,):
             raise ValidationError(f"log_price must be ({n},), got {tuple(log_price.shape)}")
         known = torch.isfinite(log_price)
-        centred = log_price.float() - (log_price[known].float().mean() if known.any() else 0.0)
+        if centre is None:
+            centre = float(log_price[known].float().mean()) if known.any() else 0.0
+        centred = log_price.float() - centre
         parts.append(torch.where(known, centred, torch.zeros_like(centred))[:, None])
     return torch.cat(parts, 1)
+
+
+class TasteInputs(nn.Module):
+    """How a catalogue's modality vectors and prices become :class:`TasteModel` features
+    (:func:`item_features`), with what is fitted on the training catalogue saved (the
+    principal directions of the modalities wider than ``max_width``, the price centre), so
+    that products added later get features on the same scale.
+
+    Args:
+        widths: Width of each modality's vectors.
+        prices: Whether a log price is a feature.
+        rank: Principal directions kept of a wide modality.
+        max_width: Modalities wider than this are projected on their principal directions.
+    """
+
+    centre: Tensor
+
+    def __init__(
+        self, widths: Mapping[str, int], prices: bool, rank: int = 128, max_width: int = 512
+    ) -> None:
+        super().__init__()
+        self.names = sorted(widths)
+        self.widths = dict(widths)
+        self.prices = prices
+        self.projected = [m for m in self.names if widths[m] > max_width]
+        for m in self.projected:
+            self.register_buffer(f"mean_{m}", torch.zeros(widths[m]))
+            self.register_buffer(f"basis_{m}", torch.zeros(widths[m], min(rank, widths[m])))
+        self.register_buffer("centre", torch.zeros(()))
+        cut = {m: min(rank, widths[m]) for m in self.projected}
+        #: Width of the features.
+        self.width = sum(cut.get(m, widths[m]) for m in self.names) + int(prices)
+
+    def _buffer(self, name: str) -> Tensor:
+        value = self._buffers[name]
+        assert value is not None
+        return value
+
+    def fit(self, modalities: Mapping[str, Tensor], log_price: Tensor | None) -> None:
+        """Fit the principal directions and the price centre on the catalogue's items."""
+        for m in self.projected:
+            basis = self._buffer(f"basis_{m}")
+            mean, found = principal(modalities[m].float(), basis.shape[1])
+            self._buffers[f"mean_{m}"] = mean
+            self._buffers[f"basis_{m}"] = F.pad(found, (0, basis.shape[1] - found.shape[1]))
+        known = log_price[torch.isfinite(log_price)] if log_price is not None else None
+        self.centre = known.float().mean() if known is not None and len(known) else self.centre
+
+    def forward(self, modalities: Mapping[str, Tensor], log_price: Tensor | None) -> Tensor:
+        """``(n, width)`` features of items from their modality vectors (a missing modality
+        counts as zeros) and log prices (NaN where unknown; None: all unknown).
+
+        Raises:
+            ValidationError: A modality of another width, or prices of another length.
+        """
+        n = len(next(iter(modalities.values()))) if modalities else 0
+        given = {}
+        for m in self.names:
+            x = modalities.get(m, torch.zeros(n, self.widths[m]))
+            if x.dim() != 2 or x.shape[1] != self.widths[m]:
+                raise ValidationError(f"{m} must be (n, {self.widths[m]})")
+            given[m] = x
+        projections = {m: (self._buffer(f"mean_{m}"), self._buffer(f"basis_{m}"))
+                       for m in self.projected}  # fmt: skip
+        price = None
+        if self.prices:
+            price = log_price if log_price is not None else torch.full((n,), math.nan)
+        return item_features(given, price, centre=float(self.centre), projections=projections)
 
 
 class TasteModel(nn.Module):
@@ -162,6 +253,7 @@ class TasteModel(nn.Module):
         rows: int,
         follows: Tensor | None = None,
         followee_pairs: tuple[Tensor, Tensor] | None = None,
+        inputs: Tensor | None = None,
     ) -> Tensor:
         """``(rows, dim)`` taste vectors of users from their products.
 
@@ -174,8 +266,11 @@ class TasteModel(nn.Module):
                 ``followee_pairs``), or None.
             followee_pairs: The followees' pairs and their features (``(2, E')``,
                 ``(E', how_width)``); None: ``interactions`` and ``how``.
+            inputs: ``(n, dim)`` the input vectors of the items the pairs refer to
+                (:meth:`input_vectors`, computed once to serve many users); None: those of
+                the model's items.
         """
-        q = self.q(self.features)
+        q = self.input_vectors() if inputs is None else inputs
         mean, mass = self._mean(q, interactions, how, rows)
         out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
         if follows is not None and follows.numel():
@@ -196,6 +291,11 @@ class TasteModel(nn.Module):
         )
         mass = torch.zeros(num).index_add_(0, interactions[0], w)
         return total / mass.clamp_min(1e-12)[:, None], mass
+
+    def input_vectors(self, features: Tensor | None = None) -> Tensor:
+        """``(n, dim)`` input vectors (:math:`q`) of the model's items, or of other items'
+        ``features``."""
+        return self.q(self.features if features is None else features.float())
 
     def item_vectors(self, features: Tensor | None = None) -> Tensor:
         """``(n, dim)`` output vectors of the model's items, or of other items' ``features``
