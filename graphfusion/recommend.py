@@ -451,14 +451,15 @@ class Recommender:
                 follows=follows,
             )  # fmt: skip
             if "taste" in names:
-                out["taste"] = self._taste_kernel(rows, pairs, follows)
+                out["taste"] = self._taste_kernel(rows, pairs, local, follows)
         return out
 
     def _taste_kernel(
-        self, rows: list[int], pairs: sp.coo_matrix, follows: torch.Tensor
+        self, rows: list[int], pairs: sp.coo_matrix, local: torch.Tensor, follows: torch.Tensor
     ) -> torch.Tensor:
         """``(1, n_i)`` the taste model's scores for the user ``rows[0]``, whom ``rows[1:]``
-        are followed by, from their ``pairs`` now (rows local to ``rows``)."""
+        are followed by, from their ``pairs`` now (rows local to ``rows``; ``local``: the same
+        as a ``(2, E)`` tensor)."""
         st = self.state
         taste = self.fusion.taste if self.fusion is not None else None
         if taste is None or st.taste is None:
@@ -467,7 +468,6 @@ class Recommender:
         users = np.asarray(rows)[pairs.row]
         how = torch.from_numpy(pair_features(st.weights, self.config.interactions, users,
                                              pairs.col))  # fmt: skip
-        local = torch.tensor(np.vstack([pairs.row, pairs.col]))
         vector = taste.user_vectors(local, how, len(rows), follows, inputs=torch.from_numpy(inputs))
         return (torch.from_numpy(items) @ vector[0] + torch.from_numpy(bias))[None]
 
