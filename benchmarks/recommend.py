@@ -146,6 +146,7 @@ def run(
                 runs.append({
                     **scores, "warm_recall@20": result.test["recall@20"],
                     "seconds_per_epoch": result.seconds_per_epoch,
+                    **({"taste_seconds": result.taste_seconds} if result.taste_history else {}),
                     "best_epoch": result.best_epoch, "epochs": len(result.history),
                     **({"blend": result.blend} if result.blend else {}),
                 })  # fmt: skip

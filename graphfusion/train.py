@@ -219,7 +219,9 @@ class TrainResult:
             :data:`graphfusion.light.DEFAULT_WEIGHTS`.
         taste_history: Fusion model with ``taste_epochs``: per epoch of its taste model,
             ``epoch``, ``loss`` and ``valid`` (validation Recall@20 of its scores alone).
-        seconds_per_epoch: Mean training time of an epoch.
+        seconds_per_epoch: Mean training time of an epoch (of the GNN, for the fusion model).
+        taste_seconds: Fusion model with ``taste_epochs``: how long its taste model trained
+            (its validation included), in seconds.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
     """
@@ -235,6 +237,7 @@ class TrainResult:
     light_search: dict[str, Any] = field(default_factory=dict)
     taste_history: list[dict[str, float]] = field(default_factory=list)
     seconds_per_epoch: float = 0.0
+    taste_seconds: float = 0.0
     checkpoint: Path | None = None
     curve: Path | None = None
 
@@ -247,7 +250,8 @@ class TrainResult:
             f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
             + (f"; cold items {cold}" if cold else "")
             + (f"; taste model: best validation Recall@20 {self._taste_best():.4f} of "
-               f"{len(self.taste_history)} epochs" if self.taste_history else "")
+               f"{len(self.taste_history)} epochs, {self.taste_seconds:.1f} s"
+               if self.taste_history else "")
             + ("; blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
                if self.blend else "")
             + ("; light users " + ", ".join(f"{k} {v:.4f}" for k, v in self.light.items())
@@ -274,6 +278,7 @@ class TrainResult:
             "light": self.light,
             "light_search": self.light_search,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
+            "taste_seconds": round(self.taste_seconds, 1),
             "history": self.history,
             "taste_history": self.taste_history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -483,11 +488,15 @@ def _training_graph(
 def product_log_prices(store: BaseStore, keys: Sequence[str]) -> torch.Tensor | None:
     """``(len(keys),)`` the log of the stored ``Product.price`` of the products ``keys`` (NaN
     where unknown, not positive or not a stored product); None when the schema's products
-    have no price."""
+    have no price. Reads only those products (a few for products added to a served model)."""
     product = store.schema.node("Product")
     if not product.has_property("price"):
         return None
-    table = store.query_arrow(f"MATCH (p:Product) RETURN p.{product.key} AS id, p.price AS price")
+    table = store.query_arrow(
+        f"MATCH (p:Product) WHERE p.{product.key} IN $keys "
+        f"RETURN p.{product.key} AS id, p.price AS price",
+        {"keys": list(keys)},
+    )
     price = pd.Series(
         table.column("price").to_numpy(zero_copy_only=False),
         index=table.column("id").to_pylist(),
@@ -848,7 +857,9 @@ def train(
                 break
     model.load_state_dict(best_state)
     if isinstance(model, FusionGNN) and model.taste is not None:
+        started = time.perf_counter()
         result.taste_history = _fit_taste(model, config, seen_train, valid, progress)
+        result.taste_seconds = time.perf_counter() - started
     elif isinstance(model, FusionGNN) and config.taste_epochs:
         log.warning("no taste model: the products have no text or image vectors (embed first)")
     if isinstance(model, FusionGNN) and model.neighbourhood is not None:

@@ -240,6 +240,7 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert out["config"]["taste_epochs"] == 2
     assert out["taste_history"] == []  # no text or image vectors here: no taste model
+    assert out["taste_seconds"] == 0.0
     for given, want in (("purchased=3,VIEWED=0.5", {"PURCHASED": 3.0, "VIEWED": 0.5}),
                         ("none", None)):  # fmt: skip
         res = CliRunner().invoke(main, ["train", "--model", "mf", "--epochs", "1", "--json",
@@ -278,6 +279,7 @@ def test_content_blend_weights_are_chosen_and_saved(trained_store: Path) -> None
     taste = history["taste_history"]
     assert taste and all(0.0 <= h["valid"] <= 1.0 for h in taste)
     assert taste[-1]["loss"] < taste[0]["loss"]
+    assert history["taste_seconds"] > 0
     assert state["taste.bias"].shape == (40,) and state["taste.bias"].abs().sum() > 0
     assert state["taste_inputs.basis_image_vec"].shape == (1280, 128)  # the photo, cut
     assert history["config"]["taste_epochs"] == 80
@@ -319,3 +321,7 @@ def test_product_log_prices_are_nan_where_unknown(store: EmbeddedStore) -> None:
     assert got is not None and got.shape == (4,)
     assert got[1].item() == pytest.approx(np.log(10.0))
     assert torch.isnan(got[[0, 2, 3]]).all()
+    again = product_log_prices(store, ["a", "a"])  # only the products asked, repeats kept
+    assert again is not None and torch.allclose(again, torch.full((2,), float(np.log(10.0))))
+    empty = product_log_prices(store, [])
+    assert empty is not None and empty.shape == (0,)
