@@ -783,8 +783,12 @@ class Recommender:
             content = model.item_content(inputs, neighbours)
             vecs = (content / (model.num_layers + 1)).numpy()
         write_vectors(self.store, "Product", "fused_vec", keys, vecs.astype(np.float64))
-        kernel, levels = self._kernel_rows(keys) if st.kernel is not None else (None, None)
-        taste = self._taste_rows(keys) if st.taste is not None else None
+        kernel, levels, taste = None, None, None
+        if st.kernel is not None:  # the products' stored vectors and prices, read once
+            modalities = self._modalities(keys)
+            log_price = product_log_prices(self.store, keys)
+            kernel, levels = self._kernel_rows(modalities, log_price)
+            taste = self._taste_rows(modalities, log_price) if st.taste is not None else None
         for n, (key, vec) in enumerate(zip(keys, vecs, strict=True)):
             row = st.item_index.get(key)
             if row is None:
@@ -820,19 +824,20 @@ class Recommender:
                 st.levels[row] = levels[n]
         self.catalogue = self._catalogue(export, st.items)
 
-    def _taste_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The taste model's input and output vectors of the products ``keys`` from their
-        stored modality vectors and prices, and their popularity terms (0: no training
-        interactions)."""
+    def _taste_rows(
+        self, modalities: dict[str, torch.Tensor], log_price: torch.Tensor | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The taste model's input and output vectors of products from their stored
+        ``modalities`` (:meth:`_modalities`) and log prices, and their popularity terms (0: no
+        training interactions)."""
         assert self.fusion is not None and self.fusion.taste_inputs is not None
         taste = self.fusion.taste
         assert taste is not None
-        prices = self.fusion.taste_inputs.prices
-        log_price = product_log_prices(self.store, keys) if prices else None
+        prices = log_price if self.fusion.taste_inputs.prices else None
         with torch.no_grad():
-            features = self.fusion.taste_inputs(self._modalities(keys), log_price)
+            features = self.fusion.taste_inputs(modalities, prices)
             return (taste.input_vectors(features).numpy(), taste.item_vectors(features).numpy(),
-                    np.zeros(len(keys), dtype=np.float32))  # fmt: skip
+                    np.zeros(len(features), dtype=np.float32))  # fmt: skip
 
     def _modalities(self, keys: list[str]) -> dict[str, torch.Tensor]:
         """The modality vectors of the products ``keys`` that the model's neighbourhood reads
@@ -858,16 +863,17 @@ class Recommender:
             modalities[attr] = pooled(len(keys), rows, torch.from_numpy(matrix))
         return modalities
 
-    def _kernel_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Content-neighbourhood vectors of the products ``keys`` from their stored text and
-        image vectors (the model's principal directions), and their price levels among the
-        products the model was built with (None without the price kernel)."""
+    def _kernel_rows(
+        self, modalities: dict[str, torch.Tensor], log_price: torch.Tensor | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Content-neighbourhood vectors of products from their stored text and image vectors
+        (``modalities``, :meth:`_modalities`; the model's principal directions), and their
+        price levels among the products the model was built with, from their log prices
+        (None without the price kernel)."""
         assert self.fusion is not None and self.fusion.neighbourhood is not None
         hood = self.fusion.neighbourhood
-        modalities = self._modalities(keys)
         levels = None
         if "price" in hood.available:
-            log_price = product_log_prices(self.store, keys)
             assert log_price is not None  # the model has prices: the schema has them
             levels = hood.levels_of(log_price, modalities).numpy()
         with torch.no_grad():
