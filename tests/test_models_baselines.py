@@ -8,6 +8,7 @@ import torch
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics
 from graphfusion.models import MF, LightGCN, Popularity, bpr_loss, normalized_adjacency
+from graphfusion.models.baselines import sparse_csr
 
 
 def _edges(num_users: int = 8, num_items: int = 12, per_user: int = 4) -> torch.Tensor:
@@ -28,6 +29,12 @@ def test_normalized_adjacency_values() -> None:
     # a repeated interaction counts once
     again = normalized_adjacency(torch.tensor([[0, 0, 0, 1], [0, 1, 1, 1]]), 2, 2).to_dense()
     assert torch.allclose(again, expected)
+
+
+def test_sparse_csr_sums_repeated_cells() -> None:
+    m = sparse_csr(torch.tensor([[0, 1, 0], [2, 0, 2]]), torch.tensor([1.0, 2.0, 3.0]), (2, 3))
+    assert m.layout == torch.sparse_csr
+    assert torch.equal(m.to_dense(), torch.tensor([[0.0, 0.0, 4.0], [2.0, 0.0, 0.0]]))
 
 
 @pytest.mark.parametrize("layers", [0, 1, 3])

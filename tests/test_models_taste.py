@@ -99,6 +99,27 @@ def test_a_users_vector_depends_only_on_their_own_products_and_followees() -> No
     assert torch.allclose(everyone[4], no_follows[4])  # user 4 follows no one
 
 
+def test_vectors_of_some_users_are_those_rows_of_everyones() -> None:
+    """vectors_of computes only the users asked (repeats and a user without pairs included),
+    with their follows, and gives the same vectors as computing every user's."""
+    data = _planted()
+    torch.manual_seed(0)
+    model = TasteModel(data["features"], 1, torch.ones(80, dtype=torch.bool), dim=8, hidden=16)
+    keep = data["pairs"][0] != 9  # user 9 has no pairs
+    pairs, how = data["pairs"][:, keep], data["how"][keep]
+    follows = torch.tensor([[3, 3, 5, 9], [1, 2, 7, 3]])
+    users = torch.tensor([5, 3, 9, 3, 0])
+    with torch.no_grad():
+        everyone = model.user_vectors(pairs, how, data["n_users"], follows)
+        some = model.vectors_of(users, pairs, how, data["n_users"], follows)
+        alone = model.vectors_of(users, pairs, how, data["n_users"])
+    assert some.shape == (5, 8)
+    torch.testing.assert_close(some, everyone[users])
+    assert not torch.allclose(alone[1], some[1])  # user 3's followees count
+    with pytest.raises(ValidationError, match="rows below 64"):
+        model.vectors_of(torch.tensor([64]), pairs, how, data["n_users"])
+
+
 def test_training_lowers_the_loss_and_beats_popularity() -> None:
     data = _planted()
     pairs = data["pairs"]

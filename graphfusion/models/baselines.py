@@ -16,7 +16,15 @@ from torch import Tensor, nn
 
 from graphfusion.errors import ValidationError
 
-__all__ = ["Popularity", "MF", "LightGCN", "bpr_loss", "layer_mean", "normalized_adjacency"]
+__all__ = [
+    "Popularity",
+    "MF",
+    "LightGCN",
+    "bpr_loss",
+    "layer_mean",
+    "normalized_adjacency",
+    "sparse_csr",
+]
 
 
 def _check_edges(edge_index: Tensor, num_users: int, num_items: int) -> None:
@@ -101,13 +109,16 @@ def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> 
     deg = torch.bincount(rows, minlength=n).float()
     inv = deg.pow(-0.5)
     inv[torch.isinf(inv)] = 0.0
-    values = inv[rows] * inv[cols]
-    adj = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (n, n), check_invariants=False
-    ).coalesce()
+    return sparse_csr(torch.stack([rows, cols]), inv[rows] * inv[cols], (n, n))
+
+
+def sparse_csr(indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """A ``torch.sparse_csr`` matrix of ``shape`` with ``values`` at the ``(2, nnz)``
+    ``indices`` (repeated cells summed), built without PyTorch's beta warning."""
+    coo = torch.sparse_coo_tensor(indices, values, shape, check_invariants=False).coalesce()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return adj.to_sparse_csr()
+        return coo.to_sparse_csr()
 
 
 def layer_mean(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:

@@ -59,7 +59,6 @@ interactions, including those held out for validation and test.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +69,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.typing import EdgeType
 
 from graphfusion.errors import ValidationError
-from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency
+from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency, sparse_csr
 from graphfusion.models.neighbourhood import (
     FOLLOW_EDGE,
     KERNELS,
@@ -425,8 +424,8 @@ class FusionGNN(nn.Module):
             if self.taste is None:
                 raise ValidationError(f"no taste kernel here: {self.available}")
             pairs, how, follows = self.taste_pairs()
-            vectors = self.taste.user_vectors(pairs, how, self.num_users, follows)
-            out["taste"] = self.taste.scores(vectors[users])
+            vectors = self.taste.vectors_of(users, pairs, how, self.num_users, follows)
+            out["taste"] = self.taste.scores(vectors)
         return out
 
     def _blend(self, users: Tensor, scores: Tensor, which: int, items: Tensor) -> Tensor:
@@ -493,12 +492,7 @@ def _mean_matrix(edge_index: Tensor, num_dst: int, num_src: int) -> Tensor:
     destination the mean of its neighbours (rows without neighbours are zero)."""
     src, dst = edge_index
     deg = torch.bincount(dst, minlength=num_dst).clamp(min=1).float()
-    adj = torch.sparse_coo_tensor(
-        torch.stack([dst, src]), 1.0 / deg[dst], (num_dst, num_src), check_invariants=False
-    ).coalesce()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return adj.to_sparse_csr()
+    return sparse_csr(torch.stack([dst, src]), 1.0 / deg[dst], (num_dst, num_src))
 
 
 def _mlp(width: int, dim: int) -> nn.Module:

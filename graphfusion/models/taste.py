@@ -280,6 +280,39 @@ class TasteModel(nn.Module):
             out = out + self.followed(profiles(follows, followee, rows))
         return out
 
+    def vectors_of(
+        self,
+        users: Tensor,
+        interactions: Tensor,
+        how: Tensor,
+        num_users: int,
+        follows: Tensor | None = None,
+    ) -> Tensor:
+        """``(len(users), dim)``: the rows ``users`` of :meth:`user_vectors` ``(interactions,
+        how, num_users, follows)``, computed for those users alone (their own pairs and
+        follows; the followees' profiles from every pair).
+
+        Args:
+            users: ``(n,)`` user rows below ``num_users`` (repeats allowed).
+            interactions: ``(2, E)`` every user's pairs (user rows below ``num_users``).
+            how: ``(E, how_width)`` each pair's features.
+            num_users: Number of user rows.
+            follows: ``(2, F)`` follower and followee user rows, or None.
+
+        Raises:
+            ValidationError: A user row out of range.
+        """
+        if users.dim() != 1 or (
+            len(users) and not 0 <= int(users.min()) <= int(users.max()) < num_users
+        ):
+            raise ValidationError(f"users must be a (n,) tensor of rows below {num_users}")
+        rows, back = torch.unique(users, return_inverse=True)
+        row, followers = _batch_rows(rows, num_users, interactions[0], follows)
+        mine = row >= 0
+        own = torch.stack([row[mine], interactions[1, mine]])
+        vectors = self.user_vectors(own, how[mine], len(rows), followers, (interactions, how))
+        return vectors[back]
+
     def _mean(
         self, q: Tensor, interactions: Tensor, how: Tensor, num: int
     ) -> tuple[Tensor, Tensor]:
@@ -317,6 +350,31 @@ class TasteModel(nn.Module):
         s = s.index_put((inputs[0], inputs[1]), torch.tensor(-math.inf))
         logp = F.log_softmax(s, 1)
         return -logp[targets[0], targets[1]].mean()
+
+
+def _batch_rows(
+    batch: Tensor, num_users: int, pair_users: Tensor, follows: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Where some users' pairs and follows sit in a batch of them.
+
+    Args:
+        batch: ``(n,)`` distinct user rows below ``num_users``.
+        num_users: Number of user rows.
+        pair_users: ``(E,)`` the user row of each pair.
+        follows: ``(2, F)`` follower and followee user rows, or None.
+
+    Returns:
+        ``(E,)`` each pair's row in ``batch`` (-1 for another user's pair), and the batch's
+        follows with the followers as rows of ``batch`` (the followees stay user rows; None
+        without ``follows``).
+    """
+    slot = torch.full((num_users,), -1, dtype=torch.long)
+    slot[batch] = torch.arange(len(batch))
+    followers = None
+    if follows is not None and follows.numel():
+        kept = slot[follows[0]] >= 0
+        followers = torch.stack([slot[follows[0, kept]], follows[1, kept]])
+    return slot[pair_users], followers
 
 
 def fit_taste(
@@ -389,19 +447,13 @@ def fit_taste(
         total, steps = 0.0, 0
         for start in range(0, num_users, cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
-            slot = torch.full((num_users,), -1, dtype=torch.long)
-            slot[batch] = torch.arange(len(batch))
-            mine = slot[users] >= 0
-            into, out = mine & ~target, mine & target
+            row, followers = _batch_rows(batch, num_users, users, follows)
+            into, out = (row >= 0) & ~target, (row >= 0) & target
             if not bool(out.any()):
                 continue
-            inputs = torch.stack([slot[users[into]], interactions[1, into]])
-            followers = None
-            if follows is not None and follows.numel():
-                kept = slot[follows[0]] >= 0
-                followers = torch.stack([slot[follows[0, kept]], follows[1, kept]])
+            inputs = torch.stack([row[into], interactions[1, into]])
             h = model.user_vectors(inputs, how[into], len(batch), followers, (interactions, how))
-            loss = model.loss(h, inputs, torch.stack([slot[users[out]], interactions[1, out]]))
+            loss = model.loss(h, inputs, torch.stack([row[out], interactions[1, out]]))
             opt.zero_grad()
             loss.backward()
             opt.step()
