@@ -248,8 +248,7 @@ class Recommender:
             if rtype not in store.schema.relationships:
                 continue
             table = store.query_arrow(links_query(store, rtype))
-            by_type[rtype] = _matrix(table, export, len(users), len(items))
-            weights[rtype] = _matrix(table, export, len(users), len(items), "w")
+            by_type[rtype], weights[rtype] = _matrices(table, export, len(users), len(items))
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
         strength = None
         if self.model_name == "fusion":
@@ -813,13 +812,13 @@ class Recommender:
                         for have, new in zip(st.taste, taste, strict=True)
                     )
                 st.extra.clear()
-            elif not st.seen[:, row].nnz:
+            elif not st.seen[:, row].nnz:  # no interactions yet: content only, as a new one
                 st.item_vecs[row] = vec
+                if taste is not None and st.taste is not None:
+                    for have, new in zip(st.taste, taste, strict=True):
+                        have[row] = new[n]
             if kernel is not None and st.kernel is not None:
                 st.kernel[row] = kernel[n]
-            if taste is not None and st.taste is not None and not st.seen[:, row].nnz:
-                for have, new in zip(st.taste, taste, strict=True):
-                    have[row] = new[n]
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
         self.catalogue = self._catalogue(export, st.items)
@@ -923,20 +922,21 @@ def _bad_type(line: int, value: str) -> Any:
     return Reject("interactions:frame", line, "type", reason, "interaction")
 
 
-def _matrix(
-    table: pa.Table, export: GraphExport, n_u: int, n_i: int, values: str | None = None
-) -> sp.csr_matrix:
-    """Users x products: the number of links of ``table`` (columns ``u``, ``p``) per pair, or
-    the sum of their ``values`` column (:func:`~graphfusion.train.link_weights`)."""
+def _matrices(
+    table: pa.Table, export: GraphExport, n_u: int, n_i: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Users x products: the number of links of ``table`` (columns ``u``, ``p``, ``w``:
+    :func:`~graphfusion.train.links_query`) per pair, and the sum of their weights
+    (:func:`~graphfusion.train.link_weights`)."""
     users = pa.array(export.ids["User"], pa.string())
     items = pa.array(export.ids["Product"], pa.string())
     u = pc.index_in(table.column("u"), value_set=users).to_numpy(zero_copy_only=False)
     i = pc.index_in(table.column("p"), value_set=items).to_numpy(zero_copy_only=False)
     ok = ~(pd.isna(u) | pd.isna(i))
-    u, i = u[ok].astype(np.int64), i[ok].astype(np.int64)
-    data = (np.ones(len(u)) if values is None
-            else link_weights(table.column(values).to_pylist())[ok])  # fmt: skip
-    return sp.csr_matrix((data, (u, i)), shape=(n_u, n_i))
+    where = (u[ok].astype(np.int64), i[ok].astype(np.int64))
+    weights = link_weights(table.column("w").to_pylist())[ok]
+    return (sp.csr_matrix((np.ones(len(weights)), where), shape=(n_u, n_i)),
+            sp.csr_matrix((weights, where), shape=(n_u, n_i)))  # fmt: skip
 
 
 def _product_images(export: GraphExport, n_items: int) -> np.ndarray:
