@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import l2_normalize
+from graphfusion.repeatable import repeatable
 
 __all__ = ["RandomProjection", "CCA", "ContrastiveAligner", "cross_modal_retrieval"]
 
@@ -163,6 +164,7 @@ class ContrastiveAligner:
         self.head2: torch.nn.Linear | None = None
         self.losses: list[float] = []
 
+    @repeatable
     def fit(self, x1: np.ndarray, x2: np.ndarray, *, progress: bool = False) -> ContrastiveAligner:
         """Train the heads on paired rows."""
         a, b = _pair(x1, x2)

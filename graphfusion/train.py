@@ -59,6 +59,7 @@ from graphfusion.models.neighbourhood import (
 )
 from graphfusion.models.taste import TasteConfig, fit_taste
 from graphfusion.plots import new_figure, save_figure
+from graphfusion.repeatable import repeatable
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -735,6 +736,7 @@ def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
+@repeatable
 def train(
     store: BaseStore,
     config: TrainConfig | None = None,

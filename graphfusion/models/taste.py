@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.models.neighbourhood import check_follows, principal, profiles
+from graphfusion.repeatable import repeatable
 
 __all__ = ["TasteConfig", "TasteInputs", "TasteModel", "fit_taste", "item_features"]
 
@@ -377,6 +378,7 @@ def _batch_rows(
     return slot[pair_users], followers
 
 
+@repeatable
 def fit_taste(
     features: Tensor,
     interactions: Tensor,
