@@ -70,7 +70,8 @@ MIN_Z = 2.0
 
 
 def standard(x: np.ndarray) -> np.ndarray:
-    """``x`` standardized along its last axis (zero mean, unit deviation; constant rows: 0)."""
+    """``x`` standardized along its last axis (zero mean, unit deviation over the ``n`` values,
+    as :func:`graphfusion.models.neighbourhood.standardize`; constant rows: 0)."""
     x = np.asarray(x, dtype=np.float64)
     sd = x.std(axis=-1, keepdims=True)
     return np.divide(x - x.mean(axis=-1, keepdims=True), sd, out=np.zeros_like(x), where=sd > 0)

@@ -194,7 +194,7 @@ def test_blend_standardizes_each_row() -> None:
     # kernels add up, each with its weight; a zero weight leaves its kernel out
     other = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]])
     two = blend(model, [kernel, other], [1.0, 0.5])
-    z_other = (other - other.mean(1, keepdim=True)) / other.std(1, keepdim=True)
+    z_other = (other - other.mean(1, keepdim=True)) / other.std(1, keepdim=True, correction=0)
     assert torch.allclose(two, out + 0.5 * z_other, atol=1e-6)
     assert torch.equal(blend(model, [kernel, other], [1.0, 0.0]), out)
     with pytest.raises(ValidationError, match="2 kernels but 1 weights"):

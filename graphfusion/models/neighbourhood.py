@@ -541,9 +541,10 @@ def blend_standardized(
 
 
 def standardize(x: Tensor) -> Tensor:
-    """``x`` standardized per row (over the last axis; a constant row becomes 0)."""
+    """``x`` standardized per row (over the last axis: zero mean, unit deviation over the row's
+    ``n`` values, as :func:`graphfusion.light.standard`; a constant row becomes 0)."""
     mean = x.mean(-1, keepdim=True)
-    std = x.std(-1, keepdim=True)
+    std = x.std(-1, keepdim=True, correction=0)
     return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
 
 
