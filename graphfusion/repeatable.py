@@ -3,18 +3,22 @@
 Seeding alone does not make a CPU training run repeat itself. A gather such as ``x[index]``
 sums its gradient into the rows of ``x`` with ``index_put_(..., accumulate=True)``, and on
 more than one thread that sum's order (and so its last bits) changes from run to run once the
-index is long (here from about 30,000 rows). Training a model compounds those bits: two runs of
-the fusion model on MovieLens 100K with the same seed differed in the first epoch's loss in the
-ninth digit and in test Recall@10 in the third. PyTorch's deterministic algorithms make that
-sum (and every other op that has one) repeatable, at no measured cost on these models. The
-fill of uninitialized memory that PyTorch adds in that mode (a debugging aid) is left off.
+index is long (tens of thousands of rows). Training a model compounds those bits: two runs of
+the fusion model on MovieLens 100K with the same seed on two threads differed in the first
+epoch's loss in the ninth digit and in test Recall@10 in the third. PyTorch's deterministic
+algorithms make that sum (and every other op that has one) repeatable, at a small cost (the
+README's training section has the timings). The fill of uninitialized memory that PyTorch
+adds in that mode (a debugging aid) is left off.
 
 :func:`repeatable` runs a function with them switched on and restores the caller's setting
 afterwards; the training entry points (:func:`graphfusion.train.train`,
 :func:`graphfusion.models.taste.fit_taste`,
 :meth:`graphfusion.align.ContrastiveAligner.fit`) are wrapped with it. An op without a
-deterministic form warns (PyTorch's ``warn_only``) instead of failing. Runs on a different
-number of threads, or another machine, may still differ in the last bits.
+deterministic form warns (PyTorch's ``warn_only``) instead of failing. One and two threads
+gave the same history here; another machine or PyTorch build may differ in the last bits.
+The setting is PyTorch's, for the whole process: while a training runs, other threads' torch
+code runs deterministically too, and two trainings started on two threads at once may leave
+it on.
 """
 
 from __future__ import annotations
