@@ -58,7 +58,8 @@ def test_the_callers_setting_is_restored_after_a_return_or_a_raise(enabled: bool
 
 
 def test_taste_training_on_many_pairs_repeats_bit_for_bit(two_threads) -> None:
-    """60,000 pairs: enough for the input vectors' gradient to be summed on both threads."""
+    """47,533 distinct pairs: enough for the input vectors' gradient to be summed on both
+    threads."""
     g = torch.Generator().manual_seed(1)
     features = item_features({"text_vec": torch.randn(600, 24, generator=g)})
     users = torch.arange(3000).repeat_interleave(20)

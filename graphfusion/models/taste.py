@@ -450,7 +450,8 @@ def fit_taste(
         for start in range(0, num_users, cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
             row, followers = _batch_rows(batch, num_users, users, follows)
-            into, out = (row >= 0) & ~target, (row >= 0) & target
+            mine = row >= 0
+            into, out = mine & ~target, mine & target
             if not bool(out.any()):
                 continue
             inputs = torch.stack([row[into], interactions[1, into]])
