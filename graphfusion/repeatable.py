@@ -17,13 +17,15 @@ afterwards; the training entry points (:func:`graphfusion.train.train`,
 deterministic form warns (PyTorch's ``warn_only``) instead of failing. One and two threads
 gave the same history here; another machine or PyTorch build may differ in the last bits.
 The setting is PyTorch's, for the whole process: while a training runs, other threads' torch
-code runs deterministically too, and two trainings started on two threads at once may leave
-it on.
+code runs deterministically too. Trainings that overlap (on several threads, or one inside
+another) share it: the first to start saves the caller's setting and switches it on, the last
+to finish restores it, so none runs a part of its work without it and none leaves it on.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -34,10 +36,40 @@ __all__ = ["repeatable"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_lock = threading.Lock()
+#: How many calls of repeatable functions are running now, and the settings the first found.
+_running = 0
+_found: tuple[bool, bool, bool] = (False, False, True)
+
+
+def _enter() -> None:
+    global _running, _found
+    with _lock:
+        if _running == 0:
+            _found = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
+            )
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
+        _running += 1
+
+
+def _leave() -> None:
+    global _running
+    with _lock:
+        _running -= 1
+        if _running == 0:
+            enabled, warn_only, fill = _found
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+            torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
+
 
 def repeatable(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorate ``fn`` to run with PyTorch's deterministic algorithms (warn only, without the
-    fill of uninitialized memory), restoring the settings it found when it returns or raises.
+    fill of uninitialized memory), restoring the settings it found when it returns or raises
+    (when the last of several overlapping calls does, on any thread).
 
     Args:
         fn: The function, typically one that trains a model.
@@ -48,15 +80,10 @@ def repeatable(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        enabled = torch.are_deterministic_algorithms_enabled()
-        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-        fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
+        _enter()
         try:
             return fn(*args, **kwargs)
         finally:
-            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-            torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
+            _leave()
 
     return wrapper

@@ -3,6 +3,8 @@ caller's setting restored."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -70,3 +72,40 @@ def test_taste_training_on_many_pairs_repeats_bit_for_bit(two_threads) -> None:
     runs = [fit_taste(features, pairs, how, 3000, config=config)[0] for _ in range(2)]
     first, second = (run.state_dict() for run in runs)
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_overlapping_calls_on_two_threads_keep_it_on_until_the_last_leaves() -> None:
+    """A starts, B starts, A finishes while B runs, B finishes: B runs deterministically to
+    its end, and the caller's setting (off) is back afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    @repeatable
+    def first() -> None:
+        a_in.set()
+        assert b_in.wait(10)
+
+    @repeatable
+    def second() -> None:
+        b_in.set()
+        assert a_out.wait(10)
+        seen["b after a left"] = torch.are_deterministic_algorithms_enabled()
+
+    def run_first() -> None:
+        first()
+        seen["after a left"] = torch.are_deterministic_algorithms_enabled()
+        a_out.set()
+
+    try:
+        threads = [threading.Thread(target=run_first), threading.Thread(target=second)]
+        threads[0].start()
+        assert a_in.wait(10)
+        threads[1].start()
+        for t in threads:
+            t.join(10)
+        assert seen == {"after a left": True, "b after a left": True}
+        assert torch.are_deterministic_algorithms_enabled() is False
+    finally:
+        torch.use_deterministic_algorithms(before)
