@@ -22,6 +22,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -45,12 +46,26 @@ __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
     "ARCHIVE_SEP",
+    "split_archive",
 ]
 
 FORMATS = ("csv", "jsonl", "pylines", "parquet", "images", "frame")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 #: Separator between an archive's path and a member's name in ``Image.path``.
 ARCHIVE_SEP = "::"
+
+
+def split_archive(text: str) -> tuple[str, str] | None:
+    """``(archive, member)`` for an ``archive::member`` path (:data:`ARCHIVE_SEP`): the first
+    split whose left part names a file wins; None when none does."""
+    parts = text.split(ARCHIVE_SEP)
+    for k in range(1, len(parts)):
+        archive = ARCHIVE_SEP.join(parts[:k])
+        if os.path.isfile(archive):
+            return archive, ARCHIVE_SEP.join(parts[k:])
+    return None
+
+
 #: Longest line accepted from a line-based source.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 

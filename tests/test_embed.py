@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from graphfusion import Engine
 from graphfusion.errors import ValidationError
@@ -229,3 +232,37 @@ def test_readme_embedded_cypher_gives_what_similar_gives(shop_engine: Engine) ->
         got = shop_engine.cypher(block, {"id": "p0003"})
         expected = shop_engine.similar("p0003", "text", k=len(got))
         assert got["id"].tolist() == expected["id"].tolist()
+
+
+def _noise_bmp(path: Path, seed: int) -> None:
+    """An uncompressed 64x64 photo of noise: the same file size whatever the seed."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="BMP")
+
+
+def test_a_photo_replaced_in_place_is_encoded_again_and_a_copy_is_not(
+    tmp_path: Path, image_encoder: ImageEncoder
+) -> None:
+    photo = tmp_path / "photo.bmp"
+    _noise_bmp(photo, 0)
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes("Image", pd.DataFrame({"id": ["i0"], "path": [str(photo)]}))
+        assert engine.embed("image", image_encoder=image_encoder).encoded["Image.image_vec"] == 1
+        # new pixels, same size and modification time (as `cp -p` of another shot leaves it)
+        before = photo.stat()
+        _noise_bmp(photo, 1)
+        os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = photo.stat()
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+        report = engine.embed("image", image_encoder=image_encoder)
+        assert report.encoded["Image.image_vec"] == 1
+        stored = engine.cypher("MATCH (i:Image {id: 'i0'}) RETURN i.image_vec AS v")["v"][0]
+        np.testing.assert_allclose(stored, image_encoder.encode([photo])[0], atol=1e-5)
+        # the same bytes under another path and time: nothing to encode
+        moved = tmp_path / "moved" / "photo.bmp"
+        moved.parent.mkdir()
+        shutil.copyfile(photo, moved)
+        engine.store.upsert_nodes("Image", pd.DataFrame({"id": ["i0"], "path": [str(moved)]}))
+        report = engine.embed("image", image_encoder=image_encoder)
+        assert report.encoded["Image.image_vec"] == 0
+        assert report.unchanged["Image.image_vec"] == 1

@@ -8,13 +8,27 @@ the content hash its stored vector was computed from, so a run knows which nodes
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FeatureCache", "content_hash"]
+__all__ = ["FeatureCache", "content_hash", "file_digest"]
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (hex), read in blocks of 1 MiB.
+
+    Raises:
+        OSError: The file cannot be read.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def content_hash(*parts: str | bytes) -> str:

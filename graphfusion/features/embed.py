@@ -23,8 +23,8 @@ import numpy as np
 
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult
-from graphfusion.features.cache import FeatureCache, content_hash
-from graphfusion.readers import ARCHIVE_SEP
+from graphfusion.features.cache import FeatureCache, content_hash, file_digest
+from graphfusion.readers import ARCHIVE_SEP, split_archive
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import Property
 from graphfusion.store.base import BaseStore
@@ -172,14 +172,31 @@ def text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
     return text or None
 
 
-def _image_fingerprint(path: str) -> str:
-    """Path, size and modification time of the file (or archive) holding the image."""
-    file = path.split(ARCHIVE_SEP, 1)[0]
-    try:
-        st = os.stat(file)
-    except OSError:
-        return f"{path}:missing"
-    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+class _ImageFingerprints:
+    """What an image's vector is made from: the SHA-256 of the bytes of the file (or of the
+    archive, and the member's name) holding it, so a photo replaced in place is encoded again
+    whatever its size and modification time, and a copied or moved store of photos is not.
+    Each file is read once per run (an archive holding many photos once)."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, str | None] = {}
+
+    def __call__(self, path: str) -> str:
+        file, member = path, ""
+        if ARCHIVE_SEP in path and not os.path.isfile(path):
+            split = split_archive(path)
+            if split is None:
+                return f"{path}:missing"
+            file, member = split
+        if file not in self._digests:
+            try:
+                self._digests[file] = file_digest(file)
+            except OSError:
+                self._digests[file] = None
+        digest = self._digests[file]
+        if digest is None:
+            return f"{path}:missing"
+        return f"{digest}{ARCHIVE_SEP}{member}" if member else digest
 
 
 # ----------------------------------------------------------------------------- the run
@@ -260,6 +277,7 @@ class _Run:
             contents: dict[str, Any] = {}
             hashes: dict[str, str] = {}
             missing = {r["key"] for r in rows if r["missing"]}
+            fingerprint_of = _ImageFingerprints()
             for row in rows:
                 key = row["key"]
                 if kind == "text":
@@ -275,7 +293,7 @@ class _Run:
                         reason = f"no {prop.type.inputs[0]}"
                         self.report.errors.append(EmbedError(label, key, prop.name, reason))
                         continue
-                    fingerprint = _image_fingerprint(str(content))
+                    fingerprint = fingerprint_of(str(content))
                 contents[key] = content
                 hashes[key] = content_hash(encoder.name, fingerprint)
 

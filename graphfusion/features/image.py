@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import importlib.util
 import io
 import math
@@ -65,7 +64,8 @@ from torchvision.transforms import functional as TF
 
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult, l2_normalize
-from graphfusion.readers import ARCHIVE_SEP
+from graphfusion.features.cache import file_digest
+from graphfusion.readers import ARCHIVE_SEP, split_archive
 
 __all__ = [
     "ImageEncoder",
@@ -164,15 +164,6 @@ def default_weights_path() -> Path:
     )
 
 
-def _file_digest(path: Path) -> str:
-    """First 12 hex digits of the SHA-256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
-
-
 def _classification_models() -> list[str]:
     import torchvision
 
@@ -260,7 +251,7 @@ def _build_model(backbone: str, weights: Path | None, download: bool) -> tuple[n
             ) from None
         default = torchvision.models.get_model_weights(backbone).DEFAULT
         cached = Path(torch.hub.get_dir(), "checkpoints", default.url.rsplit("/", 1)[-1])
-        digest = _file_digest(cached) if cached.is_file() else str(default).split(".")[-1]
+        digest = file_digest(cached)[:12] if cached.is_file() else str(default).split(".")[-1]
         _, parent, attr = _head(model)
         setattr(parent, attr, nn.Identity())
         return model, digest
@@ -292,7 +283,7 @@ def _build_model(backbone: str, weights: Path | None, download: bool) -> tuple[n
             f"{len(result.unexpected_keys)} unexpected keys (e.g. {', '.join(shown)})"
         )
     setattr(parent, attr, nn.Identity())
-    return model, _file_digest(weights)
+    return model, file_digest(weights)[:12]
 
 
 def _fold_batch_norms(model: nn.Module) -> nn.Module:
@@ -508,16 +499,6 @@ def _member_key(name: str) -> str:
     return name.lstrip("/")
 
 
-def _split_archive(text: str) -> tuple[str, str] | None:
-    """(archive, member) for ``archive::member``; the first split naming a file wins."""
-    parts = text.split(ARCHIVE_SEP)
-    for k in range(1, len(parts)):
-        archive = ARCHIVE_SEP.join(parts[:k])
-        if os.path.isfile(archive):
-            return archive, ARCHIVE_SEP.join(parts[k:])
-    return None
-
-
 def _plan(items: Sequence[Any]) -> _Plan:
     plan = _Plan([], {}, {})
     for index, item in enumerate(items):
@@ -541,7 +522,7 @@ def _plan(items: Sequence[Any]) -> _Plan:
             elif not text.strip():
                 plan.errors[index] = "empty path"
             elif ARCHIVE_SEP in text and not os.path.isfile(text):
-                split = _split_archive(text)
+                split = split_archive(text)
                 if split is None:
                     archive = text.split(ARCHIVE_SEP, 1)[0]
                     plan.errors[index] = f"archive not found: {archive}"
