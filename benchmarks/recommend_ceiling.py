@@ -93,6 +93,7 @@ from graphfusion.train import (
     _cold_validation,
     _per_user,
     _rank_among,
+    link_matrices,
     load_interactions,
     product_log_prices,
 )
@@ -453,20 +454,12 @@ class Shop:
         strength, whether it was bought and favourited, and its number of views."""
         with EmbeddedStore(work / "store", read_only=True) as store:
             frame, users, items = load_interactions(store, type_weights=TYPE_WEIGHTS)
-            key = frame["user"].to_numpy() * len(items) + frame["item"].to_numpy()
-            u_index = {k: i for i, k in enumerate(users)}
-            i_index = {k: i for i, k in enumerate(items)}
-            for column, rtype, value in (("bought", "PURCHASED", "1"),
-                                         ("favourited", "FAVORITED", "1"),
-                                         ("views", "VIEWED", "r.weight")):  # fmt: skip
-                rows = store.query(
-                    f"MATCH (u:User)-[r:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p, "
-                    f"{value} AS v"
-                )
-                keys = [u_index[r["u"]] * len(items) + i_index[r["p"]] for r in rows]
-                values = pd.Series([float(r["v"]) for r in rows], index=keys, dtype=np.float64)
-                per_pair = values.groupby(level=0).max().reindex(key).fillna(0.0)
-                frame[column] = per_pair.to_numpy().astype(np.int64)
+            rows = (frame["user"].to_numpy(), frame["item"].to_numpy())
+            for column, rtype in (("bought", "PURCHASED"), ("favourited", "FAVORITED"),
+                                  ("views", "VIEWED")):  # fmt: skip
+                counts, weights = link_matrices(store, rtype, users, items)
+                per_pair = weights if column == "views" else counts.sign()
+                frame[column] = np.asarray(per_pair[rows]).ravel().astype(np.int64)
             export = to_heterodata(store)
             if export.ids["User"] != users or export.ids["Product"] != items:
                 raise RuntimeError("the export's rows differ from the interactions' rows")

@@ -50,8 +50,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
@@ -79,8 +77,8 @@ from graphfusion.train import (
     MODELS,
     TrainConfig,
     _training_graph,
+    link_matrices,
     link_weights,
-    links_query,
     pair_features,
     pair_strength,
     product_log_prices,
@@ -247,8 +245,7 @@ class Recommender:
         for rtype in self.config.interactions:
             if rtype not in store.schema.relationships:
                 continue
-            table = store.query_arrow(links_query(store, rtype))
-            by_type[rtype], weights[rtype] = _matrices(table, export, len(users), len(items))
+            by_type[rtype], weights[rtype] = link_matrices(store, rtype, users, items)
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
         strength = None
         if self.model_name == "fusion":
@@ -920,23 +917,6 @@ def _bad_type(line: int, value: str) -> Any:
 
     reason = f"unknown interaction type {value!r}; use one of {', '.join(LIVE_TYPES)}"
     return Reject("interactions:frame", line, "type", reason, "interaction")
-
-
-def _matrices(
-    table: pa.Table, export: GraphExport, n_u: int, n_i: int
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Users x products: the number of links of ``table`` (columns ``u``, ``p``, ``w``:
-    :func:`~graphfusion.train.links_query`) per pair, and the sum of their weights
-    (:func:`~graphfusion.train.link_weights`)."""
-    users = pa.array(export.ids["User"], pa.string())
-    items = pa.array(export.ids["Product"], pa.string())
-    u = pc.index_in(table.column("u"), value_set=users).to_numpy(zero_copy_only=False)
-    i = pc.index_in(table.column("p"), value_set=items).to_numpy(zero_copy_only=False)
-    ok = ~(pd.isna(u) | pd.isna(i))
-    where = (u[ok].astype(np.int64), i[ok].astype(np.int64))
-    weights = link_weights(table.column("w").to_pylist())[ok]
-    return (sp.csr_matrix((np.ones(len(weights)), where), shape=(n_u, n_i)),
-            sp.csr_matrix((weights, where), shape=(n_u, n_i)))  # fmt: skip
 
 
 def _product_images(export: GraphExport, n_items: int) -> np.ndarray:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
@@ -70,6 +72,7 @@ __all__ = [
     "pair_strength",
     "pair_features",
     "how_columns",
+    "link_matrices",
     "link_weights",
     "links_query",
     "product_log_prices",
@@ -310,19 +313,11 @@ def load_interactions(
     """
     users = [r["id"] for r in store.query("MATCH (n:User) RETURN n.id AS id ORDER BY id")]
     items = [r["id"] for r in store.query("MATCH (n:Product) RETURN n.id AS id ORDER BY id")]
-    u_index = {k: i for i, k in enumerate(users)}
-    i_index = {k: i for i, k in enumerate(items)}
     by_type: dict[str, sp.csr_matrix] = {}
     for rtype in types:
         if not store.schema.rel(rtype).connects("User", "Product"):
             raise ValidationError(f"{rtype} does not connect User to Product")
-        rows = store.query(links_query(store, rtype))
-        pairs = np.array([(u_index[r["u"]], i_index[r["p"]]) for r in rows], dtype=np.int64)
-        by_type[rtype] = sp.csr_matrix(
-            (link_weights([r["w"] for r in rows]),
-             (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])),
-            shape=(len(users), len(items)),
-        )  # fmt: skip
+        _, by_type[rtype] = link_matrices(store, rtype, users, items)
     # sorted by user then item (csr order): the split must not depend on the store's row order
     strength = pair_strength(by_type, type_weights, (len(users), len(items))).tocoo()
     user, item = strength.row.astype(np.int64), strength.col.astype(np.int64)
@@ -337,6 +332,26 @@ def links_query(store: BaseStore, rtype: str) -> str:
     keys) and ``w`` (the link's ``weight``; 1 where the type has none)."""
     weight = "r.weight" if store.schema.rel(rtype).has_property("weight") else "1.0"
     return f"MATCH (u:User)-[r:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p, {weight} AS w"
+
+
+def link_matrices(
+    store: BaseStore, rtype: str, users: Sequence[str], items: Sequence[str]
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The ``rtype`` links from users to products (:func:`links_query`, one query) as two
+    ``len(users) x len(items)`` matrices in the given key orders: the number of links per
+    pair, and the sum of their weights (:func:`link_weights`). Links of users or products
+    not in the lists are left out."""
+    table = store.query_arrow(links_query(store, rtype))
+    u = pc.index_in(table.column("u"), value_set=pa.array(users, pa.string()))
+    i = pc.index_in(table.column("p"), value_set=pa.array(items, pa.string()))
+    u_rows = u.to_numpy(zero_copy_only=False)
+    i_rows = i.to_numpy(zero_copy_only=False)
+    ok = ~(pd.isna(u_rows) | pd.isna(i_rows))
+    where = (u_rows[ok].astype(np.int64), i_rows[ok].astype(np.int64))
+    weights = link_weights(table.column("w").to_pylist())[ok]
+    shape = (len(users), len(items))
+    return (sp.csr_matrix((np.ones(len(weights)), where), shape=shape),
+            sp.csr_matrix((weights, where), shape=shape))  # fmt: skip
 
 
 def link_weights(values: Sequence[object]) -> np.ndarray:

@@ -165,6 +165,29 @@ def test_each_pair_says_which_types_link_it_and_their_weights(engine: Engine) ->
     np.testing.assert_allclose(got, [[1, np.log(3.0), 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]], rtol=1e-6)
 
 
+def test_link_matrices_count_and_sum_the_links_in_the_given_key_orders(engine: Engine) -> None:
+    from graphfusion.train import link_matrices, link_weights
+
+    rows = engine.cypher("MATCH (u:User)-[r:VIEWED]->(p:Product) RETURN u.id AS u, p.id AS p, "
+                         "r.weight AS w")  # fmt: skip
+    count: dict[tuple[str, str], int] = {}
+    total: dict[tuple[str, str], float] = {}
+    for u, p, w in zip(rows["u"], rows["p"], link_weights(rows["w"]), strict=True):
+        count[u, p] = count.get((u, p), 0) + 1
+        total[u, p] = total.get((u, p), 0.0) + w
+    # reversed orders, and one user and one product left out of the lists
+    users = sorted({u for u, _ in count}, reverse=True)[1:]
+    items = sorted({p for _, p in count}, reverse=True)[1:]
+    counts, weights = link_matrices(engine.store, "VIEWED", users, items)
+    assert counts.shape == weights.shape == (len(users), len(items))
+    kept = {pair for pair in count if pair[0] in users and pair[1] in items}
+    assert 0 < len(kept) < len(count)
+    assert counts.nnz == weights.nnz == len(kept)
+    for u, p in kept:
+        assert counts[users.index(u), items.index(p)] == count[u, p]
+        assert weights[users.index(u), items.index(p)] == pytest.approx(total[u, p])
+
+
 def test_pair_strength_sums_the_weights_of_the_linking_types() -> None:
     import scipy.sparse as sp
 
