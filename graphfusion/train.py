@@ -341,7 +341,10 @@ def link_matrices(
     ``len(users) x len(items)`` matrices in the given key orders: the number of links per
     pair, and the sum of their weights (:func:`link_weights`). Links of users or products
     not in the lists are left out."""
+    shape = (len(users), len(items))
     table = store.query_arrow(links_query(store, rtype))
+    if table.num_rows == 0:  # a store without a typed Arrow path gives no columns then
+        return sp.csr_matrix(shape), sp.csr_matrix(shape)
     u = pc.index_in(table.column("u"), value_set=pa.array(users, pa.string()))
     i = pc.index_in(table.column("p"), value_set=pa.array(items, pa.string()))
     u_rows = u.to_numpy(zero_copy_only=False)
@@ -349,7 +352,6 @@ def link_matrices(
     ok = ~(pd.isna(u_rows) | pd.isna(i_rows))
     where = (u_rows[ok].astype(np.int64), i_rows[ok].astype(np.int64))
     weights = link_weights(table.column("w").to_pylist())[ok]
-    shape = (len(users), len(items))
     return (sp.csr_matrix((np.ones(len(weights)), where), shape=shape),
             sp.csr_matrix((weights, where), shape=shape))  # fmt: skip
 

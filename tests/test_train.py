@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from graphfusion.cli import main
 from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
 from graphfusion.store import EmbeddedStore
+from graphfusion.store.base import BaseStore
 from graphfusion.train import (
     TYPE_WEIGHTS,
     TrainConfig,
@@ -186,6 +188,16 @@ def test_link_matrices_count_and_sum_the_links_in_the_given_key_orders(engine: E
     for u, p in kept:
         assert counts[users.index(u), items.index(p)] == count[u, p]
         assert weights[users.index(u), items.index(p)] == pytest.approx(total[u, p])
+    # the generic Arrow path (Neo4j's: rows to a table), which has no columns for no rows
+    store = engine.store
+    generic = functools.partial(BaseStore._run_arrow, store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "_run_arrow", generic)
+        again = link_matrices(store, "VIEWED", users, items)
+        none = link_matrices(store, "RATED", users, items)  # the tiny shop has no ratings
+    assert (again[0] != counts).nnz == 0 and (again[1] != weights).nnz == 0
+    assert none[0].shape == none[1].shape == counts.shape
+    assert none[0].nnz == none[1].nnz == 0
 
 
 def test_pair_strength_sums_the_weights_of_the_linking_types() -> None:
