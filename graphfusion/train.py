@@ -343,7 +343,7 @@ def link_matrices(
     not in the lists are left out."""
     shape = (len(users), len(items))
     table = store.query_arrow(links_query(store, rtype))
-    if table.num_rows == 0:  # a store without a typed Arrow path gives no columns then
+    if table.num_rows == 0:  # its columns may then be missing or null typed
         return sp.csr_matrix(shape), sp.csr_matrix(shape)
     u = pc.index_in(table.column("u"), value_set=pa.array(users, pa.string()))
     i = pc.index_in(table.column("p"), value_set=pa.array(items, pa.string()))

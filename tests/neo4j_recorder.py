@@ -44,10 +44,13 @@ def default_responder(query: str, params: dict[str, Any]) -> list[dict[str, Any]
     return []
 
 
+#: The rows of a result, or ``(its column names, its rows)``: a result without rows still has
+#: its columns in Neo4j.
+Response = list[dict[str, Any]] | tuple[list[str], list[dict[str, Any]]]
+
+
 class RecordingDriver:
-    def __init__(
-        self, responder: Callable[[str, dict[str, Any]], list[dict[str, Any]]] | None = None
-    ) -> None:
+    def __init__(self, responder: Callable[[str, dict[str, Any]], Response] | None = None) -> None:
         self.calls: list[Call] = []
         self.closed = False
         self.responder = responder or default_responder
@@ -58,8 +61,11 @@ class RecordingDriver:
     ) -> FakeResult:  # fmt: skip
         params = dict(parameters_ or {})
         self.calls.append(Call(query, params, database_, kwargs))
-        rows = self.responder(query, params)
-        return FakeResult([FakeRecord(r) for r in rows], keys=list(rows[0]) if rows else [])
+        response = self.responder(query, params)
+        keys, rows = response if isinstance(response, tuple) else (None, response)
+        if keys is None:
+            keys = list(rows[0]) if rows else []
+        return FakeResult([FakeRecord(r) for r in rows], keys=keys)
 
     def close(self) -> None:
         self.closed = True

@@ -19,10 +19,10 @@ from graphfusion.store.dialect import NEO4J
 
 try:
     from cypher_lint import cypher_lint_available, lint_cypher, unavailable_reason
-    from neo4j_recorder import RecordingDriver
+    from neo4j_recorder import RecordingDriver, Response, default_responder
 except ImportError:  # pragma: no cover - when tests/ is a package
     from tests.cypher_lint import cypher_lint_available, lint_cypher, unavailable_reason
-    from tests.neo4j_recorder import RecordingDriver
+    from tests.neo4j_recorder import RecordingDriver, Response, default_responder
 
 
 def _store(database: str = "shop") -> tuple[Neo4jStore, RecordingDriver]:
@@ -273,3 +273,25 @@ def test_similar_uses_the_vector_index() -> None:
     if cypher_lint_available():
         failed = [r.describe() for r in lint_cypher(driver.queries) if not r.ok]
         assert not failed, "\n".join(failed)
+
+
+def test_an_empty_arrow_result_keeps_its_columns() -> None:
+    """Callers read the columns of an empty result (no links of a type, no vectors yet), as
+    the embedded store gives them."""
+    from graphfusion.train import link_matrices, links_query
+
+    def responder(query: str, params: dict[str, object]) -> Response:
+        if "[r:VIEWED]" in query:
+            return ["u", "p", "w"], []
+        if "[r:PURCHASED]" in query:
+            return [{"u": "u1", "p": "p2", "w": 1.0}, {"u": "u1", "p": "p2", "w": 1.0}]
+        return default_responder(query, params)
+
+    store = Neo4jStore(driver=RecordingDriver(responder))
+    table = store.query_arrow(links_query(store, "VIEWED"))
+    assert table.num_rows == 0 and table.column_names == ["u", "p", "w"]
+    counts, weights = link_matrices(store, "VIEWED", ["u1", "u2"], ["p1", "p2"])
+    assert counts.shape == weights.shape == (2, 2) and counts.nnz == weights.nnz == 0
+    counts, weights = link_matrices(store, "PURCHASED", ["u1", "u2"], ["p1", "p2"])
+    assert counts.toarray().tolist() == [[0, 2], [0, 0]]
+    assert weights.toarray().tolist() == [[0, 2], [0, 0]]

@@ -129,14 +129,23 @@ class Neo4jStore(BaseStore):
             self.ensure_schema()
 
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        return self._send(cypher, params, read=self.read_only)
+        return self._send(cypher, params, read=self.read_only)[1]
 
     def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self._send(cypher, params, read=True)
+        return self._send(cypher, params, read=True)[1]
+
+    def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
+        """The rows as an Arrow table; with no rows, the result's columns, empty (null typed),
+        so a caller can read a column of an empty result as on the embedded store."""
+        keys, rows = self._send(cypher, params, read=self.read_only)
+        if rows:
+            return pa.Table.from_pylist(rows)
+        return pa.table({key: pa.array([], pa.null()) for key in keys})
 
     def _send(
         self, cypher: str, params: Mapping[str, Any] | None, *, read: bool
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """``(the result's column names, its rows)``."""
         if self._closed:
             raise StoreError("the store is closed")
         from neo4j import RoutingControl  # a dependency, imported on use (about 1 s)
@@ -150,7 +159,8 @@ class Neo4jStore(BaseStore):
             )
         except Exception as exc:
             raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
-        return [{k: _native(v) for k, v in rec.data().items()} for rec in result.records]
+        rows = [{k: _native(v) for k, v in rec.data().items()} for rec in result.records]
+        return list(result.keys), rows
 
     def ensure_schema(self) -> None:
         """Create the key uniqueness constraints and the vector indexes where missing."""
