@@ -131,8 +131,10 @@ def to_heterodata(
 
 def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """A list column as a float32 matrix (zeros where a row has no vector of length ``dim``)
-    and the mask of the rows that have one."""
+    and the mask of the rows that have one (none in a null-typed column: every value null)."""
     values = column.combine_chunks()
+    if pa.types.is_null(values.type):
+        return np.zeros((len(values), dim), dtype=np.float32), np.zeros(len(values), dtype=bool)
     lengths = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
     mask = lengths == dim
     matrix = np.zeros((len(values), dim), dtype=np.float32)

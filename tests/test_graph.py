@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 
@@ -76,3 +77,17 @@ def test_vectors_become_features_with_masks(tmp_path: Path) -> None:
         assert "text_vec" not in only.data["Product"]
         with pytest.raises(SchemaError):
             to_heterodata(store, labels=["Gadget"])
+
+
+def test_vector_columns_to_matrices_with_missing_and_null_typed_values() -> None:
+    """Rows without a vector of the right length are zeros and unmasked; a column whose values
+    are all null (as rows from Neo4j without vectors arrive: null typed) has no vectors."""
+    from graphfusion.graph import _vectors
+
+    column = pa.chunked_array([pa.array([[1.0, 2.0], None, [3.0]]), pa.array([[4.0, 5.0]])])
+    matrix, mask = _vectors(column, 2)
+    assert mask.tolist() == [True, False, False, True]
+    assert matrix.tolist() == [[1.0, 2.0], [0.0, 0.0], [0.0, 0.0], [4.0, 5.0]]
+    for nulls in (pa.array([], pa.null()), pa.array([None, None], pa.null())):
+        matrix, mask = _vectors(pa.chunked_array([nulls]), 3)
+        assert matrix.shape == (len(nulls), 3) and not mask.any() and not matrix.any()
