@@ -62,9 +62,10 @@ class RecordingDriver:
         params = dict(parameters_ or {})
         self.calls.append(Call(query, params, database_, kwargs))
         response = self.responder(query, params)
-        keys, rows = response if isinstance(response, tuple) else (None, response)
-        if keys is None:
-            keys = list(rows[0]) if rows else []
+        if isinstance(response, tuple):
+            keys, rows = response
+        else:
+            rows, keys = response, list(response[0]) if response else []
         return FakeResult([FakeRecord(r) for r in rows], keys=keys)
 
     def close(self) -> None:

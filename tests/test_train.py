@@ -188,7 +188,8 @@ def test_link_matrices_count_and_sum_the_links_in_the_given_key_orders(engine: E
     for u, p in kept:
         assert counts[users.index(u), items.index(p)] == count[u, p]
         assert weights[users.index(u), items.index(p)] == pytest.approx(total[u, p])
-    # the generic Arrow path (Neo4j's: rows to a table), which has no columns for no rows
+    # the base store's generic Arrow path (rows to a table, for a store without its own),
+    # which has no columns for no rows
     store = engine.store
     generic = functools.partial(BaseStore._run_arrow, store)
     with pytest.MonkeyPatch.context() as patch:

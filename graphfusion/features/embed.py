@@ -270,6 +270,7 @@ class _Run:
             self.cache.put_state(label, prop.name, {k: hashes[k] for k in keys})
 
     def content_vectors(self, kind: str, encoder: Any) -> None:
+        fingerprint_of = _ImageFingerprints()  # one read of each file for all the properties
         for label, prop in self.store.schema.vector_properties():
             if prop.type.encoder != kind:
                 continue
@@ -277,7 +278,6 @@ class _Run:
             contents: dict[str, Any] = {}
             hashes: dict[str, str] = {}
             missing = {r["key"] for r in rows if r["missing"]}
-            fingerprint_of = _ImageFingerprints()
             for row in rows:
                 key = row["key"]
                 if kind == "text":
