@@ -266,7 +266,8 @@ class TasteModel(nn.Module):
             follows: ``(2, F)`` follower rows (below ``rows``) and followee rows (rows of
                 ``followee_pairs``), or None.
             followee_pairs: The followees' pairs and their features (``(2, E')``,
-                ``(E', how_width)``); None: ``interactions`` and ``how``.
+                ``(E', how_width)``; pairs of users no one here follows are left out); None:
+                ``interactions`` and ``how``.
             inputs: ``(n, dim)`` the input vectors of the items the pairs refer to
                 (:meth:`input_vectors`, computed once to serve many users); None: those of
                 the model's items.
@@ -276,8 +277,10 @@ class TasteModel(nn.Module):
         out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
         if follows is not None and follows.numel():
             pairs, feats = followee_pairs if followee_pairs is not None else (interactions, how)
-            top = 1 + max(int(follows[1].max()), int(pairs[0].max()) if pairs.numel() else 0)
-            followee, _ = self._mean(q, pairs, feats, top)
+            # the means of the followees alone: a batch of users follows a few of everyone
+            theirs = torch.isin(pairs[0], follows[1])
+            top = 1 + int(follows[1].max())
+            followee, _ = self._mean(q, pairs[:, theirs], feats[theirs], top)
             out = out + self.followed(profiles(follows, followee, rows))
         return out
 
