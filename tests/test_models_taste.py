@@ -102,8 +102,18 @@ def test_a_users_vector_depends_only_on_their_own_products_and_followees() -> No
             (pairs, how),
         )
         no_follows = model.user_vectors(pairs, how, data["n_users"])
+        # every product's input vectors given: the same as those of the products named alone
+        given_all = model.user_vectors(
+            torch.stack([torch.zeros_like(mine[0]), mine[1]]),
+            torch.ones(mine.shape[1], 1),
+            1,
+            torch.tensor([[0, 0], [1, 2]]),
+            (pairs, how),
+            inputs=model.input_vectors(),
+        )
     assert torch.allclose(everyone[3], alone[0], atol=1e-5)
     torch.testing.assert_close(among_all, alone)
+    torch.testing.assert_close(given_all, alone)
     assert not torch.allclose(everyone[3], no_follows[3])  # the followees count
     assert torch.allclose(everyone[4], no_follows[4])  # user 4 follows no one
 

@@ -270,17 +270,24 @@ class TasteModel(nn.Module):
                 ``interactions`` and ``how``.
             inputs: ``(n, dim)`` the input vectors of the items the pairs refer to
                 (:meth:`input_vectors`, computed once to serve many users); None: those of
-                the model's items.
+                the model's items that the pairs refer to (computed for those alone).
         """
-        q = self.input_vectors() if inputs is None else inputs
-        mean, mass = self._mean(q, interactions, how, rows)
-        out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
+        theirs_pairs: tuple[Tensor, Tensor] | None = None
         if follows is not None and follows.numel():
             pairs, feats = followee_pairs if followee_pairs is not None else (interactions, how)
-            # the means of the followees alone: a batch of users follows a few of everyone
+            # the followees' pairs alone: a batch of users follows a few of everyone
             theirs = torch.isin(pairs[0], follows[1])
+            theirs_pairs = pairs[:, theirs], feats[theirs]
+        if inputs is None:
+            used = [interactions[1]]
+            if theirs_pairs is not None:
+                used.append(theirs_pairs[0][1])
+            inputs = self._input_vectors_at(torch.cat(used))
+        mean, mass = self._mean(inputs, interactions, how, rows)
+        out = mean + self.enc(torch.cat([mean, torch.log1p(mass)[:, None]], 1))
+        if follows is not None and theirs_pairs is not None:
             top = 1 + int(follows[1].max())
-            followee, _ = self._mean(q, pairs[:, theirs], feats[theirs], top)
+            followee, _ = self._mean(inputs, *theirs_pairs, top)
             out = out + self.followed(profiles(follows, followee, rows))
         return out
 
@@ -333,6 +340,13 @@ class TasteModel(nn.Module):
         """``(n, dim)`` input vectors (:math:`q`) of the model's items, or of other items'
         ``features``."""
         return self.q(self.features if features is None else features.float())
+
+    def _input_vectors_at(self, items: Tensor) -> Tensor:
+        """``(num_items, dim)`` input vectors with only the rows ``items`` computed (the others
+        zero): a training batch's pairs refer to a few of a large catalogue's products."""
+        rows = torch.unique(items)
+        q = self.q(self.features[rows])
+        return q.new_zeros(self.num_items, q.shape[1]).index_copy(0, rows, q)
 
     def item_vectors(self, features: Tensor | None = None) -> Tensor:
         """``(n, dim)`` output vectors of the model's items, or of other items' ``features``
