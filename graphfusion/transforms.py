@@ -12,6 +12,7 @@ import hashlib
 import html
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,19 @@ def _slug(v: Any, o: Mapping[str, Any]) -> Any:
         return re.sub(r"[^a-z0-9]+", "-", v.lower()).strip("-") or None
     if isinstance(v, list):
         return [_slug(x, o) for x in v]
+    return v
+
+
+def _firm_key(v: Any, o: Mapping[str, Any]) -> Any:
+    """The key of a firm's name: its letters and digits, lowercased, accents dropped, so that
+    spellings that differ only in spaces and punctuation are one firm: ``"Wal-Mart"`` and
+    ``"Walmart"`` give ``"walmart"``, ``"J.C. Penney"`` and ``"JCPenney"`` ``"jcpenney"``,
+    ``"Lowe's"`` ``"lowes"``. None when nothing is left; a list gives the key of each name."""
+    if isinstance(v, str):
+        folded = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
+        return re.sub(r"[^a-z0-9]+", "", folded.lower()) or None
+    if isinstance(v, list):
+        return [_firm_key(x, o) for x in v]
     return v
 
 
@@ -349,6 +363,7 @@ TRANSFORMS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "number": _number,
     "strip_html": _strip_html,
     "slug": _slug,
+    "firm_key": _firm_key,
     "prefix": _prefix,
     "stem": _stem,
     "capitalize": _upper_first,

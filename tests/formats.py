@@ -315,7 +315,7 @@ def write_cpsc_recalls(folder: Path) -> dict[str, Path]:
                           "of O’Fallon, Missouri (refrigerators)",
          "Distributors": "The Metal Ware Corporation, of Two Rivers, Wis., and Petra "
                          "Industries, of Edmond, Okla.",
-         "Sold At": "Major department and appliance stores nationwide from 1995 to 1999.",
+         "Sold At": "Wal-Mart, Sears and other department stores nationwide from 1995 to 1999.",
          "Custom Label": "Important Message from CPSC:",
          "Custom Field": "CPSC urges consumers to keep the range top clear."},
     ]  # fmt: skip

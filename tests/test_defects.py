@@ -163,7 +163,7 @@ def test_recalls_rank_their_suppliers(tmp_path: Path) -> None:
     recalled = ["cpsc:02-002", "cpsc:10-238", "cpsc:24-100", "cpsc:25-191"]
     assert sorted(analysis.recalls["product_id"]) == recalled
     sup = analysis.suppliers.set_index("supplier_id")
-    named = ["acme", "best-buy", "costco", "gadget", "widget", "qvc", "walmart", "beta"]
+    named = ["acme", "bestbuy", "costco", "gadget", "widget", "qvc", "walmart", "beta"]
     assert sup.loc[named, "risk"].min() > 0.5
     assert sup.loc[named, "risk"].min() > sup.loc[["calm", "steady"], "risk"].max()
     # without the recalls the same suppliers have no evidence and sit at the prior

@@ -295,8 +295,9 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
     assert sources["recalls"].read_bytes().startswith(b"\xef\xbb\xbf")
     report, counts = _load_twice(store, "cpsc_recalls", sources)
 
-    assert counts["nodes"] == {"Product": 5, "Supplier": 13, "Recall": 4}
-    assert counts["rels"] == {"ABOUT": 4, "SUPPLIES": 15, "NAMES": 14}
+    # "Wal-Mart" (02-002) and "Walmart" (10-238) are one firm; "Sears" is the 14th
+    assert counts["nodes"] == {"Product": 5, "Supplier": 14, "Recall": 4}
+    assert counts["rels"] == {"ABOUT": 4, "SUPPLIES": 17, "NAMES": 16}
     f = "recalls.csv"
     assert _rejects(report) == sorted([
         (f, 8, "recalls", ""),                            # 3 fields
@@ -340,25 +341,37 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
         "acme": ("Acme", ["manufacturer"], ["cpsc:01-001:manufacturer",
                                             "cpsc:24-100:manufacturer",
                                             "cpsc:25-191:manufacturer"]),
-        "best-buy": ("Best Buy", ["retailer"], ["cpsc:25-191:retailer"]),
+        "bestbuy": ("Best Buy", ["retailer"], ["cpsc:25-191:retailer"]),
         "beta": ("Beta", ["manufacturer"], ["cpsc:02-002:manufacturer"]),
-        "big-box-stores": ("Big Box Stores", ["distributor"], ["cpsc:24-100:distributor"]),
+        "bigboxstores": ("Big Box Stores", ["distributor"], ["cpsc:24-100:distributor"]),
         "costco": ("Costco", ["retailer"], ["cpsc:25-191:retailer"]),
         "gadget": ("Gadget", ["importer"], ["cpsc:25-191:importer"]),
-        "metal-ware": ("Metal Ware", ["distributor"], ["cpsc:02-002:distributor"]),
-        "petra-industries": ("Petra Industries", ["distributor"], ["cpsc:02-002:distributor"]),
+        "metalware": ("Metal Ware", ["distributor"], ["cpsc:02-002:distributor"]),
+        "petraindustries": ("Petra Industries", ["distributor"], ["cpsc:02-002:distributor"]),
         "qvc": ("QVC", ["retailer"], ["cpsc:24-100:retailer"]),
-        "true-manufacturing": ("True Manufacturing", ["manufacturer"],
+        "truemanufacturing": ("True Manufacturing", ["manufacturer"],
                                ["cpsc:02-002:manufacturer"]),
-        "walmart": ("Walmart", ["retailer"], ["cpsc:10-238:retailer"]),
-        "walmart-stores": ("Walmart Stores", ["importer"], ["cpsc:10-238:importer"]),
+        "sears": ("Sears", ["retailer"], ["cpsc:02-002:retailer"]),
+        "walmart": ("Walmart", ["retailer"], ["cpsc:02-002:retailer", "cpsc:10-238:retailer"]),
+        "walmartstores": ("Walmart Stores", ["importer"], ["cpsc:10-238:importer"]),
         "widget": ("Widget", ["importer"], ["cpsc:25-191:importer"]),
     }  # fmt: skip
     assert _column(
         store,
         "MATCH (:Recall {id: '24-100'})-[e:NAMES]->(s:Supplier) "
         "RETURN s.id + ':' + e.role AS x ORDER BY x",
-    ) == ["acme:manufacturer", "big-box-stores:distributor", "qvc:retailer"]
+    ) == ["acme:manufacturer", "bigboxstores:distributor", "qvc:retailer"]
+
+
+def test_firm_key() -> None:
+    key = TRANSFORMS["firm_key"]
+    spellings = {"Wal-Mart": "walmart", "Walmart": "walmart", "WalMart": "walmart",
+                 "J.C. Penney": "jcpenney", "JCPenney": "jcpenney", "Lowe's": "lowes",
+                 "Lowe’s": "lowes", "Nestlé": "nestle", "3M": "3m"}  # fmt: skip
+    assert {name: key(name, {}) for name in spellings} == spellings
+    assert key(["Best Buy", "BestBuy"], {}) == ["bestbuy", "bestbuy"]
+    assert key(" - ", {}) is None
+    assert key(None, {}) is None
 
 
 # ----------------------------------------------------------------------------- clothing
