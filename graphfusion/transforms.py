@@ -97,12 +97,21 @@ def _strip_html(v: Any, o: Mapping[str, Any]) -> Any:
     return v
 
 
-def _slug(v: Any, o: Mapping[str, Any]) -> Any:
-    if isinstance(v, str):
-        return re.sub(r"[^a-z0-9]+", "-", v.lower()).strip("-") or None
+def _key_text(v: Any, sep: str, fold: bool = False) -> Any:
+    """The lowercase letters and digits of a text, each run of other characters replaced by
+    ``sep`` (``fold``: accents dropped first); None when nothing is left; a list gives each
+    element's."""
     if isinstance(v, list):
-        return [_slug(x, o) for x in v]
-    return v
+        return [_key_text(x, sep, fold) for x in v]
+    if not isinstance(v, str):
+        return v
+    if fold:
+        v = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", sep, v.lower()).strip(sep) or None
+
+
+def _slug(v: Any, o: Mapping[str, Any]) -> Any:
+    return _key_text(v, "-")
 
 
 def _firm_key(v: Any, o: Mapping[str, Any]) -> Any:
@@ -110,12 +119,7 @@ def _firm_key(v: Any, o: Mapping[str, Any]) -> Any:
     spellings that differ only in spaces and punctuation are one firm: ``"Wal-Mart"`` and
     ``"Walmart"`` give ``"walmart"``, ``"J.C. Penney"`` and ``"JCPenney"`` ``"jcpenney"``,
     ``"Lowe's"`` ``"lowes"``. None when nothing is left; a list gives the key of each name."""
-    if isinstance(v, str):
-        folded = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
-        return re.sub(r"[^a-z0-9]+", "", folded.lower()) or None
-    if isinstance(v, list):
-        return [_firm_key(x, o) for x in v]
-    return v
+    return _key_text(v, "", fold=True)
 
 
 def as_text(v: Any) -> str:
