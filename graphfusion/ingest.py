@@ -11,8 +11,9 @@ Tables are read, checked and converted a column at a time (:func:`graphfusion.re
 rule cannot be sure of go through the single-value code, so the report, the line numbers and
 the merge rules are exactly those of checking row by row: of a key repeated within a
 ``unique: false`` spec or across the specs of a label, the first non-null value of each
-property wins, in mapping order; a relationship pair repeated within a spec keeps its first
-row, and across specs merges like nodes.
+property wins, in mapping order, and the lists of a ``merge: union`` property add up (each
+element once, in order); a relationship pair repeated within a ``unique: false`` spec or
+across specs merges like nodes (a ``unique`` spec reports the repeats).
 
 Example:
     >>> from graphfusion.store import EmbeddedStore
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,10 @@ from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
 from graphfusion.readers import read_table
 from graphfusion.reports import default_report_path, write_rows
-from graphfusion.schema import PropertyType, Schema
+from graphfusion.schema import PropertyType, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
+from graphfusion.values import union_lists
 
 __all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
 
@@ -253,13 +255,15 @@ class _Loader:
     def merge_nodes(self) -> None:
         """One row per key and label: of repeated keys (in ``unique: false`` specs, or in
         several specs of a label), the first non-null value of each property wins, in mapping
-        order."""
+        order, and union lists add up."""
         for label, parts in self._node_parts.items():
             if len(parts) == 1 and parts[0][1]:  # one spec, its keys unique already
                 self.nodes[label] = parts[0][0]
                 continue
-            key = self.schema.node(label).key
-            self.nodes[label] = _first_non_null(_concat([t for t, _ in parts]), [key])
+            node = self.schema.node(label)
+            self.nodes[label] = _first_non_null(
+                _concat([t for t, _ in parts]), [node.key], union=union_properties(node.properties)
+            )
 
     # ------------------------------------------------------------------ relationships
     def collect_rels(self, spec: RelSpec) -> None:
@@ -285,10 +289,11 @@ class _Loader:
         bad |= empty
         props = self._props(spec.properties, lambda p: rel.prop(p).type, rows, rejects, bad)
         entries, src, dst = _pairs(np.flatnonzero(~bad), srcs, dsts)
-        # A pair repeated in one spec: its first row counts (the others are reported when
-        # the spec is unique).
+        # A pair repeated in one spec: reported when the spec is unique, else merged into
+        # its first row, as repeated node keys are.
         first = _first_of_groups([src, dst])
         dup = np.flatnonzero(first != np.arange(len(src)))
+        table = pa.table({SRC: src, DST: dst, **_take(props, entries)})
         if spec.unique and len(dup):
             at = pa.array(dup)
             pairs = zip(src.take(at).to_pylist(), dst.take(at).to_pylist(), strict=True)
@@ -296,16 +301,20 @@ class _Loader:
                 line = rows.lines[entries[first[e]]]
                 reason = f"duplicate relationship {s}->{d} (first at line {line})"
                 rejects.add_one(int(entries[e]), "key", reason)
-        src, dst, entries = _drop(src, dup), _drop(dst, dup), np.delete(entries, dup)
-        columns = {SRC: src, DST: dst, **_take(props, entries)}
-        parts.append(_RelPart(pa.table(columns), source, rows.lines[entries], spec.skip_dangling))
+            table = table.take(pa.array(np.delete(np.arange(len(src)), dup)))
+        elif len(dup):
+            table = _first_non_null(
+                table, [SRC, DST], first, union=union_properties(rel.properties)
+            )
+        entries = np.delete(entries, dup)
+        parts.append(_RelPart(table, source, rows.lines[entries], spec.skip_dangling))
         self.rejects.extend(rejects.sorted())
 
     def drop_dangling(self, key: tuple[str, str, str]) -> None:
         """Merge the specs of a relationship type between two labels (the first non-null
-        value of each property wins) and drop the links to nodes that exist neither in this
-        load nor in the store: reported, or only counted for ``skip_dangling`` specs (the
-        spec that first named the pair decides)."""
+        value of each property wins, union lists add up) and drop the links to nodes that
+        exist neither in this load nor in the store: reported, or only counted for
+        ``skip_dangling`` specs (the spec that first named the pair decides)."""
         rtype, start, end = key
         parts = self._rel_parts[key]
         merged = _concat([p.table for p in parts])
@@ -314,7 +323,9 @@ class _Loader:
         else:
             first = _first_of_groups([merged.column(SRC), merged.column(DST)])
         heads = np.flatnonzero(first == np.arange(merged.num_rows))
-        group = _first_non_null(merged, [SRC, DST], first)
+        group = _first_non_null(
+            merged, [SRC, DST], first, union=union_properties(self.schema.rel(rtype).properties)
+        )
         part_of = np.repeat(np.arange(len(parts)), [p.table.num_rows for p in parts])[heads]
         lines = np.concatenate([p.lines for p in parts])[heads]
         src, dst = group.column(SRC), group.column(DST)
@@ -530,10 +541,16 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def _first_non_null(table: pa.Table, keys: list[str], first: np.ndarray | None = None) -> pa.Table:
+def _first_non_null(
+    table: pa.Table,
+    keys: list[str],
+    first: np.ndarray | None = None,
+    union: Collection[str] = (),
+) -> pa.Table:
     """One row per distinct ``keys`` (in order of first appearance), each other column
     holding its first non-null value among the rows of that key (``first``: the rows'
-    :func:`_first_of_groups`, when known)."""
+    :func:`_first_of_groups`, when known), or for the list columns named in ``union``, the
+    elements of all its rows' lists, each once, in order."""
     if first is None:
         first = _first_of_groups([table.column(k) for k in keys])
     heads = np.flatnonzero(first == np.arange(len(first)))
@@ -543,6 +560,9 @@ def _first_non_null(table: pa.Table, keys: list[str], first: np.ndarray | None =
     columns = {}
     for name in table.column_names:
         col = table.column(name)
+        if name in union:
+            columns[name] = pa.array(union_lists(col.to_pylist(), group, len(heads)), col.type)
+            continue
         if name in keys or col.null_count == 0:
             columns[name] = col.take(pa.array(heads))
             continue

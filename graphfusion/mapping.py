@@ -30,7 +30,9 @@ to that value). The pseudo-column ``__dir__`` is the folder of the table's file,
 relative to it. Node specs are ``unique`` by default (a repeated key in the same table is reported);
 ``unique: false`` merges repeats (for entities named in many rows, such as the users of a
 review file). Relationship specs merge repeated pairs unless ``unique: true``, and report a
-row with an empty end key unless ``optional: true`` (a product without a brand). A link to a
+row with an empty end key unless ``optional: true`` (a product without a brand). A merge (of
+repeats, or of the specs that name the same node or pair) keeps each property's first
+non-null value, and adds up the lists of a schema property with ``merge: union``. A link to a
 node that exists neither in the load nor in the store is reported, or, with
 ``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
 only counted in the report's ``skipped``.

@@ -1,7 +1,7 @@
 """Recall report: which companies are linked to several recalls, and which hazards cluster.
 
 Works on a store that holds ``Recall`` nodes naming ``Supplier`` nodes in their roles
-(``(Recall)-[:NAMES {role}]->(Supplier)``), as the built-in ``cpsc_recalls`` mapping loads the
+(``(Recall)-[:NAMES {roles}]->(Supplier)``), as the built-in ``cpsc_recalls`` mapping loads the
 US CPSC recall export::
 
     engine.load("cpsc_recalls", recalls="recalls.csv")
@@ -256,10 +256,12 @@ def recall_report(
     )
     if recalls.empty:
         raise ValidationError("the store holds no recalls; load some first (cpsc_recalls)")
-    links = store.query_df(
+    named = store.query_df(
         "MATCH (r:Recall)-[n:NAMES]->(s:Supplier) RETURN r.id AS recall_id, "
-        "s.id AS supplier_id, s.name AS name, n.role AS role ORDER BY recall_id, supplier_id"
+        "s.id AS supplier_id, s.name AS name, n.roles AS role ORDER BY recall_id, supplier_id"
     )
+    # One row per role (a recall may name a firm as importer and retailer).
+    links = named.explode("role", ignore_index=True)
     texts = recalls["hazard"].where(
         recalls["hazard"].fillna("").str.strip() != "", recalls["title"]
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "load_schema",
     "default_schema_path",
     "load_yaml",
+    "union_properties",
 ]
 
 #: Identifier rule for labels, relationship types and property names. Anything that reaches a
@@ -108,16 +109,33 @@ class PropertyType:
 
 @dataclass(frozen=True)
 class Property:
-    """A typed property of a node label or relationship type."""
+    """A typed property of a node label or relationship type.
+
+    Attributes:
+        name: The property's name.
+        type: Its type.
+        description: What it holds.
+        union: Whether values accumulate (``merge: union`` in the schema, lists only): a
+            write adds the elements that are not there yet, in order, and never removes one,
+            where a write of any other property replaces the stored value. Several rows of one
+            load that name the same node or relationship add up the same way.
+    """
 
     name: str
     type: PropertyType
     description: str = ""
+    union: bool = False
 
     @property
     def dim(self) -> int | None:
         """Vector dimension, or None for non-vector properties."""
         return self.type.dim
+
+
+def union_properties(props: Iterable[Property]) -> frozenset[str]:
+    """The names of the ``merge: union`` properties among ``props`` (a label's or a
+    relationship type's ``properties``)."""
+    return frozenset(p.name for p in props if p.union)
 
 
 @dataclass(frozen=True)
@@ -372,8 +390,18 @@ def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
     for name, traw in raw.items():
         pwhere = f"{where}.{name}"
         _check_identifier(str(name), "property", pwhere)
+        union = False
+        if isinstance(traw, dict):
+            traw = dict(traw)
+            merge = traw.pop("merge", None)
+            if merge not in (None, "union"):
+                raise SchemaError(f"{pwhere}: 'merge' can only be 'union', got {merge!r}")
+            union = merge == "union"
         desc = traw.get("description", "") if isinstance(traw, dict) else ""
-        props.append(Property(str(name), _parse_type(traw, pwhere), str(desc)))
+        ptype = _parse_type(traw, pwhere)
+        if union and (not ptype.is_list or ptype.is_vector):
+            raise SchemaError(f"{pwhere}: 'merge: union' applies to list properties only")
+        props.append(Property(str(name), ptype, str(desc), union))
     return tuple(props)
 
 

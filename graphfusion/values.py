@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from graphfusion.schema import PropertyType
 
-__all__ = ["arrow_type", "coerce", "converter", "is_missing", "MAX_STRING_BYTES"]
+__all__ = ["arrow_type", "coerce", "converter", "is_missing", "union_lists", "MAX_STRING_BYTES"]
 
 #: Longest string property accepted (bytes of UTF-8); longer values are rejected, not cut.
 MAX_STRING_BYTES = 1_000_000
@@ -37,6 +37,37 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 def arrow_type(ptype: PropertyType) -> pa.DataType:
     """The Arrow type that holds values of ``ptype`` as :func:`coerce` returns them."""
     return _ARROW_TYPES[ptype.name]
+
+
+def union_lists(
+    lists: Sequence[Sequence[Any] | None], group: Sequence[int] | np.ndarray, n_groups: int
+) -> list[list[Any] | None]:
+    """The union of each group's lists: every element once, in order of appearance.
+
+    This is how a ``merge: union`` property merges (:class:`graphfusion.schema.Property`).
+
+    Args:
+        lists: The lists, in order; None is no value.
+        group: Each list's group, 0 to ``n_groups - 1``.
+        n_groups: How many groups.
+
+    Returns:
+        One list per group, or None for a group without any list.
+
+    Example:
+        >>> union_lists([["a"], None, ["b", "a"], ["c"]], [0, 0, 0, 1], 2)
+        [['a', 'b'], ['c']]
+    """
+    out: list[list[Any] | None] = [None] * n_groups
+    for g, values in zip(np.asarray(group).tolist(), lists, strict=True):
+        if values is None:
+            continue
+        have = out[g]
+        if have is None:
+            out[g] = list(dict.fromkeys(values))
+        else:
+            have.extend(v for v in dict.fromkeys(values) if v not in have)
+    return out
 
 
 def is_missing(value: Any) -> bool:

@@ -271,7 +271,8 @@ def write_cpsc_recalls(folder: Path) -> dict[str, Path]:
 
     The first recall spans lines 2-4 (its Importers field holds line breaks); line 6 is a
     Spanish-language copy of the recall on line 7; line 8 has too few fields; line 9 has no
-    recall number; line 10 has a date that is not a date.
+    recall number; line 10 has a date that is not a date. Recall 24-100 names Acme as
+    manufacturer and retailer, and QVC as retailer twice.
     """
     folder.mkdir(parents=True, exist_ok=True)
     recalls: list[dict[str, str]] = [
@@ -292,6 +293,7 @@ def write_cpsc_recalls(folder: Path) -> dict[str, Path]:
          "Description": "Toasters.", "Hazard Description": "Fire.", "Remedy Type": "Repair",
          "Manufacturers": "Acme Corp. of Springfield, Ill.",
          "Distributors": "Big Box Stores Inc., of Bentonville, Ark.",
+         "Sold At": "Acme and QVC from May 2023 through April 2024 for about $25.",
          "Custom Label": "Retailer:", "Custom Field": "QVC Inc., of West Chester, Pa."},
         {"Recall Number": "10-238", "Date": "May 19, 2010",
          "Recall Heading": "Walmart retira del mercado cafeteras"},

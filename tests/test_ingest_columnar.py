@@ -27,7 +27,7 @@ from graphfusion.columnar import MAX_KEY_CHARS, convert, evaluate, keep, key_lis
 from graphfusion.ingest import LoadReport, Reject, load
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
-from graphfusion.schema import PropertyType, Schema
+from graphfusion.schema import PropertyType, Schema, union_properties
 from graphfusion.store import EmbeddedStore
 from graphfusion.table import Column, Table
 from graphfusion.values import converter, is_missing
@@ -42,13 +42,16 @@ class _FieldError(Exception):
         self.reason = reason
 
 
-def _merge(store: dict[Any, dict[str, Any]], key: Any, props: dict[str, Any]) -> None:
+def _merge(
+    store: dict[Any, dict[str, Any]], key: Any, props: dict[str, Any], union: frozenset[str]
+) -> None:
     have = store.get(key)
     if have is None:
-        store[key] = dict(props)
-        return
+        have = store[key] = {}
     for name, value in props.items():
-        if have.get(name) is None and value is not None:
+        if name in union and value is not None:
+            have[name] = list(dict.fromkeys([*(have.get(name) or []), *value]))
+        elif have.get(name) is None and value is not None:
             have[name] = value
 
 
@@ -145,7 +148,7 @@ class _RowLoader:
                     self.rejects.append(Reject(source, rec.line, node.key, reason, target))
                     continue
                 first_line.setdefault(key, rec.line)
-                _merge(store, key, props)
+                _merge(store, key, props, union_properties(node.properties))
 
     def collect_rels(self, spec: RelSpec) -> list[tuple[str, int, tuple[str, str], bool]]:
         source, rows = self.rows(spec.table, spec.where)
@@ -176,15 +179,14 @@ class _RowLoader:
             for s in srcs:
                 for d in dsts:
                     pair = (s, d)
-                    if pair in seen:
-                        if spec.unique:
-                            reason = f"duplicate relationship {s}->{d} (first at line {seen[pair]})"
-                            self.rejects.append(Reject(source, rec.line, "key", reason, target))
+                    if pair in seen and spec.unique:
+                        reason = f"duplicate relationship {s}->{d} (first at line {seen[pair]})"
+                        self.rejects.append(Reject(source, rec.line, "key", reason, target))
                         continue
-                    seen[pair] = rec.line
+                    seen.setdefault(pair, rec.line)
                     if pair not in group:
                         lines.append((source, rec.line, pair, spec.skip_dangling))
-                    _merge(group, pair, props)
+                    _merge(group, pair, props, union_properties(rel.properties))
         return lines
 
     def drop_dangling(self, key: tuple[str, str, str], checks: list[Any]) -> None:
@@ -269,6 +271,18 @@ MAPPING = textwrap.dedent("""
         key: {column: category, transform: prefix, prefix: "cat:"}
         unique: false
         properties: {name: category, level: {value: 0}}
+      - label: Supplier           # union lists: what every spec and row says adds up
+        table: products
+        key: brand
+        unique: false
+        where: brand
+        properties: {roles: {value: [maker]}}
+      - label: Supplier
+        table: products
+        key: brand
+        unique: false
+        where: brand
+        properties: {roles: {column: title, transform: split}}
       - label: User
         table: users
         key: id
@@ -296,6 +310,12 @@ MAPPING = textwrap.dedent("""
       - {type: ALSO_BOUGHT, table: products, optional: true, skip_dangling: true,
          from: {label: Product, key: id}, to: {label: Product, key: {column: bought,
          transform: split}}}
+      - {type: SUPPLIES, table: products, where: category,
+         from: {label: Supplier, key: brand}, to: {label: Product, key: id},
+         properties: {roles: {column: category, transform: split}}}
+      - {type: SUPPLIES, table: products, where: brand,
+         from: {label: Supplier, key: brand}, to: {label: Product, key: {column: bought,
+         transform: split}}, properties: {roles: {column: title, transform: split}}}
       - {type: VIEWED, table: views, unique: true, where: {column: kind, equals: VIEWED},
          from: {label: User, key: user}, to: {label: Product, key: product},
          properties: {ts: ts, weight: weight}}
@@ -459,6 +479,14 @@ def test_messy_sources_load_as_row_by_row(
     assert any(r.reason.startswith("duplicate relationship u1->p1") for r in report.rejected)
     assert any("does not exist" in r.reason for r in report.rejected)
     assert report.skipped == {"ALSO_BOUGHT": 2}  # p9 and p3 (its row is rejected)
+    # union lists add up over rows and specs, each element once, loaded twice
+    with EmbeddedStore(tmp_path / "columns") as store:
+        roles = store.query("MATCH (s:Supplier {id: 'lumen'}) RETURN s.roles AS r")
+        supplies = store.query(
+            "MATCH (:Supplier {id: 'acme'})-[e:SUPPLIES]->(:Product {id: 'p1'}) RETURN e.roles AS r"
+        )
+    assert roles == [{"r": ["maker", "Lamp"]}]
+    assert supplies == [{"r": ["kitchen", "Hat", "Five"]}]
 
 
 def test_a_multiline_csv_value_reads_row_by_row_with_the_same_lines(

@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from graphfusion.ingest import LoadReport, load
@@ -331,16 +332,17 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
     assert _one(store, "MATCH (p:Product {id: 'cpsc:24-100'}) RETURN p.title AS t") == {
         "t": "Acme Recalls Toasters Due to Fire Hazard"
     }
-    suppliers = store.query(
-        "MATCH (s:Supplier) OPTIONAL MATCH (s)-[e:SUPPLIES]->(p:Product) "
-        "RETURN s.id AS id, s.name AS name, s.roles AS roles, "
-        "collect(p.id + ':' + e.role) AS supplies ORDER BY id"
-    )
-    by_id = {s["id"]: (s["name"], s["roles"], sorted(s["supplies"])) for s in suppliers}
+    supplies: dict[str, list[str]] = {}
+    for r in store.query(
+        "MATCH (s:Supplier)-[e:SUPPLIES]->(p:Product) RETURN s.id AS s, p.id AS p, e.roles AS r"
+    ):
+        supplies.setdefault(r["s"], []).append(f"{r['p']}:{'+'.join(r['r'])}")
+    suppliers = store.query("MATCH (s:Supplier) RETURN s.id AS id, s.name AS n, s.roles AS r")
+    by_id = {s["id"]: (s["n"], s["r"], sorted(supplies.get(s["id"], []))) for s in suppliers}
     assert by_id == {
-        "acme": ("Acme", ["manufacturer"], ["cpsc:01-001:manufacturer",
-                                            "cpsc:24-100:manufacturer",
-                                            "cpsc:25-191:manufacturer"]),
+        "acme": ("Acme", ["manufacturer", "retailer"], ["cpsc:01-001:manufacturer",
+                                                        "cpsc:24-100:manufacturer+retailer",
+                                                        "cpsc:25-191:manufacturer"]),
         "bestbuy": ("Best Buy", ["retailer"], ["cpsc:25-191:retailer"]),
         "beta": ("Beta", ["manufacturer"], ["cpsc:02-002:manufacturer"]),
         "bigboxstores": ("Big Box Stores", ["distributor"], ["cpsc:24-100:distributor"]),
@@ -356,11 +358,39 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
         "walmartstores": ("Walmart Stores", ["importer"], ["cpsc:10-238:importer"]),
         "widget": ("Widget", ["importer"], ["cpsc:25-191:importer"]),
     }  # fmt: skip
-    assert _column(
-        store,
+    named = store.query(
         "MATCH (:Recall {id: '24-100'})-[e:NAMES]->(s:Supplier) "
-        "RETURN s.id + ':' + e.role AS x ORDER BY x",
-    ) == ["acme:manufacturer", "bigboxstores:distributor", "qvc:retailer"]
+        "RETURN s.id AS firm, e.roles AS roles ORDER BY firm"
+    )
+    assert [(r["firm"], r["roles"]) for r in named] == [
+        ("acme", ["manufacturer", "retailer"]),
+        ("bigboxstores", ["distributor"]),
+        ("qvc", ["retailer"]),
+    ]
+    # A later export that names Acme as an importer adds the role; nothing is lost.
+    later = {c: "" for c in formats.CPSC_COLUMNS}
+    later.update(
+        {
+            "Recall Number": "26-001",
+            "Date": "January 5, 2026",
+            "Description": "Mugs.",
+            "Recall Heading": "Acme Recalls Mugs",
+            "Importers": "Acme Inc., of Ill.",
+        }
+    )
+    report = load(store, "cpsc_recalls", {"recalls": pd.DataFrame([later])})
+    assert not report.rejected
+    acme = _one(store, "MATCH (s:Supplier {id: 'acme'}) RETURN s.roles AS roles, s.name AS n")
+    assert acme == {"roles": ["manufacturer", "retailer", "importer"], "n": "Acme"}
+    named = store.query(
+        "MATCH (r:Recall)-[e:NAMES]->(:Supplier {id: 'acme'}) RETURN r.id AS id, e.roles AS r "
+        "ORDER BY id"
+    )
+    assert [(r["id"], r["r"]) for r in named] == [
+        ("24-100", ["manufacturer", "retailer"]),
+        ("25-191", ["manufacturer"]),
+        ("26-001", ["importer"]),
+    ]
 
 
 def test_firm_key() -> None:

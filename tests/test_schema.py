@@ -52,6 +52,9 @@ def test_builtin_schema_covers_the_design() -> None:
     assert schema.node("Product").prop("price").type.name == "float"
     assert schema.node("Review").prop("ts").type.name == "datetime"
     assert schema.node("Supplier").prop("roles").type.name == "list[string]"
+    assert schema.node("Supplier").prop("roles").union
+    assert schema.rel("NAMES").prop("roles").union
+    assert not schema.node("Supplier").prop("name").union
     assert schema.rel("VIEWED").prop("weight").type.name == "float"
     named = {"Product": ["title", "description", "price"], "Review": ["text", "rating"],
              "Question": ["text"], "Answer": ["text"], "Image": ["path"]}  # fmt: skip
@@ -88,6 +91,10 @@ def _broken(raw: dict[str, Any], edit: Any, tmp_path: Path) -> str:
         (lambda d: d["nodes"]["User"].update(key="name", properties={"name": "int"}),
          "nodes.User"),
         (lambda d: d.update(extra=1), "unknown top-level"),
+        (lambda d: d["nodes"]["Supplier"]["properties"].update(
+            name={"type": "string", "merge": "union"}), "nodes.Supplier.name"),
+        (lambda d: d["nodes"]["Supplier"]["properties"].update(
+            roles={"type": "list[string]", "merge": "append"}), "nodes.Supplier.roles"),
     ],
 )  # fmt: skip
 def test_broken_schema_is_rejected_naming_the_place(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from graphfusion.errors import (
     QueryError,
@@ -20,6 +21,7 @@ from graphfusion.errors import (
     StoreLockedError,
     ValidationError,
 )
+from graphfusion.schema import default_schema_path, load_schema
 from graphfusion.store import EmbeddedStore, open_store
 
 
@@ -72,6 +74,71 @@ def test_upsert_is_idempotent_and_relationships_are_unique_per_pair(store: Embed
         {"u": "u1", "p": "p1"},
     )
     assert rows == [{"w": 7.0, "ts": dt.datetime(2024, 1, 1, 10, 0)}]
+
+
+def test_union_lists_accumulate_across_writes(store: EmbeddedStore) -> None:
+    """Supplier.roles and SUPPLIES.roles are ``merge: union``: a write adds what is new."""
+    store.upsert_nodes(
+        "Supplier",
+        pd.DataFrame({"id": ["s1", "s2"], "roles": [["importer", "importer"], None]}),
+    )
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
+    supplies = {"src": ["s1"], "dst": ["p1"]}
+    store.upsert_relationships(
+        "SUPPLIES", pd.DataFrame({**supplies, "roles": [["importer"]]}), start="Supplier",
+        end="Product",
+    )  # fmt: skip
+    for _ in range(2):  # a repeat changes nothing
+        store.upsert_nodes(
+            "Supplier",
+            pd.DataFrame({"id": ["s1", "s2"], "roles": [["retailer", "importer"], ["retailer"]]}),
+        )
+        store.upsert_relationships(
+            "SUPPLIES", pd.DataFrame({**supplies, "roles": [["retailer"]]}), start="Supplier",
+            end="Product",
+        )  # fmt: skip
+    store.upsert_nodes("Supplier", pd.DataFrame({"id": ["s1"], "roles": [None], "name": ["S"]}))
+    roles = store.query("MATCH (s:Supplier) RETURN s.id AS id, s.roles AS roles ORDER BY id")
+    assert roles == [
+        {"id": "s1", "roles": ["importer", "retailer"]},
+        {"id": "s2", "roles": ["retailer"]},
+    ]
+    rows = store.query("MATCH (:Supplier)-[e:SUPPLIES]->(:Product) RETURN e.roles AS roles")
+    assert rows == [{"roles": ["importer", "retailer"]}]
+
+
+def test_a_store_made_with_an_older_schema_takes_writes(tmp_path: Path) -> None:
+    """Columns a later schema dropped keep their values, and columns stored in another order
+    than the schema's are written by name."""
+    raw = yaml.safe_load(default_schema_path().read_text())
+    raw["relationships"]["SUPPLIES"]["properties"] = {"role": "string"}
+    raw["relationships"]["VIEWED"]["properties"] = {"weight": "float", "ts": "datetime"}
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump(raw))
+    ends = {"start": "Supplier", "end": "Product"}
+    with EmbeddedStore(tmp_path / "s", schema=load_schema(older)) as store:
+        store.upsert_nodes("Supplier", pd.DataFrame({"id": ["s1"]}))
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["p1", "p2"]}))
+        store.upsert_nodes("User", pd.DataFrame({"id": ["u1"]}))
+        frame = pd.DataFrame({"src": ["s1"], "dst": ["p1"], "role": ["maker"]})
+        store.upsert_relationships("SUPPLIES", frame, **ends)
+    with EmbeddedStore(tmp_path / "s") as store:
+        frame = pd.DataFrame({"src": ["s1", "s1"], "dst": ["p1", "p2"], "roles": [["a"], ["b"]]})
+        store.upsert_relationships("SUPPLIES", frame, **ends)
+        views = pd.DataFrame({"src": ["u1"], "dst": ["p1"], "ts": ["2024-01-02"], "weight": [3]})
+        store.upsert_relationships("VIEWED", views, start="User", end="Product")
+        supplies = store.query(
+            "MATCH (:Supplier)-[e:SUPPLIES]->(p:Product) RETURN p.id AS pid, e.role AS role, "
+            "e.roles AS roles ORDER BY pid"
+        )
+        viewed = store.query(
+            "MATCH (:User)-[e:VIEWED]->(:Product) RETURN e.ts AS ts, e.weight AS w"
+        )
+    assert supplies == [
+        {"pid": "p1", "role": "maker", "roles": ["a"]},
+        {"pid": "p2", "role": None, "roles": ["b"]},
+    ]
+    assert viewed == [{"ts": dt.datetime(2024, 1, 2), "w": 3.0}]
 
 
 def test_data_survives_close_and_reopen(tmp_path: Path) -> None:

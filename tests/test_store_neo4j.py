@@ -82,6 +82,18 @@ def test_upsert_relationships_checks_ends_then_merges() -> None:
     }
 
 
+def test_union_lists_gain_only_new_elements() -> None:
+    store, driver = _store()
+    driver.calls.clear()
+    store.upsert_nodes("Supplier", pd.DataFrame({"id": ["s1"], "roles": [["a", "b", "a"]]}))
+    assert driver.queries == [
+        "UNWIND $rows AS r MERGE (n:Supplier {id: r.id}) SET n.roles = CASE WHEN r.roles IS "
+        "NULL THEN n.roles WHEN n.roles IS NULL THEN r.roles ELSE n.roles + [x IN r.roles "
+        "WHERE NOT x IN n.roles] END"
+    ]
+    assert driver.calls[0].parameters == {"rows": [{"id": "s1", "roles": ["a", "b"]}]}
+
+
 def test_dangling_ends_are_refused_before_writing() -> None:
     driver = RecordingDriver(lambda q, p: [{"count": 0}] if "count(" in q else [])
     store = Neo4jStore(driver=driver)

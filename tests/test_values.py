@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from graphfusion.schema import PropertyType
-from graphfusion.values import MAX_STRING_BYTES, coerce, converter
+from graphfusion.values import MAX_STRING_BYTES, coerce, converter, union_lists
 
 S, INT, F, B, D = (PropertyType(n) for n in ("string", "int", "float", "bool", "datetime"))
 LS = PropertyType("list[string]")
@@ -69,3 +69,9 @@ def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match:
         coerce(value, ptype)
     with pytest.raises(ValueError, match=match):
         converter(ptype)(value)
+
+
+def test_union_lists() -> None:
+    lists = [["a", "b"], None, ["b", "c", "a"], None, ["c", "c"]]
+    assert union_lists(lists, [0, 1, 0, 2, 1], 4) == [["a", "b", "c"], ["c"], None, None]
+    assert union_lists([], [], 0) == []

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, runtime_checkable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
 from graphfusion.errors import SchemaError, ValidationError
-from graphfusion.schema import NodeType, PropertyType, RelType, Schema
+from graphfusion.schema import NodeType, PropertyType, RelType, Schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
-from graphfusion.values import arrow_type, coerce, is_missing
+from graphfusion.values import arrow_type, coerce, is_missing, union_lists
 
 __all__ = ["GraphStore", "BaseStore", "Counts", "DEFAULT_BATCH_SIZE", "MAX_BATCH_SIZE"]
 
@@ -314,7 +315,8 @@ class BaseStore(ABC):
         """
         node = self.schema.node(label)
         size = self._check_batch(batch_size)
-        table = _conform(table, {p.name: p.type for p in node.properties})
+        types = {p.name: p.type for p in node.properties}
+        table = _conform(table, types, union_properties(node.properties))
         fresh = table.num_rows > 0 and self._is_empty(cypher.count_nodes(node))
         self._write_batches(
             table,
@@ -439,7 +441,9 @@ class BaseStore(ABC):
         start_node, end_node = self.schema.node(start), self.schema.node(end)
         size = self._check_batch(batch_size)
         types = {p.name: p.type for p in rel.properties}
-        table = _conform(table, {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types})
+        table = _conform(
+            table, {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types}, union_properties(rel.properties)
+        )
         count = cypher.count_rels_between(rel, start_node, end_node)
         fresh = table.num_rows > 0 and self._is_empty(count)
         self._write_batches(
@@ -566,8 +570,11 @@ def _coerce_column(col: pd.Series, ptype: PropertyType, what: str) -> pa.Array:
 _KEY_TYPE = PropertyType("string")
 
 
-def _conform(table: pa.Table, types: Mapping[str, PropertyType]) -> pa.Table:
-    """``table`` with each column of the schema's Arrow type (cast where it is not).
+def _conform(
+    table: pa.Table, types: Mapping[str, PropertyType], union: Collection[str] = ()
+) -> pa.Table:
+    """``table`` with each column of the schema's Arrow type (cast where it is not), and the
+    lists of the ``union`` columns holding each element once.
 
     Raises:
         SchemaError: A column that is not a property.
@@ -578,6 +585,11 @@ def _conform(table: pa.Table, types: Mapping[str, PropertyType]) -> pa.Table:
         want = arrow_type(types[name])
         if table.schema.field(i).type != want:
             table = table.set_column(i, name, table.column(i).cast(want))
+        if name in union:
+            lists = union_lists(
+                table.column(i).to_pylist(), np.arange(table.num_rows), table.num_rows
+            )
+            table = table.set_column(i, name, pa.array(lists, want))
     return table
 
 

@@ -6,10 +6,10 @@ looked up in the schema (:class:`graphfusion.schema.Schema`); every value is a p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from graphfusion.errors import ValidationError
-from graphfusion.schema import NodeType, RelType
+from graphfusion.schema import NodeType, RelType, union_properties
 
 __all__ = [
     "count_nodes",
@@ -22,12 +22,25 @@ __all__ = [
 ]
 
 
-def _sets(var: str, props: Sequence[str]) -> str:
+def _sets(var: str, props: Sequence[str], union: Collection[str] = ()) -> str:
     # coalesce keeps what is stored when the new value is null: a source that lacks a
-    # property never erases what another source wrote.
+    # property never erases what another source wrote. A union list gains the new elements.
     if not props:
         return ""
-    return " SET " + ", ".join(f"{var}.{p} = coalesce(r.{p}, {var}.{p})" for p in props)
+    return " SET " + ", ".join(
+        f"{var}.{p} = "
+        + (_union_value(f"{var}.{p}", f"r.{p}") if p in union else f"coalesce(r.{p}, {var}.{p})")
+        for p in props
+    )
+
+
+def _union_value(stored: str, new: str) -> str:
+    """Expression for a ``merge: union`` list: ``stored`` with the elements of ``new`` that
+    it lacks appended, in order (the one that is not null when the other is)."""
+    return (
+        f"CASE WHEN {new} IS NULL THEN {stored} WHEN {stored} IS NULL THEN {new} "
+        f"ELSE {stored} + [x IN {new} WHERE NOT x IN {stored}] END"
+    )
 
 
 def count_nodes(node: NodeType) -> str:
@@ -53,7 +66,7 @@ def existing_keys(node: NodeType) -> str:
 def merge_nodes(node: NodeType, props: Sequence[str]) -> str:
     """Upsert ``$rows`` (maps with the key and ``props``) as nodes of the label."""
     return f"UNWIND $rows AS r MERGE (n:{node.label} {{{node.key}: r.{node.key}}})" + _sets(
-        "n", props
+        "n", props, union_properties(node.properties)
     )
 
 
@@ -68,7 +81,11 @@ def _match_ends(start: NodeType, end: NodeType) -> str:
 
 def merge_rels(rel: RelType, start: NodeType, end: NodeType, props: Sequence[str]) -> str:
     """Upsert ``$rows`` (maps with ``src``, ``dst`` and ``props``) as relationships."""
-    return _match_ends(start, end) + f"MERGE (a)-[e:{rel.type}]->(b)" + _sets("e", props)
+    return (
+        _match_ends(start, end)
+        + f"MERGE (a)-[e:{rel.type}]->(b)"
+        + _sets("e", props, union_properties(rel.properties))
+    )
 
 
 def delete_nodes(node: NodeType) -> str:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graphfusion.schema import NodeType, Property, RelType, Schema
+import pyarrow as pa
 
-__all__ = ["Dialect", "LADYBUG", "NEO4J", "index_name"]
+from graphfusion.errors import StoreError
+from graphfusion.schema import NodeType, Property, PropertyType, RelType, Schema
+from graphfusion.values import arrow_type
+
+__all__ = ["Dialect", "LADYBUG", "NEO4J", "index_name", "ladybug_arrow_type"]
 
 _LADYBUG_TYPES = {
     "string": "STRING",
@@ -25,6 +29,19 @@ _LADYBUG_TYPES = {
     # FLOAT[N] columns crashed LadybugDB's PyG backend; vectors are variable-length FLOAT[].
     "vector": "FLOAT[]",
 }
+
+
+def ladybug_arrow_type(column_type: str) -> pa.DataType:
+    """The Arrow type of a LadybugDB column type that the schema's types map to (``STRING[]``:
+    a list of strings).
+
+    Raises:
+        StoreError: A column type no schema type maps to.
+    """
+    for name, spelled in _LADYBUG_TYPES.items():
+        if spelled == column_type:
+            return arrow_type(PropertyType(name))
+    raise StoreError(f"the store has a column of type {column_type}, which no schema type maps to")
 
 
 def index_name(label: str, prop: str) -> str:

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphfusion.errors import QueryError, StoreError, StoreLockedError
-from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema
+from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.base import DST, SRC, BaseStore
-from graphfusion.store.dialect import LADYBUG
-from graphfusion.values import arrow_type
+from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
+from graphfusion.values import arrow_type, union_lists
 
 __all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT"]
 
@@ -101,6 +101,9 @@ class EmbeddedStore(BaseStore):
         # while it checks the next tables (ladybug releases the GIL while it runs one).
         self._lock = threading.RLock()
         self._closed = False
+        # relationship type -> its table's property columns (name, LadybugDB type), in the
+        # stored order, which COPY follows (read by ensure_schema)
+        self._rel_columns: dict[str, list[tuple[str, str]]] = {}
         if not read_only:
             self.ensure_schema()
             self._write_meta()
@@ -225,11 +228,16 @@ class EmbeddedStore(BaseStore):
                 self._add_missing_columns(rel.type, rel.properties)
             else:
                 self._run(self.dialect.rel_table_ddl(rel), {})
+            # A store made with an older schema may hold columns the schema no longer names
+            # (kept, with their values) or hold added ones last.
+            self._rel_columns[rel.type] = [(r["name"], r["type"]) for r in self._columns(rel.type)]
+
+    def _columns(self, table: str) -> list[dict[str, Any]]:
+        # table_info takes a literal; `table` is a schema identifier (validated, never input).
+        return self._run(f"CALL table_info('{table}') RETURN *", {})
 
     def _add_missing_columns(self, table: str, props: tuple[Property, ...]) -> None:
-        # table_info takes a literal; `table` is a schema identifier (validated, never input).
-        info = self._run(f"CALL table_info('{table}') RETURN *", {})
-        have = {r["name"] for r in info}
+        have = {r["name"] for r in self._columns(table)}
         for prop in props:
             if prop.name not in have:
                 self._run(self.dialect.add_column_ddl(table, prop), {})
@@ -337,7 +345,8 @@ class EmbeddedStore(BaseStore):
             scalars = [p for p in props if not node.prop(p).type.is_vector]
             stored = self._stored_nodes(node, batch.column(key).combine_chunks(), scalars)
             if stored.num_rows:
-                new, old = _split(batch, [key], stored, props, scalars)
+                union = union_properties(node.properties)
+                new, old = _split(batch, [key], stored, props, scalars, union)
         if new.num_rows:
             self._copy(node.label, self._arrow(new, cols, types), cols)
         if old is not None and old.num_rows and props:
@@ -361,12 +370,14 @@ class EmbeddedStore(BaseStore):
             srcs = pc.unique(batch.column(SRC).combine_chunks())
             stored = self._stored_pairs(rel, start, end, srcs, props)
             if stored.num_rows:
-                new, old = _split(batch, [SRC, DST], stored, props, props)
+                union = union_properties(rel.properties)
+                new, old = _split(batch, [SRC, DST], stored, props, props, union)
         if new.num_rows:
-            # COPY into a relationship table takes every property column (absent ones null).
-            every = [p.name for p in rel.properties]
-            types = [pa.string(), pa.string()] + [arrow_type(p.type) for p in rel.properties]
-            tbl = self._arrow(new, [SRC, DST, *every], types)
+            # COPY into a relationship table takes every property column, in the table's
+            # order (absent ones null).
+            stored = self._rel_columns[rel.type]
+            types = [pa.string(), pa.string()] + [ladybug_arrow_type(t) for _, t in stored]
+            tbl = self._arrow(new, [SRC, DST, *(name for name, _ in stored)], types)
             self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
         if old is not None and old.num_rows and props:
             types = [pa.string(), pa.string()] + [arrow_type(rel.prop(p).type) for p in props]
@@ -379,10 +390,16 @@ class EmbeddedStore(BaseStore):
 
 
 def _split(
-    batch: pa.Table, keys: list[str], stored: pa.Table, props: list[str], fetched: list[str]
+    batch: pa.Table,
+    keys: list[str],
+    stored: pa.Table,
+    props: list[str],
+    fetched: list[str],
+    union: Collection[str],
 ) -> tuple[pa.Table, pa.Table]:
     """The rows of ``batch`` that are not stored yet, and the stored ones that writing would
-    change. ``stored`` holds the keys (c0, c1...) and then the ``fetched`` properties."""
+    change. ``stored`` holds the keys (c0, c1...) and then the ``fetched`` properties; the
+    stored rows' ``union`` lists come back merged with what is stored."""
     n = len(keys)
     right_keys = [f"__k{i}" for i in range(n)]
     left = batch.select(keys).append_column("__row", pa.array(np.arange(batch.num_rows)))
@@ -406,6 +423,14 @@ def _split(
             changed |= has
             continue
         was = stored.column(n + fetched.index(p)).take(at)
+        if p in union:
+            before = was.to_pylist()
+            both = np.tile(np.arange(len(rows)), 2)
+            after = union_lists(before + new_values.to_pylist(), both, len(rows))
+            new_values = pa.array(after, new_values.type)
+            old = old.set_column(old.schema.get_field_index(p), p, new_values)
+            changed |= np.array([a != b for a, b in zip(after, before, strict=True)], dtype=bool)
+            continue
         if pa.types.is_nested(new_values.type):
             differs = np.array(
                 [a != b for a, b in zip(new_values.to_pylist(), was.to_pylist(), strict=True)],
