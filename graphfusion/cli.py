@@ -473,6 +473,14 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
     show_default=True,
     help="Fusion model: most epochs of its content taste model (0: none).",
 )
+@click.option(
+    "--max-scores",
+    type=click.IntRange(min=1),
+    default=TrainConfig.max_scores,
+    show_default=True,
+    help="Most user x product scores held at once to validate and test; a larger shop is "
+    "validated on a sample of its users and tested in blocks.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -484,6 +492,7 @@ def train_cmd(
     light_users: float,
     type_weights: dict[str, float] | Literal["default"] | None,
     taste_epochs: int,
+    max_scores: int,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
@@ -493,7 +502,7 @@ def train_cmd(
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(
             model, epochs=epochs, seed=seed, cold_items=cold_items, light_users=light_users,
-            taste_epochs=taste_epochs, progress=not as_json, **extra,
+            taste_epochs=taste_epochs, max_scores=max_scores, progress=not as_json, **extra,
         )  # fmt: skip
     if as_json:
         _echo_json(result.to_dict())

@@ -141,6 +141,12 @@ class TrainConfig:
             its scores the ``taste`` kernel of the blends; pair features
             :func:`pair_features`); 0: no taste model. It needs the neighbourhood
             (``neighbourhood_rank`` > 0).
+        max_scores: Most user x product scores held at once to validate and test (4 bytes a
+            score; the fusion model's blend search holds a matrix of them per kernel and path
+            at once). Where a shop has more users x products, validation (early stopping, the taste
+            model's epochs, the blend weights) ranks for a seeded sample of ``max_scores //
+            products`` of the users with validation interactions, and the test ranks every
+            user, that many at a time. The default, 10^8, covers every benchmark shop whole.
     """
 
     model: str = "lightgcn"
@@ -161,6 +167,7 @@ class TrainConfig:
     light_users: float = 0.0
     type_weights: dict[str, float] | None = field(default_factory=lambda: dict(TYPE_WEIGHTS))
     taste_epochs: int = 80
+    max_scores: int = 100_000_000
 
     def __hash__(self) -> int:
         # the generated hash would fail on the type_weights dict: hash its items instead
@@ -179,7 +186,7 @@ class TrainConfig:
             raise ValidationError(f"taste_epochs must be an integer, got {self.taste_epochs!r}")
         if self.taste_epochs < 0:
             raise ValidationError(f"taste_epochs must be >= 0, got {self.taste_epochs}")
-        for name in ("epochs", "dim", "batch_size", "patience"):
+        for name in ("epochs", "dim", "batch_size", "patience", "max_scores"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {value!r}")
@@ -532,26 +539,79 @@ def _per_user(frame: pd.DataFrame, num_users: int) -> list[list[int]]:
     return out
 
 
+def _validation_rows(
+    num_users: int, num_items: int, truth: list[list[int]], max_scores: int, seed: int
+) -> np.ndarray:
+    """The user rows that validation ranks for: every user when their scores fit in
+    ``max_scores``, else a seeded sample of ``max_scores // num_items`` of the users with
+    validation interactions (sorted; all of them when they are fewer)."""
+    if num_users * num_items <= max_scores:
+        return np.arange(num_users)
+    have = np.flatnonzero([len(t) > 0 for t in truth])
+    size = max(1, max_scores // max(num_items, 1))
+    if len(have) <= size:
+        return have
+    rng = np.random.default_rng(seed + 15485863)
+    return np.sort(rng.choice(have, size=size, replace=False))
+
+
+def _in_blocks(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    rows: np.ndarray,
+    truth: list[list[int]],
+    block: int,
+    metrics: Callable[[np.ndarray, np.ndarray], dict[str, float]],
+) -> dict[str, float]:
+    """``metrics(scores, block rows)`` over the user ``rows``, ``block`` rows of scores at a
+    time, averaged over the users with ``truth`` (one block: its metrics as they are)."""
+    starts = range(0, len(rows), max(block, 1))
+    if len(starts) <= 1:
+        with torch.no_grad():
+            return metrics(score_fn(torch.as_tensor(rows)).numpy(), rows)
+    sums: dict[str, float] = {}
+    counted = 0
+    for start in starts:
+        part = rows[start : start + block]
+        users = sum(1 for r in part if truth[r])
+        if not users:
+            continue
+        with torch.no_grad():
+            found = metrics(score_fn(torch.as_tensor(part)).numpy(), part)
+        for name, value in found.items():
+            sums[name] = sums.get(name, 0.0) + value * users
+        counted += users
+    if not counted:
+        with torch.no_grad():
+            return metrics(score_fn(torch.as_tensor(rows[:block])).numpy(), rows[:block])
+    return {name: value / counted for name, value in sums.items()}
+
+
 def _evaluate(
     model: torch.nn.Module,
-    num_users: int,
+    rows: np.ndarray,
     seen: list[list[int]],
     truth: list[list[int]],
+    block: int,
     content: bool = False,
 ) -> dict[str, float]:
-    """Full-ranking metrics of the model's scores (``content``: of its content-only scores,
-    :meth:`FusionGNN.cold_scores`)."""
+    """Full-ranking metrics of the model's scores for the users ``rows`` (``content``: of its
+    content-only scores, :meth:`FusionGNN.cold_scores`), ``block`` users at a time."""
     model.eval()
-    with torch.no_grad():
-        fn: Any = model.cold_scores if content else model.scores
-        scores = fn(torch.arange(num_users)).numpy()
+    fn: Any = model.cold_scores if content else model.scores
+
+    def metrics(scores: np.ndarray, part: np.ndarray) -> dict[str, float]:
+        return full_ranking_metrics(
+            scores, [seen[r] for r in part], [truth[r] for r in part], ks=(10, 20)
+        )
+
+    out = _in_blocks(fn, rows, truth, block, metrics)
     model.train()
-    return full_ranking_metrics(scores, seen, truth, ks=(10, 20))
+    return out
 
 
 def _fit_blend(
     model: FusionGNN,
-    num_users: int,
+    rows: np.ndarray,
     seen: list[list[int]],
     truth: list[list[int]],
     cold: tuple[np.ndarray, list[list[int]]] | None = None,
@@ -564,7 +624,10 @@ def _fit_blend(
     assert model.neighbourhood is not None
     model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
-    users = torch.arange(num_users)
+    users = torch.as_tensor(rows)
+    seen, truth = [seen[r] for r in rows], [truth[r] for r in rows]
+    if cold is not None:
+        cold = (cold[0], [cold[1][r] for r in rows])
     names = model.available
     with torch.no_grad():
         # standardized once (blend_standardized ranks as blend does, for every weight); only
@@ -594,21 +657,25 @@ def _fit_blend(
 def _fit_taste(
     model: FusionGNN,
     config: TrainConfig,
+    rows: np.ndarray,
     seen: list[list[int]],
     truth: list[list[int]],
     progress: bool,
 ) -> list[dict[str, float]]:
     """Train the model's taste model (:func:`~graphfusion.models.taste.fit_taste`, at most
-    ``config.taste_epochs`` epochs, the epoch of the best validation Recall@20 kept) and
-    return its history."""
+    ``config.taste_epochs`` epochs, the epoch of the best validation Recall@20 of the users
+    ``rows`` kept) and return its history."""
     assert model.taste is not None
     pairs, how, follows = model.taste_pairs()
+    every = len(rows) == model.num_users
+    seen, truth = [seen[r] for r in rows], [truth[r] for r in rows]
 
     def recall(scores: torch.Tensor) -> float:
         return float(full_ranking_metrics(scores.numpy(), seen, truth, ks=(20,))["recall@20"])
 
     fitted, history = fit_taste(
         model.taste.features, pairs, how, model.num_users, follows=follows, validate=recall,
+        validate_users=None if every else torch.as_tensor(rows),
         config=TasteConfig(epochs=config.taste_epochs, seed=config.seed), progress=progress,
     )  # fmt: skip
     model.taste.load_state_dict(fitted.state_dict())
@@ -684,15 +751,23 @@ def _fit_light(
 
 
 def _evaluate_cold(
-    model: torch.nn.Module, num_users: int, cold_items: np.ndarray, truth: list[list[int]]
+    model: torch.nn.Module,
+    rows: np.ndarray,
+    cold_items: np.ndarray,
+    truth: list[list[int]],
+    block: int,
 ) -> dict[str, float]:
-    """Each user's held-out cold products ranked among all cold products (none was seen)."""
+    """Each user's held-out cold products ranked among all cold products (none was seen),
+    for the users ``rows``, ``block`` at a time."""
     model.eval()
     score_fn: Any = getattr(model, "cold_scores", None) or model.scores
-    with torch.no_grad():
-        scores = score_fn(torch.arange(num_users)).numpy()
+
+    def metrics(scores: np.ndarray, part: np.ndarray) -> dict[str, float]:
+        return _rank_among(scores, cold_items, [truth[r] for r in part], ks=(10, 20))
+
+    out = _in_blocks(score_fn, rows, truth, block, metrics)
     model.train()
-    return _rank_among(scores, cold_items, truth, ks=(10, 20))
+    return out
 
 
 def _rank_among(
@@ -799,6 +874,8 @@ def train(
     test = _per_user(test_df, n_u)
     cold_test = _per_user(cold_df, n_u)
     seen_valid = [a + b for a, b in zip(seen_train, valid, strict=True)]
+    everyone, block = np.arange(n_u), max(1, config.max_scores // n_i)
+    checked = _validation_rows(n_u, n_i, valid, config.max_scores, config.seed)
     edges = torch.tensor(train_df[["user", "item"]].to_numpy().T, dtype=torch.long)
     folder = Path(out_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
     folder.mkdir(parents=True, exist_ok=True)
@@ -807,9 +884,9 @@ def train(
     node_ids: dict[str, list[str]] = {"User": users, "Product": items}
     if config.model == "popularity":
         model: torch.nn.Module = Popularity(edges, n_u, n_i)
-        result.test = _evaluate(model, n_u, seen_valid, test)
+        result.test = _evaluate(model, everyone, seen_valid, test, block)
         if len(cold_items):
-            result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
+            result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
         return result
     if config.dim != (store.schema.node("Product").prop("fused_vec").type.dim or config.dim):
         write_back = False
@@ -853,12 +930,13 @@ def train(
             total += loss.item()
             steps += 1
         spent += time.perf_counter() - started
-        score = _evaluate(model, n_u, seen_train, valid)["recall@20"]
+        score = _evaluate(model, checked, seen_train, valid, block)["recall@20"]
         entry = {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
         if isinstance(model, FusionGNN) and model.content_weight > 0:
             # The content path ranks new products; its own validation recall counts too, or
             # the weights are kept at an epoch where it has barely started to learn.
-            content = _evaluate(model, n_u, seen_train, valid, content=True)["recall@20"]
+            on_content = _evaluate(model, checked, seen_train, valid, block, content=True)
+            content = on_content["recall@20"]
             entry["valid_content_recall@20"] = content
             score += content
         result.history.append(entry)
@@ -877,7 +955,7 @@ def train(
     model.load_state_dict(best_state)
     if isinstance(model, FusionGNN) and model.taste is not None:
         started = time.perf_counter()
-        result.taste_history = _fit_taste(model, config, seen_train, valid, progress)
+        result.taste_history = _fit_taste(model, config, checked, seen_train, valid, progress)
         result.taste_seconds = time.perf_counter() - started
     elif isinstance(model, FusionGNN) and config.taste_epochs:
         log.warning("no taste model: the products have no text or image vectors (embed first)")
@@ -885,16 +963,16 @@ def train(
         cold_valid = (
             (cold_valid_items, _per_user(cold_valid_df, n_u)) if len(cold_valid_items) else None
         )
-        result.blend = _fit_blend(model, n_u, seen_train, valid, cold_valid)
+        result.blend = _fit_blend(model, checked, seen_train, valid, cold_valid)
         best_state = copy.deepcopy(model.state_dict())
     if len(light):
         assert isinstance(model, FusionGNN | LightGCN | MF)
         fit, result.light = _fit_light(store, model, users, n_i, train_df, held_light, light)
         result.light_weights, result.light_search = fit.weights, fit.to_dict()
     result.seconds_per_epoch = spent / len(result.history)
-    result.test = _evaluate(model, n_u, seen_valid, test)
+    result.test = _evaluate(model, everyone, seen_valid, test, block)
     if len(cold_items):
-        result.cold = _evaluate_cold(model, n_u, cold_items, cold_test)
+        result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
     result.checkpoint = folder / f"{config.model}.pt"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
                 "items": items, "node_ids": node_ids, "light_weights": result.light_weights},

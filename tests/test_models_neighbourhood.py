@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import HeteroData
@@ -285,8 +286,8 @@ def test_cold_weights_are_chosen_on_the_validation_cold_products() -> None:
     def held(shift: int) -> list[list[int]]:
         return [[int(i) for i in cold if cluster[i] == (u + shift) % 4][:5] for u in range(8)]
 
-    own = _fit_blend(model, 8, seen, warm, (cold, held(0)))
-    other = _fit_blend(model, 8, seen, warm, (cold, held(1)))
+    own = _fit_blend(model, np.arange(8), seen, warm, (cold, held(0)))
+    other = _fit_blend(model, np.arange(8), seen, warm, (cold, held(1)))
     assert own["cold content"] == max(WEIGHTS) and other["cold content"] < own["cold content"]
     # the weights of the model's own scores are chosen on warm validation, whatever the cold
     assert [own[f"warm {k}"] for k in KERNELS] == [other[f"warm {k}"] for k in KERNELS]

@@ -160,6 +160,21 @@ def test_training_lowers_the_loss_and_beats_popularity() -> None:
     assert np.corrcoef(model.bias.detach().numpy(), counts.numpy())[0, 1] > 0.3
 
 
+def test_validation_can_score_some_users_only() -> None:
+    data = _planted()
+    args = (data["features"], data["pairs"], data["how"], data["n_users"])
+    cfg = TasteConfig(dim=8, hidden=16, epochs=3, batch_size=16)
+    rows = torch.tensor([1, 4, 5])
+    shapes: list[tuple[int, ...]] = []
+    some, _ = fit_taste(*args, validate=lambda s: shapes.append(tuple(s.shape)) or 0.0,
+                        validate_users=rows, config=cfg)  # fmt: skip
+    assert shapes == [(3, 80)] * 3
+    every, _ = fit_taste(*args, validate=lambda s: 0.0, config=cfg)
+    assert all(
+        torch.equal(x, y) for x, y in zip(some.parameters(), every.parameters(), strict=True)
+    )
+
+
 def test_new_products_are_ranked_by_content_and_cold_ones_get_no_popularity() -> None:
     data = _planted()
     warm = torch.zeros(80, dtype=torch.bool)

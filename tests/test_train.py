@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,39 @@ def test_cold_items_are_held_out_and_tested_apart(engine: Engine) -> None:
     assert all(0.0 <= v <= 1.0 for v in result.cold.values())
     assert "cold items" in result.summary()
     assert engine.train("popularity").cold == {}
+
+
+def test_a_shop_too_large_to_score_whole_is_validated_on_a_sample_and_tested_in_blocks(
+    engine: Engine,
+) -> None:
+    from graphfusion.train import _validation_rows
+
+    truth = [[1], [], [2, 3], [], [4], [5]]
+    assert _validation_rows(6, 10, truth, 60, seed=0).tolist() == list(range(6))  # fits
+    some = _validation_rows(6, 10, truth, 30, seed=0)  # 3 of the 4 users with truth
+    assert len(some) == 3 and set(some) <= {0, 2, 4, 5} and list(some) == sorted(some)
+    assert _validation_rows(6, 10, truth, 30, seed=0).tolist() == some.tolist()
+    assert _validation_rows(6, 10, truth, 50, seed=0).tolist() == [0, 2, 4, 5]
+    # the test ranks every user, a few at a time: the same metrics as all at once
+    n_items = engine.stats().nodes["Product"]
+    whole = engine.train("popularity", cold_items=0.2)
+    blocks = engine.train("popularity", cold_items=0.2, max_scores=7 * n_items)
+    assert blocks.test == pytest.approx(whole.test, abs=1e-12)
+    assert blocks.cold == pytest.approx(whole.cold, abs=1e-12)
+    with pytest.raises(ValidationError, match="max_scores"):
+        engine.train("mf", max_scores=0)
+
+
+def test_the_fusion_model_validates_on_a_sample_of_a_large_shop(
+    trained_store: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    """Early stopping, the taste model's epochs and the blend weights, on 5 users' scores."""
+    engine = private_copy(trained_store)
+    n_items = engine.stats().nodes["Product"]
+    small = engine.train("fusion", epochs=2, batch_size=512, taste_epochs=2,
+                         max_scores=5 * n_items, cold_items=0.2)  # fmt: skip
+    assert len(small.history) == 2 and len(small.taste_history) == 2 and small.blend
+    assert all(0.0 <= v <= 1.0 for v in [*small.test.values(), *small.cold.values()])
 
 
 def test_interactions_are_deduplicated_across_types(engine: Engine) -> None:
@@ -270,11 +304,14 @@ def test_train_command(engine: Engine, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--type-weights" in res.output
     res = CliRunner().invoke(main, ["train", "--taste-epochs", "-1", "--store", path])
     assert res.exit_code == 2 and "--taste-epochs" in res.output
+    res = CliRunner().invoke(main, ["train", "--max-scores", "0", "--store", path])
+    assert res.exit_code == 2 and "--max-scores" in res.output
     res = CliRunner().invoke(main, ["train", "--model", "fusion", "--epochs", "1", "--json",
-                                    "--taste-epochs", "2", "--store", path])  # fmt: skip
+                                    "--taste-epochs", "2", "--max-scores", "5000",
+                                    "--store", path])  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["config"]["taste_epochs"] == 2
+    assert out["config"]["taste_epochs"] == 2 and out["config"]["max_scores"] == 5000
     assert out["taste_history"] == []  # no text or image vectors here: no taste model
     assert out["taste_seconds"] == 0.0
     for given, want in (("purchased=3,VIEWED=0.5", {"PURCHASED": 3.0, "VIEWED": 0.5}),

@@ -404,6 +404,7 @@ def fit_taste(
     *,
     follows: Tensor | None = None,
     validate: Callable[[Tensor], float] | None = None,
+    validate_users: Tensor | None = None,
     config: TasteConfig | None = None,
     progress: bool = False,
 ) -> tuple[TasteModel, list[dict[str, float]]]:
@@ -418,6 +419,8 @@ def fit_taste(
         validate: Scores the ``(num_users, num_items)`` scores of every user (all training
             pairs as inputs), higher better: each epoch's, to keep the best epoch and stop
             early; None: the last epoch is kept.
+        validate_users: The user rows whose scores ``validate`` gets, in this order (every
+            user when None): a sample bounds the memory of a large shop's validation.
         config: Training settings (defaults: :class:`TasteConfig`).
         progress: Show a progress bar.
 
@@ -454,7 +457,8 @@ def fit_taste(
 
     def all_scores() -> Tensor:
         with torch.no_grad():
-            return model.scores(model.user_vectors(interactions, how, num_users, follows))
+            vectors = model.user_vectors(interactions, how, num_users, follows)
+            return model.scores(vectors if validate_users is None else vectors[validate_users])
 
     history: list[dict[str, float]] = []
     best, best_state, waited = -math.inf, copy.deepcopy(average), 0
