@@ -497,7 +497,8 @@ def train_cmd(
     store: Path | None,
     neo4j_uri: str | None,
 ) -> None:
-    """Train a recommendation model on the stored interactions; write fused_vec back."""
+    """Train a recommendation model on the stored interactions; write fused_vec and rec_vec
+    back."""
     extra = {} if type_weights == "default" else {"type_weights": type_weights}
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(

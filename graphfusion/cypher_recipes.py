@@ -1,14 +1,19 @@
-"""Recommendations in pure Cypher, from the fused embeddings that training writes back.
+"""Recommendations in pure Cypher, from the vectors that training writes back.
 
-After ``graphfusion train`` every ``User`` and ``Product`` holds a ``fused_vec``. The query of
-:func:`recommend_query` ranks, for one user, the products nearest to the user's ``fused_vec``
-by cosine similarity, leaving out the products the user already interacted with. It takes
-only the parameters ``$user_id`` and ``$k`` and returns rows ``id``, ``title``, ``score``
-(cosine similarity, highest first), so it can be pasted into any Cypher shell.
+After ``graphfusion train`` every ``User`` and ``Product`` holds a ``rec_vec``: its fused
+vector with two coordinates more, made so that their cosine similarity ranks a user's products
+as the trained model's own scores do (fused vectors and product bias; see
+:mod:`graphfusion.rec_vectors`; the cosine of the ``fused_vec`` themselves ranks far worse).
+The query of :func:`recommend_query` ranks, for one user, the products nearest to the user's
+``rec_vec``, leaving out the products the user already interacted with. It takes only the
+parameters ``$user_id`` and ``$k`` and returns rows ``id``, ``title``, ``score`` (cosine
+similarity, highest first), so it can be pasted into any Cypher shell. It ranks by the model's
+own scores, without the neighbourhoods and the taste model that the Python API blends in.
 
 - LadybugDB (embedded) scores every product: exact. Its ``array_cosine_similarity`` refuses
-  plain lists, so both vectors are cast to ``FLOAT[dim]``.
-- Neo4j 5 asks the ``product_fused_vec`` vector index (approximate) for ``$k`` plus as many
+  plain lists, so both vectors are cast to ``FLOAT[dim]``; the user's products are collected
+  first (a ``NOT EXISTS`` per product is far slower there).
+- Neo4j 5 asks the ``product_rec_vec`` vector index (approximate) for ``$k`` plus as many
   candidates as the user has interactions, so that ``$k`` unseen ones remain after filtering,
   and maps the index's ``[0, 1]`` score back to cosine similarity.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphfusion.errors import ValidationError
+from graphfusion.rec_vectors import PROPERTY
 from graphfusion.schema import load_schema
 from graphfusion.store.base import BaseStore
 from graphfusion.store.dialect import LADYBUG, index_name
@@ -33,30 +39,34 @@ def recommend_query(dialect_name: str, *, dim: int | None = None) -> str:
 
     Args:
         dialect_name: ``ladybug`` (embedded, exact) or ``neo4j`` (vector index).
-        dim: Dimension of ``fused_vec`` (LadybugDB's casts); the built-in schema's when None.
+        dim: Dimension of ``rec_vec`` (LadybugDB's casts); the built-in schema's when None.
 
     Returns:
         The query; it yields ``id``, ``title``, ``score`` (cosine, highest first), and no row
-        for an unknown user or one without ``fused_vec``.
+        for an unknown user or one without ``rec_vec``.
 
     Raises:
         ValidationError: Unknown dialect.
     """
     unseen = f"NOT EXISTS {{ MATCH (u)-[:{'|'.join(SEEN)}]->(p) }}"
-    user = "MATCH (u:User {id: $user_id}) WHERE u.fused_vec IS NOT NULL"
+    user = f"MATCH (u:User {{id: $user_id}}) WHERE u.{PROPERTY} IS NOT NULL"
     tail = "RETURN p.id AS id, p.title AS title, score\nORDER BY score DESC, id LIMIT $k"
     if dialect_name == "ladybug":
-        dim = dim or load_schema().node("Product").prop("fused_vec").type.dim
-        score = LADYBUG.cosine_similarity("p.fused_vec", "u.fused_vec", dim or 0)
+        dim = dim or load_schema().node("Product").prop(PROPERTY).type.dim
+        score = LADYBUG.cosine_similarity(f"p.{PROPERTY}", f"u.{PROPERTY}", dim or 0)
+        # The user's products are collected once: a NOT EXISTS subquery per product took
+        # about 5 s a user on the bench shop here, the list 15 ms.
         return (
-            f"{user}\nMATCH (p:Product) WHERE p.fused_vec IS NOT NULL\n  AND {unseen}\n"
+            f"{user}\nOPTIONAL MATCH (u)-[:{'|'.join(SEEN)}]->(s:Product)\n"
+            f"WITH u, collect(s.id) AS seen\n"
+            f"MATCH (p:Product) WHERE p.{PROPERTY} IS NOT NULL AND NOT p.id IN seen\n"
             f"WITH p, {score} AS score\n{tail}"
         )
     if dialect_name == "neo4j":
         return (
             f"{user}\nWITH u, COUNT {{ (u)-[:{'|'.join(SEEN)}]->(:Product) }} AS seen\n"
-            f"CALL db.index.vector.queryNodes('{index_name('Product', 'fused_vec')}', "
-            "$k + seen, u.fused_vec)\n"
+            f"CALL db.index.vector.queryNodes('{index_name('Product', PROPERTY)}', "
+            f"$k + seen, u.{PROPERTY})\n"
             f"YIELD node AS p, score\nWHERE {unseen}\n"
             f"WITH p, 2 * score - 1 AS score\n{tail}"
         )
@@ -67,7 +77,7 @@ def recommend(store: BaseStore, user_id: str, k: int = 10) -> list[dict[str, Any
     """Run :func:`recommend_query` in ``store``'s dialect, with parameters only.
 
     Args:
-        store: The store, trained (users and products have ``fused_vec``).
+        store: The store, trained (users and products have ``rec_vec``).
         user_id: The user's key.
         k: How many products (1 to 1,000).
 
@@ -81,6 +91,6 @@ def recommend(store: BaseStore, user_id: str, k: int = 10) -> list[dict[str, Any
         raise ValidationError("user_id must be a non-empty string")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1_000:
         raise ValidationError(f"k must be an integer in 1..1000, got {k!r}")
-    dim = store.schema.node("Product").prop("fused_vec").type.dim
+    dim = store.schema.node("Product").prop(PROPERTY).type.dim
     query = recommend_query(store.dialect.name, dim=dim)
     return store.query(query, {"user_id": user_id, "k": k})

@@ -154,7 +154,7 @@ class Engine:
         progress: bool = False,
         **settings: Any,
     ) -> TrainResult:
-        """Train a recommendation model and write ``fused_vec`` back (see
+        """Train a recommendation model and write ``fused_vec`` and ``rec_vec`` back (see
         :func:`graphfusion.train.train`; ``settings`` are :class:`TrainConfig` fields)."""
         try:
             config = TrainConfig(model=model, epochs=epochs, **settings)

@@ -28,15 +28,17 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 - **New products** get a vector at once through the fusion model's content path
   (:meth:`graphfusion.models.fusion.FusionGNN.item_content`): their text, image and price
   vectors and their brand, category, supplier and batch, without retraining. It is written to
-  the store as ``fused_vec`` too, so ``Engine.similar(key, modality="fused")`` and Cypher see it.
+  the store as ``fused_vec`` and ``rec_vec`` (:mod:`graphfusion.rec_vectors`) too, so
+  ``Engine.similar(key, modality="fused")`` and the Cypher recipes see it.
 - **Explanations** are graph evidence with the node keys of their path: products of the same
   brand or category the user interacted with, a product of theirs whose image looks alike,
   and products they interacted with that other users interacted with together with this one.
 - **Live updates.** :meth:`Recommender.add_interactions` and :meth:`Recommender.add_products`
   write to the store through the validated loader (bad rows are reported with their line) and
   update the serving state: a user's vector moves to the mean of their vector and the vectors
-  of the products they just interacted with (weighted by counts); new products are embedded
-  and pass the content path. A later ``train()`` folds everything in properly.
+  of the products they just interacted with (weighted by counts; written back as
+  ``fused_vec`` and ``rec_vec``); new products are embedded and pass the content path. A later
+  ``train()`` folds everything in properly.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ from graphfusion.models.neighbourhood import (
     kernel_scores,
     pooled,
 )
+from graphfusion.rec_vectors import PROPERTY as REC_PROPERTY
+from graphfusion.rec_vectors import product_rec_vectors, rec_vec_fits, user_rec_vectors
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import (
     LEAK_FREE_BEHAVIOUR,
@@ -178,6 +182,7 @@ class _State:
     levels: np.ndarray | None = None  # (n_i,) price levels, with the price kernel
     follows: sp.csr_matrix | None = None  # users x users, with the followees kernel
     taste: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # taste model's q, e, bias
+    rec_scale: float | None = None  # M of the products' rec_vec written since loading
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -732,9 +737,10 @@ class Recommender:
             st.user_vecs[u] = (n * st.user_vecs[u] + st.item_vecs[new].sum(0)) / (n + len(new))
             st.trained_users[u] = True
         keys = [st.users[u] for u in touched]
-        write_vectors(
-            self.store, "User", "fused_vec", keys, st.user_vecs[touched].astype(np.float64)
-        )
+        vecs = st.user_vecs[touched].astype(np.float64)
+        write_vectors(self.store, "User", "fused_vec", keys, vecs)
+        if rec_vec_fits(self.store, vecs.shape[1]):
+            write_vectors(self.store, "User", REC_PROPERTY, keys, user_rec_vectors(vecs))
 
     def add_products(self, frame: pd.DataFrame, *, embed_progress: bool = False) -> LoadReport:
         """Store new products (with their image, category, brand, supplier and batch) and
@@ -818,7 +824,24 @@ class Recommender:
                 st.kernel[row] = kernel[n]
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
+        self._write_rec_vectors(keys)
         self.catalogue = self._catalogue(export, st.items)
+
+    def _write_rec_vectors(self, keys: list[str]) -> None:
+        """Write the ``rec_vec`` of the products ``keys`` (new or changed), or of every product
+        when they do not fit the scale of those written before (the first time: the
+        vectors served since loading may differ from those training wrote)."""
+        st = self.state
+        if not rec_vec_fits(self.store, st.item_vecs.shape[1]):
+            return
+        rows = [st.item_index[k] for k in keys]
+        lifted = np.concatenate([st.item_vecs[rows], st.item_bias[rows, None]], axis=1)
+        if st.rec_scale is None or float(np.linalg.norm(lifted, axis=1).max()) > st.rec_scale:
+            keys, rows = list(st.items), list(range(len(st.items)))
+            vecs, st.rec_scale = product_rec_vectors(st.item_vecs, st.item_bias)
+        else:
+            vecs, _ = product_rec_vectors(st.item_vecs[rows], st.item_bias[rows], st.rec_scale)
+        write_vectors(self.store, "Product", REC_PROPERTY, keys, vecs)
 
     def _taste_rows(
         self, modalities: dict[str, torch.Tensor], log_price: torch.Tensor | None

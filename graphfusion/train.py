@@ -9,8 +9,9 @@ content-only scores (how it ranks products that have no interactions yet), so th
 weights serve both warm and new products; then the weights of its neighbourhood blends
 (:mod:`graphfusion.models.neighbourhood`) are chosen on the validation split (those of the
 content-only scores on held-out cold products, where ``cold_items`` holds some out). The
-embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``; the curve of loss
-and validation Recall@20 is saved as a PNG beside the checkpoint.
+embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``, and the model's
+own scores as ``rec_vec`` for cosine indexes (:mod:`graphfusion.rec_vectors`); the curve of
+loss and validation Recall@20 is saved as a PNG beside the checkpoint.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ from graphfusion.models.neighbourhood import (
 )
 from graphfusion.models.taste import TasteConfig, fit_taste
 from graphfusion.plots import new_figure, save_figure
+from graphfusion.rec_vectors import (
+    PROPERTY,
+    product_rec_vectors,
+    rec_vec_fits,
+    user_rec_vectors,
+)
 from graphfusion.repeatable import repeatable
 from graphfusion.store.base import BaseStore
 
@@ -844,7 +851,8 @@ def train(
         config: Settings (defaults when None).
         out_dir: Where the checkpoint, curve and history go (``models/`` in the store folder,
             or ``./graphfusion-models`` for Neo4j).
-        write_back: Write ``fused_vec`` for users and products (trainable models only).
+        write_back: Write ``fused_vec`` and ``rec_vec`` for users and products (trainable
+            models only).
         progress: Show a progress bar.
 
     Returns:
@@ -981,9 +989,11 @@ def train(
     (folder / f"{config.model}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
     if write_back:
         with torch.no_grad():
-            u_emb, i_emb = model.embeddings()
-        write_vectors(store, "User", "fused_vec", users, u_emb.detach().numpy().astype(np.float64))
-        write_vectors(
-            store, "Product", "fused_vec", items, i_emb.detach().numpy().astype(np.float64)
-        )
+            u_emb, i_emb = (t.numpy().astype(np.float64) for t in model.embeddings())
+            bias = (model.bias * model.warm).numpy() if isinstance(model, FusionGNN) else None
+        write_vectors(store, "User", "fused_vec", users, u_emb)
+        write_vectors(store, "Product", "fused_vec", items, i_emb)
+        if rec_vec_fits(store, u_emb.shape[1]):
+            write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_emb))
+            write_vectors(store, "Product", PROPERTY, items, product_rec_vectors(i_emb, bias)[0])
     return result

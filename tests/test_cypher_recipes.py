@@ -23,14 +23,12 @@ except ImportError:  # pragma: no cover - when tests/ is a package
     from tests.neo4j_recorder import RecordingDriver
 
 
-def _unit(rows: list[list[float]]) -> np.ndarray:
-    m = np.asarray(rows, dtype=np.float64)
-    return m / np.linalg.norm(m, axis=-1, keepdims=True)
-
-
-def test_ladybug_query_is_an_exact_cosine_ranking_of_unseen_products(
+def test_ladybug_query_ranks_unseen_products_by_the_models_own_scores(
     store: EmbeddedStore, tiny_shop: Path, tmp_path: Path
 ) -> None:
+    """The recipe's cosine of ``rec_vec`` is the model's ``u . i + b`` over a positive
+    constant: ``rec_vec`` holds the fused vectors, the bias and a coordinate filling each
+    product's vector to norm 1 (graphfusion.rec_vectors)."""
     load(store, "synthetic", {"shop": tiny_shop})
     config = TrainConfig(model="fusion", epochs=2, patience=2, batch_size=512)
     train(store, config, out_dir=tmp_path / "models")
@@ -41,14 +39,28 @@ def test_ladybug_query_is_an_exact_cosine_ranking_of_unseen_products(
         for r in store.query(f"MATCH (:User {{id: $u}})-[:{t}]->(p:Product) RETURN p.id AS p",
                              {"u": user})
     }  # fmt: skip
-    products = store.query("MATCH (p:Product) RETURN p.id AS id, p.fused_vec AS v ORDER BY id")
-    (u_vec,) = [r["v"] for r in store.query("MATCH (u:User {id: $u}) RETURN u.fused_vec AS v",
-                                            {"u": user})]  # fmt: skip
-    unseen = [r for r in products if r["id"] not in seen]
-    assert seen and len(unseen) > k
-    cosine = _unit([r["v"] for r in unseen]) @ _unit([u_vec])[0]
-    want = {r["id"]: float(c) for r, c in zip(unseen, cosine, strict=True)}
+    products = store.query(
+        "MATCH (p:Product) RETURN p.id AS id, p.fused_vec AS f, p.rec_vec AS r ORDER BY id"
+    )
+    (me,) = store.query(
+        "MATCH (u:User {id: $u}) RETURN u.fused_vec AS f, u.rec_vec AS r", {"u": user}
+    )
+    fused = np.asarray([r["f"] for r in products], dtype=np.float64)
+    rec = np.asarray([r["r"] for r in products], dtype=np.float64)
+    d = fused.shape[1]
+    assert rec.shape == (len(products), d + 2)
+    np.testing.assert_allclose(np.linalg.norm(rec, axis=1), 1.0, atol=1e-5)
+    scale = np.linalg.norm(fused[0]) / np.linalg.norm(rec[0, :d])  # M
+    np.testing.assert_allclose(rec[:, :d] * scale, fused, atol=1e-4 * scale)
+    bias = rec[:, d] * scale
+    assert np.ptp(bias) > 0  # the fusion model's learned popularity is in it
+    u_rec = np.asarray(me["r"], dtype=np.float64)
+    np.testing.assert_allclose(u_rec[:d] / u_rec[d], me["f"], atol=1e-4)
+    assert u_rec[d + 1] == 0.0
+    model = fused @ np.asarray(me["f"], dtype=np.float64) + bias  # the model's own scores
+    want = {r["id"]: float(m) for r, m in zip(products, model, strict=True) if r["id"] not in seen}
     order = sorted(want, key=lambda i: (-want[i], i))
+    assert seen and len(want) > k
 
     rows = store.query(recommend_query("ladybug"), {"user_id": user, "k": k})
     assert recommend(store, user, k) == rows
@@ -56,17 +68,18 @@ def test_ladybug_query_is_an_exact_cosine_ranking_of_unseen_products(
     scores = [r["score"] for r in rows]
     assert len(rows) == k and not set(ids) & seen
     assert scores == sorted(scores, reverse=True)
-    assert scores == pytest.approx([want[i] for i in ids], abs=1e-5)
-    # the k best by numpy, up to float32 rounding of near-ties
-    assert [want[i] for i in ids] == pytest.approx([want[i] for i in order[:k]], abs=1e-5)
+    per_user = scale * np.linalg.norm([*me["f"], 1.0])  # cosine = model score / this
+    assert [s * per_user for s in scores] == pytest.approx([want[i] for i in ids], abs=1e-3)
+    # the k best by the model, up to float32 rounding of near-ties
+    assert [want[i] for i in ids] == pytest.approx([want[i] for i in order[:k]], abs=1e-3)
     top = [want[i] for i in order[:4]]
-    if min(a - b for a, b in pairwise(top)) > 1e-5:
+    if min(a - b for a, b in pairwise(top)) > 1e-3:
         assert ids[:3] == order[:3]
 
     assert store.query(recommend_query("ladybug"), {"user_id": "nobody", "k": k}) == []
 
 
-def test_neo4j_query_uses_the_fused_index_with_parameters_only() -> None:
+def test_neo4j_query_uses_the_rec_index_with_parameters_only() -> None:
     def responder(query: str, params: dict[str, object]) -> list[dict[str, object]]:
         return [{"id": "p2", "title": "B", "score": 0.5}] if "queryNodes" in query else []
 
@@ -80,7 +93,7 @@ def test_neo4j_query_uses_the_fused_index_with_parameters_only() -> None:
     assert call.parameters == {"user_id": user, "k": 3}
     assert call.database == "shop"
     assert user not in call.query and "u1" not in call.query
-    assert "db.index.vector.queryNodes('product_fused_vec', $k + seen, u.fused_vec)" in call.query
+    assert "db.index.vector.queryNodes('product_rec_vec', $k + seen, u.rec_vec)" in call.query
     assert call.query.rstrip().endswith("LIMIT $k")
     if not cypher_lint_available():
         pytest.skip(unavailable_reason())

@@ -215,6 +215,10 @@ def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) ->
     assert len(stored) == 1
     after = rec.state.user_vecs[rec.state.user_index[user]]
     assert not np.allclose(before, after)
+    # the stored rec_vec follows the served vector: [u, 1, 0], normalized
+    (stored_rec,) = engine.cypher("MATCH (u:User {id: $u}) RETURN u.rec_vec AS r", {"u": user})["r"]
+    want = np.concatenate([after, [1.0, 0.0]])
+    np.testing.assert_allclose(stored_rec, want / np.linalg.norm(want), atol=1e-5)
     assert target not in set(engine.recommend(user, k=30)["product_id"])
     again = engine.add_interactions(frame.iloc[:1])  # idempotent
     assert again.relationships["VIEWED"] == 1
@@ -266,6 +270,19 @@ def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path
     np.testing.assert_allclose(vec, again, atol=1e-5, rtol=1e-4)
     # and it is in the store: similar() by fused vectors finds it
     assert len(engine.similar("new-1", modality="fused", k=3)) == 3
+    # every product's rec_vec is rewritten on one scale with the served vectors and biases,
+    # so the Cypher recipe ranks the new product among the others as the model scores it
+    rows = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.rec_vec AS r")
+    stored = {
+        k: np.asarray(r, dtype=np.float64) for k, r in zip(rows["id"], rows["r"], strict=True)
+    }
+    st = rec.state
+    assert set(stored) == set(st.items)
+    lifted = np.concatenate([st.item_vecs, st.item_bias[:, None]], axis=1)
+    scale = np.linalg.norm(lifted, axis=1).max()
+    got = np.stack([stored[k][:-1] for k in st.items])
+    np.testing.assert_allclose(got * scale, lifted, atol=1e-4 * scale)
+    np.testing.assert_allclose([np.linalg.norm(v) for v in stored.values()], 1.0, atol=1e-5)
     name = cat.category_names[cat.category[twin]]
     served = engine.recommend("u0001", k=50, category=name)
     assert "new-1" in set(served["product_id"])
