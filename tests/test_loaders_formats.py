@@ -58,6 +58,10 @@ def _column(store: EmbeddedStore, cypher: str, **params: Any) -> list[Any]:
     return [next(iter(r.values())) for r in store.query(cypher, params)]
 
 
+def _tuples(store: EmbeddedStore, cypher: str, **params: Any) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in store.query(cypher, params)]
+
+
 @pytest.mark.parametrize(
     "name",
     ["amazon_reviews", "amazon_qa", "movielens", "myntra", "cpsc_recalls", "clothing_reviews"],
@@ -358,11 +362,11 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
         "walmartstores": ("Walmart Stores", ["importer"], ["cpsc:10-238:importer"]),
         "widget": ("Widget", ["importer"], ["cpsc:25-191:importer"]),
     }  # fmt: skip
-    named = store.query(
+    assert _tuples(
+        store,
         "MATCH (:Recall {id: '24-100'})-[e:NAMES]->(s:Supplier) "
-        "RETURN s.id AS firm, e.roles AS roles ORDER BY firm"
-    )
-    assert [(r["firm"], r["roles"]) for r in named] == [
+        "RETURN s.id AS firm, e.roles AS roles ORDER BY firm",
+    ) == [
         ("acme", ["manufacturer", "retailer"]),
         ("bigboxstores", ["distributor"]),
         ("qvc", ["retailer"]),
@@ -382,11 +386,11 @@ def test_cpsc_recalls(tmp_path: Path, store: EmbeddedStore) -> None:
     assert not report.rejected
     acme = _one(store, "MATCH (s:Supplier {id: 'acme'}) RETURN s.roles AS roles, s.name AS n")
     assert acme == {"roles": ["manufacturer", "retailer", "importer"], "n": "Acme"}
-    named = store.query(
+    assert _tuples(
+        store,
         "MATCH (r:Recall)-[e:NAMES]->(:Supplier {id: 'acme'}) RETURN r.id AS id, e.roles AS r "
-        "ORDER BY id"
-    )
-    assert [(r["id"], r["r"]) for r in named] == [
+        "ORDER BY id",
+    ) == [
         ("24-100", ["manufacturer", "retailer"]),
         ("25-191", ["manufacturer"]),
         ("26-001", ["importer"]),

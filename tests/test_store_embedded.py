@@ -144,12 +144,18 @@ def test_a_store_made_with_an_older_schema_takes_writes(tmp_path: Path) -> None:
 def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "s") as s:
         s.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
+        s.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
     with EmbeddedStore(tmp_path / "s") as s:
         assert s.query("MATCH (b:Brand) RETURN b.name AS name") == [{"name": "Acme"}]
     with open_store(tmp_path / "s", read_only=True) as s:
         assert s.counts().nodes["Brand"] == 1
         with pytest.raises(QueryError):
             s.query("CREATE (:Brand {id: 'b2'})")
+        with pytest.raises(QueryError, match="read-only"):  # the store's refusal, said plainly
+            s.upsert_relationships(
+                "OF_BRAND", pd.DataFrame({"src": ["p1"], "dst": ["b1"]}), start="Product",
+                end="Brand",
+            )  # fmt: skip
 
 
 def test_reset_empties_the_graph(store: EmbeddedStore) -> None:

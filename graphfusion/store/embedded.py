@@ -102,7 +102,7 @@ class EmbeddedStore(BaseStore):
         self._lock = threading.RLock()
         self._closed = False
         # relationship type -> its table's property columns (name, LadybugDB type), in the
-        # stored order, which COPY follows (read by ensure_schema)
+        # stored order, which COPY follows (read on first use, by _stored_columns)
         self._rel_columns: dict[str, list[tuple[str, str]]] = {}
         if not read_only:
             self.ensure_schema()
@@ -228,9 +228,15 @@ class EmbeddedStore(BaseStore):
                 self._add_missing_columns(rel.type, rel.properties)
             else:
                 self._run(self.dialect.rel_table_ddl(rel), {})
-            # A store made with an older schema may hold columns the schema no longer names
-            # (kept, with their values) or hold added ones last.
-            self._rel_columns[rel.type] = [(r["name"], r["type"]) for r in self._columns(rel.type)]
+            self._rel_columns.pop(rel.type, None)  # read again on the next write
+
+    def _stored_columns(self, table: str) -> list[tuple[str, str]]:
+        """A relationship table's property columns (name, type) in their stored order: a store
+        made with an older schema may hold columns the schema no longer names (kept, with
+        their values) and holds the ones added since last."""
+        if table not in self._rel_columns:
+            self._rel_columns[table] = [(r["name"], r["type"]) for r in self._columns(table)]
+        return self._rel_columns[table]
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
         # table_info takes a literal; `table` is a schema identifier (validated, never input).
@@ -375,7 +381,7 @@ class EmbeddedStore(BaseStore):
         if new.num_rows:
             # COPY into a relationship table takes every property column, in the table's
             # order (absent ones null).
-            stored = self._rel_columns[rel.type]
+            stored = self._stored_columns(rel.type)
             types = [pa.string(), pa.string()] + [ladybug_arrow_type(t) for _, t in stored]
             tbl = self._arrow(new, [SRC, DST, *(name for name, _ in stored)], types)
             self._copy(rel.type, tbl, [], f" (from='{start.label}', to='{end.label}')")
