@@ -39,8 +39,9 @@ from benchmarks.features import DEFAULT_DATA
 from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
 from graphfusion.cypher_recipes import SEEN, recommend_query
 from graphfusion.evaluate import full_ranking_metrics, random_split
+from graphfusion.graph import unit_rows
 from graphfusion.store import EmbeddedStore
-from graphfusion.train import TrainConfig, load_interactions, train
+from graphfusion.train import TrainConfig, _per_user, load_interactions, train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -54,21 +55,10 @@ RANKINGS = {
 K = 10
 
 
-def _per_user(frame: Any, n: int) -> list[list[int]]:
-    out: list[list[int]] = [[] for _ in range(n)]
-    for u, i in zip(frame["user"].to_numpy(), frame["item"].to_numpy(), strict=True):
-        out[int(u)].append(int(i))
-    return out
-
-
 def _vectors(store: EmbeddedStore, label: str, prop: str, keys: list[str]) -> np.ndarray:
     table = store.query_arrow(f"MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v")
     found = dict(zip(table.column("id").to_pylist(), table.column("v").to_pylist(), strict=True))
     return np.asarray([found[k] for k in keys], dtype=np.float64)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _query_agreement(
@@ -91,7 +81,7 @@ def _query_agreement(
             for r in store.query(f"MATCH (:User {{id: $u}})-[:{t}]->(p:Product) RETURN p.id AS p",
                                  {"u": users[u]})
         }  # fmt: skip
-        cosine = _unit(rec[1]) @ _unit(rec[0][u : u + 1])[0]
+        cosine = unit_rows(rec[1]) @ unit_rows(rec[0][u : u + 1])[0]
         cosine[list(chosen)] = -np.inf
         want = set(np.argsort(-cosine, kind="stable")[:K].tolist())
         started = time.perf_counter()
@@ -129,8 +119,8 @@ def run(name: str, source: Path, work: Path, seeds: list[int], n_users: int) -> 
             scale = np.linalg.norm(fused[1], axis=1) / np.linalg.norm(rec[1][:, :d], axis=1)
             own = fused[0] @ fused[1].T + rec[1][:, d] * float(np.median(scale))
             scores = {
-                "fused_cosine": _unit(fused[0]) @ _unit(fused[1]).T,
-                "rec_cosine": _unit(rec[0]) @ _unit(rec[1]).T,
+                "fused_cosine": unit_rows(fused[0]) @ unit_rows(fused[1]).T,
+                "rec_cosine": unit_rows(rec[0]) @ unit_rows(rec[1]).T,
                 "own_scores": own,
             }
             entry: dict[str, Any] = {"seed": seed, "best_epoch": result.best_epoch}
