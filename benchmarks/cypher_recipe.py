@@ -1,20 +1,21 @@
 """Quality of the pure-Cypher recommendation recipe (``graphfusion.cypher_recipes``).
 
 On a copy of each prepared store of ``benchmarks.recommend``, the fusion model is trained with
-that benchmark's settings and written back (``fused_vec`` and ``rec_vec``), then the same
-split's test interactions are ranked (training and validation products left out, full
-ranking) by:
+that benchmark's settings (its taste model included) and written back (``fused_vec`` and
+``rec_vec``), then the same split's test interactions are ranked (training and validation
+products left out, full ranking) by:
 
-- the recipe as it was: the cosine of the stored ``fused_vec``;
-- the recipe: the cosine of the stored ``rec_vec`` (``graphfusion.rec_vectors``);
-- the model's own scores, ``u . i + b``, for reference (the recipe should equal them);
-- the served model (``TrainResult.test``: its scores blended with the neighbourhoods).
+- the recipe two versions ago: the cosine of the stored ``fused_vec``;
+- the recipe one version ago: the GNN's own scores, ``u . i + b`` (its ``rec_vec`` was those
+  lifted to a cosine: ``git show 7763141``), without the served blend;
+- the recipe: the cosine of the stored ``rec_vec``, factors of the served model's whole score
+  matrix (``graphfusion.rec_vectors``);
+- the served model (``TrainResult.test``: the GNN's scores blended with the neighbourhood
+  and taste kernels), which the recipe approximates.
 
-The taste model is left out of training (``taste_epochs=0``): it trains after the GNN and
-changes neither vector (the recommendation benchmark's fusion rows, which include it, are the
-served model with it). Last, the recipe's own query runs on the store for
-``--users`` users (the store holds every interaction, so it leaves out all of a user's
-products), timed, and its top 10 is compared with numpy's ranking of the same vectors.
+Last, the recipe's own query runs on the store for ``--users`` users (the store holds every
+interaction, so it leaves out all of a user's products), timed, and its top 10 is compared
+with numpy's ranking of the same vectors.
 
 Run::
 
@@ -47,10 +48,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "cypher-recipe"
 RANKINGS = {
-    "fused_cosine": "the recipe before: cosine of fused_vec",
-    "rec_cosine": "the recipe: cosine of rec_vec",
-    "own_scores": "the model's own scores (u . i + b)",
-    "served": "the served model (blend, no taste model)",
+    "fused_cosine": "the recipe two versions ago: cosine of fused_vec",
+    "gnn_scores": "the recipe one version ago: the GNN's u . i + b",
+    "rec_cosine": "the recipe: cosine of rec_vec (factors of the served scores)",
+    "served": "the served model (GNN, neighbourhoods and taste model)",
 }
 K = 10
 
@@ -102,8 +103,9 @@ def run(name: str, source: Path, work: Path, seeds: list[int], n_users: int) -> 
     with EmbeddedStore(folder) as store:
         for seed in seeds:
             config = TrainConfig(model="fusion", epochs=100, seed=seed, patience=PATIENCE, lr=LR,
-                                 batch_size=BATCH_SIZE, taste_epochs=0)  # fmt: skip
-            result = train(store, config, out_dir=work / "cypher-recipe-models", progress=True)
+                                 batch_size=BATCH_SIZE)  # fmt: skip
+            result = train(store, config, out_dir=work / "cypher-recipe-models" / name,
+                           progress=True)  # fmt: skip
             frame, users, items = load_interactions(store, config.interactions,
                                                     config.type_weights)  # fmt: skip
             train_df, valid_df, test_df = random_split(frame, seed=seed)
@@ -115,13 +117,13 @@ def run(name: str, source: Path, work: Path, seeds: list[int], n_users: int) -> 
                      _vectors(store, "Product", "fused_vec", items))  # fmt: skip
             rec = (_vectors(store, "User", "rec_vec", users),
                    _vectors(store, "Product", "rec_vec", items))  # fmt: skip
-            d = fused[0].shape[1]
-            scale = np.linalg.norm(fused[1], axis=1) / np.linalg.norm(rec[1][:, :d], axis=1)
-            own = fused[0] @ fused[1].T + rec[1][:, d] * float(np.median(scale))
+            saved = torch.load(result.checkpoint, weights_only=True)["state_dict"]
+            warm = np.bincount(train_df["item"], minlength=len(items)) > 0
+            bias = saved["bias"].numpy().astype(np.float64) * warm
             scores = {
                 "fused_cosine": unit_rows(fused[0]) @ unit_rows(fused[1]).T,
+                "gnn_scores": fused[0] @ fused[1].T + bias,
                 "rec_cosine": unit_rows(rec[0]) @ unit_rows(rec[1]).T,
-                "own_scores": own,
             }
             entry: dict[str, Any] = {"seed": seed, "best_epoch": result.best_epoch}
             for key, s in scores.items():

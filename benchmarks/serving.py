@@ -15,7 +15,10 @@ then, in one process with one thread:
 - the same for cold-start users: light users (1-2 interactions) and new users with
   demographics only (the cold-start blend of ``graphfusion.recommend``);
 - new products: ``add_products`` of one product at a time (store write, text embedding,
-  the content path), then ``recommend`` with its category.
+  the content path, ``rec_vec`` fitted to a sample of users' served scores), then
+  ``recommend`` with its category;
+- live interactions: ``add_interactions`` of one view at a time by a model user (store
+  write, the user's vector, ``rec_vec`` refitted to their served scores).
 
 Run::
 
@@ -90,7 +93,7 @@ def _brute_force(rec: Recommender) -> Callable[[str], np.ndarray]:
 
 def _kernels_of(rec: Recommender, names: list[str]) -> Callable[[str], Any]:
     """A user's neighbourhood kernels ``names`` as the model path computes them."""
-    return lambda user: rec._kernels(rec.state.user_index[user], names)
+    return lambda user: rec._kernels([rec.state.user_index[user]], names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +184,17 @@ def main(argv: list[str] | None = None) -> int:
 
         ms = _latencies(by_category, list(range(args.new_products)))
         rows.append(_summary("recommend with a category filter, after new products", ms))
+
+        def view(i: int) -> None:
+            u = st.user_index[first[i]]
+            unseen = np.flatnonzero(~np.isin(np.arange(len(st.items)), st.seen[u].indices))
+            rec.add_interactions(pd.DataFrame({
+                "user_id": [first[i]], "product_id": [st.items[int(rng.choice(unseen))]],
+                "type": ["VIEWED"], "ts": ["2026-11-30T12:00:00"],
+            }))  # fmt: skip
+
+        ms = _latencies(view, list(range(args.new_products)))
+        rows.append(_summary("add_interactions, one view (a model user)", ms))
     base = rows[0]["p99_ms"]
     table = [
         [r["case"], r["calls"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['per_s']:,.0f}",

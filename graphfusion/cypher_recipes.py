@@ -1,14 +1,13 @@
 """Recommendations in pure Cypher, from the vectors that training writes back.
 
-After ``graphfusion train`` every ``User`` and ``Product`` holds a ``rec_vec``: its fused
-vector with two coordinates more, made so that their cosine similarity ranks a user's products
-as the trained model's own scores do (fused vectors and product bias; see
+After ``graphfusion train`` every ``User`` and ``Product`` holds a ``rec_vec``: factors of the
+trained model's whole score matrix, the served blend included, made so that their cosine
+similarity ranks a user's products about as the served model does (see
 :mod:`graphfusion.rec_vectors`; the cosine of the ``fused_vec`` themselves ranks far worse).
 The query of :func:`recommend_query` ranks, for one user, the products nearest to the user's
 ``rec_vec``, leaving out the products the user already interacted with. It takes only the
 parameters ``$user_id`` and ``$k`` and returns rows ``id``, ``title``, ``score`` (cosine
-similarity, highest first), so it can be pasted into any Cypher shell. It ranks by the model's
-own scores, without the neighbourhoods and the taste model that the Python API blends in.
+similarity, highest first), so it can be pasted into any Cypher shell.
 
 - LadybugDB (embedded) scores every product: exact. Its ``array_cosine_similarity`` refuses
   plain lists, so both vectors are cast to ``FLOAT[dim]``; the user's products are collected

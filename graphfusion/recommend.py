@@ -28,8 +28,9 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 - **New products** get a vector at once through the fusion model's content path
   (:meth:`graphfusion.models.fusion.FusionGNN.item_content`): their text, image and price
   vectors and their brand, category, supplier and batch, without retraining. It is written to
-  the store as ``fused_vec`` and ``rec_vec`` (:mod:`graphfusion.rec_vectors`) too, so
-  ``Engine.similar(key, modality="fused")`` and the Cypher recipes see it.
+  the store as ``fused_vec``, so ``Engine.similar(key, modality="fused")`` sees it, and its
+  ``rec_vec`` (:mod:`graphfusion.rec_vectors`) is fitted to the served scores of a sample of
+  users, so the Cypher recipes rank it.
 - **Explanations** are graph evidence with the node keys of their path: products of the same
   brand or category the user interacted with, a product of theirs whose image looks alike,
   and products they interacted with that other users interacted with together with this one.
@@ -37,15 +38,15 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   write to the store through the validated loader (bad rows are reported with their line) and
   update the serving state: a user's vector moves to the mean of their vector and the vectors
   of the products they just interacted with (weighted by counts; written back as
-  ``fused_vec`` and ``rec_vec``); new products are embedded and pass the content path. A later
-  ``train()`` folds everything in properly.
+  ``fused_vec``), and their ``rec_vec`` is fitted to their served scores now; new products
+  are embedded and pass the content path. A later ``train()`` folds everything in properly.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,12 @@ from graphfusion.models.neighbourhood import (
     pooled,
 )
 from graphfusion.rec_vectors import PROPERTY as REC_PROPERTY
-from graphfusion.rec_vectors import product_rec_vectors, rec_vec_fits, user_rec_vectors
+from graphfusion.rec_vectors import (
+    fit_factors,
+    product_rec_vectors,
+    read_rec_vectors,
+    user_rec_vectors,
+)
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.train import (
     LEAK_FREE_BEHAVIOUR,
@@ -94,6 +100,10 @@ log = logging.getLogger("graphfusion.recommend")
 
 #: Users with at most this many interactions are served by the cold-start blend.
 LIGHT_USER_MAX = 2
+
+#: Users whose served scores place a new product's ``rec_vec`` (:mod:`graphfusion.rec_vectors`).
+REC_FIT_USERS = 256
+
 #: The largest ``k`` a call may ask for.
 MAX_K = 1_000
 #: Candidates taken from the full scoring before filters' ties and MMR re-ranking.
@@ -182,7 +192,7 @@ class _State:
     levels: np.ndarray | None = None  # (n_i,) price levels, with the price kernel
     follows: sp.csr_matrix | None = None  # users x users, with the followees kernel
     taste: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # taste model's q, e, bias
-    rec_scale: float | None = None  # M of the products' rec_vec written since loading
+    rec: tuple[np.ndarray, np.ndarray] | None = None  # stored rec_vec factors (users, items)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -409,58 +419,87 @@ class Recommender:
     def scores(self, user_id: str) -> tuple[np.ndarray, str]:
         """Scores of every product for a user, and how they were made (``model`` or
         ``cold-start blend``)."""
-        st = self.state
         u = self._user_row(user_id)
-        n_seen = st.seen.indptr[u + 1] - st.seen.indptr[u]
-        if n_seen > LIGHT_USER_MAX and self._vector_known(u):
-            return self._model_scores(u), "model"
+        if self._by_model(np.array([u]))[0]:
+            return self._model_scores([u])[0], "model"
         return self._blend(u), "cold-start blend"
 
-    def _model_scores(self, u: int) -> np.ndarray:
-        """The model's scores for a user with a vector: fused dot products and the product
-        bias, blended with the neighbourhoods of everything they have interacted with now."""
+    def _by_model(self, rows: np.ndarray) -> np.ndarray:
+        """Which of the user ``rows`` the model serves: those with a vector and more than
+        :data:`LIGHT_USER_MAX` interactions (the others get the cold-start blend)."""
         st = self.state
-        scores = st.item_vecs @ st.user_vecs[u] + st.item_bias
-        if st.kernel is not None and st.seen.indptr[u + 1] > st.seen.indptr[u]:
-            weights = {k: w for k, w in zip(KERNELS, st.kernel_weights, strict=True) if w}
-            kernels = self._kernels(u, list(weights))
-            scores = blend(torch.from_numpy(scores)[None], [kernels[k] for k in weights],
-                           list(weights.values()))[0].numpy()  # fmt: skip
+        known = np.any(st.user_vecs[rows], axis=1)
+        return np.asarray((np.diff(st.seen.indptr)[rows] > LIGHT_USER_MAX) & known)
+
+    def _served_scores(self, users: Sequence[int]) -> np.ndarray:
+        """``(len(users), n_i)``: :meth:`scores` of the user rows ``users``, those the model
+        serves scored together."""
+        rows = np.asarray(users, dtype=np.int64)
+        model = self._by_model(rows)
+        out = np.empty((len(rows), len(self.state.items)))
+        if model.any():
+            out[model] = self._model_scores(rows[model].tolist())
+        for k in np.flatnonzero(~model):
+            out[k] = self._blend(int(rows[k]))
+        return out
+
+    def _model_scores(self, users: Sequence[int]) -> np.ndarray:
+        """``(len(users), n_i)`` the model's scores for users with a vector: fused dot
+        products and the product bias, blended with the neighbourhoods of everything they have
+        interacted with now (the users without interactions keep the model's scores)."""
+        st = self.state
+        rows = np.asarray(users, dtype=np.int64)
+        scores = st.user_vecs[rows] @ st.item_vecs.T + st.item_bias
+        if st.kernel is None:
+            return scores
+        weights = {k: w for k, w in zip(KERNELS, st.kernel_weights, strict=True) if w}
+        active = np.diff(st.seen.indptr)[rows] > 0
+        if weights and active.any():
+            kernels = self._kernels(rows[active].tolist(), list(weights))
+            scores[active] = blend(torch.from_numpy(scores[active]),
+                                   [kernels[k] for k in weights],
+                                   list(weights.values())).numpy()  # fmt: skip
         return scores
 
-    def _kernels(self, u: int, names: list[str]) -> dict[str, torch.Tensor]:
-        """``(1, n_i)`` scores of the neighbourhood kernels ``names`` for the user row ``u``
-        (:func:`~graphfusion.models.neighbourhood.kernel_scores`, and the taste model's) over
-        everything they and whom they follow have interacted with now, each pair weighted by
-        its strength (described by its types and weights, for the taste model)."""
+    def _kernels(self, users: list[int], names: list[str]) -> dict[str, torch.Tensor]:
+        """``(len(users), n_i)`` scores of the neighbourhood kernels ``names`` for the user
+        rows ``users`` (:func:`~graphfusion.models.neighbourhood.kernel_scores`, and the taste
+        model's) over everything they and whom they follow have interacted with now, each pair
+        weighted by its strength (described by its types and weights, for the taste model)."""
         st = self.state
         assert st.kernel is not None
-        rows = [u]
+        index = {u: k for k, u in enumerate(dict.fromkeys(users))}
+        edges: list[tuple[int, int]] = []
         if {"followees", "taste"} & set(names) and st.follows is not None:
-            rows += st.follows.indices[st.follows.indptr[u] : st.follows.indptr[u + 1]].tolist()
+            for u in list(index):
+                for f in st.follows.indices[st.follows.indptr[u] : st.follows.indptr[u + 1]]:
+                    edges.append((index[u], index.setdefault(int(f), len(index))))
+        rows = list(index)
         pairs = self._strength()[rows].tocoo()
         n_i = len(st.items)
         levels = st.levels if st.levels is not None else np.zeros(n_i, dtype=np.float32)
         local = torch.tensor(np.vstack([pairs.row, pairs.col]))
-        follows = torch.tensor([[0] * (len(rows) - 1), list(range(1, len(rows)))])
+        follows = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t()
+        distinct = torch.arange(len(set(users)))  # the first rows (sharp wants no repeats)
         with torch.no_grad():
             out = kernel_scores(
-                [n for n in names if n != "taste"], torch.tensor([0]), local,
+                [n for n in names if n != "taste"], distinct, local,
                 len(rows), torch.from_numpy(st.kernel),
                 strength=torch.from_numpy(pairs.data.astype(np.float32)),
                 learned=torch.from_numpy(st.item_vecs), levels=torch.from_numpy(levels),
                 follows=follows,
             )  # fmt: skip
             if "taste" in names:
-                out["taste"] = self._taste_kernel(rows, pairs, local, follows)
-        return out
+                out["taste"] = self._taste_kernel(rows, pairs, local, follows)[distinct]
+        pick = torch.tensor([index[u] for u in users])
+        return {name: scores[pick] for name, scores in out.items()}
 
     def _taste_kernel(
         self, rows: list[int], pairs: sp.coo_matrix, local: torch.Tensor, follows: torch.Tensor
     ) -> torch.Tensor:
-        """``(1, n_i)`` the taste model's scores for the user ``rows[0]``, whom ``rows[1:]``
-        are followed by, from their ``pairs`` now (rows local to ``rows``; ``local``: the same
-        as a ``(2, E)`` tensor)."""
+        """``(len(rows), n_i)`` the taste model's scores for the user ``rows``, who follow
+        as ``follows`` says (rows local to ``rows``), from their ``pairs`` now (the same as a
+        ``(2, E)`` tensor: ``local``)."""
         st = self.state
         taste = self.fusion.taste if self.fusion is not None else None
         if taste is None or st.taste is None:
@@ -469,8 +508,9 @@ class Recommender:
         users = np.asarray(rows)[pairs.row]
         how = torch.from_numpy(pair_features(st.weights, self.config.interactions, users,
                                              pairs.col))  # fmt: skip
-        vector = taste.user_vectors(local, how, len(rows), follows, inputs=torch.from_numpy(inputs))
-        return (torch.from_numpy(items) @ vector[0] + torch.from_numpy(bias))[None]
+        vectors = taste.user_vectors(local, how, len(rows), follows,
+                                     inputs=torch.from_numpy(inputs))  # fmt: skip
+        return vectors @ torch.from_numpy(items).t() + torch.from_numpy(bias)
 
     def _vector_known(self, u: int) -> bool:
         return bool(np.any(self.state.user_vecs[u]))
@@ -512,7 +552,7 @@ class Recommender:
             [st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]],
             popularity=self._counts(),
             item_vecs=st.item_vecs,
-            model_scores=lambda _: self._model_scores(u) if self._vector_known(u) else None,
+            model_scores=lambda _: self._model_scores([u])[0] if self._vector_known(u) else None,
             peer_vecs=lambda _: st.user_vecs[peers].mean(0) if len(peers) else None,
         )
         return parts.blend(self.light_weights if weights is None else weights)[0]
@@ -737,10 +777,8 @@ class Recommender:
             st.user_vecs[u] = (n * st.user_vecs[u] + st.item_vecs[new].sum(0)) / (n + len(new))
             st.trained_users[u] = True
         keys = [st.users[u] for u in touched]
-        vecs = st.user_vecs[touched].astype(np.float64)
-        write_vectors(self.store, "User", "fused_vec", keys, vecs)
-        if rec_vec_fits(self.store, vecs.shape[1]):
-            write_vectors(self.store, "User", REC_PROPERTY, keys, user_rec_vectors(vecs))
+        write_vectors(self.store, "User", "fused_vec", keys, st.user_vecs[touched])
+        self._refit_user_rec(touched)
 
     def add_products(self, frame: pd.DataFrame, *, embed_progress: bool = False) -> LoadReport:
         """Store new products (with their image, category, brand, supplier and batch) and
@@ -824,24 +862,71 @@ class Recommender:
                 st.kernel[row] = kernel[n]
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
-        self._write_rec_vectors(keys)
+        self._refit_product_rec([st.item_index[k] for k in keys])
         self.catalogue = self._catalogue(export, st.items)
 
-    def _write_rec_vectors(self, keys: list[str]) -> None:
-        """Write the ``rec_vec`` of the products ``keys`` (new or changed), or of every product
-        when they do not fit the scale of those written before (the first time: the
-        vectors served since loading may differ from those training wrote)."""
+    def _rec_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The factors in the stored ``rec_vec`` of the users and products (the state's rows;
+        NaN rows where none is stored), read on first use, or None when the schema has none
+        (:mod:`graphfusion.rec_vectors`)."""
         st = self.state
-        if not rec_vec_fits(self.store, st.item_vecs.shape[1]):
+        if st.rec is None:
+            users = read_rec_vectors(self.store, "User", st.users)
+            items = read_rec_vectors(self.store, "Product", st.items)
+            if users is None or items is None:
+                return None
+            st.rec = (users[:, :-1], items[:, :-1])
+        users, items = st.rec
+        if len(items) < len(st.items):  # products added since: nothing stored for them yet
+            more = np.full((len(st.items) - len(items), items.shape[1]), np.nan)
+            st.rec = (users, np.vstack([items, more]))
+        return st.rec
+
+    def _refit_user_rec(self, rows: list[int]) -> None:
+        """Fit the ``rec_vec`` of the users ``rows`` to their served scores now, against the
+        products' stored factors, and write it."""
+        rec = self._rec_factors()
+        if rec is None:
             return
-        rows = [st.item_index[k] for k in keys]
-        lifted = np.concatenate([st.item_vecs[rows], st.item_bias[rows, None]], axis=1)
-        if st.rec_scale is None or float(np.linalg.norm(lifted, axis=1).max()) > st.rec_scale:
-            keys, rows = list(st.items), list(range(len(st.items)))
-            vecs, st.rec_scale = product_rec_vectors(st.item_vecs, st.item_bias)
-        else:
-            vecs, _ = product_rec_vectors(st.item_vecs[rows], st.item_bias[rows], st.rec_scale)
-        write_vectors(self.store, "Product", REC_PROPERTY, keys, vecs)
+        users, items = rec
+        have = np.isfinite(items).all(axis=1)
+        if not have.any():
+            return
+        scores = self._served_scores(rows)
+        centred = scores - scores.mean(axis=1, keepdims=True)
+        users[rows] = fit_factors(centred[:, have], items[have])
+        keys = [self.state.users[u] for u in rows]
+        write_vectors(self.store, "User", REC_PROPERTY, keys, user_rec_vectors(users[rows]))
+
+    def _refit_product_rec(self, rows: list[int]) -> None:
+        """Fit the ``rec_vec`` of the products ``rows`` (new or changed) to the served scores
+        of up to :data:`REC_FIT_USERS` users (a fixed sample of those the model serves)
+        against their stored factors, and write it. A product whose factors outgrow the
+        others' lift rescales every stored product and user (all rewritten)."""
+        rec = self._rec_factors()
+        if rec is None:
+            return
+        users, items = rec
+        st = self.state
+        everyone = np.arange(len(st.users))
+        candidates = np.flatnonzero(self._by_model(everyone) & np.isfinite(users).all(axis=1))
+        if not len(candidates):
+            return
+        size = min(REC_FIT_USERS, len(candidates))
+        sample = np.sort(np.random.default_rng(0).choice(candidates, size, replace=False))
+        scores = self._model_scores(sample.tolist())
+        centred = scores - scores.mean(axis=1, keepdims=True)
+        items[rows] = fit_factors(centred[:, rows].T, users[sample])
+        top = float(np.linalg.norm(items[rows], axis=1).max())
+        if top > 1.0:  # outside the lift of those stored: rescale everything
+            items /= top
+            users *= top
+            rows = np.flatnonzero(np.isfinite(items).all(axis=1)).tolist()
+            have = np.flatnonzero(np.isfinite(users).all(axis=1))
+            write_vectors(self.store, "User", REC_PROPERTY, [st.users[u] for u in have],
+                          user_rec_vectors(users[have]))  # fmt: skip
+        vecs, _ = product_rec_vectors(items[rows], scale=1.0)
+        write_vectors(self.store, "Product", REC_PROPERTY, [st.items[i] for i in rows], vecs)
 
     def _taste_rows(
         self, modalities: dict[str, torch.Tensor], log_price: torch.Tensor | None

@@ -9,8 +9,9 @@ content-only scores (how it ranks products that have no interactions yet), so th
 weights serve both warm and new products; then the weights of its neighbourhood blends
 (:mod:`graphfusion.models.neighbourhood`) are chosen on the validation split (those of the
 content-only scores on held-out cold products, where ``cold_items`` holds some out). The
-embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``, and the model's
-own scores as ``rec_vec`` for cosine indexes (:mod:`graphfusion.rec_vectors`); the curve of
+embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``, and factors of
+the model's whole score matrix (its blend included) as ``rec_vec`` for cosine indexes
+(:mod:`graphfusion.rec_vectors`); the curve of
 loss and validation Recall@20 is saved as a PNG beside the checkpoint.
 """
 
@@ -65,7 +66,8 @@ from graphfusion.plots import new_figure, save_figure
 from graphfusion.rec_vectors import (
     PROPERTY,
     product_rec_vectors,
-    rec_vec_fits,
+    rec_rank,
+    score_factors,
     user_rec_vectors,
 )
 from graphfusion.repeatable import repeatable
@@ -990,10 +992,14 @@ def train(
     if write_back:
         with torch.no_grad():
             u_emb, i_emb = (t.numpy().astype(np.float64) for t in model.embeddings())
-            bias = (model.bias * model.warm).numpy() if isinstance(model, FusionGNN) else None
         write_vectors(store, "User", "fused_vec", users, u_emb)
         write_vectors(store, "Product", "fused_vec", items, i_emb)
-        if rec_vec_fits(store, u_emb.shape[1]):
-            write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_emb))
-            write_vectors(store, "Product", PROPERTY, items, product_rec_vectors(i_emb, bias)[0])
+        rank = rec_rank(store)
+        if rank is not None:
+            model.eval()
+            u_fac, i_fac = score_factors(model.scores, n_u, n_i, rank, block=block,
+                                         seed=config.seed)  # fmt: skip
+            products, scale = product_rec_vectors(i_fac)
+            write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_fac, scale))
+            write_vectors(store, "Product", PROPERTY, items, products)
     return result

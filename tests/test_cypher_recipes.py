@@ -26,11 +26,12 @@ except ImportError:  # pragma: no cover - when tests/ is a package
 def test_ladybug_query_ranks_unseen_products_by_the_models_own_scores(
     store: EmbeddedStore, tiny_shop: Path, tmp_path: Path
 ) -> None:
-    """The recipe's cosine of ``rec_vec`` is the model's ``u . i + b`` over a positive
-    constant: ``rec_vec`` holds the fused vectors, the bias and a coordinate filling each
-    product's vector to norm 1 (graphfusion.rec_vectors)."""
+    """The recipe's cosine of ``rec_vec`` is the model's centred score over a positive
+    constant: ``rec_vec`` holds factors of the model's score matrix, exact for LightGCN (its
+    scores ``u . i`` have rank 64), and a coordinate filling each product's vector to norm 1
+    (graphfusion.rec_vectors)."""
     load(store, "synthetic", {"shop": tiny_shop})
-    config = TrainConfig(model="fusion", epochs=2, patience=2, batch_size=512)
+    config = TrainConfig(model="lightgcn", epochs=2, patience=2, batch_size=512)
     train(store, config, out_dir=tmp_path / "models")
     user, k = "u0001", 5
     seen = {
@@ -47,20 +48,16 @@ def test_ladybug_query_ranks_unseen_products_by_the_models_own_scores(
     )
     fused = np.asarray([r["f"] for r in products], dtype=np.float64)
     rec = np.asarray([r["r"] for r in products], dtype=np.float64)
-    d = fused.shape[1]
-    assert rec.shape == (len(products), d + 2)
     np.testing.assert_allclose(np.linalg.norm(rec, axis=1), 1.0, atol=1e-5)
-    scale = np.linalg.norm(fused[0]) / np.linalg.norm(rec[0, :d])  # M
-    np.testing.assert_allclose(rec[:, :d] * scale, fused, atol=1e-4 * scale)
-    bias = rec[:, d] * scale
-    assert np.ptp(bias) > 0  # the fusion model's learned popularity is in it
     u_rec = np.asarray(me["r"], dtype=np.float64)
-    np.testing.assert_allclose(u_rec[:d] / u_rec[d], me["f"], atol=1e-4)
-    assert u_rec[d + 1] == 0.0
-    model = fused @ np.asarray(me["f"], dtype=np.float64) + bias  # the model's own scores
+    assert u_rec[-1] == 0.0 and rec.shape[1] == len(u_rec) > fused.shape[1]
+    model = fused @ np.asarray(me["f"], dtype=np.float64)  # LightGCN's own scores
+    centred = model - model.mean()
+    np.testing.assert_allclose(rec @ u_rec, centred, atol=1e-4 * np.abs(centred).max())
     want = {r["id"]: float(m) for r, m in zip(products, model, strict=True) if r["id"] not in seen}
     order = sorted(want, key=lambda i: (-want[i], i))
     assert seen and len(want) > k
+    per_user = np.linalg.norm(u_rec)  # cosine = centred score / this
 
     rows = store.query(recommend_query("ladybug"), {"user_id": user, "k": k})
     assert recommend(store, user, k) == rows
@@ -68,8 +65,9 @@ def test_ladybug_query_ranks_unseen_products_by_the_models_own_scores(
     scores = [r["score"] for r in rows]
     assert len(rows) == k and not set(ids) & seen
     assert scores == sorted(scores, reverse=True)
-    per_user = scale * np.linalg.norm([*me["f"], 1.0])  # cosine = model score / this
-    assert [s * per_user for s in scores] == pytest.approx([want[i] for i in ids], abs=1e-3)
+    assert [s * per_user + model.mean() for s in scores] == pytest.approx(
+        [want[i] for i in ids], abs=1e-3
+    )
     # the k best by the model, up to float32 rounding of near-ties
     assert [want[i] for i in ids] == pytest.approx([want[i] for i in order[:k]], abs=1e-3)
     top = [want[i] for i in order[:4]]

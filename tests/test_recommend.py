@@ -174,7 +174,7 @@ def test_new_and_light_users_get_a_blend(engine: Engine) -> None:
     parts = [
         (1.0, standard(np.log1p(np.asarray(st.seen.sum(axis=0)).ravel()))),
         (1.0, standard(st.item_vecs @ st.item_vecs[mine].mean(0))),
-        (1.0, standard(rec._model_scores(u))),
+        (1.0, standard(rec._model_scores([u])[0])),
     ]
     if len(same):  # no one else of the tiny shop may share their age, gender and occupation
         parts.append((0.5, standard(st.item_vecs @ st.user_vecs[same].mean(0))))
@@ -188,6 +188,19 @@ def pa_table(frame: pd.DataFrame) -> object:
     import pyarrow as pa
 
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _rec_dots(engine: Engine, users: list[str]) -> np.ndarray:
+    """``(len(users), n_i)``: the dot products of the users' stored ``rec_vec`` with every
+    product's, in the served state's product order."""
+    rows = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.rec_vec AS r")
+    stored = dict(zip(rows["id"], rows["r"], strict=True))
+    items = np.asarray([stored[k] for k in engine.recommender().state.items], dtype=np.float64)
+    mine = engine.cypher(
+        "MATCH (u:User) WHERE u.id IN $u RETURN u.id AS id, u.rec_vec AS r", {"u": users}
+    )
+    have = dict(zip(mine["id"], mine["r"], strict=True))
+    return np.asarray([have[u] for u in users], dtype=np.float64) @ items.T
 
 
 def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) -> None:
@@ -215,10 +228,9 @@ def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) ->
     assert len(stored) == 1
     after = rec.state.user_vecs[rec.state.user_index[user]]
     assert not np.allclose(before, after)
-    # the stored rec_vec follows the served vector: [u, 1, 0], normalized
-    (stored_rec,) = engine.cypher("MATCH (u:User {id: $u}) RETURN u.rec_vec AS r", {"u": user})["r"]
-    want = np.concatenate([after, [1.0, 0.0]])
-    np.testing.assert_allclose(stored_rec, want / np.linalg.norm(want), atol=1e-5)
+    # the stored rec_vec is refitted to the served scores now (rec_vectors.fit_factors)
+    dots, served = _rec_dots(engine, [user]), rec.scores(user)[0]
+    assert np.corrcoef(dots[0], served)[0, 1] > 0.999  # the trained one: 0.99 here
     assert target not in set(engine.recommend(user, k=30)["product_id"])
     again = engine.add_interactions(frame.iloc[:1])  # idempotent
     assert again.relationships["VIEWED"] == 1
@@ -270,24 +282,38 @@ def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path
     np.testing.assert_allclose(vec, again, atol=1e-5, rtol=1e-4)
     # and it is in the store: similar() by fused vectors finds it
     assert len(engine.similar("new-1", modality="fused", k=3)) == 3
-    # every product's rec_vec is rewritten on one scale with the served vectors and biases,
-    # so the Cypher recipe ranks the new product among the others as the model scores it
-    rows = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.rec_vec AS r")
-    stored = {
-        k: np.asarray(r, dtype=np.float64) for k, r in zip(rows["id"], rows["r"], strict=True)
-    }
+    # its rec_vec is fitted to the served scores of the users the model serves, so the
+    # Cypher recipe ranks it among the others about as the model scores it
     st = rec.state
-    assert set(stored) == set(st.items)
-    lifted = np.concatenate([st.item_vecs, st.item_bias[:, None]], axis=1)
-    scale = np.linalg.norm(lifted, axis=1).max()
-    got = np.stack([stored[k][:-1] for k in st.items])
-    np.testing.assert_allclose(got * scale, lifted, atol=1e-4 * scale)
-    np.testing.assert_allclose([np.linalg.norm(v) for v in stored.values()], 1.0, atol=1e-5)
+    users = [u for u, n in zip(st.users, np.diff(st.seen.indptr), strict=True) if n > 2]
+    dots = _rec_dots(engine, users)[:, st.item_index["new-1"]]
+    served = [rec.scores(u)[0] for u in users]
+    centred = [row[st.item_index["new-1"]] - row.mean() for row in served]
+    assert np.corrcoef(dots, centred)[0, 1] > 0.9
     name = cat.category_names[cat.category[twin]]
     served = engine.recommend("u0001", k=50, category=name)
     assert "new-1" in set(served["product_id"])
     with pytest.raises(ValidationError, match="DataFrame"):
         engine.add_products("new-3")  # type: ignore[arg-type]
+
+
+def test_a_new_product_beyond_the_stored_lift_rescales_every_rec_vec(
+    engine: Engine, tiny_shop: Path
+) -> None:
+    """The products' ``rec_vec`` have norm 1; a new product whose fitted factors are longer
+    rescales every product and user, which keeps each user's order of the others."""
+    rec = engine.recommender()
+    factors = rec._rec_factors()
+    assert factors is not None
+    old = list(rec.state.items)
+    before = _rec_dots(engine, ["u0001", "u0002"])
+    factors[0][:] /= 1000.0  # users' factors far too short: the new one's fit far too long
+    engine.add_products(pd.DataFrame({"id": ["new-9"], "title": ["A copy"], "price": [9.0]}))
+    rows = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.rec_vec AS r")
+    assert set(rows["id"]) == {*old, "new-9"}
+    np.testing.assert_allclose([np.linalg.norm(r) for r in rows["r"]], 1.0, atol=1e-5)
+    after = _rec_dots(engine, ["u0001", "u0002"])[:, : len(old)]
+    np.testing.assert_allclose(after * 1000.0, before, rtol=1e-4, atol=1e-6)
 
 
 def test_explain(engine: Engine) -> None:
@@ -474,7 +500,7 @@ def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_
     follower = int(np.flatnonzero(np.diff(st.follows.indptr))[0])
     for user in ("u0001", st.users[follower]):
         u = st.user_index[user]
-        served = rec._kernels(u, list(KERNELS))
+        served = rec._kernels([u], list(KERNELS))
         with torch.no_grad():
             own = fusion.kernels(torch.tensor([u]), torch.from_numpy(st.item_vecs))
         for name in KERNELS:
@@ -483,6 +509,13 @@ def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_
         want = blend(model, [own[k] for k in KERNELS], weights)[0].numpy()
         np.testing.assert_allclose(rec.scores(user)[0], want, rtol=1e-4, atol=1e-4)
     assert served["followees"].any()  # the follower's followees have products
+    # many users at once (a follower and two of their followees, one user twice) score as
+    # each alone
+    followees = st.follows.indices[st.follows.indptr[follower] :][:2].tolist()
+    batch = [follower, *followees, 3, follower]
+    together = rec._model_scores(batch)
+    for row, u in zip(together, batch, strict=True):
+        np.testing.assert_allclose(row, rec._model_scores([u])[0], rtol=1e-4, atol=1e-4)
     # a new product of p0005's price and (nearly) its title: the same level, live or fresh
     cat = rec.catalogue
     twin = st.item_index["p0005"]
