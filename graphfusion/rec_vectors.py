@@ -109,7 +109,7 @@ def score_factors(
         block: Users scored at a time (memory is about ``block x num_items`` scores); every
             pass scores all users once, and there are ``2 * power + 2`` passes.
         seed: Seed of the random directions.
-        power: Power iterations (each sharpens the leading factors at one pass more).
+        power: Power iterations (each sharpens the leading factors at two passes more).
 
     Returns:
         ``(num_users, rank)`` user factors and ``(num_items, rank)`` product factors (the

@@ -11,8 +11,8 @@ weights serve both warm and new products; then the weights of its neighbourhood 
 content-only scores on held-out cold products, where ``cold_items`` holds some out). The
 embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``, and factors of
 the model's whole score matrix (its blend included) as ``rec_vec`` for cosine indexes
-(:mod:`graphfusion.rec_vectors`); the curve of
-loss and validation Recall@20 is saved as a PNG beside the checkpoint.
+(:mod:`graphfusion.rec_vectors`); the curve of loss and validation Recall@20 is saved as a PNG
+beside the checkpoint.
 """
 
 from __future__ import annotations
