@@ -40,6 +40,7 @@ from benchmarks.features import DEFAULT_DATA
 from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
 from graphfusion.cypher_recipes import SEEN, recommend_query
 from graphfusion.evaluate import full_ranking_metrics, random_split
+from graphfusion.features.embed import read_vectors
 from graphfusion.graph import unit_rows
 from graphfusion.store import EmbeddedStore
 from graphfusion.train import TrainConfig, _per_user, load_interactions, train
@@ -54,12 +55,6 @@ RANKINGS = {
     "served": "the served model (GNN, neighbourhoods and taste model)",
 }
 K = 10
-
-
-def _vectors(store: EmbeddedStore, label: str, prop: str, keys: list[str]) -> np.ndarray:
-    table = store.query_arrow(f"MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v")
-    found = dict(zip(table.column("id").to_pylist(), table.column("v").to_pylist(), strict=True))
-    return np.asarray([found[k] for k in keys], dtype=np.float64)
 
 
 def _query_agreement(
@@ -113,10 +108,10 @@ def run(name: str, source: Path, work: Path, seeds: list[int], n_users: int) -> 
             seen = [a + b for a, b in zip(_per_user(train_df, n_u), _per_user(valid_df, n_u),
                                           strict=True)]  # fmt: skip
             truth = _per_user(test_df, n_u)
-            fused = (_vectors(store, "User", "fused_vec", users),
-                     _vectors(store, "Product", "fused_vec", items))  # fmt: skip
-            rec = (_vectors(store, "User", "rec_vec", users),
-                   _vectors(store, "Product", "rec_vec", items))  # fmt: skip
+            fused = (read_vectors(store, "User", "fused_vec", users),
+                     read_vectors(store, "Product", "fused_vec", items))  # fmt: skip
+            rec = (read_vectors(store, "User", "rec_vec", users),
+                   read_vectors(store, "Product", "rec_vec", items))  # fmt: skip
             saved = torch.load(result.checkpoint, weights_only=True)["state_dict"]
             warm = np.bincount(train_df["item"], minlength=len(items)) > 0
             bias = saved["bias"].numpy().astype(np.float64) * warm

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from graphfusion.errors import ValidationError
+from graphfusion.features.embed import read_vectors
 from graphfusion.store.base import BaseStore
 
 __all__ = [
@@ -217,15 +218,6 @@ def read_rec_vectors(store: BaseStore, label: str, keys: Sequence[str]) -> np.nd
     the schema has no ``rec_vec`` (:func:`rec_rank`)."""
     if label not in ("User", "Product"):
         raise ValidationError("label must be User or Product")
-    rank = rec_rank(store)
-    if rank is None:
+    if rec_rank(store) is None:
         return None
-    table = store.query_arrow(
-        f"MATCH (n:{label}) WHERE n.{PROPERTY} IS NOT NULL RETURN n.id AS id, n.{PROPERTY} AS v"
-    )
-    found = dict(zip(table.column("id").to_pylist(), table.column("v").to_pylist(), strict=True))
-    out = np.full((len(keys), rank + 1), np.nan)
-    for row, key in enumerate(keys):
-        if key in found:
-            out[row] = found[key]
-    return out
+    return read_vectors(store, label, PROPERTY, keys)

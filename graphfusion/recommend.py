@@ -427,9 +427,13 @@ class Recommender:
     def _by_model(self, rows: np.ndarray) -> np.ndarray:
         """Which of the user ``rows`` the model serves: those with a vector and more than
         :data:`LIGHT_USER_MAX` interactions (the others get the cold-start blend)."""
-        st = self.state
-        known = np.any(st.user_vecs[rows], axis=1)
-        return np.asarray((np.diff(st.seen.indptr)[rows] > LIGHT_USER_MAX) & known)
+        known = np.any(self.state.user_vecs[rows], axis=1)
+        return np.asarray((self._interactions(rows) > LIGHT_USER_MAX) & known)
+
+    def _interactions(self, rows: np.ndarray) -> np.ndarray:
+        """Products each of the user ``rows`` has interacted with (any type), now."""
+        indptr = self.state.seen.indptr
+        return np.asarray(indptr[rows + 1] - indptr[rows])
 
     def _served_scores(self, users: Sequence[int]) -> np.ndarray:
         """``(len(users), n_i)``: :meth:`scores` of the user rows ``users``, those the model
@@ -453,7 +457,7 @@ class Recommender:
         if st.kernel is None:
             return scores
         weights = {k: w for k, w in zip(KERNELS, st.kernel_weights, strict=True) if w}
-        active = np.diff(st.seen.indptr)[rows] > 0
+        active = self._interactions(rows) > 0
         if weights and active.any():
             kernels = self._kernels(rows[active].tolist(), list(weights))
             scores[active] = blend(torch.from_numpy(scores[active]),

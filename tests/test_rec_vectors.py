@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from graphfusion.errors import ValidationError
+from graphfusion.features.embed import read_vectors
 from graphfusion.rec_vectors import (
     fit_factors,
     product_rec_vectors,
@@ -134,3 +135,10 @@ def test_the_store_schema_gives_the_rank_and_missing_vectors_read_as_nan(
     np.testing.assert_allclose(read[1], vec, atol=1e-6)
     with pytest.raises(ValidationError, match="User or Product"):
         read_rec_vectors(store, "Brand", ["b1"])
+
+
+def test_read_vectors_is_for_vector_properties_of_the_schema(store: EmbeddedStore) -> None:
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"], "title": ["A"]}))
+    assert np.isnan(read_vectors(store, "Product", "fused_vec", ["p1", "nope"])).all()
+    with pytest.raises(ValidationError, match="not a vector"):
+        read_vectors(store, "Product", "title", ["p1"])

@@ -30,7 +30,15 @@ from graphfusion.schema import Property
 from graphfusion.store.base import BaseStore
 from graphfusion.values import is_missing
 
-__all__ = ["EmbedError", "EmbedReport", "embed", "write_vectors", "MODALITIES", "cache_for"]
+__all__ = [
+    "EmbedError",
+    "EmbedReport",
+    "embed",
+    "write_vectors",
+    "read_vectors",
+    "MODALITIES",
+    "cache_for",
+]
 
 log = logging.getLogger("graphfusion.features")
 
@@ -161,6 +169,29 @@ def write_vectors(
             rows.append({node.key: key, prop: matrix[i].astype(np.float32).tolist()})
     store.write_node_rows(label, rows, batch_size=WRITE_BATCH)
     return len(rows), errors
+
+
+def read_vectors(store: BaseStore, label: str, prop: str, keys: Sequence[str]) -> np.ndarray:
+    """The stored vectors of a vector property, one row per key in ``keys``' order (NaN rows
+    for nodes without one, or not in the store), read in one query.
+
+    Raises:
+        SchemaError: Unknown label or property.
+        ValidationError: ``prop`` is not a vector.
+    """
+    node = store.schema.node(label)
+    ptype = node.prop(prop).type
+    if not ptype.is_vector:
+        raise ValidationError(f"{label}.{prop} is not a vector property")
+    table = store.query_arrow(
+        f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN n.{node.key} AS k, n.{prop} AS v"
+    )
+    found = dict(zip(table.column("k").to_pylist(), table.column("v").to_pylist(), strict=True))
+    out = np.full((len(keys), ptype.dim or 0), np.nan)
+    for row, key in enumerate(keys):
+        if key in found:
+            out[row] = found[key]
+    return out
 
 
 # ----------------------------------------------------------------------------- content
