@@ -129,6 +129,7 @@ def run(name: str, store_dir: Path, seed: int, limit: int | None) -> list[dict[s
             "product_recall@10": float((p <= 10).mean()),
             "product_mrr": float((1.0 / p).mean()),
             "index_build_s": build_s, "ms_per_question": per_question_ms,
+            "fusion_weights": {k: w.tolist() for k, w in index.fusion_weights.items()},
             "repeats": len(repeat[m][0]),
             "repeat_answer_recall@1": float(np.mean(repeat[m][0])),
             "repeat_product_recall@1": float(np.mean(repeat[m][1])),
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         repeated,
         title="Stored questions asked again (verbatim, no product id)",
     )
+    for r in rows:
+        if r["method"] == "fusion":
+            print(f"{r['dataset']}: learned fusion weights {r['fusion_weights']}")
     results = {"seed": args.seed, "held_out": HELD_OUT, "repeats": REPEATS, "rows": rows}
     path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text, again])
     print(f"saved {path}")

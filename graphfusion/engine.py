@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graphfusion.defects import DefectAnalysis, analyse
@@ -55,6 +56,7 @@ class Engine:
             self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
         self._recommender: Recommender | None = None
         self._qa: QAIndex | None = None
+        self._qa_weights: dict[str, np.ndarray] | None = None  # kept over new products
         self._defects: DefectAnalysis | None = None
 
     @classmethod
@@ -101,6 +103,7 @@ class Engine:
         all_sources.update(named_sources)
         # rebuilt from the new data on next use
         self._qa, self._recommender, self._defects = None, None, None
+        self._qa_weights = None
         return load(
             self.store,
             mapping,
@@ -127,6 +130,7 @@ class Engine:
         if "Passage" in self.store.schema.nodes and (only is None or "text" in only):
             write_passages(self.store)
         self._qa, self._defects = None, None
+        self._qa_weights = None
         return embed(
             self.store,
             only=only,
@@ -202,6 +206,8 @@ class Engine:
     def add_products(self, frame: pd.DataFrame) -> LoadReport:
         """Store new products and give them fused vectors through the content path."""
         report = self.recommender().add_products(frame)
+        if self._qa is not None and self._qa.fusion_weights:
+            self._qa_weights = self._qa.fusion_weights  # new products: same weights
         self._qa, self._defects = None, None  # rebuilt with the new products on next use
         return report
 
@@ -212,7 +218,7 @@ class Engine:
         """Link a customer question to products, past answers and review passages (see
         :meth:`graphfusion.qa.QAIndex.ask`; the index is built on first use)."""
         if self._qa is None:
-            self._qa = QAIndex(self.store)
+            self._qa = QAIndex(self.store, fusion_weights=self._qa_weights)
         return self._qa.ask(question, product_id, k, method)
 
     # ------------------------------------------------------------------ defects

@@ -14,10 +14,16 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   counts most); an answer or a passage scores its product's score, ties broken by its own
   similarity. With ``product_id`` the asked product's score is 1 (and it comes first in the
   product list of every method).
-- ``fusion`` (default): ``dense + a * bm25 / max(bm25) + b * graph`` with ``a`` and ``b``
+- ``fusion`` (default): for products ``dense + a * bm25 / max(bm25) + b * graph``; for
+  answers and passages the same three signals plus ``c * product_text``, how well the own
+  text of the item's product matches, ``dense + a * bm25 / max(bm25)`` of the
+  product with the products' ``a`` (the asked product first), so that the answers about the
+  products the question names rise among alike answers about other products. The weights are
   learned on the stored questions and their answers (:meth:`QAIndex.fit_fusion`: a grid
-  search of the MRR of held-in questions asked with themselves left out); reciprocal rank
-  fusion (``sum 1 / (60 + rank)``) when there are too few answered questions to learn from.
+  search of the MRR of held-in questions asked with themselves left out, also out of the
+  text and vector of a product represented by its questions); reciprocal rank fusion of the
+  three signals (``sum 1 / (60 + rank)``) when there are too few answered questions to
+  learn from.
   A question asked again is answered by its past answers: in the fusion, the answers to the
   stored questions with the same text (:func:`question_key`: case, spacing and punctuation
   aside) come first, and their product first in the product list, when those questions are
@@ -34,9 +40,11 @@ characters (a single longer sentence stays whole); shorter reviews are one passa
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import bm25s
@@ -67,8 +75,12 @@ MAX_QUESTION_CHARS = 10_000
 PASSAGE_MAX_CHARS = 300
 #: Rank offset of reciprocal rank fusion.
 RRF_K = 60
-#: Candidate weights of BM25 and graph in the learned fusion (dense has weight 1).
-FUSION_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+#: Candidate weights of BM25, graph and product text in the learned fusion (dense has
+#: weight 1).
+FUSION_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 4.0)
+#: Products or answers per training question, by each signal, among which the learned
+#: fusion's training ranks its own (:meth:`QAIndex.fit_fusion`).
+FIT_CANDIDATES = 200
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _WORD = re.compile(r"(?u)\w+")
@@ -171,22 +183,44 @@ class _Corpus:
     vecs: np.ndarray
     product: np.ndarray  # row of the linked product, -1 when none
     bm25: bm25s.BM25 | None
+    doc_freq: Counter[str] = field(default_factory=Counter)  # documents holding each token
+    mean_length: float = 0.0  # tokens per document
 
     @classmethod
     def build(
         cls, keys: list[str], texts: list[str], vecs: np.ndarray, product: np.ndarray
     ) -> _Corpus:
         index = None
+        doc_freq: Counter[str] = Counter()
+        mean_length = 0.0
         if keys:
-            tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
+            tokens = [_tokens(t) for t in texts]
+            for doc in tokens:
+                doc_freq.update(set(doc))
+            mean_length = float(np.mean([len(doc) for doc in tokens]))
             index = bm25s.BM25()
             index.index(tokens, show_progress=False)
-        return cls(keys, texts, unit_rows(vecs), product, index)
+        return cls(keys, texts, unit_rows(vecs), product, index, doc_freq, mean_length)
 
     def bm25_scores(self, tokens: list[str]) -> np.ndarray:
         if self.bm25 is None or not tokens:
             return np.zeros(len(self.keys))
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float64)
+
+    def bm25_score(self, tokens: list[str], doc: Counter[str]) -> float:
+        """The BM25 score of one document given by its token counts, with the index's
+        statistics (Lucene variant, as ``bm25s`` scores: the same for a stored document)."""
+        if self.bm25 is None:
+            return 0.0
+        k1, b, n = self.bm25.k1, self.bm25.b, len(self.keys)
+        norm = k1 * (1 - b + b * sum(doc.values()) / self.mean_length)
+        total = 0.0
+        for token in tokens:
+            tf = doc.get(token, 0)
+            if tf:
+                df = self.doc_freq[token]
+                total += np.log(1 + (n - df + 0.5) / (df + 0.5)) * tf / (norm + tf)
+        return float(total)
 
 
 class QAIndex:
@@ -201,9 +235,13 @@ class QAIndex:
             ``product_id`` (no question: benchmarks put held-out answers back this way).
         learn_fusion: Learn the fusion from the stored questions (:meth:`fit_fusion`);
             otherwise, or with too few of them, the fusion is reciprocal rank fusion.
+        fusion_weights: Weights learned before (the :attr:`fusion_weights` of an earlier index
+            of the store, ``products`` and ``answers``): used as they are, and nothing is
+            learned. The engine keeps them when new products make it rebuild the index.
 
     Raises:
-        ValidationError: The store has no products.
+        ValidationError: The store has no products; ``fusion_weights`` are not two and three
+            finite weights at least 0.
     """
 
     def __init__(
@@ -214,7 +252,9 @@ class QAIndex:
         exclude_questions: Collection[str] = (),
         extra_answers: pd.DataFrame | None = None,
         learn_fusion: bool = True,
+        fusion_weights: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> None:
+        given = _check_weights(fusion_weights) if fusion_weights is not None else None
         self.fusion_weights: dict[str, np.ndarray] = {}
         if encoder is None:
             from graphfusion.features.text import TextEncoder
@@ -318,15 +358,21 @@ class QAIndex:
                     qa_text[p].append(corpus.texts[row])
                     qa_vec[p] += corpus.vecs[row]
                     qa_n[p] += 1
+        self._text_from_qa = np.array([not t for t in texts])
+        self._vec_from_qa = ~p_has & (qa_n > 0)
+        self._qa_vec, self._qa_n = qa_vec, qa_n
         for p in range(len(self.products)):
-            if not texts[p]:
+            if self._text_from_qa[p]:
                 texts[p] = " ".join(qa_text[p])
-            if not p_has[p] and qa_n[p]:
+            if self._vec_from_qa[p]:
                 p_vecs[p] = qa_vec[p] / qa_n[p]
         self.product_corpus = _Corpus.build(
             self.products, texts, p_vecs, np.arange(len(self.products))
         )
-        self.fusion_trained_on = self.fit_fusion() if learn_fusion else 0
+        if given is not None:
+            self.fusion_weights, self.fusion_trained_on = given, 0
+        else:
+            self.fusion_trained_on = self.fit_fusion() if learn_fusion else 0
 
     # ------------------------------------------------------------------ asking
     def ask(
@@ -373,10 +419,12 @@ class QAIndex:
             question: The question text (checked by :meth:`ask`).
             asked: Row of the product asked on.
             leave_out: Row of a stored question to ignore (it is the question asked: training
-                the fusion on stored questions).
+                the fusion on stored questions), also in the text and vector of its product
+                where they are made of its questions and answers.
 
         Returns:
-            Per kind (``products``, ``answers``, ``passages``) the scores of every method;
+            Per kind (``products``, ``answers``, ``passages``) the scores of every method
+            (and, for answers and passages once the fusion is learned, ``product_text``);
             ``sim_q``, the stored questions' similarities; ``same``, the rows of the stored
             questions with the question's text (:func:`question_key`); ``tokens``; ``asked``.
         """
@@ -396,15 +444,18 @@ class QAIndex:
         if len(np.unique(self.questions.product[same])) > 1:
             same = same[:0]  # asked about several products: it names none of them
         out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens), "same": same}
-        dense = {}
-        lexical = {}
-        for name, corpus in (
-            ("products", self.product_corpus),
-            ("answers", self.answers),
-            ("passages", self.passages),
-        ):
+        dense: dict[str, np.ndarray] = {}
+        lexical: dict[str, np.ndarray] = {}
+        corpora = {
+            "products": self.product_corpus,
+            "answers": self.answers,
+            "passages": self.passages,
+        }
+        for name, corpus in corpora.items():
             dense[name] = corpus.vecs @ vec if len(corpus.keys) else np.zeros(0)
             lexical[name] = corpus.bm25_scores(tokens)
+        if leave_out is not None:
+            self._leave_out_of_product(leave_out, vec, tokens, dense, lexical)
         # graph: the best similarity among the items linked to each product
         n_p = len(self.products)
         p_graph = np.full(n_p, -1.0)
@@ -420,13 +471,21 @@ class QAIndex:
         a_graph = _linked(p_graph, self.answers.product) + 1e-3 * dense["answers"]
         s_graph = _linked(p_graph, self.passages.product) + 1e-3 * dense["passages"]
         graph = {"products": p_graph, "answers": a_graph, "passages": s_graph}
-        for name in ("products", "answers", "passages"):
+        text_match = None  # how well each product's own text matches
+        for name, corpus in corpora.items():
             methods = {"bm25": lexical[name], "dense": dense[name], "graph": graph[name]}
             weights = self.fusion_weights.get("answers" if name == "passages" else name)
             if weights is None:
                 methods["fusion"] = _rrf([methods["bm25"], methods["dense"], methods["graph"]])
             else:
+                if text_match is not None:
+                    fill = text_match.min() - 1.0
+                    methods["product_text"] = _linked(text_match, corpus.product, fill)
                 methods["fusion"] = _fused(_signals(methods), weights)
+            if name == "products" and weights is not None:
+                text_match = _text_match(_signals(methods), weights)
+                if asked is not None:
+                    text_match = _first(text_match, np.arange(n_p) == asked)
             if len(same) and name == "answers":  # the same question's answers come first
                 methods["fusion"] = _first(methods["fusion"], np.isin(self.answer_question, same))
             elif len(same) and name == "products":
@@ -439,44 +498,76 @@ class QAIndex:
         out["asked"] = asked
         return out
 
+    def _leave_out_of_product(
+        self,
+        row: int,
+        vec: np.ndarray,
+        tokens: list[str],
+        dense: dict[str, np.ndarray],
+        lexical: dict[str, np.ndarray],
+    ) -> None:
+        """Take the stored question ``row`` out of its product's scores where the product is
+        represented by its questions and answers (a product without text of its own), so that
+        a question asked with itself left out does not find itself in its product's text."""
+        p = int(self.questions.product[row])
+        if p < 0:
+            return
+        if self._text_from_qa[p]:
+            doc = Counter(_tokens(self.product_corpus.texts[p]))
+            doc.subtract(_tokens(self.questions.texts[row]))
+            lexical["products"][p] = self.product_corpus.bm25_score(tokens, +doc)
+        if self._vec_from_qa[p]:
+            n = self._qa_n[p] - 1
+            rest = (self._qa_vec[p] - self.questions.vecs[row]) / max(n, 1)
+            dense["products"][p] = float(unit_rows(rest[None])[0] @ vec) if n else 0.0
+
     # ------------------------------------------------------------------ learned fusion
     def fit_fusion(self, limit: int = 300, seed: int = 0) -> int:
-        """Learn the fusion's two weights from the stored questions and their answers.
+        """Learn the fusion's weights from the stored questions and their answers.
 
-        The fused score is ``dense + a * bm25 / max(bm25) + b * graph``. For up to ``limit``
-        answered questions (seeded sample), each asked with itself left out, ``(a, b)`` is
-        chosen on the grid :data:`FUSION_GRID` squared to maximize the MRR@10 of the
-        question's own answers (one pair of weights for answers and passages) and the MRR of
-        its product (another for products). With fewer than 20 answered questions nothing is
-        learned and the fusion stays reciprocal rank fusion.
+        For up to ``limit`` answered questions (seeded sample), each asked with itself left
+        out, the weights are chosen on the grid :data:`FUSION_GRID`: first ``(a, b)`` of the
+        products' ``dense + a * bm25 / max(bm25) + b * graph`` to maximize the MRR of the
+        question's product, then ``(a, b, c)`` of the answers' ``dense + a * bm25 / max(bm25)
+        + b * graph + c * product_text`` (``product_text``: the products' ``dense + a * bm25 /
+        max(bm25)`` with that ``a``) to maximize the MRR@10 of its own answers (passages take
+        the answers' weights). Ranks are counted among each question's
+        :data:`FIT_CANDIDATES` best products or answers by each signal (and its own), so
+        that the search costs the same for any size of store; ties count against the
+        question. With fewer than 20 answered questions nothing is learned and the fusion
+        stays reciprocal rank fusion.
 
         Returns:
             The number of training questions used.
         """
+        self.fusion_weights = {}
         answered = np.unique(self.answer_question[self.answer_question >= 0])
         if len(answered) < 20:
             return 0
         rng = np.random.default_rng(seed)
         chosen = rng.choice(answered, size=min(limit, len(answered)), replace=False)
-        seen: dict[str, list[tuple[list[np.ndarray], np.ndarray]]] = {"answers": [], "products": []}
+        products: list[_Case] = []
+        answers: list[_Case] = []
         for row in chosen:
             sc = self.scores(self.questions.texts[row], leave_out=int(row))
-            targets = {
-                "answers": np.flatnonzero(self.answer_question == row),
-                "products": np.array([self.questions.product[row]]),
-            }
-            for name, pos in targets.items():
-                if len(pos) and pos[0] >= 0:
-                    seen[name].append((_signals(sc[name]), pos))
-        for name, cases in seen.items():
-            if not cases:
+            product = int(self.questions.product[row])
+            if product < 0:
                 continue
-            cutoff = 10 if name == "answers" else None
-            best = max(
-                ((a, b) for a in FUSION_GRID for b in FUSION_GRID),
-                key=lambda ab: _mrr(cases, ab, cutoff),
-            )
-            self.fusion_weights[name] = np.array(best)
+            products.append(_Case.of(_signals(sc["products"]), np.array([product])))
+            own = np.flatnonzero(self.answer_question == row)
+            if len(own):
+                # the product text signal needs the products' weights: carry its two parts
+                parts = [_linked(x, self.answers.product) for x in _signals(sc["products"])[:2]]
+                answers.append(_Case.of(_signals(sc["answers"]) + parts, own))
+        if not products:
+            return 0
+        weights = _best_weights(products, cutoff=None)
+        self.fusion_weights["products"] = weights
+        if answers:
+            for case in answers:
+                dense, bm25 = case.signals[-2:]
+                case.signals = [*case.signals[:-2], _text_match([dense, bm25], weights)]
+            self.fusion_weights["answers"] = _best_weights(answers, cutoff=10)
         return len(chosen)
 
     # ------------------------------------------------------------------ result frames
@@ -588,6 +679,25 @@ def _check_question(question: object) -> str:
     return text
 
 
+def _check_weights(weights: Mapping[str, Sequence[float] | np.ndarray]) -> dict[str, np.ndarray]:
+    """Learned fusion weights as :meth:`QAIndex.fit_fusion` makes them, or ValidationError."""
+    sizes = {"products": 2, "answers": 3}
+    if not isinstance(weights, Mapping) or set(weights) != set(sizes):
+        raise ValidationError("fusion_weights must map 'products' and 'answers' to weights")
+    out = {}
+    for name, size in sizes.items():
+        try:
+            values = np.asarray(weights[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValidationError(f"fusion_weights[{name!r}] must be numbers") from None
+        if values.shape != (size,) or not np.isfinite(values).all() or (values < 0).any():
+            raise ValidationError(
+                f"fusion_weights[{name!r}] must be {size} finite weights at least 0"
+            )
+        out[name] = values
+    return out
+
+
 def question_key(text: str) -> str:
     """What two questions must share to count as the same question: their words, lower-cased
     (``"Is it   dishwasher-safe?"`` and ``"is it dishwasher safe"`` are the same)."""
@@ -604,34 +714,83 @@ def _first(score: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _signals(methods: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Dense, max-normalized BM25 and graph scores: what the learned fusion weighs."""
+    """What the learned fusion weighs: dense, max-normalized BM25 and graph scores, and the
+    text match of their product where there is one (answers and passages)."""
     bm25 = methods["bm25"]
     top = float(bm25.max()) if len(bm25) else 0.0
-    return [methods["dense"], bm25 / top if top > 0 else bm25, methods["graph"]]
+    out = [methods["dense"], bm25 / top if top > 0 else bm25, methods["graph"]]
+    if "product_text" in methods:
+        out.append(methods["product_text"])
+    return out
 
 
 def _fused(signals: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
-    dense, bm25, graph = signals
-    return dense + weights[0] * bm25 + weights[1] * graph
+    """The first signal (dense) plus the weighted others."""
+    out = np.asarray(signals[0], dtype=np.float64).copy()
+    for weight, signal in zip(weights, signals[1:], strict=True):
+        out += weight * signal
+    return out
 
 
-def _mrr(
-    cases: Sequence[tuple[list[np.ndarray], np.ndarray]],
-    weights: tuple[float, float],
-    cutoff: int | None,
-) -> float:
-    """Mean reciprocal rank of the best-ranked positive (0 beyond ``cutoff``)."""
-    total = 0.0
-    for signals, pos in cases:
-        score = _fused(signals, weights)
-        rank = int((score > score[pos].max()).sum()) + 1
-        total += 0.0 if cutoff is not None and rank > cutoff else 1.0 / rank
-    return total / len(cases)
+def _text_match(signals: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """How well each product's own text matches, from the products' signals and weights:
+    their fusion without its graph term (an answer's own similarity is in its product's
+    graph score already)."""
+    return signals[0] + weights[0] * signals[1]
 
 
-def _linked(product_score: np.ndarray, product: np.ndarray) -> np.ndarray:
-    """Each item's product score (-1 for items without a product)."""
-    out = np.full(len(product), -1.0)
+@dataclass
+class _Case:
+    """One training question of :meth:`QAIndex.fit_fusion`: the signals of its candidates
+    and which of them are its own (product or answers)."""
+
+    signals: list[np.ndarray]
+    positive: np.ndarray
+
+    @classmethod
+    def of(cls, signals: Sequence[np.ndarray], positives: np.ndarray) -> _Case:
+        """The case of :data:`FIT_CANDIDATES` best items by each signal and the positives."""
+        n = len(signals[0])
+        keep = [positives]
+        for signal in signals:
+            if n > FIT_CANDIDATES:
+                keep.append(np.argpartition(-signal, FIT_CANDIDATES - 1)[:FIT_CANDIDATES])
+            else:
+                keep.append(np.arange(n))
+        rows = np.unique(np.concatenate(keep))
+        return cls([np.asarray(x)[rows] for x in signals], np.isin(rows, positives))
+
+
+def _best_weights(cases: Sequence[_Case], cutoff: int | None) -> np.ndarray:
+    """The weights on the grid :data:`FUSION_GRID` (one per signal after the first) with the
+    best mean reciprocal rank of each case's best-ranked positive among its candidates (0
+    beyond ``cutoff``; ties count against it); the first in the grid's order among equals."""
+    width = max(len(case.positive) for case in cases)
+    n_signals = len(cases[0].signals)
+    signals = np.zeros((len(cases), n_signals, width))
+    signals[:, 0] = -np.inf  # padding ranks below every candidate
+    positive = np.zeros((len(cases), width), dtype=bool)
+    for i, case in enumerate(cases):
+        m = len(case.positive)
+        signals[i, :, :m] = case.signals
+        positive[i, :m] = case.positive
+    best, best_mrr = None, -1.0
+    for weights in itertools.product(FUSION_GRID, repeat=n_signals - 1):
+        score = signals[:, 0] + np.einsum("k,ckn->cn", np.array(weights), signals[:, 1:])
+        top = np.where(positive, score, -np.inf).max(axis=1, keepdims=True)
+        rank = (score >= top).sum(axis=1)
+        reciprocal = 1.0 / rank
+        if cutoff is not None:
+            reciprocal[rank > cutoff] = 0.0
+        mrr = float(reciprocal.mean())
+        if mrr > best_mrr + 1e-12:
+            best, best_mrr = weights, mrr
+    return np.array(best)
+
+
+def _linked(product_score: np.ndarray, product: np.ndarray, fill: float = -1.0) -> np.ndarray:
+    """Each item's product score (``fill`` for items without a product)."""
+    out = np.full(len(product), fill, dtype=np.float64)
     linked = product >= 0
     out[linked] = product_score[product[linked]]
     return out

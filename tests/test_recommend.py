@@ -297,6 +297,26 @@ def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path
         engine.add_products("new-3")  # type: ignore[arg-type]
 
 
+def test_new_products_keep_the_learned_qa_weights(engine: Engine) -> None:
+    """New products rebuild the QA index on the next question, with the fusion weights it
+    learned before (learning them again asks 300 stored questions); a load or embed
+    learns them anew."""
+    engine.ask("Is it dishwasher safe?")
+    assert engine._qa is not None and engine._qa.fusion_trained_on >= 20
+    learned = dict(engine._qa.fusion_weights)
+    frame = pd.DataFrame({"id": ["new-7"], "title": ["Zorblax kettle"], "price": [9.0]})
+    engine.add_products(frame)
+    result = engine.ask("Does the zorblax kettle whistle?", k=1, method="bm25")
+    assert result.products["product_id"][0] == "new-7"  # the index has the new product
+    assert engine._qa.fusion_trained_on == 0
+    assert engine._qa.fusion_weights.keys() == learned.keys()
+    for name, weights in learned.items():
+        np.testing.assert_array_equal(engine._qa.fusion_weights[name], weights)
+    engine.embed(only=("text",))
+    engine.ask("Is it dishwasher safe?")
+    assert engine._qa.fusion_trained_on >= 20
+
+
 def test_a_new_product_beyond_the_stored_lift_rescales_every_rec_vec(
     engine: Engine, tiny_shop: Path
 ) -> None:
