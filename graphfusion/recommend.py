@@ -788,6 +788,10 @@ class Recommender:
         """Store new products (with their image, category, brand, supplier and batch) and
         give them a fused vector through the model's content path (no retraining).
 
+        Only the new products and their photos are embedded (``embed(keys=...)``); the
+        behaviour vectors of the others, which new products rescale, stay until the next
+        ``embed`` or ``train``.
+
         Args:
             frame: Columns ``id`` and any of ``title``, ``description``, ``price``,
                 ``currency``, ``created_at``, ``category_id``, ``brand_id``, ``supplier_id``,
@@ -808,10 +812,20 @@ class Recommender:
         if self._encoders is None:  # loaded once, on the first new products
             self._encoders = (TextEncoder(), ImageEncoder())
         text, image = self._encoders
-        embed(self.store, text_encoder=text, image_encoder=image, progress=embed_progress)
         keys = [k for k in dict.fromkeys(frame["id"].astype(str)) if k in set(
             self.store.existing_keys("Product", frame["id"].astype(str).tolist()))]  # fmt: skip
         if keys:
+            images = self.store.query(
+                "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys RETURN i.id AS id",
+                {"keys": keys},
+            )
+            embed(
+                self.store,
+                text_encoder=text,
+                image_encoder=image,
+                progress=embed_progress,
+                keys={"Product": keys, "Image": [r["id"] for r in images]},
+            )
             self._place(keys)
         return report
 

@@ -88,6 +88,39 @@ def test_changed_content_is_reencoded_and_cache_reused(
         np.testing.assert_allclose(got, text_encoder.encode(["Blue lamp"])[0], atol=1e-5)
 
 
+def test_embedding_only_some_nodes(tmp_path: Path, text_encoder: TextEncoder) -> None:
+    """``keys`` limits a run to the nodes named (what ``add_products`` embeds): the others
+    keep what they had until a run without it."""
+    from graphfusion.features.embed import embed
+
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes("Product", pd.DataFrame({"id": ["a", "b"], "title": ["x", "y"]}))
+        engine.embed(text_encoder=text_encoder)
+        engine.store.upsert_nodes(
+            "Product", pd.DataFrame({"id": ["b", "c", "d"], "title": ["Y2", "Red mug", "Lamp"]})
+        )
+        report = embed(engine.store, text_encoder=text_encoder, keys={"Product": ["c"]})
+        assert report.encoded["Product.text_vec"] == 1
+        behaviour = report.encoded["Product.behaviour_vec"] + report.cached["Product.behaviour_vec"]
+        assert behaviour == 1  # the same features as a and b's: from the cache
+        assert report.encoded.get("User.behaviour_vec", 0) == 0
+        rows = engine.cypher(
+            "MATCH (p:Product) RETURN p.id AS id, p.text_vec IS NOT NULL AS t, "
+            "p.behaviour_vec IS NOT NULL AS b ORDER BY id"
+        )
+        assert rows["t"].tolist() == [True, True, True, False]
+        assert rows["b"].tolist() == [True, True, True, False]
+        got = engine.cypher("MATCH (p:Product {id: 'c'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(got, text_encoder.encode(["Red mug"])[0], atol=1e-5)
+        stale = engine.cypher("MATCH (p:Product {id: 'b'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(stale, text_encoder.encode(["y"])[0], atol=1e-5)
+        later = engine.embed(text_encoder=text_encoder)  # b's new title and d
+        assert later.encoded["Product.text_vec"] == 2
+        for bad in ({"Nope": ["a"]}, {"Product": "a"}, {"Product": [1]}, ["a"]):
+            with pytest.raises(ValidationError, match="keys"):
+                embed(engine.store, text_encoder=text_encoder, keys=bad)  # type: ignore[arg-type]
+
+
 def test_nodes_without_text_are_reported_and_the_rest_proceed(
     tmp_path: Path, text_encoder: TextEncoder
 ) -> None:

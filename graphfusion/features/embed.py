@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,20 @@ class _ImageFingerprints:
 # ----------------------------------------------------------------------------- the run
 
 
+def _check_keys(store: BaseStore, keys: Mapping[str, Collection[str]]) -> dict[str, set[str]]:
+    """``embed``'s ``keys`` as sets, or ValidationError."""
+    if not isinstance(keys, Mapping):
+        raise ValidationError("keys must map node labels to lists of node keys")
+    out: dict[str, set[str]] = {}
+    for label, some in keys.items():
+        if label not in store.schema.nodes:
+            raise ValidationError(f"keys name the label {label!r}, which the schema lacks")
+        if isinstance(some, str) or not all(isinstance(k, str) for k in some):
+            raise ValidationError(f"keys[{label!r}] must be a list of text keys")
+        out[label] = set(some)
+    return out
+
+
 class _Run:
     def __init__(
         self,
@@ -240,20 +254,27 @@ class _Run:
         cache: FeatureCache,
         report: EmbedReport,
         progress: bool,
+        keys: dict[str, set[str]] | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.report = report
         self.progress = progress
+        self.keys = keys  # only these nodes, by label; all when None
 
     def content_rows(self, label: str, prop: Property) -> list[dict[str, Any]]:
         node = self.store.schema.node(label)
         cols = ", ".join(f"n.{name} AS {name}" for name in prop.type.inputs)
+        where, params = "", {}
+        if self.keys is not None:
+            if not self.keys.get(label):
+                return []
+            where, params = f" WHERE n.{node.key} IN $keys", {"keys": sorted(self.keys[label])}
         query = (
-            f"MATCH (n:{label}) RETURN n.{node.key} AS key, {cols}, "
+            f"MATCH (n:{label}){where} RETURN n.{node.key} AS key, {cols}, "
             f"n.{prop.name} IS NULL AS missing"
         )
-        table = self.store.query_arrow(query)
+        table = self.store.query_arrow(query, params)
         return table.to_pylist() if table.num_rows else []
 
     def run_encoder(
@@ -346,6 +367,8 @@ class _Run:
         for label, prop in self.store.schema.vector_properties():
             if prop.type.encoder != "behaviour":
                 continue
+            if self.keys is not None and not self.keys.get(label):
+                continue
             frame = behaviour_features(self.store, label)
             if frame.shape[1] != prop.type.dim:
                 raise ValidationError(
@@ -358,6 +381,8 @@ class _Run:
             missing = {r["key"] for r in rows}
             values = frame.to_numpy(dtype=np.float32)
             contents = {str(k): values[i] for i, k in enumerate(frame.index)}
+            if self.keys is not None:
+                contents = {k: v for k, v in contents.items() if k in self.keys[label]}
             hashes = {
                 k: content_hash("behaviour", v.round(5).tobytes()) for k, v in contents.items()
             }
@@ -376,6 +401,7 @@ def embed(
     image_encoder: Any | None = None,
     report: str | Path | None = None,
     progress: bool = False,
+    keys: Mapping[str, Collection[str]] | None = None,
 ) -> EmbedReport:
     """Compute and store modality vectors for every node that needs one.
 
@@ -387,22 +413,28 @@ def embed(
         report: Where to write the nodes that got no vector (JSON lines); by default, when
             there are any, ``reports/embed-<time>.jsonl`` in the store folder.
         progress: Show progress bars.
+        keys: Only these nodes, by label (``{"Product": [...], "Image": [...]}``: new
+            products, say); every node when None. Behaviour features are still computed over
+            the whole store, which scales them, and written for these nodes only; the others
+            are brought up to date by the next run without ``keys``.
 
     Returns:
         What was encoded, cached, up to date, and the errors.
 
     Raises:
-        ValidationError: An unknown modality, or an encoder whose dimension does not fit.
+        ValidationError: An unknown modality, or an encoder whose dimension does not fit;
+            ``keys`` that are not text keys of labels of the schema.
     """
     kinds = [only] if isinstance(only, str) else list(only or MODALITIES)
     unknown = [k for k in kinds if k not in MODALITIES]
     if unknown:
         raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
+    chosen = None if keys is None else _check_keys(store, keys)
     started = time.perf_counter()
     result = EmbedReport()
     cache = cache_for(store)
     try:
-        run = _Run(store, cache, result, progress)
+        run = _Run(store, cache, result, progress, chosen)
         if "text" in kinds:
             from graphfusion.features.text import TextEncoder
 
