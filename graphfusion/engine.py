@@ -159,11 +159,16 @@ class Engine:
         **settings: Any,
     ) -> TrainResult:
         """Train a recommendation model and write ``fused_vec`` and ``rec_vec`` back (see
-        :func:`graphfusion.train.train`; ``settings`` are :class:`TrainConfig` fields)."""
+        :func:`graphfusion.train.train`; ``settings`` are :class:`TrainConfig` fields).
+
+        The behaviour vectors are brought up to date first (``embed(only="behaviour")``):
+        live interactions and new products move them, and training reads them from the
+        store."""
         try:
             config = TrainConfig(model=model, epochs=epochs, **settings)
         except TypeError as exc:
             raise ValidationError(f"unknown training setting: {exc}") from None
+        embed(self.store, only="behaviour")
         result = train(self.store, config, progress=progress)
         self._recommender = None  # serve the new model
         return result

@@ -789,8 +789,8 @@ class Recommender:
         give them a fused vector through the model's content path (no retraining).
 
         Only the new products and their photos are embedded (``embed(keys=...)``); the
-        behaviour vectors of the others, which new products rescale, stay until the next
-        ``embed`` or ``train``.
+        behaviour vectors of the others, which new products rescale, stay as they are until
+        the next full ``embed`` (:meth:`graphfusion.Engine.train` runs one for them).
 
         Args:
             frame: Columns ``id`` and any of ``title``, ``description``, ``price``,

@@ -297,6 +297,18 @@ def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path
         engine.add_products("new-3")  # type: ignore[arg-type]
 
 
+def test_training_again_brings_the_behaviour_vectors_up_to_date(engine: Engine) -> None:
+    """Live interactions move the behaviour features, which the next training reads."""
+    query = "MATCH (p:Product {id: 'p0003'}) RETURN p.behaviour_vec AS v"
+    before = np.array(engine.cypher(query)["v"][0])
+    users = [f"u{n:04d}" for n in range(1, 31)]
+    report = engine.add_interactions(pd.DataFrame({"user_id": users, "product_id": "p0003"}))
+    assert sum(report.relationships.values()) >= 20 and not report.rejected
+    np.testing.assert_array_equal(engine.cypher(query)["v"][0], before)  # not yet
+    engine.train("mf", epochs=1)
+    assert not np.allclose(engine.cypher(query)["v"][0], before)
+
+
 def test_new_products_keep_the_learned_qa_weights(engine: Engine) -> None:
     """New products rebuild the QA index on the next question, with the fusion weights it
     learned before (learning them again asks 300 stored questions); a load or embed
