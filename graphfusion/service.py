@@ -43,12 +43,12 @@ Security and limits:
   trained model, no vector yet), 400 for other refused arguments; 503 when the store fails.
 
 Concurrency: the engine is shared by the worker threads. Reads (recommend, similar, ask,
-defects) run concurrently under a shared lock (``/ask`` calls one at a time among themselves,
-a precaution: the text encoder's tokenizer is not documented as thread-safe); live updates,
-``/cypher`` on the embedded store and the first build of the recommender, QA index and defect
-analysis take the lock exclusively. A later ``/recommend`` or ``/similar`` sees the products
-and interactions of an earlier ``/events``; the QA index and the defect analysis, built once,
-do not (the engine does not rebuild them after live updates).
+defects) run concurrently under a shared lock (the text encoder, whose tokenizer is not
+documented as thread-safe, encodes one question at a time); live updates, ``/cypher`` on the
+embedded store and the builds of the recommender, QA index and defect analysis take the lock
+exclusively. A later ``/recommend`` or ``/similar`` sees the products and interactions of an
+earlier ``/events``; after new products the next ``/ask`` and ``/defects`` rebuild the QA
+index (with the fusion weights learned before) and the defect analysis with them.
 
 Example:
     >>> from graphfusion import Engine
@@ -633,7 +633,6 @@ class _Runtime:
         self.engine = engine
         self.image_root = image_root.resolve() if image_root is not None else None
         self.lock = _ReadWriteLock()
-        self.ask_lock = threading.Lock()
         self.built: set[str] = set()
 
     def ensure(self, part: str, build: Callable[[], object]) -> None:
@@ -947,7 +946,7 @@ def create_app(
         """Link a customer question to products, past answers and review passages."""
         args = (body.question, body.product_id, body.k, body.method)
         if "qa" in rt.built:
-            with rt.lock.read(), rt.ask_lock:
+            with rt.lock.read():
                 result = engine.ask(*args)
         else:
             with rt.lock.write():  # the first call builds the index
@@ -997,6 +996,7 @@ def create_app(
             if products:
                 frame = _frame(products, ("id",))
                 out.products = _summary(engine.add_products(frame))
+                rt.built -= {"qa", "defects"}  # the engine rebuilds them: the next call, alone
             if body.interactions:
                 frame = _frame(body.interactions, ("user_id", "product_id", "type"))
                 out.interactions = _summary(engine.add_interactions(frame))

@@ -74,3 +74,15 @@ def test_errors(encoder: TextEncoder, tmp_path: Path) -> None:
 def test_huge_text_is_cut_not_refused(encoder: TextEncoder) -> None:
     vectors = encoder.encode(["word " * 100_000])
     assert vectors.shape == (1, 384)
+
+
+def test_threads_share_one_encoder(encoder: TextEncoder) -> None:
+    """The service's worker threads share the engine's encoder: calls from many threads at
+    once give what one thread gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Is question number {i} about the blue mug answered?" for i in range(48)]
+    want = np.stack([encoder.encode([t])[0] for t in texts])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = np.stack(list(pool.map(lambda t: encoder.encode([t])[0], texts)))
+    np.testing.assert_allclose(got, want, atol=1e-6)

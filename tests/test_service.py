@@ -493,6 +493,8 @@ def test_events_update_what_recommend_serves(writable: Engine, tiny_shop: Path) 
         "MATCH (p)-[:OF_BRAND]->(b:Brand) "
         "RETURN p.title AS title, p.price AS price, c.id AS cat, c.name AS name, b.id AS brand"
     ).iloc[0]
+    asked = {"question": "Is the svc kettle any good?", "method": "bm25", "k": 1}
+    first = client.post("/ask", json=asked, headers=AUTH).json()["products"][0]["product_id"]
     body = {
         "products": [
             {
@@ -536,6 +538,11 @@ def test_events_update_what_recommend_serves(writable: Engine, tiny_shop: Path) 
     assert "svc-new" not in {i["product_id"] for i in bought}
     similar = client.get("/similar/svc-new?modality=fused&k=3", headers=AUTH)
     assert similar.status_code == 200 and len(similar.json()["items"]) == 3
+    # the next /ask rebuilds the QA index with the new products
+    kettle = {"products": [{"id": "svc-kettle", "title": "Svc kettle", "price": 9.0}]}
+    assert client.post("/events", json=kettle, headers=AUTH).status_code == 200
+    now = client.post("/ask", json=asked, headers=AUTH).json()["products"][0]["product_id"]
+    assert first != "svc-kettle" and now == "svc-kettle"
     # images only from under the image root
     for image in ("../../etc/passwd", "/etc/passwd", "images/none.png"):
         refused = client.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def _check_text(item: Any) -> str:
 
 
 class TextEncoder:
-    """Sentence embeddings, L2-normalized, in batches.
+    """Sentence embeddings, L2-normalized, in batches. Threads may share one encoder: its
+    calls run one at a time.
 
     Args:
         model: A sentence-transformers model folder; all-MiniLM-L6-v2 (384-d) from the
@@ -79,26 +81,29 @@ class TextEncoder:
         #: Stable id of the model (folder name and a digest of its files): a cache key.
         self.name = f"{path.name}:{_folder_digest(path)}"
         self._model: Any = None
+        # one call at a time: the tokenizer is not documented as thread-safe
+        self._lock = threading.RLock()
 
     def _load(self) -> Any:
         """The model, loaded on first use (so a run with nothing to encode loads nothing)."""
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+        with self._lock:
+            if self._model is None:
+                self._model = self._open()
+            return self._model
 
-            hf_logging.disable_progress_bar()
+    def _open(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-            try:
-                self._model = SentenceTransformer(
-                    str(self.path), device=self.device, local_files_only=True
-                )
-            except Exception as exc:
-                raise ValidationError(
-                    f"cannot load a sentence-transformers model from {self.path}: {exc}"
-                ) from None
-        return self._model
+        hf_logging.disable_progress_bar()
+        try:
+            return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+        except Exception as exc:
+            raise ValidationError(
+                f"cannot load a sentence-transformers model from {self.path}: {exc}"
+            ) from None
 
     @property
     def dim(self) -> int:
@@ -137,13 +142,14 @@ class TextEncoder:
                 errors[i] = str(exc)
         if not good:
             return EncodeResult(np.zeros((0, self.dim), dtype=np.float32), ok, errors)
-        vectors = self._load().encode(
-            good,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=progress,
-        )
+        with self._lock:
+            vectors = self._load().encode(
+                good,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=progress,
+            )
         return EncodeResult(l2_normalize(vectors), ok, errors)
 
 
