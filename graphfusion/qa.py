@@ -81,6 +81,9 @@ FUSION_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 4.0)
 #: Products or answers per training question, by each signal, among which the learned
 #: fusion's training ranks its own (:meth:`QAIndex.fit_fusion`).
 FIT_CANDIDATES = 200
+#: An answer or passage names its product in its evidence when the product's own text is
+#: among this many best matches of the question.
+TEXT_MATCH_EVIDENCE = 3
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _WORD = re.compile(r"(?u)\w+")
@@ -486,6 +489,8 @@ class QAIndex:
                 text_match = _text_match(_signals(methods), weights)
                 if asked is not None:
                     text_match = _first(text_match, np.arange(n_p) == asked)
+                out["text_rank"] = np.empty(n_p, dtype=np.int64)
+                out["text_rank"][np.argsort(-text_match, kind="stable")] = np.arange(1, n_p + 1)
             if len(same) and name == "answers":  # the same question's answers come first
                 methods["fusion"] = _first(methods["fusion"], np.isin(self.answer_question, same))
             elif len(same) and name == "products":
@@ -604,6 +609,14 @@ class QAIndex:
             }
         )
 
+    def _matched_product(self, p: int, sc: dict[str, Any]) -> str | None:
+        """How well product ``p``'s own text fits the question (``"best"``, ``"2nd best"``),
+        when among the :data:`TEXT_MATCH_EVIDENCE` best (not the product asked on)."""
+        rank = sc.get("text_rank")
+        if rank is None or p < 0 or p == sc["asked"] or rank[p] > TEXT_MATCH_EVIDENCE:
+            return None
+        return "best" if rank[p] == 1 else f"{_ordinal(int(rank[p]))} best"
+
     def _answers(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
         rows = _best(score, k)
         evidence, questions = [], []
@@ -619,6 +632,10 @@ class QAIndex:
                 ev.append(f"answer to a similar question{same} (similarity {sc['sim_q'][qi]:.2f})")
             elif same:
                 ev.append("an answer about the product asked on")
+            matched = self._matched_product(p, sc)
+            if matched:
+                title = self.titles[p] or self.products[p]
+                ev.append(f"about {title}, the product whose text fits the question {matched}")
             words = self._evidence_words(self.answers.texts[a], sc["tokens"])
             if words:
                 ev.append(words)
@@ -642,6 +659,9 @@ class QAIndex:
         for s in rows:
             p = int(self.passages.product[s])
             ev = [f"from a review of {self.titles[p] or self.products[p]}"] if p >= 0 else []
+            matched = self._matched_product(p, sc)
+            if matched:
+                ev.append(f"its product's text fits the question {matched}")
             words = self._evidence_words(self.passages.texts[s], sc["tokens"])
             if words:
                 ev.append(words)
@@ -696,6 +716,11 @@ def _check_weights(weights: Mapping[str, Sequence[float] | np.ndarray]) -> dict[
             )
         out[name] = values
     return out
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def question_key(text: str) -> str:

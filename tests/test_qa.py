@@ -352,3 +352,22 @@ def test_best_weights_find_the_signal_that_tells_the_positives() -> None:
     )
     small = _Case.of([np.arange(5.0), np.ones(5)], np.array([0]))
     assert len(small.positive) == 5  # every item of a small pool is a candidate
+
+
+def test_evidence_names_the_product_whose_text_fits_the_question(engine: Engine) -> None:
+    qa = QAIndex(engine.store)
+    p = int(qa.answers.product[0])
+    title, key = qa.titles[p], qa.products[p]
+    result = qa.ask(f"What is the {title} made of?", k=100)
+    about = result.answers[result.answers["product_id"] == key]
+    assert len(about)
+    best = f"about {title}, the product whose text fits the question best"
+    assert all(best in evidence for evidence in about["evidence"])
+    others = result.answers[result.answers["product_id"] != key]["evidence"]
+    assert not any(best in evidence for evidence in others)
+    reviews = result.passages[result.passages["product_id"] == key]["evidence"]
+    assert len(reviews) and all("its product's text fits the question best" in e for e in reviews)
+    # on the product's own page, the page says it instead
+    paged = qa.ask(f"What is the {title} made of?", product_id=key, k=100).answers
+    mine = paged[paged["product_id"] == key]["evidence"]
+    assert not any("fits the question" in " ".join(e) for e in mine)
