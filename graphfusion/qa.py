@@ -428,6 +428,7 @@ class QAIndex:
         Returns:
             Per kind (``products``, ``answers``, ``passages``) the scores of every method
             (and, for answers and passages once the fusion is learned, ``product_text``);
+            ``text_match``, how well each product's own text matches (once learned);
             ``sim_q``, the stored questions' similarities; ``same``, the rows of the stored
             questions with the question's text (:func:`question_key`); ``tokens``; ``asked``.
         """
@@ -484,13 +485,13 @@ class QAIndex:
                 if text_match is not None:
                     fill = text_match.min() - 1.0
                     methods["product_text"] = _linked(text_match, corpus.product, fill)
-                methods["fusion"] = _fused(_signals(methods), weights)
-            if name == "products" and weights is not None:
-                text_match = _text_match(_signals(methods), weights)
-                if asked is not None:
-                    text_match = _first(text_match, np.arange(n_p) == asked)
-                out["text_rank"] = np.empty(n_p, dtype=np.int64)
-                out["text_rank"][np.argsort(-text_match, kind="stable")] = np.arange(1, n_p + 1)
+                signals = _signals(methods)
+                methods["fusion"] = _fused(signals, weights)
+                if name == "products":
+                    text_match = _text_match(signals, weights)
+                    if asked is not None:
+                        text_match = _first(text_match, np.arange(n_p) == asked)
+                    out["text_match"] = text_match
             if len(same) and name == "answers":  # the same question's answers come first
                 methods["fusion"] = _first(methods["fusion"], np.isin(self.answer_question, same))
             elif len(same) and name == "products":
@@ -558,11 +559,12 @@ class QAIndex:
             product = int(self.questions.product[row])
             if product < 0:
                 continue
-            products.append(_Case.of(_signals(sc["products"]), np.array([product])))
+            product_signals = _signals(sc["products"])
+            products.append(_Case.of(product_signals, np.array([product])))
             own = np.flatnonzero(self.answer_question == row)
             if len(own):
                 # the product text signal needs the products' weights: carry its two parts
-                parts = [_linked(x, self.answers.product) for x in _signals(sc["products"])[:2]]
+                parts = [_linked(x, self.answers.product) for x in product_signals[:2]]
                 answers.append(_Case.of(_signals(sc["answers"]) + parts, own))
         if not products:
             return 0
@@ -612,10 +614,14 @@ class QAIndex:
     def _matched_product(self, p: int, sc: dict[str, Any]) -> str | None:
         """How well product ``p``'s own text fits the question (``"best"``, ``"2nd best"``),
         when among the :data:`TEXT_MATCH_EVIDENCE` best (not the product asked on)."""
-        rank = sc.get("text_rank")
-        if rank is None or p < 0 or p == sc["asked"] or rank[p] > TEXT_MATCH_EVIDENCE:
+        match = sc.get("text_match")
+        if match is None or p < 0 or p == sc["asked"]:
             return None
-        return "best" if rank[p] == 1 else f"{_ordinal(int(rank[p]))} best"
+        # its place among the products, ties to the first of them (a stable sort's order)
+        rank = int((match > match[p]).sum() + (match[:p] == match[p]).sum()) + 1
+        if rank > TEXT_MATCH_EVIDENCE:
+            return None
+        return "best" if rank == 1 else f"{_ordinal(rank)} best"
 
     def _answers(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
         rows = _best(score, k)
