@@ -787,6 +787,11 @@ def recalls_cmd(
     show_default=True, help="Largest request body; larger ones get 413.",
 )  # fmt: skip
 @click.option(
+    "--cypher-timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0,
+    show_default=True, metavar="SECONDS",
+    help="Seconds a POST /cypher query may run before the store stops it (400).",
+)  # fmt: skip
+@click.option(
     "--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info", show_default=True, help="uvicorn's log level (warning: no access log).",
 )  # fmt: skip
@@ -799,6 +804,7 @@ def serve_cmd(
     allow_cypher: bool,
     image_root: Path | None,
     max_body_bytes: int,
+    cypher_timeout: float,
     log_level: str,
     store: Path | None,
     neo4j_uri: str | None,
@@ -815,7 +821,8 @@ def serve_cmd(
     with _engine(store, neo4j_uri) as engine:
         serve(
             engine, host=host, port=port, token=token, allow_cypher=allow_cypher,
-            max_body_bytes=max_body_bytes, image_root=image_root, log_level=log_level,
+            max_body_bytes=max_body_bytes, image_root=image_root,
+            cypher_timeout_s=cypher_timeout, log_level=log_level,
         )  # fmt: skip
 
 

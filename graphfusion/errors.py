@@ -12,6 +12,7 @@ __all__ = [
     "NotFoundError",
     "NotReadyError",
     "QueryError",
+    "QueryTimeoutError",
 ]
 
 
@@ -50,3 +51,7 @@ class NotReadyError(ValidationError):
 
 class QueryError(GraphFusionError):
     """A Cypher query failed in the store."""
+
+
+class QueryTimeoutError(QueryError):
+    """A Cypher query ran past the time it was given and was stopped."""

@@ -56,6 +56,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from graphfusion.columnar import key_list
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import demographic_features
@@ -63,7 +64,7 @@ from graphfusion.features.embed import embed, write_vectors
 from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
-from graphfusion.ingest import LoadReport, load
+from graphfusion.ingest import LoadReport, Reject, load
 from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
 from graphfusion.models.neighbourhood import (
@@ -88,7 +89,6 @@ from graphfusion.train import (
     TrainConfig,
     _training_graph,
     link_matrices,
-    link_weights,
     pair_features,
     pair_strength,
     product_log_prices,
@@ -112,6 +112,10 @@ CANDIDATES_PER_K = 10
 LOOKS_LIKE_MIN = 0.8
 #: Interaction types a live update may add.
 LIVE_TYPES = ("VIEWED", "PURCHASED", "FAVORITED")
+#: The links of :meth:`Recommender.add_products` that a changed product's row replaces (a
+#: product has one category and one brand), by column: (relationship type, label). Supplier
+#: and batch links add up: a product may come from several of each.
+REPLACED_LINKS = {"category_id": ("IN_CATEGORY", "Category"), "brand_id": ("OF_BRAND", "Brand")}
 
 
 @dataclass(frozen=True)
@@ -731,7 +735,9 @@ class Recommender:
 
         Returns:
             The load report: rows written, and every bad row with its line (1 = first row)
-            and reason (unknown type, unknown user or product, bad timestamp...).
+            and reason (unknown type, unknown user or product, bad timestamp...). Only the
+            rows written reach the served state, as the store holds them: an interaction
+            sent again is the same link (its ``ts`` and ``weight`` replaced), not a second.
 
         Raises:
             ValidationError: Not a DataFrame, or a required column is missing.
@@ -747,42 +753,47 @@ class Recommender:
         for line in (np.flatnonzero(bad.to_numpy()) + 1).tolist():
             report.rejected.append(_bad_type(line, str(kinds.iloc[line - 1])))
         report.rejected.sort(key=lambda r: r.line)
-        good = frame[~bad]
-        self._fold_in(good)
+        self._fold_in(frame[_not_rejected(report, len(frame))])
         return report
 
     def _fold_in(self, frame: pd.DataFrame) -> None:
+        """Bring the served interactions of the pairs in ``frame`` (rows the load wrote) to
+        what the store now holds of them, and move the users who gained products."""
         st = self.state
-        rows: list[tuple[int, int, str, float]] = []
-        given = frame["weight"] if "weight" in frame.columns else [None] * len(frame)
-        weights = link_weights(list(given))
-        for user, item, rtype, weight in zip(frame["user_id"], frame["product_id"],
-                                             frame["type"], weights, strict=True):  # fmt: skip
-            u, i = st.user_index.get(str(user)), st.item_index.get(str(item))
+        pairs = set()
+        for user, item in zip(frame["user_id"], frame["product_id"], strict=True):
+            u, i = st.user_index.get(_key(user) or ""), st.item_index.get(_key(item) or "")
             if u is not None and i is not None:
-                rows.append((u, i, str(rtype), float(weight)))
-        if not rows:
+                pairs.add((u, i))
+        if not pairs:
             return
         shape = st.seen.shape
-        for rtype in {t for _, _, t, _ in rows}:
-            pairs = [(u, i) for u, i, t, _ in rows if t == rtype]
-            where = tuple(zip(*pairs, strict=True))
-            add = sp.csr_matrix(([1.0] * len(pairs), where), shape)
-            st.by_type[rtype] = (st.by_type.get(rtype, sp.csr_matrix(shape)) + add).tocsr()
-            add = sp.csr_matrix(([w for _, _, t, w in rows if t == rtype], where), shape)
-            st.weights[rtype] = (st.weights.get(rtype, sp.csr_matrix(shape)) + add).tocsr()
-        before = np.asarray(st.seen.sum(axis=1)).ravel()
+        us, items = (np.array(side, dtype=np.int64) for side in zip(*sorted(pairs), strict=True))
+        mask = sp.csr_matrix((np.ones(len(us)), (us, items)), shape)
+        among = ([st.users[u] for u in set(us)], [st.items[i] for i in set(items)])
+        for rtype in LIVE_TYPES:
+            # as the store holds them: a link sent again is the same link, its weight replaced
+            links, weights = link_matrices(self.store, rtype, st.users, st.items, among)
+            if rtype in st.by_type or links.nnz:
+                st.by_type[rtype] = _replace_pairs(st.by_type.get(rtype), links, mask)
+                st.weights[rtype] = _replace_pairs(st.weights.get(rtype), weights, mask)
+        before = st.seen
         st.seen = sum(st.by_type.values(), sp.csr_matrix(shape)).tocsr()
         st.extra.clear()
-        touched = sorted({u for u, _, _, _ in rows})
-        for u in touched:
-            new = [i for uu, i, _, _ in rows if uu == u]
-            n = before[u] if st.trained_users[u] and self._vector_known(u) else 0.0
+        gained = (np.asarray(st.seen[us, items]).ravel() > 0) & ~(
+            np.asarray(before[us, items]).ravel() > 0
+        )
+        moved = sorted(set(us[gained].tolist()))
+        for u in moved:
+            new = items[gained & (us == u)]
+            n = before.indptr[u + 1] - before.indptr[u]  # products before
+            n = n if st.trained_users[u] and self._vector_known(u) else 0
             st.user_vecs[u] = (n * st.user_vecs[u] + st.item_vecs[new].sum(0)) / (n + len(new))
             st.trained_users[u] = True
-        keys = [st.users[u] for u in touched]
-        write_vectors(self.store, "User", "fused_vec", keys, st.user_vecs[touched])
-        self._refit_user_rec(touched)
+        if moved:
+            keys = [st.users[u] for u in moved]
+            write_vectors(self.store, "User", "fused_vec", keys, st.user_vecs[moved])
+        self._refit_user_rec(sorted(set(us.tolist())))
 
     def add_products(self, frame: pd.DataFrame, *, embed_progress: bool = False) -> LoadReport:
         """Store new products (with their image, category, brand, supplier and batch) and
@@ -790,7 +801,9 @@ class Recommender:
 
         Only the new products and their photos are embedded (``embed(keys=...)``); the
         behaviour vectors of the others, which new products rescale, stay as they are until
-        the next full ``embed`` (:meth:`graphfusion.Engine.train` runs one for them).
+        the next full ``embed`` (:meth:`graphfusion.Engine.train` runs one for them). A
+        stored product's row changes what it gives: a new category or brand replaces the old
+        one (:data:`REPLACED_LINKS`), a supplier or batch is added to those it has.
 
         Args:
             frame: Columns ``id`` and any of ``title``, ``description``, ``price``,
@@ -799,7 +812,8 @@ class Recommender:
             embed_progress: Show the encoders' progress.
 
         Returns:
-            The load report (bad rows with their line and reason).
+            The load report: bad rows with their line and reason, among them the rows whose
+            image cannot be read (the product is stored, its photo without a vector).
 
         Raises:
             ValidationError: Not a DataFrame, no ``id`` column, or the served model is not the
@@ -809,25 +823,56 @@ class Recommender:
         if self.fusion is None:
             raise NotReadyError(f"{self.model_name} cannot place new products; train fusion")
         report = load(self.store, "live_products", {"products": frame})
+        self._replace_links(frame, report)
         if self._encoders is None:  # loaded once, on the first new products
             self._encoders = (TextEncoder(), ImageEncoder())
         text, image = self._encoders
-        keys = [k for k in dict.fromkeys(frame["id"].astype(str)) if k in set(
-            self.store.existing_keys("Product", frame["id"].astype(str).tolist()))]  # fmt: skip
+        given = [_key(v) for v in frame["id"]]
+        stored = self.store.existing_keys("Product", [k for k in given if k is not None])
+        keys = [k for k in dict.fromkeys(given) if k is not None and k in stored]
         if keys:
             images = self.store.query(
-                "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys RETURN i.id AS id",
+                "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys "
+                "RETURN p.id AS product, i.id AS id",
                 {"keys": keys},
             )
-            embed(
+            embedded = embed(
                 self.store,
                 text_encoder=text,
                 image_encoder=image,
                 progress=embed_progress,
                 keys={"Product": keys, "Image": [r["id"] for r in images]},
             )
+            # a photo that cannot be read is stored without a vector: say so on its row
+            of_image = {r["id"]: r["product"] for r in images}
+            lines = {key: n + 1 for n, key in reversed(list(enumerate(given))) if key}
+            for error in embedded.errors:
+                product = of_image.get(error.key) if error.label == "Image" else None
+                if product is not None and product in lines:
+                    report.rejected.append(Reject(
+                        "products:frame", lines[product], "image",
+                        f"the image cannot be used: {error.reason}", "Image",
+                    ))  # fmt: skip
+            report.rejected.sort(key=lambda r: r.line)
             self._place(keys)
         return report
+
+    def _replace_links(self, frame: pd.DataFrame, report: LoadReport) -> None:
+        """A product's category and brand are one each: where a row the load wrote gave a new
+        one (its link now stored), the links to the others go."""
+        written = _not_rejected(report, len(frame))
+        for column, (rtype, label) in REPLACED_LINKS.items():
+            if column not in frame.columns:
+                continue
+            for product, target in zip(frame["id"][written], frame[column][written], strict=True):
+                key, keep = _key(product), _key(target)
+                if key is None or keep is None:
+                    continue
+                self.store.query(
+                    f"MATCH (p:Product {{id: $key}})-[:{rtype}]->(:{label} {{id: $keep}}) "
+                    f"MATCH (p)-[r:{rtype}]->(old:{label}) WHERE old.id <> $keep DELETE r",
+                    {"key": key, "keep": keep},
+                )
 
     def _place(self, keys: list[str]) -> None:
         """Content-path vectors for the products ``keys`` (new or changed)."""
@@ -1038,11 +1083,36 @@ def _check_k(k: object) -> None:
         raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
 
 
-def _bad_type(line: int, value: str) -> Any:
-    from graphfusion.ingest import Reject
-
+def _bad_type(line: int, value: str) -> Reject:
     reason = f"unknown interaction type {value!r}; use one of {', '.join(LIVE_TYPES)}"
     return Reject("interactions:frame", line, "type", reason, "interaction")
+
+
+def _key(value: Any) -> str | None:
+    """A frame's id as the loader stores it (:func:`graphfusion.columnar.key_list`: stripped,
+    a whole float without ``.0``); None where it gives no single key."""
+    try:
+        keys = key_list(value)
+    except ValueError:
+        return None
+    return keys[0] if len(keys) == 1 else None
+
+
+def _not_rejected(report: LoadReport, n: int) -> np.ndarray:
+    """``(n,)`` True for the rows of a one-table load that the report does not reject."""
+    keep = np.ones(n, dtype=bool)
+    keep[[r.line - 1 for r in report.rejected if 1 <= r.line <= n]] = False
+    return keep
+
+
+def _replace_pairs(
+    old: sp.csr_matrix | None, new: sp.csr_matrix, mask: sp.csr_matrix
+) -> sp.csr_matrix:
+    """``old`` with its values at the pairs of ``mask`` replaced by those of ``new``."""
+    old = sp.csr_matrix(mask.shape) if old is None else old
+    out = (old - old.multiply(mask) + new.multiply(mask)).tocsr()
+    out.eliminate_zeros()
+    return out
 
 
 def _product_images(export: GraphExport, n_items: int) -> np.ndarray:

@@ -33,10 +33,12 @@ Security and limits:
 - ``/cypher`` strips string literals, quoted names and comments, then refuses every clause that
   writes or reaches outside the graph (:data:`WRITE_KEYWORDS`), several statements, and
   procedure calls other than :data:`READ_ONLY_PROCEDURES` (:func:`check_read_only`).
-  Parameters travel separately and are never pasted in. On the embedded store the query also
-  runs inside ``BEGIN TRANSACTION READ ONLY``, so LadybugDB itself refuses a write. The Neo4j
-  store's API has no read access mode, so there the keyword check is the only guard: give the
-  service a Neo4j user with read-only rights.
+  Parameters travel separately and are never pasted in; each ``$name`` needs one. The store
+  stops the query after ``cypher_timeout_s`` (:data:`DEFAULT_CYPHER_TIMEOUT_S`) and reads at
+  most :data:`MAX_CYPHER_ROWS` rows of it. The query also runs where the database itself
+  refuses a write (:meth:`~graphfusion.store.base.BaseStore.query_read`): inside ``BEGIN
+  TRANSACTION READ ONLY`` on the embedded store, in a read transaction on Neo4j. On Neo4j a
+  user with read-only rights is still the safer setting for the service.
 - Bad input is a 4xx with a JSON ``detail``: 422 for a request that does not fit its model,
   404 for an unknown user or product (:class:`~graphfusion.errors.NotFoundError`), 409 when
   the store is not ready for the request (:class:`~graphfusion.errors.NotReadyError`: no
@@ -92,6 +94,7 @@ from graphfusion.errors import (
 )
 from graphfusion.ingest import LoadReport
 from graphfusion.store import EmbeddedStore
+from graphfusion.store.base import ReadResult
 from graphfusion.store.cypher import single_statement
 
 __all__ = [
@@ -107,6 +110,7 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_CYPHER_CHARS",
     "MAX_CYPHER_ROWS",
+    "DEFAULT_CYPHER_TIMEOUT_S",
     "WRITE_KEYWORDS",
     "READ_ONLY_PROCEDURES",
     "Health",
@@ -152,8 +156,12 @@ MAX_ID_CHARS = 200
 MAX_CYPHER_CHARS = 20_000
 #: Most parameters of one ``/cypher`` query.
 MAX_CYPHER_PARAMS = 100
-#: Most rows ``/cypher`` returns (``truncated`` says when there were more).
+#: Most rows ``/cypher`` returns (``truncated`` says when there were more; the rest are not
+#: read from the store).
 MAX_CYPHER_ROWS = 1_000
+#: Seconds a ``/cypher`` query may run before the store stops it (400), unless
+#: ``create_app(cypher_timeout_s=...)`` says otherwise.
+DEFAULT_CYPHER_TIMEOUT_S = 10.0
 
 #: Words that make ``/cypher`` refuse a query (outside strings, quoted names and comments):
 #: clauses that write, administer, reach files or URLs, or control transactions, in Neo4j or
@@ -196,7 +204,8 @@ _PROCEDURE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0
 
 # ============================================================================ models
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON string or boolean is not taken for a number, nor a number for a string
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Response(BaseModel):
@@ -798,6 +807,7 @@ def create_app(
     allow_cypher: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     image_root: str | Path | None = None,
+    cypher_timeout_s: float = DEFAULT_CYPHER_TIMEOUT_S,
 ) -> FastAPI:
     """The REST application over ``engine`` (see the module docstring for the endpoints).
 
@@ -808,18 +818,25 @@ def create_app(
         max_body_bytes: Largest request body; larger ones get 413.
         image_root: Folder whose files ``POST /events`` products may name as ``image``
             (relative paths); without it an ``image`` is refused.
+        cypher_timeout_s: Seconds a ``/cypher`` query may run before the store stops it.
 
     Returns:
         The FastAPI application (serve it with uvicorn, or :func:`serve`).
 
     Raises:
-        ValidationError: A bad token, body limit or image root.
+        ValidationError: A bad token, body limit, image root or Cypher timeout.
     """
     _check_token(token)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
         raise ValidationError("max_body_bytes must be an integer")
     if max_body_bytes < 1:
         raise ValidationError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    if (
+        isinstance(cypher_timeout_s, bool)
+        or not isinstance(cypher_timeout_s, int | float)
+        or not 0 < cypher_timeout_s <= 3600
+    ):
+        raise ValidationError(f"cypher_timeout_s must be in (0, 3600], got {cypher_timeout_s!r}")
     root = Path(image_root) if image_root is not None else None
     if root is not None and not root.is_dir():
         raise ValidationError(f"image root {root} is not a folder")
@@ -880,6 +897,9 @@ def create_app(
     async def healthz() -> Health:  # async: never waits for a worker thread
         """Liveness: answers while the server runs (no token needed)."""
         return Health(version=__version__, store=store_kind)
+
+    # for monitors that probe with HEAD (the same answer, without its body)
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get(
         "/recommend/{user_id}",
@@ -989,8 +1009,7 @@ def create_app(
     def events(body: EventsRequest) -> Response:
         """Live updates: store products and interactions and update the served model (no
         retraining). Bad rows are reported with their line (1 = first item of the list)."""
-        products = [p.model_copy(update={"image": _image_path(rt, p.image)})
-                    for p in body.products]  # fmt: skip
+        products = _with_image_paths(rt, body.products)
         out = EventsResponse()
         with rt.lock.write():
             if products:
@@ -1008,7 +1027,10 @@ def create_app(
         dependencies=guarded,
         responses={
             **errors,
-            400: {"description": "The store refused the query"},
+            400: {
+                "description": "The store refused the query or stopped it at the time limit, "
+                "or a $parameter has no value"
+            },
             403: {"description": "The endpoint is off, or the query could write"},
         },
         tags=["cypher"],
@@ -1026,44 +1048,60 @@ def create_app(
         except ReadOnlyViolation as exc:
             raise HTTPException(status_code=403, detail=f"refused: {exc}") from None
         try:
-            rows = _read_only_query(rt, query, dict(body.params))
-        except QueryError as exc:
+            read = _read_only_query(rt, query, dict(body.params), cypher_timeout_s)
+        except (QueryError, ValidationError) as exc:  # refused, failed, stopped, a missing $param
             raise HTTPException(status_code=400, detail=str(exc)) from None
         except (ValueError, TypeError, OverflowError) as exc:  # a parameter the store cannot take
             raise HTTPException(status_code=400, detail=f"bad parameter: {exc}") from None
-        truncated = len(rows) > MAX_CYPHER_ROWS
-        rows = [_plain(r) for r in rows[:MAX_CYPHER_ROWS]]
         response = CypherResponse(
-            columns=list(rows[0]) if rows else [], rows=rows, truncated=truncated
+            columns=read.columns, rows=[_plain(r) for r in read.rows], truncated=read.truncated
         )
         return _json(response)
 
     return app
 
 
-def _image_path(rt: _Runtime, image: str | None) -> str | None:
-    """The checked absolute path of an event's image, which must be a file under the root."""
-    if image is None:
-        return None
-    if rt.image_root is None:
-        raise HTTPException(
-            status_code=422,
-            detail="this server takes no product images (start it with --image-root DIR)",
-        )
-    path = (rt.image_root / image).resolve()
-    if not path.is_relative_to(rt.image_root) or not path.is_file():
-        raise HTTPException(
-            status_code=422, detail=f"image {image!r} is not a file under the image root"
-        )
-    return str(path)
+def _with_image_paths(rt: _Runtime, products: list[ProductEvent]) -> list[ProductEvent]:
+    """The products with each ``image`` as a checked absolute path, which must name a file
+    under the image root.
+
+    Raises:
+        RequestValidationError: Images outside the root or not files (422, one error each,
+            located like the model's own errors).
+    """
+    out, errors, root = [], [], rt.image_root
+    for n, product in enumerate(products):
+        image, problem = product.image, None
+        if image is not None and root is None:
+            problem = "this server takes no product images (start it with --image-root DIR)"
+        elif image is not None and root is not None:
+            try:
+                path = (root / image).resolve()
+                inside = path.is_relative_to(root) and path.is_file()
+            except (ValueError, OSError):  # a NUL character, a name too long for the system
+                inside = False
+            if inside:
+                image = str(path)
+            else:
+                problem = f"image {image!r} is not a file under the image root"
+        if problem is not None:
+            loc = ("body", "products", n, "image")
+            errors.append({"type": "value_error", "loc": loc, "msg": problem})
+        out.append(product.model_copy(update={"image": image}))
+    if errors:
+        raise RequestValidationError(errors)
+    return out
 
 
-def _read_only_query(rt: _Runtime, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run a checked query in a transaction the database keeps from writing; on the embedded
-    store alone (its transaction is on the one connection)."""
+def _read_only_query(
+    rt: _Runtime, query: str, params: dict[str, Any], timeout_s: float = DEFAULT_CYPHER_TIMEOUT_S
+) -> ReadResult:
+    """Run a checked query in a transaction the database keeps from writing, at most
+    ``timeout_s`` seconds and :data:`MAX_CYPHER_ROWS` rows; on the embedded store alone (its
+    transaction is on the one connection)."""
     store = rt.engine.store
     with rt.lock.write() if isinstance(store, EmbeddedStore) else rt.lock.read():
-        return store.query_read(query, params)
+        return store.query_read(query, params, max_rows=MAX_CYPHER_ROWS, timeout_s=timeout_s)
 
 
 def serve(
@@ -1075,6 +1113,7 @@ def serve(
     allow_cypher: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     image_root: str | Path | None = None,
+    cypher_timeout_s: float = DEFAULT_CYPHER_TIMEOUT_S,
     log_level: str = "info",
 ) -> None:
     """Serve ``engine`` over HTTP with uvicorn (one process) until interrupted.
@@ -1087,6 +1126,7 @@ def serve(
         allow_cypher: Turn on the read-only ``POST /cypher``.
         max_body_bytes: Largest request body.
         image_root: Folder that product images of ``POST /events`` may name.
+        cypher_timeout_s: Seconds a ``/cypher`` query may run.
         log_level: uvicorn's log level.
 
     Raises:
@@ -1103,5 +1143,6 @@ def serve(
         allow_cypher=allow_cypher,
         max_body_bytes=max_body_bytes,
         image_root=image_root,
+        cypher_timeout_s=cypher_timeout_s,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -343,22 +343,35 @@ def load_interactions(
     return frame, users, items
 
 
-def links_query(store: BaseStore, rtype: str) -> str:
+def links_query(store: BaseStore, rtype: str, *, among: bool = False) -> str:
     """Cypher for every ``rtype`` link from a user to a product: columns ``u`` and ``p`` (the
-    keys) and ``w`` (the link's ``weight``; 1 where the type has none)."""
+    keys) and ``w`` (the link's ``weight``; 1 where the type has none). ``among``: only the
+    links between the users ``$users`` and the products ``$items``."""
     weight = "r.weight" if store.schema.rel(rtype).has_property("weight") else "1.0"
-    return f"MATCH (u:User)-[r:{rtype}]->(p:Product) RETURN u.id AS u, p.id AS p, {weight} AS w"
+    where = " WHERE u.id IN $users AND p.id IN $items" if among else ""
+    return (
+        f"MATCH (u:User)-[r:{rtype}]->(p:Product){where} RETURN u.id AS u, p.id AS p, {weight} AS w"
+    )
 
 
 def link_matrices(
-    store: BaseStore, rtype: str, users: Sequence[str], items: Sequence[str]
+    store: BaseStore,
+    rtype: str,
+    users: Sequence[str],
+    items: Sequence[str],
+    among: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """The ``rtype`` links from users to products (:func:`links_query`, one query) as two
     ``len(users) x len(items)`` matrices in the given key orders: the number of links per
     pair, and the sum of their weights (:func:`link_weights`). Links of users or products
-    not in the lists are left out."""
+    not in the lists are left out; with ``among`` (user keys, product keys), so are the links
+    of users and products outside those (read by the store alone)."""
     shape = (len(users), len(items))
-    table = store.query_arrow(links_query(store, rtype))
+    if among is None:
+        table = store.query_arrow(links_query(store, rtype))
+    else:
+        params = {"users": list(among[0]), "items": list(among[1])}
+        table = store.query_arrow(links_query(store, rtype, among=True), params)
     if table.num_rows == 0:  # its columns may then be missing or null typed
         return sp.csr_matrix(shape), sp.csr_matrix(shape)
     u = pc.index_in(table.column("u"), value_set=pa.array(users, pa.string()))

@@ -7,7 +7,7 @@ driver is exercised by ``test_store_neo4j.py::test_live_neo4j`` when ``NEO4J_URI
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,21 @@ class FakeResult:
     records: list[FakeRecord]
     summary: Any = None
     keys: list[str] = field(default_factory=list)
+
+
+class FakeStream:
+    """What a result transformer reads: the records one at a time, and the keys."""
+
+    def __init__(self, records: list[FakeRecord], keys: list[str]) -> None:
+        self._records, self._keys, self.read = records, keys, 0
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def __iter__(self) -> Iterator[FakeRecord]:
+        for record in self._records:
+            self.read += 1
+            yield record
 
 
 @dataclass
@@ -53,20 +68,31 @@ class RecordingDriver:
     def __init__(self, responder: Callable[[str, dict[str, Any]], Response] | None = None) -> None:
         self.calls: list[Call] = []
         self.closed = False
+        self.records_read = 0
         self.responder = responder or default_responder
 
     def execute_query(
-        self, query: str, parameters_: dict[str, Any] | None = None, database_: str | None = None,
+        self, query: Any, parameters_: dict[str, Any] | None = None, database_: str | None = None,
         **kwargs: Any,
-    ) -> FakeResult:  # fmt: skip
+    ) -> Any:  # fmt: skip
         params = dict(parameters_ or {})
-        self.calls.append(Call(query, params, database_, kwargs))
-        response = self.responder(query, params)
+        text = getattr(query, "text", query)  # a neo4j.Query carries its timeout
+        if hasattr(query, "timeout"):
+            kwargs["timeout"] = query.timeout
+        transformer = kwargs.get("result_transformer_")
+        self.calls.append(Call(text, params, database_, kwargs))
+        response = self.responder(text, params)
         if isinstance(response, tuple):
             keys, rows = response
         else:
             rows, keys = response, list(response[0]) if response else []
-        return FakeResult([FakeRecord(r) for r in rows], keys=keys)
+        records = [FakeRecord(r) for r in rows]
+        if transformer is not None:
+            stream = FakeStream(records, keys)
+            out = transformer(stream)
+            self.records_read = stream.read
+            return out
+        return FakeResult(records, keys=keys)
 
     def close(self) -> None:
         self.closed = True

@@ -241,6 +241,91 @@ def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) ->
         engine.add_interactions(pd.DataFrame({"user_id": [user]}))
 
 
+def test_live_interactions_serve_what_the_store_holds(engine: Engine) -> None:
+    """Only rows the load wrote reach the served state, and as the store holds them: a row
+    rejected, repeated or sent again moves nothing; ids are keyed as the loader keys them."""
+    rec = engine.recommender()
+    user, u = "u0010", rec.state.user_index["u0010"]
+    target = engine.recommend(user, k=1)["product_id"].iloc[0]
+    before = rec.scores(user)[0].copy()
+    report = engine.add_interactions(
+        pd.DataFrame({"user_id": [user], "product_id": [target], "ts": ["not a date"]})
+    )
+    assert [r.line for r in report.rejected] == [1]
+    np.testing.assert_array_equal(rec.scores(user)[0], before)
+    assert engine.recommend(user, k=1)["product_id"].iloc[0] == target
+    # the same purchase three times, its ids padded: one link, stored and served
+    padded = pd.DataFrame({"user_id": [f" {user} "] * 3, "product_id": [f"{target}  "] * 3})
+    report = engine.add_interactions(padded)
+    assert report.relationships["PURCHASED"] == 1 and [r.line for r in report.rejected] == [2, 3]
+    i = rec.state.item_index[target]
+    assert rec.state.by_type["PURCHASED"][u, i] == 1
+    assert target not in set(engine.recommend(user, k=20)["product_id"])
+    fresh = Recommender(engine.store)  # a fresh start on the store has the same links
+    for rtype, links in fresh.state.by_type.items():
+        assert (rec.state.by_type[rtype] != links).nnz == 0
+        assert (rec.state.weights[rtype] != fresh.state.weights[rtype]).nnz == 0
+    # a stored view sent again is the same link: nothing served moves
+    viewed = engine.cypher(
+        "MATCH (u:User {id: $u})-[:VIEWED]->(p:Product) RETURN p.id AS id", {"u": user}
+    )["id"].iloc[0]
+    after, links = rec.scores(user)[0].copy(), rec.state.seen.nnz
+    for _ in range(2):
+        engine.add_interactions(
+            pd.DataFrame({"user_id": [user], "product_id": [viewed], "type": ["VIEWED"]})
+        )
+    np.testing.assert_array_equal(rec.scores(user)[0], after)
+    assert rec.state.seen.nnz == links
+    assert engine.stats().relationships["VIEWED"] == rec.state.by_type["VIEWED"].nnz
+
+
+def test_live_products_change_links_and_report_bad_images(engine: Engine, tmp_path: Path) -> None:
+    """A product row keyed with spaces is the product the store keys; a changed product's
+    category and brand replace the old ones; a photo that cannot be read is reported."""
+    rec = engine.recommender()
+
+    def links(key: str, rtype: str, label: str) -> set[str]:
+        rows = engine.cypher(
+            f"MATCH (p:Product {{id: $k}})-[:{rtype}]->(x:{label}) RETURN x.id AS id", {"k": key}
+        )
+        return set(rows["id"]) if len(rows) else set()
+
+    old_cat = links("p0002", "IN_CATEGORY", "Category")
+    old_brand = links("p0002", "OF_BRAND", "Brand")
+    suppliers = set(engine.cypher(
+        "MATCH (s:Supplier)-[:SUPPLIES]->(p:Product {id: 'p0002'}) RETURN s.id AS id"
+    )["id"])  # fmt: skip
+    cats = sorted(set(engine.cypher("MATCH (c:Category) RETURN c.id AS id")["id"]) - old_cat)
+    brands = sorted(set(engine.cypher("MATCH (b:Brand) RETURN b.id AS id")["id"]) - old_brand)
+    others = sorted(set(engine.cypher("MATCH (s:Supplier) RETURN s.id AS id")["id"]) - suppliers)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    frame = pd.DataFrame({
+        "id": [" px010 ", "p0002", "px011"],
+        "title": ["Test Widget Mug - Blue", None, "Imgtest Lamp"],
+        "category_id": [cats[0], cats[0], cats[1]],
+        "brand_id": [brands[0], brands[0], None],
+        "supplier_id": [None, others[0], None],
+        "image": [None, None, str(broken)],
+    })  # fmt: skip
+    report = engine.add_products(frame)
+    assert [(r.line, r.field) for r in report.rejected] == [(3, "image")]
+    assert "cannot be used" in report.rejected[0].reason
+    assert "px010" in rec.state.item_index and " px010 " not in rec.state.item_index
+    assert len(engine.similar("px010", k=2)) == 2  # it has a text vector
+    assert links("p0002", "IN_CATEGORY", "Category") == {cats[0]}
+    assert links("p0002", "OF_BRAND", "Brand") == {brands[0]}
+    now = set(engine.cypher(
+        "MATCH (s:Supplier)-[:SUPPLIES]->(p:Product {id: 'p0002'}) RETURN s.id AS id"
+    )["id"])  # fmt: skip
+    assert now == suppliers | {others[0]}  # suppliers add up
+    assert "px011" in rec.state.item_index  # the product is stored, its photo has no vector
+    # a row the load rejects leaves the product's links as they were
+    again = engine.add_products(pd.DataFrame({"id": ["p0002"], "category_id": ["no-such"]}))
+    assert [r.line for r in again.rejected] == [1]
+    assert links("p0002", "IN_CATEGORY", "Category") == {cats[0]}
+
+
 def test_content_path_reproduces_stored_products(engine: Engine) -> None:
     """The inductive path gives a stored product the same content vector as the model."""
     rec = engine.recommender()

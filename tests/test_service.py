@@ -77,6 +77,7 @@ def _detail(response: Any) -> Any:
 def test_healthz_and_openapi(client: TestClient) -> None:
     health = client.get("/healthz")  # no token needed
     assert health.status_code == 200
+    assert client.head("/healthz").status_code == 200  # for monitors that probe with HEAD
     assert health.json() == {"status": "ok", "version": "0.1.0", "store": "embedded"}
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
@@ -261,6 +262,8 @@ def test_ask(client: TestClient) -> None:
         ({"question": "ok?", "method": "magic"}, 422),
         ({"question": "ok?", "k": 0}, 422),
         ({"question": "ok?", "k": MAX_K + 1}, 422),
+        ({"question": "ok?", "k": True}, 422),  # strict: no booleans or text for numbers
+        ({"question": "ok?", "k": "3"}, 422),
         ({"question": "ok?", "extra": 1}, 422),
         ({"question": 5}, 422),
         ({}, 422),
@@ -414,6 +417,38 @@ def test_cypher_bad_requests(client: TestClient) -> None:
     assert odd.status_code == 400, odd.text
 
 
+def test_cypher_limits_rows_and_time_and_needs_every_parameter(
+    client: TestClient, shared: Engine
+) -> None:
+    many = client.post(
+        "/cypher", json={"query": "UNWIND range(1, 5000000) AS n RETURN n"}, headers=AUTH
+    ).json()
+    assert many["truncated"] and len(many["rows"]) == MAX_CYPHER_ROWS
+    none = client.post(
+        "/cypher",
+        json={"query": "MATCH (u:User) WHERE u.id = $u RETURN u.id AS id, u.name AS name",
+              "params": {"u": "nobody"}},
+        headers=AUTH,
+    ).json()  # fmt: skip
+    assert none == {"columns": ["id", "name"], "rows": [], "truncated": False}
+    for params in ({}, {"v": 1}):  # $u missing, with or without other parameters
+        missing = client.post(
+            "/cypher", json={"query": "RETURN $u AS u", "params": params}, headers=AUTH
+        )
+        assert missing.status_code == 400 and "$u" in _detail(missing)
+    quick = TestClient(create_app(shared, token=TOKEN, allow_cypher=True, cypher_timeout_s=0.5))
+    endless = (
+        "UNWIND range(1, 1000000000) AS x UNWIND range(1, 1000) AS y "
+        "WITH x * y AS z WHERE z % 7 = 3 RETURN count(*) AS n"
+    )
+    stopped = quick.post("/cypher", json={"query": endless}, headers=AUTH)
+    assert stopped.status_code == 400 and "0.5 s" in _detail(stopped)
+    # the service goes on serving
+    assert quick.get(f"/recommend/{USER}?k=2", headers=AUTH).status_code == 200
+    with pytest.raises(ValidationError, match="cypher_timeout_s"):
+        create_app(shared, cypher_timeout_s=0)
+
+
 def test_cypher_is_off_unless_enabled(shared: Engine) -> None:
     off = TestClient(create_app(shared, token=TOKEN))
     response = off.post("/cypher", json={"query": "RETURN 1 AS one"}, headers=AUTH)
@@ -429,7 +464,7 @@ def test_read_only_transaction_refuses_a_write_by_itself(writable: Engine) -> No
     with pytest.raises(QueryError, match="read-only transaction"):
         _read_only_query(rt, "CREATE (p:Product {id: 'evil'})", {})
     assert writable.stats().nodes["Product"] == before
-    assert _read_only_query(rt, "RETURN $x AS x", {"x": 2}) == [{"x": 2}]
+    assert _read_only_query(rt, "RETURN $x AS x", {"x": 2}).rows == [{"x": 2}]
     # the transaction ended: the store still takes writes
     writable.cypher("CREATE (p:Product {id: 'fine'})")
     assert writable.stats().nodes["Product"] == before + 1
@@ -470,6 +505,9 @@ def test_events_limits(client: TestClient) -> None:
         {"products": [{"id": "x", "price": -1}]},
         {"products": [{"id": "x", "colour": 1}]},
         {"interactions": [{"user_id": USER, "product_id": "p0001", "weight": "heavy"}]},
+        {"interactions": [{"user_id": USER, "product_id": "p0001", "weight": "2"}]},
+        {"products": [{"id": "x", "price": "12"}]},
+        {"products": [{"id": 12}]},
     ]
     for body in bad_bodies:
         assert client.post("/events", json=body, headers=AUTH).status_code == 422, body
@@ -544,14 +582,20 @@ def test_events_update_what_recommend_serves(writable: Engine, tiny_shop: Path) 
     now = client.post("/ask", json=asked, headers=AUTH).json()["products"][0]["product_id"]
     assert first != "svc-kettle" and now == "svc-kettle"
     # images only from under the image root
-    for image in ("../../etc/passwd", "/etc/passwd", "images/none.png"):
+    # (a 422 located like the request model's own errors)
+    odd = ("../../etc/passwd", "/etc/passwd", "images/none.png", "images/p0005.png\x00x", "a" * 300)
+    for image in odd:
         refused = client.post(
-            "/events", json={"products": [{"id": "svc-x", "image": image}]}, headers=AUTH
+            "/events",
+            json={"products": [{"id": "svc-y"}, {"id": "svc-x", "image": image}]},
+            headers=AUTH,
         )
-        assert refused.status_code == 422 and "image root" in _detail(refused)
+        assert refused.status_code == 422, refused.text
+        [error] = _detail(refused)
+        assert error["loc"] == ["body", "products", 1, "image"] and "image root" in error["msg"]
     no_root = TestClient(create_app(writable))
     refused = no_root.post("/events", json={"products": [{"id": "svc-x", "image": "a.png"}]})
-    assert refused.status_code == 422 and "--image-root" in _detail(refused)
+    assert refused.status_code == 422 and "--image-root" in _detail(refused)[0]["msg"]
     assert writable.cypher("MATCH (p:Product {id: 'svc-x'}) RETURN p.id AS id").empty
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from graphfusion.errors import (
     QueryError,
+    QueryTimeoutError,
     SchemaError,
     StoreError,
     StoreLockedError,
@@ -240,9 +241,8 @@ def test_query_errors(store: EmbeddedStore) -> None:
 def test_query_read_refuses_writes_and_leaves_the_store_usable(store: EmbeddedStore) -> None:
     store.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
     count = "MATCH (b:Brand) RETURN count(b) AS n"
-    assert store.query_read("MATCH (b:Brand {id: $id}) RETURN b.name AS name", {"id": "b1"}) == [
-        {"name": "Acme"}
-    ]
+    read = store.query_read("MATCH (b:Brand {id: $id}) RETURN b.name AS name", {"id": "b1"})
+    assert (read.columns, read.rows, read.truncated) == (["name"], [{"name": "Acme"}], False)
     for write in (
         "CREATE (:Brand {id: 'b2'})",
         "MATCH (b:Brand) SET b.name = 'Evil'",
@@ -257,6 +257,41 @@ def test_query_read_refuses_writes_and_leaves_the_store_usable(store: EmbeddedSt
     assert store.query(count) == [{"n": 2}]
     with pytest.raises(ValidationError):
         store.query_read("RETURN 1; RETURN 2")
+
+
+def test_query_read_limits_rows_and_time(store: EmbeddedStore) -> None:
+    read = store.query_read("UNWIND range(1, 3000000) AS n RETURN n, n * 2 AS m", max_rows=3)
+    assert read.columns == ["n", "m"]
+    assert read.rows == [{"n": 1, "m": 2}, {"n": 2, "m": 4}, {"n": 3, "m": 6}]
+    assert read.truncated
+    exact = store.query_read("UNWIND range(1, 3) AS n RETURN n", max_rows=3)
+    assert (len(exact.rows), exact.truncated) == (3, False)
+    # no rows: the columns are still known
+    empty = store.query_read("MATCH (b:Brand) WHERE b.id = $id RETURN b.id AS id, b.name AS n",
+                             {"id": "nobody"})  # fmt: skip
+    assert (empty.columns, empty.rows, empty.truncated) == (["id", "n"], [], False)
+    endless = (
+        "UNWIND range(1, 1000000000) AS x UNWIND range(1, 1000) AS y "
+        "WITH x * y AS z WHERE z % 7 = 3 RETURN count(*) AS n"
+    )
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError, match=r"0\.5 s"):
+        store.query_read(endless, timeout_s=0.5)
+    assert time.monotonic() - started < 60
+    # the timeout was for that query only: the store reads and writes as before
+    assert store.query("UNWIND range(1, 2000000) AS n RETURN count(*) AS c") == [{"c": 2000000}]
+    for bad in ({"max_rows": 0}, {"max_rows": 2.5}, {"timeout_s": 0}, {"timeout_s": True}):
+        with pytest.raises(ValidationError):
+            store.query_read("RETURN 1 AS one", **bad)  # type: ignore[arg-type]
+
+
+def test_queries_must_give_every_parameter(store: EmbeddedStore) -> None:
+    with pytest.raises(ValidationError, match=r"\$u"):
+        store.query("RETURN $u AS u")
+    with pytest.raises(ValidationError, match=r"\$max"):
+        store.query_read("MATCH (b:Brand) WHERE b.id = $id RETURN b LIMIT $max", {"id": "b1"})
+    # a $ inside a string or comment is no parameter
+    assert store.query("RETURN '$u' AS u // $v") == [{"u": "$u"}]
 
 
 def test_query_arrow_matches_query(store: EmbeddedStore) -> None:

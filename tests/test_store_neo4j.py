@@ -147,6 +147,24 @@ def test_query_read_sends_one_read_transaction() -> None:
     assert driver.calls[-1].kwargs["routing_"] == RoutingControl.WRITE
 
 
+def test_query_read_stops_reading_at_max_rows_and_sends_the_timeout() -> None:
+    def responder(query: str, params: dict[str, object]) -> Response:
+        if query.startswith("UNWIND"):
+            return ["n"], [{"n": n} for n in range(100)]
+        return ["id"], []
+
+    driver = RecordingDriver(responder)
+    store = Neo4jStore(driver=driver, read_only=True)
+    read = store.query_read("UNWIND range(1, 100) AS n RETURN n", max_rows=3, timeout_s=2.5)
+    assert (read.columns, read.truncated) == (["n"], True)
+    assert read.rows == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert driver.records_read == 4  # three rows and one to know there are more
+    assert driver.calls[-1].kwargs["timeout"] == 2.5
+    empty = store.query_read("MATCH (p:Product) WHERE p.id = $id RETURN p.id AS id", {"id": "x"})
+    assert (empty.columns, empty.rows, empty.truncated) == (["id"], [], False)
+    assert "timeout" not in driver.calls[-1].kwargs
+
+
 def test_driver_errors_become_query_errors() -> None:
     def boom(query: str, params: dict[str, object]) -> list[dict[str, object]]:
         if query.startswith("MATCH (x)"):
@@ -248,9 +266,10 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
         # a read transaction: the server refuses the write
         with pytest.raises(QueryError):
             store.query_read("MATCH (p:Product {id: $k}) SET p.title = 'Evil'", {"k": key})
-        assert store.query_read("MATCH (p:Product {id: $k}) RETURN p.title AS t", {"k": key}) == [
-            {"t": "Live"}
-        ]
+        read = store.query_read(
+            "MATCH (p:Product {id: $k}) RETURN p.title AS t", {"k": key}, max_rows=5, timeout_s=10
+        )
+        assert (read.columns, read.rows, read.truncated) == (["t"], [{"t": "Live"}], False)
     finally:
         store.query("MATCH (n {id: $k}) DETACH DELETE n", {"k": key})
         store.close()

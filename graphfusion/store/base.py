@@ -19,7 +19,14 @@ from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
 from graphfusion.values import arrow_type, coerce, is_missing, union_lists
 
-__all__ = ["GraphStore", "BaseStore", "Counts", "DEFAULT_BATCH_SIZE", "MAX_BATCH_SIZE"]
+__all__ = [
+    "GraphStore",
+    "BaseStore",
+    "Counts",
+    "ReadResult",
+    "DEFAULT_BATCH_SIZE",
+    "MAX_BATCH_SIZE",
+]
 
 log = logging.getLogger("graphfusion.store")
 
@@ -40,6 +47,21 @@ class Counts:
     def to_dict(self) -> dict[str, dict[str, int]]:
         """``{"nodes": {label: n}, "relationships": {type: n}}``."""
         return {"nodes": dict(self.nodes), "relationships": dict(self.relationships)}
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The answer of :meth:`BaseStore.query_read`.
+
+    Attributes:
+        columns: The result's column names, also when it has no rows.
+        rows: One dict per row, keyed by column, at most ``max_rows`` of them.
+        truncated: The query had more rows than ``max_rows``; the rest were not read.
+    """
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    truncated: bool = False
 
 
 @runtime_checkable
@@ -127,8 +149,12 @@ class BaseStore(ABC):
         """Execute one statement and return its rows."""
 
     @abstractmethod
-    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Execute one statement in a transaction that the database keeps from writing."""
+    def _run_read(
+        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
+    ) -> ReadResult:
+        """Execute one statement in a transaction that the database keeps from writing,
+        reading at most ``max_rows + 1`` rows and stopping it after ``timeout_s`` seconds
+        (:class:`~graphfusion.errors.QueryTimeoutError`); None: no limit."""
 
     @abstractmethod
     def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
@@ -187,27 +213,60 @@ class BaseStore(ABC):
         return self._run(cypher, dict(params or {}))
 
     def query_read(
-        self, cypher: str, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+    ) -> ReadResult:
         """Run one Cypher statement that may only read: the database itself refuses a write in
         it (the embedded store runs it in a read-only transaction; Neo4j in a read
         transaction, routed to a reader in a cluster). For statements from outside, such as
         the REST service's ``/cypher``.
 
-        Same arguments, return value and errors as :meth:`query` (a write: QueryError).
+        Args:
+            cypher: The statement, as for :meth:`query`.
+            params: Parameter values by name.
+            max_rows: Read at most this many rows (and one more, to tell ``truncated``); the
+                rest are never read. None: all.
+            timeout_s: Stop the query after this many seconds. None: no limit.
+
+        Returns:
+            The columns, the rows and whether rows were left out.
+
+        Raises:
+            ValidationError: As for :meth:`query`, or a limit that is not positive.
+            QueryTimeoutError: The query ran past ``timeout_s``.
+            QueryError: The store rejects or fails the statement (a write, too).
         """
         self.query_check(cypher, params)
-        return self._run_read(cypher, dict(params or {}))
+        if max_rows is not None and (type(max_rows) is not int or max_rows < 1):
+            raise ValidationError(f"max_rows must be a positive int or None, got {max_rows!r}")
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not 0 < timeout_s < float("inf")
+        ):
+            raise ValidationError(f"timeout_s must be a positive number or None, got {timeout_s!r}")
+        return self._run_read(cypher, dict(params or {}), max_rows, timeout_s)
 
     @staticmethod
     def query_check(query: Any, params: Any) -> None:
         """Raise ValidationError unless ``query`` is one non-empty Cypher statement and
-        ``params`` a mapping or None."""
+        ``params`` a mapping or None that gives every ``$parameter`` the statement names
+        (LadybugDB would read a missing one as null when no parameter is given at all)."""
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("a Cypher query must be a non-empty string")
         if params is not None and not isinstance(params, Mapping):
             raise ValidationError("query parameters must be a mapping of name -> value")
-        cypher.single_statement(query)
+        masked = cypher.single_statement(query)
+        missing = sorted(set(cypher.parameter_names(masked)) - set(params or {}))
+        if missing:
+            raise ValidationError(
+                "the query names parameters with no value: "
+                + ", ".join(f"${name}" for name in missing)
+            )
         log.debug("cypher: %s params: %s", query, _preview(params))
 
     def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:

@@ -6,6 +6,7 @@ looked up in the schema (:class:`graphfusion.schema.Schema`); every value is a p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 from graphfusion.errors import ValidationError
@@ -139,6 +140,15 @@ def mask_cypher(query: str) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)")
+
+
+def parameter_names(masked: str) -> list[str]:
+    """The ``$parameter`` names a statement uses, in order of first use, from its
+    :func:`mask_cypher` text (so a ``$`` inside a string or comment does not count)."""
+    return list(dict.fromkeys(m.group(1) for m in _PARAMETER.finditer(masked)))
 
 
 def single_statement(query: str) -> str:

@@ -29,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graphfusion.errors import QueryError, StoreError, StoreLockedError
+from graphfusion.errors import QueryError, QueryTimeoutError, StoreError, StoreLockedError
 from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema, union_properties
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore
+from graphfusion.store.base import DST, SRC, BaseStore, ReadResult
 from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
 from graphfusion.values import arrow_type, union_lists
 
@@ -183,14 +183,40 @@ class EmbeddedStore(BaseStore):
             finally:
                 result.close()
 
-    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _run_read(
+        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
+    ) -> ReadResult:
+        if self._closed:
+            raise StoreError("the store is closed")
         with self._lock:  # no other statement may run inside the transaction
             self._run("BEGIN TRANSACTION READ ONLY", {})
             try:
-                return self._run(cypher, params)
+                if timeout_s is not None:
+                    self._conn.set_query_timeout(max(1, round(timeout_s * 1000)))
+                try:
+                    result = self._execute(cypher, params)
+                except QueryError as exc:
+                    if timeout_s is not None and str(exc).startswith("Interrupted"):
+                        raise QueryTimeoutError(
+                            f"the query ran past its limit of {timeout_s:g} s and was stopped"
+                        ) from None
+                    raise
+                finally:
+                    if timeout_s is not None:
+                        self._conn.set_query_timeout(0)  # 0: none, the connection's default
+                try:
+                    names = result.get_column_names()
+                    rows: list[dict[str, Any]] = []
+                    while result.has_next() and (max_rows is None or len(rows) <= max_rows):
+                        rows.append(dict(zip(names, result.get_next(), strict=True)))
+                finally:
+                    result.close()
             finally:
                 with suppress(QueryError):  # a failed statement already ended the transaction
                     self._run("ROLLBACK", {})
+        if max_rows is not None and len(rows) > max_rows:
+            return ReadResult(names, rows[:max_rows], truncated=True)
+        return ReadResult(names, rows)
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> Any:
         """One statement's result (the lock held). LadybugDB raises RuntimeError for a failed

@@ -13,15 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
 
-from graphfusion.errors import QueryError, StoreError
+from graphfusion.errors import QueryError, QueryTimeoutError, StoreError
 from graphfusion.schema import NodeType, RelType, Schema, load_schema
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore
+from graphfusion.store.base import DST, SRC, BaseStore, ReadResult
 from graphfusion.store.dialect import NEO4J
 
 __all__ = ["Neo4jStore", "neo4j_settings"]
@@ -131,8 +131,23 @@ class Neo4jStore(BaseStore):
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         return self._send(cypher, params, read=self.read_only)[1]
 
-    def _run_read(self, cypher: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self._send(cypher, params, read=True)[1]
+    def _run_read(
+        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
+    ) -> ReadResult:
+        def first_rows(result: Any) -> tuple[list[str], list[dict[str, Any]]]:
+            rows: list[dict[str, Any]] = []
+            for record in result:  # the records not read are discarded by the server
+                rows.append({k: _native(v) for k, v in record.data().items()})
+                if max_rows is not None and len(rows) > max_rows:
+                    break
+            return list(result.keys()), rows
+
+        keys, rows = self._send(
+            cypher, params, read=True, transformer=first_rows, timeout_s=timeout_s
+        )
+        if max_rows is not None and len(rows) > max_rows:
+            return ReadResult(keys, rows[:max_rows], truncated=True)
+        return ReadResult(keys, rows)
 
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
         """The rows as an Arrow table; with no rows, the result's columns, empty (null typed),
@@ -143,22 +158,37 @@ class Neo4jStore(BaseStore):
         return pa.table({key: pa.array([], pa.null()) for key in keys})
 
     def _send(
-        self, cypher: str, params: Mapping[str, Any] | None, *, read: bool
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None,
+        *,
+        read: bool,
+        transformer: Callable[[Any], tuple[list[str], list[dict[str, Any]]]] | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        """``(the result's column names, its rows)``."""
+        """``(the result's column names, its rows)``: all rows, or what ``transformer`` reads
+        of the driver's result; a query with ``timeout_s`` is stopped by the server then."""
         if self._closed:
             raise StoreError("the store is closed")
-        from neo4j import RoutingControl  # a dependency, imported on use (about 1 s)
+        from neo4j import Query, RoutingControl  # a dependency, imported on use (about 1 s)
 
+        extra: dict[str, Any] = {} if transformer is None else {"result_transformer_": transformer}
         try:
             result = self._driver.execute_query(
-                cypher,
+                cypher if timeout_s is None else Query(cypher, timeout=timeout_s),
                 parameters_=dict(params or {}),
                 database_=self.database,
                 routing_=RoutingControl.READ if read else RoutingControl.WRITE,
+                **extra,
             )
         except Exception as exc:
+            if timeout_s is not None and "TimedOut" in str(getattr(exc, "code", "")):
+                raise QueryTimeoutError(
+                    f"the query ran past its limit of {timeout_s:g} s and was stopped"
+                ) from None
             raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
+        if transformer is not None:
+            return result
         rows = [{k: _native(v) for k, v in rec.data().items()} for rec in result.records]
         return list(result.keys), rows
 
