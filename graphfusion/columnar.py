@@ -26,9 +26,26 @@ import pyarrow.compute as pc
 from graphfusion.mapping import TRANSFORMS, Field
 from graphfusion.schema import PropertyType
 from graphfusion.table import Column, Table
-from graphfusion.values import MAX_STRING_BYTES, arrow_type, coerce, converter, is_missing
+from graphfusion.values import (
+    MAX_STRING_BYTES,
+    arrow_type,
+    coerce,
+    converter,
+    is_missing,
+    require_scalar,
+)
 
-__all__ = ["Evaluated", "Keys", "MAX_KEY_CHARS", "convert", "evaluate", "key_list", "keep", "keys"]
+__all__ = [
+    "Evaluated",
+    "Keys",
+    "MAX_KEY_CHARS",
+    "convert",
+    "equals",
+    "evaluate",
+    "key_list",
+    "keep",
+    "keys",
+]
 
 #: Longest key accepted.
 MAX_KEY_CHARS = 512
@@ -86,7 +103,7 @@ def key_list(value: Any) -> list[str]:
 
     Raises:
         ValueError: A key holds a NUL character, is longer than :data:`MAX_KEY_CHARS`, or is
-            not text nor convertible to it.
+            not text nor a number (a list in the list, a dict, a boolean, ...).
     """
     values = value if isinstance(value, list) else [value]
     out = []
@@ -100,6 +117,7 @@ def key_list(value: Any) -> list[str]:
         elif is_missing(v):
             continue
         else:
+            require_scalar(v, "a key")
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             key = coerce(v, _STRING).strip()
@@ -107,6 +125,12 @@ def key_list(value: Any) -> list[str]:
             raise ValueError(f"key longer than {MAX_KEY_CHARS} characters")
         out.append(key)
     return out
+
+
+def equals(value: Any, text: str) -> bool:
+    """Whether a ``where`` field's value matches its ``equals`` text: its text, with spaces
+    at its ends stripped as they are from keys, is that text (case counts)."""
+    return value is not None and str(value).strip() == text
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -605,8 +629,8 @@ _FAST: dict[tuple[str, str], Callable[[pa.Array], tuple[pa.Array, np.ndarray]]] 
 
 def keep(where: Field, table: Table) -> np.ndarray:
     """Which rows a spec's ``where`` field keeps: those where it is non-empty (and not
-    False), or, with ``equals``, where its text equals that value; a row where the field
-    fails is left out."""
+    False), or, with ``equals``, where its text, stripped, equals that value (see
+    :func:`equals`); a row where the field fails is left out."""
     ev = evaluate(where, table)
     col = ev.column
     arr = col.arrow
@@ -614,14 +638,16 @@ def keep(where: Field, table: Table) -> np.ndarray:
     if "equals" in where.options:
         text = str(where.options["equals"])
         if arr is not None and col.kind == "str":
+            facts = _Text(arr)
             out = _mask(pc.equal(arr, text))
+            rows = np.flatnonzero(facts.valid & ~facts.trimmed)
+            for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
+                out[i] = equals(v, text)
         elif arr is not None and col.kind == "int":
             canonical = re.fullmatch(r"-?[0-9]{1,18}", text) is not None and str(int(text)) == text
             out = _mask(pc.equal(arr, int(text))) if canonical else np.zeros(n, dtype=bool)
         else:
-            out = np.fromiter(
-                (v is not None and str(v) == text for v in col.values()), dtype=bool, count=n
-            )
+            out = np.fromiter((equals(v, text) for v in col.values()), dtype=bool, count=n)
     elif arr is not None and col.kind == "str":
         facts = _Text(arr)
         out = facts.visible.copy()

@@ -3,8 +3,10 @@
 Every row is checked against the schema before anything is written: keys present, values of
 the right type, no repeated keys in one table (for unique node specs), relationship ends that
 exist in this load or in the store. Good rows are written (nodes first, then relationships,
-in batches, idempotently); bad rows go to a report with their source, line, field and reason.
-Loading the same input again changes nothing.
+in batches, idempotently); bad rows go to a report with their source, line, field and reason,
+as do the rows of a table that no spec takes (when every spec reading it has a ``where``).
+Every table's file is checked and read, and a ``report`` path checked, before anything is
+written. Loading the same input again changes nothing.
 
 Tables are read, checked and converted a column at a time (:func:`graphfusion.readers.read_table`,
 :mod:`graphfusion.columnar`) and handed to the store as Arrow tables; the values a vectorised
@@ -44,7 +46,7 @@ from graphfusion.columnar import MAX_KEY_CHARS
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
 from graphfusion.readers import read_table
-from graphfusion.reports import default_report_path, write_rows
+from graphfusion.reports import check_writable, default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
@@ -150,6 +152,10 @@ class _Loader:
         self.rejects: list[Reject] = []
         self.skipped: dict[str, int] = {}
         self._tables: dict[str, tuple[str, Table]] = {}
+        # table -> its bad rows, reported when the table is first used
+        self._unread: dict[str, list[Reject]] = {}
+        # table -> the rows some spec's ``where`` kept
+        self._taken: dict[str, np.ndarray] = {}
         # label -> each spec's nodes (key and properties; keys unique or not), merged by
         # merge_nodes
         self._node_parts: dict[str, list[tuple[pa.Table, bool]]] = {}
@@ -162,6 +168,14 @@ class _Loader:
 
     # ------------------------------------------------------------------ sources
     def check_sources(self) -> None:
+        """Check the sources given against the mapping, and that every table's file exists
+        and is of its kind, before anything is read or written.
+
+        Raises:
+            MappingError: A source unknown, missing, or a table's file absent or of the
+                wrong kind.
+            ValidationError: A source that is neither a path nor a DataFrame.
+        """
         needed = {self.mapping.tables[t].source for t in self._used_tables()}
         unknown = set(self.sources) - set(self.mapping.sources)
         if unknown:
@@ -175,14 +189,12 @@ class _Loader:
             raise MappingError(f"mapping {self.mapping.name!r} needs source(s) {missing} ({hints})")
         for name in needed:
             src = self.sources[name]
-            if isinstance(src, pd.DataFrame):
-                continue
-            if not isinstance(src, (str, os.PathLike)):
+            if not isinstance(src, (str, os.PathLike, pd.DataFrame)):
                 raise ValidationError(
                     f"source {name!r} must be a path or a DataFrame, got {type(src).__name__}"
                 )
-            if not Path(src).exists():
-                raise MappingError(f"source {name!r}: {src} does not exist")
+        for table in self._used_tables():
+            self._target(table)
 
     def _used_tables(self) -> list[str]:
         names = [s.table for s in self.mapping.nodes] + [
@@ -190,40 +202,89 @@ class _Loader:
         ]
         return list(dict.fromkeys(names))
 
-    def table(self, name: str) -> tuple[str, Table]:
-        """A table of the mapping, read on first use (its bad rows go to the report then)."""
+    def _target(self, name: str) -> tuple[str, Any, str | None]:
+        """A table's source label (for the report), what to read (a path or a DataFrame) and
+        the folder of its file (None for a DataFrame).
+
+        Raises:
+            MappingError: The file does not exist or is not of the table's kind.
+        """
+        spec = self.mapping.tables[name]
+        src = self.sources[spec.source]
+        if isinstance(src, pd.DataFrame):
+            return f"{spec.source}:frame", src, None
+        path = Path(src)
+        if spec.file:
+            if not path.is_dir():
+                kind = "does not exist" if not path.exists() else "is not a folder"
+                raise MappingError(
+                    f"source {spec.source!r}: {path} {kind}; a folder holding {spec.file} "
+                    "was expected"
+                )
+            path = path / spec.file
+        if not path.exists():
+            raise MappingError(f"source {spec.source!r}: {path} does not exist")
+        if path.is_dir() and spec.format not in ("images", "frame"):
+            raise MappingError(
+                f"source {spec.source!r}: {path} is a folder, a {spec.format} file was expected"
+            )
+        folder = str((path if path.is_dir() else path.parent).resolve())
+        return str(path), path, folder
+
+    def read_all(self) -> None:
+        """Read every table the specs use (before anything is written: a file that fails to
+        read leaves the store as it was)."""
+        for name in self._used_tables():
+            self._read(name)
+
+    def _read(self, name: str) -> tuple[str, Table]:
+        """A table of the mapping, read once; its bad rows wait for :meth:`table`."""
         if name in self._tables:
             return self._tables[name]
         spec = self.mapping.tables[name]
-        src = self.sources[spec.source]
-        folder: str | None = None
-        target: Any
-        if isinstance(src, pd.DataFrame):
-            label, target = f"{spec.source}:frame", src
-        else:
-            path = Path(src)
-            if spec.file:
-                if not path.is_dir():
-                    raise MappingError(
-                        f"source {spec.source!r} must be a folder holding {spec.file}"
-                    )
-                path = path / spec.file
-            label, target = str(path), path
-            folder = str((path if path.is_dir() else path.parent).resolve())
+        label, target, folder = self._target(name)
         table, bad = read_table(spec.format, target, name=spec.source, options=dict(spec.options))
-        self.rejects.extend(Reject(label, rec.line, "", rec.reason, name) for rec in bad)
+        self._unread[name] = [Reject(label, rec.line, "", rec.reason, name) for rec in bad]
         if folder is not None:
             table = table.with_constant("__dir__", folder)
         log.debug("read %s: %d rows, %d bad", label, len(table), len(bad))
         self._tables[name] = (label, table)
         return label, table
 
+    def table(self, name: str) -> tuple[str, Table]:
+        """A table of the mapping; its bad rows go to the report on first use."""
+        label, table = self._read(name)
+        self.rejects.extend(self._unread.pop(name, []))
+        return label, table
+
     def rows(self, table: str, where: Field | None) -> tuple[str, Table]:
-        """The rows of ``table`` that ``where`` keeps."""
+        """The rows of ``table`` that ``where`` keeps (noted for :meth:`reject_untaken`)."""
         source, rows = self.table(table)
         if where is None:
             return source, rows
-        return source, rows.take(np.flatnonzero(columnar.keep(where, rows)))
+        kept = columnar.keep(where, rows)
+        taken = self._taken.get(table)
+        self._taken[table] = kept if taken is None else taken | kept
+        return source, rows.take(np.flatnonzero(kept))
+
+    def reject_untaken(self) -> None:
+        """Report the rows that no spec takes, of each table that every spec reading it
+        reads through a ``where``."""
+        wheres: dict[str, list[Field | None]] = {}
+        specs: list[NodeSpec | RelSpec] = [*self.mapping.nodes, *self.mapping.relationships]
+        for spec in specs:
+            wheres.setdefault(spec.table, []).append(spec.where)
+        for name, fields in wheres.items():
+            if any(f is None for f in fields):
+                continue
+            source, rows = self.table(name)
+            left = np.flatnonzero(~self._taken[name])
+            if not len(left):
+                continue
+            field, reason = untaken_reason([f for f in fields if f is not None])
+            values = rows.column(field).take(left).values()
+            for line, value in zip(rows.lines[left].tolist(), values, strict=True):
+                self.rejects.append(Reject(source, line, field, reason(value), name))
 
     # ------------------------------------------------------------------ nodes
     def collect_nodes(self, spec: NodeSpec) -> None:
@@ -389,6 +450,7 @@ class _Loader:
     def run(self, batch_size: int | None) -> LoadReport:
         started = time.perf_counter()
         self.check_sources()
+        self.read_all()
         for nspec in self.mapping.nodes:
             self.collect_nodes(nspec)
         self.merge_nodes()
@@ -399,6 +461,7 @@ class _Loader:
             nodes_written = pool.submit(self.write_nodes, report, batch_size)
             for rspec in self.mapping.relationships:
                 self.collect_rels(rspec)
+            self.reject_untaken()
             for key in self._rel_parts:
                 self.drop_dangling(key)
             nodes_written.result()
@@ -574,6 +637,29 @@ def _first_non_null(
     return pa.table(columns)
 
 
+def untaken_reason(wheres: list[Field]) -> tuple[str, Callable[[Any], str]]:
+    """The field to name, and the reason (from the row's value of that field), for a row that
+    none of ``wheres`` keeps: ``type 'CLICKED' matches none of 'VIEWED', 'PURCHASED'`` when
+    they all compare one column to a value, else the conditions the row meets none of."""
+    names = {"/".join(w.needs()) for w in wheres}
+    field = names.pop() if len(names) == 1 else ""
+    if field and all(w.column and not w.transforms and "equals" in w.options for w in wheres):
+        choices = ", ".join(repr(str(w.options["equals"])) for w in wheres)
+        return field, lambda value: f"{field} {value!r} matches none of {choices}"
+    reason = f"taken by no spec: it meets none of {'; '.join(map(_condition, wheres))}"
+    return field, lambda value: reason
+
+
+def _condition(where: Field) -> str:
+    """What a ``where`` field asks of a row, in words."""
+    name = "/".join(where.needs()) or "value"
+    if where.transforms:
+        name = f"{name} ({', '.join(where.transforms)})"
+    if "equals" in where.options:
+        return f"{name} = {str(where.options['equals'])!r}"
+    return f"{name} not empty"
+
+
 def load(
     store: BaseStore,
     mapping: str | Path | LoaderMapping,
@@ -601,12 +687,15 @@ def load(
 
     Raises:
         MappingError: The mapping is wrong or a source is missing.
-        ValidationError: Bad arguments.
+        ValidationError: Bad arguments, or a ``report`` path that cannot be written (checked
+            before anything is read or written).
     """
     if not isinstance(sources, Mapping):
         raise ValidationError("sources must be a mapping of source name -> path or DataFrame")
     if not isinstance(mapping, LoaderMapping):
         mapping = load_mapping(mapping, store.schema)
+    if report is not None:
+        check_writable(report)
     loader = _Loader(store, mapping, sources, progress)
     result = loader.run(batch_size)
     if report is not None or result.rejected:

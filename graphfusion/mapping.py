@@ -25,16 +25,18 @@ A field is a column name, or a mapping with one of ``column``, ``columns`` (firs
 ``template`` (``"{a}:{b}"``) or ``value`` (a constant), and optional ``transform`` (a name or a
 list of names from :data:`TRANSFORMS`) with their options (``sep``, ``prefix``). A key that
 yields a list (``transform: split``) makes one node or relationship per element.
-A spec's ``where`` field keeps only the rows where it is non-empty (or, with ``equals``, equal
-to that value). The pseudo-column ``__dir__`` is the folder of the table's file, for paths
-relative to it. Node specs are ``unique`` by default (a repeated key in the same table is reported);
-``unique: false`` merges repeats (for entities named in many rows, such as the users of a
-review file). Relationship specs merge repeated pairs unless ``unique: true``, and report a
-row with an empty end key unless ``optional: true`` (a product without a brand). A merge (of
-repeats, or of the specs that name the same node or pair) keeps each property's first
-non-null value, and adds up the lists of a schema property with ``merge: union``. A link to a
-node that exists neither in the load nor in the store is reported, or, with
-``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
+A spec's ``where`` field keeps only the rows where it is non-empty (or, with ``equals``, where
+its text, stripped of spaces at its ends, is that value; case counts). When every spec reading
+a table has a ``where``, each row that none of them keeps is reported (``type 'CLICKED' matches
+none of 'VIEWED', 'PURCHASED'``). The pseudo-column ``__dir__`` is the folder of the table's
+file, for paths relative to it. Node specs are ``unique`` by default (a repeated key in the
+same table is reported); ``unique: false`` merges repeats (for entities named in many rows,
+such as the users of a review file). Relationship specs merge repeated pairs unless ``unique:
+true``, and report a row with an empty end key unless ``optional: true`` (a product without a
+brand). A merge (of repeats, or of the specs that name the same node or pair) keeps each
+property's first non-null value, and adds up the lists of a schema property with ``merge:
+union``. A link to a node that exists neither in the load nor in the store is reported, or,
+with ``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
 only counted in the report's ``skipped``.
 """
 
@@ -270,8 +272,17 @@ def _parse_table(name: str, spec: Any, sources: Mapping[str, str], where: str) -
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise MappingError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    options = {"delimiter": spec["delimiter"]} if "delimiter" in spec else {}
+    options = {"delimiter": _delimiter(spec["delimiter"], where)} if "delimiter" in spec else {}
     return TableSpec(name, str(src), str(fmt), spec.get("file"), options)
+
+
+def _delimiter(raw: Any, where: str) -> str:
+    """A table's CSV ``delimiter``: one character, not a quote nor a line end."""
+    if not isinstance(raw, str) or len(raw) != 1:
+        raise MappingError(f"{where}: delimiter must be one character, got {raw!r}")
+    if raw in '"\r\n':
+        raise MappingError(f"{where}: delimiter cannot be a quote or a line end, got {raw!r}")
+    return raw
 
 
 def _parse_field(raw: Any, where: str) -> Field:

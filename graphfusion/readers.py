@@ -8,11 +8,19 @@ Formats: ``csv`` (a UTF-8 byte-order mark is dropped), ``jsonl`` (one JSON objec
 ``images`` (a folder of image files or a tar archive of them; one row per image) and ``frame``
 (a pandas DataFrame given in Python). Gzip compression is detected from the file's first bytes.
 
+A row (CSV) or line (JSON lines, Python literals) holding bytes that are not UTF-8 is a bad
+record of its own ("not UTF-8 text"); the rows around it load. A line over
+:data:`MAX_LINE_BYTES` is never held whole: it is read past and its row is a bad record. A CSV
+field may be that long (a value longer than a property takes is rejected with its row when
+converted). A CSV quote never closed swallows the rest of the file: that is one bad record, on
+the line of the row it opens in, naming the lines skipped.
+
 :func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
 same values, line numbers and bad records as :func:`read_source`. CSV files are parsed by
 pyarrow; a file whose line numbers or messages pyarrow cannot reproduce exactly (a quoted value
 spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes in the
-header, a single column, a field over the csv module's size limit) is read row by row instead.
+header, a single column, a line about as long as :data:`MAX_LINE_BYTES`) is read row by row
+instead.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +75,15 @@ def split_archive(text: str) -> tuple[str, str] | None:
     return None
 
 
-#: Longest line accepted from a line-based source.
+#: Longest line accepted from a line-based source, and longest CSV field (in characters).
 MAX_LINE_BYTES = 16 * 1024 * 1024
+
+# Bytes that are not UTF-8 decode (errors="surrogateescape") to U+DC80..U+DCFF.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+# What the csv reader is fed after the last line: a lone surrogate no decoded text holds,
+# then a quote that closes a quoted value left open, so that such a value ends with it.
+_END = "\ud800"
+_END_LINE = _END + '"\n'
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,28 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    """The file as text; bytes that are not UTF-8 become lone surrogates
+    (:func:`_not_utf8` finds them), so that one bad byte costs only its own row."""
     raw: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _not_utf8(texts: Iterable[str]) -> str | None:
+    """Why ``texts`` (read by :func:`_open_text`) cannot be loaded: the first byte that is not
+    UTF-8; None when they are all good text."""
+    for text in texts:
+        bad = _UNDECODED.search(text)
+        if bad is not None:
+            return f"not UTF-8 text (byte 0x{ord(bad.group(0)) - 0xDC00:02x})"
+    return None
+
+
+def _field_limit() -> int:
+    """The csv module's field size limit, raised to :data:`MAX_LINE_BYTES` (it is global to
+    the module; the readers only ever raise it)."""
+    if csv.field_size_limit() < MAX_LINE_BYTES:
+        csv.field_size_limit(MAX_LINE_BYTES)
+    return csv.field_size_limit()
 
 
 def read_source(
@@ -190,7 +226,7 @@ def _empty() -> Table:
 
 
 def _guard(path: Path, rows: Iterator[Record | BadRecord]) -> Iterator[Record | BadRecord]:
-    """Turn a broken file (truncated gzip, bad encoding) into one bad record; keep what came."""
+    """Turn a broken file (truncated gzip) into one bad record; keep what came."""
     last = 0
     try:
         for rec in rows:
@@ -198,10 +234,6 @@ def _guard(path: Path, rows: Iterator[Record | BadRecord]) -> Iterator[Record | 
             yield rec
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         yield BadRecord(last + 1, f"file is truncated or not valid gzip: {exc or 'unexpected end'}")
-    except UnicodeDecodeError as exc:
-        yield BadRecord(last + 1, f"not UTF-8 text ({exc.reason}); the rest of the file is skipped")
-    except csv.Error as exc:
-        yield BadRecord(last + 1, f"malformed CSV: {exc}; the rest of the file is skipped")
 
 
 def _read_frame(frame: pd.DataFrame) -> Iterator[Record]:
@@ -210,24 +242,80 @@ def _read_frame(frame: pd.DataFrame) -> Iterator[Record]:
         yield Record(i, dict(zip(cols, values, strict=True)))
 
 
+def _csv_rows(lines: Iterable[str | None], delimiter: str) -> Iterator[tuple[int, list[str] | str]]:
+    """The rows of CSV text (its lines, None for a line over :data:`MAX_LINE_BYTES`), each
+    with the line it starts on; a row that cannot be read is a reason instead. A quote never
+    closed or a field over the size limit ends the rows (where the next row starts is not
+    known); a row with a line over the limit is skipped."""
+    _field_limit()
+    long: list[int] = []
+    reader = csv.reader(_ended(lines, long), delimiter=delimiter)
+    line = 0
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, f"malformed CSV: {exc}; the rest of the file is skipped"
+            return
+        line = reader.line_num
+        if row and row[-1].endswith(_END):
+            skipped = f"line {start} is" if line - 1 == start else f"lines {start}-{line - 1} are"
+            yield (
+                start,
+                (
+                    f"a quote in the row on line {start} is never closed: {skipped} skipped "
+                    "(the rest of the file)"
+                ),
+            )
+            return
+        if long and long[-1] >= start:
+            yield start, f"line longer than {MAX_LINE_BYTES} bytes"
+        elif row != [_END_LINE[:-1]]:
+            yield start, row
+
+
+def _ended(lines: Iterable[str | None], long: list[int]) -> Iterator[str]:
+    """``lines`` for the csv reader: a line over the limit as an empty one (its number goes
+    to ``long``), and :data:`_END_LINE` after the last."""
+    for n, line in enumerate(lines, start=1):
+        if line is None:
+            long.append(n)
+            yield "\n"
+        else:
+            yield line
+    yield _END_LINE
+
+
 def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
     with _open_text(path) as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            header = next(reader)
-        except StopIteration:
+        rows = _csv_rows(_bounded_lines(fh, MAX_LINE_BYTES), delimiter)
+        first = next(rows, None)
+        if first is None:
+            return
+        line, header = first
+        if isinstance(header, str):
+            yield BadRecord(line, header)
+            return
+        bad = _not_utf8(header)
+        if bad is not None:
+            yield BadRecord(line, f"header is {bad}; the rest of the file is skipped")
             return
         header = [h.strip() for h in header]
         width = len(header)
-        line = reader.line_num
-        for row in reader:
-            line, start = reader.line_num, line + 1
-            if not row or (len(row) == 1 and not row[0].strip()):
+        for start, row in rows:
+            if isinstance(row, str):
+                yield BadRecord(start, row)
+            elif not row or (len(row) == 1 and not row[0].strip()):
                 continue
-            if len(row) != width:
+            elif (bad := _not_utf8(row)) is not None:
+                yield BadRecord(start, bad)
+            elif len(row) != width:
                 yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
-                continue
-            yield Record(start, dict(zip(header, row, strict=True)))
+            else:
+                yield Record(start, dict(zip(header, row, strict=True)))
 
 
 def _parse_json(text: str) -> Any:
@@ -238,13 +326,37 @@ def _parse_literal(text: str) -> Any:
     return ast.literal_eval(text)
 
 
+def _bounded_lines(fh: io.TextIOBase, limit: int) -> Iterator[str | None]:
+    """The lines of ``fh``, never holding more than ``limit + 1`` characters of one: a longer
+    line is read past in pieces and given as None."""
+    size = limit + 1
+    line = fh.readline(size)
+    while line:
+        if len(line) <= limit:
+            yield line
+            line = fh.readline(size)
+            continue
+        while line and not line.endswith(("\n", "\r")):
+            line = fh.readline(size)
+        yield None
+        # a piece cut at the limit may end between the \r and the \n of one line end
+        split = len(line) == size and line.endswith("\r")
+        line = fh.readline(size)
+        if split and line == "\n":
+            line = fh.readline(size)
+
+
 def _read_lines(path: Path, parse: Any) -> Iterator[Record | BadRecord]:
     with _open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
+        for n, line in enumerate(_bounded_lines(fh, MAX_LINE_BYTES), start=1):
+            if line is None:
+                yield BadRecord(n, f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
             if not line.strip():
                 continue
-            if len(line) > MAX_LINE_BYTES:
-                yield BadRecord(n, f"line longer than {MAX_LINE_BYTES} bytes")
+            bad = _not_utf8([line])
+            if bad is not None:
+                yield BadRecord(n, bad)
                 continue
             try:
                 obj = parse(line)
@@ -301,11 +413,12 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     if '"' in head:
         return None
     header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter), [])]
-    limit = csv.field_size_limit()
-    if len(header) < 2 or len(set(header)) != len(header) or max(map(len, header)) >= limit:
+    if len(header) < 2 or len(set(header)) != len(header):
         return None  # one column: the row reader's rule for blank rows; none or repeated names
     width = len(header)
     lines, longest = _nonempty_lines(raw, start)
+    if longest + 2 > MAX_LINE_BYTES:  # (with its line end) maybe over the limit of a line
+        return None
     if not len(lines):
         return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in header}, lines), []
     body = pa.py_buffer(raw)[min(end + 1, len(raw)) :]
@@ -346,15 +459,11 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     # the end of the file can span lines without, in the last row.
     if len(lines) != table.num_rows + len(invalid) or any(n is None for n, _ in invalid):
         return None
-    import pyarrow.compute as pc
-
     columns = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
     if table.num_rows and any("\n" in c[-1].as_py() for c in columns):
         return None
-    if invalid and "\n" in invalid[-1][1]:
+    if (invalid and "\n" in invalid[-1][1]) or _ends_in_quote(raw, delimiter):
         return None
-    if longest >= limit and any(pc.max(pc.utf8_length(c)).as_py() >= limit for c in columns):
-        return None  # the csv module refuses a field this long
     bad: list[BadRecord] = []
     keep = np.ones(len(lines), dtype=bool)
     for number, text in invalid:
@@ -373,6 +482,14 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     # of repeated names (none here) the last would win, as in the row reader's dicts
     cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True)}
     return Table(cols, lines[keep]), bad
+
+
+def _ends_in_quote(raw: bytes, delimiter: str) -> bool:
+    """Whether the last non-empty line of ``raw`` leaves a quoted value open (read as the
+    row reader reads it, after a line that ends a row)."""
+    text = raw.rstrip(b"\r\n")
+    last = text[text.rfind(b"\n") + 1 :].decode("utf-8", errors="surrogateescape")
+    return any(isinstance(row, str) for _, row in _csv_rows([last], delimiter))
 
 
 def _nonempty_lines(raw: bytes, start: int) -> tuple[np.ndarray, int]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_report_path", "write_rows"]
+from graphfusion.errors import ValidationError
+
+__all__ = ["check_writable", "default_report_path", "write_rows"]
 
 
 def default_report_path(store: Any, kind: str) -> Path:
@@ -17,6 +20,30 @@ def default_report_path(store: Any, kind: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     folder = getattr(store, "reports_dir", None) or Path("graphfusion-reports")
     return Path(folder) / f"{kind}-{stamp}.jsonl"
+
+
+def check_writable(path: str | Path) -> Path:
+    """Check that :func:`write_rows` can write ``path``, creating nothing: it is not a folder,
+    and it can be written, or its nearest existing folder can (the missing ones are made).
+
+    Raises:
+        ValidationError: Why it cannot be written.
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise ValidationError(f"report {out}: is a folder; name a file")
+    if out.exists():
+        if not os.access(out, os.W_OK):
+            raise ValidationError(f"report {out}: the file cannot be written")
+        return out
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ValidationError(f"report {out}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ValidationError(f"report {out}: cannot write in {above}")
+    return out
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, fields: Sequence[str]) -> Path:

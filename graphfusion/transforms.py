@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from graphfusion.values import is_missing
+from graphfusion.values import is_missing, number_text, require_scalar
 
 __all__ = ["TRANSFORMS", "as_text"]
 
@@ -77,15 +77,24 @@ def _unix_ms(v: Any, o: Mapping[str, Any]) -> Any:
         raise ValueError(f"{str(v)[:40]!r} is not a Unix time in milliseconds") from None
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# The first number in a text: a minus sign maybe before a currency sign, and digits with
+# maybe commas and a decimal part.
+_NUMBER = re.compile(r"(-?)\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
 
 
 def _number(v: Any, o: Mapping[str, Any]) -> Any:
-    """The first number in a text such as ``"$1,299.00"`` (None when there is none)."""
+    """The first number in a text such as ``"$1,299.00"`` or ``"-$5.00"`` (None when there is
+    none, as in an empty or a placeholder price).
+
+    Raises:
+        ValueError: The number has commas that are not thousands separators (``"1,99"``).
+    """
     if is_missing(v) or isinstance(v, (int, float)):
         return v
     m = _NUMBER.search(str(v))
-    return float(m.group(0).replace(",", "")) if m else None
+    if m is None:
+        return None
+    return float(m.group(1) + number_text(m.group(2)))
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -123,7 +132,12 @@ def _firm_key(v: Any, o: Mapping[str, Any]) -> Any:
 
 
 def as_text(v: Any) -> str:
-    """A value as key text: an integral float (an id column with gaps) loses its ``.0``."""
+    """A value as key text: an integral float (an id column with gaps) loses its ``.0``.
+
+    Raises:
+        ValueError: ``v`` is a list, dict or other container, or a boolean.
+    """
+    require_scalar(v, "a value put into text")
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,10 +13,25 @@ import pyarrow as pa
 
 from graphfusion.schema import PropertyType
 
-__all__ = ["arrow_type", "coerce", "converter", "is_missing", "union_lists", "MAX_STRING_BYTES"]
+__all__ = [
+    "arrow_type",
+    "coerce",
+    "converter",
+    "vector_faults",
+    "is_missing",
+    "number_text",
+    "require_scalar",
+    "union_lists",
+    "MAX_STRING_BYTES",
+]
 
 #: Longest string property accepted (bytes of UTF-8); longer values are rejected, not cut.
 MAX_STRING_BYTES = 1_000_000
+
+_NOT_FINITE = "vector holds NaN or infinite values"
+
+# A number with commas: only as thousands separators.
+_THOUSANDS = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -37,6 +53,19 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 def arrow_type(ptype: PropertyType) -> pa.DataType:
     """The Arrow type that holds values of ``ptype`` as :func:`coerce` returns them."""
     return _ARROW_TYPES[ptype.name]
+
+
+def vector_faults(vectors: np.ndarray) -> list[str | None]:
+    """Why each vector (a row of ``vectors``) cannot be stored, or None: it holds NaN or
+    infinite values, or numbers beyond the range of the 32-bit floats vectors are stored as."""
+    given: list[bool] = np.isfinite(vectors).all(axis=1).tolist()
+    with np.errstate(over="ignore"):
+        as_stored: np.ndarray = np.asarray(vectors, dtype=np.float32)
+    stored: list[bool] = np.isfinite(as_stored).all(axis=1).tolist()
+    return [
+        None if ok else _NOT_FINITE if not finite else f"{_NOT_FINITE} (as 32-bit floats)"
+        for finite, ok in zip(given, stored, strict=True)
+    ]
 
 
 def union_lists(
@@ -88,6 +117,17 @@ def is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def require_scalar(value: Any, what: str) -> None:
+    """Refuse a value that is no text or number as such: a list, tuple, set, dict, array or
+    boolean (whose Python spelling, ``['a']`` or ``True``, is not the data's).
+
+    Raises:
+        ValueError: ``"<what> must be text or a number, got <type>"``.
+    """
+    if isinstance(value, (bool, np.bool_, list, tuple, set, dict, np.ndarray)):
+        raise ValueError(f"{what} must be text or a number, got {type(value).__name__}")
 
 
 def coerce(value: Any, ptype: PropertyType) -> Any:
@@ -211,7 +251,7 @@ def _to_int(value: Any) -> int:
         if not math.isfinite(value) or value != int(value):
             raise ValueError(f"{value!r} is not a whole number")
         return int(value)
-    text = str(value).strip().replace(",", "")
+    text = number_text(value)
     try:
         return int(text)
     except ValueError:
@@ -222,13 +262,31 @@ def _to_int(value: Any) -> int:
         return _to_int(f)
 
 
+def number_text(value: Any) -> str:
+    """The text of a number, stripped, without its thousands separators: ``"1,234.5"`` gives
+    ``"1234.5"``.
+
+    Raises:
+        ValueError: It has a comma that is not a thousands separator (``"1,99"``).
+    """
+    text = str(value).strip()
+    if "," not in text:
+        return text
+    if _THOUSANDS.fullmatch(text) is None:
+        raise ValueError(
+            f"{text[:40]!r} is not a number: a comma is read only as a thousands separator "
+            "(1,234.5)"
+        )
+    return text.replace(",", "")
+
+
 def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(value, (int, float, np.integer, np.floating)):
         out = float(value)
     else:
-        text = str(value).strip().replace(",", "")
+        text = number_text(value)
         try:
             out = float(text)
         except ValueError:
@@ -293,8 +351,9 @@ def _coerce_list(value: Any, ptype: PropertyType) -> list[Any] | None:
             raise ValueError("vector holds values that are not numbers") from None
         if arr.ndim != 1:
             raise ValueError("vector must be one-dimensional")
-        if not np.isfinite(arr).all():
-            raise ValueError("vector holds NaN or infinite values")
+        fault = vector_faults(arr[np.newaxis])[0]
+        if fault is not None:
+            raise ValueError(fault)
         return [float(x) for x in arr]
     out = []
     for item in items:

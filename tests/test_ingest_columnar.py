@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from graphfusion.columnar import MAX_KEY_CHARS, convert, evaluate, keep, key_list, keys
-from graphfusion.ingest import LoadReport, Reject, load
+from graphfusion.columnar import MAX_KEY_CHARS, convert, equals, evaluate, keep, key_list, keys
+from graphfusion.ingest import LoadReport, Reject, load, untaken_reason
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
 from graphfusion.schema import PropertyType, Schema, union_properties
@@ -68,6 +68,7 @@ class _RowLoader:
         self._tables: dict[str, tuple[str, list[Record]]] = {}
         self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
         self.rels: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self.taken: dict[str, set[int]] = {}
 
     def table(self, name: str) -> tuple[str, list[Record]]:
         if name in self._tables:
@@ -108,7 +109,23 @@ class _RowLoader:
         source, rows = self.table(table)
         if where is None:
             return source, rows
-        return source, [rec for rec in rows if self._keep(where, rec.data)]
+        kept = [rec for rec in rows if self._keep(where, rec.data)]
+        self.taken.setdefault(table, set()).update(rec.line for rec in kept)
+        return source, kept
+
+    def reject_untaken(self) -> None:
+        wheres: dict[str, list[Field | None]] = {}
+        for spec in (*self.mapping.nodes, *self.mapping.relationships):
+            wheres.setdefault(spec.table, []).append(spec.where)
+        for name, fields in wheres.items():
+            if any(f is None for f in fields):
+                continue
+            source, rows = self.table(name)
+            field, reason = untaken_reason([f for f in fields if f is not None])
+            for rec in rows:
+                if rec.line not in self.taken[name]:
+                    why = reason(rec.data.get(field))
+                    self.rejects.append(Reject(source, rec.line, field, why, name))
 
     @staticmethod
     def _keep(where: Field, data: dict[str, Any]) -> bool:
@@ -117,7 +134,7 @@ class _RowLoader:
         except ValueError:
             return False
         if "equals" in where.options:
-            return value is not None and str(value) == str(where.options["equals"])
+            return equals(value, str(where.options["equals"]))
         return not is_missing(value) and value is not False
 
     def collect_nodes(self, spec: NodeSpec) -> None:
@@ -221,6 +238,7 @@ class _RowLoader:
         for rspec in self.mapping.relationships:
             key = (rspec.type, rspec.start.label, rspec.end.label)
             pending.setdefault(key, []).extend(self.collect_rels(rspec))
+        self.reject_untaken()
         for key, checks in pending.items():
             self.drop_dangling(key, checks)
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
@@ -546,6 +564,52 @@ def test_sources_of_every_shape_agree(tmp_path: Path, store: EmbeddedStore) -> N
         _compare(tmp_path / fmt, {"t": source}, parse_mapping(raw, store.schema))
 
 
+def test_rows_no_where_takes_are_reported_as_row_by_row(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    import yaml
+
+    views = [*VIEWS, "u2,p1, VIEWED ,2024-01-03,1,t", "u2,p2,CLICKED,2024-01-03,1,t", "u2,p3,,,,"]
+    products = [*PRODUCTS, "p18,Neither,1,2024-01-01, ,,"]  # line 26
+    sources = {"shop": _write_sources(tmp_path / "src", products)["shop"]}
+    (sources["shop"] / "views.csv").write_text("\n".join(views) + "\n", encoding="utf-8")
+    raw = yaml.safe_load(
+        textwrap.dedent("""
+        name: untaken
+        sources: {shop: {}}
+        tables:
+          products: {source: shop, file: products.csv, format: csv}
+          views: {source: shop, file: views.csv, format: csv}
+        nodes:
+          - {label: Brand, table: products, key: brand, unique: false, where: brand}
+          - {label: Category, table: products, key: category, unique: false,
+             where: {column: category, transform: strip}}
+        relationships:
+          - {type: VIEWED, table: views, where: {column: kind, equals: VIEWED},
+             from: {label: User, key: user}, to: {label: Product, key: product},
+             optional: true, skip_dangling: true}
+          - {type: PURCHASED, table: views, where: {column: kind, equals: PURCHASED},
+             from: {label: User, key: user}, to: {label: Product, key: product},
+             optional: true, skip_dangling: true}
+    """)
+    )
+    report = _compare(tmp_path, sources, parse_mapping(raw, store.schema))
+    untaken = [(Path(r.source).name, r.line, r.field, r.reason) for r in report.rejected
+               if "none of" in r.reason]  # fmt: skip
+    matches_none = "matches none of 'VIEWED', 'PURCHASED'"
+    assert untaken == [
+        (
+            "products.csv",
+            26,
+            "",
+            "taken by no spec: it meets none of brand not empty; category (strip) not empty",
+        ),
+        ("views.csv", 15, "kind", f"kind 'viewed' {matches_none}"),
+        ("views.csv", 17, "kind", f"kind 'CLICKED' {matches_none}"),
+        ("views.csv", 18, "kind", f"kind '' {matches_none}"),
+    ]  # fmt: skip (' VIEWED' on line 16 is VIEWED: values are stripped, as keys are)
+
+
 # ----------------------------------------------------------------------------- value by value
 
 TEXTS = ["", " ", "  a ", "a", "3.0", "3", "-0", "+5", "007", "1e5", "1e999", "nan", "inf",
@@ -691,6 +755,13 @@ def test_fields_filters_and_transforms_as_single_rows(
         'a,b\n1,2\n3\n"x\n',
         'a;b\n1;2\n"3;4";5\n',
         "a,b\n1," + "z" * 140_000 + "\n",
+        "a,b\n" + "z" * 140_000 + ",1\n2,3\n",
+        'a,b\n1,"x',
+        'a,b\n1,2\n3,"x,y',
+        'a,b\n1,2\n3,"x,y\n4,5\n',
+        'a,b\n1,"x""',
+        'a,b\n1,"x"',
+        'a,"b\n1,2\n',
     ],
 )
 def test_csv_columns_match_the_row_reader(tmp_path: Path, text: str) -> None:
@@ -723,6 +794,11 @@ def test_bad_utf8_and_truncated_gzip_read_as_before(tmp_path: Path) -> None:
             (r.line, r.reason) for r in records if isinstance(r, BadRecord)
         ]
         assert table.lines.tolist() == [r.line for r in records if isinstance(r, Record)]
+    # the bad byte costs its own row only
+    assert [(b.line, b.reason) for b in read_table("csv", path)[1]] == [
+        (3, "not UTF-8 text (byte 0xff)")
+    ]
+    assert read_table("csv", path)[0].lines.tolist() == [2, 4]
 
 
 # ----------------------------------------------------------------------------- writing

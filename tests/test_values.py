@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from graphfusion.schema import PropertyType
+from graphfusion.transforms import TRANSFORMS
 from graphfusion.values import MAX_STRING_BYTES, coerce, converter, union_lists
 
 S, INT, F, B, D = (PropertyType(n) for n in ("string", "int", "float", "bool", "datetime"))
@@ -24,6 +25,9 @@ V3 = PropertyType("vector", dim=3, similarity="cosine")
         (math.nan, INT, None),
         (12, S, "12"),
         ("1,234", INT, 1234),
+        ("-1,234,567", INT, -1234567),
+        (" 1,234.5 ", F, 1234.5),
+        ("+12,345", F, 12345.0),
         ("3.0", INT, 3),
         (np.int64(7), INT, 7),
         ("$", S, "$"),
@@ -62,6 +66,15 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         ("1,2,3", V3, "got a string"),
         (["a", "b", "c"], V3, "not numbers"),
         ({"a": 1}, S, "expected a string"),
+        # a comma is only a thousands separator: "1,99" is not 199
+        ("1,99", F, "a comma is read only as a thousands separator"),
+        ("12,50", F, "a comma is read only as a thousands separator"),
+        ("1,2,3", F, "a comma is read only as a thousands separator"),
+        ("1,2,3", INT, "a comma is read only as a thousands separator"),
+        (",5", INT, "a comma is read only as a thousands separator"),
+        ("1234,567", F, "a comma is read only as a thousands separator"),
+        # finite as given, infinite as the 32-bit floats vectors are stored as
+        ([1e39, 0.0, 1.0], V3, r"NaN or infinite values \(as 32-bit floats\)"),
     ],
 )
 def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:
@@ -75,3 +88,25 @@ def test_union_lists() -> None:
     lists = [["a", "b"], None, ["b", "c", "a"], None, ["c", "c"]]
     assert union_lists(lists, [0, 1, 0, 2, 1], 4) == [["a", "b", "c"], ["c"], None, None]
     assert union_lists([], [], 0) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$1,299.00", 1299.0),
+        ("-$5.00", -5.0),
+        ("$ -3.5", -3.5),
+        ("USD 7.99 (was 9.99)", 7.99),
+        ("costs 1,299, or less", 1299.0),
+        ("no price here", None),  # documented: None when there is no number
+        (".a-box{color:#fff}", None),
+    ],
+)
+def test_number_transform(text: str, expected: float | None) -> None:
+    assert TRANSFORMS["number"](text, {}) == expected
+
+
+@pytest.mark.parametrize("text", ["1,99", "EUR 12,50", "1,2,3"])
+def test_number_transform_rejects_commas_that_are_not_thousands(text: str) -> None:
+    with pytest.raises(ValueError, match="thousands separator"):
+        TRANSFORMS["number"](text, {})

@@ -28,7 +28,7 @@ from graphfusion.readers import ARCHIVE_SEP, split_archive
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import Property
 from graphfusion.store.base import BaseStore
-from graphfusion.values import is_missing
+from graphfusion.values import is_missing, vector_faults
 
 __all__ = [
     "EmbedError",
@@ -124,8 +124,8 @@ def write_vectors(
 ) -> tuple[int, list[EmbedError]]:
     """Write vectors to a vector property, checking each one.
 
-    Rows with NaN or infinite values, the wrong dimension, or keys that are not in the store are
-    reported, not written; the others are.
+    Rows with NaN or infinite values (as the 32-bit floats stored), the wrong dimension, or
+    keys that are not in the store are reported, not written; the others are.
 
     Args:
         store: The store.
@@ -156,13 +156,14 @@ def write_vectors(
     if matrix.shape[1] != ptype.dim:
         raise ValidationError(f"{label}.{prop} has dimension {ptype.dim}, got {matrix.shape[1]}")
     errors: list[EmbedError] = []
-    finite: np.ndarray = np.asarray(np.isfinite(matrix).all(axis=1))
+    faults = vector_faults(matrix)
     key_list = [str(k) for k in keys]
     present = store.existing_keys(label, key_list)
     rows = []
     for i, key in enumerate(key_list):
-        if not finite[i]:
-            errors.append(EmbedError(label, key, prop, "vector holds NaN or infinite values"))
+        fault = faults[i]
+        if fault is not None:
+            errors.append(EmbedError(label, key, prop, fault))
         elif key not in present:
             errors.append(EmbedError(label, key, prop, f"no {label} with this key"))
         else:

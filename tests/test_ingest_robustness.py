@@ -1,0 +1,353 @@
+"""Loading damaged or hostile input: each bad row costs itself only, and nothing is written
+when a load cannot go through.
+
+Every CSV case is also read by both readers (:func:`read_source` row by row and
+:func:`read_table` a column at a time), which must agree on rows, lines and reasons.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graphfusion import ingest, readers
+from graphfusion.errors import MappingError, ValidationError
+from graphfusion.features.embed import write_vectors
+from graphfusion.ingest import LoadReport, load
+from graphfusion.mapping import LoaderMapping, parse_mapping
+from graphfusion.readers import BadRecord, Record, read_source, read_table
+from graphfusion.store import EmbeddedStore
+from graphfusion.values import MAX_STRING_BYTES
+
+
+def _users_mapping(store: EmbeddedStore, **table: Any) -> LoaderMapping:
+    raw = {
+        "name": "mini_users",
+        "sources": {"users": {"description": "csv"}},
+        "tables": {"users": {"source": "users", "format": "csv", **table}},
+        "nodes": [
+            {
+                "label": "User",
+                "table": "users",
+                "key": "id",
+                "properties": {"name": "name", "age": "age"},
+            }
+        ],
+    }
+    return parse_mapping(raw, store.schema)
+
+
+def _both_readers(path: Path) -> list[tuple[int, str]]:
+    """The bad records, after checking that both readers give the same rows and reasons."""
+    records = list(read_source("csv", path))
+    table, bad = read_table("csv", path)
+    expected = [(r.line, r.reason) for r in records if isinstance(r, BadRecord)]
+    assert [(b.line, b.reason) for b in bad] == expected
+    good = [r for r in records if isinstance(r, Record)]
+    assert table.lines.tolist() == [r.line for r in good]
+    for i, rec in enumerate(good):
+        assert {n: table.column(n).values()[i] for n in table.names} == rec.data
+    return expected
+
+
+def _load_users(store: EmbeddedStore, path: Path) -> tuple[LoadReport, list[tuple[int, str]]]:
+    _both_readers(path)
+    report = load(store, _users_mapping(store), {"users": path})
+    return report, [(r.line, r.reason) for r in report.rejected]
+
+
+def _users_csv(n: int) -> list[str]:
+    return ["id,name,age", *(f"u{i},Name {i},{20 + i % 50}" for i in range(1, n + 1))]
+
+
+def _empty(store: EmbeddedStore) -> bool:
+    counts = store.counts()
+    return not any(counts.nodes.values()) and not any(counts.relationships.values())
+
+
+# ----------------------------------------------------------------------------- 1. bad bytes
+
+
+def test_a_byte_that_is_not_utf8_rejects_its_row_only(tmp_path: Path, store: EmbeddedStore) -> None:
+    path = tmp_path / "users.csv"
+    lines = _users_csv(1000)
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(data.replace(b"Name 500,", b"Ren\xe9 500,"))  # line 501, Latin-1
+    report, rejected = _load_users(store, path)
+    assert rejected == [(501, "not UTF-8 text (byte 0xe9)")]
+    assert report.nodes == {"User": 999}
+    assert store.query("MATCH (u:User {id: 'u1000'}) RETURN u.name AS n") == [{"n": "Name 1000"}]
+
+
+def test_bad_bytes_in_the_header_or_a_json_line(tmp_path: Path) -> None:
+    header = tmp_path / "h.csv"
+    header.write_bytes(b"id,n\xe9me\nu1,Ann\n")
+    assert _both_readers(header) == [
+        (1, "header is not UTF-8 text (byte 0xe9); the rest of the file is skipped")
+    ]
+    lines = tmp_path / "r.jsonl"
+    lines.write_bytes(b'{"id": "a"}\n{"id": "\xff"}\n{"id": "c"}\n')
+    got = [(r.line, getattr(r, "reason", None)) for r in read_source("jsonl", lines)]
+    assert got == [(1, None), (2, "not UTF-8 text (byte 0xff)"), (3, None)]
+
+
+# ----------------------------------------------------------------------------- 2. long fields
+
+
+def test_a_field_over_the_csv_modules_limit_loads(tmp_path: Path, store: EmbeddedStore) -> None:
+    path = tmp_path / "users.csv"
+    long_name = "z" * 200_000  # over csv's default 131,072, under the string limit
+    too_long = "y" * (MAX_STRING_BYTES + 1)
+    rows = ["id,name,age", f"u1,{long_name},30", "u2,Bo,31", f"u3,{too_long},32", "u4,Di,33"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report, rejected = _load_users(store, path)
+    assert report.nodes == {"User": 3}
+    assert [(r.line, r.field) for r in report.rejected] == [(4, "name")]
+    assert "string longer than" in rejected[0][1]
+    assert store.query("MATCH (u:User {id: 'u1'}) RETURN size(u.name) AS n") == [{"n": 200_000}]
+
+
+# ----------------------------------------------------------------------------- 3. where
+
+
+def _copy_shop(tiny_shop: Path, tmp_path: Path) -> Path:
+    shop = tmp_path / "shop"
+    shutil.copytree(tiny_shop, shop, ignore=shutil.ignore_patterns("images"))
+    return shop
+
+
+def test_interactions_of_no_known_type_are_reported(
+    tiny_shop: Path, tmp_path: Path, store: EmbeddedStore
+) -> None:
+    shop = _copy_shop(tiny_shop, tmp_path)
+    inter = shop / "interactions.csv"
+    have = inter.read_text().splitlines()
+    pairs = {tuple(line.split(",")[:2]) for line in have[1:]}
+    users = sorted({u for u, _ in pairs})
+    products = sorted({p for _, p in pairs})
+    free = [(u, p) for u in users for p in products if (u, p) not in pairs][:4]
+    kinds = ["viewed", "CLICKED", "", " VIEWED"]
+    extra = [f"{u},{p},{k},2024-01-01T00:00:00,1.0" for (u, p), k in zip(free, kinds, strict=True)]
+    inter.write_text("\n".join([*have, *extra]) + "\n", encoding="utf-8")
+    report = load(store, "synthetic", {"shop": shop})
+    n = len(have)
+    choices = "'VIEWED', 'PURCHASED', 'FAVORITED'"
+    assert [(r.line, r.field, r.reason) for r in report.rejected] == [
+        (n + 1, "type", f"type 'viewed' matches none of {choices}"),
+        (n + 2, "type", f"type 'CLICKED' matches none of {choices}"),
+        (n + 3, "type", f"type '' matches none of {choices}"),
+    ]
+    # ' VIEWED' is VIEWED: a value compared by `equals` is stripped, as keys are
+    u, p = free[3]
+    found = store.query(
+        "MATCH (:User {id: $u})-[e:VIEWED]->(:Product {id: $p}) RETURN count(e) AS n",
+        {"u": u, "p": p},
+    )
+    assert found == [{"n": 1}]
+
+
+# ----------------------------------------------------------------------------- 4. missing files
+
+
+def test_a_missing_relationship_file_writes_nothing(
+    tiny_shop: Path, tmp_path: Path, store: EmbeddedStore
+) -> None:
+    shop = _copy_shop(tiny_shop, tmp_path)
+    (shop / "follows.csv").unlink()
+    with pytest.raises(MappingError, match=r"follows\.csv does not exist"):
+        load(store, "synthetic", {"shop": shop})
+    assert _empty(store)
+    (shop / "follows.csv").mkdir()
+    with pytest.raises(MappingError, match=r"follows\.csv is a folder"):
+        load(store, "synthetic", {"shop": shop})
+    assert _empty(store)
+
+
+def test_a_relationship_table_that_fails_to_read_writes_nothing(
+    tiny_shop: Path, tmp_path: Path, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ingest.read_table
+
+    def failing(fmt: str, source: Any, **kw: Any) -> Any:
+        if Path(source).name == "follows.csv":
+            raise OSError("disk gone")
+        return real(fmt, source, **kw)
+
+    monkeypatch.setattr(ingest, "read_table", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        load(store, "synthetic", {"shop": _copy_shop(tiny_shop, tmp_path)})
+    assert _empty(store)
+
+
+# ----------------------------------------------------------------------------- 5. commas
+
+
+def test_commas_in_numbers(tmp_path: Path, store: EmbeddedStore) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text('id,name,age\nu1,A,"1,99"\nu2,B,"1,234"\nu3,C,"1,2,3"\nu4,D,12\n')
+    _, rejected = _load_users(store, path)
+    assert [line for line, _ in rejected] == [2, 4]
+    assert all("thousands separator" in reason for _, reason in rejected)
+    ages = store.query("MATCH (u:User) RETURN u.id AS id, u.age AS age ORDER BY id")
+    assert ages == [{"id": "u2", "age": 1234}, {"id": "u4", "age": 12}]
+
+
+# ----------------------------------------------------------------------------- 6. vectors
+
+
+def test_vectors_too_large_for_32_bit_floats_are_rejected(store: EmbeddedStore) -> None:
+    store.write_node_rows("Product", [{"id": "a"}, {"id": "b"}])
+    good = np.full((2, 384), 0.05)
+    big = good.copy()
+    big[0, 3] = 1e39  # finite as a 64-bit float, infinite as a 32-bit one
+    written, errors = write_vectors(store, "Product", "text_vec", ["a", "b"], big)
+    assert written == 1
+    assert [(e.key, e.reason) for e in errors] == [
+        ("a", "vector holds NaN or infinite values (as 32-bit floats)")
+    ]
+    stored = store.query("MATCH (p:Product) WHERE p.text_vec IS NOT NULL RETURN p.id AS id")
+    assert stored == [{"id": "b"}]
+
+
+# ----------------------------------------------------------------------------- 7. report path
+
+
+def test_a_report_that_cannot_be_written_stops_the_load_first(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("id,name,age\nu1,Ann,30\nu2,Bo,old\n")
+    mapping = _users_mapping(store)
+    for report in (path / "rej.csv", tmp_path):
+        with pytest.raises(ValidationError, match="report"):
+            load(store, mapping, {"users": path}, report=report)
+        assert _empty(store)
+    nested = tmp_path / "new" / "dir" / "rej.csv"
+    result = load(store, mapping, {"users": path}, report=nested)
+    assert result.report_path == nested and nested.exists()
+
+
+# ----------------------------------------------------------------------------- 8. delimiter
+
+
+@pytest.mark.parametrize("delimiter", [";;", 5, "", None, [","], '"', "\n"])
+def test_a_bad_delimiter_is_a_mapping_error(delimiter: Any, store: EmbeddedStore) -> None:
+    with pytest.raises(MappingError, match=r"tables\.users: delimiter"):
+        _users_mapping(store, delimiter=delimiter)
+
+
+def test_a_good_delimiter(tmp_path: Path, store: EmbeddedStore) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("id;name;age\nu1;Ann;30\n")
+    report = load(store, _users_mapping(store, delimiter=";"), {"users": path})
+    assert report.nodes == {"User": 1}
+
+
+# ----------------------------------------------------------------------------- 9. open quote
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens(tmp_path: Path, store: EmbeddedStore) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('id,name,age\nu1,Ann,30\nu2,"Bob,31\nu3,Cy,40\nu4,Di,41\nu5,Ed,42\n')
+    report, rejected = _load_users(store, path)
+    assert rejected == [
+        (3, "a quote in the row on line 3 is never closed: lines 3-6 are skipped "
+            "(the rest of the file)")
+    ]  # fmt: skip
+    assert report.nodes == {"User": 1}
+    # on the last line, without a line end: the row is not taken as closed
+    path.write_text('id,name,age\nu1,Ann,30\nu2,"Bob,31')
+    assert _both_readers(path) == [
+        (3, "a quote in the row on line 3 is never closed: line 3 is skipped "
+            "(the rest of the file)")
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- 10. keys
+
+
+def test_keys_of_lists_dicts_and_booleans_are_rejected(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    path = tmp_path / "reviews.jsonl"
+    rows = [
+        {"reviewerID": "U1", "asin": "P1"},
+        {"reviewerID": ["U9", "U10"], "asin": "P2"},
+        {"reviewerID": {"x": 1}, "asin": "P3"},
+        {"reviewerID": True, "asin": "P4"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    raw = {
+        "name": "keys",
+        "sources": {"r": {}},
+        "tables": {"r": {"source": "r", "format": "jsonl"}},
+        "nodes": [
+            {"label": "User", "table": "r", "key": "reviewerID", "unique": False},
+            {"label": "Review", "table": "r", "key": {"template": "{reviewerID}:{asin}"}},
+        ],
+    }
+    report = load(store, parse_mapping(raw, store.schema), {"r": path})
+    got = [(r.line, r.target, r.reason) for r in report.rejected]
+    assert got == [
+        (3, "User node", "a key must be text or a number, got dict"),
+        (4, "User node", "a key must be text or a number, got bool"),
+        (2, "Review node", "a value put into text must be text or a number, got list"),
+        (3, "Review node", "a value put into text must be text or a number, got dict"),
+        (4, "Review node", "a value put into text must be text or a number, got bool"),
+    ]
+    users = store.query("MATCH (u:User) RETURN u.id AS id ORDER BY id")
+    assert users == [{"id": "U1"}, {"id": "U10"}, {"id": "U9"}]  # a list key: one per element
+    assert store.query("MATCH (r:Review) RETURN r.id AS id") == [{"id": "U1:P1"}]
+
+
+# ----------------------------------------------------------------------------- 11. long lines
+
+
+def test_a_json_line_over_the_limit_is_never_held_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 64)
+    path = tmp_path / "r.jsonl"
+    long = json.dumps({"id": "x" * 1000})
+    cut = "y" * 60 + "\r\n"  # 62 characters: its \r\n falls across a piece of 65
+    with path.open("w", newline="") as fh:
+        fh.write(f'{{"id": "a"}}\n{long}\n{{"id": "b"}}\r\n{"z" * 63}{cut}{{"id": "c"}}\n')
+    got = [(r.line, getattr(r, "reason", None)) for r in read_source("jsonl", path)]
+    too_long = "line longer than 64 bytes"
+    assert got == [(1, None), (2, too_long), (3, None), (4, too_long), (5, None)]
+
+
+def test_bounded_lines_read_in_pieces() -> None:
+    sizes: list[int] = []
+
+    class Recording(io.StringIO):
+        def readline(self, size: int | None = -1, /) -> str:
+            out = super().readline(size)
+            sizes.append(len(out))
+            return out
+
+    fh = Recording("a\n" + "b" * 10_000 + "\nc\n")
+    lines = list(readers._bounded_lines(fh, 100))
+    assert lines == ["a\n", None, "c\n"]
+    assert max(sizes) <= 101
+
+
+def test_a_csv_line_over_the_limit_is_skipped_by_both_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 64)
+    path = tmp_path / "u.csv"
+    long = "u2," + "n" * 100 + ",30"
+    quoted = 'u4,"two\n' + "m" * 100 + '\nlines",32'
+    path.write_text(f"id,name,age\nu1,Ann,30\n{long}\nu3,Cy,31\n{quoted}\nu5,Ed,33\n")
+    too_long = "line longer than 64 bytes"
+    assert _both_readers(path) == [(3, too_long), (5, too_long)]
+    assert read_table("csv", path)[0].lines.tolist() == [2, 4, 8]
+    path.write_text(f"{long}\nu1,Ann,30\n")  # the header
+    assert _both_readers(path) == [(1, too_long)]
