@@ -10,6 +10,8 @@ Every command exits 0 on success, 2 on bad usage and 1 on failure with a one-lin
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +60,20 @@ DEMO_QUERIES: list[tuple[str, str]] = [
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    """``data`` as strict JSON: NaN and infinities (a missing price, say) become null."""
+    click.echo(
+        json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    )
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _command(fn: F) -> F:
@@ -70,6 +85,10 @@ def _command(fn: F) -> F:
         debug = bool((ctx.find_root().obj or {}).get("debug"))
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # the reader left (`| head`): not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # keep Python's exit flush quiet
+            sys.exit(0)
         except GraphFusionError as exc:
             if debug:
                 raise
@@ -101,10 +120,12 @@ def _store_options(fn: F) -> F:
 
 
 @contextmanager
-def _engine(store: Path | None, neo4j_uri: str | None, read_only: bool = False) -> Iterator[Engine]:
+def _engine(store: Path | None, neo4j_uri: str | None, *, create: bool = False) -> Iterator[Engine]:
+    """The engine on the store the flags and settings name; only ``load`` and ``demo`` make
+    an embedded store where there is none (a mistyped --store is an error elsewhere)."""
     settings: Settings = click.get_current_context().find_root().obj["settings"]
     chosen = settings.with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
-    with Engine(chosen.open(read_only=read_only)) as engine:
+    with Engine(chosen.open(create=create)) as engine:
         yield engine
 
 
@@ -297,7 +318,7 @@ def load_cmd(
     clothing_reviews. Exits 0 when the load ran, even with rejected rows.
     """
     parsed = _parse_sources(sources)
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, create=True) as engine:
         result = engine.load(
             mapping, parsed, report=report, batch_size=batch_size, progress=not as_json
         )
@@ -838,7 +859,7 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
     from graphfusion.synthetic import generate_shop
 
     started = time.perf_counter()
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, create=True) as engine:
         base = getattr(engine.store, "path", Path("."))
         shop = Path(base) / f"demo-shop-{size}-{seed}"
         click.echo(f"== generate the {size} shop into {shop}")

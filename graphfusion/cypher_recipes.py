@@ -26,6 +26,7 @@ from graphfusion.rec_vectors import PROPERTY
 from graphfusion.schema import load_schema
 from graphfusion.store.base import BaseStore
 from graphfusion.store.dialect import LADYBUG, index_name
+from graphfusion.values import count_arg
 
 __all__ = ["recommend_query", "recommend", "SEEN"]
 
@@ -88,8 +89,7 @@ def recommend(store: BaseStore, user_id: str, k: int = 10) -> list[dict[str, Any
     """
     if not isinstance(user_id, str) or not user_id.strip():
         raise ValidationError("user_id must be a non-empty string")
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 1_000:
-        raise ValidationError(f"k must be an integer in 1..1000, got {k!r}")
+    k = count_arg("k", k, 1_000)
     dim = store.schema.node("Product").prop(PROPERTY).type.dim
     query = recommend_query(store.dialect.name, dim=dim)
     return store.query(query, {"user_id": user_id, "k": k})

@@ -93,6 +93,7 @@ from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
+from graphfusion.values import count_arg
 
 __all__ = [
     "DEFECT_PHRASES",
@@ -199,8 +200,7 @@ class DefectAnalysis:
         """
         if level not in LEVELS:
             raise ValidationError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 10_000:
-            raise ValidationError(f"top must be an integer in 1..10000, got {top!r}")
+        top = count_arg("top", top, 10_000)
         frame = {"supplier": self.suppliers, "batch": self.batches, "product": self.products}
         table = frame[level].sort_values(["risk", frame[level].columns[0]],
                                          ascending=[False, True]).head(top)  # fmt: skip

@@ -127,6 +127,10 @@ class Engine:
 
         See :func:`graphfusion.features.embed`. A second run recomputes nothing.
         """
+        if not (only is None or isinstance(only, str) or (
+            isinstance(only, Sequence) and all(isinstance(k, str) for k in only)
+        )):  # fmt: skip
+            raise ValidationError(f"only must be a modality name or a list of them, got {only!r}")
         if "Passage" in self.store.schema.nodes and (only is None or "text" in only):
             write_passages(self.store)
         self._qa, self._defects = None, None

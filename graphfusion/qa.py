@@ -55,6 +55,7 @@ import pyarrow as pa
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
+from graphfusion.values import count_arg
 
 __all__ = [
     "QAIndex",
@@ -397,8 +398,7 @@ class QAIndex:
                 method.
         """
         text = _check_question(question)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
-            raise ValidationError(f"k must be an integer in 1..100, got {k!r}")
+        k = count_arg("k", k, 100)
         if method not in METHODS:
             raise ValidationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         asked = None

@@ -59,7 +59,7 @@ import torch
 from graphfusion.columnar import key_list
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.features.behaviour import FEATURES
-from graphfusion.features.demographics import demographic_features
+from graphfusion.features.demographics import Demographics, demographic_features
 from graphfusion.features.embed import embed, write_vectors
 from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
@@ -92,7 +92,9 @@ from graphfusion.train import (
     pair_features,
     pair_strength,
     product_log_prices,
+    served_model,
 )
+from graphfusion.values import count_arg
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
 
@@ -166,6 +168,8 @@ class _Catalogue:
             for cid, name in self.category_names.items()
             if wanted in (cid.lower(), name.lower())
         }
+        if not ok:
+            raise ValidationError(f"no category with the id or name {value!r}")
         ok |= {cid for cid, parent in self.parents.items() if parent in ok}
         return np.array([c in ok for c in self.category])
 
@@ -174,6 +178,8 @@ class _Catalogue:
         ok = {
             bid for bid, name in self.brand_names.items() if wanted in (bid.lower(), name.lower())
         }
+        if not ok:
+            raise ValidationError(f"no brand with the id or name {value!r}")
         return np.array([b in ok for b in self.brand])
 
 
@@ -223,7 +229,8 @@ class Recommender:
     ) -> None:
         self.store = store
         folder = Path(models_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
-        names = [model] if model else [m for m in MODELS if m != "popularity"]
+        served = served_model(folder)
+        names = [model] if model else [m for m in (served, *MODELS) if m and m != "popularity"]
         for name in names:
             if name not in MODELS or name == "popularity":
                 raise ValidationError(f"unknown model {name!r}; use fusion, lightgcn or mf")
@@ -242,6 +249,20 @@ class Recommender:
                                      "type_weights": saved.get("type_weights"),
                                      "taste_epochs": saved.get("taste_epochs", 0)})  # fmt: skip
         self.model_name = self.config.model
+        # LightGCN and MF are served from the stored vectors: they must be this model's
+        if self.model_name != "fusion" and not ckpt.get("written_back", True):
+            raise NotReadyError(
+                f"the {self.model_name} model's vectors were not written to the store (its dim "
+                "differs from the schema's); train it with the schema's dim to serve it"
+            )
+        if self.model_name != "fusion" and served not in (None, self.model_name):
+            raise NotReadyError(
+                f"the store holds the vectors of the {served} model trained since; train "
+                f"{self.model_name} again to serve it"
+            )
+        demographics = ckpt.get("demographics")  # none in a checkpoint from before it was kept
+        #: The users' demographic columns as the model was trained with them.
+        self.demographics = Demographics.from_dict(demographics) if demographics else None
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
@@ -274,7 +295,7 @@ class Recommender:
             user_vecs = self._stored_vectors("User", users)
             item_vecs = self._stored_vectors("Product", items)
             bias = np.zeros(len(items), dtype=np.float32)
-        profile = demographic_features(store, users)
+        profile = demographic_features(store, users, self.demographics)
         counts = np.asarray(seen.sum(axis=1)).ravel()
         self.state = _State(
             users=list(users), items=list(items), user_index=dict(user_index),
@@ -324,6 +345,7 @@ class Recommender:
             export=export,
             strength=torch.tensor(coo.data, dtype=torch.float32),
             how=torch.from_numpy(how),
+            demographics=self.demographics,
         )
         cfg = self.config
         model = FusionGNN(
@@ -600,7 +622,7 @@ class Recommender:
         Raises:
             ValidationError: Unknown user, or a bad argument.
         """
-        _check_k(k)
+        k = count_arg("k", k, MAX_K)
         if category is not None and not isinstance(category, str):
             raise ValidationError(f"category must be a string, got {type(category).__name__}")
         if brand is not None and not isinstance(brand, str):
@@ -1078,11 +1100,6 @@ class Recommender:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_k(k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
-
-
 def _bad_type(line: int, value: str) -> Reject:
     reason = f"unknown interaction type {value!r}; use one of {', '.join(LIVE_TYPES)}"
     return Reject("interactions:frame", line, "type", reason, "interaction")

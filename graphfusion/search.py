@@ -14,6 +14,7 @@ import pandas as pd
 
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.store.base import BaseStore
+from graphfusion.values import count_arg
 
 __all__ = ["Modality", "MODALITIES", "similar", "MAX_K"]
 
@@ -43,14 +44,12 @@ MODALITIES: dict[str, Modality] = {
 }
 
 
-def _check(product_id: object, modality: object, k: object) -> Modality:
+def _check(product_id: object, modality: object, k: object) -> tuple[Modality, int]:
     if not isinstance(product_id, str) or not product_id.strip():
         raise ValidationError("product_id must be a non-empty string")
     if modality not in MODALITIES:
         raise ValidationError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ValidationError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
-    return MODALITIES[str(modality)]
+    return MODALITIES[str(modality)], count_arg("k", k, MAX_K)
 
 
 def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray:
@@ -59,7 +58,7 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
     Raises:
         ValidationError: Unknown product, or the product has no such vector yet.
     """
-    mod = _check(product_id, modality, 1)
+    mod, _ = _check(product_id, modality, 1)
     if not store.existing_keys("Product", [product_id]):
         raise NotFoundError(f"no product {product_id!r}")
     if mod.hop:
@@ -73,9 +72,8 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
         )
     rows = store.query(query, {"id": product_id})
     if not rows:
-        raise NotReadyError(
-            f"product {product_id!r} has no {modality} vector yet; run `graphfusion embed`"
-        )
+        step = "graphfusion train" if modality == "fused" else "graphfusion embed"
+        raise NotReadyError(f"product {product_id!r} has no {modality} vector yet; run `{step}`")
     vec = np.mean(np.asarray([r["v"] for r in rows], dtype=np.float64), axis=0)
     norm = np.linalg.norm(vec)
     return vec / norm if norm > 0 else vec
@@ -97,7 +95,7 @@ def similar(store: BaseStore, product_id: str, modality: str = "text", k: int = 
     Raises:
         ValidationError: Bad arguments, unknown product, or no vector yet.
     """
-    mod = _check(product_id, modality, k)
+    mod, k = _check(product_id, modality, k)
     vector = query_vector(store, product_id, modality)
     dim = store.schema.node(mod.label).prop(mod.prop).type.dim or len(vector)
     head = store.dialect.nearest(mod.label, mod.prop, dim)

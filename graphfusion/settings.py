@@ -74,9 +74,10 @@ class Settings:
             values.update(neo4j_uri=neo4j_uri, store=None)
         return Settings(**values)
 
-    def open(self, *, read_only: bool = False) -> BaseStore:
+    def open(self, *, read_only: bool = False, create: bool = True) -> BaseStore:
         """Open the store these settings name: Neo4j when ``neo4j_uri`` is set and ``store``
-        is not, else the embedded store (``store`` or ``./.graphfusion``)."""
+        is not, else the embedded store (``store`` or ``./.graphfusion``; made where missing
+        when ``create``)."""
         if self.neo4j_uri and not self.store:
             return Neo4jStore(
                 self.neo4j_uri,
@@ -85,7 +86,9 @@ class Settings:
                 database=self.neo4j_database,
                 read_only=read_only,
             )
-        return EmbeddedStore(Path(self.store) if self.store else None, read_only=read_only)
+        return EmbeddedStore(
+            Path(self.store) if self.store else None, read_only=read_only, create=create
+        )
 
 
 def _read_config(path: Path) -> dict[str, str]:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.behaviour import FEATURES
-from graphfusion.features.demographics import demographic_features
+from graphfusion.features.demographics import Demographics, demographic_features, fit_demographics
 from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.light import (
@@ -82,6 +82,8 @@ __all__ = [
     "pair_features",
     "how_columns",
     "link_matrices",
+    "mark_served",
+    "served_model",
     "link_weights",
     "links_query",
     "product_log_prices",
@@ -92,6 +94,8 @@ __all__ = [
 log = logging.getLogger("graphfusion.train")
 
 MODELS = ("fusion", "lightgcn", "mf", "popularity")
+#: The note, in the models folder, of the model whose vectors the store holds (mark_served).
+SERVED_FILE = "served.json"
 INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
 #: Share of the cold products (``TrainConfig.cold_items``) that validate, not test.
 COLD_VALID_SHARE = 0.25
@@ -199,6 +203,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not self.lr > 0 or self.reg < 0 or self.layers < 0 or self.context_layers < 0:
             raise ValidationError("lr must be > 0, reg, layers and context_layers >= 0")
         if not 0.0 <= self.cold_items <= 0.9:
@@ -475,13 +481,15 @@ def _training_graph(
     export: GraphExport | None = None,
     strength: torch.Tensor | None = None,
     how: torch.Tensor | None = None,
+    demographics: Demographics | None = None,
 ) -> tuple[Any, dict[str, list[str]]]:
     """The stored graph with only the training interactions, and without the reviews whose
     (user, product) pair is held out (a review would reveal the purchase; it is cut from its
     writer and its product); and the node keys of every type, in row order. ``export``: the
     store's graph exported already (it is changed); ``strength``: per training pair, its
     :func:`pair_strength`, set as the interactions' ``edge_weight``; ``how``: per training
-    pair, its :func:`pair_features`, set as their ``edge_attr``."""
+    pair, its :func:`pair_features`, set as their ``edge_attr``; ``demographics``: the users'
+    demographic columns fitted at training (fitted on ``users`` when None)."""
     export = export or to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
@@ -498,7 +506,7 @@ def _training_graph(
                 data[nt].behaviour_vec = data[nt].behaviour_vec[:, keep]
             else:
                 del data[nt].behaviour_vec
-    profile = demographic_features(store, users)
+    profile = demographic_features(store, users, demographics)
     if profile is not None:
         data["User"].profile_vec = torch.from_numpy(profile)
     log_price = product_log_prices(store, items)
@@ -731,6 +739,7 @@ def _fit_light(
     train_df: pd.DataFrame,
     held: pd.DataFrame,
     light: np.ndarray,
+    demographics: Demographics,
 ) -> tuple[LightFit, dict[str, float]]:
     """Choose the light-user blend's weights on the ``light`` users (a third search, a third
     confirm, :func:`graphfusion.light.group_of`) and test the served ones on the last third:
@@ -739,7 +748,7 @@ def _fit_light(
     kept_of = _per_user(train_df, n_u)
     held_of = _per_user(held, n_u)
     popularity = np.bincount(train_df["item"].to_numpy(), minlength=num_items)
-    profile = demographic_features(store, users)
+    profile = demographic_features(store, users, demographics)
     trained = np.bincount(train_df["user"].to_numpy(), minlength=n_u) > 0
     model.eval()
     with torch.no_grad():
@@ -905,6 +914,7 @@ def train(
     result = TrainResult(config)
     torch.manual_seed(config.seed)
     node_ids: dict[str, list[str]] = {"User": users, "Product": items}
+    demographics = fit_demographics(store, users)  # kept with the model: new users fit it
     if config.model == "popularity":
         model: torch.nn.Module = Popularity(edges, n_u, n_i)
         result.test = _evaluate(model, everyone, seen_valid, test, block)
@@ -923,8 +933,9 @@ def train(
         strength = torch.tensor(train_df["strength"].to_numpy(), dtype=torch.float32)
         how = torch.tensor(train_df[how_columns(config.interactions)].to_numpy(np.float32))
         data, node_ids = _training_graph(
-            store, edges, held, config.interactions, users, items, strength=strength, how=how
-        )
+            store, edges, held, config.interactions, users, items, strength=strength, how=how,
+            demographics=demographics,
+        )  # fmt: skip
         model = FusionGNN(
             data, config.dim, config.layers,
             context_layers=config.context_layers, item_ids=config.item_ids,
@@ -990,7 +1001,9 @@ def train(
         best_state = copy.deepcopy(model.state_dict())
     if len(light):
         assert isinstance(model, FusionGNN | LightGCN | MF)
-        fit, result.light = _fit_light(store, model, users, n_i, train_df, held_light, light)
+        fit, result.light = _fit_light(
+            store, model, users, n_i, train_df, held_light, light, demographics
+        )
         result.light_weights, result.light_search = fit.weights, fit.to_dict()
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, everyone, seen_valid, test, block)
@@ -998,7 +1011,8 @@ def train(
         result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
     result.checkpoint = folder / f"{config.model}.pt"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
-                "items": items, "node_ids": node_ids, "light_weights": result.light_weights},
+                "items": items, "node_ids": node_ids, "light_weights": result.light_weights,
+                "demographics": demographics.to_dict(), "written_back": write_back},
                result.checkpoint)  # fmt: skip
     result.curve = _plot(result.history, folder / f"{config.model}-curve.png", config.model)
     (folder / f"{config.model}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
@@ -1015,4 +1029,21 @@ def train(
             products, scale = product_rec_vectors(i_fac)
             write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_fac, scale))
             write_vectors(store, "Product", PROPERTY, items, products)
+        mark_served(folder, config.model)
     return result
+
+
+def mark_served(folder: Path, model: str) -> None:
+    """Note in the models folder that the store's ``fused_vec`` and ``rec_vec`` are now
+    ``model``'s: the model a :class:`~graphfusion.recommend.Recommender` serves by default."""
+    (folder / SERVED_FILE).write_text(json.dumps({"model": model}), encoding="utf-8")
+
+
+def served_model(folder: Path) -> str | None:
+    """The model :func:`mark_served` noted in ``folder``; None when none was (a models folder
+    from before the note) or the note cannot be read."""
+    try:
+        name = json.loads((folder / SERVED_FILE).read_text(encoding="utf-8"))["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if name in MODELS else None

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from graphfusion.errors import ValidationError
 from graphfusion.schema import PropertyType
 
 __all__ = [
+    "count_arg",
     "arrow_type",
     "coerce",
     "converter",
@@ -117,6 +119,20 @@ def is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def count_arg(name: str, value: object, high: int) -> int:
+    """An argument that counts (``k``, ``top``) as a Python int in ``1..high``; a numpy
+    integer is taken, a boolean or a float is not.
+
+    Raises:
+        ValidationError: Not an integer in range.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValidationError(f"{name} must be an integer in 1..{high}, got {value!r}")
+    if not 1 <= int(value) <= high:
+        raise ValidationError(f"{name} must be an integer in 1..{high}, got {value!r}")
+    return int(value)
 
 
 def require_scalar(value: Any, what: str) -> None:

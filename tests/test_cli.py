@@ -112,11 +112,19 @@ def test_debug_shows_the_traceback(runner: CliRunner, tmp_path: Path) -> None:
     assert res.exception is not None
 
 
+def _store_named(res: object) -> str:
+    """The folder a command that only reads found no store in (it makes none)."""
+    output = getattr(res, "output", "")
+    assert getattr(res, "exit_code", None) == 1, output
+    assert "no graphfusion store at" in output and "Traceback" not in output
+    return str(output)
+
+
 def test_store_from_environment(runner: CliRunner, tmp_path: Path) -> None:
     env_store = tmp_path / "from-env"
     res = runner.invoke(main, ["stats", "--json"], env={"GRAPHFUSION_STORE": str(env_store)})
-    assert res.exit_code == 0, res.output
-    assert (env_store / "graphfusion.json").exists()
+    assert str(env_store) in _store_named(res)
+    assert not env_store.exists()  # a command that only reads makes no store
 
 
 def test_settings_from_flags_then_environment_then_config_file(
@@ -125,14 +133,36 @@ def test_settings_from_flags_then_environment_then_config_file(
     config = tmp_path / "gf.toml"
     config.write_text(f'[graphfusion]\nstore = "{tmp_path / "from-file"}"\n')
     res = runner.invoke(main, ["--config", str(config), "stats", "--json"])
-    assert res.exit_code == 0, res.output
-    assert (tmp_path / "from-file" / "graphfusion.json").exists()
+    assert str(tmp_path / "from-file") in _store_named(res)
     env = {"GRAPHFUSION_STORE": str(tmp_path / "from-env"), "GRAPHFUSION_CONFIG": str(config)}
-    assert runner.invoke(main, ["stats"], env=env).exit_code == 0
-    assert (tmp_path / "from-env" / "graphfusion.json").exists()
+    assert str(tmp_path / "from-env") in _store_named(runner.invoke(main, ["stats"], env=env))
     flag = ["stats", "--store", str(tmp_path / "from-flag")]
-    assert runner.invoke(main, flag, env=env).exit_code == 0
-    assert (tmp_path / "from-flag" / "graphfusion.json").exists()
+    assert str(tmp_path / "from-flag") in _store_named(runner.invoke(main, flag, env=env))
+
+
+def test_json_output_is_strict_and_a_closed_pipe_is_no_error(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    store = tmp_path / "s" / "store"
+    shop = tmp_path / "shop"
+    assert runner.invoke(main, ["generate", "--size", "tiny", "--out", str(shop)]).exit_code == 0
+    load = ["load", "synthetic", "--source", f"shop={shop}", "--store", str(store)]
+    assert runner.invoke(main, load).exit_code == 0
+    res = runner.invoke(
+        main, ["cypher", "RETURN $x AS x", "--param", "x=NaN", "--json", "--store", str(store)]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == [{"x": None}]  # strict JSON: NaN is null
+    # a reader that leaves early (`| head -1`): exit 0, nothing on stderr
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "graphfusion.cli", "cypher",
+               "UNWIND range(1, 200000) AS n RETURN n", "--store", str(store)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"BrokenPipe" not in err and b"error" not in err
 
 
 @pytest.mark.parametrize(

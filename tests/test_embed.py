@@ -156,6 +156,10 @@ def test_supplied_vectors_with_nan_are_reported_nothing_lost(tmp_path: Path) -> 
             engine.add_vectors("Product", "text_vec", ["a"], np.ones((1, 10)))
         with pytest.raises(ValidationError, match="not a vector"):
             engine.add_vectors("Product", "title", ["a"], np.ones((1, 10)))
+        with pytest.raises(ValidationError, match="repeated: \\['a'\\]"):
+            engine.add_vectors("Product", "text_vec", ["a", "b", "a"], np.ones((3, 384)))
+        with pytest.raises(ValidationError, match="not one string"):
+            engine.add_vectors("Product", "text_vec", "ab", np.ones((2, 384)))
 
 
 def test_similar_matches_brute_force(shop_engine: Engine) -> None:
@@ -179,8 +183,15 @@ def test_similar_by_behaviour_and_bad_arguments(shop_engine: Engine) -> None:
         shop_engine.similar("p0001", k=0)
     with pytest.raises(ValidationError, match="unknown modality"):
         shop_engine.similar("p0001", "smell")
-    with pytest.raises(ValidationError, match="no fused vector yet"):
+    with pytest.raises(ValidationError, match="no fused vector yet; run `graphfusion train`"):
         shop_engine.similar("p0001", "fused")
+    assert len(shop_engine.similar("p0001", k=np.int64(2))) == 2  # a numpy integer is an int
+    with pytest.raises(ValidationError, match="k must be"):
+        shop_engine.similar("p0001", k=np.True_)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="only must be"):
+        shop_engine.embed(only=5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="text_encoder must be an encoder"):
+        shop_engine.embed(only="text", text_encoder="x")
 
 
 def test_behaviour_features(shop_engine: Engine) -> None:

@@ -160,6 +160,7 @@ def test_recalls_command(tmp_path: Path) -> None:
     assert (
         "2 firms named by 3+ recalls" in res.output and "Acme (manufacturer): fire 3" in res.output
     )
+    Engine(tmp_path / "empty").close()  # a store, with no recalls in it
     empty = runner.invoke(main, ["recalls", "--store", str(tmp_path / "empty")])
     assert empty.exit_code == 1 and "no recalls" in empty.output
     assert runner.invoke(main, ["recalls", "--min-recalls", "0"]).exit_code == 2

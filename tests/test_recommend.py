@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from graphfusion import Engine
 from graphfusion.cli import main
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotReadyError, ValidationError
 from graphfusion.ingest import load
 from graphfusion.light import DEFAULT_WEIGHTS
 from graphfusion.recommend import LIGHT_USER_MAX, Recommender
@@ -88,6 +88,10 @@ def test_filters(engine: Engine) -> None:
     brand_id = next(b for b in cat.brand if b)
     frame = engine.recommend("u0002", k=10, brand=brand_id)
     assert set(frame["brand"]) == {cat.brand_names[brand_id]}
+    for typo in ({"category": "Headphonez"}, {"brand": "no-such-brand"}):  # not an empty list
+        with pytest.raises(ValidationError, match=r"no (category|brand) with the id or name"):
+            engine.recommend("u0002", k=10, **typo)
+    assert len(engine.recommend("u0002", k=np.int64(3))) == 3  # a numpy integer is an int
     frame = engine.recommend("u0002", k=10, max_price=20.0)
     assert len(frame) and (frame["price"] <= 20.0).all()
     assert engine.recommend("u0002", k=10, max_price=0.0).empty
@@ -380,6 +384,45 @@ def test_new_product_gets_a_vector_and_is_served(engine: Engine, tiny_shop: Path
     assert "new-1" in set(served["product_id"])
     with pytest.raises(ValidationError, match="DataFrame"):
         engine.add_products("new-3")  # type: ignore[arg-type]
+
+
+def test_new_users_keep_the_demographic_columns_of_training(engine: Engine) -> None:
+    """The demographic columns are the model's: users added with a new occupation, or with
+    the rarest one until it is the commonest, neither break serving nor move the columns."""
+    rec = engine.recommender()
+    assert rec.demographics is not None and "occupation" in rec.demographics.levels
+    before, n = rec.state.profile, len(rec.state.users)
+    assert before is not None
+    rarest = rec.demographics.levels["occupation"][-1]
+    engine.store.upsert_nodes("User", pd.DataFrame({
+        "id": ["u9990", "u9991", "u9992", "u9993", "u9994"],
+        "age": [30, 41, 52, 63, 24],
+        "gender": ["other", None, None, None, None],
+        "occupation": ["astronaut", *[rarest] * 4],
+    }))  # fmt: skip
+    fresh = Recommender(engine.store)
+    assert fresh.state.profile is not None
+    np.testing.assert_array_equal(fresh.state.profile[:n], before)
+    # its gender and occupation were never seen: age is its only column
+    assert np.flatnonzero(fresh.state.profile[n]).tolist() in ([], [0])
+    assert len(fresh.recommend("u0001", k=3)) == 3
+    assert len(fresh.recommend("u9990", k=3)) == 3  # a new user: the cold-start blend
+
+
+def test_the_last_model_trained_is_served(engine: Engine) -> None:
+    """Training another model serves it (its vectors are the store's now); a model whose
+    vectors did not reach the store is not served from another's."""
+    assert engine.recommender().model_name == "fusion"
+    engine.train("mf", epochs=2, batch_size=256)
+    assert engine.recommender().model_name == "mf"
+    engine.train("lightgcn", epochs=2, batch_size=256, dim=8)  # not written back
+    with pytest.raises(NotReadyError, match="dim"):
+        Recommender(engine.store, model="lightgcn")
+    assert engine.recommender().model_name == "mf"  # still the store's vectors
+    engine.train("fusion", epochs=2, batch_size=256, taste_epochs=0)
+    assert engine.recommender().model_name == "fusion"
+    with pytest.raises(NotReadyError, match="fusion model trained since"):
+        Recommender(engine.store, model="mf")
 
 
 def test_training_again_brings_the_behaviour_vectors_up_to_date(engine: Engine) -> None:

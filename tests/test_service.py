@@ -181,8 +181,9 @@ def test_recommend_filters(client: TestClient, shared: Engine) -> None:
     assert {i["product_id"] for i in every["items"]} & seen
     diverse = client.get(f"/recommend/{USER}?k=5&diversity=0.9", headers=AUTH).json()["items"]
     assert len(diverse) == 5
-    none = client.get(f"/recommend/{USER}?brand=no-such-brand", headers=AUTH)
-    assert none.status_code == 200 and none.json()["items"] == []
+    for query in ("brand=no-such-brand", "category=Headphonez"):  # a typo is no empty list
+        unknown = client.get(f"/recommend/{USER}?{query}", headers=AUTH)
+        assert unknown.status_code == 400 and "no " in _detail(unknown), query
     bare = client.get(f"/recommend/{USER}?k=5&explain=false", headers=AUTH).json()["items"]
     assert [i["product_id"] for i in bare] == [i["product_id"] for i in unseen[:5]]
     assert all(i["reasons"] == [] for i in bare) and all(i["reasons"] for i in unseen[:5])

@@ -77,6 +77,8 @@ def test_popularity_and_bad_settings(engine: Engine) -> None:
         engine.train("mf", colour="red")
     with pytest.raises(ValidationError, match="cold_items"):
         engine.train("mf", cold_items=0.95)
+    with pytest.raises(ValidationError, match="seed"):
+        engine.train("mf", seed=-1)
 
 
 def test_cold_items_are_held_out_and_tested_apart(engine: Engine) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,14 @@ def write_vectors(
 
     Raises:
         SchemaError: Unknown label or property.
-        ValidationError: ``prop`` is not a vector, or the shapes do not match.
+        ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is one
+            string (not a list of keys) or names a key twice.
     """
+    if isinstance(keys, str):
+        raise ValidationError("keys must be a list of keys, not one string")
+    repeated = [k for k, n in Counter(str(k) for k in keys).items() if n > 1]
+    if repeated:
+        raise ValidationError(f"keys must be unique; repeated: {repeated[:3]}")
     node = store.schema.node(label)
     ptype = node.prop(prop).type
     if not ptype.is_vector:
@@ -431,6 +438,16 @@ def embed(
     if unknown:
         raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
     chosen = None if keys is None else _check_keys(store, keys)
+    for kind, given in (("text", text_encoder), ("image", image_encoder)):
+        if given is not None and not (
+            isinstance(getattr(given, "name", None), str)
+            and isinstance(getattr(given, "dim", None), int)
+            and callable(getattr(given, "encode_many", None))
+        ):
+            raise ValidationError(
+                f"{kind}_encoder must be an encoder (name, dim and encode_many, as "
+                f"{kind.capitalize()}Encoder), got {type(given).__name__}"
+            )
     started = time.perf_counter()
     result = EmbedReport()
     cache = cache_for(store)

@@ -63,10 +63,11 @@ class EmbeddedStore(BaseStore):
         schema: The graph schema; the built-in e-commerce schema when None.
         read_only: Open without write access (several readers may share a folder).
         buffer_pool_mb: LadybugDB's buffer pool size in MiB.
+        create: Make a new store where the folder holds none (never when ``read_only``).
 
     Raises:
-        StoreError: The folder cannot be created or written, holds something else, or was made
-            by an incompatible version.
+        StoreError: The folder cannot be created or written, holds something else, was made
+            by an incompatible version, or holds no store and ``create`` is False.
         StoreLockedError: Another process holds the store.
     """
 
@@ -82,11 +83,12 @@ class EmbeddedStore(BaseStore):
         schema: Schema | None = None,
         read_only: bool = False,
         buffer_pool_mb: int = 2048,
+        create: bool = True,
     ) -> None:
         self.schema = schema or load_schema()
         self.path = Path(path or os.environ.get("GRAPHFUSION_STORE") or DEFAULT_STORE_DIR)
         self.read_only = read_only
-        self._prepare_folder()
+        self._prepare_folder(create and not read_only)
         ladybug = _ladybug()
         try:
             self._db = ladybug.Database(
@@ -109,11 +111,15 @@ class EmbeddedStore(BaseStore):
             self._write_meta()
 
     # ----------------------------------------------------------------- folder
-    def _prepare_folder(self) -> None:
+    def _prepare_folder(self, create: bool) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
             raise StoreError(f"store path {p} exists and is not a folder")
         meta = p / META_FILE
+        if not create and not meta.exists():
+            raise StoreError(
+                f"no graphfusion store at {p}; make one with `graphfusion load` (or `demo`)"
+            )
         if p.is_dir():
             if meta.exists():
                 self._check_meta(meta)
@@ -122,8 +128,6 @@ class EmbeddedStore(BaseStore):
                     f"{p} is not empty and is not a graphfusion store (no {META_FILE}); "
                     "name an empty or new folder"
                 )
-        elif self.read_only:
-            raise StoreError(f"no graphfusion store at {p}")
         else:
             try:
                 p.mkdir(parents=True, exist_ok=True)
