@@ -14,11 +14,19 @@ L2-normalized vectors of size ``dim``):
   loss (CLIP-style) on the pairs.
 
 :func:`cross_modal_retrieval` measures them: for each item, the rank of its partner among all
-items of the other modality.
+items of the other modality (ties count against the item: an item that scores the same as the
+partner ranks ahead of it).
+
+Every constructor argument is checked (sizes and counts positive integers, ``batch_size`` at
+least 2, ``temperature`` and ``lr`` positive and finite, ``reg`` non-negative and finite, a seed
+a non-negative integer), and so are the vectors given to ``fit`` and the transforms (2-D,
+finite, the width seen in ``fit``): a bad one raises
+:class:`~graphfusion.errors.ValidationError`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,8 +36,50 @@ from tqdm.auto import tqdm
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import l2_normalize
 from graphfusion.repeatable import repeatable
+from graphfusion.values import count_arg
 
 __all__ = ["RandomProjection", "CCA", "ContrastiveAligner", "cross_modal_retrieval"]
+
+#: Largest common size (``dim``) an aligner accepts.
+MAX_DIM = 100_000
+#: Largest number of epochs :class:`ContrastiveAligner` accepts.
+MAX_EPOCHS = 1_000_000
+#: Largest batch size :class:`ContrastiveAligner` accepts.
+MAX_BATCH = 1 << 30
+
+
+def _seed_arg(value: object) -> int:
+    """A seed as a Python int: a non-negative integer (numpy integers taken, booleans not)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValidationError(f"seed must be a non-negative integer, got {value!r}")
+    if int(value) < 0:
+        raise ValidationError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _real_arg(name: str, value: object, *, zero: bool) -> float:
+    """A finite real number as a Python float, above 0 (or at least 0 when ``zero``)."""
+    bound = ">= 0" if zero else "> 0"
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or out < 0 or (out == 0 and not zero):
+        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return out
+
+
+def _rows(x: np.ndarray, width: int, what: str) -> np.ndarray:
+    """``x`` as a float64 matrix of finite values with ``width`` columns (what fit saw)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValidationError(
+            f"{what} must be 2-D with {width} columns (the width seen in fit), got shape {a.shape}"
+        )
+    if not np.isfinite(a).all():
+        raise ValidationError(f"{what} holds NaN or infinite values")
+    return a
 
 
 def _pair(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,12 +97,16 @@ class RandomProjection:
     """Each modality through its own fixed Gaussian matrix to ``dim`` (the baseline).
 
     Args:
-        dim: Common size.
-        seed: Seed of the matrices.
+        dim: Common size (1 to :data:`MAX_DIM`).
+        seed: Seed of the matrices, a non-negative integer.
+
+    Raises:
+        ValidationError: ``dim`` is not an integer in 1..:data:`MAX_DIM`, or ``seed`` is not a
+            non-negative integer.
     """
 
     def __init__(self, dim: int = 64, seed: int = 0) -> None:
-        self.dim, self.seed = dim, seed
+        self.dim, self.seed = count_arg("dim", dim, MAX_DIM), _seed_arg(seed)
         self.p1: np.ndarray | None = None
         self.p2: np.ndarray | None = None
 
@@ -65,16 +119,24 @@ class RandomProjection:
         return self
 
     def transform1(self, x1: np.ndarray) -> np.ndarray:
-        """Project modality 1."""
+        """Project modality 1.
+
+        Raises:
+            ValidationError: Not fitted, or ``x1`` is not a finite matrix of the width fitted.
+        """
         if self.p1 is None:
             raise ValidationError("call fit first")
-        return l2_normalize(np.asarray(x1) @ self.p1)
+        return l2_normalize(_rows(x1, self.p1.shape[0], "x1") @ self.p1)
 
     def transform2(self, x2: np.ndarray) -> np.ndarray:
-        """Project modality 2."""
+        """Project modality 2.
+
+        Raises:
+            ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
+        """
         if self.p2 is None:
             raise ValidationError("call fit first")
-        return l2_normalize(np.asarray(x2) @ self.p2)
+        return l2_normalize(_rows(x2, self.p2.shape[0], "x2") @ self.p2)
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:
@@ -87,19 +149,26 @@ class CCA:
     """Regularized canonical correlation analysis, closed form (see the module docstring).
 
     Args:
-        dim: Number of canonical directions kept.
-        reg: Ridge added to each covariance, relative to its mean variance.
+        dim: Number of canonical directions kept (1 to :data:`MAX_DIM`; at most the smaller
+            input width and the number of pairs less one are kept).
+        reg: Ridge added to each covariance, relative to its mean variance (finite, >= 0).
 
     Attributes:
         correlations: The canonical correlations of the training pairs, highest first.
+
+    Raises:
+        ValidationError: ``dim`` is not an integer in 1..:data:`MAX_DIM`, or ``reg`` is not a
+            finite number >= 0.
     """
 
     def __init__(self, dim: int = 64, reg: float = 1e-3) -> None:
-        if dim < 1 or reg < 0:
-            raise ValidationError("dim must be >= 1 and reg >= 0")
-        self.dim, self.reg = dim, reg
+        self.dim = count_arg("dim", dim, MAX_DIM)
+        self.reg = _real_arg("reg", reg, zero=True)
         self.correlations: np.ndarray | None = None
-        self._m1 = self._m2 = self._w1 = self._w2 = None
+        self._m1: np.ndarray | None = None
+        self._m2: np.ndarray | None = None
+        self._w1: np.ndarray | None = None
+        self._w2: np.ndarray | None = None
 
     def fit(self, x1: np.ndarray, x2: np.ndarray) -> CCA:
         """Fit on paired rows of the two modalities."""
@@ -117,18 +186,29 @@ class CCA:
         self.correlations = s[:dim]
         return self
 
-    def _project(self, x: np.ndarray, mean: np.ndarray | None, w: np.ndarray | None) -> np.ndarray:
+    @staticmethod
+    def _project(
+        x: np.ndarray, mean: np.ndarray | None, w: np.ndarray | None, what: str
+    ) -> np.ndarray:
         if mean is None or w is None:
             raise ValidationError("call fit first")
-        return (np.asarray(x, dtype=np.float64) - mean) @ w
+        return (_rows(x, len(mean), what) - mean) @ w
 
     def transform1(self, x1: np.ndarray) -> np.ndarray:
-        """Canonical variates of modality 1, L2-normalized."""
-        return l2_normalize(self._project(x1, self._m1, self._w1))
+        """Canonical variates of modality 1, L2-normalized.
+
+        Raises:
+            ValidationError: Not fitted, or ``x1`` is not a finite matrix of the width fitted.
+        """
+        return l2_normalize(self._project(x1, self._m1, self._w1, "x1"))
 
     def transform2(self, x2: np.ndarray) -> np.ndarray:
-        """Canonical variates of modality 2, L2-normalized."""
-        return l2_normalize(self._project(x2, self._m2, self._w2))
+        """Canonical variates of modality 2, L2-normalized.
+
+        Raises:
+            ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
+        """
+        return l2_normalize(self._project(x2, self._m2, self._w2, "x2"))
 
 
 class ContrastiveAligner:
@@ -140,12 +220,16 @@ class ContrastiveAligner:
         s_{ij} = \\cos(f_1(x_{1i}), f_2(x_{2j}))
 
     Args:
-        dim: Common size.
-        temperature: :math:`\\tau`.
-        epochs: Passes over the pairs.
-        batch_size: Pairs per step (the negatives of each pair are the rest of its batch).
-        lr: Adam learning rate.
-        seed: Seed of the initialization and the batches.
+        dim: Common size (1 to :data:`MAX_DIM`).
+        temperature: :math:`\\tau`, a finite number > 0.
+        epochs: Passes over the pairs (1 to :data:`MAX_EPOCHS`).
+        batch_size: Pairs per step, at least 2 (the negatives of each pair are the rest of its
+            batch; a last batch of a single pair is skipped).
+        lr: Adam learning rate, a finite number > 0.
+        seed: Seed of the initialization and the batches, a non-negative integer.
+
+    Raises:
+        ValidationError: An argument outside the ranges above.
     """
 
     def __init__(
@@ -158,15 +242,30 @@ class ContrastiveAligner:
         lr: float = 1e-3,
         seed: int = 0,
     ) -> None:
-        self.dim, self.temperature, self.epochs = dim, temperature, epochs
-        self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        self.dim = count_arg("dim", dim, MAX_DIM)
+        self.temperature = _real_arg("temperature", temperature, zero=False)
+        self.epochs = count_arg("epochs", epochs, MAX_EPOCHS)
+        self.batch_size = count_arg("batch_size", batch_size, MAX_BATCH)
+        if self.batch_size < 2:
+            raise ValidationError(
+                "batch_size must be at least 2 (a pair's negatives are the rest of its batch), "
+                f"got {batch_size!r}"
+            )
+        self.lr = _real_arg("lr", lr, zero=False)
+        self.seed = _seed_arg(seed)
         self.head1: torch.nn.Linear | None = None
         self.head2: torch.nn.Linear | None = None
         self.losses: list[float] = []
 
     @repeatable
     def fit(self, x1: np.ndarray, x2: np.ndarray, *, progress: bool = False) -> ContrastiveAligner:
-        """Train the heads on paired rows."""
+        """Train the heads on paired rows.
+
+        Raises:
+            ValidationError: The pairs are not two finite matrices with one row per pair (at
+                least two), or the loss stops being finite (a temperature too small for 32-bit
+                floats, or a learning rate too large).
+        """
         a, b = _pair(x1, x2)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
@@ -191,6 +290,11 @@ class ContrastiveAligner:
                     torch.nn.functional.cross_entropy(logits, target)
                     + torch.nn.functional.cross_entropy(logits.t(), target)
                 ) / 2
+                if not torch.isfinite(loss):
+                    raise ValidationError(
+                        f"the contrastive loss is not finite (temperature {self.temperature}, "
+                        f"lr {self.lr}): use a larger temperature or a smaller lr"
+                    )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -198,20 +302,42 @@ class ContrastiveAligner:
             self.losses.append(total / max(steps, 1))
         return self
 
-    def _apply(self, head: torch.nn.Linear | None, x: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _apply(head: torch.nn.Linear | None, x: np.ndarray, what: str) -> np.ndarray:
         if head is None:
             raise ValidationError("call fit first")
+        rows = _rows(x, head.in_features, what)
         with torch.no_grad():
-            out = head(torch.tensor(np.asarray(x), dtype=torch.float32)).numpy()
+            out = head(torch.tensor(rows, dtype=torch.float32)).numpy()
         return l2_normalize(out)
 
     def transform1(self, x1: np.ndarray) -> np.ndarray:
-        """Project modality 1, L2-normalized."""
-        return self._apply(self.head1, x1)
+        """Project modality 1, L2-normalized.
+
+        Raises:
+            ValidationError: Not fitted, or ``x1`` is not a finite matrix of the width fitted.
+        """
+        return self._apply(self.head1, x1, "x1")
 
     def transform2(self, x2: np.ndarray) -> np.ndarray:
-        """Project modality 2, L2-normalized."""
-        return self._apply(self.head2, x2)
+        """Project modality 2, L2-normalized.
+
+        Raises:
+            ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
+        """
+        return self._apply(self.head2, x2, "x2")
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows L2-normalized as float32, as :func:`l2_normalize` gives them, after scaling each
+    row by the power of two that brings its largest magnitude into [0.5, 1).
+
+    The scaling is exact, so ordinary rows come out bit for bit the same; it keeps rows of
+    very large or very small values (1e30, 1e-30) from overflowing or underflowing in 32
+    bits, which would turn them into zero vectors.
+    """
+    _, exponent = np.frexp(np.abs(x).max(axis=1, keepdims=True))
+    return l2_normalize(np.ldexp(x, -exponent))
 
 
 def cross_modal_retrieval(
@@ -219,18 +345,38 @@ def cross_modal_retrieval(
 ) -> dict[str, float]:
     """Row ``i`` of ``queries`` looks for row ``i`` of ``targets`` among all targets (cosine).
 
+    The rank of a query's partner is the number of targets that score at least as high as it,
+    the partner included: ties count against the query, so vectors that cannot tell the
+    targets apart (all zero, all the same) rank every partner last, not first.
+
+    Args:
+        queries: ``(n, d)`` query vectors.
+        targets: ``(n, d)`` target vectors; row ``i`` is the partner of query ``i``.
+        ks: Cut-offs of the recall.
+
     Returns:
         ``recall@K`` (share of queries whose partner is in the top K, in [0, 1]) for each K,
         and ``median_rank`` (1 is perfect; chance is about half the number of targets).
+
+    Raises:
+        ValidationError: The shapes differ or are not 2-D with at least one row, or a vector
+            holds NaN or infinite values.
     """
-    q, t = l2_normalize(np.asarray(queries)), l2_normalize(np.asarray(targets))
-    if q.shape != t.shape:
-        raise ValidationError("queries and targets must have the same shape")
+    q_raw = np.asarray(queries, dtype=np.float64)
+    t_raw = np.asarray(targets, dtype=np.float64)
+    if q_raw.ndim != 2 or q_raw.shape != t_raw.shape or q_raw.size == 0:
+        raise ValidationError(
+            "queries and targets must be 2-D with the same shape and at least one row and "
+            f"column, got {q_raw.shape} and {t_raw.shape}"
+        )
+    if not (np.isfinite(q_raw).all() and np.isfinite(t_raw).all()):
+        raise ValidationError("queries or targets hold NaN or infinite values")
+    q, t = _unit_rows(q_raw), _unit_rows(t_raw)
     ranks = np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), 1024):
         sims = q[start : start + 1024] @ t.T
         own = sims[np.arange(len(sims)), np.arange(start, start + len(sims))]
-        ranks[start : start + len(sims)] = (sims > own[:, None]).sum(1) + 1
+        ranks[start : start + len(sims)] = (sims >= own[:, None]).sum(1)
     out = {f"recall@{k}": float((ranks <= k).mean()) for k in ks}
     out["median_rank"] = float(np.median(ranks))
     return out

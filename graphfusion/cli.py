@@ -713,10 +713,11 @@ def defects_cmd(
         analysis = engine.defect_analysis()
         frame = analysis.ranking(level, top)
         if plot_dir is not None and not frame.empty:
-            ranking = analysis.plot(plot_dir / f"defects-{level}.png", level)
+            plots = [analysis.plot(plot_dir / f"defects-{level}.png", level, top)]
             first = str(frame.iloc[0, 0])
-            subgraph = analysis.plot_subgraph(first, plot_dir / f"defects-{first}.png")
-            click.echo(f"plots: {ranking} {subgraph}", err=True)
+            if len(frame["evidence"].iloc[0]):  # the riskiest node's evidence, where it has any
+                plots.append(analysis.plot_subgraph(first, plot_dir / f"defects-{first}.png"))
+            click.echo(f"plots: {' '.join(map(str, plots))}", err=True)
     if as_json:
         _echo_json(frame.to_dict(orient="records"))
         return

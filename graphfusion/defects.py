@@ -28,13 +28,20 @@ defect):
   is shown as the evidence.
 
 A product's *reports* ``K`` are the weighted sum of its evidence scores and its
-*observations* ``N`` the sum of the weights.
+*observations* ``N`` the sum of the weights. The evidence *shown* for a node (rankings,
+evidence paths, subgraph plots) is its products' recalls, defect reviews and photos scoring
+above :data:`EVIDENCE_MIN` (0.5): a review that reports no defect counts toward the risk, as
+an observation without a report, but is no evidence against the node.
 
 **Propagation** (empirical Bayes over Supplier -> Batch -> Product, a beta-binomial
 hierarchy with :data:`PRIOR_WEIGHT` pseudo-observations at each step). Evidence flows up,
 risk flows down, and a node's prior comes from its *siblings*, never from its own evidence:
 
-1. the shop-wide rate ``r0 = sum K / sum N`` over all products;
+1. the shop-wide rate ``r0 = sum K / sum N`` of the reviews of all products, 0 without
+   reviews: photos and recalls only ever report a defect (a photo that shows nothing odd is
+   no observation), so they cannot tell how often products are fine; counted in ``r0`` they
+   would pull it toward 1, and a store without reviews would put every node at risk 1. No
+   defect reports means low risk;
 2. a supplier's risk is ``(K_s + PRIOR_WEIGHT * r0) / (N_s + PRIOR_WEIGHT)``, summed over the
    products it supplies (``SUPPLIES``) or that come from a batch it produced (``PRODUCED``,
    ``FROM_BATCH``), each product counted once;
@@ -97,6 +104,7 @@ from graphfusion.values import count_arg
 
 __all__ = [
     "DEFECT_PHRASES",
+    "EVIDENCE_MIN",
     "FINE_PHRASES",
     "IMAGE_WEIGHT",
     "LEVELS",
@@ -160,6 +168,9 @@ IMAGE_SLOPE = 2.0
 IMAGE_WEIGHT = 3.0
 #: Observations a recall is worth (all of them defect reports).
 RECALL_WEIGHT = 50.0
+#: Reviews and photos are shown as evidence only when they score above this (a review that
+#: reports no defect, or a photo that shows nothing odd, speaks for the node, not against it).
+EVIDENCE_MIN = 0.5
 
 
 @dataclass
@@ -178,8 +189,8 @@ class DefectAnalysis:
         suppliers: ``supplier_id``, ``name``, ``products``, ``reviews``, ``reports``,
             ``observations``, ``risk``.
         recalls: ``recall_id``, ``product_id``, ``title``, ``hazard``.
-        extra: ``supplier_products`` (supplier -> its product ids) and ``prior`` (the
-            shop-wide rate ``r0``).
+        extra: ``supplier_products`` (supplier -> its product ids), ``batch_makers`` (batch
+            -> the suppliers that produced it) and ``prior`` (the shop-wide rate ``r0``).
     """
 
     reviews: pd.DataFrame
@@ -194,6 +205,10 @@ class DefectAnalysis:
     def ranking(self, level: str = "supplier", top: int = 20) -> pd.DataFrame:
         """The ``top`` riskiest nodes of ``level`` with their main evidence and, for batches and
         suppliers, the products at risk (no defect review or recall yet).
+
+        The evidence (column ``evidence``) is up to three each of the recalls, defect reviews
+        and odd photos of the node's products, the reviews and photos scoring above
+        :data:`EVIDENCE_MIN`; a node without any has an empty list.
 
         Raises:
             ValidationError: Unknown level or bad ``top``.
@@ -222,6 +237,8 @@ class DefectAnalysis:
         return p[p["product_id"].isin(members)]
 
     def _evidence(self, level: str, key: str, n: int = 3) -> list[dict[str, Any]]:
+        """The ``n`` strongest recalls, defect reviews and odd photos (each scoring above
+        :data:`EVIDENCE_MIN`) of the node's products."""
         products = self._products_of(level, key)
         ids = products["product_id"]
         recalls = self.recalls[self.recalls["product_id"].isin(ids)].head(n)
@@ -230,13 +247,15 @@ class DefectAnalysis:
              "score": 1.0, "text": _first_text(r.hazard, r.title, "recall")[:160]}
             for r in recalls.itertuples()
         ]  # fmt: skip
-        reviews = self.reviews[self.reviews["product_id"].isin(ids)]
+        reviews = self.reviews[
+            self.reviews["product_id"].isin(ids) & (self.reviews["score"] > EVIDENCE_MIN)
+        ]
         out += [
             {"kind": "review", "key": r.review_id, "product_id": r.product_id,
              "score": round(float(r.score), 3), "text": str(r.text)[:160]}  # type: ignore[arg-type]
             for r in reviews.nlargest(n, "score").itertuples()
         ]  # fmt: skip
-        odd = products[products["image"] > 0.5].nlargest(n, "image")
+        odd = products[products["image"] > EVIDENCE_MIN].nlargest(n, "image")
         out += [
             {"kind": "image", "key": str(r.image_id), "product_id": r.product_id,
              "score": round(float(r.image), 3), "text": "photo unlike its category's"}  # type: ignore[arg-type]
@@ -253,9 +272,19 @@ class DefectAnalysis:
         """Evidence paths of a supplier, batch or product: ``path`` (``(label, key)`` nodes
         from the node to the evidence), ``kind``, ``score`` and ``text``, strongest first.
 
+        The evidence is up to five each of the recalls, defect reviews and odd photos (scoring
+        above :data:`EVIDENCE_MIN`) of the node's products; an empty list when there is none.
+        A supplier's path goes through the product's batch only when the supplier produced
+        that batch (else straight to the product it supplies).
+
         Raises:
-            ValidationError: No such supplier, batch or product.
+            ValidationError: ``key`` is not a string.
+            NotFoundError: No such supplier, batch or product.
         """
+        if not isinstance(key, str):
+            raise ValidationError(
+                f"key must be a supplier, batch or product id (a string), got {key!r}"
+            )
         for level, frame, label in (("supplier", self.suppliers, "Supplier"),
                                     ("batch", self.batches, "Batch"),
                                     ("product", self.products, "Product")):  # fmt: skip
@@ -266,13 +295,17 @@ class DefectAnalysis:
             raise NotFoundError(f"no supplier, batch or product {key!r}")
         level, label = found
         batch_of = dict(zip(self.products["product_id"], self.products["batch_id"], strict=True))
+        makers = self.extra.get("batch_makers")
+        if makers is None:  # an analysis made without them: the batches' first makers
+            makers = {b: [s] for b, s in zip(self.batches["batch_id"],
+                                             self.batches["supplier_id"], strict=True)}  # fmt: skip
         last = {"review": "Review", "recall": "Recall", "image": "Image"}
         paths = []
         for item in self._evidence(level, key, n=5):
             pid = item["product_id"]
             route: list[tuple[str, str]] = [(label, key)]
             batch = batch_of.get(pid)
-            if level == "supplier" and isinstance(batch, str):
+            if level == "supplier" and isinstance(batch, str) and key in makers.get(batch, ()):
                 route.append(("Batch", batch))
             if level != "product":
                 route.append(("Product", pid))
@@ -281,8 +314,18 @@ class DefectAnalysis:
         return sorted(paths, key=lambda r: -r["score"])
 
     def plot(self, path: str | Path, level: str = "supplier", top: int = 15) -> Path:
-        """Bar chart of the ``top`` risks of ``level`` (PNG)."""
+        """Bar chart of the ``top`` risks of ``level`` (PNG; see :func:`save_figure`).
+
+        Returns:
+            The path of the written file.
+
+        Raises:
+            ValidationError: Unknown level or bad ``top``, or the store has no node of
+                ``level`` (nothing to plot).
+        """
         table = self.ranking(level, top)
+        if table.empty:
+            raise ValidationError(f"the store has no {level}: nothing to plot")
         fig, ax = new_figure(6, 0.35 * len(table) + 1)
         ax.barh(table.iloc[:, 0][::-1], table["risk"][::-1], color="tab:red")
         ax.set_xlabel("risk")
@@ -292,11 +335,23 @@ class DefectAnalysis:
     def plot_subgraph(self, key: str, path: str | Path) -> Path:
         """The evidence subgraph of a supplier, batch or product (PNG): the node, its batches
         and products, and the reviews, photos and recalls that speak against them, coloured
-        by score."""
+        by score.
+
+        Returns:
+            The path of the written file.
+
+        Raises:
+            ValidationError: ``key`` is not a string, or the node has no evidence (nothing
+                to plot).
+            NotFoundError: No such supplier, batch or product.
+        """
         import networkx as nx
 
+        paths = self.evidence_paths(key)
+        if not paths:
+            raise ValidationError(f"no evidence against {key!r}: nothing to plot")
         graph = nx.DiGraph()
-        for item in self.evidence_paths(key):
+        for item in paths:
             nodes = [f"{lab}\n{k}" for lab, k in item["path"]]
             for a, b in itertools.pairwise(nodes):
                 graph.add_edge(a, b)
@@ -425,9 +480,11 @@ def analyse(
     use_reviews = 1.0 if "review" in sources else 0.0
     products["reports"] = use_reviews * products["k"] + extra_k
     products["observations"] = use_reviews * products["reviews"] + extra_k
+    # the shop-wide rate r0, of the reviews alone: photos and recalls only ever report a
+    # defect, so they would pull it toward 1 (to exactly 1 in a store without reviews)
+    review_n = use_reviews * float(products["reviews"].sum())
+    prior = use_reviews * float(products["k"].sum()) / review_n if review_n > 0 else 0.0
     products = products.drop(columns=["k"])
-    total_n = float(products["observations"].sum())
-    prior = float(products["reports"].sum()) / total_n if total_n > 0 else 0.0
     products["evidence"] = _bayes(products["reports"], products["observations"], prior)
 
     # -- the supply graph
@@ -527,7 +584,7 @@ def analyse(
         ),
         *("reports", "observations", "evidence", "batch_id", "supplier_id", "risk"),
     ]
-    extra = {"supplier_products": supplier_products, "prior": prior}
+    extra = {"supplier_products": supplier_products, "batch_makers": makers, "prior": prior}
     return DefectAnalysis(reviews, products[columns], batches, suppliers, extra, recalls)
 
 
@@ -537,9 +594,10 @@ def _first_text(*values: Any) -> str:
 
 
 def _sigmoid(x: Any) -> np.ndarray:
-    """The logistic function, without overflow warnings (infinite inputs give 0 and 1)."""
-    clipped = np.clip(np.asarray(x, dtype=np.float64), -500.0, 500.0)
-    return np.asarray(1.0 / (1.0 + np.exp(-clipped)))
+    """The logistic function, without overflow warnings: ``-inf`` (and any input below about
+    -710, where ``exp`` overflows) gives exactly 0, ``+inf`` exactly 1."""
+    with np.errstate(over="ignore"):
+        return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64))))
 
 
 def _bayes(total: pd.Series, count: pd.Series, prior: float | pd.Series) -> pd.Series:

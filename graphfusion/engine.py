@@ -19,7 +19,7 @@ import pandas as pd
 
 from graphfusion.defects import DefectAnalysis, analyse
 from graphfusion.errors import ValidationError
-from graphfusion.features.embed import EmbedError, EmbedReport, embed, write_vectors
+from graphfusion.features.embed import EmbedError, EmbedReport, embed, modalities, write_vectors
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
 from graphfusion.qa import QAIndex, QAResult, write_passages
@@ -127,11 +127,7 @@ class Engine:
 
         See :func:`graphfusion.features.embed`. A second run recomputes nothing.
         """
-        if not (only is None or isinstance(only, str) or (
-            isinstance(only, Sequence) and all(isinstance(k, str) for k in only)
-        )):  # fmt: skip
-            raise ValidationError(f"only must be a modality name or a list of them, got {only!r}")
-        if "Passage" in self.store.schema.nodes and (only is None or "text" in only):
+        if "Passage" in self.store.schema.nodes and "text" in modalities(only):
             write_passages(self.store)
         self._qa, self._defects = None, None
         self._qa_weights = None

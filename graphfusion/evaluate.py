@@ -10,7 +10,10 @@ Metrics come two ways, which agree:
   arguments (as in Microsoft's recommenders), for people comparing any model's output;
 - :func:`full_ranking_metrics` over a score matrix, for training loops.
 
-Every metric is averaged over the users that have at least one relevant (test) item.
+Every metric is averaged over the users that have at least one relevant (test) item. A
+(user, item) pair predicted more than once counts once, at its best score. Cut-offs are
+integers from 1 to :data:`MAX_K` (numpy integers taken, booleans not); a missing column,
+non-finite AUC scores or a bad cut-off raise :class:`~graphfusion.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from graphfusion.errors import ValidationError
+from graphfusion.values import count_arg
 
 __all__ = [
     "random_split",
@@ -33,6 +37,16 @@ __all__ = [
 ]
 
 DEFAULT_USER, DEFAULT_ITEM, DEFAULT_PREDICTION = "user", "item", "prediction"
+
+#: Largest cut-off K the metrics accept.
+MAX_K = 1_000_000
+
+
+def _require_columns(frame: pd.DataFrame, what: str, columns: Iterable[str]) -> None:
+    """Raise a ValidationError naming the first of ``columns`` that ``frame`` lacks."""
+    for col in columns:
+        if col not in frame.columns:
+            raise ValidationError(f"{what} must have the column {col!r}")
 
 
 def random_split(
@@ -61,9 +75,7 @@ def random_split(
     Raises:
         ValidationError: Missing columns or ratios that are not three shares summing to 1.
     """
-    for col in (col_user, col_item):
-        if col not in interactions.columns:
-            raise ValidationError(f"interactions lack the column {col!r}")
+    _require_columns(interactions, "interactions", (col_user, col_item))
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise ValidationError(f"ratios must be three shares summing to 1, got {ratios}")
     frame = interactions.drop_duplicates([col_user, col_item]).reset_index(drop=True)
@@ -87,9 +99,9 @@ def _relevant(rating_true: pd.DataFrame, col_user: str, col_item: str) -> dict[o
 def _top_k(
     rating_pred: pd.DataFrame, col_user: str, col_item: str, col_prediction: str, k: int
 ) -> dict[object, list[object]]:
-    if not isinstance(k, int) or k < 1:
-        raise ValidationError(f"k must be a positive integer, got {k!r}")
+    """Each user's top ``k`` distinct items, best first (a repeated pair keeps its best)."""
     top = rating_pred.sort_values([col_user, col_prediction], ascending=[True, False])
+    top = top.drop_duplicates([col_user, col_item], keep="first")
     top = top.groupby(col_user, sort=False).head(k)
     return top.groupby(col_user, sort=False)[col_item].apply(list).to_dict()
 
@@ -104,6 +116,9 @@ def _average(
     k: int,
 ) -> float:
     """Mean of ``value(relevant items, top-k list, k)`` over users with relevant items."""
+    k = count_arg("k", k, MAX_K)
+    _require_columns(rating_true, "rating_true", (col_user, col_item))
+    _require_columns(rating_pred, "rating_pred", (col_user, col_item, col_prediction))
     truth = _relevant(rating_true, col_user, col_item)
     ranked = _top_k(rating_pred, col_user, col_item, col_prediction, k)
     values = [value(items, ranked.get(user, []), k) for user, items in truth.items()]
@@ -202,12 +217,18 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     (ties count half). Range [0, 1]; 0.5 is chance.
 
     Raises:
-        ValidationError: Shapes differ, or the labels are not both present.
+        ValidationError: Shapes differ, a score is NaN or infinite, or the labels are not both
+            present.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).astype(bool).ravel()
     if s.shape != y.shape:
         raise ValidationError("scores and labels must have the same length")
+    if not np.isfinite(s).all():
+        raise ValidationError(
+            f"scores hold {int((~np.isfinite(s)).sum())} NaN or infinite values; AUC needs "
+            "finite scores"
+        )
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValidationError("AUC needs both positive and negative labels")
@@ -227,6 +248,16 @@ def _cells(items: Sequence[Iterable[int]], users: range) -> tuple[np.ndarray, np
     return rows, cols
 
 
+def _cutoffs(ks: object) -> tuple[int, ...]:
+    """``ks`` as distinct Python ints in 1..MAX_K, in the order given."""
+    if isinstance(ks, str | bytes) or not isinstance(ks, Iterable):
+        raise ValidationError(f"ks must be a sequence of cut-offs such as (10, 20), got {ks!r}")
+    out = tuple(dict.fromkeys(count_arg("ks", k, MAX_K) for k in ks))
+    if not out:
+        raise ValidationError("ks must hold at least one cut-off, got none")
+    return out
+
+
 def full_ranking_metrics(
     scores: np.ndarray,
     train_items: Sequence[Iterable[int]],
@@ -239,14 +270,22 @@ def full_ranking_metrics(
         scores: ``(n_users, n_items)`` scores, higher is better.
         train_items: Per user, the item indices seen in training (excluded from the ranking).
         test_items: Per user, the relevant item indices (users with none are skipped).
-        ks: Cut-offs.
+        ks: Cut-offs, at least one, each an integer from 1 to :data:`MAX_K` (a repeated one
+            counts once; one above the number of items ranks them all).
 
     Returns:
         ``{"recall@10": ..., "ndcg@10": ..., ...}``, each in [0, 1], averaged over users with
         relevant items, with the same definitions as :func:`recall_at_k` and
         :func:`ndcg_at_k`.
+
+    Raises:
+        ValidationError: ``scores`` is not a matrix, the item lists do not have one entry per
+            user, or ``ks`` is not a non-empty sequence of cut-offs.
     """
+    ks = _cutoffs(ks)
     scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValidationError(f"scores must be a (users, items) matrix, got shape {scores.shape}")
     n_users, n_items = scores.shape
     if len(train_items) != n_users or len(test_items) != n_users:
         raise ValidationError("train_items and test_items need one entry per user (row)")

@@ -47,16 +47,31 @@ class GraphExport:
     index: dict[str, dict[str, int]]
 
     def key(self, label: str, row: int) -> str:
-        """The key of row ``row`` of ``label``."""
-        return self.ids[label][row]
+        """The key of row ``row`` of ``label`` (ValidationError: no such label or row)."""
+        ids = self._ids_of(label)
+        if (
+            isinstance(row, bool)
+            or not isinstance(row, int | np.integer)
+            or not (0 <= row < len(ids))
+        ):
+            raise ValidationError(f"{label} has rows 0..{len(ids) - 1}, got {row!r}")
+        return ids[int(row)]
 
     def rows(self, label: str, keys: Sequence[str]) -> torch.Tensor:
         """Row indices of ``keys`` (a ValidationError names the first unknown key)."""
+        if isinstance(keys, str):
+            raise ValidationError("keys must be a list of keys, not one string")
+        self._ids_of(label)
         index = self.index[label]
         missing = [k for k in keys if k not in index]
         if missing:
             raise ValidationError(f"no {label} {missing[0]!r} in the exported graph")
         return torch.tensor([index[k] for k in keys], dtype=torch.long)
+
+    def _ids_of(self, label: str) -> list[str]:
+        if label not in self.ids:
+            raise ValidationError(f"no {label!r} in the exported graph; it has {sorted(self.ids)}")
+        return self.ids[label]
 
 
 def to_heterodata(
@@ -83,6 +98,8 @@ def to_heterodata(
         SchemaError: An unknown label.
     """
     schema = store.schema
+    if isinstance(labels, str):
+        raise ValidationError("labels must be a list of labels, not one string")
     chosen = list(labels) if labels is not None else list(schema.nodes)
     data = HeteroData()
     ids: dict[str, list[str]] = {}

@@ -50,7 +50,7 @@ from graphfusion.reports import check_writable, default_report_path, write_rows
 from graphfusion.schema import PropertyType, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
-from graphfusion.values import union_lists
+from graphfusion.values import is_missing, union_lists
 
 __all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
 
@@ -645,7 +645,12 @@ def untaken_reason(wheres: list[Field]) -> tuple[str, Callable[[Any], str]]:
     field = names.pop() if len(names) == 1 else ""
     if field and all(w.column and not w.transforms and "equals" in w.options for w in wheres):
         choices = ", ".join(repr(str(w.options["equals"])) for w in wheres)
-        return field, lambda value: f"{field} {value!r} matches none of {choices}"
+
+        def matches_none(value: Any) -> str:
+            shown = "(empty)" if is_missing(value) else repr(value)
+            return f"{field} {shown} matches none of {choices}"
+
+        return field, matches_none
     reason = f"taken by no spec: it meets none of {'; '.join(map(_condition, wheres))}"
     return field, lambda value: reason
 

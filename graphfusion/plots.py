@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from graphfusion.errors import ValidationError
+
 __all__ = ["new_figure", "save_figure"]
 
 
@@ -21,8 +23,27 @@ def new_figure(width: float, height: float) -> tuple[Any, Any]:
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG to ``path`` (parent folders made), trimmed to its content."""
+    """Write ``fig`` to ``path`` (parent folders made), trimmed to its content.
+
+    The format is the one the suffix names (``.png``, ``.svg``, ``.pdf``, ...); a path without
+    a suffix is written as PNG with ``.png`` appended (``"plots"`` -> ``plots.png``).
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        ValidationError: The suffix names no image format matplotlib can write.
+    """
     out = Path(path)
+    suffix = out.suffix[1:].lower()
+    if not suffix:
+        out, suffix = out.with_name(out.name.rstrip(".") + ".png"), "png"
+    formats = fig.canvas.get_supported_filetypes()
+    if suffix not in formats:
+        raise ValidationError(
+            f"cannot write a figure as {out.suffix!r}; use one of "
+            f"{', '.join('.' + f for f in sorted(formats))} (e.g. {out.stem}.png)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    fig.savefig(out, format=suffix, dpi=dpi, bbox_inches="tight")
     return out

@@ -119,7 +119,8 @@ def split_passages(text: str, max_chars: int = PASSAGE_MAX_CHARS) -> list[str]:
 
 
 def write_passages(store: BaseStore, max_chars: int = PASSAGE_MAX_CHARS) -> int:
-    """Make the ``Passage`` nodes of every review (idempotent: keys are ``<review>#<n>``).
+    """Make the ``Passage`` nodes of every review (idempotent: keys are ``<review>#<n>``);
+    the passages a review no longer has (its text changed or went) are deleted.
 
     Returns:
         The number of passages written.
@@ -141,6 +142,12 @@ def write_passages(store: BaseStore, max_chars: int = PASSAGE_MAX_CHARS) -> int:
             texts.append(passage)
             positions.append(n)
             reviews.append(rid)
+    stored = store.query_arrow("MATCH (p:Passage) RETURN p.id AS id")
+    wanted = set(keys)
+    stale = [k for k in (stored.column("id").to_pylist() if stored.num_rows else [])
+             if k not in wanted]  # fmt: skip
+    if stale:
+        store.query("MATCH (p:Passage) WHERE p.id IN $stale DETACH DELETE p", {"stale": stale})
     if not keys:
         return 0
     nodes = pa.table({"id": keys, "text": texts, "position": pa.array(positions, pa.int64())})
@@ -279,6 +286,8 @@ class QAIndex:
         index = {k: i for i, k in enumerate(self.products)}
         self._index = index
         p_vecs, p_has = _vectors(prod.column("v"), dim)
+        if not p_has.any() and not _any_vector(store):
+            raise NotReadyError("the store has no text vectors yet; run `graphfusion embed`")
 
         ques = q(
             "MATCH (x:Question)-[:ABOUT]->(p:Product) RETURN x.id AS id, x.text AS text, "
@@ -687,6 +696,15 @@ class QAIndex:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _any_vector(store: BaseStore) -> bool:
+    """Whether a question or an answer has a text vector."""
+    return any(
+        store.query(f"MATCH (n:{label}) WHERE n.text_vec IS NOT NULL RETURN n.id AS id LIMIT 1")
+        for label in ("Question", "Answer")
+        if label in store.schema.nodes
+    )
+
+
 def _check_question(question: object) -> str:
     if isinstance(question, bytes):
         try:
@@ -695,9 +713,15 @@ def _check_question(question: object) -> str:
             raise ValidationError("the question is not valid UTF-8 text") from None
     if not isinstance(question, str):
         raise ValidationError(f"the question must be text, got {type(question).__name__}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes a command line could not decode
+        raise ValidationError("the question is not valid UTF-8 text") from None
     text = " ".join(question.split())
     if not text:
         raise ValidationError("the question is empty")
+    if not any(ch.isalnum() for ch in text):
+        raise ValidationError("the question has no words (only punctuation or symbols)")
     if len(text) > MAX_QUESTION_CHARS:
         raise ValidationError(
             f"the question is {len(text):,} characters long; at most {MAX_QUESTION_CHARS:,}"

@@ -118,6 +118,8 @@ def _not_utf8(texts: Iterable[str]) -> str | None:
     """Why ``texts`` (read by :func:`_open_text`) cannot be loaded: the first byte that is not
     UTF-8; None when they are all good text."""
     for text in texts:
+        if text.isascii():  # most text: no search needed
+            continue
         bad = _UNDECODED.search(text)
         if bad is not None:
             return f"not UTF-8 text (byte 0x{ord(bad.group(0)) - 0xDC00:02x})"

@@ -114,9 +114,10 @@ CANDIDATES_PER_K = 10
 LOOKS_LIKE_MIN = 0.8
 #: Interaction types a live update may add.
 LIVE_TYPES = ("VIEWED", "PURCHASED", "FAVORITED")
-#: The links of :meth:`Recommender.add_products` that a changed product's row replaces (a
-#: product has one category and one brand), by column: (relationship type, label). Supplier
-#: and batch links add up: a product may come from several of each.
+#: The links of :meth:`Recommender.add_products` that a changed product's row replaces where
+#: the product had one (a category, a brand), by column: (relationship type, label). A product
+#: with several (a film's genres, both levels of an Amazon category) gains the new one, as do
+#: supplier and batch links: a product may come from several of each.
 REPLACED_LINKS = {"category_id": ("IN_CATEGORY", "Category"), "brand_id": ("OF_BRAND", "Brand")}
 
 
@@ -768,13 +769,10 @@ class Recommender:
         frame = frame.copy()
         if "type" not in frame.columns:
             frame["type"] = "PURCHASED"
-        kinds = frame["type"].where(frame["type"].notna(), "PURCHASED").astype(str).str.upper()
-        bad = ~kinds.isin(LIVE_TYPES)
-        frame["type"] = kinds.where(~bad, None)
+        # the loader reports a type none of its specs takes (``type 'CLICKED' matches none``)
+        frame["type"] = frame["type"].where(frame["type"].notna(), "PURCHASED").astype(str)
+        frame["type"] = frame["type"].str.upper()
         report = load(self.store, "live_interactions", {"interactions": frame})
-        for line in (np.flatnonzero(bad.to_numpy()) + 1).tolist():
-            report.rejected.append(_bad_type(line, str(kinds.iloc[line - 1])))
-        report.rejected.sort(key=lambda r: r.line)
         self._fold_in(frame[_not_rejected(report, len(frame))])
         return report
 
@@ -824,8 +822,9 @@ class Recommender:
         Only the new products and their photos are embedded (``embed(keys=...)``); the
         behaviour vectors of the others, which new products rescale, stay as they are until
         the next full ``embed`` (:meth:`graphfusion.Engine.train` runs one for them). A
-        stored product's row changes what it gives: a new category or brand replaces the old
-        one (:data:`REPLACED_LINKS`), a supplier or batch is added to those it has.
+        stored product's row changes what it gives: a new category or brand replaces the one
+        it had (:data:`REPLACED_LINKS`; one it had among several is kept), a supplier or batch
+        is added to those it has.
 
         Args:
             frame: Columns ``id`` and any of ``title``, ``description``, ``price``,
@@ -844,8 +843,9 @@ class Recommender:
         frame = _check_frame(frame, ("id",))
         if self.fusion is None:
             raise NotReadyError(f"{self.model_name} cannot place new products; train fusion")
+        single = self._single_links(frame)
         report = load(self.store, "live_products", {"products": frame})
-        self._replace_links(frame, report)
+        self._replace_links(frame, single)
         if self._encoders is None:  # loaded once, on the first new products
             self._encoders = (TextEncoder(), ImageEncoder())
         text, image = self._encoders
@@ -879,21 +879,36 @@ class Recommender:
             self._place(keys)
         return report
 
-    def _replace_links(self, frame: pd.DataFrame, report: LoadReport) -> None:
-        """A product's category and brand are one each: where a row the load wrote gave a new
-        one (its link now stored), the links to the others go."""
-        written = _not_rejected(report, len(frame))
+    def _single_links(self, frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+        """Per column of :data:`REPLACED_LINKS` in ``frame``: the stored products of its rows
+        that have exactly one link of that type, with the key it leads to."""
+        keys = [k for k in (_key(v) for v in frame["id"]) if k is not None]
+        out: dict[str, dict[str, str]] = {}
         for column, (rtype, label) in REPLACED_LINKS.items():
-            if column not in frame.columns:
-                continue
-            for product, target in zip(frame["id"][written], frame[column][written], strict=True):
+            if column in frame.columns and keys:
+                rows = self.store.query(
+                    f"MATCH (p:Product)-[:{rtype}]->(x:{label}) WHERE p.id IN $keys "
+                    "RETURN p.id AS id, count(x) AS n, min(x.id) AS target",
+                    {"keys": keys},
+                )
+                out[column] = {r["id"]: r["target"] for r in rows if r["n"] == 1}
+        return out
+
+    def _replace_links(self, frame: pd.DataFrame, single: dict[str, dict[str, str]]) -> None:
+        """A product that had one category (or brand), ``single`` (:meth:`_single_links`),
+        and whose row gave another, now stored, loses the link to the old one. A product
+        with several (genres, category levels) keeps them all and gains the new one."""
+        for column, before in single.items():
+            rtype, label = REPLACED_LINKS[column]
+            for product, target in zip(frame["id"], frame[column], strict=True):
                 key, keep = _key(product), _key(target)
-                if key is None or keep is None:
+                old = before.get(key or "")
+                if key is None or keep is None or old is None or old == keep:
                     continue
                 self.store.query(
                     f"MATCH (p:Product {{id: $key}})-[:{rtype}]->(:{label} {{id: $keep}}) "
-                    f"MATCH (p)-[r:{rtype}]->(old:{label}) WHERE old.id <> $keep DELETE r",
-                    {"key": key, "keep": keep},
+                    f"MATCH (p)-[r:{rtype}]->(:{label} {{id: $old}}) DELETE r",
+                    {"key": key, "keep": keep, "old": old},
                 )
 
     def _place(self, keys: list[str]) -> None:
@@ -1100,11 +1115,6 @@ class Recommender:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _bad_type(line: int, value: str) -> Reject:
-    reason = f"unknown interaction type {value!r}; use one of {', '.join(LIVE_TYPES)}"
-    return Reject("interactions:frame", line, "type", reason, "interaction")
-
-
 def _key(value: Any) -> str | None:
     """A frame's id as the loader stores it (:func:`graphfusion.columnar.key_list`: stripped,
     a whole float without ``.0``); None where it gives no single key."""

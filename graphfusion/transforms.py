@@ -108,14 +108,16 @@ def _strip_html(v: Any, o: Mapping[str, Any]) -> Any:
 
 def _key_text(v: Any, sep: str, fold: bool = False) -> Any:
     """The lowercase letters and digits of a text, each run of other characters replaced by
-    ``sep`` (``fold``: accents dropped first); None when nothing is left; a list gives each
-    element's."""
+    ``sep``; None when nothing is left; a list gives each element's. Without ``fold`` only
+    ASCII letters and digits count; with it accents are dropped and the letters and digits of
+    every script count."""
     if isinstance(v, list):
         return [_key_text(x, sep, fold) for x in v]
     if not isinstance(v, str):
         return v
-    if fold:
-        v = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
+    if fold:  # accents dropped; letters of other scripts kept (a Japanese firm's name)
+        v = "".join(c for c in unicodedata.normalize("NFKD", v) if not unicodedata.combining(c))
+        return re.sub(r"[\W_]+", sep, v.lower()).strip(sep) or None
     return re.sub(r"[^a-z0-9]+", sep, v.lower()).strip(sep) or None
 
 

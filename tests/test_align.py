@@ -39,8 +39,8 @@ def test_cca_recovers_the_planted_relation() -> None:
 def test_cca_variates_are_whitened_and_correlated() -> None:
     x1, x2 = _planted(seed=1)
     cca = CCA(dim=4, reg=0.0).fit(x1, x2)
-    v1 = (x1 - x1.mean(0)) @ cca._w1  # type: ignore[operator]
-    v2 = (x2 - x2.mean(0)) @ cca._w2  # type: ignore[operator]
+    v1 = (x1 - x1.mean(0)) @ cca._w1
+    v2 = (x2 - x2.mean(0)) @ cca._w2
     np.testing.assert_allclose(np.cov(v1.T), np.eye(4), atol=1e-6)
     np.testing.assert_allclose(
         np.diag(np.corrcoef(v1.T, v2.T)[:4, 4:]), cca.correlations, atol=1e-6
@@ -73,3 +73,138 @@ def test_bad_input() -> None:
         CCA().fit(np.full((5, 3), np.nan), np.ones((5, 3)))
     with pytest.raises(ValidationError, match="fit first"):
         CCA().transform1(np.ones((2, 3)))
+
+
+def test_retrieval_ties_count_against_the_query() -> None:
+    n = 7
+    for vectors in (np.zeros((n, 4)), np.ones((n, 4))):
+        got = cross_modal_retrieval(vectors, vectors, ks=(1, n))
+        # every target scores the same: each partner ranks last, not first
+        assert got == {"recall@1": 0.0, f"recall@{n}": 1.0, "median_rank": float(n)}
+    # a target that scores the same as the partner counts ahead of it; the partner itself once
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    t = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    got = cross_modal_retrieval(q, t, ks=(1,))
+    assert got == {"recall@1": pytest.approx(1 / 3), "median_rank": 2.0}
+
+
+def test_retrieval_ranks_without_ties_are_the_strict_ranks() -> None:
+    rng = np.random.default_rng(5)
+    q, t = rng.normal(size=(300, 16)), rng.normal(size=(300, 16))
+    t[:100] += 2 * q[:100]  # some partners easy to find
+    sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (
+        t / np.linalg.norm(t, axis=1, keepdims=True)
+    ).T
+    strict = (sims > np.diag(sims)[:, None]).sum(1) + 1  # the old rule, ties in its favour
+    got = cross_modal_retrieval(q, t, ks=(1, 5, 10))
+    for k in (1, 5, 10):
+        assert got[f"recall@{k}"] == pytest.approx(float((strict <= k).mean()))
+    assert got["median_rank"] == float(np.median(strict))
+
+
+def test_retrieval_is_scale_free() -> None:
+    rng = np.random.default_rng(7)
+    q, t = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))
+    t[:20] += 3 * q[:20]
+    want = cross_modal_retrieval(q, t)
+    assert want["recall@1"] > 0.2
+    for scale in (1e39, 1e30, 1e-30, 1e-300):  # beyond float32, or squares that over/underflow
+        assert cross_modal_retrieval(q * scale, t) == want
+        assert cross_modal_retrieval(q, t * scale) == want
+
+
+def test_retrieval_refuses_bad_vectors() -> None:
+    good = np.eye(3)
+    for bad in (np.nan, np.inf):
+        broken = good.copy()
+        broken[1, 1] = bad
+        with pytest.raises(ValidationError, match="NaN or infinite"):
+            cross_modal_retrieval(broken, good)
+        with pytest.raises(ValidationError, match="NaN or infinite"):
+            cross_modal_retrieval(good, broken)
+    with pytest.raises(ValidationError, match="same shape"):
+        cross_modal_retrieval(good, np.eye(4))
+    with pytest.raises(ValidationError, match="at least one row"):
+        cross_modal_retrieval(np.zeros((0, 3)), np.zeros((0, 3)))
+    with pytest.raises(ValidationError, match="at least one row and column"):
+        cross_modal_retrieval(np.zeros((3, 0)), np.zeros((3, 0)))
+    with pytest.raises(ValidationError, match="2-D"):
+        cross_modal_retrieval(np.ones(3), np.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ContrastiveAligner(batch_size=1), "batch_size must be at least 2"),
+        (lambda: ContrastiveAligner(batch_size=0), "batch_size"),
+        (lambda: ContrastiveAligner(batch_size=2.0), "batch_size"),  # type: ignore[arg-type]
+        (lambda: ContrastiveAligner(temperature=0), "temperature"),
+        (lambda: ContrastiveAligner(temperature=-0.1), "temperature"),
+        (lambda: ContrastiveAligner(temperature=float("nan")), "temperature"),
+        (lambda: ContrastiveAligner(temperature=float("inf")), "temperature"),
+        (lambda: ContrastiveAligner(temperature=True), "temperature"),
+        (lambda: ContrastiveAligner(epochs=0), "epochs"),
+        (lambda: ContrastiveAligner(lr=0.0), "lr"),
+        (lambda: ContrastiveAligner(lr=float("nan")), "lr"),
+        (lambda: ContrastiveAligner(dim=0), "dim"),
+        (lambda: ContrastiveAligner(seed=-1), "seed"),
+        (lambda: RandomProjection(dim=-1), "dim"),
+        (lambda: RandomProjection(dim=True), "dim"),
+        (lambda: RandomProjection(seed=-1), "seed"),
+        (lambda: RandomProjection(seed=1.5), "seed"),  # type: ignore[arg-type]
+        (lambda: CCA(dim=2.5), "dim"),  # type: ignore[arg-type]
+        (lambda: CCA(dim=0), "dim"),
+        (lambda: CCA(reg=float("nan")), "reg"),
+        (lambda: CCA(reg=-1.0), "reg"),
+        (lambda: CCA(reg="0.1"), "reg"),  # type: ignore[arg-type]
+    ],
+)
+def test_constructors_refuse_bad_arguments(make: object, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        make()  # type: ignore[operator]
+
+
+def test_constructors_take_numpy_numbers() -> None:
+    aligner = ContrastiveAligner(
+        np.int64(4), epochs=np.int64(1), batch_size=np.int32(2),  # type: ignore[arg-type]
+        temperature=np.float32(0.5), lr=np.float64(0.01), seed=np.int64(3),  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert (aligner.dim, aligner.epochs, aligner.batch_size, aligner.seed) == (4, 1, 2, 3)
+    assert all(type(v) is int for v in (aligner.dim, aligner.epochs, aligner.batch_size))
+    assert CCA(np.int64(2), reg=0).reg == 0.0  # type: ignore[arg-type]
+
+
+def test_contrastive_small_batches_train() -> None:
+    x1, x2 = _planted(n=40, seed=4)
+    aligner = ContrastiveAligner(dim=4, epochs=3, batch_size=2, lr=0.01).fit(x1, x2)
+    assert len(aligner.losses) == 3 and all(loss > 0 for loss in aligner.losses)
+
+
+def test_contrastive_refuses_a_loss_that_is_not_finite() -> None:
+    x1, x2 = _planted(n=20, seed=4)
+    # finite and positive, but 1 / temperature overflows 32-bit floats
+    with pytest.raises(ValidationError, match="not finite"):
+        ContrastiveAligner(dim=4, epochs=1, temperature=1e-40).fit(x1, x2)
+
+
+def test_transforms_check_width_and_values() -> None:
+    x1, x2 = _planted(n=50, seed=6)
+    aligners: list[RandomProjection | CCA | ContrastiveAligner] = [
+        RandomProjection(4).fit(x1, x2),
+        CCA(4).fit(x1, x2),
+        ContrastiveAligner(4, epochs=1).fit(x1, x2),
+    ]
+    for aligner in aligners:
+        for transform, x, what in ((aligner.transform1, x1, "x1"), (aligner.transform2, x2, "x2")):
+            assert transform(x[:3]).shape == (3, 4)
+            with pytest.raises(ValidationError, match=f"{what} must be 2-D with {x.shape[1]}"):
+                transform(x[:3, :-1])
+            with pytest.raises(ValidationError, match="2-D"):
+                transform(x[0])
+            broken = x[:3].copy()
+            broken[1, 0] = np.nan
+            with pytest.raises(ValidationError, match="NaN or infinite"):
+                transform(broken)
+            broken[1, 0] = -np.inf
+            with pytest.raises(ValidationError, match="NaN or infinite"):
+                transform(broken)

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from graphfusion import Engine, defects
 from graphfusion.cli import main
@@ -19,6 +20,7 @@ from graphfusion.defects import analyse
 from graphfusion.errors import NotFoundError, ValidationError
 from graphfusion.features.embed import embed
 from graphfusion.ingest import load
+from graphfusion.plots import new_figure, save_figure
 from graphfusion.store import EmbeddedStore
 
 try:
@@ -281,6 +283,14 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
                                "--store", str(folder)])  # fmt: skip
     assert res.exit_code == 0 and "risk" in res.output
     assert (tmp_path / "p" / "defects-batch.png").exists()
+    heights = []  # the chart has --top bars
+    for top_n in (2, 6):
+        args = ["defects", "--level", "batch", "--top", str(top_n), "--plot",
+                str(tmp_path / f"t{top_n}"), "--store", str(folder)]  # fmt: skip
+        assert runner.invoke(main, args).exit_code == 0
+        with Image.open(tmp_path / f"t{top_n}" / "defects-batch.png") as chart:
+            heights.append(chart.height)
+    assert heights[0] < heights[1]
     top = rows[0]["supplier_id"]
     res = runner.invoke(main, ["defects", "--evidence", top, "--json", "--store", str(folder)])
     assert res.exit_code == 0, res.output
@@ -289,3 +299,132 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
     res = runner.invoke(main, ["defects", "--evidence", "nope", "--store", str(folder)])
     assert res.exit_code == 1 and "no supplier, batch or product 'nope'" in res.output
     assert runner.invoke(main, ["defects", "--level", "shop"]).exit_code == 2
+
+
+def test_sigmoid_of_infinity_is_exact() -> None:
+    # a photo in a category too small to score has z = -inf: score exactly 0, no observation
+    out = defects._sigmoid(np.array([-np.inf, -800.0, 0.0, 800.0, np.inf]))
+    assert out.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+
+
+def test_no_defect_reports_means_low_risk(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # without reviews the photos are the only evidence; in the tiny shop's categories (fewer
+    # than IMAGE_MIN photos) none is scored: nothing reports a defect, so nothing is at risk
+    analysis = analyse(engine.store, sources=("image", "recall"))
+    assert analysis.extra["prior"] == 0.0
+    assert (analysis.products["observations"] == 0).all()
+    for frame in (analysis.products, analysis.batches, analysis.suppliers):
+        assert (frame["risk"] == 0.0).all()
+    # scored photos report defects only where they are odd: the shop-wide rate stays the
+    # reviews' (0 without them), not the share of odd photos among the odd photos (1.0)
+    monkeypatch.setattr(defects, "IMAGE_MIN", 3)
+    photos = analyse(engine.store, sources=("image",))
+    assert photos.extra["prior"] == 0.0
+    assert photos.products["image"].max() > 0.5
+    assert photos.suppliers["risk"].min() < 0.2
+    products = photos.products
+    assert products["risk"].idxmax() == products["image"].idxmax()
+    both = analyse(engine.store)
+    reviews_only = analyse(engine.store, sources=("review",))
+    assert both.extra["prior"] == reviews_only.extra["prior"] > 0.0
+
+
+def test_a_store_of_recalls_puts_only_recalled_firms_at_risk(tmp_path: Path) -> None:
+    # the CPSC recall fixture (no reviews) with a firm whose product was never recalled, and
+    # then one fine review: the firms without a recall stay at low risk
+    with EmbeddedStore(tmp_path / "store") as store:
+        load(store, "cpsc_recalls", formats.write_cpsc_recalls(tmp_path / "cpsc"))
+        _write_supply_graph(store, {"quiet": {"quiet-0": []}})
+        alone = analyse(store)
+        _write_supply_graph(store, {"calm": {"calm-0": [(5.0, FINE)]}})
+        embed(store, only=("text",))
+        reviewed = analyse(store)
+    named = ["acme", "bestbuy", "costco", "gadget", "widget", "qvc", "walmart", "beta"]
+    for analysis in (alone, reviewed):
+        sup = analysis.suppliers.set_index("supplier_id")
+        assert sup.loc[named, "risk"].min() > 0.5
+        assert analysis.extra["prior"] < 0.1
+        assert sup.at["quiet", "risk"] < 0.1
+        products = analysis.products.set_index("product_id")
+        assert products.at["quiet-0", "risk"] < 0.1
+        # the product of a recalled firm without a recall of its own is still at risk
+        assert products.at["cpsc:01-001", "risk"] > 0.5
+    assert reviewed.suppliers.set_index("supplier_id").at["calm", "risk"] < 0.1
+    assert alone.batches["risk"].tolist() == [0.0]  # "quiet-lot": no products with evidence
+
+
+@pytest.fixture(scope="module")
+def resold(tmp_path_factory: pytest.TempPathFactory) -> defects.DefectAnalysis:
+    """Supplier "maker" produced its batch; "reseller" only supplies one of its products (``m0``,
+    with the only defect review) and makes nothing; "good" has only fine reviews."""
+    graph = {
+        "maker": {"m0": [(1.0, BROKE), (5.0, FINE)], "m1": [(5.0, FINE)] * 2},
+        "good": {"g0": [(5.0, FINE)] * 3},
+    }
+    with EmbeddedStore(tmp_path_factory.mktemp("resold") / "store") as store:
+        _write_supply_graph(store, graph)
+        store.write_node_table("Supplier", pa.table({"id": ["reseller"], "name": ["R"]}))
+        store.write_rel_table("SUPPLIES", pa.table({"src": ["reseller"], "dst": ["m0"]}),
+                              start="Supplier", end="Product")  # fmt: skip
+        embed(store, only=("text",))
+        return analyse(store)
+
+
+def test_evidence_paths_follow_only_real_edges(resold: defects.DefectAnalysis) -> None:
+    broke = resold.reviews.loc[resold.reviews["text"] == BROKE, "review_id"].tolist()
+    assert len(broke) == 1
+    # the reseller's path goes straight to the product: it did not produce the batch
+    assert [p["path"] for p in resold.evidence_paths("reseller")] == [
+        [("Supplier", "reseller"), ("Product", "m0"), ("Review", broke[0])]
+    ]
+    assert [p["path"] for p in resold.evidence_paths("maker")] == [
+        [("Supplier", "maker"), ("Batch", "maker-lot"), ("Product", "m0"), ("Review", broke[0])]
+    ]
+    assert resold.extra["batch_makers"] == {"good-lot": ["good"], "maker-lot": ["maker"]}
+
+
+def test_evidence_is_defect_reports_only(resold: defects.DefectAnalysis, tmp_path: Path) -> None:
+    # fine reviews count toward the risk (observations without reports) but are no evidence
+    # against a node, as photos that show nothing odd are none
+    assert (resold.reviews["score"] <= 0.5).sum() == 6
+    sup = resold.suppliers.set_index("supplier_id")
+    assert sup.at["good", "observations"] == 3
+    assert resold.evidence_paths("good") == [] and resold.evidence_paths("m1") == []
+    ranking = resold.ranking("supplier", 3).set_index("supplier_id")
+    assert ranking.at["good", "evidence"] == []
+    assert [e["score"] > 0.5 for e in ranking.at["maker", "evidence"]] == [True]
+    # ... so there is nothing to draw for them
+    with pytest.raises(ValidationError, match="no evidence against 'good': nothing to plot"):
+        resold.plot_subgraph("good", tmp_path / "good.png")
+    assert not (tmp_path / "good.png").exists()
+    assert resold.plot_subgraph("maker", tmp_path / "maker.png").stat().st_size > 1000
+
+
+def test_evidence_keys_are_validated(resold: defects.DefectAnalysis, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must be a supplier, batch or product id"):
+        resold.evidence_paths(["maker"])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="must be a supplier, batch or product id"):
+        resold.plot_subgraph(None, tmp_path / "none.png")  # type: ignore[arg-type]
+
+
+def test_plots_need_something_to_plot(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "store") as store:
+        store.write_node_table("Product", pa.table({"id": ["p"], "title": ["P"]}))
+        analysis = analyse(store)
+    for level in ("supplier", "batch"):
+        with pytest.raises(ValidationError, match=f"no {level}: nothing to plot"):
+            analysis.plot(tmp_path / f"{level}.png", level)
+    assert list(tmp_path.glob("*.png")) == []
+    assert analysis.plot(tmp_path / "p.png", "product").stat().st_size > 1000
+
+
+def test_save_figure_returns_the_written_path(tmp_path: Path) -> None:
+    # a path without a suffix is written as PNG with .png appended, and that path returned
+    fig, _ = new_figure(2, 2)
+    out = save_figure(fig, tmp_path / "plots")
+    assert out == tmp_path / "plots.png" and out.read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "plots").exists()
+    svg = save_figure(fig, tmp_path / "plots.svg")
+    assert svg == tmp_path / "plots.svg" and b"<svg" in svg.read_bytes()[:500]
+    with pytest.raises(ValidationError, match=r"cannot write a figure as '\.v2'"):
+        save_figure(fig, tmp_path / "risk.v2")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -145,3 +146,67 @@ def test_full_ranking_in_blocks_agrees_with_one_user_at_a_time(
     assert whole == pytest.approx(want) and blocks == pytest.approx(want)
     assert full_ranking_metrics(scores, train, [[] for _ in test]) == {
         "recall@10": 0.0, "ndcg@10": 0.0, "recall@20": 0.0, "ndcg@20": 0.0}  # fmt: skip
+
+
+def test_repeated_predictions_count_once_at_their_best() -> None:
+    # user a's item 1 predicted three times; once it is a single item at its best score (0.95)
+    repeated = pd.concat(
+        [PRED, pd.DataFrame({"user": ["a", "a"], "item": [1, 1], "prediction": [0.95, 0.85]})]
+    )
+    deduplicated = pd.DataFrame(
+        {"user": ["a"] * 4 + ["b"] * 2, "item": [1, 3, 4, 2, 5, 6],
+         "prediction": [0.95, 0.9, 0.7, 0.6, 0.9, 0.1]}
+    )  # fmt: skip
+    for metric in (recall_at_k, precision_at_k, ndcg_at_k, mrr_at_k):
+        for k in (1, 2, 3, 4):
+            got = metric(TRUE, repeated, k=k)
+            assert got == pytest.approx(metric(TRUE, deduplicated, k=k)), (metric, k)
+            assert 0.0 <= got <= 1.0
+    # only the repeated relevant item: each metric as if it were predicted once
+    only = pd.DataFrame({"user": ["a"] * 3, "item": [1] * 3, "prediction": [0.9, 0.8, 0.7]})
+    truth = pd.DataFrame({"user": ["a", "a"], "item": [1, 2]})
+    assert ndcg_at_k(truth, only, k=3) == pytest.approx(1.0 / (1 + 1 / math.log2(3)))
+    assert precision_at_k(truth, only, k=1) == pytest.approx(1.0)
+    assert recall_at_k(truth, only, k=3) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("metric", [recall_at_k, precision_at_k, ndcg_at_k, mrr_at_k])
+def test_metrics_refuse_missing_columns(metric: Callable[..., float]) -> None:
+    with pytest.raises(ValidationError, match="rating_true must have the column 'item'"):
+        metric(TRUE.rename(columns={"item": "product"}), PRED)
+    with pytest.raises(ValidationError, match="rating_pred must have the column 'user'"):
+        metric(TRUE, PRED.drop(columns="user"))
+    with pytest.raises(ValidationError, match="rating_pred must have the column 'score'"):
+        metric(TRUE, PRED, col_prediction="score")
+
+
+@pytest.mark.parametrize("metric", [recall_at_k, precision_at_k, ndcg_at_k, mrr_at_k])
+def test_metrics_k_is_a_count(metric: Callable[..., float]) -> None:
+    assert metric(TRUE, PRED, k=np.int64(2)) == metric(TRUE, PRED, k=2)
+    for bad in (True, 0, -1, 2.0, "2", None):
+        with pytest.raises(ValidationError, match="k must be an integer"):
+            metric(TRUE, PRED, k=bad)
+
+
+def test_full_ranking_checks_the_cutoffs() -> None:
+    scores = np.arange(12, dtype=np.float64).reshape(3, 4)
+    train, test = [[0], [], [1]], [[3], [2], [0]]
+    base = full_ranking_metrics(scores, train, test, ks=(2,))
+    assert full_ranking_metrics(scores, train, test, ks=(np.int64(2),)) == base  # type: ignore[arg-type]
+    # a repeated cut-off counts once (it was summed twice before)
+    assert full_ranking_metrics(scores, train, test, ks=(2, 2)) == base
+    assert full_ranking_metrics(scores, train, test, ks=[2]) == base
+    for bad, match in [((), "at least one"), ((-1,), "ks must be an integer"),
+                       ((0,), "ks must be an integer"), ((True,), "ks must be an integer"),
+                       ((2.0,), "ks must be an integer"), (10, "sequence of cut-offs"),
+                       ("10", "sequence of cut-offs")]:  # fmt: skip
+        with pytest.raises(ValidationError, match=match):
+            full_ranking_metrics(scores, train, test, ks=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="matrix"):
+        full_ranking_metrics(scores[0], train, test)
+
+
+def test_auc_refuses_scores_that_are_not_finite() -> None:
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValidationError, match="NaN or infinite"):
+            auc(np.array([0.9, bad, 0.2, 0.1]), np.array([1, 1, 0, 0]))

@@ -72,6 +72,12 @@ def test_vectors_become_features_with_masks(tmp_path: Path) -> None:
         assert export.rows("Product", ["c", "a"]).tolist() == [2, 0]
         with pytest.raises(ValidationError, match="no Product 'zz'"):
             export.rows("Product", ["zz"])
+        assert export.key("Product", np.int64(2)) == "c"
+        for bad in (lambda: export.key("Product", 3), lambda: export.key("Nope", 0),
+                    lambda: export.rows("Nope", ["a"]), lambda: export.rows("Product", "ab"),
+                    lambda: to_heterodata(store, labels="Product")):  # fmt: skip
+            with pytest.raises(ValidationError):
+                bad()
         only = to_heterodata(store, labels=["Product"], vectors=False)
         assert only.data.node_types == ["Product"]
         assert "text_vec" not in only.data["Product"]

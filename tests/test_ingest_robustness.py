@@ -141,7 +141,7 @@ def test_interactions_of_no_known_type_are_reported(
     assert [(r.line, r.field, r.reason) for r in report.rejected] == [
         (n + 1, "type", f"type 'viewed' matches none of {choices}"),
         (n + 2, "type", f"type 'CLICKED' matches none of {choices}"),
-        (n + 3, "type", f"type '' matches none of {choices}"),
+        (n + 3, "type", f"type (empty) matches none of {choices}"),
     ]
     # ' VIEWED' is VIEWED: a value compared by `equals` is stripped, as keys are
     u, p = free[3]

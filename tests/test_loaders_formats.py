@@ -406,6 +406,9 @@ def test_firm_key() -> None:
     assert key(["Best Buy", "BestBuy"], {}) == ["bestbuy", "bestbuy"]
     assert key(" - ", {}) is None
     assert key(None, {}) is None
+    # names in other scripts keep their letters (they were dropped, losing the firm)
+    assert key("東芝株式会社, of Tokyo", {}) == "東芝株式会社oftokyo"
+    assert key("Ёлка ООО", {}) == "елкаооо"
 
 
 # ----------------------------------------------------------------------------- clothing

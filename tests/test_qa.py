@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from graphfusion import Engine
 from graphfusion.cli import main
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotReadyError, ValidationError
 from graphfusion.ingest import load
 from graphfusion.qa import (
     FIT_CANDIDATES,
@@ -75,6 +75,25 @@ def test_passages_are_nodes_of_their_review(engine: Engine) -> None:
     write_passages(engine.store)  # idempotent
     assert engine.stats().nodes["Passage"] == before.nodes["Passage"]
     assert engine.stats().relationships["PART_OF"] == before.relationships["PART_OF"]
+    # a review whose text got shorter keeps only the passages it has now
+    rid = rows["r"].iloc[0]
+    engine.store.upsert_nodes("Review", pd.DataFrame({"id": [rid], "text": ["Long. " * 200]}))
+    write_passages(engine.store, max_chars=50)
+    assert len(engine.cypher("MATCH (s:Passage)-[:PART_OF]->(r:Review {id: $r}) RETURN s.id AS s",
+                             {"r": rid})) > 1  # fmt: skip
+    engine.store.upsert_nodes("Review", pd.DataFrame({"id": [rid], "text": ["No complaints."]}))
+    write_passages(engine.store)
+    now = engine.cypher("MATCH (s:Passage) WHERE s.id STARTS WITH $r RETURN s.text AS t",
+                        {"r": f"{rid}#"})  # fmt: skip
+    assert now["t"].tolist() == ["No complaints."]
+    assert engine.stats().nodes["Passage"] == before.nodes["Passage"]
+
+
+def test_a_store_never_embedded_is_not_ready(tiny_shop: Path, tmp_path: Path) -> None:
+    with Engine(tmp_path / "raw" / "store") as engine:
+        load(engine.store, "synthetic", {"shop": tiny_shop})
+        with pytest.raises(NotReadyError, match="graphfusion embed"):
+            engine.ask("Is the mug dishwasher safe?")
 
 
 def test_a_stored_question_finds_its_product_and_answer(engine: Engine) -> None:
@@ -175,6 +194,9 @@ def test_rrf() -> None:
         ("   \n ", {}, "empty"),
         ("x" * 100_000, {}, "characters long"),
         (b"\xff\xfe broken", {}, "UTF-8"),
+        ("caf\udce9 mug?", {}, "UTF-8"),  # a byte a command line could not decode
+        ("???", {}, "no words"),
+        ("\u200b\u200b", {}, "no words"),
         (42, {}, "must be text"),
         ("Is it blue?", {"product_id": "nope"}, "no product"),
         ("Is it blue?", {"k": 0}, "k must"),

@@ -220,8 +220,8 @@ def test_add_interactions_reports_bad_rows_and_moves_the_user(engine: Engine) ->
     })  # fmt: skip
     report = engine.add_interactions(frame)
     reasons = {r.line: r.reason for r in report.rejected}
-    assert set(reasons) == {2, 3, 4, 5}
-    assert "unknown interaction type 'CLICKED'" in reasons[2]
+    assert set(reasons) == {2, 3, 4, 5} and len(report.rejected) == 4  # each row once
+    assert "type 'CLICKED' matches none of 'VIEWED', 'PURCHASED', 'FAVORITED'" in reasons[2]
     assert "User 'nobody' does not exist" in reasons[3]
     assert "Product 'nope' does not exist" in reasons[4]
     assert report.relationships["VIEWED"] == 1
@@ -328,6 +328,19 @@ def test_live_products_change_links_and_report_bad_images(engine: Engine, tmp_pa
     again = engine.add_products(pd.DataFrame({"id": ["p0002"], "category_id": ["no-such"]}))
     assert [r.line for r in again.rejected] == [1]
     assert links("p0002", "IN_CATEGORY", "Category") == {cats[0]}
+    # a row rejected for its supplier alone still moves the product to its new category
+    again = engine.add_products(
+        pd.DataFrame({"id": ["p0002"], "category_id": [cats[1]], "supplier_id": ["no-such"]})
+    )
+    assert [(r.line, r.field) for r in again.rejected] == [(1, "from")]
+    assert links("p0002", "IN_CATEGORY", "Category") == {cats[1]}
+    # a product in several categories (a film's genres) keeps them and gains the new one
+    engine.store.upsert_relationships(
+        "IN_CATEGORY", pd.DataFrame({"src": ["p0002"], "dst": [cats[2]]}),
+        start="Product", end="Category",
+    )  # fmt: skip
+    engine.add_products(pd.DataFrame({"id": ["p0002"], "category_id": [cats[3]]}))
+    assert links("p0002", "IN_CATEGORY", "Category") == {cats[1], cats[2], cats[3]}
 
 
 def test_content_path_reproduces_stored_products(engine: Engine) -> None:

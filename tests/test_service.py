@@ -563,9 +563,9 @@ def test_events_update_what_recommend_serves(writable: Engine, tiny_shop: Path) 
     inter = report["interactions"]
     assert inter["relationships"]["VIEWED"] == 1 and inter["relationships"]["PURCHASED"] == 1
     reasons = {r["line"]: r["reason"] for r in inter["rejected"]}
-    assert set(reasons) == {2, 3}
+    assert set(reasons) == {2, 3} and len(inter["rejected"]) == 2  # each row once
     assert "User 'nobody' does not exist" in reasons[2]
-    assert "unknown interaction type 'CLICKED'" in reasons[3]
+    assert "type 'CLICKED' matches none of 'VIEWED', 'PURCHASED', 'FAVORITED'" in reasons[3]
     # later calls see the new interaction and the new product
     after = client.get(f"/recommend/{USER}?k=5", headers=AUTH).json()["items"]
     assert target not in {i["product_id"] for i in after}

@@ -290,8 +290,13 @@ def test_queries_must_give_every_parameter(store: EmbeddedStore) -> None:
         store.query("RETURN $u AS u")
     with pytest.raises(ValidationError, match=r"\$max"):
         store.query_read("MATCH (b:Brand) WHERE b.id = $id RETURN b LIMIT $max", {"id": "b1"})
-    # a $ inside a string or comment is no parameter
+    # a $ inside a string or comment is no parameter; names may be any identifier
     assert store.query("RETURN '$u' AS u // $v") == [{"u": "$u"}]
+    assert store.query("RETURN $café AS x", {"café": 1}) == [{"x": 1}]
+    from graphfusion.store.cypher import mask_cypher, parameter_names
+
+    query = "MATCH (n) WHERE n.id = $`a b` RETURN n {.*, x: $v}, [x IN $xs | x], $0"
+    assert parameter_names(query, mask_cypher(query)) == ["a b", "v", "xs", "0"]
 
 
 def test_query_arrow_matches_query(store: EmbeddedStore) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "EmbedError",
     "EmbedReport",
     "embed",
+    "modalities",
     "write_vectors",
     "read_vectors",
     "MODALITIES",
@@ -401,6 +402,23 @@ class _Run:
             self.run_encoder(label, prop, "behaviour", contents, hashes, missing, identity)
 
 
+def modalities(only: Sequence[str] | str | None) -> list[str]:
+    """The modalities ``only`` names (every one when None), in :data:`MODALITIES` order.
+
+    Raises:
+        ValidationError: Not a modality name or a collection of them.
+    """
+    if only is None:
+        return list(MODALITIES)
+    names = [only] if isinstance(only, str) else only
+    if not isinstance(names, Collection) or not all(isinstance(k, str) for k in names):
+        raise ValidationError(f"only must be a modality name or a list of them, got {only!r}")
+    unknown = [k for k in names if k not in MODALITIES]
+    if unknown:
+        raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
+    return [k for k in MODALITIES if k in names]
+
+
 def embed(
     store: BaseStore,
     *,
@@ -433,10 +451,7 @@ def embed(
         ValidationError: An unknown modality, or an encoder whose dimension does not fit;
             ``keys`` that are not text keys of labels of the schema.
     """
-    kinds = [only] if isinstance(only, str) else list(only or MODALITIES)
-    unknown = [k for k in kinds if k not in MODALITIES]
-    if unknown:
-        raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
+    kinds = modalities(only)
     chosen = None if keys is None else _check_keys(store, keys)
     for kind, given in (("text", text_encoder), ("image", image_encoder)):
         if given is not None and not (

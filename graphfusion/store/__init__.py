@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from graphfusion.schema import Schema
-from graphfusion.store.base import BaseStore, Counts, GraphStore
+from graphfusion.store.base import BaseStore, Counts, GraphStore, ReadResult
 from graphfusion.store.embedded import DEFAULT_STORE_DIR, EmbeddedStore
 from graphfusion.store.neo4j import Neo4jStore
 
@@ -14,6 +14,7 @@ __all__ = [
     "GraphStore",
     "BaseStore",
     "Counts",
+    "ReadResult",
     "EmbeddedStore",
     "Neo4jStore",
     "open_store",

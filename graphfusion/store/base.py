@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from graphfusion.errors import SchemaError, ValidationError
+from graphfusion.errors import QueryTimeoutError, SchemaError, ValidationError
 from graphfusion.schema import NodeType, PropertyType, RelType, Schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
@@ -127,6 +127,11 @@ class GraphStore(Protocol):
         ...
 
 
+def timed_out(timeout_s: float) -> QueryTimeoutError:
+    """The error of a read stopped at its time limit (both stores raise it)."""
+    return QueryTimeoutError(f"the query ran past its limit of {timeout_s:g} s and was stopped")
+
+
 def _batches(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
@@ -150,11 +155,11 @@ class BaseStore(ABC):
 
     @abstractmethod
     def _run_read(
-        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
-    ) -> ReadResult:
-        """Execute one statement in a transaction that the database keeps from writing,
-        reading at most ``max_rows + 1`` rows and stopping it after ``timeout_s`` seconds
-        (:class:`~graphfusion.errors.QueryTimeoutError`); None: no limit."""
+        self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Execute one statement in a transaction that the database keeps from writing:
+        ``(its columns, at most limit of its rows)``, the statement stopped after
+        ``timeout_s`` seconds (:func:`timed_out`); None: no limit."""
 
     @abstractmethod
     def _write_nodes(self, node: NodeType, batch: pa.Table, props: list[str], fresh: bool) -> None:
@@ -249,7 +254,11 @@ class BaseStore(ABC):
             or not 0 < timeout_s < float("inf")
         ):
             raise ValidationError(f"timeout_s must be a positive number or None, got {timeout_s!r}")
-        return self._run_read(cypher, dict(params or {}), max_rows, timeout_s)
+        limit = None if max_rows is None else max_rows + 1  # one more tells there were more
+        columns, rows = self._run_read(cypher, dict(params or {}), limit, timeout_s)
+        if max_rows is not None and len(rows) > max_rows:
+            return ReadResult(columns, rows[:max_rows], truncated=True)
+        return ReadResult(columns, rows)
 
     @staticmethod
     def query_check(query: Any, params: Any) -> None:
@@ -261,7 +270,7 @@ class BaseStore(ABC):
         if params is not None and not isinstance(params, Mapping):
             raise ValidationError("query parameters must be a mapping of name -> value")
         masked = cypher.single_statement(query)
-        missing = sorted(set(cypher.parameter_names(masked)) - set(params or {}))
+        missing = sorted(set(cypher.parameter_names(query, masked)) - set(params or {}))
         if missing:
             raise ValidationError(
                 "the query names parameters with no value: "

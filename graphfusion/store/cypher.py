@@ -142,13 +142,22 @@ def mask_cypher(query: str) -> str:
     return "".join(out)
 
 
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)")
+_PARAMETER = re.compile(r"\$([^\W\d]\w*|\d+)")
 
 
-def parameter_names(masked: str) -> list[str]:
-    """The ``$parameter`` names a statement uses, in order of first use, from its
-    :func:`mask_cypher` text (so a ``$`` inside a string or comment does not count)."""
-    return list(dict.fromkeys(m.group(1) for m in _PARAMETER.finditer(masked)))
+def parameter_names(query: str, masked: str) -> list[str]:
+    """The ``$parameter`` names a statement uses, in order of first use: found in its
+    :func:`mask_cypher` text (so a ``$`` inside a string or comment does not count), a
+    backtick-quoted name (`` $`a b` ``) read from the query itself."""
+    names = []
+    for match in _PARAMETER.finditer(masked):
+        start = match.start(1)
+        if query[start] == "`":  # masked as underscores: the name is the quoted text
+            end = start + len(match.group(1))
+            names.append(query[start + 1 : end - 1].replace("``", "`"))
+        else:
+            names.append(match.group(1))
+    return list(dict.fromkeys(names))
 
 
 def single_statement(query: str) -> str:

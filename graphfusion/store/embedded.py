@@ -29,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graphfusion.errors import QueryError, QueryTimeoutError, StoreError, StoreLockedError
+from graphfusion.errors import QueryError, StoreError, StoreLockedError
 from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema, union_properties
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore, ReadResult
+from graphfusion.store.base import DST, SRC, BaseStore, timed_out
 from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
 from graphfusion.values import arrow_type, union_lists
 
@@ -188,8 +188,8 @@ class EmbeddedStore(BaseStore):
                 result.close()
 
     def _run_read(
-        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
-    ) -> ReadResult:
+        self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:  # no other statement may run inside the transaction
@@ -201,9 +201,7 @@ class EmbeddedStore(BaseStore):
                     result = self._execute(cypher, params)
                 except QueryError as exc:
                     if timeout_s is not None and str(exc).startswith("Interrupted"):
-                        raise QueryTimeoutError(
-                            f"the query ran past its limit of {timeout_s:g} s and was stopped"
-                        ) from None
+                        raise timed_out(timeout_s) from None
                     raise
                 finally:
                     if timeout_s is not None:
@@ -211,16 +209,14 @@ class EmbeddedStore(BaseStore):
                 try:
                     names = result.get_column_names()
                     rows: list[dict[str, Any]] = []
-                    while result.has_next() and (max_rows is None or len(rows) <= max_rows):
+                    while result.has_next() and (limit is None or len(rows) < limit):
                         rows.append(dict(zip(names, result.get_next(), strict=True)))
+                    return names, rows
                 finally:
                     result.close()
             finally:
                 with suppress(QueryError):  # a failed statement already ended the transaction
                     self._run("ROLLBACK", {})
-        if max_rows is not None and len(rows) > max_rows:
-            return ReadResult(names, rows[:max_rows], truncated=True)
-        return ReadResult(names, rows)
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> Any:
         """One statement's result (the lock held). LadybugDB raises RuntimeError for a failed

@@ -18,10 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from graphfusion.errors import QueryError, QueryTimeoutError, StoreError
+from graphfusion.errors import QueryError, StoreError
 from graphfusion.schema import NodeType, RelType, Schema, load_schema
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore, ReadResult
+from graphfusion.store.base import DST, SRC, BaseStore, timed_out
 from graphfusion.store.dialect import NEO4J
 
 __all__ = ["Neo4jStore", "neo4j_settings"]
@@ -132,22 +132,17 @@ class Neo4jStore(BaseStore):
         return self._send(cypher, params, read=self.read_only)[1]
 
     def _run_read(
-        self, cypher: str, params: Mapping[str, Any], max_rows: int | None, timeout_s: float | None
-    ) -> ReadResult:
+        self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         def first_rows(result: Any) -> tuple[list[str], list[dict[str, Any]]]:
             rows: list[dict[str, Any]] = []
             for record in result:  # the records not read are discarded by the server
                 rows.append({k: _native(v) for k, v in record.data().items()})
-                if max_rows is not None and len(rows) > max_rows:
+                if limit is not None and len(rows) >= limit:
                     break
             return list(result.keys()), rows
 
-        keys, rows = self._send(
-            cypher, params, read=True, transformer=first_rows, timeout_s=timeout_s
-        )
-        if max_rows is not None and len(rows) > max_rows:
-            return ReadResult(keys, rows[:max_rows], truncated=True)
-        return ReadResult(keys, rows)
+        return self._send(cypher, params, read=True, transformer=first_rows, timeout_s=timeout_s)
 
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
         """The rows as an Arrow table; with no rows, the result's columns, empty (null typed),
@@ -183,9 +178,7 @@ class Neo4jStore(BaseStore):
             )
         except Exception as exc:
             if timeout_s is not None and "TimedOut" in str(getattr(exc, "code", "")):
-                raise QueryTimeoutError(
-                    f"the query ran past its limit of {timeout_s:g} s and was stopped"
-                ) from None
+                raise timed_out(timeout_s) from None
             raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
         if transformer is not None:
             return result
