@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
+from graphfusion.evaluate import check_cutoffs
 from graphfusion.features.base import l2_normalize
 from graphfusion.repeatable import repeatable
 from graphfusion.values import count_arg
@@ -359,8 +360,8 @@ def cross_modal_retrieval(
         and ``median_rank`` (1 is perfect; chance is about half the number of targets).
 
     Raises:
-        ValidationError: The shapes differ or are not 2-D with at least one row, or a vector
-            holds NaN or infinite values.
+        ValidationError: The shapes differ or are not 2-D with at least one row, a vector
+            holds NaN or infinite values, or ``ks`` is not a non-empty sequence of cut-offs.
     """
     q_raw = np.asarray(queries, dtype=np.float64)
     t_raw = np.asarray(targets, dtype=np.float64)
@@ -371,6 +372,7 @@ def cross_modal_retrieval(
         )
     if not (np.isfinite(q_raw).all() and np.isfinite(t_raw).all()):
         raise ValidationError("queries or targets hold NaN or infinite values")
+    ks = check_cutoffs(ks)
     q, t = _unit_rows(q_raw), _unit_rows(t_raw)
     ranks = np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), 1024):

@@ -27,6 +27,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.values import count_arg
 
 __all__ = [
+    "check_cutoffs",
     "random_split",
     "recall_at_k",
     "precision_at_k",
@@ -217,11 +218,14 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     (ties count half). Range [0, 1]; 0.5 is chance.
 
     Raises:
-        ValidationError: Shapes differ, a score is NaN or infinite, or the labels are not both
-            present.
+        ValidationError: Shapes differ, a score is NaN or infinite, a label is not 0 or 1, or
+            the labels are not both present.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(labels).astype(bool).ravel()
+    raw = np.asarray(labels).ravel()
+    if not np.isin(raw, (0, 1)).all():
+        raise ValidationError("labels must be 0 or 1 (or booleans)")
+    y = raw.astype(bool)
     if s.shape != y.shape:
         raise ValidationError("scores and labels must have the same length")
     if not np.isfinite(s).all():
@@ -248,8 +252,12 @@ def _cells(items: Sequence[Iterable[int]], users: range) -> tuple[np.ndarray, np
     return rows, cols
 
 
-def _cutoffs(ks: object) -> tuple[int, ...]:
-    """``ks`` as distinct Python ints in 1..MAX_K, in the order given."""
+def check_cutoffs(ks: object) -> tuple[int, ...]:
+    """``ks`` as distinct Python ints in 1..MAX_K, in the order given.
+
+    Raises:
+        ValidationError: Not a non-empty sequence of such cut-offs.
+    """
     if isinstance(ks, str | bytes) or not isinstance(ks, Iterable):
         raise ValidationError(f"ks must be a sequence of cut-offs such as (10, 20), got {ks!r}")
     out = tuple(dict.fromkeys(count_arg("ks", k, MAX_K) for k in ks))
@@ -282,7 +290,7 @@ def full_ranking_metrics(
         ValidationError: ``scores`` is not a matrix, the item lists do not have one entry per
             user, or ``ks`` is not a non-empty sequence of cut-offs.
     """
-    ks = _cutoffs(ks)
+    ks = check_cutoffs(ks)
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValidationError(f"scores must be a (users, items) matrix, got shape {scores.shape}")

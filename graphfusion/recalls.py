@@ -38,6 +38,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.graph import unit_rows
 from graphfusion.plots import new_figure, save_figure
 from graphfusion.store.base import BaseStore
+from graphfusion.values import count_arg
 
 __all__ = [
     "HAZARD_TYPES",
@@ -246,8 +247,7 @@ def recall_report(
     Raises:
         ValidationError: Bad arguments, or the store holds no recalls.
     """
-    if not isinstance(min_recalls, int) or isinstance(min_recalls, bool) or min_recalls < 1:
-        raise ValidationError("min_recalls must be a positive integer")
+    min_recalls = count_arg("min_recalls", min_recalls, 1_000_000)
     if "Recall" not in store.schema.nodes or "NAMES" not in store.schema.relationships:
         raise ValidationError("the schema has no Recall nodes or NAMES relationships")
     recalls = store.query_df(

@@ -126,6 +126,9 @@ def test_retrieval_refuses_bad_vectors() -> None:
         cross_modal_retrieval(good, np.eye(4))
     with pytest.raises(ValidationError, match="at least one row"):
         cross_modal_retrieval(np.zeros((0, 3)), np.zeros((0, 3)))
+    for ks in ((0,), (), "1", (1.5,)):  # cut-offs are counts
+        with pytest.raises(ValidationError, match="ks"):
+            cross_modal_retrieval(good, good, ks=ks)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="at least one row and column"):
         cross_modal_retrieval(np.zeros((3, 0)), np.zeros((3, 0)))
     with pytest.raises(ValidationError, match="2-D"):

@@ -210,3 +210,6 @@ def test_auc_refuses_scores_that_are_not_finite() -> None:
     for bad in (np.nan, np.inf, -np.inf):
         with pytest.raises(ValidationError, match="NaN or infinite"):
             auc(np.array([0.9, bad, 0.2, 0.1]), np.array([1, 1, 0, 0]))
+    for labels in ([1, 2, 0, 0], [1, np.nan, 0, 0]):  # a label is 0 or 1, not any non-zero
+        with pytest.raises(ValidationError, match="labels must be 0 or 1"):
+            auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array(labels))

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from formats import CPSC_COLUMNS
@@ -136,6 +137,9 @@ def test_bad_input(engine: Engine, tmp_path: Path) -> None:
         engine.recalls(min_recalls=0)
     with Engine(tmp_path / "empty") as empty, pytest.raises(ValidationError, match="no recalls"):
         empty.recalls()
+    with pytest.raises(ValidationError, match="min_recalls"):
+        engine.recalls(min_recalls=True)  # type: ignore[arg-type]
+    assert len(engine.recalls(min_recalls=np.int64(1)).companies)  # a numpy integer is an int
     none_twice = recall_report(engine.store, min_recalls=99)
     assert none_twice.companies.empty
     with pytest.raises(ValidationError, match="nothing to plot"):
