@@ -8,7 +8,9 @@ column at a time; the values such a rule cannot be sure of (text with spaces at 
 outside ASCII at them, numbers and dates in other spellings, anything that is not text or a
 number) and fields that are not plain columns, templates over text or constants (most
 transforms) go through the single-value code, one value at a time. One difference: a whole
-number outside the 64-bit range, which no store can hold, is refused with a reason.
+number outside the 64-bit range, which no store can hold, is refused with a reason. A
+property's declared range (``min``, ``max``) is checked on the converted column, with the
+reasons the single-value code gives (:func:`graphfusion.values.range_fault`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphfusion.mapping import TRANSFORMS, Field
-from graphfusion.schema import PropertyType
+from graphfusion.schema import Property, PropertyType
 from graphfusion.table import Column, Table
 from graphfusion.values import (
     MAX_STRING_BYTES,
@@ -32,6 +34,8 @@ from graphfusion.values import (
     coerce,
     converter,
     is_missing,
+    range_bounds,
+    range_fault,
     require_scalar,
 )
 
@@ -434,32 +438,55 @@ def keys(ev: Evaluated) -> Keys:
 # ----------------------------------------------------------------------------- properties
 
 
-def convert(ev: Evaluated, ptype: PropertyType) -> tuple[pa.Array, dict[int, str]]:
-    """Every row's value converted to ``ptype`` as :func:`graphfusion.values.converter` does
-    it (whole numbers outside the 64-bit range refused); returns the typed Arrow array (null
-    where missing or failed) and row -> reason."""
+def convert(ev: Evaluated, target: PropertyType | Property) -> tuple[pa.Array, dict[int, str]]:
+    """Every row's value converted to ``target`` (a type, or a property: its type, and its
+    declared range) as :func:`graphfusion.values.converter` does it (whole numbers outside
+    the 64-bit range refused); returns the typed Arrow array (null where missing or failed)
+    and row -> reason."""
+    ptype = target.type if isinstance(target, Property) else target
     col = ev.column
-    target = arrow_type(ptype)
+    typed = arrow_type(ptype)
     n = len(col)
     fast = _FAST.get((col.kind, ptype.name)) if col.arrow is not None else None
     if fast is not None:
         assert col.arrow is not None
         base, rows = fast(col.arrow)
     else:
-        base, rows = _nulls(n, target), np.arange(n)
+        base, rows = _nulls(n, typed), np.arange(n)
     errors = dict(ev.errors)
     if errors:
         rows = np.asarray([i for i in rows.tolist() if i not in errors], dtype=np.int64)
     if len(rows):
-        fn = converter(ptype)
+        fn = converter(target)  # the range first, as the single-value code checks it
         if ptype.name == "int":
             fn = _int64(fn)
         values = _each(fn, col.take(rows).values(), rows, errors)
         base = _patch(base, rows, values)
+    if isinstance(target, Property):
+        base = _in_range(base, target, errors)
     if ev.errors:
         bad = np.asarray(sorted(ev.errors), dtype=np.int64)
         base = _patch(base, bad, [None] * len(bad))
     return base, errors
+
+
+def _in_range(arr: pa.Array, prop: Property, errors: dict[int, str]) -> pa.Array:
+    """``arr`` (of the property's type) with the values outside the property's range made
+    null, each with its reason in ``errors`` (rows there already are left alone)."""
+    low, high = range_bounds(prop)
+    if low is None and high is None:
+        return arr
+    out = np.zeros(len(arr), dtype=bool)
+    if low is not None:
+        out |= _mask(pc.less(arr, pa.scalar(low, arr.type)))
+    if high is not None:
+        out |= _mask(pc.greater(arr, pa.scalar(high, arr.type)))
+    rows = np.asarray([i for i in np.flatnonzero(out).tolist() if i not in errors], np.int64)
+    if not len(rows):
+        return arr
+    for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
+        errors[i] = range_fault(prop, v) or ""
+    return _patch(arr, rows, [None] * len(rows))
 
 
 def _int64(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

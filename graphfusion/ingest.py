@@ -47,7 +47,7 @@ from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
 from graphfusion.readers import read_table
 from graphfusion.reports import check_writable, default_report_path, write_rows
-from graphfusion.schema import PropertyType, Schema, union_properties
+from graphfusion.schema import Property, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
 from graphfusion.values import is_missing, union_lists
@@ -300,7 +300,7 @@ class _Loader:
         missing = np.flatnonzero(~has_key & ~bad)
         reason = f"missing key ({', '.join(spec.key.needs()) or 'key'} is empty)"
         bad |= rejects.add(dict.fromkeys(missing.tolist(), reason), node.key)
-        props = self._props(spec.properties, lambda p: node.prop(p).type, rows, rejects, bad)
+        props = self._props(spec.properties, node.prop, rows, rejects, bad)
         entries, keys = _explode(np.flatnonzero(~bad), found)
         if spec.unique:
             first = _first_of_groups([keys])
@@ -348,7 +348,7 @@ class _Loader:
             rejects.add(dict.fromkeys(no_src, f"missing {spec.start.label} key"), "from")
             rejects.add(dict.fromkeys(no_dst, f"missing {spec.end.label} key"), "to")
         bad |= empty
-        props = self._props(spec.properties, lambda p: rel.prop(p).type, rows, rejects, bad)
+        props = self._props(spec.properties, rel.prop, rows, rejects, bad)
         entries, src, dst = _pairs(np.flatnonzero(~bad), srcs, dsts)
         # A pair repeated in one spec: reported when the spec is unique, else merged into
         # its first row, as repeated node keys are.
@@ -425,16 +425,17 @@ class _Loader:
     @staticmethod
     def _props(
         fields: Mapping[str, Field],
-        ptype: Callable[[str], PropertyType],
+        prop: Callable[[str], Property],
         rows: Table,
         rejects: _Rejects,
         bad: np.ndarray,
     ) -> dict[str, pa.Array]:
-        """The properties, converted; a row's first property that fails (in mapping order)
-        is reported, unless the row was rejected already. Updates ``bad``."""
+        """The properties, converted (each to its type, within its declared range); a row's
+        first property that fails (in mapping order) is reported, unless the row was rejected
+        already. Updates ``bad``."""
         out = {}
         for name, fld in fields.items():
-            out[name], errors = columnar.convert(columnar.evaluate(fld, rows), ptype(name))
+            out[name], errors = columnar.convert(columnar.evaluate(fld, rows), prop(name))
             bad |= rejects.add({i: r for i, r in errors.items() if not bad[i]}, name)
         return out
 

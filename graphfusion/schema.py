@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -119,12 +120,19 @@ class Property:
             write adds the elements that are not there yet, in order, and never removes one,
             where a write of any other property replaces the stored value. Several rows of one
             load that name the same node or relationship add up the same way.
+        minimum: The smallest value allowed (``min`` in the schema, int and float properties
+            only), as declared; None when there is no lower bound.
+        maximum: The largest value allowed (``max`` in the schema), as declared; None when
+            there is no upper bound. A loader rejects a row whose value is out of range
+            (:func:`graphfusion.values.range_fault`).
     """
 
     name: str
     type: PropertyType
     description: str = ""
     union: bool = False
+    minimum: int | float | None = None
+    maximum: int | float | None = None
 
     @property
     def dim(self) -> int | None:
@@ -381,6 +389,41 @@ def _parse_type(raw: Any, where: str) -> PropertyType:
     raise SchemaError(f"{where}: a property type must be a name or a mapping, got {raw!r}")
 
 
+#: Range of a 64-bit integer: the bounds of an int property must lie in it.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _parse_bound(raw: Any, key: str, ptype: PropertyType, where: str) -> int | float:
+    """A property's ``min`` or ``max``: a finite number; an integer (in the 64-bit range) on
+    an int property."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise SchemaError(f"{where}: {key!r} must be a number, got {raw!r}")
+    if not math.isfinite(raw):
+        raise SchemaError(f"{where}: {key!r} must be a finite number, got {raw!r}")
+    if ptype.name == "int" and not (isinstance(raw, int) and _INT64[0] <= raw <= _INT64[1]):
+        raise SchemaError(
+            f"{where}: {key!r} of an int property must be a 64-bit integer, got {raw!r}"
+        )
+    return raw
+
+
+def _parse_range(
+    bounds: Mapping[str, Any], ptype: PropertyType, where: str
+) -> tuple[int | float | None, int | float | None]:
+    """The ``min`` and ``max`` a property declares (None for one it does not)."""
+    if not bounds:
+        return None, None
+    if ptype.name not in ("int", "float"):
+        raise SchemaError(
+            f"{where}: 'min' and 'max' apply to int and float properties only, not to {ptype.name}"
+        )
+    low = _parse_bound(bounds["min"], "min", ptype, where) if "min" in bounds else None
+    high = _parse_bound(bounds["max"], "max", ptype, where) if "max" in bounds else None
+    if low is not None and high is not None and low > high:
+        raise SchemaError(f"{where}: 'min' ({low!r}) is greater than 'max' ({high!r})")
+    return low, high
+
+
 def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
     if raw is None:
         return ()
@@ -391,17 +434,20 @@ def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
         pwhere = f"{where}.{name}"
         _check_identifier(str(name), "property", pwhere)
         union = False
+        bounds: dict[str, Any] = {}
         if isinstance(traw, dict):
             traw = dict(traw)
             merge = traw.pop("merge", None)
             if merge not in (None, "union"):
                 raise SchemaError(f"{pwhere}: 'merge' can only be 'union', got {merge!r}")
             union = merge == "union"
+            bounds = {k: traw.pop(k) for k in ("min", "max") if k in traw}
         desc = traw.get("description", "") if isinstance(traw, dict) else ""
         ptype = _parse_type(traw, pwhere)
         if union and (not ptype.is_list or ptype.is_vector):
             raise SchemaError(f"{pwhere}: 'merge: union' applies to list properties only")
-        props.append(Property(str(name), ptype, str(desc), union))
+        low, high = _parse_range(bounds, ptype, pwhere)
+        props.append(Property(str(name), ptype, str(desc), union, low, high))
     return tuple(props)
 
 

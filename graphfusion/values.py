@@ -1,4 +1,10 @@
-"""Converting raw values to the schema's property types, with a reason when they do not fit."""
+"""Converting raw values to the schema's property types, with a reason when they do not fit.
+
+:func:`coerce` and :func:`converter` take a :class:`~graphfusion.schema.PropertyType`, or a
+:class:`~graphfusion.schema.Property`: then a value outside the property's declared range
+(``min`` and ``max`` in the schema) is refused too, with a reason such as ``"price -5.0 is
+below its minimum 0"`` (:func:`range_fault`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from graphfusion.errors import ValidationError
-from graphfusion.schema import PropertyType
+from graphfusion.schema import Property, PropertyType
 
 __all__ = [
     "count_arg",
@@ -22,6 +28,8 @@ __all__ = [
     "vector_faults",
     "is_missing",
     "number_text",
+    "range_bounds",
+    "range_fault",
     "require_scalar",
     "union_lists",
     "MAX_STRING_BYTES",
@@ -146,34 +154,98 @@ def require_scalar(value: Any, what: str) -> None:
         raise ValueError(f"{what} must be text or a number, got {type(value).__name__}")
 
 
-def coerce(value: Any, ptype: PropertyType) -> Any:
-    """Convert ``value`` to a plain Python value of ``ptype``.
+def range_bounds(prop: Property) -> tuple[int | float | None, int | float | None]:
+    """The property's ``(minimum, maximum)`` as values are compared with them: as floats for a
+    float property (as a column of floats is), as declared otherwise; None where unbounded."""
+    if prop.type.name != "float":
+        return prop.minimum, prop.maximum
+    low, high = prop.minimum, prop.maximum
+    return (None if low is None else float(low)), (None if high is None else float(high))
+
+
+def range_fault(prop: Property, value: Any) -> str | None:
+    """Why ``value`` (already converted to the property's type) is outside the property's
+    declared range, or None (in range, missing, or no range declared).
+
+    Example:
+        >>> from graphfusion.schema import load_schema
+        >>> range_fault(load_schema().node("Product").prop("price"), -5.0)
+        'price -5.0 is below its minimum 0'
+    """
+    if value is None:
+        return None
+    low, high = range_bounds(prop)
+    if low is not None and value < low:
+        return f"{prop.name} {value!r} is below its minimum {prop.minimum!r}"
+    if high is not None and value > high:
+        return f"{prop.name} {value!r} is above its maximum {prop.maximum!r}"
+    return None
+
+
+def _target(target: PropertyType | Property) -> tuple[PropertyType, Property | None]:
+    """The type to convert to, and the property whose range applies (None: no range)."""
+    if isinstance(target, Property):
+        ranged = target.minimum is not None or target.maximum is not None
+        return target.type, target if ranged else None
+    return target, None
+
+
+def coerce(value: Any, target: PropertyType | Property) -> Any:
+    """Convert ``value`` to a plain Python value of a type, or of a property's type within
+    its declared range.
 
     Args:
         value: The raw value (string from a file, number, list, numpy array, ...).
-        ptype: The schema type to convert to.
+        target: The schema type to convert to, or a property: its type, and its range
+            (``min``, ``max``) checked.
 
     Returns:
         ``str``, ``int``, ``float``, ``bool``, naive UTC ``datetime.datetime``, or a list of
         those; None when the value is missing.
 
     Raises:
-        ValueError: With the reason, when the value does not fit the type.
+        ValueError: With the reason, when the value does not fit the type or is out of the
+            property's range.
     """
+    ptype, ranged = _target(target)
     if ptype.is_list:
         return _coerce_list(value, ptype)
     if is_missing(value):
         return None
-    return _coerce_scalar(value, ptype.name)
+    out = _coerce_scalar(value, ptype.name)
+    if ranged is not None:
+        fault = range_fault(ranged, out)
+        if fault is not None:
+            raise ValueError(fault)
+    return out
 
 
-def converter(ptype: PropertyType) -> Callable[[Any], Any]:
-    """A function that does what :func:`coerce` does for ``ptype``, with fast paths.
+def converter(target: PropertyType | Property) -> Callable[[Any], Any]:
+    """A function that does what :func:`coerce` does for ``target`` (a type, or a property:
+    its type and range), with fast paths.
 
     Loaders convert millions of values; the common cases (text from a file that already is
     what the type wants) are handled without the general machinery, the rest falls back to
     :func:`coerce`, so both always agree.
     """
+    ptype, ranged = _target(target)
+    convert = _converter(ptype)
+    if ranged is None:
+        return convert
+    prop = ranged
+
+    def in_range(value: Any) -> Any:
+        out = convert(value)
+        fault = range_fault(prop, out)
+        if fault is not None:
+            raise ValueError(fault)
+        return out
+
+    return in_range
+
+
+def _converter(ptype: PropertyType) -> Callable[[Any], Any]:
+    """:func:`converter` for a type (no range)."""
 
     def general(value: Any) -> Any:
         return coerce(value, ptype)

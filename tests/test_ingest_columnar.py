@@ -1,7 +1,8 @@
 """The columnar loader against the row-by-row loader it replaced, on messy data.
 
 ``_RowLoader`` below is the loader as it was before it worked a column at a time (one dict per
-row, every value through the single-value code): the reference. Both load the same sources
+row, every value through the single-value code, which checks the schema's value ranges): the
+reference. Both load the same sources
 into fresh stores; the rejected rows (source, line, target, field, reason, in order), the
 counts, the skipped links and everything stored must be the same, on a first load and on a
 second one (the update path).
@@ -27,7 +28,7 @@ from graphfusion.columnar import MAX_KEY_CHARS, convert, equals, evaluate, keep,
 from graphfusion.ingest import LoadReport, Reject, load, untaken_reason
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
-from graphfusion.schema import PropertyType, Schema, union_properties
+from graphfusion.schema import Property, PropertyType, Schema, union_properties
 from graphfusion.store import EmbeddedStore
 from graphfusion.table import Column, Table
 from graphfusion.values import converter, is_missing
@@ -140,7 +141,7 @@ class _RowLoader:
     def collect_nodes(self, spec: NodeSpec) -> None:
         source, rows = self.rows(spec.table, spec.where)
         node = self.schema.node(spec.label)
-        types = {p: converter(node.prop(p).type) for p in spec.properties}
+        types = {p: converter(node.prop(p)) for p in spec.properties}  # type and range
         target = f"{spec.label} node"
         store = self.nodes.setdefault(spec.label, {})
         first_line: dict[str, int] = {}
@@ -170,7 +171,7 @@ class _RowLoader:
     def collect_rels(self, spec: RelSpec) -> list[tuple[str, int, tuple[str, str], bool]]:
         source, rows = self.rows(spec.table, spec.where)
         rel = self.schema.rel(spec.type)
-        types = {p: converter(rel.prop(p).type) for p in spec.properties}
+        types = {p: converter(rel.prop(p)) for p in spec.properties}
         target = f"{spec.type} relationship"
         group = self.rels.setdefault((spec.type, spec.start.label, spec.end.label), {})
         seen: dict[tuple[str, str], int] = {}
@@ -376,6 +377,8 @@ PRODUCTS = [
     "p15,Five,5.,2024-12-31T23:59:59,acme,kitchen,p1;p1",
     "p16,Sci,1.5e3,0000-01-01,acme,kitchen,",
     "p17,Plain,17,2024-01-01T10:00:00.1,acme,kitchen,",
+    "p40,Negative,-5.5,2024-01-01,acme,kitchen,",  # below the price's minimum 0
+    "p41,Free,0,2024-01-01,acme,kitchen,p40",  # the minimum itself loads
 ]
 
 VIEWS = [
@@ -420,6 +423,12 @@ REVIEWS = [
     {"user": "u4", "product": 3.0, "rating": 1.5, "verified": 0, "helpful": 2.5, "time": 5},
     {"user": "u4", "product": "p23", "rating": float("nan"), "verified": None, "time": 1e12},
     {"user": "u5", "product": "p24", "text": "x" * 10, "time": 6, "helpful": True},
+    # out of the schema's ranges: rating 1..5, helpful 0 and up
+    {"user": "u1", "product": "p25", "rating": 11, "time": 7},
+    {"user": "u1", "product": "p26", "rating": "-3", "helpful": 4, "time": 8},
+    {"user": "u2", "product": "p27", "rating": 0.5, "time": 9},
+    {"user": "u2", "product": "p28", "rating": 5.0, "helpful": -1, "time": 10},
+    {"user": "u2", "product": "p29", "rating": "5", "helpful": "0", "time": 11},
 ]  # fmt: skip
 
 
@@ -496,7 +505,19 @@ def test_messy_sources_load_as_row_by_row(
     assert any(r.reason.startswith("duplicate key 'p1'") for r in report.rejected)
     assert any(r.reason.startswith("duplicate relationship u1->p1") for r in report.rejected)
     assert any("does not exist" in r.reason for r in report.rejected)
-    assert report.skipped == {"ALSO_BOUGHT": 2}  # p9 and p3 (its row is rejected)
+    assert report.skipped == {"ALSO_BOUGHT": 3}  # p9, p3 and p40 (their rows are rejected)
+    out_of_range = [(Path(r.source).name, r.line, r.field, r.reason) for r in report.rejected
+                    if "its m" in r.reason]  # fmt: skip
+    reviews, users = "reviews.jsonl.gz", "users:frame"
+    assert sorted(out_of_range) == sorted([
+        ("products.csv", 26, "price", "price -5.5 is below its minimum 0"),
+        (users, 7, "age", "age 1099511627776 is above its maximum 150"),
+        (users, 8, "age", "age -3 is below its minimum 0"),
+        (reviews, 11, "rating", "rating 11.0 is above its maximum 5"),
+        (reviews, 12, "rating", "rating -3.0 is below its minimum 1"),
+        (reviews, 13, "rating", "rating 0.5 is below its minimum 1"),
+        (reviews, 14, "helpful", "helpful -1 is below its minimum 0"),
+    ])  # fmt: skip
     # union lists add up over rows and specs, each element once, loaded twice
     with EmbeddedStore(tmp_path / "columns") as store:
         roles = store.query("MATCH (s:Supplier {id: 'lumen'}) RETURN s.roles AS r")
@@ -523,8 +544,8 @@ def test_sources_of_every_shape_agree(tmp_path: Path, store: EmbeddedStore) -> N
     frame = pd.DataFrame(
         {
             "id": [1, 2, 3, 2, 5, 6],
-            "score": [1.5, float("nan"), 3.0, 2.0, float("inf"), 2.5],
-            "count": [1.0, 2.0, float("nan"), 4.5, 5.0, 6.0],
+            "score": [1.5, float("nan"), 3.0, 2.0, float("inf"), 7.5],  # rating 1..5
+            "count": [-1.0, 2.0, float("nan"), 4.5, 5.0, 6.0],  # helpful and price >= 0
             "flag": [True, False, True, True, False, True],
             "when": pd.to_datetime(
                 ["2024-01-01", None, "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-06"]
@@ -561,7 +582,13 @@ def test_sources_of_every_shape_agree(tmp_path: Path, store: EmbeddedStore) -> N
                  to: {{label: Product, key: {{column: ref, transform: prefix, prefix: "p"}}}}}}
         """)
         )
-        _compare(tmp_path / fmt, {"t": source}, parse_mapping(raw, store.schema))
+        report = _compare(tmp_path / fmt, {"t": source}, parse_mapping(raw, store.schema))
+        out_of_range = {(r.line, r.field, r.reason) for r in report.rejected if "its m" in r.reason}
+        assert out_of_range == {
+            (1, "helpful", "helpful -1 is below its minimum 0"),
+            (1, "price", "price -1.0 is below its minimum 0"),
+            (6, "rating", "rating 7.5 is above its maximum 5"),
+        }, fmt
 
 
 def test_rows_no_where_takes_are_reported_as_row_by_row(
@@ -570,7 +597,7 @@ def test_rows_no_where_takes_are_reported_as_row_by_row(
     import yaml
 
     views = [*VIEWS, "u2,p1, VIEWED ,2024-01-03,1,t", "u2,p2,CLICKED,2024-01-03,1,t", "u2,p3,,,,"]
-    products = [*PRODUCTS, "p18,Neither,1,2024-01-01, ,,"]  # line 26
+    products = [*PRODUCTS, "p18,Neither,1,2024-01-01, ,,"]  # line 28
     sources = {"shop": _write_sources(tmp_path / "src", products)["shop"]}
     (sources["shop"] / "views.csv").write_text("\n".join(views) + "\n", encoding="utf-8")
     raw = yaml.safe_load(
@@ -600,7 +627,7 @@ def test_rows_no_where_takes_are_reported_as_row_by_row(
     assert untaken == [
         (
             "products.csv",
-            26,
+            28,
             "",
             "taken by no spec: it meets none of brand not empty; category (strip) not empty",
         ),
@@ -623,7 +650,18 @@ TEXTS = ["", " ", "  a ", "a", "3.0", "3", "-0", "+5", "007", "1e5", "1e999", "n
 OBJECTS = [None, math.nan, 3, 3.0, -0.0, 2.5, "x", " y ", ["a", " b ", None], [], [1.0, 2.5],
            {"a": 1}, b"abc", True, False, pd.Timestamp("2024-01-01"), np.int64(4), 10**30,
            dt.datetime(2024, 1, 1, 12), "2024-01-01"]  # fmt: skip
-TYPES = [PropertyType(n) for n in ("string", "int", "float", "bool", "datetime", "list[string]")]
+TYPES: list[PropertyType | Property] = [
+    PropertyType(n) for n in ("string", "int", "float", "bool", "datetime", "list[string]")
+]
+# properties with a range: converted to their type, then refused outside it
+TYPES += [
+    Property("n", PropertyType("int"), minimum=0, maximum=10),
+    Property("n", PropertyType("int"), maximum=-1),
+    Property("x", PropertyType("float"), minimum=-1, maximum=2.5),
+    Property("x", PropertyType("float"), minimum=0),
+    Property("x", PropertyType("float"), minimum=1e-300, maximum=1e20),
+    Property("x", PropertyType("float"), minimum=2**53 + 1),  # compared as a float
+]
 
 
 def _columns() -> list[tuple[str, Column, list[Any]]]:
@@ -666,14 +704,15 @@ def test_columns_convert_as_single_values(name: str, column: Column, values: lis
         arr, errors = convert(ev, ptype)
         got = arr.to_pylist()
         convert_one = converter(ptype)
+        name = (ptype.type if isinstance(ptype, Property) else ptype).name
         for i, v in enumerate(values):
             expected = _outcome(lambda v=v, fn=convert_one: fn(v))
-            big = expected[0] == "ok" and ptype.name == "int" and expected[1] is not None
+            big = expected[0] == "ok" and name == "int" and expected[1] is not None
             if big and not -(2**63) <= expected[1] < 2**63:
                 assert "out of the 64-bit integer range" in errors[i]  # would crash the writer
                 continue
             outcome = ("error", errors[i]) if i in errors else ("ok", got[i])
-            assert _same(outcome, expected), (ptype.name, v, outcome, expected)
+            assert _same(outcome, expected), (ptype, v, outcome, expected)
     found = keys(ev)
     single = found.keys.to_pylist()
     for i, v in enumerate(values):
@@ -808,17 +847,23 @@ def test_an_int_too_large_for_the_store_is_rejected_not_fatal(
     tmp_path: Path, store: EmbeddedStore
 ) -> None:
     path = tmp_path / "u.csv"
-    path.write_text("id,age\nu1,30\nu2,99999999999999999999\n")
+    path.write_text("id,n\nu1,30\nu2,99999999999999999999\n")
     raw = {
         "name": "big",
         "sources": {"u": {}},
         "tables": {"u": {"source": "u", "format": "csv"}},
-        "nodes": [{"label": "User", "table": "u", "key": "id", "properties": {"age": "age"}}],
+        "nodes": [
+            {"label": "Batch", "table": "u", "key": "id", "properties": {"units": "n"}},
+            {"label": "User", "table": "u", "key": "id", "properties": {"age": "n"}},
+        ],
     }
     report = load(store, parse_mapping(raw, store.schema), {"u": path})
-    assert report.nodes == {"User": 1}
-    assert [(r.line, r.field) for r in report.rejected] == [(3, "age")]
-    assert "out of the 64-bit integer range" in report.rejected[0].reason
+    assert report.nodes == {"Batch": 1, "User": 1}
+    rejected = [(r.line, r.field, r.reason) for r in report.rejected]
+    assert rejected == [
+        (3, "units", "'99999999999999999999' is out of the 64-bit integer range"),  # no range
+        (3, "age", "age 99999999999999999999 is above its maximum 150"),  # its range first
+    ]
 
 
 def test_columns_in_pieces_are_written_whole(store: EmbeddedStore) -> None:

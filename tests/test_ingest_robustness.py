@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from graphfusion import ingest, readers
@@ -192,10 +193,62 @@ def test_commas_in_numbers(tmp_path: Path, store: EmbeddedStore) -> None:
     path = tmp_path / "users.csv"
     path.write_text('id,name,age\nu1,A,"1,99"\nu2,B,"1,234"\nu3,C,"1,2,3"\nu4,D,12\n')
     _, rejected = _load_users(store, path)
-    assert [line for line, _ in rejected] == [2, 4]
-    assert all("thousands separator" in reason for _, reason in rejected)
+    assert [line for line, _ in rejected] == [2, 3, 4]
+    assert all("thousands separator" in reason for line, reason in rejected if line != 3)
+    # "1,234" is read as 1234, which is more than the schema allows for an age
+    assert rejected[1] == (3, "age 1234 is above its maximum 150")
     ages = store.query("MATCH (u:User) RETURN u.id AS id, u.age AS age ORDER BY id")
-    assert ages == [{"id": "u2", "age": 1234}, {"id": "u4", "age": 12}]
+    assert ages == [{"id": "u4", "age": 12}]
+
+
+def test_values_out_of_the_schemas_range_reject_their_row(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    path = tmp_path / "users.csv"
+    rows = ["u1,A,0", "u2,B,-1", "u3,C,150", "u4,D,151", "u5,E,", "u6,F,-0", "u7,G,-3.0"]
+    path.write_text("\n".join(["id,name,age", *rows]) + "\n")
+    report, rejected = _load_users(store, path)
+    assert rejected == [
+        (3, "age -1 is below its minimum 0"),
+        (5, "age 151 is above its maximum 150"),
+        (8, "age -3 is below its minimum 0"),
+    ]
+    assert {r.field for r in report.rejected} == {"age"}
+    assert report.nodes == {"User": 4}
+    ages = store.query("MATCH (u:User) RETURN u.id AS id, u.age AS age ORDER BY id")
+    assert ages == [{"id": "u1", "age": 0}, {"id": "u3", "age": 150},
+                    {"id": "u5", "age": None}, {"id": "u6", "age": 0}]  # fmt: skip
+
+
+def test_live_products_with_a_negative_price_are_rejected(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    # Engine.add_products loads through the live_products mapping
+    store.write_node_rows("Category", [{"id": "c1", "name": "Mugs"}])
+    store.write_node_rows("Product", [{"id": "old", "title": "Old mug", "price": 4.0}])
+    frame = pd.DataFrame(
+        {
+            "id": ["p1", "p2", "p3", "p4", "old"],
+            "title": ["Mug", "Refund", "Free", "Unpriced", "Old mug"],
+            "price": [9.5, -5.0, 0.0, None, -0.01],
+            "category_id": ["c1", "c1", None, "c1", None],
+        }
+    )
+    report = ingest.load(store, "live_products", {"products": frame})
+    assert [(r.line, r.target, r.field, r.reason) for r in report.rejected] == [
+        (2, "Product node", "price", "price -5.0 is below its minimum 0"),
+        (5, "Product node", "price", "price -0.01 is below its minimum 0"),
+        (2, "IN_CATEGORY relationship", "from", "Product 'p2' does not exist"),
+    ]
+    assert report.nodes["Product"] == 3
+    assert report.relationships["IN_CATEGORY"] == 2
+    stored = store.query("MATCH (p:Product) RETURN p.id AS id, p.price AS price ORDER BY id")
+    assert stored == [
+        {"id": "old", "price": 4.0},  # the rejected update left it as it was
+        {"id": "p1", "price": 9.5},
+        {"id": "p3", "price": 0.0},
+        {"id": "p4", "price": None},
+    ]
 
 
 # ----------------------------------------------------------------------------- 6. vectors

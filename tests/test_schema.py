@@ -95,6 +95,10 @@ def _broken(raw: dict[str, Any], edit: Any, tmp_path: Path) -> str:
             name={"type": "string", "merge": "union"}), "nodes.Supplier.name"),
         (lambda d: d["nodes"]["Supplier"]["properties"].update(
             roles={"type": "list[string]", "merge": "append"}), "nodes.Supplier.roles"),
+        (lambda d: d["nodes"]["Product"]["properties"].update(
+            price={"type": "float", "min": 10, "max": 1}), "nodes.Product.price"),
+        (lambda d: d["relationships"]["RATED"]["properties"].update(
+            rating={"type": "float", "min": "one"}), "relationships.RATED.rating"),
     ],
 )  # fmt: skip
 def test_broken_schema_is_rejected_naming_the_place(
@@ -103,6 +107,83 @@ def test_broken_schema_is_rejected_naming_the_place(
     message = _broken(raw, edit, tmp_path)
     assert place in message
     assert str(tmp_path / "schema.yaml") in message
+
+
+def test_builtin_schema_declares_value_ranges() -> None:
+    schema = load_schema()
+
+    def bounds(prop: Any) -> tuple[Any, Any]:
+        return prop.minimum, prop.maximum
+
+    assert bounds(schema.node("Product").prop("price")) == (0, None)
+    assert bounds(schema.node("User").prop("age")) == (0, 150)
+    assert bounds(schema.node("Review").prop("rating")) == (1, 5)
+    assert bounds(schema.node("Review").prop("helpful")) == (0, None)
+    assert bounds(schema.rel("RATED").prop("rating")) == (1, 5)
+    # where no data set says what is sensible, there is no range
+    assert bounds(schema.rel("VIEWED").prop("weight")) == (None, None)
+    assert bounds(schema.node("Batch").prop("units")) == (None, None)
+
+
+def _with_properties(props: dict[str, Any]) -> dict[str, Any]:
+    return {"nodes": {"Thing": {"key": "id", "properties": {"id": "string", **props}}}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"type": "float", "min": 0}, (0, None)),
+        ({"type": "float", "max": 2.5}, (None, 2.5)),
+        ({"type": "float", "min": -1.5, "max": 7}, (-1.5, 7)),
+        ({"type": "int", "min": 3, "max": 3}, (3, 3)),
+        ({"type": "int", "min": -(2**63), "max": 2**63 - 1}, (-(2**63), 2**63 - 1)),
+        ({"type": "int", "description": "no range"}, (None, None)),
+        ("int", (None, None)),
+    ],
+)
+def test_numeric_properties_take_min_and_max(spec: Any, expected: tuple[Any, Any]) -> None:
+    prop = parse_schema(_with_properties({"n": spec})).node("Thing").prop("n")
+    assert (prop.minimum, prop.maximum) == expected
+    assert prop.type.name == (spec if isinstance(spec, str) else spec["type"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"type": "float", "min": 5, "max": 1}, "'min' (5) is greater than 'max' (1)"),
+        ({"type": "float", "min": "0"}, "'min' must be a number, got '0'"),
+        ({"type": "float", "max": None}, "'max' must be a number, got None"),
+        ({"type": "int", "min": True}, "'min' must be a number, got True"),
+        ({"type": "float", "max": [5]}, "'max' must be a number, got [5]"),
+        ({"type": "float", "max": float("inf")}, "'max' must be a finite number, got inf"),
+        ({"type": "float", "min": float("nan")}, "'min' must be a finite number, got nan"),
+        ({"type": "int", "min": 0.5}, "'min' of an int property must be a 64-bit integer"),
+        ({"type": "int", "max": 2**63}, "'max' of an int property must be a 64-bit integer"),
+        ({"type": "string", "min": 0}, "apply to int and float properties only, not to string"),
+        ({"type": "bool", "max": 1}, "apply to int and float properties only, not to bool"),
+        ({"type": "datetime", "min": 0}, "only, not to datetime"),
+        ({"type": "list[float]", "min": 0}, "only, not to list[float]"),
+        ({"type": "vector", "dim": 3, "max": 1}, "only, not to vector"),
+    ],
+)
+def test_bad_ranges_are_schema_errors(spec: Any, reason: str) -> None:
+    with pytest.raises(SchemaError) as info:
+        parse_schema(_with_properties({"n": spec}), source="s.yaml")
+    assert str(info.value).startswith("s.yaml: nodes.Thing.n: ")
+    assert reason in str(info.value)
+
+
+def test_a_range_on_a_relationship_property() -> None:
+    raw = _with_properties({})
+    raw["relationships"] = {
+        "LIKES": {"between": [["Thing", "Thing"]],
+                  "properties": {"weight": {"type": "float", "min": 0, "max": 1}}}
+    }  # fmt: skip
+    prop = parse_schema(raw).rel("LIKES").prop("weight")
+    assert (prop.minimum, prop.maximum) == (0, 1)
+    raw["relationships"]["LIKES"]["properties"]["weight"]["type"] = "string"
+    with pytest.raises(SchemaError, match=r"relationships\.LIKES\.weight: 'min' and 'max'"):
+        parse_schema(raw)
 
 
 def test_missing_and_non_yaml_schema_files(tmp_path: Path) -> None:

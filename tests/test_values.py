@@ -8,9 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from graphfusion.schema import PropertyType
+from graphfusion.schema import Property, PropertyType, load_schema
 from graphfusion.transforms import TRANSFORMS
-from graphfusion.values import MAX_STRING_BYTES, coerce, converter, union_lists
+from graphfusion.values import (
+    MAX_STRING_BYTES,
+    coerce,
+    converter,
+    range_bounds,
+    range_fault,
+    union_lists,
+)
 
 S, INT, F, B, D = (PropertyType(n) for n in ("string", "int", "float", "bool", "datetime"))
 LS = PropertyType("list[string]")
@@ -82,6 +89,91 @@ def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match:
         coerce(value, ptype)
     with pytest.raises(ValueError, match=match):
         converter(ptype)(value)
+
+
+PRICE = Property("price", F, minimum=0)
+AGE = Property("age", INT, minimum=0, maximum=150)
+RATING = Property("rating", F, minimum=1, maximum=5)
+SHARE = Property("share", F, minimum=-0.5, maximum=0.5)
+
+
+@pytest.mark.parametrize(
+    ("value", "prop", "expected"),
+    [
+        ("0", PRICE, 0.0),
+        ("-0", PRICE, -0.0),  # not below 0
+        (0, PRICE, 0.0),
+        ("1,234.5", PRICE, 1234.5),
+        (1e300, PRICE, 1e300),
+        ("", PRICE, None),  # missing is not out of range
+        (None, AGE, None),
+        (math.nan, AGE, None),
+        ("150", AGE, 150),
+        (" 0 ", AGE, 0),
+        (np.int64(42), AGE, 42),
+        (42.0, AGE, 42),
+        ("5", RATING, 5.0),
+        (1, RATING, 1.0),
+        ("0.5", SHARE, 0.5),
+        (-0.5, SHARE, -0.5),
+    ],
+)
+def test_a_property_in_range_converts_as_its_type(
+    value: object, prop: Property, expected: object
+) -> None:
+    got = coerce(value, prop)
+    assert got == expected and type(got) is type(expected)
+    fast = converter(prop)(value)
+    assert fast == expected and type(fast) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "prop", "reason"),
+    [
+        ("-5", PRICE, "price -5.0 is below its minimum 0"),
+        (-0.01, PRICE, "price -0.01 is below its minimum 0"),
+        ("-1,234.5", PRICE, "price -1234.5 is below its minimum 0"),
+        ("-3", AGE, "age -3 is below its minimum 0"),
+        (-3.0, AGE, "age -3 is below its minimum 0"),
+        ("151", AGE, "age 151 is above its maximum 150"),
+        (np.int64(2**40), AGE, "age 1099511627776 is above its maximum 150"),
+        (True, RATING, None),  # not a number at all: the type's reason comes first
+        ("11", RATING, "rating 11.0 is above its maximum 5"),
+        (11, RATING, "rating 11.0 is above its maximum 5"),
+        ("-3", RATING, "rating -3.0 is below its minimum 1"),
+        (0.999, RATING, "rating 0.999 is below its minimum 1"),
+        ("0.75", SHARE, "share 0.75 is above its maximum 0.5"),
+        ("-0.51", SHARE, "share -0.51 is below its minimum -0.5"),
+    ],
+)
+def test_a_property_out_of_range_is_refused_with_a_reason(
+    value: object, prop: Property, reason: str | None
+) -> None:
+    for convert in (lambda v: coerce(v, prop), converter(prop)):
+        with pytest.raises(ValueError) as info:
+            convert(value)
+        if reason is not None:
+            assert str(info.value) == reason
+        else:
+            assert str(info.value) == "expected a number, got a boolean"
+
+
+def test_a_type_alone_has_no_range() -> None:
+    # a PropertyType (as Store.add_nodes converts with) checks the type only
+    assert coerce("-5", F) == -5.0
+    assert converter(INT)("-3") == -3
+    assert coerce("-5", Property("price", F)) == -5.0  # a property without a range
+
+
+def test_range_fault_and_bounds() -> None:
+    price = load_schema().node("Product").prop("price")
+    assert range_fault(price, -5.0) == "price -5.0 is below its minimum 0"
+    assert range_fault(price, 0.0) is None
+    assert range_fault(price, None) is None
+    assert range_bounds(price) == (0.0, None)  # compared as a float column is
+    assert type(range_bounds(price)[0]) is float
+    assert range_bounds(AGE) == (0, 150) and type(range_bounds(AGE)[0]) is int
+    assert range_fault(AGE, 151) == "age 151 is above its maximum 150"
 
 
 def test_union_lists() -> None:
