@@ -275,8 +275,8 @@ def generate_catalog_shop(
     Raises:
         ValidationError: An argument is invalid, or the catalogue folder or its files are
             missing or lack the expected columns.
-        FileExistsError: ``out_dir`` is a file, or a non-empty folder not written by this
-            function.
+        OutputFolderError: ``out_dir`` is a file, a non-empty folder not written by this
+            function, or cannot be made (a ``ValidationError`` and a ``FileExistsError``).
     """
     spec = _catalog_spec(catalog)
     n_users = _positive_int("users", users, MAX_USERS)
@@ -458,6 +458,10 @@ class _CatalogShop:
         for rec in read_source("images", images, name="images"):
             if isinstance(rec, Record):
                 photos.setdefault(str(rec.data["id"]), str(rec.data["path"]))
+            elif "archive" in rec.reason:  # the archive itself is unreadable or cut short
+                raise ValidationError(f"{images}: {rec.reason}; no shop is made from part of it")
+        if not photos:
+            raise ValidationError(f"{images} holds no product photos")
 
         self.raw_ids = [r[0] for r in rows]
         self.titles = [r[1] for r in rows]

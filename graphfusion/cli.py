@@ -123,8 +123,7 @@ def _store_options(fn: F) -> F:
 def _engine(store: Path | None, neo4j_uri: str | None, *, create: bool = False) -> Iterator[Engine]:
     """The engine on the store the flags and settings name; only ``load`` and ``demo`` make
     an embedded store where there is none (a mistyped --store is an error elsewhere)."""
-    settings: Settings = click.get_current_context().find_root().obj["settings"]
-    chosen = settings.with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
+    chosen = _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
     with Engine(chosen.open(create=create)) as engine:
         yield engine
 
@@ -166,11 +165,20 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 @click.pass_context
 def main(ctx: click.Context, debug: bool, config: Path | None) -> None:
     """graphfusion: multimodal knowledge fusion on an e-commerce graph."""
-    try:
-        settings = load_settings(config)
-    except GraphFusionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--config") from None
-    ctx.obj = {"debug": debug, "settings": settings}
+    ctx.obj = {"debug": debug, "config": config}  # settings read by the commands that use them
+
+
+def _settings() -> Settings:
+    """The store settings (flags aside), read on first use: a broken ./graphfusion.toml does
+    not stop commands that open no store (``generate``, ``--help``)."""
+    obj = click.get_current_context().find_root().obj
+    if "settings" not in obj:
+        try:
+            obj["settings"] = load_settings(obj["config"])
+        except GraphFusionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from None
+    settings: Settings = obj["settings"]
+    return settings
 
 
 @main.command()

@@ -56,8 +56,12 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from graphfusion.errors import ValidationError
+
 __all__ = [
     "CSV_FILES",
+    "GeneratorArgumentError",
+    "OutputFolderError",
     "DEFECT_SIGNALS",
     "FORMAT_VERSION",
     "GENERATOR",
@@ -75,6 +79,16 @@ GENERATOR = "graphfusion.synthetic"
 FORMAT_VERSION = 1
 #: Width and height of the generated product images, in pixels.
 IMAGE_SIZE = 64
+
+
+class GeneratorArgumentError(ValidationError, ValueError):
+    """A generator's argument is wrong (also a ``ValueError``, as it was)."""
+
+
+class OutputFolderError(ValidationError, FileExistsError):
+    """A generator's output folder cannot take the shop: a file, a foreign non-empty folder,
+    or a folder that cannot be made (also a ``FileExistsError``, as it was)."""
+
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -831,22 +845,25 @@ def generate_shop(
         The manifest of the written shop.
 
     Raises:
-        ValueError: If ``size`` or ``defect_signal`` is unknown or ``seed`` is negative or not
-            an integer.
-        FileExistsError: If ``out`` is a file, or a non-empty directory that was not written
-            by this function.
+        GeneratorArgumentError: If ``size`` or ``defect_signal`` is unknown or ``seed`` is
+            negative or not an integer (a ``ValidationError`` and a ``ValueError``).
+        OutputFolderError: If ``out`` is a file, a non-empty directory that was not written
+            by this function, or cannot be made (a ``ValidationError`` and a
+            ``FileExistsError``).
     """
     if size not in SIZES:
         known = ", ".join(sorted(SIZES))
-        raise ValueError(f"unknown shop size {size!r}; expected one of: {known}")
+        raise GeneratorArgumentError(f"unknown shop size {size!r}; expected one of: {known}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise GeneratorArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise GeneratorArgumentError(f"seed must be a non-negative integer, got {seed}")
     if not isinstance(defect_signal, str) or defect_signal not in DEFECT_SIGNALS:
         known = ", ".join(sorted(DEFECT_SIGNALS))
-        raise ValueError(f"unknown defect_signal {defect_signal!r}; expected one of: {known}")
+        raise GeneratorArgumentError(
+            f"unknown defect_signal {defect_signal!r}; expected one of: {known}"
+        )
     path = Path(out)
     _prepare_dir(path)
     spec = SIZES[size]
@@ -901,19 +918,22 @@ def _prepare_dir(
     (then it is overwritten); it is marked before anything is written, so an interrupted run
     can be resumed by running again."""
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
+        raise OutputFolderError(f"{path} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
         manifest = path / "manifest.json"
         if not manifest.is_file() or not _is_our_manifest(manifest, generator):
-            raise FileExistsError(
+            raise OutputFolderError(
                 f"{path} is not empty and holds no {what} manifest; refusing to write "
                 "into it (choose an empty or new directory)"
             )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot make {path}: {exc.strerror or exc}") from None
     if images:
         folder = path / "images"
         if folder.exists() and not folder.is_dir():
-            raise FileExistsError(f"{folder} exists and is not a directory")
+            raise OutputFolderError(f"{folder} exists and is not a directory")
         folder.mkdir(exist_ok=True)
     _write_json(
         path / "manifest.json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -316,6 +317,20 @@ def test_bad_sources(catalogue: Path, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="holds no catalogue shop manifest"):
         generate_catalog_shop(foreign, source=catalogue, users=20, interactions=200)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    # a photo archive that is not one, cut short, or empty makes no shop (it made one
+    # without photos, or with part of them, and said nothing)
+    archive = (catalogue / "images.tar.gz").read_bytes()
+    for name, data, message in (
+        ("noise", bytes(range(256)) * 20, "not a readable tar archive"),
+        ("cut", archive[: len(archive) // 2], "truncated or damaged"),
+    ):
+        broken = tmp_path / name
+        broken.mkdir()
+        shutil.copy(catalogue / "products.csv", broken / "products.csv")
+        (broken / "images.tar.gz").write_bytes(data)
+        with pytest.raises(ValidationError, match=message):
+            generate_catalog_shop(tmp_path / f"out-{name}", source=broken, users=20,
+                                  interactions=200)  # fmt: skip
 
 
 def test_default_source(catalogue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,6 +176,12 @@ def test_a_bad_config_file_is_bad_usage(
     res = runner.invoke(main, ["--config", str(config), "stats"])
     assert res.exit_code == 2
     assert "--config" in res.output and message in res.output
+    # a command that opens no store does not read it
+    out = tmp_path / "shop"
+    res = runner.invoke(
+        main, ["--config", str(config), "generate", "--size", "tiny", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
 import re
 import struct
 import tarfile
+import threading
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +379,103 @@ def test_automatic_worker_count(encoder: ImageEncoder, monkeypatch: pytest.Monke
     assert encoder._workers(10_000) == 4
     monkeypatch.setattr(encoder, "num_workers", 3)
     assert encoder._workers(1) == 3
+
+
+def _within(seconds: float, fn: Callable[[], Any], unblock: Callable[[], None]) -> Any:
+    """``fn()``, run in a thread so that a hang fails the test instead of stopping the suite;
+    ``unblock`` is called on a hang to let the thread end."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        unblock()
+        pytest.fail(f"still running after {seconds} s (blocked reading a FIFO?)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_fifo_and_other_non_regular_files_are_not_read(
+    encoder: ImageEncoder, pics: dict[str, Path], tmp_path: Path
+) -> None:
+    from graphfusion.features.embed import _ImageFingerprints
+
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(tmp_path / "loop2.jpg")
+    (tmp_path / "loop2.jpg").symlink_to(loop)
+
+    def unblock() -> None:  # a writer that comes and goes: the reader gets end-of-file
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    items: list[Any] = [pics["circle1"], fifo, str(fifo)]
+    if os.path.exists("/dev/null"):
+        items.append("/dev/null")  # a device: was read (as an empty file)
+    result = _within(30, lambda: encoder.encode_many(items), unblock)
+    assert result.ok == [0]
+    assert list(result.errors) == list(range(1, len(items)))
+    assert all("not a regular file" in why for why in result.errors.values()), result.errors
+    with pytest.raises(ValidationError, match=r"image 1: not a regular file"):
+        _within(30, lambda: encoder.encode([pics["circle1"], fifo]), unblock)
+    with pytest.raises(ValidationError, match=r"image 0: cannot read the file: .*link"):
+        encoder.encode([loop])  # not "file not found"
+    # embed fingerprints each image file (SHA-256 of its bytes) before encoding: not a FIFO
+    fingerprint_of = _ImageFingerprints()
+    assert _within(30, lambda: fingerprint_of(str(fifo)), unblock) == f"{fifo}:missing"
+    assert len(fingerprint_of(str(pics["circle1"]))) == 64
+
+
+def test_jpeg_over_pillows_bomb_limit_is_decoded_reduced(
+    encoder: ImageEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = (14_000, 13_000)  # 182 million pixels
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or size[0] * size[1] <= 2 * limit:
+        pytest.skip("Pillow's decompression-bomb limit is off or higher than usual")
+    path = tmp_path / "big.jpg"
+    Image.new("L", size).save(path)  # black: 2.8 MB, 0.5 s
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)  # what Pillow alone does
+    small = Image.new("RGB", (520, 480))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = encoder.encode_many([path, small, _png_header(*size)])
+    assert result.ok == [0, 1], result.errors
+    assert float(result.vectors[0] @ result.vectors[1]) > 0.99
+    assert "too large" in result.errors[2]  # other formats: still refused
+    assert limit == Image.MAX_IMAGE_PIXELS  # Pillow's setting is left as it was
+    # with max_pixels raised above its size, the JPEG is decoded in full
+    monkeypatch.setattr(encoder, "max_pixels", 200_000_000)
+    full = encoder.encode_many([path])
+    assert full.ok == [0], full.errors
+    assert float(full.vectors[0] @ result.vectors[1]) > 0.99
+
+
+def test_16_bit_grayscale_scale_does_not_depend_on_the_brightest_pixel(
+    encoder: ImageEncoder,
+) -> None:
+    gray = np.asarray(_circle(5).convert("L"), dtype=np.uint16)  # 0..255 in 16 bits
+    brighter = gray.copy()
+    brighter[0, 0] = 256  # one pixel above 255
+    items = []
+    for pixels in (gray, brighter):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "PNG")
+        assert Image.open(buf).mode.startswith("I;16")
+        items.append(buf.getvalue())
+    a, b = encoder.encode(items)
+    assert float(a @ b) > 0.99
 
 
 # ----------------------------------------------------------------------------- encode()

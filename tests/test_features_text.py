@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def test_meaning_is_captured(encoder: TextEncoder) -> None:
 
 
 def test_bad_texts_are_reported_and_the_rest_encoded(encoder: TextEncoder) -> None:
-    items = ["fine text", "", "   ", b"\xff\xfe bad bytes", None, 42, "also fine", b"bytes ok"]
+    items = ["fine text", "", "   ", b"\xff\xfe bad bytes", None, 42, "also fine", b"bytes ok",
+             "bad \ud800"]  # fmt: skip
     result = encoder.encode_many(items)
     assert result.ok == [0, 6, 7]
     assert result.vectors.shape == (3, 384)
@@ -55,6 +57,7 @@ def test_bad_texts_are_reported_and_the_rest_encoded(encoder: TextEncoder) -> No
         3: "bytes that are not UTF-8 text",
         4: "expected text, got NoneType",
         5: "expected text, got int",
+        8: "text that is not valid Unicode (a lone surrogate)",  # the batch is not lost
     }
     np.testing.assert_allclose(result.vectors[0], encoder.encode(["fine text"])[0], atol=1e-6)
 
@@ -69,6 +72,21 @@ def test_errors(encoder: TextEncoder, tmp_path: Path) -> None:
     (tmp_path / "empty-model").mkdir()
     with pytest.raises(ValidationError, match="cannot load"):
         _ = TextEncoder(tmp_path / "empty-model").dim
+
+
+def test_the_cache_name_follows_the_model_bytes(encoder: TextEncoder, tmp_path: Path) -> None:
+    """A model changed in place (fine-tuned: same files, same sizes) is another model to the
+    embed cache; the same bytes in another folder of the same name are the same one."""
+    copy = tmp_path / "a" / encoder.path.name
+    shutil.copytree(encoder.path, copy)
+    assert TextEncoder(copy).name == encoder.name
+    weights = max((p for p in copy.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a weight changed, the size kept
+    weights.write_bytes(bytes(data))
+    assert TextEncoder(copy).name != encoder.name
+    with pytest.raises(ValidationError, match="batch_size"):
+        TextEncoder(batch_size=True)  # type: ignore[arg-type]
 
 
 def test_huge_text_is_cut_not_refused(encoder: TextEncoder) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from graphfusion.errors import ValidationError
 from graphfusion.synthetic import (
     CSV_FILES,
     DEFECT_SIGNALS,
@@ -491,6 +492,13 @@ def test_unknown_size_and_negative_seed_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="non-negative"):
         generate_shop(tmp_path / "y", "tiny", seed=-1)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # graphfusion's errors (as every entry point raises), still ValueError and FileExistsError
+    with pytest.raises(ValidationError, match="unknown shop size"):
+        generate_shop(tmp_path / "x", "huge")
+    (tmp_path / "a-file").write_text("x")
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
+        with pytest.raises(ValidationError):
+            generate_shop(out, "tiny")
 
 
 def test_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:

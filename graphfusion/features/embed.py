@@ -229,8 +229,10 @@ class _ImageFingerprints:
                 return f"{path}:missing"
             file, member = split
         if file not in self._digests:
+            # only a regular file (os.path.isfile: S_ISREG, links followed) is read: a FIFO
+            # would wait for a writer forever, /dev/zero never end; the encoder reports why
             try:
-                self._digests[file] = file_digest(file)
+                self._digests[file] = file_digest(file) if os.path.isfile(file) else None
             except OSError:
                 self._digests[file] = None
         digest = self._digests[file]

@@ -20,7 +20,13 @@ standard deviation. Beyond that:
 - An image with more than ``max_pixels`` pixels is decoded at reduced size when it is a JPEG
   (Pillow's ``draft`` mode, 1/2, 1/4 or 1/8 scale while decoding, keeping the shorter side at
   least 256 so that the result differs little from a full decode) and refused otherwise.
-  Pillow's decompression-bomb warning is silenced and its error is reported as "too large".
+  Pillow's decompression-bomb warning is silenced and its error (more than twice
+  ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) is reported as "too large", except for a JPEG, which
+  is held to ``max_pixels`` instead (so that it can be decoded reduced, or in full when
+  ``max_pixels`` allows); ``PIL.Image.MAX_IMAGE_PIXELS`` is left as it is.
+- A path is read only when it names a regular file (or a link to one): a FIFO, socket or
+  device is reported as "not a regular file" (reading a FIFO would wait for a writer forever,
+  ``/dev/zero`` would never end).
 - A truncated file is refused, also when ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was switched
   on by other code. Data damaged in the middle of a JPEG that libjpeg decodes with a warning
   only (Pillow raises nothing) cannot be told from a good image and is encoded as decoded.
@@ -45,6 +51,7 @@ import importlib.util
 import io
 import math
 import os
+import stat
 import tarfile
 import warnings
 import zlib
@@ -56,7 +63,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
@@ -107,9 +114,10 @@ AUTO_WORKERS_MIN_ITEMS = 256
 CHUNK_ITEMS = 4096
 CHUNK_BYTES = 256 * 1024 * 1024
 
+_JPEG_MAGIC = b"\xff\xd8\xff"
 # (prefix of a file's first bytes, format) for telling a damaged image from a non-image.
 _MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
+    (_JPEG_MAGIC, "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"),
@@ -328,8 +336,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         top = float(arr.max()) if arr.size else 0.0
         if img.mode == "F":
             arr = arr * 255.0 if top <= 1.0 else arr
+        elif img.mode.startswith("I;16"):
+            arr = arr / 257.0  # 16 bits by the mode: the same scale whatever the pixels
         elif top > 255:
-            arr = arr / 257.0  # 16-bit range
+            arr = arr / 257.0  # mode I: 16-bit range, guessed from the brightest pixel
         gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
@@ -339,13 +349,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _pillow_open(fp: io.BytesIO, data: bytes) -> Image.Image:
+    """``Image.open``, except that a JPEG over Pillow's decompression-bomb limit (twice
+    ``Image.MAX_IMAGE_PIXELS``) is opened all the same: the caller holds it to ``max_pixels``
+    before decoding anything (and can decode it reduced). Only Pillow's JPEG plugin is called
+    directly for it, which skips that one check; the process-wide limit is not changed.
+    """
+    try:
+        return Image.open(fp)
+    except Image.DecompressionBombError:
+        if not data.startswith(_JPEG_MAGIC):
+            raise
+    fp.seek(0)
+    return JpegImagePlugin.JpegImageFile(fp)
+
+
 def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
     """Decode an image file's bytes (see the module's notes on size and truncation)."""
     if not data:
         raise _BadImage("empty file")
     fp = _TrackingBytesIO(data)
     try:
-        img = Image.open(fp)
+        img = _pillow_open(fp, data)
     except Image.DecompressionBombError as exc:
         raise _BadImage(f"image too large: {exc}") from None
     except UnidentifiedImageError:
@@ -408,6 +433,25 @@ def _preprocess(img: Image.Image) -> torch.Tensor:
     return TF.normalize(tensor, list(MEAN), list(STD))
 
 
+def _path_problem(path: Path) -> str | None:
+    """Why a path cannot be read as an image file; None when it names a regular file (links
+    followed). Checked before reading: a FIFO would wait for a writer forever, a device such
+    as ``/dev/zero`` would never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:  # a link loop, a name too long ...
+        return f"cannot read the file: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device)"
+    return None
+
+
 def _decode(source: Path | bytes | Image.Image, max_pixels: int) -> torch.Tensor:
     """One item to a preprocessed tensor; raises :class:`_BadImage` with the reason."""
     with warnings.catch_warnings():
@@ -419,6 +463,9 @@ def _decode(source: Path | bytes | Image.Image, max_pixels: int) -> torch.Tensor
                 raise _BadImage(f"cannot convert the PIL image to RGB: {exc}") from None
         else:
             if isinstance(source, Path):
+                problem = _path_problem(source)
+                if problem is not None:
+                    raise _BadImage(problem)
                 try:
                     data = source.read_bytes()
                 except FileNotFoundError:
@@ -702,9 +749,9 @@ class ImageEncoder:
             index = min(plan.errors)
             raise ValidationError(f"image {index}: {plan.errors[index]}")
         for index, source in plan.direct:
-            if isinstance(source, Path) and not source.is_file():
-                reason = "is a folder, not an image file" if source.is_dir() else "file not found"
-                raise ValidationError(f"image {index}: {reason}")
+            problem = _path_problem(source) if isinstance(source, Path) else None
+            if problem is not None:
+                raise ValidationError(f"image {index}: {problem}")
         result = self._run(items, plan, progress=progress, stop_on_error=True)
         if result.errors:
             index = min(result.errors)

@@ -14,6 +14,7 @@ import numpy as np
 
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult, l2_normalize
+from graphfusion.features.cache import file_digest
 
 __all__ = ["TextEncoder", "default_text_model_path", "MAX_TEXT_CHARS"]
 
@@ -43,6 +44,10 @@ def _check_text(item: Any) -> str:
             raise ValueError("bytes that are not UTF-8 text") from None
     if not isinstance(item, str):
         raise ValueError(f"expected text, got {type(item).__name__}")
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the tokenizer would fail the whole batch
+        raise ValueError("text that is not valid Unicode (a lone surrogate)") from None
     text = item.strip()
     if not text:
         raise ValueError("empty text")
@@ -73,7 +78,7 @@ class TextEncoder:
         path = Path(model) if model is not None else default_text_model_path()
         if not path.is_dir():
             raise ValidationError(f"text model folder {path} does not exist")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size must be a positive integer")
         self.path = path
         self.batch_size = batch_size
@@ -153,9 +158,20 @@ class TextEncoder:
         return EncodeResult(l2_normalize(vectors), ok, errors)
 
 
+#: (file, size, modification time) -> the digest of its bytes: a process reads each once.
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _folder_digest(path: Path) -> str:
-    """A short stable id of a model folder: names and sizes of its files."""
+    """A short stable id of a model folder: the names and the bytes of its files, so that a
+    model fine-tuned in place, or another saved in a folder of the same name, is another id
+    (a digest of names and sizes alone was the same for both, and the cache served the old
+    model's vectors)."""
     h = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _FILE_DIGESTS:
+            _FILE_DIGESTS[key] = file_digest(file)
+        h.update(f"{file.relative_to(path)}:{_FILE_DIGESTS[key]}".encode())
     return h.hexdigest()[:12]
