@@ -26,7 +26,6 @@ finite, the width seen in ``fit``): a bad one raises
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,7 +36,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.evaluate import check_cutoffs
 from graphfusion.features.base import l2_normalize
 from graphfusion.repeatable import repeatable
-from graphfusion.values import count_arg
+from graphfusion.values import count_arg, real_arg
 
 __all__ = ["RandomProjection", "CCA", "ContrastiveAligner", "cross_modal_retrieval"]
 
@@ -47,28 +46,8 @@ MAX_DIM = 100_000
 MAX_EPOCHS = 1_000_000
 #: Largest batch size :class:`ContrastiveAligner` accepts.
 MAX_BATCH = 1 << 30
-
-
-def _seed_arg(value: object) -> int:
-    """A seed as a Python int: a non-negative integer (numpy integers taken, booleans not)."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise ValidationError(f"seed must be a non-negative integer, got {value!r}")
-    if int(value) < 0:
-        raise ValidationError(f"seed must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _real_arg(name: str, value: object, *, zero: bool) -> float:
-    """A finite real number as a Python float, above 0 (or at least 0 when ``zero``)."""
-    bound = ">= 0" if zero else "> 0"
-    if isinstance(value, bool | np.bool_) or not isinstance(
-        value, int | float | np.integer | np.floating
-    ):
-        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out) or out < 0 or (out == 0 and not zero):
-        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
-    return out
+#: Largest seed (numpy's and torch's generators take 64 bits).
+MAX_SEED = 2**63 - 1
 
 
 def _rows(x: np.ndarray, width: int, what: str) -> np.ndarray:
@@ -107,7 +86,10 @@ class RandomProjection:
     """
 
     def __init__(self, dim: int = 64, seed: int = 0) -> None:
-        self.dim, self.seed = count_arg("dim", dim, MAX_DIM), _seed_arg(seed)
+        self.dim, self.seed = (
+            count_arg("dim", dim, MAX_DIM),
+            count_arg("seed", seed, MAX_SEED, low=0),
+        )
         self.p1: np.ndarray | None = None
         self.p2: np.ndarray | None = None
 
@@ -164,7 +146,7 @@ class CCA:
 
     def __init__(self, dim: int = 64, reg: float = 1e-3) -> None:
         self.dim = count_arg("dim", dim, MAX_DIM)
-        self.reg = _real_arg("reg", reg, zero=True)
+        self.reg = real_arg("reg", reg, zero=True)
         self.correlations: np.ndarray | None = None
         self._m1: np.ndarray | None = None
         self._m2: np.ndarray | None = None
@@ -244,7 +226,7 @@ class ContrastiveAligner:
         seed: int = 0,
     ) -> None:
         self.dim = count_arg("dim", dim, MAX_DIM)
-        self.temperature = _real_arg("temperature", temperature, zero=False)
+        self.temperature = real_arg("temperature", temperature, zero=False)
         self.epochs = count_arg("epochs", epochs, MAX_EPOCHS)
         self.batch_size = count_arg("batch_size", batch_size, MAX_BATCH)
         if self.batch_size < 2:
@@ -252,8 +234,8 @@ class ContrastiveAligner:
                 "batch_size must be at least 2 (a pair's negatives are the rest of its batch), "
                 f"got {batch_size!r}"
             )
-        self.lr = _real_arg("lr", lr, zero=False)
-        self.seed = _seed_arg(seed)
+        self.lr = real_arg("lr", lr, zero=False)
+        self.seed = count_arg("seed", seed, MAX_SEED, low=0)
         self.head1: torch.nn.Linear | None = None
         self.head2: torch.nn.Linear | None = None
         self.losses: list[float] = []

@@ -96,6 +96,7 @@ from graphfusion.ingest import LoadReport
 from graphfusion.store import EmbeddedStore
 from graphfusion.store.base import ReadResult
 from graphfusion.store.cypher import single_statement
+from graphfusion.values import real_arg
 
 __all__ = [
     "create_app",
@@ -831,12 +832,7 @@ def create_app(
         raise ValidationError("max_body_bytes must be an integer")
     if max_body_bytes < 1:
         raise ValidationError(f"max_body_bytes must be positive, got {max_body_bytes}")
-    if (
-        isinstance(cypher_timeout_s, bool)
-        or not isinstance(cypher_timeout_s, int | float)
-        or not 0 < cypher_timeout_s <= 3600
-    ):
-        raise ValidationError(f"cypher_timeout_s must be in (0, 3600], got {cypher_timeout_s!r}")
+    cypher_timeout_s = real_arg("cypher_timeout_s", cypher_timeout_s, high=3600)
     root = Path(image_root) if image_root is not None else None
     if root is not None and not root.is_dir():
         raise ValidationError(f"image root {root} is not a folder")

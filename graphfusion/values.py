@@ -22,6 +22,7 @@ from graphfusion.schema import Property, PropertyType
 
 __all__ = [
     "count_arg",
+    "real_arg",
     "arrow_type",
     "coerce",
     "converter",
@@ -129,18 +130,36 @@ def is_missing(value: Any) -> bool:
         return False
 
 
-def count_arg(name: str, value: object, high: int) -> int:
-    """An argument that counts (``k``, ``top``) as a Python int in ``1..high``; a numpy
-    integer is taken, a boolean or a float is not.
+def count_arg(name: str, value: object, high: int, low: int = 1) -> int:
+    """An argument that counts (``k``, ``top``; a seed with ``low`` 0) as a Python int in
+    ``low..high``; a numpy integer is taken, a boolean or a float is not.
 
     Raises:
         ValidationError: Not an integer in range.
     """
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise ValidationError(f"{name} must be an integer in 1..{high}, got {value!r}")
-    if not 1 <= int(value) <= high:
-        raise ValidationError(f"{name} must be an integer in 1..{high}, got {value!r}")
+        raise ValidationError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    if not low <= int(value) <= high:
+        raise ValidationError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return int(value)
+
+
+def real_arg(name: str, value: object, *, zero: bool = False, high: float = math.inf) -> float:
+    """A finite real argument (a time limit, a learning rate) as a Python float, above 0 (at
+    least 0 when ``zero``) and at most ``high``; numpy numbers are taken, booleans not.
+
+    Raises:
+        ValidationError: Not such a number.
+    """
+    bound = (">= 0" if zero else "> 0") + (f" and <= {high:g}" if math.isfinite(high) else "")
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or out < 0 or (out == 0 and not zero) or out > high:
+        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return out
 
 
 def require_scalar(value: Any, what: str) -> None:

@@ -17,7 +17,7 @@ from graphfusion.errors import QueryTimeoutError, SchemaError, ValidationError
 from graphfusion.schema import NodeType, PropertyType, RelType, Schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
-from graphfusion.values import arrow_type, coerce, is_missing, union_lists
+from graphfusion.values import arrow_type, coerce, count_arg, is_missing, real_arg, union_lists
 
 __all__ = [
     "GraphStore",
@@ -246,14 +246,10 @@ class BaseStore(ABC):
             QueryError: The store rejects or fails the statement (a write, too).
         """
         self.query_check(cypher, params)
-        if max_rows is not None and (type(max_rows) is not int or max_rows < 1):
-            raise ValidationError(f"max_rows must be a positive int or None, got {max_rows!r}")
-        if timeout_s is not None and (
-            isinstance(timeout_s, bool)
-            or not isinstance(timeout_s, int | float)
-            or not 0 < timeout_s < float("inf")
-        ):
-            raise ValidationError(f"timeout_s must be a positive number or None, got {timeout_s!r}")
+        if max_rows is not None:
+            max_rows = count_arg("max_rows", max_rows, 2**63 - 2)
+        if timeout_s is not None:
+            timeout_s = real_arg("timeout_s", timeout_s)
         limit = None if max_rows is None else max_rows + 1  # one more tells there were more
         columns, rows = self._run_read(cypher, dict(params or {}), limit, timeout_s)
         if max_rows is not None and len(rows) > max_rows:
