@@ -5,8 +5,15 @@ the right type, no repeated keys in one table (for unique node specs), relations
 exist in this load or in the store. Good rows are written (nodes first, then relationships,
 in batches, idempotently); bad rows go to a report with their source, line, field and reason,
 as do the rows of a table that no spec takes (when every spec reading it has a ``where``).
-Every table's file is checked and read, and a ``report`` path checked, before anything is
-written. Loading the same input again changes nothing.
+A row is whole or nothing: every spec reading its table (node and relationship specs alike)
+is checked before any is kept, and a row that one of them rejects (a value of the wrong type
+or out of range, a key missing or not acceptable, an empty end of a link that is not
+``optional``, a transform that fails, a repeat in a ``unique`` spec) makes nothing in any of
+them, and is reported once, with every spec's reason (the first spec's target and field).
+What a spec's ``where`` does not take, and an empty value of a property, are no fault. A link
+to a node that exists neither in this load nor in the store is reported on its own, after
+the rows are kept. Every table's file is checked and read, and a ``report`` path checked,
+before anything is written. Loading the same input again changes nothing.
 
 Tables are read, checked and converted a column at a time (:func:`graphfusion.readers.read_table`,
 :mod:`graphfusion.columnar`) and handed to the store as Arrow tables; the values a vectorised
@@ -156,6 +163,9 @@ class _Loader:
         self._unread: dict[str, list[Reject]] = {}
         # table -> the rows some spec's ``where`` kept
         self._taken: dict[str, np.ndarray] = {}
+        self._specs: list[NodeSpec | RelSpec] = [*mapping.nodes, *mapping.relationships]
+        # id(spec) -> its rows, checked with its table's other specs, until collected
+        self._checked: dict[int, _Checked] = {}
         # label -> each spec's nodes (key and properties; keys unique or not), merged by
         # merge_nodes
         self._node_parts: dict[str, list[tuple[pa.Table, bool]]] = {}
@@ -257,15 +267,17 @@ class _Loader:
         self.rejects.extend(self._unread.pop(name, []))
         return label, table
 
-    def rows(self, table: str, where: Field | None) -> tuple[str, Table]:
-        """The rows of ``table`` that ``where`` keeps (noted for :meth:`reject_untaken`)."""
+    def rows(self, table: str, where: Field | None) -> tuple[str, np.ndarray, Table]:
+        """The rows of ``table`` that ``where`` keeps (noted for :meth:`reject_untaken`): the
+        source label, their positions in the table and the rows."""
         source, rows = self.table(table)
         if where is None:
-            return source, rows
+            return source, np.arange(len(rows)), rows
         kept = columnar.keep(where, rows)
         taken = self._taken.get(table)
         self._taken[table] = kept if taken is None else taken | kept
-        return source, rows.take(np.flatnonzero(kept))
+        at = np.flatnonzero(kept)
+        return source, at, rows.take(at)
 
     def reject_untaken(self) -> None:
         """Report the rows that no spec takes, of each table that every spec reading it
@@ -287,31 +299,103 @@ class _Loader:
                 self.rejects.append(Reject(source, line, field, reason(value), name))
 
     # ------------------------------------------------------------------ nodes
-    def collect_nodes(self, spec: NodeSpec) -> None:
-        """Check and convert one spec's rows; the good ones wait for merge_nodes."""
-        source, rows = self.rows(spec.table, spec.where)
+    def check_table(self, name: str) -> None:
+        """Check every spec reading table ``name`` (nodes and relationships), and keep for
+        each the rows that no spec of the table rejects.
+
+        A row that one spec rejects (a key or value it cannot take, a missing key, an empty
+        end of a link that is not ``optional``, a repeat in a ``unique`` spec) makes nothing
+        in any spec, and is reported once: the first spec's target and field, and every
+        reason (the other specs' after the first, each named). Rows a spec's ``where`` does
+        not take are not its to reject. Repeats are found in row order among the rows left:
+        a row whose key (or pair) of a ``unique`` spec an earlier row loads is a repeat, and
+        a repeat left out hides nothing after it.
+        """
+        source, table = self.table(name)
+        specs = [s for s in self._specs if s.table == name]
+        checked = [
+            self._check_node(s) if isinstance(s, NodeSpec) else self._check_rel(s) for s in specs
+        ]
+        bad = np.zeros(len(table), dtype=bool)
+        faults: dict[int, list[tuple[str, str, str]]] = {}
+        for c in checked:
+            for i, (fld, reason) in c.faults.items():
+                row = int(c.at[i])
+                bad[row] = True
+                faults.setdefault(row, []).append((c.target, fld, reason))
+        for c in checked:
+            c.select(~bad[c.at])
+        repeats = _repeats(checked, table.lines)
+        if repeats:
+            bad[np.fromiter(repeats, dtype=np.int64, count=len(repeats))] = True
+            for c in checked:
+                c.drop(bad[c.at])
+            faults.update(repeats)
+        for row in sorted(faults):
+            target, fld, reason = _combined(faults[row])
+            self.rejects.append(Reject(source, int(table.lines[row]), fld, reason, target))
+        for s, c in zip(specs, checked, strict=True):
+            self._checked[id(s)] = c
+
+    def _checked_spec(self, spec: NodeSpec | RelSpec) -> _Checked:
+        """A spec's rows, checked with its table's other specs (once, on first use)."""
+        if id(spec) not in self._checked:
+            self.check_table(spec.table)
+        return self._checked.pop(id(spec))
+
+    def _check_node(self, spec: NodeSpec) -> _Checked:
+        """A node spec's keys and properties, and the first fault of each row it takes."""
+        source, at, rows = self.rows(spec.table, spec.where)
         node = self.schema.node(spec.label)
-        parts = self._node_parts.setdefault(spec.label, [])
         found = columnar.keys(columnar.evaluate(spec.key, rows))
-        rejects = _Rejects(source, f"{spec.label} node", rows.lines)
-        bad = rejects.add(found.errors, node.key)
+        faults = {i: (node.key, reason) for i, reason in found.errors.items()}
         has_key = _valid(found.keys)
         has_key[list(found.many)] = True
-        missing = np.flatnonzero(~has_key & ~bad)
+        bad = ~has_key
+        bad[list(faults)] = True
         reason = f"missing key ({', '.join(spec.key.needs()) or 'key'} is empty)"
-        bad |= rejects.add(dict.fromkeys(missing.tolist(), reason), node.key)
-        props = self._props(spec.properties, node.prop, rows, rejects, bad)
-        entries, keys = _explode(np.flatnonzero(~bad), found)
-        if spec.unique:
-            first = _first_of_groups([keys])
-            dup = np.flatnonzero(first != np.arange(len(keys)))
-            for e, key in zip(dup.tolist(), keys.take(pa.array(dup)).to_pylist(), strict=True):
-                line = rows.lines[entries[first[e]]]
-                reason = f"duplicate key {key!r} (first at line {line})"
-                rejects.add_one(int(entries[e]), node.key, reason)
-            keys, entries = _drop(keys, dup), np.delete(entries, dup)
-        parts.append((pa.table({node.key: keys, **_take(props, entries)}), spec.unique))
-        self.rejects.extend(rejects.sorted())
+        for i in np.flatnonzero(~has_key).tolist():
+            faults.setdefault(i, (node.key, reason))
+        props = self._props(spec.properties, node.prop, rows, faults, bad)
+        target = f"{spec.label} node"
+        return _Checked(spec, target, node.key, source, at, rows.lines, (found,), props, faults)
+
+    def _check_rel(self, spec: RelSpec) -> _Checked:
+        """A relationship spec's ends and properties, and the first fault of each row it
+        takes (an empty end of an ``optional`` spec is none: the row makes no link)."""
+        source, at, rows = self.rows(spec.table, spec.where)
+        rel = self.schema.rel(spec.type)
+        srcs = columnar.keys(columnar.evaluate(spec.start.key, rows))
+        dsts = columnar.keys(columnar.evaluate(spec.end.key, rows))
+        errors = {**dsts.errors, **srcs.errors}  # the start's reason first
+        faults = {i: ("key", reason) for i, reason in errors.items()}
+        bad = np.zeros(len(rows), dtype=bool)
+        bad[list(faults)] = True
+        has_src, has_dst = _valid(srcs.keys), _valid(dsts.keys)
+        has_src[list(srcs.many)] = True
+        has_dst[list(dsts.many)] = True
+        empty = ~bad & ~(has_src & has_dst)
+        if not spec.optional:
+            # An optional link may be absent (a product without a brand); otherwise a row
+            # that names no end is rejected.
+            for i in np.flatnonzero(empty & ~has_src).tolist():
+                faults[i] = ("from", f"missing {spec.start.label} key")
+            for i in np.flatnonzero(empty & has_src).tolist():
+                faults[i] = ("to", f"missing {spec.end.label} key")
+        bad |= empty
+        props = self._props(spec.properties, rel.prop, rows, faults, bad)
+        target = f"{spec.type} relationship"
+        ends = (srcs, dsts)
+        return _Checked(spec, target, "key", source, at, rows.lines, ends, props, faults, empty)
+
+    def collect_nodes(self, spec: NodeSpec) -> None:
+        """One spec's nodes, of the rows its table keeps (see :meth:`check_table`); they wait
+        for merge_nodes."""
+        c = self._checked_spec(spec)
+        node = self.schema.node(spec.label)
+        parts = self._node_parts.setdefault(spec.label, [])
+        keys = pa.table({node.key: c.columns[0], **_take(c.props, c.entries)})
+        parts.append((keys, spec.unique))
 
     def merge_nodes(self) -> None:
         """One row per key and label: of repeated keys (in ``unique: false`` specs, or in
@@ -328,48 +412,23 @@ class _Loader:
 
     # ------------------------------------------------------------------ relationships
     def collect_rels(self, spec: RelSpec) -> None:
-        """Check and convert one spec's rows; the good ones wait for drop_dangling."""
-        source, rows = self.rows(spec.table, spec.where)
+        """One spec's relationships, of the rows its table keeps (see :meth:`check_table`);
+        a pair the spec names again merges into its first row, as repeated node keys do.
+        They wait for drop_dangling."""
+        c = self._checked_spec(spec)
         rel = self.schema.rel(spec.type)
         parts = self._rel_parts.setdefault((spec.type, spec.start.label, spec.end.label), [])
-        srcs = columnar.keys(columnar.evaluate(spec.start.key, rows))
-        dsts = columnar.keys(columnar.evaluate(spec.end.key, rows))
-        rejects = _Rejects(source, f"{spec.type} relationship", rows.lines)
-        bad = rejects.add({**dsts.errors, **srcs.errors}, "key")  # the start's reason first
-        has_src, has_dst = _valid(srcs.keys), _valid(dsts.keys)
-        has_src[list(srcs.many)] = True
-        has_dst[list(dsts.many)] = True
-        empty = ~bad & ~(has_src & has_dst)
-        if not spec.optional:
-            # An optional link may be absent (a product without a brand); otherwise a row
-            # that names no end is reported.
-            no_src = np.flatnonzero(empty & ~has_src).tolist()
-            no_dst = np.flatnonzero(empty & has_src).tolist()
-            rejects.add(dict.fromkeys(no_src, f"missing {spec.start.label} key"), "from")
-            rejects.add(dict.fromkeys(no_dst, f"missing {spec.end.label} key"), "to")
-        bad |= empty
-        props = self._props(spec.properties, rel.prop, rows, rejects, bad)
-        entries, src, dst = _pairs(np.flatnonzero(~bad), srcs, dsts)
-        # A pair repeated in one spec: reported when the spec is unique, else merged into
-        # its first row, as repeated node keys are.
-        first = _first_of_groups([src, dst])
-        dup = np.flatnonzero(first != np.arange(len(src)))
-        table = pa.table({SRC: src, DST: dst, **_take(props, entries)})
-        if spec.unique and len(dup):
-            at = pa.array(dup)
-            pairs = zip(src.take(at).to_pylist(), dst.take(at).to_pylist(), strict=True)
-            for e, (s, d) in zip(dup.tolist(), pairs, strict=True):
-                line = rows.lines[entries[first[e]]]
-                reason = f"duplicate relationship {s}->{d} (first at line {line})"
-                rejects.add_one(int(entries[e]), "key", reason)
-            table = table.take(pa.array(np.delete(np.arange(len(src)), dup)))
-        elif len(dup):
-            table = _first_non_null(
-                table, [SRC, DST], first, union=union_properties(rel.properties)
-            )
-        entries = np.delete(entries, dup)
-        parts.append(_RelPart(table, source, rows.lines[entries], spec.skip_dangling))
-        self.rejects.extend(rejects.sorted())
+        src, dst = c.columns
+        entries = c.entries
+        table = pa.table({SRC: src, DST: dst, **_take(c.props, entries)})
+        if not spec.unique:  # a unique spec's repeats were rejected by check_table
+            first = _first_of_groups([src, dst])
+            dup = np.flatnonzero(first != np.arange(len(src)))
+            if len(dup):
+                union = union_properties(rel.properties)
+                table = _first_non_null(table, [SRC, DST], first, union=union)
+                entries = np.delete(entries, dup)
+        parts.append(_RelPart(table, c.source, c.lines[entries], spec.skip_dangling))
 
     def drop_dangling(self, key: tuple[str, str, str]) -> None:
         """Merge the specs of a relationship type between two labels (the first non-null
@@ -427,16 +486,19 @@ class _Loader:
         fields: Mapping[str, Field],
         prop: Callable[[str], Property],
         rows: Table,
-        rejects: _Rejects,
+        faults: dict[int, tuple[str, str]],
         bad: np.ndarray,
     ) -> dict[str, pa.Array]:
         """The properties, converted (each to its type, within its declared range); a row's
-        first property that fails (in mapping order) is reported, unless the row was rejected
-        already. Updates ``bad``."""
+        first property that fails (in mapping order) is its fault, unless the row is ``bad``
+        already. Updates ``faults`` and ``bad``."""
         out = {}
         for name, fld in fields.items():
             out[name], errors = columnar.convert(columnar.evaluate(fld, rows), prop(name))
-            bad |= rejects.add({i: r for i, r in errors.items() if not bad[i]}, name)
+            for i, reason in errors.items():
+                if not bad[i]:
+                    faults[i] = (name, reason)
+                    bad[i] = True
         return out
 
     # ------------------------------------------------------------------ run
@@ -452,12 +514,15 @@ class _Loader:
         started = time.perf_counter()
         self.check_sources()
         self.read_all()
+        # A table that makes nodes is checked whole (its relationship specs too) before its
+        # nodes are kept: a row any spec rejects makes none of them.
         for nspec in self.mapping.nodes:
             self.collect_nodes(nspec)
         self.merge_nodes()
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
-        # The nodes are written by a worker while the relationships are checked: the store
-        # runs one statement at a time and releases the GIL while it does.
+        # The nodes are written by a worker while the tables that make only relationships
+        # are checked and the links merged: the store runs one statement at a time and
+        # releases the GIL while it does.
         with ThreadPoolExecutor(1, thread_name_prefix="graphfusion-load") as pool:
             nodes_written = pool.submit(self.write_nodes, report, batch_size)
             for rspec in self.mapping.relationships:
@@ -485,29 +550,131 @@ class _RelPart:
     skip: bool
 
 
-class _Rejects:
-    """A spec's rejected rows, given back in row order however they were found."""
+class _Checked:
+    """One spec's rows, checked (see :meth:`_Loader.check_table`).
 
-    def __init__(self, source: str, target: str, lines: np.ndarray) -> None:
-        self.source = source
+    Attributes:
+        spec: The spec.
+        target: How the report names it (``Product node``, ``ABOUT relationship``).
+        key: The field a repeated key is reported on (the node's key property, or ``key``).
+        source: Its table's source, for the report.
+        at: The table's rows that the spec takes (positions, ascending); "rows" below are
+            positions in ``at``.
+        lines: Their lines.
+        found: Each row's key (a node spec) or its two ends (a relationship spec).
+        props: Each row's properties, converted.
+        faults: Row -> (field, reason): the first thing the spec finds wrong with the row.
+        empty: The rows that make nothing without a fault (an optional link's missing end).
+        entries: After :meth:`select`, the row of each key (or pair) made, in row order.
+        columns: The keys made (one column), or the pairs (start and end columns).
+    """
+
+    def __init__(
+        self,
+        spec: NodeSpec | RelSpec,
+        target: str,
+        key: str,
+        source: str,
+        at: np.ndarray,
+        lines: np.ndarray,
+        found: tuple[columnar.Keys, ...],
+        props: dict[str, pa.Array],
+        faults: dict[int, tuple[str, str]],
+        empty: np.ndarray | None = None,
+    ) -> None:
+        self.spec = spec
         self.target = target
+        self.key = key
+        self.source = source
+        self.at = at
         self.lines = lines
-        self._found: list[tuple[int, int, Reject]] = []
+        self.found = found
+        self.props = props
+        self.faults = faults
+        self.empty = np.zeros(len(at), dtype=bool) if empty is None else empty
+        self.entries = np.zeros(0, dtype=np.int64)
+        self.columns: list[pa.Array] = []
 
-    def add(self, reasons: Mapping[int, str], field: str) -> np.ndarray:
-        """Reject rows (row -> reason) on ``field``; returns the mask of those rows."""
-        mask = np.zeros(len(self.lines), dtype=bool)
-        for row, reason in reasons.items():
-            self.add_one(row, field, reason)
-            mask[row] = True
-        return mask
+    def select(self, ok: np.ndarray) -> None:
+        """Make the keys (or pairs) of the rows where ``ok`` (a mask of rows)."""
+        rows = np.flatnonzero(ok & ~self.empty)
+        if len(self.found) == 1:
+            self.entries, key = _explode(rows, self.found[0])
+            self.columns = [key]
+        else:
+            self.entries, src, dst = _pairs(rows, *self.found)
+            self.columns = [src, dst]
 
-    def add_one(self, row: int, field: str, reason: str) -> None:
-        rej = Reject(self.source, int(self.lines[row]), field, reason, self.target)
-        self._found.append((row, len(self._found), rej))
+    def drop(self, bad: np.ndarray) -> None:
+        """Leave out the keys (or pairs) of the rows where ``bad`` (a mask of rows)."""
+        gone = bad[self.entries]
+        if gone.any():
+            keep = pa.array(~gone)
+            self.entries = self.entries[~gone]
+            self.columns = [col.filter(keep) for col in self.columns]
 
-    def sorted(self) -> list[Reject]:
-        return [r for _, _, r in sorted(self._found, key=lambda f: (f[0], f[1]))]
+    def repeat(self, value: tuple[str, ...], line: int) -> tuple[str, str, str]:
+        """The fault of a row that repeats ``value`` (a key, or a pair) first made on ``line``."""
+        if len(value) == 1:
+            return self.target, self.key, f"duplicate key {value[0]!r} (first at line {line})"
+        src, dst = value
+        return self.target, "key", f"duplicate relationship {src}->{dst} (first at line {line})"
+
+
+def _repeats(checked: list[_Checked], lines: np.ndarray) -> dict[int, list[tuple[str, str, str]]]:
+    """The rows (positions in the table) that repeat a key (or pair) of a ``unique`` spec,
+    with their faults. Rows are taken in order: a row is a repeat when a ``unique`` spec
+    made one of its keys from an earlier row that is no repeat itself, or from the row
+    already (``a;a``). Only the rows whose keys occur more than once in a spec are walked
+    one by one."""
+    clashes: list[tuple[_Checked, dict[int, list[tuple[str, ...]]]]] = []
+    for c in checked:
+        if not c.spec.unique or not len(c.entries):
+            continue
+        first = _first_of_groups(c.columns)
+        size = np.bincount(first, minlength=len(first))
+        clash = np.flatnonzero(size[first] > 1)
+        if not len(clash):
+            continue
+        take = pa.array(clash)
+        values = zip(*(col.take(take).to_pylist() for col in c.columns), strict=True)
+        by_row: dict[int, list[tuple[str, ...]]] = {}
+        rows = c.at[c.entries[clash]].tolist()
+        for row, value in zip(rows, values, strict=True):
+            by_row.setdefault(row, []).append(value)
+        clashes.append((c, by_row))
+    if not clashes:
+        return {}
+    seen: list[dict[tuple[str, ...], int]] = [{} for _ in clashes]
+    out: dict[int, list[tuple[str, str, str]]] = {}
+    for row in sorted(set().union(*(by_row for _, by_row in clashes))):
+        line = int(lines[row])
+        found: list[tuple[str, str, str]] = []
+        made: list[dict[tuple[str, ...], int]] = []
+        for (c, by_row), before in zip(clashes, seen, strict=True):
+            mine: dict[tuple[str, ...], int] = {}
+            for value in by_row.get(row, ()):
+                at = before.get(value, mine.get(value))
+                if at is None:
+                    mine[value] = line
+                else:
+                    found.append(c.repeat(value, at))
+            made.append(mine)
+        if found:
+            out[row] = found
+        else:
+            for before, mine in zip(seen, made, strict=True):
+                before.update(mine)
+    return out
+
+
+def _combined(faults: list[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """One report line for a row's faults (target, field, reason), in spec order: the first
+    fault's target and field, and its reason followed by the others (each once, named)."""
+    distinct = list(dict.fromkeys(faults))
+    target, fld, reason = distinct[0]
+    more = [f"{t} {f}: {r}" for t, f, r in distinct[1:]]
+    return target, fld, "; ".join([reason, *more])
 
 
 # ----------------------------------------------------------------------------- column helpers
@@ -531,14 +698,6 @@ def _take(columns: Mapping[str, pa.Array], rows: np.ndarray) -> dict[str, pa.Arr
         return dict(columns)  # every row
     take = pa.array(rows, type=pa.int64())
     return {name: col.take(take) for name, col in columns.items()}
-
-
-def _drop(arr: pa.Array, rows: np.ndarray) -> pa.Array:
-    if not len(rows):
-        return arr
-    keep = np.ones(len(arr), dtype=bool)
-    keep[rows] = False
-    return arr.filter(pa.array(keep))
 
 
 def _explode(rows: np.ndarray, found: columnar.Keys) -> tuple[np.ndarray, pa.Array]:

@@ -33,11 +33,14 @@ file, for paths relative to it. Node specs are ``unique`` by default (a repeated
 same table is reported); ``unique: false`` merges repeats (for entities named in many rows,
 such as the users of a review file). Relationship specs merge repeated pairs unless ``unique:
 true``, and report a row with an empty end key unless ``optional: true`` (a product without a
-brand). A merge (of repeats, or of the specs that name the same node or pair) keeps each
-property's first non-null value, and adds up the lists of a schema property with ``merge:
-union``. A link to a node that exists neither in the load nor in the store is reported, or,
-with ``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
-only counted in the report's ``skipped``.
+brand). A row that any spec reading its table reports makes nothing in the others either (it
+is reported once, with each spec's reason): make a link ``optional``, or give a spec a
+``where``, for what a row may lack. A merge (of repeats, or of the specs that name the same
+node or pair) keeps each property's first non-null value, and adds up the lists of a schema
+property with ``merge: union``. A link to a node that exists neither in the load nor in the
+store is reported (on its own: the rest of its row loads), or, with ``skip_dangling: true``
+(links to products outside a dataset, such as Amazon's also_buy), only counted in the
+report's ``skipped``.
 """
 
 from __future__ import annotations

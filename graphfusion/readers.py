@@ -13,7 +13,11 @@ record of its own ("not UTF-8 text"); the rows around it load. A line over
 :data:`MAX_LINE_BYTES` is never held whole: it is read past and its row is a bad record. A CSV
 field may be that long (a value longer than a property takes is rejected with its row when
 converted). A CSV quote never closed swallows the rest of the file: that is one bad record, on
-the line of the row it opens in, naming the lines skipped.
+the line of the row it opens in, naming the lines skipped. A CSV header that names a column
+twice, or that has a single column whose name another usual delimiter (``,``, ``;``, tab,
+``|``) would split (a ``;``-delimited file read with ``,``), is one bad record too, on the
+header's line, naming the column (and the delimiter the file may have, which is never used
+in its place); the rest of the file is skipped.
 
 :func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
 same values, line numbers and bad records as :func:`read_source`. CSV files are parsed by
@@ -84,6 +88,8 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 # then a quote that closes a quoted value left open, so that such a value ends with it.
 _END = "\ud800"
 _END_LINE = _END + '"\n'
+#: Delimiters that a header of one column is checked for (see :func:`_header_problem`).
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,10 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
             yield BadRecord(line, f"header is {bad}; the rest of the file is skipped")
             return
         header = [h.strip() for h in header]
+        problem = _header_problem(header, delimiter)
+        if problem is not None:
+            yield BadRecord(line, f"{problem}; the rest of the file is skipped")
+            return
         width = len(header)
         for start, row in rows:
             if isinstance(row, str):
@@ -318,6 +328,57 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
                 yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
             else:
                 yield Record(start, dict(zip(header, row, strict=True)))
+
+
+def _header_problem(header: list[str], delimiter: str) -> str | None:
+    """Why a CSV header cannot be read; None when it can.
+
+    Two problems are found: a column name given twice (which of the two columns a field
+    means is not known; unnamed columns, as trailing delimiters make, may repeat), and a
+    single column whose name splits into several names at another usual delimiter
+    (:data:`_OTHER_DELIMITERS`), as when a file delimited by ``;`` is read with ``,``. The
+    other delimiter is only named in the message, never used.
+
+    Args:
+        header: The header's names, stripped.
+        delimiter: The delimiter the file is read with.
+
+    Returns:
+        The reason, or None.
+    """
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name and name in seen:
+            return f"header repeats column {_short(name)} (columns {seen[name]} and {i})"
+        seen.setdefault(name, i)
+    if len(header) != 1:
+        return None
+    best: tuple[int, str] | None = None
+    for other in _OTHER_DELIMITERS:
+        if other == delimiter or other not in header[0]:
+            continue
+        try:
+            names = next(csv.reader([header[0]], delimiter=other), [])
+        except csv.Error:
+            continue
+        if (
+            len(names) > 1
+            and all(n.strip() for n in names)
+            and (best is None or len(names) > best[0])
+        ):
+            best = (len(names), other)
+    if best is None:
+        return None
+    return (
+        f"header has a single column {_short(header[0])} read with the delimiter {delimiter!r}; "
+        f"the file's delimiter may be {best[1]!r} ({best[0]} columns; set the table's "
+        "'delimiter' option)"
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut after ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def _parse_json(text: str) -> Any:
@@ -481,7 +542,6 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
             return None  # the two parsers disagree about this row
         reason = f"has {len(row)} fields, the header has {width}"
         bad.append(BadRecord(int(lines[number - 1]), reason))
-    # of repeated names (none here) the last would win, as in the row reader's dicts
     cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True)}
     return Table(cols, lines[keep]), bad
 

@@ -77,14 +77,21 @@ def _unix_ms(v: Any, o: Mapping[str, Any]) -> Any:
         raise ValueError(f"{str(v)[:40]!r} is not a Unix time in milliseconds") from None
 
 
-# The first number in a text: a minus sign maybe before a currency sign, and digits with
-# maybe commas and a decimal part.
-_NUMBER = re.compile(r"(-?)\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
+# The first number in a text: digits with maybe commas and a decimal part, maybe after a
+# currency sign, and maybe after a minus sign that starts the number: one at the start of the
+# text or after a space, an opening bracket or a currency sign, not after a letter or a digit
+# (the hyphen of "Model X-5" or "2-pack").
+_NUMBER = re.compile(r"((?<![^\s(\[{$€£¥₹])-)?\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
 
 
 def _number(v: Any, o: Mapping[str, Any]) -> Any:
     """The first number in a text such as ``"$1,299.00"`` or ``"-$5.00"`` (None when there is
     none, as in an empty or a placeholder price).
+
+    A minus sign makes the number negative only where it starts it: at the start of the text
+    or after a space, an opening bracket or a currency sign (``"-5"``, ``"$ -3.5"``,
+    ``"(-2)"``, ``"$-4"``); a hyphen after a letter or a digit is not one (``"Model X-5"``
+    gives 5.0).
 
     Raises:
         ValueError: The number has commas that are not thousands separators (``"1,99"``).
@@ -94,7 +101,7 @@ def _number(v: Any, o: Mapping[str, Any]) -> Any:
     m = _NUMBER.search(str(v))
     if m is None:
         return None
-    return float(m.group(1) + number_text(m.group(2)))
+    return float((m.group(1) or "") + number_text(m.group(2)))
 
 
 _TAG = re.compile(r"<[^>]+>")

@@ -156,6 +156,7 @@ def test_recalls_rank_their_suppliers(tmp_path: Path) -> None:
     # the CPSC recall fixture, next to a shop whose products have only fine reviews
     with EmbeddedStore(tmp_path / "store") as store:
         load(store, "cpsc_recalls", formats.write_cpsc_recalls(tmp_path / "cpsc"))
+        _unrecalled_product_of(store, "acme", "acme-kettle")
         calm = {f"calm-{i}": [(5.0, FINE)] * 5 + [(2.0, FINE)] for i in range(5)}
         _write_supply_graph(store, {"calm": calm, "steady": {"steady-0": [(4.0, FINE)] * 8}})
         analysis = analyse(store)
@@ -178,10 +179,10 @@ def test_recalls_rank_their_suppliers(tmp_path: Path) -> None:
     assert {"kind": "recall", "key": "25-191", "product_id": "cpsc:25-191", "score": 1.0,
             "text": "The handle can eject, posing a burn hazard."} in evidence  # fmt: skip
     # a product of a recalled firm without a recall of its own is at risk
-    assert top.at["acme", "at_risk_products"] == ["cpsc:01-001"]
+    assert top.at["acme", "at_risk_products"] == ["acme-kettle"]
     products = analysis.products.set_index("product_id")
     assert products.loc[recalled, "recalls"].tolist() == [1, 1, 1, 1]
-    assert products.at["cpsc:01-001", "risk"] > products.loc[list(calm), "risk"].max()
+    assert products.at["acme-kettle", "risk"] > products.loc[list(calm), "risk"].max()
     paths = analysis.evidence_paths("acme")
     assert paths[0]["path"] in (
         [("Supplier", "acme"), ("Product", "cpsc:24-100"), ("Recall", "24-100")],
@@ -334,6 +335,7 @@ def test_a_store_of_recalls_puts_only_recalled_firms_at_risk(tmp_path: Path) -> 
     # then one fine review: the firms without a recall stay at low risk
     with EmbeddedStore(tmp_path / "store") as store:
         load(store, "cpsc_recalls", formats.write_cpsc_recalls(tmp_path / "cpsc"))
+        _unrecalled_product_of(store, "acme", "acme-kettle")
         _write_supply_graph(store, {"quiet": {"quiet-0": []}})
         alone = analyse(store)
         _write_supply_graph(store, {"calm": {"calm-0": [(5.0, FINE)]}})
@@ -348,9 +350,18 @@ def test_a_store_of_recalls_puts_only_recalled_firms_at_risk(tmp_path: Path) -> 
         products = analysis.products.set_index("product_id")
         assert products.at["quiet-0", "risk"] < 0.1
         # the product of a recalled firm without a recall of its own is still at risk
-        assert products.at["cpsc:01-001", "risk"] > 0.5
+        assert products.at["acme-kettle", "risk"] > 0.5
     assert reviewed.suppliers.set_index("supplier_id").at["calm", "risk"] < 0.1
     assert alone.batches["risk"].tolist() == [0.0]  # "quiet-lot": no products with evidence
+
+
+def _unrecalled_product_of(store: EmbeddedStore, supplier: str, product: str) -> None:
+    """A product that ``supplier`` supplies and no recall names."""
+    store.upsert_nodes("Product", pd.DataFrame({"id": [product], "title": ["A kettle"]}))
+    store.upsert_relationships(
+        "SUPPLIES", pd.DataFrame({"src": [supplier], "dst": [product]}),
+        start="Supplier", end="Product",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
