@@ -12,16 +12,20 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   passages to the asked question are propagated over the graph to their products: a product
   scores the best similarity among the items linked to it (a similar past question about it
   counts most); an answer or a passage scores its product's score, ties broken by its own
-  similarity. With ``product_id`` the asked product's score is 1 (and it comes first in the
-  product list of every method).
+  similarity. A product no item is linked to (nobody asked about it yet, as every product
+  added live) gets the graph score its own dense similarity predicts: the least-squares line
+  of the linked products' graph scores on their dense scores, for this question. With
+  ``product_id`` the asked product's score is 1 (and it comes first in the product list of
+  every method).
 - ``fusion`` (default): for products ``dense + a * bm25 / max(bm25) + b * graph``; for
   answers and passages the same three signals plus ``c * product_text``, how well the own
   text of the item's product matches, ``dense + a * bm25 / max(bm25)`` of the
   product with the products' ``a`` (the asked product first), so that the answers about the
   products the question names rise among alike answers about other products. The weights are
   learned on the stored questions and their answers (:meth:`QAIndex.fit_fusion`: a grid
-  search of the MRR of held-in questions asked with themselves left out, also out of the
-  text and vector of a product represented by its questions); reciprocal rank fusion of the
+  search of the MRR of held-in questions asked with themselves and their answers left out,
+  also out of the graph and out of the text and vector of a product represented by its
+  questions and answers); reciprocal rank fusion of the
   three signals (``sum 1 / (60 + rank)``) when there are too few answered questions to
   learn from.
   A question asked again is answered by its past answers: in the fusion, the answers to the
@@ -243,7 +247,9 @@ class QAIndex:
         exclude_questions: Question keys to leave out, with their answers (benchmarks hold
             questions out this way).
         extra_answers: Answers to add to the pool: a frame with ``answer_id``, ``text``,
-            ``product_id`` (no question: benchmarks put held-out answers back this way).
+            ``product_id`` (no question: benchmarks put held-out answers back this way). They
+            are candidates only: the text and vector of a product made of its questions and
+            answers leave them out.
         learn_fusion: Learn the fusion from the stored questions (:meth:`fit_fusion`);
             otherwise, or with too few of them, the fusion is reciprocal rank fusion.
         fusion_weights: Weights learned before (the :attr:`fusion_weights` of an earlier index
@@ -365,9 +371,10 @@ class QAIndex:
         qa_text: list[list[str]] = [[] for _ in self.products]
         qa_vec = np.zeros_like(p_vecs, dtype=np.float64)
         qa_n = np.zeros(len(self.products))
-        for corpus in (self.questions, self.answers):
+        stored = (np.ones(len(q_keys), dtype=bool), self.answer_question >= 0)
+        for corpus, is_stored in zip((self.questions, self.answers), stored, strict=True):
             for row, p in enumerate(corpus.product):
-                if p >= 0:
+                if p >= 0 and is_stored[row]:  # an extra answer is no part of its product
                     qa_text[p].append(corpus.texts[row])
                     qa_vec[p] += corpus.vecs[row]
                     qa_n[p] += 1
@@ -430,9 +437,10 @@ class QAIndex:
         Args:
             question: The question text (checked by :meth:`ask`).
             asked: Row of the product asked on.
-            leave_out: Row of a stored question to ignore (it is the question asked: training
-                the fusion on stored questions), also in the text and vector of its product
-                where they are made of its questions and answers.
+            leave_out: Row of a stored question to ignore with its answers (it is the
+                question asked: training the fusion on stored questions): out of the graph,
+                and out of the text and vector of its product where they are made of its
+                questions and answers.
 
         Returns:
             Per kind (``products``, ``answers``, ``passages``) the scores of every method
@@ -471,14 +479,19 @@ class QAIndex:
             self._leave_out_of_product(leave_out, vec, tokens, dense, lexical)
         # graph: the best similarity among the items linked to each product
         n_p = len(self.products)
-        p_graph = np.full(n_p, -1.0)
-        for sims, corpus in (
-            (sim_q, self.questions),
-            (dense["answers"], self.answers),
-            (dense["passages"], self.passages),
+        p_graph = np.full(n_p, -np.inf)
+        left_out = [np.zeros(len(c.keys), dtype=bool) for c in (self.questions, self.answers)]
+        if leave_out is not None:
+            left_out[0][leave_out] = True
+            left_out[1] = self.answer_question == leave_out
+        for sims, corpus, out_of_it in (
+            (sim_q, self.questions, left_out[0]),
+            (dense["answers"], self.answers, left_out[1]),
+            (dense["passages"], self.passages, np.zeros(len(self.passages.keys), dtype=bool)),
         ):
-            linked = corpus.product >= 0
+            linked = (corpus.product >= 0) & ~out_of_it
             np.maximum.at(p_graph, corpus.product[linked], sims[linked])
+        p_graph = _imputed(p_graph, dense["products"])
         if asked is not None:
             p_graph[asked] = 1.0
         a_graph = _linked(p_graph, self.answers.product) + 1e-3 * dense["answers"]
@@ -521,36 +534,40 @@ class QAIndex:
         dense: dict[str, np.ndarray],
         lexical: dict[str, np.ndarray],
     ) -> None:
-        """Take the stored question ``row`` out of its product's scores where the product is
-        represented by its questions and answers (a product without text of its own), so that
-        a question asked with itself left out does not find itself in its product's text."""
+        """Take the stored question ``row`` and its answers out of its product's scores where
+        the product is represented by its questions and answers (a product without text of
+        its own), so that a question asked with itself left out does not find itself, or its
+        answers, in its product's text."""
         p = int(self.questions.product[row])
         if p < 0:
             return
+        answers = np.flatnonzero(self.answer_question == row)
         if self._text_from_qa[p]:
             doc = Counter(_tokens(self.product_corpus.texts[p]))
-            doc.subtract(_tokens(self.questions.texts[row]))
+            for text in [self.questions.texts[row], *(self.answers.texts[a] for a in answers)]:
+                doc.subtract(_tokens(text))
             lexical["products"][p] = self.product_corpus.bm25_score(tokens, +doc)
         if self._vec_from_qa[p]:
-            n = self._qa_n[p] - 1
-            rest = (self._qa_vec[p] - self.questions.vecs[row]) / max(n, 1)
+            n = self._qa_n[p] - 1 - len(answers)
+            taken = self.questions.vecs[row] + self.answers.vecs[answers].sum(axis=0)
+            rest = (self._qa_vec[p] - taken) / max(n, 1)
             dense["products"][p] = float(unit_rows(rest[None])[0] @ vec) if n else 0.0
 
     # ------------------------------------------------------------------ learned fusion
     def fit_fusion(self, limit: int = 300, seed: int = 0) -> int:
         """Learn the fusion's weights from the stored questions and their answers.
 
-        For up to ``limit`` answered questions (seeded sample), each asked with itself left
-        out, the weights are chosen on the grid :data:`FUSION_GRID`: first ``(a, b)`` of the
-        products' ``dense + a * bm25 / max(bm25) + b * graph`` to maximize the MRR of the
-        question's product, then ``(a, b, c)`` of the answers' ``dense + a * bm25 / max(bm25)
-        + b * graph + c * product_text`` (``product_text``: the products' ``dense + a * bm25 /
-        max(bm25)`` with that ``a``) to maximize the MRR@10 of its own answers (passages take
-        the answers' weights). Ranks are counted among each question's
-        :data:`FIT_CANDIDATES` best products or answers by each signal (and its own), so
-        that the search costs the same for any size of store; ties count against the
-        question. With fewer than 20 answered questions nothing is learned and the fusion
-        stays reciprocal rank fusion.
+        For up to ``limit`` answered questions (seeded sample), each asked with itself and
+        its answers left out (``scores(leave_out=...)``), the weights are chosen on the grid
+        :data:`FUSION_GRID`: first ``(a, b)`` of the products' ``dense + a * bm25 /
+        max(bm25) + b * graph`` to maximize the MRR of the question's product, then ``(a, b,
+        c)`` of the answers' ``dense + a * bm25 / max(bm25) + b * graph + c * product_text``
+        (``product_text``: the products' ``dense + a * bm25 / max(bm25)`` with that ``a``)
+        to maximize the MRR@10 of its own answers (passages take the answers' weights).
+        Ranks are counted among each question's :data:`FIT_CANDIDATES` best products or
+        answers by each signal (and its own), so that the search costs the same for any size
+        of store; ties count against the question. With fewer than 20 answered questions
+        nothing is learned and the fusion stays reciprocal rank fusion.
 
         Returns:
             The number of training questions used.
@@ -841,6 +858,25 @@ def _best_weights(cases: Sequence[_Case], cutoff: int | None) -> np.ndarray:
         if mrr > best_mrr + 1e-12:
             best, best_mrr = weights, mrr
     return np.array(best)
+
+
+def _imputed(graph: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """The products' graph scores with those of products that no item is linked to
+    (``-inf``: nobody asked about them yet) imputed from their own dense score ``own``: the
+    least-squares line of the linked products' graph scores on their dense scores (their mean
+    where the dense scores do not vary; 0 when no product is linked)."""
+    unlinked = np.isneginf(graph)
+    if not unlinked.any():
+        return graph
+    out = graph.copy()
+    if unlinked.all():
+        out[:] = 0.0
+        return out
+    x, y = own[~unlinked], graph[~unlinked]
+    spread = float(np.var(x))
+    slope = float(np.mean((x - x.mean()) * (y - y.mean()))) / spread if spread > 1e-12 else 0.0
+    out[unlinked] = y.mean() + slope * (own[unlinked] - x.mean())
+    return out
 
 
 def _linked(product_score: np.ndarray, product: np.ndarray, fill: float = -1.0) -> np.ndarray:

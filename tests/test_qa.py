@@ -27,6 +27,7 @@ from graphfusion.qa import (
     _Case,
     _Corpus,
     _fused,
+    _imputed,
     _linked,
     _rrf,
     _signals,
@@ -313,14 +314,77 @@ def test_a_question_left_out_leaves_the_text_of_its_product(tmp_path: Path) -> N
     others = np.arange(len(qa.products)) != p
     np.testing.assert_array_equal(left["bm25"][others], kept["bm25"][others])
     np.testing.assert_array_equal(left["dense"][others], kept["dense"][others])
-    # the product's vector: the mean of its other question's and answers' vectors
+    # the product's vector: the mean of its other question's and that question's answers'
+    own = np.flatnonzero(qa.answer_question == row)
+    assert len(own) == 1
     rest = [qa.questions.vecs[i] for i in np.flatnonzero(qa.questions.product == p) if i != row]
-    rest += [qa.answers.vecs[i] for i in np.flatnonzero(qa.answers.product == p)]
+    rest += [qa.answers.vecs[i] for i in np.flatnonzero(qa.answers.product == p) if i != own[0]]
     mean = np.mean(rest, axis=0)
     asked = qa.encoder.encode([qa.questions.texts[row]])[0]
     want = mean @ asked / np.linalg.norm(mean) / np.linalg.norm(asked)
     assert left["dense"][p] == pytest.approx(want, abs=1e-6)
     assert left["dense"][p] < kept["dense"][p]
+    # its graph score: the best similarity of the items left, not of its own answer
+    sc = qa.scores(qa.questions.texts[row], leave_out=row)
+    others_q = [i for i in np.flatnonzero(qa.questions.product == p) if i != row]
+    others_a = [i for i in np.flatnonzero(qa.answers.product == p) if i != own[0]]
+    best = max(sc["sim_q"][others_q].max(), sc["answers"]["dense"][others_a].max())
+    assert sc["products"]["graph"][p] == pytest.approx(best)
+    assert sc["answers"]["dense"][own[0]] > best  # which would have been the score
+    # an answer put back into the pool is a candidate, not its product's text
+    with Engine(tmp_path / "store") as engine:
+        shelf = engine.cypher(
+            "MATCH (q:Question)-[:ABOUT]->(p:Product) WHERE q.text = $t "
+            "RETURN q.id AS q, p.id AS p",
+            {"t": "Can the shelf be moved?"},
+        )
+        extra = pd.DataFrame({"answer_id": ["x1"], "text": ["There are three heights."],
+                              "product_id": shelf["p"]})  # fmt: skip
+        held = QAIndex(engine.store, learn_fusion=False, exclude_questions=set(shelf["q"]),
+                       extra_answers=extra)  # fmt: skip
+    p3 = held.products.index(shelf["p"][0])
+    assert held.product_corpus.texts[p3] == ""
+    found = held.scores("How many heights are there?")
+    assert found["products"]["bm25"][p3] == 0 and found["products"]["dense"][p3] == 0
+    assert found["answers"]["bm25"][held.answers.keys.index("x1")] > 0
+
+
+def test_imputed_graph_scores_of_products_nobody_asked_about() -> None:
+    graph = np.array([0.5, 0.7, -np.inf, 0.9, -np.inf])
+    own = np.array([0.1, 0.2, 0.4, 0.3, 0.0])
+    # the linked products' line: graph = 0.3 + 2 * own
+    np.testing.assert_allclose(_imputed(graph, own), [0.5, 0.7, 1.1, 0.9, 0.3])
+    assert _imputed(graph[[0, 1, 3]], own[[0, 1, 3]]) is not None  # none missing: unchanged
+    np.testing.assert_array_equal(_imputed(graph[[0, 1, 3]], own[[0, 1, 3]]), [0.5, 0.7, 0.9])
+    flat = np.array([0.2, 0.2, 0.2, 0.2, 0.2])  # own scores that do not vary: the mean
+    np.testing.assert_allclose(_imputed(graph, flat), [0.5, 0.7, 0.7, 0.9, 0.7])
+    np.testing.assert_array_equal(_imputed(np.full(3, -np.inf), own[:3]), [0.0, 0.0, 0.0])
+
+
+def test_a_product_nobody_asked_about_is_found_by_its_text(trained_store: Path,
+                                                           private_copy: Callable[[Path], Engine]
+                                                           ) -> None:  # fmt: skip
+    """A product added live has no questions, answers or reviews: the fusion ranks it by its
+    own text (it used to get the lowest graph score, below every product with questions)."""
+    engine = private_copy(trained_store)
+    frame = pd.DataFrame({
+        "id": ["pnew"],
+        "title": ["Zorblax titanium espresso grinder"],
+        "description": ["A hand grinder with conical titanium burrs for espresso."],
+    })  # fmt: skip
+    assert not engine.add_products(frame).rejected
+    question = "Are the burrs of the zorblax espresso grinder made of titanium?"
+    for method in METHODS:
+        if method == "graph":
+            continue
+        products = engine.ask(question, k=3, method=method).products
+        assert products["product_id"].iloc[0] == "pnew", method
+    # its graph score is imputed from its text, not the lowest of all
+    qa = engine._qa
+    assert qa is not None
+    sc = qa.scores(question)
+    row = qa.products.index("pnew")
+    assert sc["products"]["graph"][row] > np.median(sc["products"]["graph"])
 
 
 def test_fusion_answers_held_out_questions_better_than_dense(engine: Engine) -> None:
