@@ -10,7 +10,6 @@ Every command exits 0 on success, 2 on bad usage and 1 on failure with a one-lin
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from graphfusion.engine import Engine
 from graphfusion.errors import GraphFusionError
 from graphfusion.settings import Settings, load_settings
 from graphfusion.train import TrainConfig
+from graphfusion.values import json_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,20 +60,9 @@ DEMO_QUERIES: list[tuple[str, str]] = [
 
 
 def _echo_json(data: Any) -> None:
-    """``data`` as strict JSON: NaN and infinities (a missing price, say) become null."""
-    click.echo(
-        json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
-    )
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(v) for v in data]
-    return data
+    """``data`` as strict JSON (:func:`graphfusion.values.json_safe`: NaN and infinities, a
+    missing price say, become null; dates are ISO 8601)."""
+    click.echo(json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False))
 
 
 def _command(fn: F) -> F:

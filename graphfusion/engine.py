@@ -143,8 +143,54 @@ class Engine:
     def add_vectors(
         self, label: str, prop: str, keys: Sequence[str], vectors: Any
     ) -> tuple[int, list[EmbedError]]:
-        """Write vectors computed elsewhere; bad rows (NaN, unknown key) are reported."""
-        return write_vectors(self.store, label, prop, keys, vectors)
+        """Write vectors computed elsewhere, checking each one.
+
+        Bad rows are reported, not written, and the others are written: rows with NaN or
+        infinite values, all-zero rows (a zero vector has no direction, so no cosine
+        similarity; values that round to zero as the 32-bit floats stored count as zero) and
+        keys that are not in the store. See :func:`graphfusion.features.embed.write_vectors`.
+
+        Args:
+            label: A label of the schema.
+            prop: One of its vector properties.
+            keys: Node keys, one per row of ``vectors``.
+            vectors: ``(len(keys), dim)`` numbers.
+
+        Returns:
+            The number written and the errors, in the order of ``keys``.
+
+        Raises:
+            SchemaError: Unknown label or property.
+            ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is
+                one string (not a list of keys) or names a key twice.
+        """
+        try:
+            matrix = np.asarray(vectors, dtype=np.float64)
+        except (TypeError, ValueError):  # write_vectors says what is wrong
+            return write_vectors(self.store, label, prop, keys, vectors)
+        key_list = [] if isinstance(keys, str) else [str(k) for k in keys]
+        if (
+            isinstance(keys, str)
+            or matrix.ndim != 2
+            or matrix.shape[0] != len(key_list)
+            or len(set(key_list)) != len(key_list)
+        ):
+            return write_vectors(self.store, label, prop, keys, vectors)
+        with np.errstate(over="ignore"):
+            zero = ~np.asarray(matrix, dtype=np.float32).any(axis=1)  # NaN is not zero
+        if not zero.any():
+            return write_vectors(self.store, label, prop, keys, vectors)
+        kept = np.flatnonzero(~zero)
+        written, errors = write_vectors(
+            self.store, label, prop, [key_list[i] for i in kept], matrix[kept]
+        )
+        exact = np.asarray(~matrix.any(axis=1))  # zero as given, not only as stored
+        for i in np.flatnonzero(zero).tolist():
+            how = "" if exact[i] else " as 32-bit floats"
+            reason = f"vector is all zeros{how} (it has no direction)"
+            errors.append(EmbedError(label, key_list[i], prop, reason))
+        position = {key: i for i, key in enumerate(key_list)}
+        return written, sorted(errors, key=lambda e: position[e.key])
 
     def similar(self, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
         """The ``k`` products most similar to ``product_id`` by ``modality`` (with scores)."""

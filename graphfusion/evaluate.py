@@ -13,7 +13,8 @@ Metrics come two ways, which agree:
 Every metric is averaged over the users that have at least one relevant (test) item. A
 (user, item) pair predicted more than once counts once, at its best score. Cut-offs are
 integers from 1 to :data:`MAX_K` (numpy integers taken, booleans not); a missing column,
-non-finite AUC scores or a bad cut-off raise :class:`~graphfusion.errors.ValidationError`.
+non-finite AUC scores, NaN or +inf full-ranking scores or a bad cut-off raise
+:class:`~graphfusion.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -275,7 +276,9 @@ def full_ranking_metrics(
     """Recall@K and NDCG@K over a score matrix, ranking every item not seen in training.
 
     Args:
-        scores: ``(n_users, n_items)`` scores, higher is better.
+        scores: ``(n_users, n_items)`` scores, higher is better: finite, or ``-inf`` for an
+            item ranked below every finite score (a way to mask items, as the training items
+            are masked). NaN and ``+inf`` have no place in a ranking and are refused.
         train_items: Per user, the item indices seen in training (excluded from the ranking).
         test_items: Per user, the relevant item indices (users with none are skipped).
         ks: Cut-offs, at least one, each an integer from 1 to :data:`MAX_K` (a repeated one
@@ -287,8 +290,9 @@ def full_ranking_metrics(
         :func:`ndcg_at_k`.
 
     Raises:
-        ValidationError: ``scores`` is not a matrix, the item lists do not have one entry per
-            user, or ``ks`` is not a non-empty sequence of cut-offs.
+        ValidationError: ``scores`` is not a matrix or holds NaN or ``+inf`` (the message
+            says how many and in which rows), the item lists do not have one entry per user,
+            or ``ks`` is not a non-empty sequence of cut-offs.
     """
     ks = check_cutoffs(ks)
     scores = np.asarray(scores)
@@ -304,9 +308,16 @@ def full_ranking_metrics(
     ideal = np.concatenate([[1.0], np.cumsum(discounts)])  # by number of relevant items
     step = max(1, RANKING_CHUNK // max(n_items, 1))
     dtype = np.result_type(scores.dtype, np.float32)  # float32 stays: ranks as given
+    n_bad, bad_rows = 0, []  # NaN and +inf scores, and the rows (users) holding them
     for start in range(0, n_users, step):
         users = range(start, min(start + step, n_users))
         block = np.array(scores[users.start : users.stop], dtype=dtype)
+        bad = (~(block < np.inf)).sum(axis=1)  # NaN or +inf; -inf is a masked item
+        if bad.any():
+            n_bad += int(bad.sum())
+            bad_rows.extend((np.flatnonzero(bad) + start).tolist())
+        if n_bad:
+            continue  # refused below, once every row is counted
         block[_cells(train_items, users)] = -np.inf
         relevant = np.zeros(block.shape, dtype=bool)
         relevant[_cells(test_items, users)] = True
@@ -324,4 +335,10 @@ def full_ranking_metrics(
             best = ideal[np.minimum(k, n_relevant)]
             sums[f"ndcg@{k}"] += float(((h * discounts[: h.shape[1]]).sum(axis=1) / best).sum())
         counted += int(keep.sum())
+    if n_bad:
+        shown = ", ".join(map(str, bad_rows[:5])) + (", ..." if len(bad_rows) > 5 else "")
+        raise ValidationError(
+            f"scores hold {n_bad} NaN or +inf value(s) in {len(bad_rows)} user row(s) "
+            f"({shown}); scores must be finite, or -inf for an item to rank last"
+        )
     return {name: (value / counted if counted else 0.0) for name, value in sums.items()}

@@ -68,11 +68,9 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -96,7 +94,7 @@ from graphfusion.ingest import LoadReport
 from graphfusion.store import EmbeddedStore
 from graphfusion.store.base import ReadResult
 from graphfusion.store.cypher import single_statement
-from graphfusion.values import real_arg
+from graphfusion.values import json_safe, real_arg
 
 __all__ = [
     "create_app",
@@ -666,29 +664,6 @@ def _status(exc: GraphFusionError) -> int:
     return 400
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars as Python, NaN and infinities as None, dates as ISO."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if value is pd.NaT:
-        return None
-    return str(value)
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -732,13 +707,13 @@ def _frame(items: Sequence[BaseModel], always: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _int(value: Any) -> int | None:
-    value = _plain(value)
+    value = json_safe(value)
     return None if value is None else int(value)
 
 
 def _defect_item(row: Mapping[Any, Any]) -> DefectItem:
     key_column = next(iter(row))
-    row = _plain(row)
+    row = json_safe(row)
     return DefectItem(
         key=str(row[key_column]),
         risk=row.get("risk") or 0.0,
@@ -887,7 +862,7 @@ def create_app(
         detail = [
             {k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in exc.errors()
         ]
-        return JSONResponse({"detail": _plain(detail)}, status_code=422)
+        return JSONResponse({"detail": json_safe(detail)}, status_code=422)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:  # async: never waits for a worker thread
@@ -1050,7 +1025,7 @@ def create_app(
         except (ValueError, TypeError, OverflowError) as exc:  # a parameter the store cannot take
             raise HTTPException(status_code=400, detail=f"bad parameter: {exc}") from None
         response = CypherResponse(
-            columns=read.columns, rows=[_plain(r) for r in read.rows], truncated=read.truncated
+            columns=read.columns, rows=[json_safe(r) for r in read.rows], truncated=read.truncated
         )
         return _json(response)
 

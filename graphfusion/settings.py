@@ -13,6 +13,11 @@ The file is ``--config FILE``, else ``$GRAPHFUSION_CONFIG``, else ``./graphfusio
 exists. Each setting is taken from the first place that has it: the command's flag, the
 environment variable (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``,
 ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``), the config file.
+
+A relative ``store`` folder in a config file is taken relative to the folder of that file, so
+a config file keeps naming the same store from wherever a command runs: ``store = "data"`` in
+``/srv/shop/graphfusion.toml`` is ``/srv/shop/data``. A relative ``--store`` flag or
+``GRAPHFUSION_STORE`` is taken relative to the working folder, as usual.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ class Settings:
     """Store settings, each from a flag, the environment or the config file (or None).
 
     Attributes:
-        store: Embedded store folder.
+        store: Embedded store folder. A relative folder from a config file has already been
+            joined to that file's folder (``source``'s parent); one from a flag or the
+            environment stays relative to the working folder.
         neo4j_uri: Neo4j server URI; when set (and ``store`` is not), the store is Neo4j.
         neo4j_username: Neo4j user name.
         neo4j_password: Neo4j password.
@@ -92,6 +99,12 @@ class Settings:
 
 
 def _read_config(path: Path) -> dict[str, str]:
+    """The settings in the config file ``path``, a relative ``store`` joined to its folder.
+
+    Raises:
+        ValidationError: The file cannot be read, is not TOML, or holds an unknown, empty or
+            conflicting setting.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -116,6 +129,8 @@ def _read_config(path: Path) -> dict[str, str]:
             out[key] = value
     if "store" in out and "neo4j_uri" in out:
         raise ValidationError(f"config file {path}: set store or neo4j_uri, not both")
+    if "store" in out:  # relative to the file's folder, not the working folder
+        out["store"] = str(path.parent / out["store"])
     return out
 
 
@@ -124,7 +139,8 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
 
     Args:
         config: The config file; ``$GRAPHFUSION_CONFIG`` or ``./graphfusion.toml`` when None.
-            A file named explicitly (argument or variable) must exist.
+            A file named explicitly (argument or variable) must exist. A relative ``store``
+            in it is taken relative to its folder.
 
     Raises:
         ValidationError: The file is missing, not TOML, or holds an unknown or empty setting.

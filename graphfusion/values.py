@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from graphfusion.errors import ValidationError
@@ -28,6 +29,7 @@ __all__ = [
     "converter",
     "vector_faults",
     "is_missing",
+    "json_safe",
     "number_text",
     "range_bounds",
     "range_fault",
@@ -416,14 +418,18 @@ def _to_bool(value: Any) -> bool:
     raise ValueError(f"{str(value)[:40]!r} is not a boolean")
 
 
-def _to_datetime(value: Any) -> dt.datetime:
-    import pandas as pd
+#: Control characters (tab, line feed and carriage return aside), never part of a date.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+
+def _to_datetime(value: Any) -> dt.datetime:
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         # Unix seconds.
         if not math.isfinite(float(value)) or not -1e11 < float(value) < 1e11:
             raise ValueError(f"{value!r} is not a Unix time in seconds")
         return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).replace(tzinfo=None)
+    if isinstance(value, str) and _CONTROL.search(value):  # pandas reads "2024\x00" as 2024
+        raise ValueError(f"{value[:40]!r} is not a date or time (it holds a control character)")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError):
@@ -468,3 +474,29 @@ def _coerce_list(value: Any, ptype: PropertyType) -> list[Any] | None:
             continue
         out.append(_coerce_scalar(item, element))
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold, as the CLI's ``--json`` and the service
+    answer: numpy scalars and arrays as Python numbers and lists, NaN, infinities, ``NaT``
+    and ``NA`` as None, dates and times in ISO 8601, bytes as UTF-8 text (bad bytes replaced),
+    dict keys as text, anything else as its ``str``."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, str | int | bool):
+        return value
+    return str(value)

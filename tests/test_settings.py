@@ -65,7 +65,7 @@ def test_environment_outranks_the_file_and_flags_outrank_both(
 def test_config_named_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _config(tmp_path, 'store = "named"\n', "named.toml")
     monkeypatch.setenv("GRAPHFUSION_CONFIG", str(path))
-    assert load_settings().store == "named"
+    assert load_settings().store == str(tmp_path / "named")
 
 
 @pytest.mark.parametrize(

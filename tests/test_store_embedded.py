@@ -412,3 +412,11 @@ def test_identical_reload_writes_nothing_and_a_change_is_written(
     assert len([s for s in sent if " SET " in s]) == 1
     rows = store.query("MATCH (u:User)-[e:VIEWED]->(:Product) RETURN u.id AS u, e.weight AS w")
     assert sorted((r["u"], r["w"]) for r in rows) == [("u1", 1.0), ("u2", 5.0)]
+
+
+def test_a_column_returned_twice_is_refused(store: EmbeddedStore) -> None:
+    """Rows keyed by column would keep the last of the two (Neo4j refuses such a query)."""
+    for run in (store.query, store.query_read):
+        with pytest.raises(QueryError, match=r"returns the column\(s\) a more than once"):
+            run("RETURN 1 AS a, 2 AS a, 3 AS b")
+    assert store.query_read("RETURN 1 AS a, 2 AS b").rows == [{"a": 1, "b": 2}]

@@ -82,6 +82,9 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         ("1234,567", F, "a comma is read only as a thousands separator"),
         # finite as given, infinite as the 32-bit floats vectors are stored as
         ([1e39, 0.0, 1.0], V3, r"NaN or infinite values \(as 32-bit floats\)"),
+        # pandas reads "2024\x00" as 2024-01-01
+        ("2024\x00", D, "holds a control character"),
+        ("2024-05-01T10:00\x1b", D, "holds a control character"),
     ],
 )
 def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:
@@ -202,3 +205,28 @@ def test_number_transform(text: str, expected: float | None) -> None:
 def test_number_transform_rejects_commas_that_are_not_thousands(text: str) -> None:
     with pytest.raises(ValueError, match="thousands separator"):
         TRANSFORMS["number"](text, {})
+
+
+def test_json_safe_gives_what_strict_json_holds() -> None:
+    import datetime as dt
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from graphfusion.values import json_safe
+
+    value = {
+        "price": np.float32(2.5), "n": np.int64(3), "ok": np.bool_(True), "nan": float("nan"),
+        "inf": np.float64("inf"), "when": pd.Timestamp("2024-05-01 12:30"),
+        "day": dt.date(2024, 5, 1), "missing": pd.NaT, "na": pd.NA, "raw": b"caf\xc3\xa9\xff",
+        "vec": np.array([1.0, np.nan]), 7: ("a", None), "other": Path("x"),
+    }  # fmt: skip
+    got = json_safe(value)
+    assert got == {
+        "price": 2.5, "n": 3, "ok": True, "nan": None, "inf": None,
+        "when": "2024-05-01T12:30:00", "day": "2024-05-01", "missing": None, "na": None,
+        "raw": "café\ufffd", "vec": [1.0, None], "7": ["a", None], "other": "x",
+    }  # fmt: skip
+    assert type(got["n"]) is int and type(got["ok"]) is bool
+    json.dumps(got, allow_nan=False)  # strict JSON

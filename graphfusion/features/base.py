@@ -25,7 +25,24 @@ class EncodeResult:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    """Rows scaled to unit length (zero rows stay zero), as float32.
+
+    Each row is first scaled by the power of two that brings its largest magnitude into
+    [0.5, 1), in the input's precision (float64 input stays float64 until then, anything else
+    is taken as float32). The scaling is exact, so ordinary rows come out bit for bit as a
+    plain ``x / norm`` would give them, while rows of very large or very small values (1e30,
+    1e-30, or float64 values beyond float32's range) become unit vectors instead of
+    overflowing or underflowing to zero vectors.
+
+    Args:
+        x: ``(n, dim)`` numbers.
+
+    Returns:
+        ``(n, dim)`` float32 rows of length 1, or 0 for the zero rows.
+    """
+    x = np.asarray(x)
+    x = np.asarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+    _, exponent = np.frexp(np.max(np.abs(x), axis=1, keepdims=True, initial=0.0))
+    scaled = np.asarray(np.ldexp(x, -exponent), dtype=np.float32)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0)

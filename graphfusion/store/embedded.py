@@ -182,7 +182,7 @@ class EmbeddedStore(BaseStore):
         with self._lock:
             result = self._execute(cypher, params or {})
             try:
-                names = result.get_column_names()
+                names = _distinct_columns(result.get_column_names())
                 return [dict(zip(names, row, strict=True)) for row in result.get_all()]
             finally:
                 result.close()
@@ -207,7 +207,7 @@ class EmbeddedStore(BaseStore):
                     if timeout_s is not None:
                         self._conn.set_query_timeout(0)  # 0: none, the connection's default
                 try:
-                    names = result.get_column_names()
+                    names = _distinct_columns(result.get_column_names())
                     rows: list[dict[str, Any]] = []
                     while result.has_next() and (limit is None or len(rows) < limit):
                         rows.append(dict(zip(names, result.get_next(), strict=True)))
@@ -495,3 +495,12 @@ def _open_error(path: Path, exc: RuntimeError) -> StoreError:
     if "permission" in msg.lower() or "read-only" in msg.lower():
         return StoreError(f"store {path} is not writable: {msg}")
     return StoreError(f"cannot open store {path}: {msg}")
+
+
+def _distinct_columns(names: list[str]) -> list[str]:
+    """``names``, refused when one is given twice: rows keyed by column would keep only the
+    last of them (LadybugDB runs ``RETURN 1 AS a, 2 AS a``; Neo4j refuses it)."""
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise QueryError(f"the query returns the column(s) {', '.join(twice)} more than once")
+    return names
