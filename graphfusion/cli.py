@@ -294,7 +294,7 @@ def generate(
     "--batch-size",
     type=click.IntRange(1, 200_000),
     default=None,
-    help="Rows per write [default: 100,000 embedded, 10,000 Neo4j].",
+    help="Rows per write [default: 200,000 embedded, 10,000 Neo4j].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
@@ -311,8 +311,8 @@ def load_cmd(
     """Load sources into the store through MAPPING (a built-in name or a mapping file).
 
     Built-in mappings: synthetic (--source shop=DIR), amazon_reviews (--source reviews=PATH
-    --source meta=PATH), amazon_qa (--source qa=PATH), movielens, myntra, cpsc_recalls,
-    clothing_reviews. Exits 0 when the load ran, even with rejected rows.
+    --source meta=PATH), amazon_qa (--source qa=PATH), movielens, myntra, catalog_shop,
+    cpsc_recalls, clothing_reviews. Exits 0 when the load ran, even with rejected rows.
     """
     parsed = _parse_sources(sources)
     with _engine(store, neo4j_uri, create=True) as engine:

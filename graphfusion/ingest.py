@@ -238,6 +238,11 @@ class _Loader:
             raise MappingError(
                 f"source {spec.source!r}: {path} is a folder, a {spec.format} file was expected"
             )
+        if path.is_char_device() or path.is_block_device():  # /dev/zero would never end
+            raise MappingError(
+                f"source {spec.source!r}: {path} is a device, a {spec.format} file was expected"
+                " (a pipe, such as /dev/stdin from a shell pipeline, is read)"
+            )
         folder = str((path if path.is_dir() else path.parent).resolve())
         return str(path), path, folder
 

@@ -14,7 +14,7 @@ become nodes and relationships::
         key: id                                   # a column ...
         properties:
           title: title
-          price: {column: price, transform: price}  # ... or a column with transforms
+          price: {column: price, transform: number}  # ... or a column with transforms
     relationships:
       - type: IN_CATEGORY
         table: products

@@ -436,6 +436,24 @@ def test_fifo_and_other_non_regular_files_are_not_read(
     assert len(fingerprint_of(str(pics["circle1"]))) == 64
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_a_file_swapped_for_a_fifo_after_the_check_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphfusion.features import image
+
+    fifo = tmp_path / "swapped.png"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(image, "_path_problem", lambda path: None)  # it was a file then
+
+    def unblock() -> None:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    with pytest.raises(image._BadImage, match="not a regular file"):
+        _within(30, lambda: image._read_file(fifo), unblock)
+
+
 def test_jpeg_over_pillows_bomb_limit_is_decoded_reduced(
     encoder: ImageEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

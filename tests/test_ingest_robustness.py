@@ -170,6 +170,13 @@ def test_a_missing_relationship_file_writes_nothing(
     assert _empty(store)
 
 
+def test_a_device_is_no_source(store: EmbeddedStore) -> None:
+    """Reading /dev/zero never ends: a device is refused before anything is read."""
+    with pytest.raises(MappingError, match=r"/dev/zero is a device"):
+        load(store, _users_mapping(store), {"users": "/dev/zero"})
+    assert _empty(store)
+
+
 def test_a_relationship_table_that_fails_to_read_writes_nothing(
     tiny_shop: Path, tmp_path: Path, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

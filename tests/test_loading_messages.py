@@ -8,38 +8,26 @@ nothing of itself behind.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+import graphfusion.mapping
 from graphfusion.ingest import load
-from graphfusion.mapping import LoaderMapping, parse_mapping
+from graphfusion.mapping import parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
 from graphfusion.store import EmbeddedStore
 from graphfusion.transforms import TRANSFORMS
 
 try:
     import formats
+    from test_ingest_robustness import _users_mapping
 except ImportError:  # tests/ imported as a package
     from tests import formats
-
-
-def _users_mapping(store: EmbeddedStore, **table: Any) -> LoaderMapping:
-    raw = {
-        "name": "mini_users",
-        "sources": {"users": {"description": "csv"}},
-        "tables": {"users": {"source": "users", "format": "csv", **table}},
-        "nodes": [
-            {
-                "label": "User",
-                "table": "users",
-                "key": "id",
-                "properties": {"name": "name", "age": "age"},
-            }
-        ],
-    }
-    return parse_mapping(raw, store.schema)
+    from tests.test_ingest_robustness import _users_mapping
 
 
 def _read(path: Path, **options: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
@@ -206,3 +194,15 @@ def test_a_rejected_recall_row_leaves_nothing_behind(tmp_path: Path, store: Embe
     assert store.query("MATCH (r:Recall {id: '01-001'}) RETURN r.id AS id") == []
     # line 10 ("sometime in 2001") makes no product and no link of its own
     assert store.query("MATCH (p:Product {id: 'cpsc:01-001'}) RETURN p.id AS id") == []
+
+
+def test_the_mapping_format_example_loads(tiny_shop: Path, store: EmbeddedStore) -> None:
+    """The example in graphfusion.mapping's docstring (the README points to it) loads."""
+    doc = graphfusion.mapping.__doc__ or ""
+    example = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    mapping = parse_mapping(yaml.safe_load(textwrap.dedent(example)), store.schema)
+    load(store, "synthetic", {"shop": tiny_shop})  # the categories its links lead to
+    report = load(store, mapping, {"shop": tiny_shop})
+    assert not report.rejected
+    priced = store.query("MATCH (p:Product) WHERE p.price > 0 RETURN count(p) AS n")
+    assert priced == [{"n": 40}]

@@ -233,9 +233,10 @@ def test_query_errors(store: EmbeddedStore) -> None:
     assert store.query("RETURN 1 AS n // one; two") == [{"n": 1}]
     with pytest.raises(ValidationError, match="unterminated string"):
         store.query("RETURN 'open AS s")
-    # a parameter LadybugDB cannot convert (a list of mixed types) is a QueryError
-    with pytest.raises(QueryError):
-        store.query("RETURN $a AS a", {"a": [1, "x"]})
+    # a parameter LadybugDB cannot convert is a QueryError; a list of mixed types is refused
+    # before (test_parameter_lists_of_mixed_kinds_are_refused)
+    with pytest.raises(QueryError, match="Unknown parameter type"):
+        store.query("RETURN $a AS a", {"a": {1, 2}})
 
 
 def test_query_read_refuses_writes_and_leaves_the_store_usable(store: EmbeddedStore) -> None:
@@ -420,3 +421,30 @@ def test_a_column_returned_twice_is_refused(store: EmbeddedStore) -> None:
         with pytest.raises(QueryError, match=r"returns the column\(s\) a more than once"):
             run("RETURN 1 AS a, 2 AS a, 3 AS b")
     assert store.query_read("RETURN 1 AS a, 2 AS b").rows == [{"a": 1, "b": 2}]
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ([1, "a"], r"\$x mixes numbers and strings"),  # LadybugDB: an error about int()
+        ([True, 1], r"\$x mixes booleans and numbers"),
+        ([{"a": 1}, {"b": 2}], r"\$x is a list of maps with different keys"),  # read as b, b
+        ([{"a": 1}, {"a": "x"}], r"\$x\[\]\.a mixes numbers and strings"),
+        ([[1], ["a"]], r"\$x\[\] mixes numbers and strings"),
+        ({"m": [1, "a"]}, r"\$x\.m mixes numbers and strings"),
+    ],
+)
+def test_parameter_lists_of_mixed_kinds_are_refused(
+    store: EmbeddedStore, value: object, match: str
+) -> None:
+    for run in (store.query, store.query_read, store.query_arrow):
+        with pytest.raises(ValidationError, match=match):
+            run("RETURN $x AS x", {"x": value})
+
+
+def test_parameter_lists_of_one_kind_are_taken(store: EmbeddedStore) -> None:
+    for value, want in (
+        ([1, 2.5], [1.0, 2.5]), ([[1], [2, 3]], [[1], [2, 3]]), ([None, "a"], [None, "a"]),
+        ([{"a": 1, "b": None}, {"a": 2, "b": "x"}], [{"a": 1, "b": None}, {"a": 2, "b": "x"}]),
+    ):  # fmt: skip
+        assert store.query("RETURN $x AS x", {"x": value}) == [{"x": want}]

@@ -452,6 +452,36 @@ def _path_problem(path: Path) -> str | None:
     return None
 
 
+def _read_file(path: Path) -> bytes:
+    """The bytes of the regular file ``path``; raises :class:`_BadImage` with the reason.
+
+    The file is opened without blocking and its kind checked on the open file, so that a path
+    swapped for a FIFO after :func:`_path_problem` looked at it cannot block the read."""
+    problem = _path_problem(path)
+    if problem is not None:
+        raise _BadImage(problem)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise _BadImage("file not found") from None
+    except IsADirectoryError:
+        raise _BadImage("is a folder, not an image file") from None
+    except PermissionError:
+        raise _BadImage("permission denied") from None
+    except OSError as exc:
+        raise _BadImage(f"cannot read the file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise _BadImage("is a folder, not an image file")
+        if not stat.S_ISREG(mode):
+            raise _BadImage("not a regular file (a FIFO, socket or device)")
+        try:
+            return fh.read()
+        except OSError as exc:
+            raise _BadImage(f"cannot read the file: {exc.strerror or exc}") from None
+
+
 def _decode(source: Path | bytes | Image.Image, max_pixels: int) -> torch.Tensor:
     """One item to a preprocessed tensor; raises :class:`_BadImage` with the reason."""
     with warnings.catch_warnings():
@@ -462,22 +492,7 @@ def _decode(source: Path | bytes | Image.Image, max_pixels: int) -> torch.Tensor
             except Exception as exc:
                 raise _BadImage(f"cannot convert the PIL image to RGB: {exc}") from None
         else:
-            if isinstance(source, Path):
-                problem = _path_problem(source)
-                if problem is not None:
-                    raise _BadImage(problem)
-                try:
-                    data = source.read_bytes()
-                except FileNotFoundError:
-                    raise _BadImage("file not found") from None
-                except IsADirectoryError:
-                    raise _BadImage("is a folder, not an image file") from None
-                except PermissionError:
-                    raise _BadImage("permission denied") from None
-                except OSError as exc:
-                    raise _BadImage(f"cannot read the file: {exc.strerror or exc}") from None
-            else:
-                data = source
+            data = _read_file(source) if isinstance(source, Path) else source
             img = _to_rgb(_open_bytes(data, max_pixels))
         return _preprocess(img)
 

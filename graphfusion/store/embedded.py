@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graphfusion.errors import QueryError, StoreError, StoreLockedError
+from graphfusion.errors import QueryError, StoreError, StoreLockedError, ValidationError
 from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.base import DST, SRC, BaseStore, timed_out
@@ -176,6 +176,18 @@ class EmbeddedStore(BaseStore):
         return self.path / "cache"
 
     # ----------------------------------------------------------------- statements
+    @staticmethod
+    def query_check(query: Any, params: Any) -> None:
+        """As :meth:`BaseStore.query_check`, and refuse parameter lists that LadybugDB cannot
+        take whole: a list must hold one kind of value (numbers, strings, booleans, lists or
+        maps; nulls anywhere), a list of lists one kind in all of them, and a list of maps the
+        same keys, each of one kind (it read
+        ``[1, "a"]`` as an error about ``int()``, and ``[{"a": 1}, {"b": 2}]`` as
+        ``[{"b": 1}, {"b": 2}]``)."""
+        BaseStore.query_check(query, params)
+        for name, value in (params or {}).items():
+            _check_parameter(value, f"${name}")
+
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         if self._closed:
             raise StoreError("the store is closed")
@@ -504,3 +516,54 @@ def _distinct_columns(names: list[str]) -> list[str]:
         twice = sorted({n for n in names if names.count(n) > 1})
         raise QueryError(f"the query returns the column(s) {', '.join(twice)} more than once")
     return names
+
+
+#: Types of which a list is taken without looking further.
+_SCALARS = {str, int, float, bool}
+
+
+def _check_parameter(value: Any, where: str) -> None:
+    """Raise ValidationError where ``value`` (a parameter, or a part of one named by
+    ``where``) holds a list that LadybugDB cannot take (see :meth:`EmbeddedStore.query_check`)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_parameter(item, f"{where}.{key}")
+        return
+    if not isinstance(value, list | tuple):
+        return
+    types = set(map(type, value)) - {type(None)}
+    if (len(types) <= 1 and types <= _SCALARS) or types <= {int, float}:  # the common lists
+        return
+    items = [item for item in value if item is not None]
+    kinds = {_kind(item) for item in items}
+    if len(kinds) > 1:
+        raise ValidationError(
+            f"parameter {where} mixes {' and '.join(sorted(kinds))} in one list; the embedded "
+            "store takes lists of one kind of value"
+        )
+    if kinds == {"maps"}:
+        keys = {frozenset(item) for item in items}
+        if len(keys) > 1:
+            raise ValidationError(
+                f"parameter {where} is a list of maps with different keys; the embedded store "
+                "takes maps of the same keys in one list"
+            )
+        for key in next(iter(keys)):
+            _check_parameter([item[key] for item in items], f"{where}[].{key}")
+    elif kinds == {"lists"}:  # the lists' items are of one type too
+        _check_parameter([x for item in items for x in item], f"{where}[]")
+
+
+def _kind(value: Any) -> str:
+    """What kind of value a parameter list holds (numbers of any type are one kind)."""
+    if isinstance(value, bool | np.bool_):
+        return "booleans"
+    if isinstance(value, int | float | np.number):
+        return "numbers"
+    if isinstance(value, str):
+        return "strings"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "lists"
+    if isinstance(value, Mapping):
+        return "maps"
+    return type(value).__name__
