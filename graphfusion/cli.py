@@ -591,12 +591,18 @@ def recommend_cmd(
         _echo_json(frame.to_dict(orient="records"))
         return
     click.echo(f"recommendations for {user_id} ({frame.attrs.get('method', 'model')})")
-    _echo_recommendations(frame)
+    filtered = category is not None or brand is not None or max_price is not None
+    _echo_recommendations(frame, filtered=filtered)
 
 
-def _echo_recommendations(frame: Any) -> None:
+def _echo_recommendations(frame: Any, *, filtered: bool = False) -> None:
+    """Print the rows of ``Engine.recommend`` with their reasons; when there are none, why:
+    the ``filtered`` call's filters, or else the products the user has seen (left out)."""
     if frame.empty:
-        click.echo("(no products pass the filters)")
+        if filtered:
+            click.echo("(no products pass the filters)")
+        else:
+            click.echo("(no products left: the user has seen them all)")
     for rank, row in enumerate(frame.itertuples(index=False), 1):
         click.echo(f"{rank:>3}. {row.product_id}  {row.title}  (score {row.score:.3f})")
         for reason in row.reasons:

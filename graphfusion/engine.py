@@ -214,6 +214,7 @@ class Engine:
             config = TrainConfig(model=model, epochs=epochs, **settings)
         except TypeError as exc:
             raise ValidationError(f"unknown training setting: {exc}") from None
+        config.check()  # before the behaviour vectors are written
         embed(self.store, only="behaviour")
         result = train(self.store, config, progress=progress)
         self._recommender = None  # serve the new model

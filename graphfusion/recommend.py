@@ -44,7 +44,6 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +97,6 @@ from graphfusion.values import count_arg
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
 
-log = logging.getLogger("graphfusion.recommend")
 
 #: Users with at most this many interactions are served by the cold-start blend.
 LIGHT_USER_MAX = 2
@@ -217,8 +215,12 @@ class Recommender:
         models_dir: Where the checkpoints are (the store's ``models/`` folder by default).
 
     Raises:
-        ValidationError: No trained model, or the store changed in a way the model cannot
-            follow (retrain).
+        ValidationError: An unknown model.
+        NotReadyError: (a ValidationError) No trained model; the store changed in a way the
+            model cannot follow (for the fusion model: a vector embedded, or a node or
+            relationship type loaded or emptied, after training; retrain); or the store does
+            not hold the LightGCN or MF model's vectors (trained on another store, or not
+            written back).
     """
 
     def __init__(
@@ -231,6 +233,12 @@ class Recommender:
         self.store = store
         folder = Path(models_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
         served = served_model(folder)
+        if model is None and served is not None and not (folder / f"{served}.pt").exists():
+            raise NotReadyError(
+                f"the store holds the vectors of the {served} model, whose checkpoint is not in "
+                f"{folder} (trained with another models folder?); pass its folder as "
+                "models_dir, or train again"
+            )
         names = [model] if model else [m for m in (served, *MODELS) if m and m != "popularity"]
         for name in names:
             if name not in MODELS or name == "popularity":
@@ -296,6 +304,14 @@ class Recommender:
             user_vecs = self._stored_vectors("User", users)
             item_vecs = self._stored_vectors("Product", items)
             bias = np.zeros(len(items), dtype=np.float32)
+            for label, vecs in (("product", item_vecs), ("user", user_vecs)):
+                if not vecs.any():  # every one would be a zero vector: served as popularity
+                    raise NotReadyError(
+                        f"the store holds no {self.model_name} vectors (no {label} has a "
+                        f"fused_vec of size {self.config.dim}): {self.checkpoint} was trained "
+                        f"on another store, or its vectors never reached this one; train "
+                        f"{self.model_name} on this store to serve it"
+                    )
         profile = demographic_features(store, users, self.demographics)
         counts = np.asarray(seen.sum(axis=1)).ravel()
         self.state = _State(
@@ -355,16 +371,18 @@ class Recommender:
             neighbourhood_rank=cfg.neighbourhood_rank, fit_neighbourhood=False,
             taste=cfg.taste_epochs > 0,
         )  # fmt: skip
-        state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, model.state_dict())
-        result = model.load_state_dict(state, strict=False)
-        # a checkpoint from before the content neighbourhood existed serves without the blend
-        changed = [k for k in [*result.missing_keys, *result.unexpected_keys]
-                   if not k.startswith("neighbourhood.")]  # fmt: skip
-        if changed:
-            log.warning(
-                "the graph changed since training (%s); retrain for the best results",
-                ", ".join(changed[:4]),
+        current = model.state_dict()
+        state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, current)
+        changes = _checkpoint_changes(state, current)
+        if changes:
+            raise NotReadyError(
+                f"the graph changed since the fusion model was trained ({self.checkpoint}) in "
+                f"ways its weights cannot follow: {'; '.join(changes)}; retrain it "
+                "(`graphfusion train`, or Engine.train) to serve it"
             )
+        # a checkpoint from before the content neighbourhood existed has none of its keys
+        # (_checkpoint_changes allows that): it serves without the blend
+        model.load_state_dict(state, strict=False)
         model.eval()
         self.fusion = model
         with torch.no_grad():
@@ -761,6 +779,8 @@ class Recommender:
             and reason (unknown type, unknown user or product, bad timestamp...). Only the
             rows written reach the served state, as the store holds them: an interaction
             sent again is the same link (its ``ts`` and ``weight`` replaced), not a second.
+            Interactions of a type the model was not trained on (``TrainConfig.interactions``)
+            are stored but, as those stored before, neither served nor marked seen.
 
         Raises:
             ValidationError: Not a DataFrame, or a required column is missing.
@@ -791,7 +811,10 @@ class Recommender:
         us, items = (np.array(side, dtype=np.int64) for side in zip(*sorted(pairs), strict=True))
         mask = sp.csr_matrix((np.ones(len(us)), (us, items)), shape)
         among = ([st.users[u] for u in set(us)], [st.items[i] for i in set(items)])
-        for rtype in LIVE_TYPES:
+        # only the types the model was trained on count, as in the stored interactions read
+        # at the start (_build): a view is no interaction of a model trained on purchases
+        trained = [t for t in LIVE_TYPES if t in self.config.interactions]
+        for rtype in trained:
             # as the store holds them: a link sent again is the same link, its weight replaced
             links, weights = link_matrices(self.store, rtype, st.users, st.items, among)
             if rtype in st.by_type or links.nnz:
@@ -1216,7 +1239,8 @@ def _remap(
     current: Mapping[str, torch.Tensor],
 ) -> dict[str, torch.Tensor]:
     """The saved weights with the per-node rows (id embeddings, the item bias) moved to the
-    rows of the same keys now; rows of new nodes are zero."""
+    rows of the same keys now; rows of new nodes are zero. Other weights are kept as saved,
+    whatever their shape (:func:`_checkpoint_changes` compares them with ``current``)."""
     out = {}
     for name, value in saved.items():
         label = None
@@ -1228,9 +1252,7 @@ def _remap(
         elif name in ("bias", "taste.bias"):
             label = "Product"
         if label is None or label not in saved_ids or label not in ids:
-            if name in current and current[name].shape != value.shape:
-                raise NotReadyError(f"the model's {name} no longer fits the graph; retrain")
-            out[name] = value
+            out[name] = value  # a shape that no longer fits: _checkpoint_changes says so
             continue
         new = torch.zeros((len(ids[label]), *value.shape[1:]), dtype=value.dtype)
         where = {k: i for i, k in enumerate(saved_ids[label])}
@@ -1240,3 +1262,75 @@ def _remap(
             new[dst] = value[src]
         out[name] = new
     return out
+
+
+def _checkpoint_changes(
+    saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """What keeps a fusion checkpoint's weights from the model built on the graph now.
+
+    A checkpoint from before the content neighbourhood existed has none of its weights: the
+    model serves without the neighbourhood's blend (its weights stay zero), which is no
+    change. The neighbourhood's principal directions are loaded whatever their number
+    (:class:`~graphfusion.models.neighbourhood.ContentNeighbourhood`), and its blend weights
+    whatever the number of kernels saved: only their vectors' width must fit.
+
+    Args:
+        saved: The checkpoint's weights, moved to the graph now by :func:`_remap`.
+        current: The weights of the model built on the graph now.
+
+    Returns:
+        For people, one line per kind of change: the parts the model has that the
+        checkpoint lacks (a vector embedded, or a node or relationship type loaded, after
+        training: their weights would be random), the parts the checkpoint has that the
+        graph no longer gives, and the weights whose shape no longer fits (vectors of
+        another width); empty when the checkpoint fits.
+    """
+    missing = [k for k in current if k not in saved]
+    if not any(k.startswith("neighbourhood.") for k in saved):
+        missing = [k for k in missing if not k.startswith("neighbourhood.")]
+    unexpected = [k for k in saved if k not in current]
+    reshaped = []
+    for key, value in saved.items():
+        now = current.get(key)
+        if now is None or key == "neighbourhood.weight":
+            continue
+        if key.startswith("neighbourhood.basis_"):
+            fits = value.dim() == 2 and value.shape[0] == now.shape[0]
+        else:
+            fits = value.shape == now.shape
+        if not fits:
+            reshaped.append(f"{key} is {tuple(value.shape)} in the checkpoint, "
+                            f"{tuple(now.shape)} now")  # fmt: skip
+    out = []
+    for what, keys in (("new since training", missing), ("gone since training", unexpected)):
+        if keys:
+            out.append(f"{what}: {_listed(list(dict.fromkeys(map(_part, keys))))}")
+    if reshaped:
+        out.append(f"of another shape: {_listed(reshaped)}")
+    return out
+
+
+def _part(key: str) -> str:
+    """The part of the fusion model a weight ``key`` belongs to, for people."""
+    head, *rest = key.split(".")
+    if head == "proj" and len(rest) > 2:
+        return f"{rest[0]}.{rest[1]}"  # the input of a property vector
+    if head == "ids" and rest:
+        return f"the {rest[0]} id embeddings"
+    if head == "convs" and len(rest) > 1:
+        name, ends = rest[1], rest[1].split("__")
+        if name.startswith("root:"):
+            return f"the {name.removeprefix('root:')} messages"
+        return f"({ends[0]})-[:{ends[1]}]->({ends[2]}) messages" if len(ends) == 3 else name
+    if head in ("taste", "taste_inputs"):
+        return "the taste model"
+    if head == "neighbourhood":
+        return "the content neighbourhood"
+    return key
+
+
+def _listed(items: list[str], most: int = 6) -> str:
+    """``items`` joined with commas, the first ``most`` of them and how many more."""
+    shown = ", ".join(items[:most])
+    return shown if len(items) <= most else f"{shown} and {len(items) - most} more"

@@ -21,6 +21,7 @@ import copy
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -72,6 +73,7 @@ from graphfusion.rec_vectors import (
 )
 from graphfusion.repeatable import repeatable
 from graphfusion.store.base import BaseStore
+from graphfusion.values import count_arg, real_arg
 
 __all__ = [
     "TrainConfig",
@@ -103,6 +105,8 @@ COLD_VALID_SHARE = 0.25
 COLD_VALID_MIN = 8
 #: Behaviour features that do not count interactions or reviews, so they may be model inputs.
 LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
+#: Largest integer setting of :class:`TrainConfig` (epochs, dim, seed, ...).
+MAX_SETTING = 2**31 - 1
 #: Passes of the coordinate search for the fusion model's neighbourhood weights.
 BLEND_PASSES = 2
 #: Default strength of each interaction type (:func:`pair_strength`): what it says of a
@@ -191,30 +195,40 @@ class TrainConfig:
             for f in fields(self)
         ))  # fmt: skip
 
+    def __post_init__(self) -> None:
+        # numpy numbers as Python's (a checkpoint holds the settings and is loaded with
+        # weights_only, which refuses numpy scalars); checked by check()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "type_weights" and isinstance(value, Mapping):
+                value = {k: _plain_number(v) for k, v in value.items()}
+            elif f.name == "interactions" and isinstance(value, list):
+                value = tuple(value)
+            else:
+                value = _plain_number(value)
+            object.__setattr__(self, f.name, value)
+
     def check(self) -> None:
-        """Raise ValidationError for a setting out of range."""
+        """Raise ValidationError for a setting of the wrong type or out of range (numbers are
+        finite; integers are not booleans)."""
         if self.model not in MODELS:
             raise ValidationError(f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
-        if isinstance(self.taste_epochs, bool) or not isinstance(self.taste_epochs, int):
-            raise ValidationError(f"taste_epochs must be an integer, got {self.taste_epochs!r}")
-        if self.taste_epochs < 0:
-            raise ValidationError(f"taste_epochs must be >= 0, got {self.taste_epochs}")
         for name in ("epochs", "dim", "batch_size", "patience", "max_scores"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValidationError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not self.lr > 0 or self.reg < 0 or self.layers < 0 or self.context_layers < 0:
-            raise ValidationError("lr must be > 0, reg, layers and context_layers >= 0")
-        if not 0.0 <= self.cold_items <= 0.9:
-            raise ValidationError(f"cold_items must be in [0, 0.9], got {self.cold_items!r}")
-        if not 0.0 <= self.light_users <= 0.5:
-            raise ValidationError(f"light_users must be in [0, 0.5], got {self.light_users!r}")
-        if self.content_weight < 0:
-            raise ValidationError("content_weight must be >= 0")
-        if not isinstance(self.neighbourhood_rank, int) or self.neighbourhood_rank < 0:
-            raise ValidationError("neighbourhood_rank must be an integer >= 0")
+            count_arg(name, getattr(self, name), MAX_SETTING)
+        for name in ("layers", "context_layers", "neighbourhood_rank", "taste_epochs", "seed"):
+            count_arg(name, getattr(self, name), MAX_SETTING, low=0)
+        real_arg("lr", self.lr)
+        real_arg("reg", self.reg, zero=True)
+        real_arg("content_weight", self.content_weight, zero=True)
+        real_arg("cold_items", self.cold_items, zero=True, high=0.9)
+        real_arg("light_users", self.light_users, zero=True, high=0.5)
+        if not isinstance(self.item_ids, bool):
+            raise ValidationError(f"item_ids must be True or False, got {self.item_ids!r}")
+        types = self.interactions
+        if not isinstance(types, tuple) or not types or not all(isinstance(t, str) for t in types):
+            raise ValidationError(
+                f"interactions must be a non-empty sequence of relationship types, got {types!r}"
+            )
         if self.type_weights is not None:
             _check_type_weights(self.type_weights)
 
@@ -457,6 +471,17 @@ def pair_strength(
     if type_weights is None:
         out.data[:] = 1.0
     return out
+
+
+def _plain_number(value: Any) -> Any:
+    """A numpy number as the Python number of its kind; anything else as it is."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
 def _check_type_weights(type_weights: Mapping[str, float]) -> None:
@@ -874,19 +899,26 @@ def train(
         store: The store.
         config: Settings (defaults when None).
         out_dir: Where the checkpoint, curve and history go (``models/`` in the store folder,
-            or ``./graphfusion-models`` for Neo4j).
+            or ``./graphfusion-models/models`` for Neo4j). Written back elsewhere, the store's
+            own models folder is told whose vectors it now holds too (:func:`mark_served`).
         write_back: Write ``fused_vec`` and ``rec_vec`` for users and products (trainable
-            models only).
+            models only). A model whose ``dim`` is not the schema's is never written back; its
+            files are named ``<model>-dim<dim>``, so that they do not replace the served
+            model's.
         progress: Show a progress bar.
 
     Returns:
         The history, test metrics and file paths.
 
     Raises:
-        ValidationError: Bad settings, or too few interactions to split.
+        ValidationError: Bad settings, a store opened read-only, or too few interactions to
+            split (no user with validation or test interactions, or no interactions left to
+            train on beside the cold products).
     """
     config = config or TrainConfig()
     config.check()
+    if getattr(store, "read_only", False):
+        raise ValidationError("the store is open read-only; training writes to it")
     unknown = sorted(set(config.type_weights or ()) - set(store.schema.relationships))
     if unknown:
         raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
@@ -901,6 +933,7 @@ def train(
     share = config.light_users if config.model != "popularity" else 0.0
     frame, held_light, light = light_split(frame, share, config.seed)
     train_df, valid_df, test_df = random_split(frame, seed=config.seed)
+    _check_split(train_df, valid_df, test_df)
     seen_train = _per_user(train_df, n_u)
     valid = _per_user(valid_df, n_u)
     test = _per_user(test_df, n_u)
@@ -921,8 +954,9 @@ def train(
         if len(cold_items):
             result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
         return result
+    name = config.model
     if config.dim != (store.schema.node("Product").prop("fused_vec").type.dim or config.dim):
-        write_back = False
+        write_back, name = False, f"{config.model}-dim{config.dim}"
         log.warning("dim %d differs from the schema's fused_vec: not written back", config.dim)
     if config.model == "fusion":
         held = {
@@ -992,7 +1026,12 @@ def train(
         result.taste_history = _fit_taste(model, config, checked, seen_train, valid, progress)
         result.taste_seconds = time.perf_counter() - started
     elif isinstance(model, FusionGNN) and config.taste_epochs:
-        log.warning("no taste model: the products have no text or image vectors (embed first)")
+        why = (
+            "it needs the neighbourhood (neighbourhood_rank > 0)"
+            if config.neighbourhood_rank == 0
+            else "the products have no text or image vectors (embed first)"
+        )
+        log.warning("no taste model: %s", why)
     if isinstance(model, FusionGNN) and model.neighbourhood is not None:
         cold_valid = (
             (cold_valid_items, _per_user(cold_valid_df, n_u)) if len(cold_valid_items) else None
@@ -1009,13 +1048,16 @@ def train(
     result.test = _evaluate(model, everyone, seen_valid, test, block)
     if len(cold_items):
         result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
-    result.checkpoint = folder / f"{config.model}.pt"
+    # the checkpoint replaces the served one only once the store holds its vectors: a run
+    # that fails before leaves the model served and the vectors stored in step
+    result.checkpoint = folder / f"{name}.pt"
+    written = folder / f"{name}.pt.part"
     torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
                 "items": items, "node_ids": node_ids, "light_weights": result.light_weights,
                 "demographics": demographics.to_dict(), "written_back": write_back},
-               result.checkpoint)  # fmt: skip
-    result.curve = _plot(result.history, folder / f"{config.model}-curve.png", config.model)
-    (folder / f"{config.model}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
+               written)  # fmt: skip
+    result.curve = _plot(result.history, folder / f"{name}-curve.png", config.model)
+    (folder / f"{name}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
     if write_back:
         with torch.no_grad():
             u_emb, i_emb = (t.numpy().astype(np.float64) for t in model.embeddings())
@@ -1029,8 +1071,26 @@ def train(
             products, scale = product_rec_vectors(i_fac)
             write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_fac, scale))
             write_vectors(store, "Product", PROPERTY, items, products)
+    os.replace(written, result.checkpoint)
+    if write_back:
         mark_served(folder, config.model)
+        own = getattr(store, "path", None)
+        if own is not None and (Path(own) / "models").resolve() != folder.resolve():
+            (Path(own) / "models").mkdir(exist_ok=True)
+            mark_served(Path(own) / "models", config.model)  # its vectors are this model's
     return result
+
+
+def _check_split(train_df: pd.DataFrame, valid_df: pd.DataFrame, test_df: pd.DataFrame) -> None:
+    """Raise ValidationError when the split leaves nothing to train, validate or test on
+    (users with fewer than 3 interactions stay in training only)."""
+    for part, rows in (("training", train_df), ("validation", valid_df), ("test", test_df)):
+        if not len(rows):
+            raise ValidationError(
+                f"too few interactions to split: the {part} split is empty (a user with fewer "
+                "than 3 interactions gives none to validation and test; cold_items holds its "
+                "products' interactions out of all three)"
+            )
 
 
 def mark_served(folder: Path, model: str) -> None:

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 
 from graphfusion import Engine
 from graphfusion.cli import main
-from graphfusion.errors import ValidationError
+from graphfusion.errors import NotReadyError, ValidationError
 from graphfusion.ingest import load
+from graphfusion.recommend import Recommender
 from graphfusion.store import EmbeddedStore
 from graphfusion.store.base import BaseStore
 from graphfusion.train import (
@@ -400,3 +401,88 @@ def test_product_log_prices_are_nan_where_unknown(store: EmbeddedStore) -> None:
     assert again is not None and torch.allclose(again, torch.full((2,), float(np.log(10.0))))
     empty = product_log_prices(store, [])
     assert empty is not None and empty.shape == (0,)
+
+
+def test_settings_are_plain_python_and_checked() -> None:
+    """A checkpoint holds the settings and is loaded with weights_only, which refuses numpy
+    scalars: numpy numbers become Python's; settings of the wrong type are refused."""
+    import io
+    from dataclasses import asdict
+
+    config = TrainConfig(lr=np.float64(0.01), epochs=np.int64(2), item_ids=np.bool_(True),
+                         type_weights={"PURCHASED": np.float32(3.0)})  # fmt: skip
+    config.check()
+    assert type(config.lr) is float and type(config.epochs) is int
+    assert type(config.item_ids) is bool and type(config.type_weights["PURCHASED"]) is float
+    buffer = io.BytesIO()
+    torch.save({"config": asdict(config)}, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["config"]["lr"] == 0.01
+    assert TrainConfig(interactions=["PURCHASED"]).interactions == ("PURCHASED",)
+    for bad in (
+        {"lr": "0.1"}, {"lr": None}, {"lr": float("inf")}, {"reg": float("nan")},
+        {"reg": "x"}, {"content_weight": float("inf")}, {"content_weight": float("nan")},
+        {"cold_items": "0.2"}, {"cold_items": None}, {"layers": 2.5}, {"context_layers": 1.5},
+        {"dim": True}, {"epochs": True}, {"max_scores": True}, {"neighbourhood_rank": True},
+        {"interactions": None}, {"interactions": "PURCHASED"}, {"interactions": ()},
+        {"item_ids": "yes"},
+    ):  # fmt: skip
+        name = next(iter(bad))
+        with pytest.raises(ValidationError, match=name):
+            TrainConfig(**bad).check()  # type: ignore[arg-type]
+
+
+def _pairs_store(folder: Path, per_user: int) -> EmbeddedStore:
+    """A store of 12 users who each bought ``per_user`` of 12 products."""
+    store = EmbeddedStore(folder)
+    users, products = [f"u{i}" for i in range(12)], [f"p{i}" for i in range(12)]
+    store.upsert_nodes("User", pd.DataFrame({"id": users}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": products}))
+    pairs = [(u, products[(i + j) % 12]) for i, u in enumerate(users) for j in range(per_user)]
+    store.upsert_relationships(
+        "PURCHASED", pd.DataFrame(pairs, columns=["src", "dst"]), start="User", end="Product"
+    )
+    return store
+
+
+def test_a_split_with_nothing_to_validate_or_test_is_refused(tmp_path: Path) -> None:
+    from graphfusion.train import train
+
+    with _pairs_store(tmp_path / "few" / "store", per_user=2) as store:  # 24 interactions
+        for model in ("popularity", "mf", "lightgcn"):
+            with pytest.raises(ValidationError, match="the validation split is empty"):
+                train(store, TrainConfig(model=model, epochs=1))
+        assert not (tmp_path / "few" / "store" / "models" / "mf.pt").exists()
+    with (
+        _pairs_store(tmp_path / "all" / "store", per_user=4) as store,
+        pytest.raises(ValidationError, match="split is empty"),
+    ):  # 11 of the 12 products cold
+        train(store, TrainConfig(model="mf", epochs=1, cold_items=0.9))
+
+
+def test_a_failed_or_unserved_run_leaves_the_served_model(tmp_path: Path) -> None:
+    from graphfusion.train import SERVED_FILE, served_model, train
+
+    folder = tmp_path / "shop" / "store"
+    with _pairs_store(folder, per_user=5) as store:
+        train(store, TrainConfig(model="mf", epochs=2, dim=64))
+        checkpoint = (folder / "models" / "mf.pt").read_bytes()
+        # another dim is never written back: its files do not replace the served model's
+        other = train(store, TrainConfig(model="mf", epochs=2, dim=8))
+        assert other.checkpoint == folder / "models" / "mf-dim8.pt"
+        assert (folder / "models" / "mf.pt").read_bytes() == checkpoint
+        # written back from another models folder: the store's own says whose vectors it holds
+        train(store, TrainConfig(model="lightgcn", epochs=2), out_dir=tmp_path / "elsewhere")
+        assert served_model(folder / "models") == "lightgcn"
+        assert served_model(tmp_path / "elsewhere") == "lightgcn"
+        with pytest.raises(NotReadyError, match="whose checkpoint is not in"):
+            Recommender(store)  # not mf.pt's model: its vectors are no longer stored
+        assert Recommender(store, models_dir=tmp_path / "elsewhere").model_name == "lightgcn"
+        (folder / "models" / SERVED_FILE).unlink()
+    with (
+        EmbeddedStore(folder, read_only=True) as store,
+        pytest.raises(ValidationError, match="read-only"),
+    ):
+        train(store, TrainConfig(model="mf", epochs=2))
+    assert (folder / "models" / "mf.pt").read_bytes() == checkpoint
+    assert not list((folder / "models").glob("*.part"))

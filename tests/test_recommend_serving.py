@@ -1,0 +1,193 @@
+"""Serving a checkpoint only where it fits: the graph it was trained on, the interaction
+types it was trained on, the store that holds its vectors; and the CLI's empty list."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from graphfusion import Engine
+from graphfusion.cli import main
+from graphfusion.errors import NotReadyError, ValidationError
+from graphfusion.recommend import MAX_K, Recommender
+
+
+def _changed_checkpoint(
+    engine: Engine, tmp_path: Path, change: Callable[[dict[str, torch.Tensor]], None]
+) -> Path:
+    """A models folder holding the engine's fusion checkpoint with its weights changed."""
+    folder = engine.store.path / "models"  # type: ignore[attr-defined]
+    ckpt = torch.load(folder / "fusion.pt", weights_only=True)
+    change(ckpt["state_dict"])
+    models = tmp_path / "changed"
+    models.mkdir()
+    torch.save(ckpt, models / "fusion.pt")
+    return models
+
+
+def test_a_vector_embedded_after_training_is_refused(tiny_shop: Path, tmp_path: Path) -> None:
+    """A model trained before the products had text vectors has no weights for them: it is
+    not served with random ones (scores that changed from one start to the next), it asks to
+    be retrained, and serves once it is."""
+    with Engine(tmp_path / "store") as engine:
+        engine.load("synthetic", shop=tiny_shop)
+        engine.train("fusion", epochs=2, taste_epochs=2)
+        engine.embed(only="text")
+        with pytest.raises(NotReadyError, match="graph changed") as caught:
+            Recommender(engine.store)
+        message = str(caught.value)
+        assert "new since training: Product.text_vec" in message
+        assert "the taste model" in message  # it needs the products' vectors: none then
+        assert "retrain" in message
+        assert isinstance(caught.value, ValidationError)
+        engine.train("fusion", epochs=2, taste_epochs=2)
+        first = Recommender(engine.store).scores("u0001")[0]
+        np.testing.assert_array_equal(Recommender(engine.store).scores("u0001")[0], first)
+
+
+def _drop_product_input(state: dict[str, torch.Tensor]) -> None:
+    for key in [k for k in state if k.startswith("proj.Product.text_vec.")]:
+        del state[key]
+
+
+def _add_ghost_ids(state: dict[str, torch.Tensor]) -> None:
+    state["ids.Ghost.weight"] = torch.zeros(3, 4)
+
+
+def _widen_input(state: dict[str, torch.Tensor]) -> None:
+    weight = state["proj.Product.text_vec.0.weight"]
+    state["proj.Product.text_vec.0.weight"] = torch.zeros(weight.shape[0], weight.shape[1] + 1)
+
+
+def _widen_neighbourhood(state: dict[str, torch.Tensor]) -> None:
+    mean = state["neighbourhood.mean_text_vec"]
+    state["neighbourhood.mean_text_vec"] = torch.zeros(len(mean) + 1)
+
+
+def _drop_part_of_the_neighbourhood(state: dict[str, torch.Tensor]) -> None:
+    del state["neighbourhood.mean_text_vec"], state["neighbourhood.basis_text_vec"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_drop_product_input, "new since training: Product.text_vec"),
+        (_add_ghost_ids, "gone since training: the Ghost id embeddings"),
+        (_widen_input, r"of another shape: proj\.Product\.text_vec\.0\.weight is"),
+        (_widen_neighbourhood, r"of another shape: neighbourhood\.mean_text_vec is"),
+        (_drop_part_of_the_neighbourhood, "new since training: the content neighbourhood"),
+    ],
+)
+def test_a_checkpoint_that_no_longer_fits_the_graph_is_refused(
+    trained_store: Path,
+    private_copy: Callable[[Path], Engine],
+    tmp_path: Path,
+    change: Callable[[dict[str, torch.Tensor]], None],
+    message: str,
+) -> None:
+    engine = private_copy(trained_store)
+    models = _changed_checkpoint(engine, tmp_path, change)
+    with pytest.raises(NotReadyError, match=message):
+        Recommender(engine.store, models_dir=models)
+
+
+def test_a_checkpoint_as_trained_loads_every_weight(
+    trained_store: Path, private_copy: Callable[[Path], Engine], tmp_path: Path
+) -> None:
+    """The checkpoint as training wrote it fits; so does one from before the content
+    neighbourhood existed (none of its weights: served without its blend)."""
+    engine = private_copy(trained_store)
+    rec = engine.recommender()
+    assert rec.fusion is not None and rec.state.kernel is not None
+    saved = torch.load(rec.checkpoint, weights_only=True)["state_dict"]
+    for key, value in rec.fusion.state_dict().items():
+        if key in saved and not key.startswith(("ids.", "bias", "taste.bias")):
+            torch.testing.assert_close(value, saved[key], msg=key)
+
+    def drop(state: dict[str, torch.Tensor]) -> None:
+        for key in [k for k in state if k.startswith("neighbourhood.")]:
+            del state[key]
+
+    older = Recommender(engine.store, models_dir=_changed_checkpoint(engine, tmp_path, drop))
+    assert older.state.kernel is None
+
+
+def test_live_interactions_of_untrained_types_are_not_served(
+    trained_store: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    """A model trained on purchases serves views neither as stored nor as live
+    interactions: a product the user views now stays recommended, as one viewed before is;
+    a purchase still counts."""
+    engine = private_copy(trained_store)
+    engine.train("fusion", interactions=("PURCHASED",), epochs=2, taste_epochs=2)
+    rec = engine.recommender()
+    assert set(rec.state.by_type) == {"PURCHASED"}
+    user = "u0001"
+    u = rec.state.user_index[user]
+    listed = engine.recommend(user, k=MAX_K, explain=False)["product_id"].tolist()
+    viewed = set(
+        engine.cypher(
+            "MATCH (u:User {id: $u})-[:VIEWED]->(p:Product) RETURN p.id AS id", {"u": user}
+        )["id"]
+    )
+    assert viewed & set(listed), "a product viewed before training is recommended"
+    target = next(p for p in listed if p not in viewed)
+    before, seen = rec.scores(user)[0].copy(), rec.state.seen.copy()
+    report = engine.add_interactions(
+        pd.DataFrame({"user_id": [user], "product_id": [target], "type": ["VIEWED"]})
+    )
+    assert report.relationships["VIEWED"] == 1 and not report.rejected  # stored
+    assert target in set(engine.recommend(user, k=MAX_K, explain=False)["product_id"])
+    np.testing.assert_array_equal(rec.scores(user)[0], before)  # the user did not move
+    assert (rec.state.seen != seen).nnz == 0 and set(rec.state.by_type) == {"PURCHASED"}
+    fresh = Recommender(engine.store)  # a fresh start serves the same
+    assert (fresh.state.seen != rec.state.seen).nnz == 0
+    engine.add_interactions(pd.DataFrame({"user_id": [user], "product_id": [target]}))
+    assert rec.state.seen[u, rec.state.item_index[target]] == 1
+    assert target not in set(engine.recommend(user, k=MAX_K, explain=False)["product_id"])
+
+
+def test_a_checkpoint_of_another_store_is_refused(
+    trained_store: Path, private_copy: Callable[[Path], Engine], tiny_shop: Path, tmp_path: Path
+) -> None:
+    """LightGCN is served from the store's vectors: a store without them (another store
+    than the one it was trained on) is refused, not served zero vectors."""
+    engine = private_copy(trained_store)
+    engine.train("lightgcn", epochs=2, batch_size=256)
+    models = engine.store.path / "models"  # type: ignore[attr-defined]
+    assert Recommender(engine.store, model="lightgcn", models_dir=models).state.item_vecs.any()
+    with Engine(tmp_path / "other") as other:
+        other.load("synthetic", shop=tiny_shop)
+        with pytest.raises(NotReadyError, match="holds no lightgcn vectors") as caught:
+            Recommender(other.store, model="lightgcn", models_dir=models)
+        assert "fused_vec" in str(caught.value) and "train lightgcn" in str(caught.value)
+
+
+def test_cli_says_why_the_list_is_empty(trained_store: Path, tmp_path: Path) -> None:
+    """With every product seen, the list is empty for that reason, not for filters none
+    were given; with filters, the filters are named."""
+    folder = tmp_path / "store"
+    shutil.copytree(trained_store, folder)
+    with Engine(folder) as engine:
+        everything = engine.recommender().state.items
+        report = engine.add_interactions(
+            pd.DataFrame({"user_id": "u0001", "product_id": everything})
+        )
+        assert not report.rejected
+    runner = CliRunner()
+    res = runner.invoke(main, ["recommend", "u0001", "--store", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "(no products left: the user has seen them all)" in res.output
+    assert "filters" not in res.output
+    res = runner.invoke(main, ["recommend", "u0001", "--max-price", "1000", "--store", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "(no products pass the filters)" in res.output
+    res = runner.invoke(main, ["recommend", "u0001", "--include-seen", "--store", str(folder)])
+    assert res.exit_code == 0 and "  1. p" in res.output and "(no products" not in res.output
