@@ -129,7 +129,9 @@ class Engine:
         """
         if "Passage" in self.store.schema.nodes and "text" in modalities(only):
             write_passages(self.store)
-        self._qa, self._defects = None, None
+        # rebuilt on next use: the recommender too (new vectors may be inputs the served model
+        # was not trained on, which it then refuses; or new behaviour vectors)
+        self._qa, self._defects, self._recommender = None, None, None
         self._qa_weights = None
         return embed(
             self.store,
@@ -253,15 +255,22 @@ class Engine:
 
     def add_interactions(self, frame: pd.DataFrame) -> LoadReport:
         """Store new interactions and update the served vectors without retraining."""
-        return self.recommender().add_interactions(frame)
+        try:
+            return self.recommender().add_interactions(frame)
+        except Exception:
+            self._recommender = None  # it may be half updated: rebuilt from the store
+            raise
 
     def add_products(self, frame: pd.DataFrame) -> LoadReport:
         """Store new products and give them fused vectors through the content path."""
-        report = self.recommender().add_products(frame)
         if self._qa is not None and self._qa.fusion_weights:
             self._qa_weights = self._qa.fusion_weights  # new products: same weights
         self._qa, self._defects = None, None  # rebuilt with the new products on next use
-        return report
+        try:
+            return self.recommender().add_products(frame)
+        except Exception:
+            self._recommender = None  # it may be half updated: rebuilt from the store
+            raise
 
     # ------------------------------------------------------------------ QA linking
     def ask(
@@ -269,9 +278,14 @@ class Engine:
     ) -> QAResult:
         """Link a customer question to products, past answers and review passages (see
         :meth:`graphfusion.qa.QAIndex.ask`; the index is built on first use)."""
+        return self.qa_index().ask(question, product_id, k, method)
+
+    def qa_index(self) -> QAIndex:
+        """The QA index of the store (built on first use, again after a load, an embed or
+        new products)."""
         if self._qa is None:
             self._qa = QAIndex(self.store, fusion_weights=self._qa_weights)
-        return self._qa.ask(question, product_id, k, method)
+        return self._qa
 
     # ------------------------------------------------------------------ defects
     def defect_analysis(self) -> DefectAnalysis:

@@ -404,7 +404,11 @@ class Recommender:
                 out[index[key]] = vec
         return out
 
-    def _catalogue(self, export: GraphExport, items: list[str]) -> _Catalogue:
+    def _catalogue(
+        self, export: GraphExport, items: list[str], fresh: Sequence[str] = ()
+    ) -> _Catalogue:
+        """What the reasons and filters read of each product; the photos of the products
+        ``fresh`` (added or changed live) from the store, the others' from ``export``."""
         q = self.store.query_arrow
         facts = q("MATCH (p:Product) RETURN p.id AS id, p.title AS title, p.price AS price")
         index = {k: i for i, k in enumerate(items)}
@@ -441,8 +445,12 @@ class Recommender:
                 "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
             )
         }
+        images = _product_images(export, len(items))
+        if fresh:
+            rows = [index[k] for k in fresh]
+            images[rows] = _stored_product_images(self.store, list(fresh), images.shape[1])
         return _Catalogue(title, price, category, names["Category"], parents, brand,
-                          names["Brand"], _product_images(export, len(items)))  # fmt: skip
+                          names["Brand"], images)  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
     def _user_row(self, user_id: object) -> int:
@@ -986,7 +994,7 @@ class Recommender:
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
         self._refit_product_rec([st.item_index[k] for k in keys])
-        self.catalogue = self._catalogue(export, st.items)
+        self.catalogue = self._catalogue(export, st.items, fresh=keys)
 
     def _rec_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The factors in the stored ``rec_vec`` of the users and products (the state's rows;
@@ -1048,7 +1056,9 @@ class Recommender:
             have = np.flatnonzero(np.isfinite(users).all(axis=1))
             write_vectors(self.store, "User", REC_PROPERTY, [st.users[u] for u in have],
                           user_rec_vectors(users[have]))  # fmt: skip
-        vecs, _ = product_rec_vectors(items[rows], scale=1.0)
+        # 1, or a hair above after the rescale (a norm of 1 + 2e-16 must not be refused)
+        scale = max(1.0, float(np.linalg.norm(items[rows], axis=1).max(initial=0.0)))
+        vecs, _ = product_rec_vectors(items[rows], scale=scale)
         write_vectors(self.store, "Product", REC_PROPERTY, [st.items[i] for i in rows], vecs)
 
     def _taste_rows(
@@ -1174,6 +1184,33 @@ def _product_images(export: GraphExport, n_items: int) -> np.ndarray:
     src, dst = data[et].edge_index.numpy()
     out = np.zeros((n_items, vecs.shape[1]), dtype=np.float32)
     np.add.at(out, src, vecs[dst])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def _stored_product_images(store: BaseStore, keys: list[str], dim: int) -> np.ndarray:
+    """The unit mean photo vector of each product ``keys`` as stored now (zeros where it has
+    none, or where the photos' width is not ``dim``: a store without photos at the start)."""
+    out = np.zeros((len(keys), dim), dtype=np.float32)
+    schema = store.schema
+    if (
+        "Image" not in schema.nodes
+        or not schema.node("Image").has_property("image_vec")
+        or "HAS_IMAGE" not in schema.relationships
+    ):
+        return out
+    table = store.query_arrow(
+        "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys AND "
+        "i.image_vec IS NOT NULL RETURN p.id AS p, i.image_vec AS v",
+        {"keys": keys},
+    )
+    if not table.num_rows:
+        return out
+    vecs, has = _vectors(table.column("v"), dim)
+    row = {k: i for i, k in enumerate(keys)}
+    for key, vec, ok in zip(table.column("p").to_pylist(), vecs, has, strict=True):
+        if ok:
+            out[row[key]] += vec
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 

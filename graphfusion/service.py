@@ -643,14 +643,21 @@ class _Runtime:
         self.lock = _ReadWriteLock()
         self.built: set[str] = set()
 
-    def ensure(self, part: str, build: Callable[[], object]) -> None:
-        """Build a lazy part of the engine once, alone."""
-        if part in self.built:
-            return
+    @contextmanager
+    def use(self, part: str, build: Callable[[], object]) -> Iterator[None]:
+        """Hold the lock to use a lazy part of the engine (``recommender``, ``qa``,
+        ``defects``): shared while it is built; else alone, building it first (``build``).
+        Whether it is built is asked under the lock: a live update that drops it (the
+        engine rebuilds it on its next use) may run between the asking and the lock."""
+        with self.lock.read():
+            if part in self.built:
+                yield
+                return
         with self.lock.write():
             if part not in self.built:
                 build()
                 self.built.add(part)
+            yield
 
 
 def _status(exc: GraphFusionError) -> int:
@@ -891,8 +898,7 @@ def create_app(
     ) -> Response:
         """The top ``k`` products for a user, with the graph evidence for each (none with
         ``explain=false``, which is faster)."""
-        rt.ensure("recommender", engine.recommender)
-        with rt.lock.read():
+        with rt.use("recommender", engine.recommender):
             frame = engine.recommend(
                 user_id, k, category=category, brand=brand, max_price=max_price,
                 exclude_seen=exclude_seen, diversity=diversity, explain=explain,
@@ -936,13 +942,8 @@ def create_app(
     def ask(body: AskRequest) -> Response:
         """Link a customer question to products, past answers and review passages."""
         args = (body.question, body.product_id, body.k, body.method)
-        if "qa" in rt.built:
-            with rt.lock.read():
-                result = engine.ask(*args)
-        else:
-            with rt.lock.write():  # the first call builds the index
-                result = engine.ask(*args)
-                rt.built.add("qa")
+        with rt.use("qa", engine.qa_index):
+            result = engine.ask(*args)
         response = AskResponse(
             products=[ProductHit(**r) for r in _records(result.products)],
             answers=[AnswerHit(**r) for r in _records(result.answers)],
@@ -962,8 +963,7 @@ def create_app(
         top: Annotated[int, Query(ge=1, le=MAX_TOP)] = 20,
     ) -> Response:
         """The riskiest suppliers, batches or products, with evidence and products at risk."""
-        rt.ensure("defects", engine.defect_analysis)
-        with rt.lock.read():
+        with rt.use("defects", engine.defect_analysis):
             frame = engine.defects(level, top)
         response = DefectsResponse(
             level=level, items=[_defect_item(row) for row in frame.to_dict(orient="records")]
@@ -983,13 +983,17 @@ def create_app(
         products = _with_image_paths(rt, body.products)
         out = EventsResponse()
         with rt.lock.write():
-            if products:
-                frame = _frame(products, ("id",))
-                out.products = _summary(engine.add_products(frame))
-                rt.built -= {"qa", "defects"}  # the engine rebuilds them: the next call, alone
-            if body.interactions:
-                frame = _frame(body.interactions, ("user_id", "product_id", "type"))
-                out.interactions = _summary(engine.add_interactions(frame))
+            try:
+                if products:
+                    frame = _frame(products, ("id",))
+                    rt.built -= {"qa", "defects"}  # the engine rebuilds them: the next call
+                    out.products = _summary(engine.add_products(frame))
+                if body.interactions:
+                    frame = _frame(body.interactions, ("user_id", "product_id", "type"))
+                    out.interactions = _summary(engine.add_interactions(frame))
+            except Exception:
+                rt.built.clear()  # the engine may rebuild any of them now: the next call
+                raise
         return _json(out)
 
     @app.post(

@@ -191,3 +191,82 @@ def test_cli_says_why_the_list_is_empty(trained_store: Path, tmp_path: Path) -> 
     assert "(no products pass the filters)" in res.output
     res = runner.invoke(main, ["recommend", "u0001", "--include-seen", "--store", str(folder)])
     assert res.exit_code == 0 and "  1. p" in res.output and "(no products" not in res.output
+
+
+def test_a_failed_live_update_leaves_a_consistent_engine(
+    trained_store: Path, private_copy: Callable[[Path], Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """add_products that fails half way (the product stored, the served state half updated)
+    does not break later calls: the engine rebuilds its state from the store."""
+    engine = private_copy(trained_store)
+    engine.ask("Is it dishwasher safe?")
+    first = engine.recommend("u0001", k=5)
+
+    def broken(self: Recommender, rows: list[int]) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Recommender, "_refit_product_rec", broken)
+    frame = pd.DataFrame({"id": ["pz"], "title": ["Zorblax titanium espresso grinder"]})
+    with pytest.raises(RuntimeError, match="disk full"):
+        engine.add_products(frame)
+    monkeypatch.undo()
+    assert engine._recommender is None and engine._qa is None
+    cats = engine.cypher("MATCH (c:Category) RETURN c.id AS id")["id"]
+    for kwargs in ({}, {"category": cats[0]}, {"max_price": 1e6}):
+        assert len(engine.recommend("u0001", k=50, **kwargs))  # no IndexError, no broadcast
+    assert engine.ask("zorblax espresso grinder", k=1).products["product_id"][0] == "pz"
+    assert engine.recommend("u0001", k=5)["product_id"].tolist() == first["product_id"].tolist()
+
+
+def test_embed_rebuilds_the_recommender(
+    trained_store: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    """After embed the same engine answers as a fresh one: new vectors may be inputs the
+    model was not trained on (refused), or behaviour vectors that moved."""
+    engine = private_copy(trained_store)
+    engine.recommend("u0001", k=3)
+    assert engine._recommender is not None
+    engine.embed(only="behaviour")
+    assert engine._recommender is None
+    assert len(engine.recommend("u0001", k=3)) == 3
+
+
+def test_explain_sees_the_photo_of_a_product_added_live(
+    trained_store: Path, tiny_shop: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    engine = private_copy(trained_store)
+    looks = [r.text for r in engine.explain("u0001", "p0014") if r.kind == "looks_like"]
+    assert looks, "p0014 has a look-alike reason to copy"
+    clone = pd.DataFrame({"id": ["pclone"], "title": ["Lumen Studio Plastic Charger - Red"],
+                          "image": [str(tiny_shop / "images" / "p0014.png")]})  # fmt: skip
+    assert not engine.add_products(clone).rejected
+    same = [r.text for r in engine.explain("u0001", "pclone") if r.kind == "looks_like"]
+    assert same == looks
+
+
+def test_a_lazy_part_dropped_while_waiting_is_built_alone() -> None:
+    """The service builds the QA index (or the recommender, the defects) under the write
+    lock; one dropped by a live update between the check and the lock is built so too."""
+    from graphfusion.service import _Runtime
+
+    rt = _Runtime(None, None)  # type: ignore[arg-type]
+    rt.built.add("qa")
+    read = rt.lock.read
+    held: list[str] = []
+
+    def dropping_read() -> object:  # a live update ran just before the reader got the lock
+        rt.built.discard("qa")
+        return read()
+
+    rt.lock.read = dropping_read  # type: ignore[method-assign]
+
+    def build() -> None:
+        held.append("writer" if rt.lock._writer else "reader")
+
+    with rt.use("qa", build):
+        assert rt.lock._writer
+    assert held == ["writer"] and "qa" in rt.built
+    rt.lock.read = read  # type: ignore[method-assign]
+    with rt.use("qa", build):  # built: shared
+        assert rt.lock._readers == 1 and not rt.lock._writer
+    assert held == ["writer"]
