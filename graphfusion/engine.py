@@ -166,33 +166,7 @@ class Engine:
             ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is
                 one string (not a list of keys) or names a key twice.
         """
-        try:
-            matrix = np.asarray(vectors, dtype=np.float64)
-        except (TypeError, ValueError):  # write_vectors says what is wrong
-            return write_vectors(self.store, label, prop, keys, vectors)
-        key_list = [] if isinstance(keys, str) else [str(k) for k in keys]
-        if (
-            isinstance(keys, str)
-            or matrix.ndim != 2
-            or matrix.shape[0] != len(key_list)
-            or len(set(key_list)) != len(key_list)
-        ):
-            return write_vectors(self.store, label, prop, keys, vectors)
-        with np.errstate(over="ignore"):
-            zero = ~np.asarray(matrix, dtype=np.float32).any(axis=1)  # NaN is not zero
-        if not zero.any():
-            return write_vectors(self.store, label, prop, keys, vectors)
-        kept = np.flatnonzero(~zero)
-        written, errors = write_vectors(
-            self.store, label, prop, [key_list[i] for i in kept], matrix[kept]
-        )
-        exact = np.asarray(~matrix.any(axis=1))  # zero as given, not only as stored
-        for i in np.flatnonzero(zero).tolist():
-            how = "" if exact[i] else " as 32-bit floats"
-            reason = f"vector is all zeros{how} (it has no direction)"
-            errors.append(EmbedError(label, key_list[i], prop, reason))
-        position = {key: i for i, key in enumerate(key_list)}
-        return written, sorted(errors, key=lambda e: position[e.key])
+        return write_vectors(self.store, label, prop, keys, vectors, zero_ok=False)
 
     def similar(self, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
         """The ``k`` products most similar to ``product_id`` by ``modality`` (with scores)."""

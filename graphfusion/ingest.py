@@ -207,10 +207,7 @@ class _Loader:
             self._target(table)
 
     def _used_tables(self) -> list[str]:
-        names = [s.table for s in self.mapping.nodes] + [
-            s.table for s in self.mapping.relationships
-        ]
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(s.table for s in self._specs))
 
     def _target(self, name: str) -> tuple[str, Any, str | None]:
         """A table's source label (for the report), what to read (a path or a DataFrame) and
@@ -288,8 +285,7 @@ class _Loader:
         """Report the rows that no spec takes, of each table that every spec reading it
         reads through a ``where``."""
         wheres: dict[str, list[Field | None]] = {}
-        specs: list[NodeSpec | RelSpec] = [*self.mapping.nodes, *self.mapping.relationships]
-        for spec in specs:
+        for spec in self._specs:
             wheres.setdefault(spec.table, []).append(spec.where)
         for name, fields in wheres.items():
             if any(f is None for f in fields):

@@ -62,7 +62,7 @@ from graphfusion.features.demographics import Demographics, demographic_features
 from graphfusion.features.embed import embed, write_vectors
 from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
-from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata
+from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata, unit_rows
 from graphfusion.ingest import LoadReport, Reject, load
 from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
@@ -92,6 +92,7 @@ from graphfusion.train import (
     pair_strength,
     product_log_prices,
     served_model,
+    store_models_dir,
 )
 from graphfusion.values import count_arg
 
@@ -231,7 +232,7 @@ class Recommender:
         models_dir: str | Path | None = None,
     ) -> None:
         self.store = store
-        folder = Path(models_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
+        folder = Path(models_dir) if models_dir else store_models_dir(store)
         served = served_model(folder)
         if model is None and served is not None and not (folder / f"{served}.pt").exists():
             raise NotReadyError(
@@ -1184,8 +1185,7 @@ def _product_images(export: GraphExport, n_items: int) -> np.ndarray:
     src, dst = data[et].edge_index.numpy()
     out = np.zeros((n_items, vecs.shape[1]), dtype=np.float32)
     np.add.at(out, src, vecs[dst])
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    return unit_rows(out).astype(np.float32)
 
 
 def _stored_product_images(store: BaseStore, keys: list[str], dim: int) -> np.ndarray:
@@ -1208,11 +1208,9 @@ def _stored_product_images(store: BaseStore, keys: list[str], dim: int) -> np.nd
         return out
     vecs, has = _vectors(table.column("v"), dim)
     row = {k: i for i, k in enumerate(keys)}
-    for key, vec, ok in zip(table.column("p").to_pylist(), vecs, has, strict=True):
-        if ok:
-            out[row[key]] += vec
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    rows = np.array([row[k] for k in table.column("p").to_pylist()], dtype=np.int64)
+    np.add.at(out, rows[has], vecs[has])
+    return unit_rows(out).astype(np.float32)
 
 
 def _node_features(

@@ -942,7 +942,7 @@ def train(
     everyone, block = np.arange(n_u), max(1, config.max_scores // n_i)
     checked = _validation_rows(n_u, n_i, valid, config.max_scores, config.seed)
     edges = torch.tensor(train_df[["user", "item"]].to_numpy().T, dtype=torch.long)
-    folder = Path(out_dir or getattr(store, "path", Path("graphfusion-models")) / "models")
+    folder = Path(out_dir) if out_dir else store_models_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     result = TrainResult(config)
     torch.manual_seed(config.seed)
@@ -1074,11 +1074,17 @@ def train(
     os.replace(written, result.checkpoint)
     if write_back:
         mark_served(folder, config.model)
-        own = getattr(store, "path", None)
-        if own is not None and (Path(own) / "models").resolve() != folder.resolve():
-            (Path(own) / "models").mkdir(exist_ok=True)
-            mark_served(Path(own) / "models", config.model)  # its vectors are this model's
+        own = store_models_dir(store)
+        if own.resolve() != folder.resolve():  # its vectors are this model's
+            own.mkdir(parents=True, exist_ok=True)
+            mark_served(own, config.model)
     return result
+
+
+def store_models_dir(store: BaseStore) -> Path:
+    """The store's own models folder: ``models/`` in the store folder, or
+    ``./graphfusion-models/models`` for a store without a folder (Neo4j)."""
+    return Path(getattr(store, "path", Path("graphfusion-models"))) / "models"
 
 
 def _check_split(train_df: pd.DataFrame, valid_df: pd.DataFrame, test_df: pd.DataFrame) -> None:

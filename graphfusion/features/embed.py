@@ -123,6 +123,8 @@ def write_vectors(
     prop: str,
     keys: Sequence[str],
     vectors: np.ndarray | Sequence[Sequence[float]],
+    *,
+    zero_ok: bool = True,
 ) -> tuple[int, list[EmbedError]]:
     """Write vectors to a vector property, checking each one.
 
@@ -135,6 +137,10 @@ def write_vectors(
         prop: One of its vector properties.
         keys: Node keys, one per row of ``vectors``.
         vectors: ``(len(keys), dim)`` numbers.
+        zero_ok: Write all-zero rows. When False they are reported (a zero vector has no
+            direction, so no cosine similarity; values that round to zero as the 32-bit
+            floats stored count as zero): vectors from outside
+            (:meth:`graphfusion.Engine.add_vectors`).
 
     Returns:
         The number written and the errors.
@@ -165,6 +171,12 @@ def write_vectors(
         raise ValidationError(f"{label}.{prop} has dimension {ptype.dim}, got {matrix.shape[1]}")
     errors: list[EmbedError] = []
     faults = vector_faults(matrix)
+    if not zero_ok:
+        with np.errstate(over="ignore"):
+            stored_zero = ~np.asarray(matrix, dtype=np.float32).any(axis=1)  # NaN is not zero
+        for i in np.flatnonzero(stored_zero).tolist():
+            how = "" if not matrix[i].any() else " as 32-bit floats"
+            faults[i] = f"vector is all zeros{how} (it has no direction)"
     key_list = [str(k) for k in keys]
     present = store.existing_keys(label, key_list)
     rows = []
