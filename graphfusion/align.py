@@ -19,9 +19,11 @@ partner ranks ahead of it).
 
 Every constructor argument is checked (sizes and counts positive integers, ``batch_size`` at
 least 2, ``temperature`` and ``lr`` positive and finite, ``reg`` non-negative and finite, a seed
-a non-negative integer), and so are the vectors given to ``fit`` and the transforms (2-D,
-finite, the width seen in ``fit``): a bad one raises
-:class:`~graphfusion.errors.ValidationError`.
+a non-negative integer), and so are the vectors given to ``fit`` and the transforms (real
+numbers, 2-D, finite, the width seen in ``fit``; for ``fit`` neither modality the same in every
+pair; for the contrastive heads within the range of 32-bit floats): a bad one raises
+:class:`~graphfusion.errors.ValidationError`. CCA does not depend on the scale of either
+modality (vectors of 1e-8 or 1e160 give the canonical directions of vectors of 1).
 """
 
 from __future__ import annotations
@@ -50,9 +52,21 @@ MAX_BATCH = 1 << 30
 MAX_SEED = 2**63 - 1
 
 
+def _numbers(x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` as a float64 array, or ValidationError when it does not hold real numbers (text,
+    ragged rows, complex numbers, whose imaginary part a cast would drop)."""
+    try:
+        a = np.asarray(x)
+        if a.dtype.kind in "biuf" or a.dtype == object:
+            return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    raise ValidationError(f"{what} must hold real numbers (a matrix of them)")
+
+
 def _rows(x: np.ndarray, width: int, what: str) -> np.ndarray:
     """``x`` as a float64 matrix of finite values with ``width`` columns (what fit saw)."""
-    a = np.asarray(x, dtype=np.float64)
+    a = _numbers(x, what)
     if a.ndim != 2 or a.shape[1] != width:
         raise ValidationError(
             f"{what} must be 2-D with {width} columns (the width seen in fit), got shape {a.shape}"
@@ -63,13 +77,21 @@ def _rows(x: np.ndarray, width: int, what: str) -> np.ndarray:
 
 
 def _pair(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
-        raise ValidationError("x1 and x2 must be 2-D with one row per pair")
+    a, b = _numbers(x1, "x1"), _numbers(x2, "x2")
+    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b) or not (a.shape[1] and b.shape[1]):
+        raise ValidationError(
+            "x1 and x2 must be 2-D with one row per pair and at least one column, got shapes "
+            f"{a.shape} and {b.shape}"
+        )
     if len(a) < 2:
         raise ValidationError("alignment needs at least two pairs")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValidationError("vectors hold NaN or infinite values")
+    for m, what in ((a, "x1"), (b, "x2")):
+        if not (m != m[0]).any():
+            raise ValidationError(
+                f"{what} is the same in every pair (no variation): there is nothing to align"
+            )
     return a, b
 
 
@@ -94,7 +116,12 @@ class RandomProjection:
         self.p2: np.ndarray | None = None
 
     def fit(self, x1: np.ndarray, x2: np.ndarray) -> RandomProjection:
-        """Draw the matrices for the two input sizes (the pairs are not used)."""
+        """Draw the matrices for the two input sizes (the pairs are not used).
+
+        Raises:
+            ValidationError: The pairs are not two finite matrices of real numbers with one
+                row per pair (at least two), or one modality is the same in every pair.
+        """
         a, b = _pair(x1, x2)
         rng = np.random.default_rng(self.seed)
         self.p1 = rng.normal(size=(a.shape[1], self.dim)) / np.sqrt(self.dim)
@@ -120,6 +147,17 @@ class RandomProjection:
         if self.p2 is None:
             raise ValidationError("call fit first")
         return l2_normalize(_rows(x2, self.p2.shape[0], "x2") @ self.p2)
+
+
+def _unit_scale(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """``a * 2**-k`` and ``k``: the power of two that brings the root mean square of ``a``
+    (not all zero) into [0.5, 1). The scaling is exact; it keeps the covariances of very large
+    or very small values (1e160, 1e-8) from overflowing, or from falling under the floor that
+    :func:`_inv_sqrt` puts on eigenvalues."""
+    _, top = np.frexp(np.abs(a).max())
+    a = np.ldexp(a, -top)
+    _, rms = np.frexp(np.sqrt(np.mean(a * a)))
+    return np.ldexp(a, -rms), int(top + rms)
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:
@@ -154,18 +192,26 @@ class CCA:
         self._w2: np.ndarray | None = None
 
     def fit(self, x1: np.ndarray, x2: np.ndarray) -> CCA:
-        """Fit on paired rows of the two modalities."""
+        """Fit on paired rows of the two modalities.
+
+        Raises:
+            ValidationError: The pairs are not two finite matrices of real numbers with one
+                row per pair (at least two), or one modality is the same in every pair.
+        """
         a, b = _pair(x1, x2)
         dim = min(self.dim, a.shape[1], b.shape[1], len(a) - 1)
         self._m1, self._m2 = a.mean(0), b.mean(0)
-        a, b = a - self._m1, b - self._m2
+        # CCA does not depend on the scale of either modality (the ridge is relative too):
+        # each is fitted at unit scale, and the scale folded into its weights
+        (a, k1), (b, k2) = _unit_scale(a - self._m1), _unit_scale(b - self._m2)
         n = len(a) - 1
         c11, c22, c12 = a.T @ a / n, b.T @ b / n, a.T @ b / n
         c11 += self.reg * np.trace(c11) / len(c11) * np.eye(len(c11))
         c22 += self.reg * np.trace(c22) / len(c22) * np.eye(len(c22))
         r1, r2 = _inv_sqrt(c11), _inv_sqrt(c22)
         u, s, vt = np.linalg.svd(r1 @ c12 @ r2, full_matrices=False)
-        self._w1, self._w2 = r1 @ u[:, :dim], r2 @ vt.T[:, :dim]
+        self._w1 = np.ldexp(r1 @ u[:, :dim], -k1)
+        self._w2 = np.ldexp(r2 @ vt.T[:, :dim], -k2)
         self.correlations = s[:dim]
         return self
 
@@ -192,6 +238,16 @@ class CCA:
             ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
         """
         return l2_normalize(self._project(x2, self._m2, self._w2, "x2"))
+
+
+def _float32(x: np.ndarray, what: str) -> torch.Tensor:
+    """``x`` as a float32 tensor (the heads' precision), or ValidationError when a value is
+    beyond its range (1e39 would become infinite)."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise ValidationError(f"{what} holds values beyond 32-bit floats (at most 3.4e38)")
+    return torch.from_numpy(out)
 
 
 class ContrastiveAligner:
@@ -245,14 +301,15 @@ class ContrastiveAligner:
         """Train the heads on paired rows.
 
         Raises:
-            ValidationError: The pairs are not two finite matrices with one row per pair (at
-                least two), or the loss stops being finite (a temperature too small for 32-bit
-                floats, or a learning rate too large).
+            ValidationError: The pairs are not two finite matrices of real numbers with one
+                row per pair (at least two), one modality is the same in every pair or holds
+                values beyond 32-bit floats, or the loss stops being finite (a temperature too
+                small for 32-bit floats, or a learning rate too large).
         """
         a, b = _pair(x1, x2)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        t1, t2 = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+        t1, t2 = _float32(a, "x1"), _float32(b, "x2")
         self.head1 = torch.nn.Linear(a.shape[1], self.dim)
         self.head2 = torch.nn.Linear(b.shape[1], self.dim)
         params = list(self.head1.parameters()) + list(self.head2.parameters())
@@ -289,9 +346,11 @@ class ContrastiveAligner:
     def _apply(head: torch.nn.Linear | None, x: np.ndarray, what: str) -> np.ndarray:
         if head is None:
             raise ValidationError("call fit first")
-        rows = _rows(x, head.in_features, what)
+        rows = _float32(_rows(x, head.in_features, what), what)
         with torch.no_grad():
-            out = head(torch.tensor(rows, dtype=torch.float32)).numpy()
+            out = head(rows).numpy()
+        if not np.isfinite(out).all():
+            raise ValidationError(f"{what} holds values beyond 32-bit floats once projected")
         return l2_normalize(out)
 
     def transform1(self, x1: np.ndarray) -> np.ndarray:
@@ -309,18 +368,6 @@ class ContrastiveAligner:
             ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
         """
         return self._apply(self.head2, x2, "x2")
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows L2-normalized as float32, as :func:`l2_normalize` gives them, after scaling each
-    row by the power of two that brings its largest magnitude into [0.5, 1).
-
-    The scaling is exact, so ordinary rows come out bit for bit the same; it keeps rows of
-    very large or very small values (1e30, 1e-30) from overflowing or underflowing in 32
-    bits, which would turn them into zero vectors.
-    """
-    _, exponent = np.frexp(np.abs(x).max(axis=1, keepdims=True))
-    return l2_normalize(np.ldexp(x, -exponent))
 
 
 def cross_modal_retrieval(
@@ -345,8 +392,7 @@ def cross_modal_retrieval(
         ValidationError: The shapes differ or are not 2-D with at least one row, a vector
             holds NaN or infinite values, or ``ks`` is not a non-empty sequence of cut-offs.
     """
-    q_raw = np.asarray(queries, dtype=np.float64)
-    t_raw = np.asarray(targets, dtype=np.float64)
+    q_raw, t_raw = _numbers(queries, "queries"), _numbers(targets, "targets")
     if q_raw.ndim != 2 or q_raw.shape != t_raw.shape or q_raw.size == 0:
         raise ValidationError(
             "queries and targets must be 2-D with the same shape and at least one row and "
@@ -355,7 +401,7 @@ def cross_modal_retrieval(
     if not (np.isfinite(q_raw).all() and np.isfinite(t_raw).all()):
         raise ValidationError("queries or targets hold NaN or infinite values")
     ks = check_cutoffs(ks)
-    q, t = _unit_rows(q_raw), _unit_rows(t_raw)
+    q, t = l2_normalize(q_raw), l2_normalize(t_raw)
     ranks = np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), 1024):
         sims = q[start : start + 1024] @ t.T

@@ -4,12 +4,14 @@ Every command exits 0 on success, 2 on bad usage and 1 on failure with a one-lin
 (a traceback only with ``--debug``). Store settings come from flags, then the environment
 (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``, ``NEO4J_PASSWORD``,
 ``NEO4J_DATABASE``), then a config file (``--config FILE``, ``$GRAPHFUSION_CONFIG`` or
-``./graphfusion.toml``; see :mod:`graphfusion.settings`).
+``./graphfusion.toml``; see :mod:`graphfusion.settings`). The commands that only read take
+``--read-only`` to open a store another process holds (a running ``graphfusion serve``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -29,7 +31,7 @@ from graphfusion.catalog_shop import (
     MAX_USERS,
 )
 from graphfusion.engine import Engine
-from graphfusion.errors import GraphFusionError
+from graphfusion.errors import GraphFusionError, StoreLockedError
 from graphfusion.settings import Settings, load_settings
 from graphfusion.train import TrainConfig
 from graphfusion.values import json_safe
@@ -92,6 +94,17 @@ def _command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _FiniteRange(click.FloatRange):
+    """A float range that also refuses NaN (which passes every bound: each comparison with it
+    is false) and infinities, as bad usage naming the flag."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _store_options(fn: F) -> F:
     fn = click.option(
         "--neo4j",
@@ -108,12 +121,35 @@ def _store_options(fn: F) -> F:
     return fn
 
 
+def _read_only_option(fn: F) -> F:
+    """``--read-only``, for the commands that only read."""
+    return click.option(
+        "--read-only",
+        is_flag=True,
+        help="Open the store without write access, beside another process that holds it "
+        "(a running `graphfusion serve`, say).",
+    )(fn)
+
+
 @contextmanager
-def _engine(store: Path | None, neo4j_uri: str | None, *, create: bool = False) -> Iterator[Engine]:
+def _engine(
+    store: Path | None,
+    neo4j_uri: str | None,
+    *,
+    create: bool = False,
+    read_only: bool | None = None,
+) -> Iterator[Engine]:
     """The engine on the store the flags and settings name; only ``load`` and ``demo`` make
-    an embedded store where there is none (a mistyped --store is an error elsewhere)."""
+    an embedded store where there is none (a mistyped --store is an error elsewhere).
+    ``read_only``: the command's ``--read-only`` (None: a command without it)."""
     chosen = _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
-    with Engine(chosen.open(create=create)) as engine:
+    try:
+        opened = chosen.open(create=create, read_only=bool(read_only))
+    except StoreLockedError as exc:
+        if read_only is False:  # the command can do what the message asks
+            raise StoreLockedError(f"{exc} (pass --read-only)") from None
+        raise
+    with Engine(opened) as engine:
         yield engine
 
 
@@ -121,8 +157,12 @@ def _parse_sources(values: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:
         name, sep, path = item.partition("=")
-        if not sep or not name or not path:
+        if not sep or not name.strip() or not path:
             raise click.BadParameter(f"{item!r}: expected NAME=PATH", param_hint="--source")
+        if name.strip() in out:
+            raise click.BadParameter(
+                f"source {name.strip()!r} given more than once", param_hint="--source"
+            )
         out[name.strip()] = path
     return out
 
@@ -133,6 +173,10 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--param")
+        if name in out:
+            raise click.BadParameter(
+                f"parameter {name!r} given more than once", param_hint="--param"
+            )
         try:
             out[name] = json.loads(raw)
         except json.JSONDecodeError:
@@ -328,10 +372,11 @@ def load_cmd(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @_store_options
+@_read_only_option
 @_command
-def stats(as_json: bool, store: Path | None, neo4j_uri: str | None) -> None:
+def stats(as_json: bool, store: Path | None, neo4j_uri: str | None, read_only: bool) -> None:
     """Node counts by label and relationship counts by type."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         counts = engine.stats()
     if as_json:
         _echo_json(counts.to_dict())
@@ -351,13 +396,19 @@ def stats(as_json: bool, store: Path | None, neo4j_uri: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print rows as a JSON list of objects.")
 @_store_options
+@_read_only_option
 @_command
 def cypher_cmd(
-    query: str, params: tuple[str, ...], as_json: bool, store: Path | None, neo4j_uri: str | None
+    query: str,
+    params: tuple[str, ...],
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """Run a Cypher QUERY on the stored graph (values as --param, never pasted in)."""
     parsed = _parse_params(params)
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         rows = engine.store.query(query, parsed)
     if as_json:
         _echo_json(rows)
@@ -443,13 +494,19 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
     for part in value.split(","):
         rtype, sep, weight = part.partition("=")
         try:
-            out[rtype.strip().upper()] = float(weight)
+            number = float(weight)
         except ValueError:
             sep = ""
         if not sep or not rtype.strip():
             raise click.BadParameter(
                 f"expected TYPE=WEIGHT, got {part!r}", param_hint="--type-weights"
             )
+        if not (math.isfinite(number) and number > 0):
+            raise click.BadParameter(
+                f"the weight of {rtype.strip()} must be a finite number > 0, got {weight.strip()}",
+                param_hint="--type-weights",
+            )
+        out[rtype.strip().upper()] = number
     return out
 
 
@@ -462,14 +519,14 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--cold-items",
-    type=click.FloatRange(0.0, 0.9),
+    type=_FiniteRange(0.0, 0.9),
     default=0.0,
     show_default=True,
     help="Share of products whose interactions are all held out, to measure cold start.",
 )
 @click.option(
     "--light-users",
-    type=click.FloatRange(0.0, 0.5),
+    type=_FiniteRange(0.0, 0.5),
     default=0.0,
     show_default=True,
     help="Share of users with 10+ products made light in training, to choose the light-user "
@@ -542,12 +599,19 @@ def train_cmd(
 @click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print rows as a JSON list of objects.")
 @_store_options
+@_read_only_option
 @_command
 def similar_cmd(
-    product_id: str, modality: str, k: int, as_json: bool, store: Path | None, neo4j_uri: str | None
+    product_id: str,
+    modality: str,
+    k: int,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """The K products most similar to PRODUCT_ID by one modality's vectors."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         frame = engine.similar(product_id, modality, k)
     if as_json:
         _echo_json(frame.to_dict(orient="records"))
@@ -560,14 +624,15 @@ def similar_cmd(
 @click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--category", default=None, help="Only this category (id or name).")
 @click.option("--brand", default=None, help="Only this brand (id or name).")
-@click.option("--max-price", type=click.FloatRange(min=0), default=None, help="Price cap.")
+@click.option("--max-price", type=_FiniteRange(min=0), default=None, help="Price cap.")
 @click.option("--include-seen", is_flag=True, help="Keep products the user interacted with.")
 @click.option(
-    "--diversity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+    "--diversity", type=_FiniteRange(0, 1), default=0.0, show_default=True,
     help="0 = pure relevance; up to 1 re-ranks by maximal marginal relevance.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print rows (with reasons) as JSON.")
 @_store_options
+@_read_only_option
 @_command
 def recommend_cmd(
     user_id: str,
@@ -580,9 +645,10 @@ def recommend_cmd(
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """The K best products for USER_ID from the trained model, with their reasons."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         frame = engine.recommend(
             user_id, k, category=category, brand=brand, max_price=max_price,
             exclude_seen=not include_seen, diversity=diversity,
@@ -614,12 +680,18 @@ def _echo_recommendations(frame: Any, *, filtered: bool = False) -> None:
 @click.argument("product_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the evidence as JSON.")
 @_store_options
+@_read_only_option
 @_command
 def explain_cmd(
-    user_id: str, product_id: str, as_json: bool, store: Path | None, neo4j_uri: str | None
+    user_id: str,
+    product_id: str,
+    as_json: bool,
+    store: Path | None,
+    neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """The graph evidence linking USER_ID to PRODUCT_ID (paths of node keys)."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         reasons = [r.to_dict() for r in engine.explain(user_id, product_id)]
     if as_json:
         _echo_json(reasons)
@@ -639,6 +711,7 @@ def explain_cmd(
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the three lists as JSON.")
 @_store_options
+@_read_only_option
 @_command
 def ask_cmd(
     question: str,
@@ -648,9 +721,10 @@ def ask_cmd(
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """Link QUESTION to products, past answers and review passages, with evidence."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         result = engine.ask(question, product_id, k, method)
     if as_json:
         _echo_json(result.to_dict())
@@ -692,6 +766,7 @@ def ask_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @_store_options
+@_read_only_option
 @_command
 def defects_cmd(
     level: str,
@@ -701,9 +776,17 @@ def defects_cmd(
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """The riskiest suppliers, batches or products, with evidence and products at risk."""
-    with _engine(store, neo4j_uri) as engine:
+    if evidence_key is not None:  # one node's paths: no ranking to draw or level to pick
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        for name, flag in (("plot_dir", "--plot"), ("level", "--level")):
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+                raise click.UsageError(f"{flag} is for the ranking; it cannot go with --evidence")
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         if evidence_key is not None:
             paths = engine.defect_evidence(evidence_key)[:top]
             if as_json:
@@ -746,6 +829,7 @@ def defects_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print firms and clusters as JSON.")
 @_store_options
+@_read_only_option
 @_command
 def recalls_cmd(
     min_recalls: int,
@@ -754,10 +838,11 @@ def recalls_cmd(
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
+    read_only: bool,
 ) -> None:
     """Firms named by several recalls and the hazard types that cluster on firms (load
     recalls first: graphfusion load cpsc_recalls --source recalls=recalls.csv)."""
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         report = engine.recalls(min_recalls)
     companies = report.companies.head(top)
     if plot_dir is not None and not companies.empty:
@@ -812,7 +897,7 @@ def recalls_cmd(
     show_default=True, help="Largest request body; larger ones get 413.",
 )  # fmt: skip
 @click.option(
-    "--cypher-timeout", type=click.FloatRange(0, 3600, min_open=True), default=10.0,
+    "--cypher-timeout", type=_FiniteRange(0, 3600, min_open=True), default=10.0,
     show_default=True, metavar="SECONDS",
     help="Seconds a POST /cypher query may run before the store stops it (400).",
 )  # fmt: skip
@@ -844,11 +929,16 @@ def serve_cmd(
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     with _engine(store, neo4j_uri) as engine:
-        serve(
-            engine, host=host, port=port, token=token, allow_cypher=allow_cypher,
-            max_body_bytes=max_body_bytes, image_root=image_root,
-            cypher_timeout_s=cypher_timeout, log_level=log_level,
-        )  # fmt: skip
+        try:
+            serve(
+                engine, host=host, port=port, token=token, allow_cypher=allow_cypher,
+                max_body_bytes=max_body_bytes, image_root=image_root,
+                cypher_timeout_s=cypher_timeout, log_level=log_level,
+            )  # fmt: skip
+        except SystemExit as exc:  # uvicorn exits 3 when it cannot start (a port in use)
+            if exc.code not in (None, 0):
+                sys.exit(1)  # it logged why
+            raise
 
 
 @main.command()

@@ -46,11 +46,13 @@ def recommend_query(dialect_name: str, *, dim: int | None = None) -> str:
         for an unknown user or one without ``rec_vec``.
 
     Raises:
-        ValidationError: Unknown dialect.
+        ValidationError: Unknown dialect, or ``dim`` not an integer in 1..4096.
     """
     unseen = f"NOT EXISTS {{ MATCH (u)-[:{'|'.join(SEEN)}]->(p) }}"
     user = f"MATCH (u:User {{id: $user_id}}) WHERE u.{PROPERTY} IS NOT NULL"
     tail = "RETURN p.id AS id, p.title AS title, score\nORDER BY score DESC, id LIMIT $k"
+    if dim is not None:
+        dim = count_arg("dim", dim, 4096)  # pasted into the casts below
     if dialect_name == "ladybug":
         dim = dim or load_schema().node("Product").prop(PROPERTY).type.dim
         score = LADYBUG.cosine_similarity(f"p.{PROPERTY}", f"u.{PROPERTY}", dim or 0)

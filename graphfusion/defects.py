@@ -31,7 +31,8 @@ A product's *reports* ``K`` are the weighted sum of its evidence scores and its
 *observations* ``N`` the sum of the weights. The evidence *shown* for a node (rankings,
 evidence paths, subgraph plots) is its products' recalls, defect reviews and photos scoring
 above :data:`EVIDENCE_MIN` (0.5): a review that reports no defect counts toward the risk, as
-an observation without a report, but is no evidence against the node.
+an observation without a report, but is no evidence against the node. Only the kinds of
+evidence that count (``sources`` of :func:`analyse`) are shown.
 
 **Propagation** (empirical Bayes over Supplier -> Batch -> Product, a beta-binomial
 hierarchy with :data:`PRIOR_WEIGHT` pseudo-observations at each step). Evidence flows up,
@@ -51,8 +52,9 @@ risk flows down, and a node's prior comes from its *siblings*, never from its ow
    produced it; ``r0`` without one);
 4. a product's risk is ``(K_p + PRIOR_WEIGHT * r_rest) / (N_p + PRIOR_WEIGHT)``, where
    ``r_rest`` is its batch's rate over the batch's *other* products (with the batch's own
-   prior); a product without a batch takes its riskiest supplier's rate over that
-   supplier's other products, one without either ``r0``.
+   prior; the riskiest batch when it came from several, each of which counts its evidence);
+   a product without a batch takes its riskiest supplier's rate over that supplier's other
+   products, one without either ``r0``.
 
 So a quiet product of a risky batch inherits the batch's risk before any complaint, a batch
 with a handful of reviews leans on its maker's record, and one bad review of one moves a
@@ -98,7 +100,7 @@ import pandas as pd
 
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
-from graphfusion.plots import new_figure, save_figure
+from graphfusion.plots import new_figure, plot_text, save_figure
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg
 
@@ -182,15 +184,18 @@ class DefectAnalysis:
         products: ``product_id``, ``title``, ``reviews``, ``defect_reviews``, ``recalls``,
             ``rate`` (its own share of defect reviews, smoothed toward the shop's), ``image``
             (its photo's score), ``reports`` and ``observations`` (``K`` and ``N``),
-            ``evidence`` (its own evidence rate, smoothed toward the shop's), ``batch_id``,
-            ``supplier_id`` (its batch's maker, else its first supplier), ``risk``.
+            ``evidence`` (its own evidence rate, smoothed toward the shop's), ``batch_id``
+            (its first batch in key order when it came from several), ``supplier_id`` (that
+            batch's maker, else its first supplier), ``risk``.
         batches: ``batch_id``, ``supplier_id``, ``products``, ``reviews``, ``reports``,
             ``observations``, ``risk``.
         suppliers: ``supplier_id``, ``name``, ``products``, ``reviews``, ``reports``,
             ``observations``, ``risk``.
         recalls: ``recall_id``, ``product_id``, ``title``, ``hazard``.
         extra: ``supplier_products`` (supplier -> its product ids), ``batch_makers`` (batch
-            -> the suppliers that produced it) and ``prior`` (the shop-wide rate ``r0``).
+            -> the suppliers that produced it), ``product_batches`` (product -> the batches it
+            came from), ``prior`` (the shop-wide rate ``r0``) and ``sources`` (the kinds of
+            evidence counted, and shown).
     """
 
     reviews: pd.DataFrame
@@ -204,7 +209,8 @@ class DefectAnalysis:
 
     def ranking(self, level: str = "supplier", top: int = 20) -> pd.DataFrame:
         """The ``top`` riskiest nodes of ``level`` with their main evidence and, for batches and
-        suppliers, the products at risk (no defect review or recall yet).
+        suppliers, the products at risk (no evidence shown against them yet: no defect review,
+        recall or odd photo), riskiest first.
 
         The evidence (column ``evidence``) is up to three each of the recalls, defect reviews
         and odd photos of the node's products, the reviews and photos scoring above
@@ -232,7 +238,10 @@ class DefectAnalysis:
         if level == "product":
             return p[p["product_id"] == key]
         if level == "batch":
-            return p[p["batch_id"] == key]
+            batches = self.extra.get("product_batches")
+            if batches is None:  # an analysis made without them: the products' first batches
+                return p[p["batch_id"] == key]
+            return p[[key in batches.get(pid, ()) for pid in p["product_id"]]]
         members = self.extra["supplier_products"].get(key, set())
         return p[p["product_id"].isin(members)]
 
@@ -241,14 +250,19 @@ class DefectAnalysis:
         :data:`EVIDENCE_MIN`) of the node's products."""
         products = self._products_of(level, key)
         ids = products["product_id"]
-        recalls = self.recalls[self.recalls["product_id"].isin(ids)].head(n)
+        counted = self._sources()
+        recalls = self.recalls[self.recalls["product_id"].isin(ids)].head(
+            n if "recall" in counted else 0
+        )
         out: list[dict[str, Any]] = [
             {"kind": "recall", "key": str(r.recall_id), "product_id": str(r.product_id),
              "score": 1.0, "text": _first_text(r.hazard, r.title, "recall")[:160]}
             for r in recalls.itertuples()
         ]  # fmt: skip
         reviews = self.reviews[
-            self.reviews["product_id"].isin(ids) & (self.reviews["score"] > EVIDENCE_MIN)
+            self.reviews["product_id"].isin(ids)
+            & (self.reviews["score"] > EVIDENCE_MIN)
+            & ("review" in counted)
         ]
         out += [
             {"kind": "review", "key": r.review_id, "product_id": r.product_id,
@@ -263,10 +277,20 @@ class DefectAnalysis:
         ]  # fmt: skip
         return out
 
+    def _sources(self) -> tuple[str, ...]:
+        """The kinds of evidence counted toward the risk (and so shown)."""
+        return tuple(self.extra.get("sources", SOURCES))
+
     def _at_risk(self, level: str, key: str) -> list[str]:
+        """The node's products without evidence shown against them, riskiest first."""
         products = self._products_of(level, key)
-        quiet = products[(products["defect_reviews"] == 0) & (products["recalls"] == 0)]
-        return quiet.sort_values("risk", ascending=False)["product_id"].tolist()
+        counted = self._sources()
+        quiet = ~(products["image"] > EVIDENCE_MIN)
+        if "review" in counted:
+            quiet &= products["defect_reviews"] == 0
+        if "recall" in counted:
+            quiet &= products["recalls"] == 0
+        return products[quiet].sort_values("risk", ascending=False)["product_id"].tolist()
 
     def evidence_paths(self, key: str) -> list[dict[str, Any]]:
         """Evidence paths of a supplier, batch or product: ``path`` (``(label, key)`` nodes
@@ -294,7 +318,11 @@ class DefectAnalysis:
         else:
             raise NotFoundError(f"no supplier, batch or product {key!r}")
         level, label = found
-        batch_of = dict(zip(self.products["product_id"], self.products["batch_id"], strict=True))
+        batches_of = self.extra.get("product_batches")
+        if batches_of is None:  # an analysis made without them: the products' first batches
+            batches_of = {p: [b] for p, b in zip(self.products["product_id"],
+                                                 self.products["batch_id"], strict=True)
+                          if isinstance(b, str)}  # fmt: skip
         makers = self.extra.get("batch_makers")
         if makers is None:  # an analysis made without them: the batches' first makers
             makers = {b: [s] for b, s in zip(self.batches["batch_id"],
@@ -304,9 +332,9 @@ class DefectAnalysis:
         for item in self._evidence(level, key, n=5):
             pid = item["product_id"]
             route: list[tuple[str, str]] = [(label, key)]
-            batch = batch_of.get(pid)
-            if level == "supplier" and isinstance(batch, str) and key in makers.get(batch, ()):
-                route.append(("Batch", batch))
+            made = [b for b in batches_of.get(pid, ()) if key in makers.get(b, ())]
+            if level == "supplier" and made:  # through the batch of the product it produced
+                route.append(("Batch", made[0]))
             if level != "product":
                 route.append(("Product", pid))
             route.append((last.get(item["kind"], "Image"), item["key"]))
@@ -327,7 +355,7 @@ class DefectAnalysis:
         if table.empty:
             raise ValidationError(f"the store has no {level}: nothing to plot")
         fig, ax = new_figure(6, 0.35 * len(table) + 1)
-        ax.barh(table.iloc[:, 0][::-1], table["risk"][::-1], color="tab:red")
+        ax.barh([plot_text(k) for k in table.iloc[::-1, 0]], table["risk"][::-1], color="tab:red")
         ax.set_xlabel("risk")
         ax.set_title(f"{level} risk ranking")
         return save_figure(fig, path)
@@ -352,7 +380,7 @@ class DefectAnalysis:
             raise ValidationError(f"no evidence against {key!r}: nothing to plot")
         graph = nx.DiGraph()
         for item in paths:
-            nodes = [f"{lab}\n{k}" for lab, k in item["path"]]
+            nodes = [f"{lab}\n{plot_text(k)}" for lab, k in item["path"]]
             for a, b in itertools.pairwise(nodes):
                 graph.add_edge(a, b)
             graph.nodes[nodes[-1]]["score"] = item["score"]
@@ -361,7 +389,7 @@ class DefectAnalysis:
         colours = [graph.nodes[n].get("score", 0.0) for n in graph.nodes]
         nx.draw_networkx(graph, pos, ax=ax, node_color=colours, cmap="Reds", vmin=0, vmax=1,
                          font_size=7, node_size=900, arrows=True)  # fmt: skip
-        ax.set_title(f"defect evidence for {key}")
+        ax.set_title(f"defect evidence for {plot_text(key)}")
         ax.axis("off")
         return save_figure(fig, path)
 
@@ -393,13 +421,14 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
 
     Returns:
         ``review_id``, ``product_id``, ``rating``, ``text_score`` (NaN without a text vector),
-        ``score`` and ``text`` (the title where there is no text).
+        ``score`` and ``text`` (the title where there is no text), in ``review_id`` order.
     """
     node = store.schema.node("Review")
     dim = node.prop("text_vec").type.dim or 0
     table = store.query_arrow(
         "MATCH (r:Review)-[:ABOUT]->(p:Product) RETURN r.id AS review_id, p.id AS product_id, "
-        "r.rating AS rating, r.title AS title, r.text AS text, r.text_vec AS v"
+        "r.rating AS rating, r.title AS title, r.text AS text, r.text_vec AS v "
+        "ORDER BY review_id"
     )
     if table.num_rows == 0:
         text = ("review_id", "product_id", "text")
@@ -488,8 +517,9 @@ def analyse(
     products["evidence"] = _bayes(products["reports"], products["observations"], prior)
 
     # -- the supply graph
-    batch_of = _pairs(
-        store, "MATCH (p:Product)-[:FROM_BATCH]->(b:Batch) RETURN p.id AS a, b.id AS b"
+    batches_of = _all_pairs(store, "MATCH (p:Product)-[:FROM_BATCH]->(b:Batch) RETURN p.id, b.id")
+    membership = pd.DataFrame(
+        [(p, b) for p, bs in batches_of.items() for b in bs], columns=["product_id", "batch_id"]
     )
     makers = _all_pairs(store, "MATCH (s:Supplier)-[:PRODUCED]->(b:Batch) RETURN b.id, s.id")
     made_by = {b: ss[0] for b, ss in makers.items()}
@@ -499,14 +529,15 @@ def analyse(
     ).items():
         for sid in sids:
             supplier_products.setdefault(sid, set()).add(pid)
-    for pid, bid in batch_of.items():
-        for maker in makers.get(bid, ()):
+    for pid, bids in batches_of.items():
+        for maker in (m for bid in bids for m in makers.get(bid, ())):
             supplier_products.setdefault(maker, set()).add(pid)
     suppliers_of: dict[str, list[str]] = {}
     for sid in sorted(supplier_products):
         for pid in supplier_products[sid]:
             suppliers_of.setdefault(pid, []).append(sid)
-    products["batch_id"] = products["product_id"].map(batch_of).astype(object)
+    products["batch_id"] = products["product_id"].map({p: bs[0] for p, bs in batches_of.items()})
+    products["batch_id"] = products["batch_id"].astype(object)
     first_supplier = {p: ss[0] for p, ss in suppliers_of.items()}
     maker_of = products["batch_id"].map(made_by)
     products["supplier_id"] = maker_of.fillna(products["product_id"].map(first_supplier))
@@ -530,11 +561,16 @@ def analyse(
     batches = q("MATCH (b:Batch) RETURN b.id AS batch_id ORDER BY batch_id").to_pandas()
     if batches.empty:
         batches = pd.DataFrame({"batch_id": pd.Series([], dtype=object)})
-    sums = products.groupby("batch_id").agg(
-        products=("product_id", "size"),
-        reviews=("reviews", "sum"),
-        reports=("reports", "sum"),
-        observations=("observations", "sum"),
+    evidence = products[["product_id", "reviews", "reports", "observations"]]
+    sums = (
+        membership.merge(evidence, on="product_id")
+        .groupby("batch_id")
+        .agg(
+            products=("product_id", "size"),
+            reviews=("reviews", "sum"),
+            reports=("reports", "sum"),
+            observations=("observations", "sum"),
+        )
     )
     sums.index = sums.index.astype(object)
     batches = batches.merge(sums, left_on="batch_id", right_index=True, how="left")
@@ -554,14 +590,16 @@ def analyse(
     batches["risk"] = _bayes(batches["reports"], batches["observations"], b_prior)
 
     # -- products: own evidence at the rate of their batch's other products (of their
-    # suppliers' other products without a batch)
+    # suppliers' other products without a batch; the riskiest batch's when several)
     by_batch = batches.set_index("batch_id")
-    in_batch = products["batch_id"].map(by_batch["reports"]).notna()
-    rest_k = (products["batch_id"].map(by_batch["reports"]) - products["reports"]).clip(lower=0.0)
-    rest_n = products["batch_id"].map(by_batch["observations"]) - products["observations"]
-    b_prior_of = products["batch_id"].map(pd.Series(b_prior.to_numpy(), index=by_batch.index))
-    parent = _bayes(rest_k, rest_n.clip(lower=0.0), b_prior_of)
-    for i in np.flatnonzero(~in_batch.to_numpy()).tolist():
+    member = membership.merge(evidence, on="product_id")
+    member["rest"] = _bayes(
+        (member["batch_id"].map(by_batch["reports"]) - member["reports"]).clip(lower=0.0),
+        (member["batch_id"].map(by_batch["observations"]) - member["observations"]).clip(lower=0.0),
+        member["batch_id"].map(pd.Series(b_prior.to_numpy(), index=by_batch.index)),
+    )
+    parent = products["product_id"].map(member.groupby("product_id")["rest"].max())
+    for i in np.flatnonzero(parent.isna().to_numpy()).tolist():
         pid, own_k, own_n = products.iloc[i][["product_id", "reports", "observations"]]
         rates = [
             (max(float(s_k[sid]) - own_k, 0.0) + PRIOR_WEIGHT * prior)
@@ -584,7 +622,13 @@ def analyse(
         ),
         *("reports", "observations", "evidence", "batch_id", "supplier_id", "risk"),
     ]
-    extra = {"supplier_products": supplier_products, "batch_makers": makers, "prior": prior}
+    extra = {
+        "supplier_products": supplier_products,
+        "batch_makers": makers,
+        "product_batches": batches_of,
+        "prior": prior,
+        "sources": tuple(s for s in SOURCES if s in sources),
+    }
     return DefectAnalysis(reviews, products[columns], batches, suppliers, extra, recalls)
 
 
@@ -603,15 +647,6 @@ def _sigmoid(x: Any) -> np.ndarray:
 def _bayes(total: pd.Series, count: pd.Series, prior: float | pd.Series) -> pd.Series:
     """``(total + PRIOR_WEIGHT * prior) / (count + PRIOR_WEIGHT)``, clipped to [0, 1]."""
     return ((total + PRIOR_WEIGHT * prior) / (count + PRIOR_WEIGHT)).clip(0.0, 1.0)
-
-
-def _pairs(store: BaseStore, query: str) -> dict[str, str]:
-    """``a -> b`` from a two-column query (the first ``b`` of each ``a``, in key order)."""
-    table = store.query_arrow(query)
-    if table.num_rows == 0:
-        return {}
-    frame = table.to_pandas().sort_values(["a", "b"]).drop_duplicates("a")
-    return dict(zip(frame["a"], frame["b"], strict=True))
 
 
 def _all_pairs(store: BaseStore, query: str) -> dict[str, list[str]]:

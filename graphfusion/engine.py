@@ -19,7 +19,14 @@ import pandas as pd
 
 from graphfusion.defects import DefectAnalysis, analyse
 from graphfusion.errors import ValidationError
-from graphfusion.features.embed import EmbedError, EmbedReport, embed, modalities, write_vectors
+from graphfusion.features.embed import (
+    EmbedError,
+    EmbedReport,
+    cache_for,
+    embed,
+    modalities,
+    write_vectors,
+)
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
 from graphfusion.qa import QAIndex, QAResult, write_passages
@@ -28,6 +35,7 @@ from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
+from graphfusion.store.cypher import may_write
 from graphfusion.train import TrainConfig, TrainResult, train
 
 __all__ = ["Engine"]
@@ -101,9 +109,7 @@ class Engine:
         """
         all_sources = dict(sources or {})
         all_sources.update(named_sources)
-        # rebuilt from the new data on next use
-        self._qa, self._recommender, self._defects = None, None, None
-        self._qa_weights = None
+        self._forget()
         return load(
             self.store,
             mapping,
@@ -129,10 +135,9 @@ class Engine:
         """
         if "Passage" in self.store.schema.nodes and "text" in modalities(only):
             write_passages(self.store)
-        # rebuilt on next use: the recommender too (new vectors may be inputs the served model
-        # was not trained on, which it then refuses; or new behaviour vectors)
-        self._qa, self._defects, self._recommender = None, None, None
-        self._qa_weights = None
+        # the recommender too: new vectors may be inputs the served model was not trained on,
+        # which it then refuses; or new behaviour vectors
+        self._forget()
         return embed(
             self.store,
             only=only,
@@ -158,6 +163,10 @@ class Engine:
             keys: Node keys, one per row of ``vectors``.
             vectors: ``(len(keys), dim)`` numbers.
 
+        A written vector is the node's own: :meth:`embed` no longer takes it for one it made
+        (it does not remove it when the node's content goes); where the node has content for
+        the property's encoder, the next :meth:`embed` encodes it again and replaces it.
+
         Returns:
             The number written and the errors, in the order of ``keys``.
 
@@ -166,7 +175,16 @@ class Engine:
             ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is
                 one string (not a list of keys) or names a key twice.
         """
-        return write_vectors(self.store, label, prop, keys, vectors, zero_ok=False)
+        written, errors = write_vectors(self.store, label, prop, keys, vectors, zero_ok=False)
+        if written:
+            self._forget()  # the served parts read the vectors
+            bad = {e.key for e in errors}
+            cache = cache_for(self.store)
+            try:
+                cache.delete_state(label, prop, [k for k in map(str, keys) if k not in bad])
+            finally:
+                cache.close()
+        return written, errors
 
     def similar(self, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
         """The ``k`` products most similar to ``product_id`` by ``modality`` (with scores)."""
@@ -288,10 +306,25 @@ class Engine:
         return self.store.counts()
 
     def cypher(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run a Cypher query with parameters; rows as a DataFrame."""
+        """Run a Cypher query with parameters; rows as a DataFrame.
+
+        A query that may write (:func:`graphfusion.store.cypher.check_read_only` refuses it)
+        makes the engine rebuild its recommender, QA index and defect analysis from the store
+        on their next use, so that they serve what it wrote.
+        """
         if not isinstance(query, str):
             raise ValidationError("query must be a string")
-        return self.store.query_df(query, params)
+        try:
+            return self.store.query_df(query, params)
+        finally:
+            if may_write(query):
+                self._forget()
+
+    def _forget(self) -> None:
+        """Drop what the engine built from the store (the recommender, the QA index and its
+        weights, the defect analysis): rebuilt from the store on next use."""
+        self._qa, self._recommender, self._defects = None, None, None
+        self._qa_weights = None
 
     def close(self) -> None:
         """Close the store."""

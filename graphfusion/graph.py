@@ -127,8 +127,10 @@ def to_heterodata(
         if start not in index or end not in index:
             continue
         weight = ", r.weight AS w" if schema.rel(rtype).has_property("weight") else ""
+        a_key, b_key = schema.node(start).key, schema.node(end).key
         table = store.query_arrow(
-            f"MATCH (a:{start})-[r:{rtype}]->(b:{end}) RETURN a.id AS s, b.id AS d{weight}"
+            f"MATCH (a:{start})-[r:{rtype}]->(b:{end}) "
+            f"RETURN a.{a_key} AS s, b.{b_key} AS d{weight}"
         )
         if table.num_rows == 0:
             continue

@@ -7,7 +7,7 @@ from typing import Any
 
 from graphfusion.errors import ValidationError
 
-__all__ = ["new_figure", "save_figure"]
+__all__ = ["new_figure", "plot_text", "save_figure"]
 
 
 def new_figure(width: float, height: float) -> tuple[Any, Any]:
@@ -20,6 +20,12 @@ def new_figure(width: float, height: float) -> tuple[Any, Any]:
 
     fig = Figure(figsize=(width, height))
     return fig, fig.add_subplot()
+
+
+def plot_text(value: Any) -> str:
+    """``value`` as text matplotlib draws as written: ``$`` escaped, so that a key or name such
+    as ``lot$x^$`` is not parsed as math (which fails on it)."""
+    return str(value).replace("$", r"\$")
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:

@@ -590,7 +590,9 @@ def _read_images(path: Path) -> Iterator[Record | BadRecord]:
         with archive:
             for member in archive:
                 n += 1
-                if not member.isfile() or not member.name.lower().endswith(IMAGE_SUFFIXES):
+                # a second name of a file is a link member: the encoder reads its target
+                photo = member.isfile() or member.islnk() or member.issym()
+                if not photo or not member.name.lower().endswith(IMAGE_SUFFIXES):
                     continue
                 stem = Path(member.name).stem
                 where = f"{path.resolve()}{ARCHIVE_SEP}{member.name}"

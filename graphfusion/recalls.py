@@ -27,6 +27,7 @@ ratio: above 1, the type concentrates on a few firms beyond what their recall co
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import pandas as pd
 
 from graphfusion.errors import ValidationError
 from graphfusion.graph import unit_rows
-from graphfusion.plots import new_figure, save_figure
+from graphfusion.plots import new_figure, plot_text, save_figure
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg
 
@@ -53,11 +54,11 @@ __all__ = [
 #: CPSC's translated headings), and descriptions for texts that name none.
 HAZARD_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fire": (
-        r"\bfires?\b|ignit|flame|smok|incendio",
+        r"\bfires?\b|ignit|flame|smok(?!er)|incendio",
         ("can overheat and catch fire", "the wiring can short, melt and ignite"),
     ),
     "burn": (
-        r"\bburn|scald|quemadura",
+        r"\bburn(?!er)|scald|quemadura",
         ("hot liquid can spill or spray onto the user", "the surface gets too hot to touch"),
     ),
     "electric shock": (
@@ -103,7 +104,13 @@ def hazard_types(texts: list[str | None], encoder: Any | None = None) -> pd.Data
         One row per text: ``hazards`` (every type named, in order of appearance),
         ``hazard_type`` (the first), ``method`` (``named``, ``similar`` or ``none``) and
         ``similarity`` (the best cosine for ``similar``, else NaN).
+
+    Raises:
+        ValidationError: ``texts`` is one string, not a list of them.
     """
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise ValidationError(f"texts must be a list of hazard texts, got {texts!r:.80}")
+    texts = list(texts)
     rows: list[dict[str, Any]] = []
     unnamed: list[int] = []
     unnamed_texts: list[str] = []
@@ -165,9 +172,12 @@ class RecallReport:
     clusters: pd.DataFrame
 
     def firm_hazards(self, top: int = 15) -> pd.DataFrame:
-        """Recall counts of the ``top`` firms (rows) by hazard type (columns)."""
-        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
-            raise ValidationError("top must be a positive integer")
+        """Recall counts of the ``top`` firms (rows) by hazard type (columns).
+
+        Raises:
+            ValidationError: ``top`` is not an integer in 1..1,000,000.
+        """
+        top = count_arg("top", top, 1_000_000)
         firms = self.companies["supplier_id"].head(top).tolist()
         pairs = self.links[["recall_id", "supplier_id"]].drop_duplicates()
         pairs = pairs[pairs["supplier_id"].isin(firms)]
@@ -187,7 +197,7 @@ class RecallReport:
         fig, ax = new_figure(1.0 + 0.7 * table.shape[1], 1.2 + 0.35 * len(table))
         ax.imshow(table.to_numpy(), cmap="Reds", aspect="auto")
         ax.set_xticks(range(table.shape[1]), table.columns, rotation=40, ha="right")
-        ax.set_yticks(range(len(table)), [str(names.get(i) or i) for i in table.index])
+        ax.set_yticks(range(len(table)), [plot_text(names.get(i) or i) for i in table.index])
         for (row, col), value in np.ndenumerate(table.to_numpy()):
             if value:
                 ax.text(col, row, str(value), ha="center", va="center", fontsize=8)
@@ -201,8 +211,7 @@ class RecallReport:
         import networkx as nx
         from matplotlib import colormaps
 
-        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
-            raise ValidationError("top must be a positive integer")
+        top = count_arg("top", top, 1_000_000)
         firms = set(self.companies["supplier_id"].head(top))
         if not firms:
             raise ValidationError("no firm is named by several recalls: nothing to plot")
@@ -211,7 +220,8 @@ class RecallReport:
         palette = {kind: cmap(i % 10) for i, kind in enumerate(sorted(set(kinds.values())))}
         graph = nx.Graph()
         for row in self.links[self.links["supplier_id"].isin(firms)].itertuples():
-            graph.add_node(row.supplier_id, kind="firm", label=row.name or row.supplier_id)
+            label = plot_text(row.name or row.supplier_id)
+            graph.add_node(row.supplier_id, kind="firm", label=label)
             graph.add_node(row.recall_id, kind=kinds.get(row.recall_id, "unknown"), label="")
             graph.add_edge(row.supplier_id, row.recall_id)
         fig, ax = new_figure(9, 7)
@@ -242,12 +252,13 @@ def recall_report(
         store: A store with ``Recall`` nodes (e.g. loaded with the ``cpsc_recalls`` mapping).
         min_recalls: Firms named by fewer recalls are left out of ``companies``.
         encoder: Text encoder for the hazard types; the offline MiniLM when None.
-        seed: Seed of the permutation estimate of ``lift``.
+        seed: Seed of the permutation estimate of ``lift`` (an integer, 0 or more).
 
     Raises:
         ValidationError: Bad arguments, or the store holds no recalls.
     """
     min_recalls = count_arg("min_recalls", min_recalls, 1_000_000)
+    seed = count_arg("seed", seed, 2**63 - 1, low=0)
     if "Recall" not in store.schema.nodes or "NAMES" not in store.schema.relationships:
         raise ValidationError("the schema has no Recall nodes or NAMES relationships")
     recalls = store.query_df(
@@ -260,6 +271,8 @@ def recall_report(
         "MATCH (r:Recall)-[n:NAMES]->(s:Supplier) RETURN r.id AS recall_id, "
         "s.id AS supplier_id, s.name AS name, n.roles AS role ORDER BY recall_id, supplier_id"
     )
+    if named.empty:  # recalls that name no firm: no columns come back
+        named = pd.DataFrame(columns=["recall_id", "supplier_id", "name", "role"], dtype=object)
     # One row per role (a recall may name a firm as importer and retailer).
     links = named.explode("role", ignore_index=True)
     texts = recalls["hazard"].where(

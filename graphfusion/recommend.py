@@ -297,10 +297,13 @@ class Recommender:
                 continue
             by_type[rtype], weights[rtype] = link_matrices(store, rtype, users, items)
         seen = sum(by_type.values(), sp.csr_matrix((len(users), len(items)))).tocsr()
+        profile = demographic_features(store, users, self.demographics)
         strength = None
         if self.model_name == "fusion":
             strength = pair_strength(by_type, self.config.type_weights, seen.shape)
-            user_vecs, item_vecs, bias = self._fusion_vectors(ckpt, export, strength, weights)
+            user_vecs, item_vecs, bias = self._fusion_vectors(
+                ckpt, export, strength, weights, profile
+            )
         else:
             user_vecs = self._stored_vectors("User", users)
             item_vecs = self._stored_vectors("Product", items)
@@ -313,7 +316,6 @@ class Recommender:
                         f"on another store, or its vectors never reached this one; train "
                         f"{self.model_name} on this store to serve it"
                     )
-        profile = demographic_features(store, users, self.demographics)
         counts = np.asarray(seen.sum(axis=1)).ravel()
         self.state = _State(
             users=list(users), items=list(items), user_index=dict(user_index),
@@ -348,6 +350,7 @@ class Recommender:
         export: GraphExport,
         strength: sp.csr_matrix,
         weights: Mapping[str, sp.csr_matrix],
+        profile: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coo = strength.tocoo()
         edges = torch.tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
@@ -363,7 +366,7 @@ class Recommender:
             export=export,
             strength=torch.tensor(coo.data, dtype=torch.float32),
             how=torch.from_numpy(how),
-            demographics=self.demographics,
+            profile=profile,
         )
         cfg = self.config
         model = FusionGNN(

@@ -42,6 +42,16 @@ __all__ = [
 #: Cypher string as an identifier must match it.
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
+#: Words LadybugDB's parser takes only as words of Cypher (any case), never as a label,
+#: relationship type or property name (found by trying each in the statements the stores send,
+#: ladybug 0.22.0): a schema that uses one is refused, where the store would fail on open.
+RESERVED_WORDS = frozenset(
+    """ACYCLIC ALL AND ANY ASC ASCENDING CASE CAST COLUMN CREATE DBTYPE DEFAULT DESC DESCENDING
+    DISTINCT ELSE END ENDS EXISTS FALSE FOR GLOB GROUP HEADERS IN INDEX INSTALL JOIN MACRO NONE
+    NOT NULL ON ONLY OPTIONAL OPTIONS OR ORDER PRIMARY PROFILE SHORTEST SINGLE STARTS TABLE THEN
+    TRAIL TRUE UNION UNWIND WHEN WHERE WITH XOR""".split()  # noqa: SIM905
+)
+
 #: Folder of the data definitions shipped with the package (schema/ and loaders/).
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 
@@ -327,6 +337,7 @@ def parse_schema(raw: Any, source: str = "<memory>") -> Schema:
     clash = set(nodes) & set(rels)
     if clash:
         raise SchemaError(f"{source}: names used as both label and type: {', '.join(clash)}")
+    _check_case([*nodes, *rels], "labels and relationship types", source)
     digest = hashlib.sha256(yaml.safe_dump(raw, sort_keys=True).encode()).hexdigest()[:16]
     return Schema(
         name=str(raw.get("name", "graph")),
@@ -344,6 +355,21 @@ def _check_identifier(name: str, what: str, where: str) -> None:
             f"{where}: {what} {name!r} is not a valid identifier "
             "(letters, digits and '_', starting with a letter)"
         )
+    if name.upper() in RESERVED_WORDS:
+        raise SchemaError(
+            f"{where}: {what} {name!r} is a word of Cypher, which the embedded store cannot "
+            "take as a name; choose another"
+        )
+
+
+def _check_case(names: Iterable[str], what: str, where: str) -> None:
+    """Refuse names that differ only in case: LadybugDB's names ignore case, so the second
+    would be the first one's table or column."""
+    seen: dict[str, str] = {}
+    for name in names:
+        first = seen.setdefault(name.lower(), name)
+        if first != name:
+            raise SchemaError(f"{where}: {what} differ only in case: {first}, {name}")
 
 
 def _parse_type(raw: Any, where: str) -> PropertyType:
@@ -448,6 +474,7 @@ def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
             raise SchemaError(f"{pwhere}: 'merge: union' applies to list properties only")
         low, high = _parse_range(bounds, ptype, pwhere)
         props.append(Property(str(name), ptype, str(desc), union, low, high))
+    _check_case((p.name for p in props), "property names", where)
     return tuple(props)
 
 

@@ -43,6 +43,9 @@ Security and limits:
   404 for an unknown user or product (:class:`~graphfusion.errors.NotFoundError`), 409 when
   the store is not ready for the request (:class:`~graphfusion.errors.NotReadyError`: no
   trained model, no vector yet), 400 for other refused arguments; 503 when the store fails.
+  A query parameter the endpoint does not take, or one given twice, is a 422 too (a typo
+  such as ``?max_prize=20`` would otherwise go unnoticed). Every error but a 422 has the body
+  :class:`ErrorResponse`.
 
 Concurrency: the engine is shared by the worker threads. Reads (recommend, similar, ask,
 defects) run concurrently under a shared lock (the text encoder, whose tokenizer is not
@@ -66,6 +69,7 @@ import logging
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +80,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,7 +98,12 @@ from graphfusion.errors import (
 from graphfusion.ingest import LoadReport
 from graphfusion.store import EmbeddedStore
 from graphfusion.store.base import ReadResult
-from graphfusion.store.cypher import single_statement
+from graphfusion.store.cypher import (
+    READ_ONLY_PROCEDURES,
+    WRITE_KEYWORDS,
+    ReadOnlyViolation,
+    check_read_only,
+)
 from graphfusion.values import json_safe, real_arg
 
 __all__ = [
@@ -112,6 +122,7 @@ __all__ = [
     "DEFAULT_CYPHER_TIMEOUT_S",
     "WRITE_KEYWORDS",
     "READ_ONLY_PROCEDURES",
+    "ErrorResponse",
     "Health",
     "PathNode",
     "ReasonModel",
@@ -162,43 +173,12 @@ MAX_CYPHER_ROWS = 1_000
 #: ``create_app(cypher_timeout_s=...)`` says otherwise.
 DEFAULT_CYPHER_TIMEOUT_S = 10.0
 
-#: Words that make ``/cypher`` refuse a query (outside strings, quoted names and comments):
-#: clauses that write, administer, reach files or URLs, or control transactions, in Neo4j or
-#: LadybugDB. A property or variable with such a name must be quoted: ``n.`set```.
-WRITE_KEYWORDS = frozenset(
-    {
-        "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "COPY", "LOAD",
-        "ALTER", "RENAME", "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "CHECKPOINT",
-        "BEGIN", "COMMIT", "ROLLBACK", "TRANSACTION", "TRANSACTIONS", "FOREACH", "GRANT",
-        "DENY", "REVOKE", "START", "STOP", "TERMINATE", "SHOW", "ENABLE", "DISABLE",
-    }
-)  # fmt: skip
-#: The procedures ``/cypher`` may ``CALL`` (lower case): Neo4j's schema listings and index
-#: searches, LadybugDB's table listings. Every other ``CALL name`` is refused.
-READ_ONLY_PROCEDURES = frozenset(
-    {
-        "db.labels",
-        "db.relationshiptypes",
-        "db.propertykeys",
-        "db.schema.visualization",
-        "db.schema.nodetypeproperties",
-        "db.schema.reltypeproperties",
-        "db.index.vector.querynodes",
-        "db.index.fulltext.querynodes",
-        "db.index.fulltext.queryrelationships",
-        "show_tables",
-        "table_info",
-        "show_connection",
-    }
-)
 
 # module level: FastAPI resolves the (postponed) annotations of the endpoints from here
 _BEARER = HTTPBearer(auto_error=False, description="The token the server was started with.")
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _MIN_PUBLIC_TOKEN_CHARS = 16
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*")
-_PROCEDURE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)")
 
 
 # ============================================================================ models
@@ -209,6 +189,12 @@ class _Request(BaseModel):
 
 class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class ErrorResponse(_Response):
+    """The body of a refused or failed request (422s list their errors in ``detail``)."""
+
+    detail: str = Field(description="What went wrong, for people.")
 
 
 class Health(_Response):
@@ -345,8 +331,9 @@ class DefectEvidence(_Response):
 class DefectItem(_Response):
     """A supplier, batch or product and its risk. Which optional fields are set depends on
     the level (suppliers: ``name``, ``products``; batches: ``supplier_id``, ``products``;
-    products: ``title``, ``reviews``, ``defect_reviews``, ``rate``, ``image``, ``batch_id``,
-    ``supplier_id``)."""
+    products: ``title``, ``reviews``, ``defect_reviews``, ``recalls``, ``rate``, ``image``,
+    ``image_id``, ``batch_id``, ``supplier_id``; every level: ``reports`` and
+    ``observations``, the weighted counts the risk is made of)."""
 
     key: str = Field(description="The supplier, batch or product key.")
     risk: float
@@ -360,6 +347,14 @@ class DefectItem(_Response):
     rate: float | None = Field(default=None, description="Share of defect reviews (smoothed).")
     image: float | None = Field(
         default=None, description="How odd its photo is among its category's, 0 to 1."
+    )
+    image_id: str | None = Field(default=None, description="The product's photo, if any.")
+    recalls: int | None = Field(default=None, description="Recalls naming the product.")
+    reports: float | None = Field(
+        default=None, description="Weighted defect reports behind the risk (K)."
+    )
+    observations: float | None = Field(
+        default=None, description="Weighted observations behind the risk (N)."
     )
     evidence: list[DefectEvidence]
     at_risk_products: list[str] = Field(
@@ -466,6 +461,13 @@ class CypherRequest(_Request):
         bad = [name for name in self.params if not _PARAM_NAME.fullmatch(name)]
         if bad:
             raise ValueError(f"parameter names must be identifiers, got {bad[:3]}")
+        # NaN and Infinity are no JSON (Python's json writes them); the store compares NaN
+        # as greater than every number, so `p.price < $max` would pass every row
+        odd = [name for name, value in self.params.items() if not _finite_json(value)]
+        if odd:
+            raise ValueError(
+                f"parameter(s) {odd[:3]} hold NaN or an infinity; values must be finite numbers"
+            )
         return self
 
 
@@ -477,60 +479,15 @@ class CypherResponse(_Response):
     truncated: bool = Field(description=f"More than {MAX_CYPHER_ROWS} rows; the rest left out.")
 
 
-# ============================================================================ read-only Cypher
-class ReadOnlyViolation(ValidationError):
-    """A ``/cypher`` query that could write, or that the check cannot read safely."""
-
-
-def check_read_only(query: str) -> str:
-    """Refuse a Cypher query that could write; return it ready to run.
-
-    String literals, backtick-quoted names and comments are set aside first, so
-    ``RETURN 'CREATE'`` passes and ``/* */ CREATE`` does not. Then the query is refused if a
-    word of :data:`WRITE_KEYWORDS` remains (``$parameters`` do not count), if it holds more
-    than one statement, or if it calls a procedure outside :data:`READ_ONLY_PROCEDURES`
-    (``CALL {...}`` subqueries are checked like the rest).
-
-    Args:
-        query: The Cypher text.
-
-    Returns:
-        The query without a trailing ``;``.
-
-    Raises:
-        ReadOnlyViolation: What was refused, and why.
-    """
-    if not isinstance(query, str) or not query.strip():
-        raise ReadOnlyViolation("the query is empty")
-    try:
-        masked = single_statement(query)
-    except ValidationError as exc:
-        raise ReadOnlyViolation(str(exc)) from None
-    for match in _WORD.finditer(masked):
-        word = match.group(0)
-        if word.startswith("$"):
-            continue
-        upper = word.upper()
-        if upper in WRITE_KEYWORDS:
-            raise ReadOnlyViolation(
-                f"{upper} is not allowed: this endpoint is read-only (quote a property or "
-                f"variable of that name with backticks)"
-            )
-        if upper == "CALL":
-            rest = masked[match.end() :]
-            if rest.lstrip()[:1] in ("{", "("):
-                continue  # a subquery: its clauses are checked like the rest
-            name = _PROCEDURE.match(rest)
-            proc = re.sub(r"\s+", "", name.group(1)).lower() if name else ""
-            if proc.strip("_") == "":
-                proc = "a backtick-quoted name" if proc else "(unreadable)"
-            if proc not in READ_ONLY_PROCEDURES:
-                allowed = ", ".join(sorted(READ_ONLY_PROCEDURES))
-                raise ReadOnlyViolation(
-                    f"CALL {proc} is not allowed; read-only procedures: {allowed}"
-                )
-    # the mask keeps positions: cut the query at its trailing ';', if any
-    return query[: len(masked) - 1] if masked.endswith(";") else query
+def _finite_json(value: Any) -> bool:
+    """Whether a JSON value holds no NaN or infinity, at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite_json(v) for v in value.values())
+    return True
 
 
 # ============================================================================ plumbing
@@ -660,6 +617,31 @@ class _Runtime:
             yield
 
 
+def _known_query(request: Request) -> None:
+    """Refuse a query parameter the endpoint does not take, or one given twice (the last
+    would win): a typo such as ``?max_prize=20`` would otherwise go unnoticed, and the answer
+    be unfiltered.
+
+    Raises:
+        RequestValidationError: One error per such parameter (422).
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):  # pragma: no cover - every guarded route is one
+        return
+    known = sorted(p.alias for p in route.dependant.query_params)
+    takes = f"this endpoint takes {', '.join(known)}" if known else "it takes no query parameters"
+    errors = []
+    for name, times in Counter(k for k, _ in request.query_params.multi_items()).items():
+        if name not in known:
+            msg = f"unknown query parameter {name!r}; {takes}"
+            errors.append({"type": "extra_forbidden", "loc": ("query", name), "msg": msg})
+        elif times > 1:
+            msg = f"query parameter {name!r} given {times} times; give it once"
+            errors.append({"type": "value_error", "loc": ("query", name), "msg": msg})
+    if errors:
+        raise RequestValidationError(errors)
+
+
 def _status(exc: GraphFusionError) -> int:
     """The HTTP status of a library error."""
     if isinstance(exc, StoreError | QueryError):
@@ -733,6 +715,10 @@ def _defect_item(row: Mapping[Any, Any]) -> DefectItem:
         defect_reviews=_int(row.get("defect_reviews")),
         rate=row.get("rate"),
         image=row.get("image"),
+        image_id=row.get("image_id"),
+        recalls=_int(row.get("recalls")),
+        reports=row.get("reports"),
+        observations=row.get("observations"),
         evidence=[DefectEvidence(**e) for e in row.get("evidence") or []],
         at_risk_products=list(row.get("at_risk_products") or []),
     )
@@ -843,11 +829,19 @@ def create_app(
         description=(__doc__ or "").split("\n\n")[0],
     )
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    guarded = [Depends(authorize)]
+    guarded = [Depends(authorize), Depends(_known_query)]
+
+    def answer(description: str) -> dict[str, Any]:
+        return {"model": ErrorResponse, "description": description}
+
     errors: dict[int | str, dict[str, Any]] = {
-        400: {"description": "Refused argument"},
-        401: {"description": "Missing or wrong bearer token"},
-        413: {"description": "Request body too large"},
+        400: answer("Refused argument"),
+        401: answer("Missing or wrong bearer token"),
+        413: answer("Request body too large"),
+        503: answer("The store failed"),
+    }
+    not_ready: dict[int | str, dict[str, Any]] = {
+        409: answer("The store is not ready: no trained model, no vectors yet")
     }
 
     @app.exception_handler(GraphFusionError)
@@ -880,10 +874,10 @@ def create_app(
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get(
-        "/recommend/{user_id}",
+        "/recommend/{user_id:path}",  # :path: a key may hold '/' (sent as %2F)
         response_model=RecommendResponse,
         dependencies=guarded,
-        responses={**errors, 404: {"description": "Unknown user"}},
+        responses={**errors, 404: answer("Unknown user"), **not_ready},
         tags=["recommend"],
     )
     def recommend(
@@ -911,10 +905,10 @@ def create_app(
         return _json(response)
 
     @app.get(
-        "/similar/{product_id}",
+        "/similar/{product_id:path}",
         response_model=SimilarResponse,
         dependencies=guarded,
-        responses={**errors, 404: {"description": "Unknown product"}},
+        responses={**errors, 404: answer("Unknown product"), **not_ready},
         tags=["recommend"],
     )
     def similar(
@@ -936,7 +930,7 @@ def create_app(
         "/ask",
         response_model=AskResponse,
         dependencies=guarded,
-        responses={**errors, 404: {"description": "Unknown product"}},
+        responses={**errors, 404: answer("Unknown product"), **not_ready},
         tags=["qa"],
     )
     def ask(body: AskRequest) -> Response:
@@ -955,7 +949,7 @@ def create_app(
         "/defects",
         response_model=DefectsResponse,
         dependencies=guarded,
-        responses=errors,
+        responses={**errors, **not_ready},
         tags=["defects"],
     )
     def defects(
@@ -974,7 +968,7 @@ def create_app(
         "/events",
         response_model=EventsResponse,
         dependencies=guarded,
-        responses={**errors, 409: {"description": "The served model cannot take products"}},
+        responses={**errors, 409: answer("No trained model, or one that cannot take products")},
         tags=["events"],
     )
     def events(body: EventsRequest) -> Response:
@@ -1002,11 +996,11 @@ def create_app(
         dependencies=guarded,
         responses={
             **errors,
-            400: {
-                "description": "The store refused the query or stopped it at the time limit, "
-                "or a $parameter has no value"
-            },
-            403: {"description": "The endpoint is off, or the query could write"},
+            400: answer(
+                "The store refused the query or stopped it at the time limit, or a $parameter "
+                "has no value"
+            ),
+            403: answer("The endpoint is off, or the query could write"),
         },
         tags=["cypher"],
     )

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.behaviour import FEATURES
-from graphfusion.features.demographics import Demographics, demographic_features, fit_demographics
+from graphfusion.features.demographics import demographic_features, fit_demographics
 from graphfusion.features.embed import write_vectors
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, to_heterodata
 from graphfusion.light import (
@@ -506,15 +506,15 @@ def _training_graph(
     export: GraphExport | None = None,
     strength: torch.Tensor | None = None,
     how: torch.Tensor | None = None,
-    demographics: Demographics | None = None,
+    profile: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[str]]]:
     """The stored graph with only the training interactions, and without the reviews whose
     (user, product) pair is held out (a review would reveal the purchase; it is cut from its
     writer and its product); and the node keys of every type, in row order. ``export``: the
     store's graph exported already (it is changed); ``strength``: per training pair, its
     :func:`pair_strength`, set as the interactions' ``edge_weight``; ``how``: per training
-    pair, its :func:`pair_features`, set as their ``edge_attr``; ``demographics``: the users'
-    demographic columns fitted at training (fitted on ``users`` when None)."""
+    pair, its :func:`pair_features`, set as their ``edge_attr``; ``profile``: the users'
+    demographic matrix (:func:`demographic_features` of ``users`` when None)."""
     export = export or to_heterodata(store)
     data = export.data
     if export.ids.get("User") != users or export.ids.get("Product") != items:
@@ -531,7 +531,8 @@ def _training_graph(
                 data[nt].behaviour_vec = data[nt].behaviour_vec[:, keep]
             else:
                 del data[nt].behaviour_vec
-    profile = demographic_features(store, users, demographics)
+    if profile is None:
+        profile = demographic_features(store, users)
     if profile is not None:
         data["User"].profile_vec = torch.from_numpy(profile)
     log_price = product_log_prices(store, items)
@@ -757,14 +758,13 @@ def _blend_recall(
 
 
 def _fit_light(
-    store: BaseStore,
     model: FusionGNN | LightGCN | MF,
     users: list[str],
     num_items: int,
     train_df: pd.DataFrame,
     held: pd.DataFrame,
     light: np.ndarray,
-    demographics: Demographics,
+    profile: np.ndarray | None,
 ) -> tuple[LightFit, dict[str, float]]:
     """Choose the light-user blend's weights on the ``light`` users (a third search, a third
     confirm, :func:`graphfusion.light.group_of`) and test the served ones on the last third:
@@ -773,7 +773,6 @@ def _fit_light(
     kept_of = _per_user(train_df, n_u)
     held_of = _per_user(held, n_u)
     popularity = np.bincount(train_df["item"].to_numpy(), minlength=num_items)
-    profile = demographic_features(store, users, demographics)
     trained = np.bincount(train_df["user"].to_numpy(), minlength=n_u) > 0
     model.eval()
     with torch.no_grad():
@@ -948,6 +947,7 @@ def train(
     torch.manual_seed(config.seed)
     node_ids: dict[str, list[str]] = {"User": users, "Product": items}
     demographics = fit_demographics(store, users)  # kept with the model: new users fit it
+    profile = demographic_features(store, users, demographics)
     if config.model == "popularity":
         model: torch.nn.Module = Popularity(edges, n_u, n_i)
         result.test = _evaluate(model, everyone, seen_valid, test, block)
@@ -968,7 +968,7 @@ def train(
         how = torch.tensor(train_df[how_columns(config.interactions)].to_numpy(np.float32))
         data, node_ids = _training_graph(
             store, edges, held, config.interactions, users, items, strength=strength, how=how,
-            demographics=demographics,
+            profile=profile,
         )  # fmt: skip
         model = FusionGNN(
             data, config.dim, config.layers,
@@ -1008,7 +1008,8 @@ def train(
             entry["valid_content_recall@20"] = content
             score += content
         result.history.append(entry)
-        bar.set_postfix(loss=f"{total / max(steps, 1):.4f}", recall20=f"{score:.4f}")
+        shown = {k.removeprefix("valid_"): f"{v:.4f}" for k, v in entry.items() if k != "epoch"}
+        bar.set_postfix(shown)  # each recall on its own (the sum, ``score``, can pass 1)
         if score > best:
             best, best_state, waited, result.best_epoch = (
                 score,
@@ -1040,9 +1041,7 @@ def train(
         best_state = copy.deepcopy(model.state_dict())
     if len(light):
         assert isinstance(model, FusionGNN | LightGCN | MF)
-        fit, result.light = _fit_light(
-            store, model, users, n_i, train_df, held_light, light, demographics
-        )
+        fit, result.light = _fit_light(model, users, n_i, train_df, held_light, light, profile)
         result.light_weights, result.light_search = fit.weights, fit.to_dict()
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, everyone, seen_valid, test, block)

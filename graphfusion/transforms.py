@@ -79,9 +79,9 @@ def _unix_ms(v: Any, o: Mapping[str, Any]) -> Any:
 
 # The first number in a text: digits with maybe commas and a decimal part, maybe after a
 # currency sign, and maybe after a minus sign that starts the number: one at the start of the
-# text or after a space, an opening bracket or a currency sign, not after a letter or a digit
-# (the hyphen of "Model X-5" or "2-pack").
-_NUMBER = re.compile(r"((?<![^\s(\[{$€£¥₹])-)?\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
+# text or after a space, an opening bracket, a colon, an equals sign or a currency sign, not
+# after a letter or a digit (the hyphen of "Model X-5" or "2-pack").
+_NUMBER = re.compile(r"((?<![^\s(\[{:=$€£¥₹])-)?\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
 
 
 def _number(v: Any, o: Mapping[str, Any]) -> Any:
@@ -89,9 +89,9 @@ def _number(v: Any, o: Mapping[str, Any]) -> Any:
     none, as in an empty or a placeholder price).
 
     A minus sign makes the number negative only where it starts it: at the start of the text
-    or after a space, an opening bracket or a currency sign (``"-5"``, ``"$ -3.5"``,
-    ``"(-2)"``, ``"$-4"``); a hyphen after a letter or a digit is not one (``"Model X-5"``
-    gives 5.0).
+    or after a space, an opening bracket, a colon, an equals sign or a currency sign (``"-5"``,
+    ``"$ -3.5"``, ``"(-2)"``, ``"Temp:-5"``, ``"x=-3"``, ``"$-4"``); a hyphen after a letter
+    or a digit is not one (``"Model X-5"`` gives 5.0).
 
     Raises:
         ValueError: The number has commas that are not thousands separators (``"1,99"``).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from graphfusion.align import CCA, ContrastiveAligner, RandomProjection, cross_modal_retrieval
 from graphfusion.errors import ValidationError
@@ -211,3 +212,69 @@ def test_transforms_check_width_and_values() -> None:
             broken[1, 0] = -np.inf
             with pytest.raises(ValidationError, match="NaN or infinite"):
                 transform(broken)
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-100, 1e-200, 1e100, 1e160, 1e200])
+def test_cca_does_not_depend_on_the_scale_of_a_modality(scale: float) -> None:
+    x1, x2 = _planted(n=300, seed=8)
+    want = CCA(dim=4).fit(x1, x2)
+    got = CCA(dim=4).fit(x1 * scale, x2)
+    assert want.correlations is not None and got.correlations is not None
+    assert want.correlations.min() > 0.95
+    np.testing.assert_allclose(got.correlations, want.correlations, rtol=1e-6)
+    # the same canonical directions, up to the sign of each
+    signs = np.sign(np.sum(got.transform1(x1[:20] * scale) * want.transform1(x1[:20]), axis=0))
+    np.testing.assert_allclose(got.transform1(x1[:20] * scale), want.transform1(x1[:20]) * signs,
+                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(got.transform2(x2[:20]), want.transform2(x2[:20]) * signs,
+                               atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("make", [lambda: RandomProjection(2), lambda: CCA(2),
+                                  lambda: ContrastiveAligner(2, epochs=1)])  # fmt: skip
+def test_a_modality_that_is_the_same_in_every_pair_is_refused(make: object) -> None:
+    x1, x2 = _planted(n=30, seed=9)
+    for a, b, what in ((np.ones_like(x1), x2, "x1"), (x1, np.zeros_like(x2), "x2")):
+        with pytest.raises(ValidationError, match=f"{what} is the same in every pair"):
+            make().fit(a, b)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [["a", "b"], ["c", "d"], ["e", "f"]],  # text
+        [[1.0, 2.0], [3.0], [4.0, 5.0]],  # ragged
+        np.ones((3, 2)) * (1 + 1j),  # complex: the imaginary part would be dropped
+        np.array([[object(), 1.0]] * 3, dtype=object),
+    ],
+)
+def test_values_that_are_not_real_numbers_are_refused(bad: object) -> None:
+    x1, x2 = _planted(n=30, seed=10)
+    good = np.ones((3, 2))
+    with pytest.raises(ValidationError, match="x1 must hold real numbers"):
+        CCA(2).fit(bad, good)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="x2 must hold real numbers"):
+        RandomProjection(2).fit(good, bad)  # type: ignore[arg-type]
+    fitted = CCA(2).fit(x1[:, :2], x2[:, :2])
+    with pytest.raises(ValidationError, match="x1 must hold real numbers"):
+        fitted.transform1(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="queries must hold real numbers"):
+        cross_modal_retrieval(bad, good)  # type: ignore[arg-type]
+    # numbers in an object array, or booleans, are numbers
+    as_objects = np.array(x1[:, :2], dtype=object)
+    np.testing.assert_array_equal(fitted.transform1(as_objects), fitted.transform1(x1[:, :2]))
+
+
+def test_contrastive_refuses_values_beyond_32_bit_floats() -> None:
+    x1, x2 = _planted(n=30, seed=11)
+    with pytest.raises(ValidationError, match="x1 holds values beyond 32-bit floats"):
+        ContrastiveAligner(2, epochs=1).fit(x1 * 1e39, x2)
+    aligner = ContrastiveAligner(2, epochs=1).fit(x1, x2)
+    with pytest.raises(ValidationError, match="x2 holds values beyond 32-bit floats"):
+        aligner.transform2(x2[:3] * 1e39)  # the head gave infinities: zero or NaN rows
+    big = np.full((2, x1.shape[1]), 3e37)  # each value finite as float32 ...
+    assert aligner.head1 is not None
+    with torch.no_grad():
+        aligner.head1.weight.fill_(1.0)  # ... and their sum in the head is not
+    with pytest.raises(ValidationError, match="x1 holds values beyond 32-bit floats once"):
+        aligner.transform1(big)

@@ -223,3 +223,135 @@ def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:
     assert "no product 'zzz'" in res.output
     res = runner.invoke(main, ["similar", "a", "--modality", "smell", "--store", str(store)])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["recommend", "u0001", "--max-price", "nan"], "--max-price"),
+        (["recommend", "u0001", "--max-price", "inf"], "--max-price"),
+        (["recommend", "u0001", "--diversity", "nan"], "--diversity"),
+        (["train", "--cold-items", "nan"], "--cold-items"),
+        (["train", "--light-users", "NaN"], "--light-users"),
+        (["train", "--type-weights", "PURCHASED=nan"], "--type-weights"),
+        (["train", "--type-weights", "VIEWED=1,PURCHASED=inf"], "--type-weights"),
+        (["train", "--type-weights", "PURCHASED=0"], "--type-weights"),
+        (["serve", "--cypher-timeout", "nan"], "--cypher-timeout"),
+    ],
+)
+def test_non_finite_numbers_are_bad_usage(
+    runner: CliRunner, tmp_path: Path, args: list[str], flag: str
+) -> None:
+    """NaN passes click's ranges (every comparison with it is false): refused as bad usage,
+    naming the flag, before any store is opened."""
+    folder = tmp_path / "never" / "store"
+    res = runner.invoke(main, [*args, "--store", str(folder)])
+    assert res.exit_code == 2, res.output
+    assert flag in res.output and "no graphfusion store" not in res.output
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["load", "synthetic", "--source", "shop=a", "--source", "shop=b"], "--source"),
+        (["load", "synthetic", "--source", "shop=a", "--source", " shop =b"], "--source"),
+        (["cypher", "RETURN $x AS x", "--param", "x=1", "--param", "x=2"], "--param"),
+    ],
+)
+def test_a_name_given_twice_is_bad_usage(
+    runner: CliRunner, tmp_path: Path, args: list[str], flag: str
+) -> None:
+    """The later value would silently win."""
+    res = runner.invoke(main, [*args, "--store", str(tmp_path / "s" / "store")])
+    assert res.exit_code == 2, res.output
+    assert flag in res.output and "more than once" in res.output
+
+
+def test_defects_evidence_refuses_flags_it_would_ignore(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "never" / "store"
+    for extra in (["--plot", str(tmp_path / "plots")], ["--level", "batch"]):
+        res = runner.invoke(main, ["defects", "--evidence", "s04", *extra, "--store", str(folder)])
+        assert res.exit_code == 2, res.output
+        assert extra[0] in res.output and "--evidence" in res.output
+    assert not folder.exists() and not (tmp_path / "plots").exists()
+
+
+def _hold(folder: Path) -> subprocess.Popen[str]:
+    """Another process that opens the store ``folder`` (read-write) and holds it."""
+    code = (
+        "import sys\nfrom graphfusion import Engine\n"
+        f"engine = Engine({str(folder)!r})\nprint('open', flush=True)\nsys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_read_only_reads_a_store_another_process_holds(
+    runner: CliRunner, trained_store: Path, tmp_path: Path
+) -> None:
+    """The lock error says to open the store read-only: the reading commands can."""
+    import shutil
+
+    folder = tmp_path / "held" / "store"
+    shutil.copytree(trained_store, folder)
+    holder = _hold(folder)
+    try:
+        res = runner.invoke(main, ["stats", "--store", str(folder)])
+        assert res.exit_code == 1 and "in use by process" in res.output
+        assert "--read-only" in res.output and len(res.output.strip().splitlines()) == 1
+        res = runner.invoke(main, ["stats", "--read-only", "--json", "--store", str(folder)])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["nodes"]["Product"] == 40
+        for args in (
+            ["recommend", "u0001", "--k", "3"],
+            ["similar", "p0001", "--k", "3"],
+            ["explain", "u0001", "p0002"],
+            ["ask", "Is the mug dishwasher safe?", "--k", "1"],
+            ["defects", "--top", "2"],
+            ["cypher", "MATCH (p:Product) RETURN count(p) AS n"],
+        ):
+            res = runner.invoke(main, [*args, "--read-only", "--json", "--store", str(folder)])
+            assert res.exit_code == 0, (args, res.output)
+            assert json.loads(res.stdout), args
+        res = runner.invoke(
+            main,
+            ["cypher", "MATCH (p:Product {id: 'p0001'}) SET p.title = 'x'", "--read-only",
+             "--store", str(folder)],
+        )  # fmt: skip
+        assert res.exit_code == 1 and "read-only" in res.output
+    finally:
+        holder.communicate("", timeout=60)
+    with_flag = runner.invoke(main, ["recommend", "u0001", "--k", "2", "--read-only", "--json",
+                                     "--store", str(folder)])  # fmt: skip
+    plain = runner.invoke(
+        main, ["recommend", "u0001", "--k", "2", "--json", "--store", str(folder)]
+    )
+    assert with_flag.exit_code == plain.exit_code == 0
+    assert json.loads(with_flag.stdout) == json.loads(plain.stdout)
+    missing = runner.invoke(
+        main, ["stats", "--read-only", "--store", str(tmp_path / "no" / "store")]
+    )
+    assert missing.exit_code == 1 and "no graphfusion store" in missing.output
+
+
+def test_serve_on_a_taken_port_exits_1(
+    runner: CliRunner, trained_store: Path, tmp_path: Path
+) -> None:
+    """uvicorn exits 3 when it cannot start; the command line's failures exit 1."""
+    import shutil
+    import socket
+
+    folder = tmp_path / "served" / "store"
+    shutil.copytree(trained_store, folder)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = runner.invoke(
+            main, ["serve", "--store", str(folder), "--port", str(port), "--log-level", "error"]
+        )
+    assert res.exit_code == 1, res.output

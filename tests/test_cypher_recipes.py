@@ -103,6 +103,11 @@ def test_seen_types_and_bad_arguments() -> None:
     assert SEEN == INTERACTIONS
     with pytest.raises(ValidationError, match="unknown dialect"):
         recommend_query("sparql")
+    # the dimension is pasted into the casts: only a dimension the schema allows
+    for dim in ("66] AS x", 0, -3, 4097, True, 66.0):
+        with pytest.raises(ValidationError, match="dim must be"):
+            recommend_query("ladybug", dim=dim)  # type: ignore[arg-type]
+    assert "FLOAT[8]" in recommend_query("ladybug", dim=8)
     store = Neo4jStore(driver=RecordingDriver())
     with pytest.raises(ValidationError, match="k must be"):
         recommend(store, "u1", k=0)

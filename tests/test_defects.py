@@ -16,7 +16,7 @@ from PIL import Image
 
 from graphfusion import Engine, defects
 from graphfusion.cli import main
-from graphfusion.defects import analyse
+from graphfusion.defects import LEVELS, analyse
 from graphfusion.errors import NotFoundError, ValidationError
 from graphfusion.features.embed import embed
 from graphfusion.ingest import load
@@ -439,3 +439,130 @@ def test_save_figure_returns_the_written_path(tmp_path: Path) -> None:
     assert svg == tmp_path / "plots.svg" and b"<svg" in svg.read_bytes()[:500]
     with pytest.raises(ValidationError, match=r"cannot write a figure as '\.v2'"):
         save_figure(fig, tmp_path / "risk.v2")
+
+
+def test_a_product_from_two_batches_counts_for_both(tmp_path: Path) -> None:
+    # "a0" (six defect reviews) came from a's lot and from a second lot that "b" produced:
+    # both lots and both makers answer for it, and b's path to the review goes through b's lot
+    graph = {
+        "a": {"a0": [(1.0, BROKE)] * 6, "a1": [(5.0, FINE)] * 6},
+        "z": {"z0": [(5.0, FINE)] * 6},
+    }
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        store.write_node_table("Supplier", pa.table({"id": ["b"], "name": ["B"]}))
+        store.write_node_table("Batch", pa.table({"id": ["b-lot"]}))
+        store.write_rel_table("PRODUCED", pa.table({"src": ["b"], "dst": ["b-lot"]}),
+                              start="Supplier", end="Batch")  # fmt: skip
+        store.write_rel_table("FROM_BATCH", pa.table({"src": ["a0"], "dst": ["b-lot"]}),
+                              start="Product", end="Batch")  # fmt: skip
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    sup = analysis.suppliers.set_index("supplier_id")
+    assert sup.at["b", "products"] == 1 and sup.at["b", "reviews"] == 6
+    assert sup.at["b", "risk"] > sup.at["a", "risk"] > sup.at["z", "risk"]
+    assert analysis.extra["supplier_products"]["b"] == {"a0"}
+    batches = analysis.batches.set_index("batch_id")
+    assert batches.at["b-lot", "products"] == 1 and batches.at["a-lot", "products"] == 2
+    a0 = analysis.products.set_index("product_id").loc["a0"]
+    assert batches.at["b-lot", "reports"] == a0["reports"] > 5
+    assert a0["batch_id"] == "a-lot"  # its first batch, in key order
+    ranking = analysis.ranking("batch", 3).set_index("batch_id")
+    assert [e["product_id"] for e in ranking.at["b-lot", "evidence"]] == ["a0"] * 3
+    paths = analysis.evidence_paths("b")
+    assert len(paths) == 5 and all(
+        p["path"][:3] == [("Supplier", "b"), ("Batch", "b-lot"), ("Product", "a0")] for p in paths
+    )
+    assert len(analysis.evidence_paths("b-lot")) == 5
+
+
+def test_evidence_shown_is_the_evidence_counted(tmp_path: Path) -> None:
+    # with some sources left out, the evidence of the others is neither counted nor shown
+    with EmbeddedStore(tmp_path / "store") as store:
+        load(store, "cpsc_recalls", formats.write_cpsc_recalls(tmp_path / "cpsc"))
+        _write_supply_graph(store, {"acme": {"kettle": [(1.0, BROKE)] + [(5.0, FINE)] * 3}})
+        embed(store, only=("text",))
+        everything = analyse(store)
+        no_recalls = analyse(store, sources=("review", "image"))
+        recalls_only = analyse(store, sources=("recall",))
+    acme = everything.ranking("supplier", 20).set_index("supplier_id").loc["acme"]
+    assert {e["kind"] for e in acme["evidence"]} == {"recall", "review"}
+    for analysis, left_out in ((no_recalls, "recall"), (recalls_only, "review")):
+        for level in ("supplier", "batch", "product"):
+            for items in analysis.ranking(level, 100)["evidence"]:
+                assert left_out not in {e["kind"] for e in items}
+        assert left_out not in {p["kind"] for p in analysis.evidence_paths("acme")}
+    # the kettle's one defect review is not counted without reviews: it is a quiet product
+    assert (
+        "kettle"
+        in recalls_only.ranking("supplier", 20)
+        .set_index("supplier_id")
+        .at["acme", "at_risk_products"]
+    )
+    assert "kettle" not in acme["at_risk_products"]
+
+
+def test_a_product_with_an_odd_photo_is_not_quiet(tmp_path: Path) -> None:
+    # twelve products with a fine review each, whose photos are alike but a0's: a0's photo is
+    # evidence against the supplier, so a0 is not among its products at risk without evidence
+    graph = {"a": {f"a{i}": [(5.0, FINE)] for i in range(12)}}
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        dim = store.schema.node("Image").prop("image_vec").type.dim
+        rng = np.random.default_rng(0)
+        base = rng.normal(size=dim)
+        vectors = (base + 0.01 * rng.normal(size=(12, dim))).astype(np.float32)
+        vectors[0] = -base
+        ids = [f"img{i}" for i in range(12)]
+        store.write_node_table("Image", pa.table({
+            "id": ids, "image_vec": pa.array(list(vectors), pa.list_(pa.float32(), dim)),
+        }))  # fmt: skip
+        store.write_rel_table("HAS_IMAGE", pa.table({"src": list(graph["a"]), "dst": ids}),
+                              start="Product", end="Image")  # fmt: skip
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    top = analysis.ranking("supplier", 1).iloc[0]
+    assert [(e["kind"], e["product_id"]) for e in top["evidence"]] == [("image", "a0")]
+    assert "a0" not in top["at_risk_products"]
+    assert sorted(top["at_risk_products"]) == sorted(f"a{i}" for i in range(1, 12))
+    batch = analysis.ranking("batch", 1).iloc[0]
+    assert "a0" not in batch["at_risk_products"] and len(batch["at_risk_products"]) == 11
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # CJK: drawn as boxes
+def test_plots_draw_keys_as_written(tmp_path: Path) -> None:
+    # keys with dollar signs are drawn as text, not parsed as matplotlib math (which fails)
+    graph = {"s$x^$": {"p$\\frac$": [(1.0, BROKE)] * 2, "ünï 供应": [(5.0, FINE)]}}
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    for level in LEVELS:
+        assert analysis.plot(tmp_path / f"{level}.png", level).stat().st_size > 1000
+    for key in ("s$x^$", "s$x^$-lot", "p$\\frac$"):
+        assert analysis.plot_subgraph(key, tmp_path / "sub.png").stat().st_size > 1000
+
+
+def test_results_do_not_depend_on_the_order_of_loading(tmp_path: Path) -> None:
+    # the same graph, its reviews written in key order and in reverse: the same analysis,
+    # and evidence of equal scores shown in key order
+    ids = [f"r{i}" for i in range(6)]
+    frames = []
+    for name, order in (("forward", ids), ("reverse", ids[::-1])):
+        with EmbeddedStore(tmp_path / name / "store") as store:
+            _write_supply_graph(store, {"s": {"p": []}})
+            store.write_node_table("Review", pa.table({
+                "id": order, "title": [""] * 6, "text": [BROKE] * 6,
+                "rating": pa.array([1.0] * 6, pa.float64()),
+            }))  # fmt: skip
+            store.write_rel_table("ABOUT", pa.table({"src": order, "dst": ["p"] * 6}),
+                                  start="Review", end="Product")  # fmt: skip
+            embed(store, only=("text",))
+            frames.append(analyse(store))
+    forward, reverse = frames
+    assert forward.reviews["review_id"].tolist() == ids == reverse.reviews["review_id"].tolist()
+    pd.testing.assert_frame_equal(forward.products, reverse.products)
+    for analysis in frames:
+        shown = analysis.ranking("supplier", 1)["evidence"].iloc[0]
+        assert [e["key"] for e in shown] == ["r0", "r1", "r2"]
+        assert [p["path"][-1][1] for p in analysis.evidence_paths("p")] == ids[:5]

@@ -311,3 +311,67 @@ def test_a_photo_replaced_in_place_is_encoded_again_and_a_copy_is_not(
         report = engine.embed("image", image_encoder=image_encoder)
         assert report.encoded["Image.image_vec"] == 0
         assert report.unchanged["Image.image_vec"] == 1
+
+
+def test_a_vector_of_content_that_is_gone_is_removed_and_comes_back_from_the_cache(
+    tmp_path: Path, text_encoder: TextEncoder, image_encoder: ImageEncoder
+) -> None:
+    """A vector embed made from content the node no longer has (its text removed, its photo
+    replaced by a broken file) is removed, not left to stand for the old content; a vector
+    supplied from outside (add_vectors) on a node without text is not embed's to remove."""
+    photo = tmp_path / "photo.bmp"
+    _noise_bmp(photo, 0)
+    good = photo.read_bytes()
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes(
+            "Product",
+            pd.DataFrame({"id": ["a", "b", "c"], "title": ["Red mug", "Blue lamp", None]}),
+        )
+        engine.store.upsert_nodes("Image", pd.DataFrame({"id": ["i0"], "path": [str(photo)]}))
+        supplied = np.ones((1, 384)) / np.sqrt(384)
+        assert engine.add_vectors("Product", "text_vec", ["c"], supplied) == (1, [])
+        engine.embed(["text", "image"], text_encoder=text_encoder, image_encoder=image_encoder)
+        engine.store.query("MATCH (p:Product {id: 'b'}) SET p.title = NULL")
+        photo.write_bytes(good[:100])  # truncated in place
+        report = engine.embed(
+            ["text", "image"], text_encoder=text_encoder, image_encoder=image_encoder
+        )
+        reasons = {e.key: e.reason for e in report.errors}
+        assert set(reasons) == {"b", "c", "i0"}
+        assert "removed" in reasons["b"] and "removed" in reasons["i0"]
+        assert "removed" not in reasons["c"]
+        rows = engine.cypher(
+            "MATCH (p:Product) RETURN p.id AS id, p.text_vec IS NOT NULL AS has ORDER BY id"
+        )
+        assert rows["has"].tolist() == [True, False, True]
+        assert _vector_count(engine, "Image", "image_vec") == 0
+        # the content back: its vector from the cache, nothing encoded
+        engine.store.query("MATCH (p:Product {id: 'b'}) SET p.title = 'Blue lamp'")
+        photo.write_bytes(good)
+        back = engine.embed(
+            ["text", "image"], text_encoder=text_encoder, image_encoder=image_encoder
+        )
+        assert (back.encoded["Product.text_vec"], back.cached["Product.text_vec"]) == (0, 1)
+        assert (back.encoded["Image.image_vec"], back.cached["Image.image_vec"]) == (0, 1)
+        got = engine.cypher("MATCH (p:Product {id: 'b'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(got, text_encoder.encode(["Blue lamp"])[0], atol=1e-5)
+        assert _vector_count(engine, "Image", "image_vec") == 1
+
+
+def test_a_vector_supplied_over_an_embedded_one_is_not_removed_with_its_content(
+    tmp_path: Path, text_encoder: TextEncoder
+) -> None:
+    """add_vectors over a vector embed made: the supplied one is the node's own, so embed
+    does not remove it when the node's text goes (it took it for its own before)."""
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes("Product", pd.DataFrame({"id": ["a"], "title": ["Red mug"]}))
+        engine.embed("text", text_encoder=text_encoder)
+        supplied = np.ones((1, 384)) / np.sqrt(384)
+        assert engine.add_vectors("Product", "text_vec", ["a"], supplied) == (1, [])
+        engine.store.query("MATCH (p:Product {id: 'a'}) SET p.title = NULL")
+        report = engine.embed("text", text_encoder=text_encoder)
+        assert [(e.key, e.reason) for e in report.errors] == [
+            ("a", "no text in title, description")
+        ]
+        got = engine.cypher("MATCH (p:Product {id: 'a'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(got, supplied[0], atol=1e-6)

@@ -221,6 +221,65 @@ def test_archive_that_is_not_a_tar(encoder: ImageEncoder, pics: dict[str, Path])
     assert "not a readable tar archive" in result.errors[0]
 
 
+def _link(name: str, kind: bytes, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def test_archive_members_that_are_links_give_their_target(
+    encoder: ImageEncoder, pics: dict[str, Path], tmp_path: Path
+) -> None:
+    """tar stores a second name of a hard-linked file (a photo shared by two products) as a
+    link to the first, and keeps symbolic links as links: each is read as its target, before
+    or after it in the archive; a link to nothing, out of the archive, or in a loop is not."""
+    archive = tmp_path / "links.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.addfile(_link("images/early.jpg", tarfile.SYMTYPE, "circle.jpg"))  # forward
+        tar.add(pics["circle1"], arcname="images/circle.jpg")
+        tar.add(pics["stripes"], arcname="./images/stripes.jpg")
+        tar.addfile(_link("images/same.jpg", tarfile.LNKTYPE, "./images/stripes.jpg"))
+        tar.addfile(_link("variant/red.jpg", tarfile.SYMTYPE, "../images/circle.jpg"))
+        tar.addfile(_link("variant/chain.jpg", tarfile.SYMTYPE, "red.jpg"))
+        tar.addfile(_link("variant/gone.jpg", tarfile.SYMTYPE, "nothing.jpg"))
+        tar.addfile(_link("variant/out.jpg", tarfile.SYMTYPE, "../../etc/passwd"))
+        tar.addfile(_link("variant/abs.jpg", tarfile.SYMTYPE, "/etc/passwd"))
+        tar.addfile(_link("loop/a.jpg", tarfile.SYMTYPE, "b.jpg"))
+        tar.addfile(_link("loop/b.jpg", tarfile.SYMTYPE, "a.jpg"))
+    names = ["images/same.jpg", "variant/red.jpg", "images/early.jpg", "variant/chain.jpg",
+             "images/circle.jpg", "variant/gone.jpg", "variant/out.jpg", "variant/abs.jpg",
+             "loop/a.jpg"]  # fmt: skip
+    result = encoder.encode_many([f"{archive}{ARCHIVE_SEP}{name}" for name in names])
+    assert result.ok == [0, 1, 2, 3, 4]
+    circle, stripes = encoder.encode([pics["circle1"], pics["stripes"]])
+    np.testing.assert_allclose(result.vectors[0], stripes, atol=1e-6)
+    for row in (1, 2, 3, 4):
+        np.testing.assert_allclose(result.vectors[row], circle, atol=1e-6)
+    assert result.errors[5] == "archive member not found (variant/gone.jpg links to nothing.jpg)"
+    assert result.errors[6] == result.errors[7] == "archive member links outside the archive"
+    assert result.errors[8] == "archive member is a loop of links"
+
+
+def test_a_file_too_big_to_be_an_image_is_not_read(
+    encoder: ImageEncoder, pics: dict[str, Path], tmp_path: Path
+) -> None:
+    """A path to a product video or a disk image (gigabytes) is refused by its size, before
+    it is read into memory; so is such an archive member."""
+    limit = max(image_mod.MAX_FILE_BYTES, 8 * encoder.max_pixels)
+    video = tmp_path / "video.mp4"
+    with open(video, "wb") as fh:
+        fh.truncate(limit + 1)  # sparse: nothing written
+    archive = tmp_path / "big.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("big.jpg")
+        info.size = limit + 1
+        tar.addfile(info)  # only the header: the archive ends before the data
+    result = encoder.encode_many([video, pics["circle1"], f"{archive}{ARCHIVE_SEP}big.jpg"])
+    assert result.ok == [1]
+    assert result.errors[0] == f"file too large to be an image ({limit + 1} bytes)"
+    assert result.errors[2] == f"file too large to be an image ({limit + 1} bytes)"
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -451,7 +510,7 @@ def test_a_file_swapped_for_a_fifo_after_the_check_is_not_read(
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
     with pytest.raises(image._BadImage, match="not a regular file"):
-        _within(30, lambda: image._read_file(fifo), unblock)
+        _within(30, lambda: image._read_file(fifo, image.MAX_FILE_BYTES), unblock)
 
 
 def test_jpeg_over_pillows_bomb_limit_is_decoded_reduced(

@@ -104,3 +104,45 @@ def test_threads_share_one_encoder(encoder: TextEncoder) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = np.stack(list(pool.map(lambda t: encoder.encode([t])[0], texts)))
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_a_folder_that_is_not_a_model_is_refused_before_its_files_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong folder (the project's, a home folder) is refused at once: the cache name hashes
+    every file of a model folder, which for such a folder could mean gigabytes."""
+    import graphfusion.features.text as text
+
+    folder = tmp_path / "not-a-model"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "big.bin").write_bytes(b"x" * 1000)
+    read: list[str] = []
+    monkeypatch.setattr(text, "file_digest", lambda path: read.append(str(path)) or "0")
+    with pytest.raises(ValidationError, match="not a sentence-transformers model"):
+        TextEncoder(folder)
+    assert read == []
+    with pytest.raises(ValidationError, match="model must be"):
+        TextEncoder(5)  # type: ignore[arg-type]
+
+
+def test_an_unreadable_model_file_is_a_clear_error(
+    encoder: TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graphfusion.features.text as text
+
+    copy = tmp_path / "m"
+    shutil.copytree(encoder.path, copy)
+
+    def fails(path: object) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(text, "file_digest", fails)
+    with pytest.raises(ValidationError, match="cannot read the text model folder"):
+        TextEncoder(copy)
+
+
+def test_batch_size_takes_numpy_integers(encoder: TextEncoder) -> None:
+    assert TextEncoder(encoder.path, batch_size=np.int64(8)).batch_size == 8  # type: ignore[arg-type]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValidationError, match="batch_size"):
+            TextEncoder(encoder.path, batch_size=bad)  # type: ignore[arg-type]

@@ -97,3 +97,61 @@ def test_vector_columns_to_matrices_with_missing_and_null_typed_values() -> None
     for nulls in (pa.array([], pa.null()), pa.array([None, None], pa.null())):
         matrix, mask = _vectors(pa.chunked_array([nulls]), 3)
         assert matrix.shape == (len(nulls), 3) and not mask.any() and not matrix.any()
+
+
+def test_round_trip_of_a_graph_with_odd_corners(tmp_path: Path) -> None:
+    """Keys other than ``id``, an isolated node, a self-loop, a label without rows and a type
+    without edges: the export's edges are the stored ones, as keys (the export read the ends
+    as ``a.id``, which a label keyed by ``sku`` lacks)."""
+    from graphfusion.schema import parse_schema
+
+    schema = parse_schema({
+        "nodes": {
+            "Item": {"key": "sku",
+                     "properties": {"sku": "string", "v": {"type": "vector", "dim": 2}}},
+            "Shopper": {"key": "id", "properties": {"id": "string"}},
+            "Shelf": {"key": "code", "properties": {"code": "string"}},
+        },
+        "relationships": {
+            "LIKES": {"between": [["Shopper", "Item"]], "properties": {"weight": "float"}},
+            "LINKS": {"between": [["Item", "Item"]]},
+            "PLACED": {"between": [["Item", "Shelf"]]},
+        },
+    })  # fmt: skip
+    with EmbeddedStore(tmp_path / "s", schema=schema) as store:
+        store.upsert_nodes(
+            "Item", pd.DataFrame({"sku": ["i2", "i1", "i3"], "v": [[1, 0], None, None]})
+        )
+        store.upsert_nodes("Shopper", pd.DataFrame({"id": ["s1", "s2"]}))  # s2: isolated
+        store.upsert_relationships(
+            "LIKES",
+            pd.DataFrame({"src": ["s1", "s1"], "dst": ["i1", "i3"], "weight": [2.0, None]}),
+            start="Shopper", end="Item",
+        )  # fmt: skip
+        store.upsert_relationships(
+            "LINKS", pd.DataFrame({"src": ["i1", "i2"], "dst": ["i1", "i3"]}), start="Item",
+            end="Item",
+        )  # fmt: skip
+        export = to_heterodata(store)
+        data = export.data
+        assert export.ids == {"Item": ["i1", "i2", "i3"], "Shopper": ["s1", "s2"]}
+        assert data["Shopper"].num_nodes == 2 and "Shelf" not in data.node_types
+
+        def edges(et: tuple[str, str, str]) -> set[tuple[str, str]]:
+            return {(export.key(et[0], s), export.key(et[2], d))
+                    for s, d in data[et].edge_index.t().tolist()}  # fmt: skip
+
+        assert edges(("Shopper", "LIKES", "Item")) == {("s1", "i1"), ("s1", "i3")}
+        assert edges(("Item", "LINKS", "Item")) == {("i1", "i1"), ("i2", "i3")}
+        assert edges(("Item", "rev_LINKS", "Item")) == {("i1", "i1"), ("i3", "i2")}
+        likes = data["Shopper", "LIKES", "Item"]
+        weights = dict(zip(likes.edge_index[1].tolist(), likes.edge_weight.tolist(), strict=True))
+        assert weights == {0: 2.0, 2: 1.0}  # i1: 2.0, i3: no weight, 1.0
+        assert not [et for et in data.edge_types if et[1] == "PLACED"]
+        assert data["Item"].v_mask.tolist() == [False, True, False]
+        # asked for by name, a label without rows is there, with no nodes
+        chosen = to_heterodata(store, labels=["Item", "Shelf"]).data
+        assert chosen["Shelf"].num_nodes == 0 and chosen.edge_types == [
+            ("Item", "LINKS", "Item"),
+            ("Item", "rev_LINKS", "Item"),
+        ]

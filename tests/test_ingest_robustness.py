@@ -415,3 +415,31 @@ def test_a_csv_line_over_the_limit_is_skipped_by_both_readers(
     assert read_table("csv", path)[0].lines.tolist() == [2, 4, 8]
     path.write_text(f"{long}\nu1,Ann,30\n")  # the header
     assert _both_readers(path) == [(1, too_long)]
+
+
+def test_photos_that_are_links_in_an_archive_are_listed(tmp_path: Path) -> None:
+    """A tar archive stores a second name of a file as a link member: it is a photo too (the
+    image encoder reads its target), not dropped without a word."""
+    import tarfile
+
+    archive = tmp_path / "images.tar"
+    with tarfile.open(archive, "w") as tar:
+        data = b"\x89PNG\r\n\x1a\n"  # the encoder reads it; the reader only lists it
+        info = tarfile.TarInfo("images/p1.png")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for name, kind in (("images/p2.png", tarfile.LNKTYPE), ("images/p3.png", tarfile.SYMTYPE)):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = (
+                kind,
+                "images/p1.png" if kind == tarfile.LNKTYPE else "p1.png",
+            )
+            tar.addfile(link)
+        notes = tarfile.TarInfo("images/notes.txt")
+        tar.addfile(notes)
+    records = list(readers.read_source("images", archive))
+    assert [(r.line, r.data["id"], r.data["file"]) for r in records] == [  # type: ignore[union-attr]
+        (1, "p1", "images/p1.png"),
+        (2, "p2", "images/p2.png"),
+        (3, "p3", "images/p3.png"),
+    ]

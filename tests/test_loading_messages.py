@@ -164,6 +164,8 @@ def test_unnamed_columns_may_repeat(tmp_path: Path) -> None:
         ("€-4", -4.0),
         ("-$5.00", -5.0),
         ("$ -3.5", -3.5),
+        ("Temp:-5", -5.0),  # after a colon or an equals sign
+        ("offset=-0.5", -0.5),
         ("- 6", -6.0),  # as before: space between the sign and the digits
         # kept: currency, thousands, first number
         ("$1,299.00", 1299.0),

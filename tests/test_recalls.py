@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from formats import CPSC_COLUMNS
@@ -168,3 +170,68 @@ def test_recalls_command(tmp_path: Path) -> None:
     empty = runner.invoke(main, ["recalls", "--store", str(tmp_path / "empty")])
     assert empty.exit_code == 1 and "no recalls" in empty.output
     assert runner.invoke(main, ["recalls", "--min-recalls", "0"]).exit_code == 2
+
+
+def test_words_that_merely_contain_a_hazard_word_name_no_hazard() -> None:
+    # a gas burner is no burn hazard, a meat smoker no fire hazard
+    frame = hazard_types(
+        [
+            "Burners on the ranges can fail to turn off, posing a fire hazard.",
+            "The heating element on the smoker is defective, posing an electric shock hazard.",
+            "Smoke and burning plastic: posing fire and burn hazards.",
+        ]
+    )
+    assert frame["hazards"].tolist() == [["fire"], ["electric shock"], ["fire", "burn"]]
+
+
+def test_recalls_that_name_no_firm(tmp_path: Path) -> None:
+    # recalls loaded without manufacturers, importers, distributors or retailers: hazard
+    # types and clusters, and no firm named by several recalls
+    with Engine(tmp_path / "store") as engine:
+        engine.store.write_node_table("Recall", pa.table({
+            "id": ["r1", "r2"], "title": ["Kettle", "Toaster"],
+            "hazard": ["Posing a burn hazard.", "Posing fire and burn hazards."],
+        }))  # fmt: skip
+        report = engine.recalls()
+    assert report.links.empty and report.companies.empty
+    assert report.recalls["firms"].tolist() == [[], []]
+    clusters = report.clusters.set_index("hazard_type")
+    assert clusters.loc["burn", "recalls"] == 2 and clusters.loc["burn", "firms"] == 0
+    with pytest.raises(ValidationError, match="nothing to plot"):
+        report.plot(tmp_path / "heat.png")
+
+
+def test_arguments_are_checked(engine: Engine, tmp_path: Path) -> None:
+    for seed in (-1, "x", 1.5, True):
+        with pytest.raises(ValidationError, match="seed must be"):
+            recall_report(engine.store, seed=seed)  # type: ignore[arg-type]
+    assert recall_report(engine.store, seed=np.int64(3)).clusters["lift"].notna().any()
+    report = engine.recalls()
+    assert report.firm_hazards(np.int64(2)).index.tolist() == ["shopmart", "acme"]
+    assert report.plot_graph(tmp_path / "g.png", top=np.int64(2)).exists()
+    for top in (0, 2.0, "2"):
+        with pytest.raises(ValidationError, match="top must be"):
+            report.firm_hazards(top)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="top must be"):
+            report.plot_graph(tmp_path / "g.png", top=top)  # type: ignore[arg-type]
+    # one text is not a list of texts (it is not read letter by letter)
+    with pytest.raises(ValidationError, match="texts must be a list"):
+        hazard_types("posing a fire hazard")  # type: ignore[arg-type]
+    texts = pd.Series(["posing a fire hazard", "posing a burn hazard"])
+    assert hazard_types(texts)["hazard_type"].tolist() == ["fire", "burn"]  # type: ignore[arg-type]
+
+
+def test_plots_draw_firm_names_as_written(tmp_path: Path) -> None:
+    # a firm name with dollar signs is drawn as text, not parsed as matplotlib math
+    with Engine(tmp_path / "store") as engine:
+        engine.store.write_node_table("Recall", pa.table({
+            "id": ["r1", "r2"], "title": ["Kettle", "Toaster"],
+            "hazard": ["Posing a burn hazard.", "Posing a fire hazard."],
+        }))  # fmt: skip
+        engine.store.write_node_table("Supplier", pa.table({"id": ["d"], "name": ["$x^$ Store"]}))
+        engine.store.write_rel_table("NAMES", pa.table({"src": ["r1", "r2"], "dst": ["d", "d"]}),
+                                     start="Recall", end="Supplier")  # fmt: skip
+        report = engine.recalls()
+    assert report.companies["name"].tolist() == ["$x^$ Store"]
+    assert report.plot(tmp_path / "heat.png").stat().st_size > 1000
+    assert report.plot_graph(tmp_path / "graph.png").stat().st_size > 1000

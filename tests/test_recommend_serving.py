@@ -154,6 +154,32 @@ def test_live_interactions_of_untrained_types_are_not_served(
     assert target not in set(engine.recommend(user, k=MAX_K, explain=False)["product_id"])
 
 
+def test_a_live_interaction_with_a_negative_weight_is_rejected(
+    trained_store: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    """An interaction's weight (views, a rating) is at least 0: a negative one is reported
+    with its line and field and not stored; the rest of the frame is."""
+    engine = private_copy(trained_store)
+    rec = engine.recommender()
+    user = "u0001"
+    linked = engine.cypher("MATCH (:User {id: $u})-[]->(p:Product) RETURN p.id AS id", {"u": user})
+    bad, good = [p for p in rec.state.items if p not in set(linked["id"])][:2]
+    frame = pd.DataFrame(
+        {"user_id": user, "product_id": [bad, good], "type": "VIEWED", "weight": [-3.0, 0.0]}
+    )
+    report = engine.add_interactions(frame)
+    assert [(r.line, r.field, r.reason) for r in report.rejected] == [
+        (1, "weight", "weight -3.0 is below its minimum 0")
+    ]
+    assert report.relationships["VIEWED"] == 1
+    stored = engine.cypher(
+        "MATCH (:User {id: $u})-[:VIEWED]->(p:Product) WHERE p.id IN $ps RETURN p.id AS id",
+        {"u": user, "ps": [bad, good]},
+    )
+    assert stored["id"].tolist() == [good]
+    assert rec.state.seen[rec.state.user_index[user], rec.state.item_index[bad]] == 0
+
+
 def test_a_checkpoint_of_another_store_is_refused(
     trained_store: Path, private_copy: Callable[[Path], Engine], tiny_shop: Path, tmp_path: Path
 ) -> None:
@@ -270,3 +296,19 @@ def test_a_lazy_part_dropped_while_waiting_is_built_alone() -> None:
     with rt.use("qa", build):  # built: shared
         assert rt.lock._readers == 1 and not rt.lock._writer
     assert held == ["writer"]
+
+
+def test_a_write_through_engine_cypher_is_served(
+    trained_store: Path, private_copy: Callable[[Path], Engine]
+) -> None:
+    """A product's price changed by a Cypher write is what the filters and the list read
+    next; a read-only query keeps the built recommender."""
+    engine = private_copy(trained_store)
+    first = engine.recommend("u0001", k=3, explain=False)["product_id"].iloc[0]
+    rec = engine.recommender()
+    engine.cypher("MATCH (p:Product {id: $id}) RETURN p.price AS price", {"id": first})
+    assert engine.recommender() is rec
+    engine.cypher("MATCH (p:Product {id: $id}) SET p.price = 999.0", {"id": first})
+    assert first not in set(engine.recommend("u0001", k=MAX_K, max_price=500)["product_id"])
+    listed = engine.recommend("u0001", k=MAX_K, explain=False)
+    assert listed.set_index("product_id").loc[first, "price"] == 999.0

@@ -120,8 +120,9 @@ def test_builtin_schema_declares_value_ranges() -> None:
     assert bounds(schema.node("Review").prop("rating")) == (1, 5)
     assert bounds(schema.node("Review").prop("helpful")) == (0, None)
     assert bounds(schema.rel("RATED").prop("rating")) == (1, 5)
+    for rtype in ("VIEWED", "PURCHASED", "FAVORITED", "RATED"):  # views, a rating: not below 0
+        assert bounds(schema.rel(rtype).prop("weight")) == (0, None)
     # where no data set says what is sensible, there is no range
-    assert bounds(schema.rel("VIEWED").prop("weight")) == (None, None)
     assert bounds(schema.node("Batch").prop("units")) == (None, None)
 
 
@@ -239,3 +240,37 @@ def test_neo4j_ddl() -> None:
 def test_parse_schema_rejects_non_mapping() -> None:
     with pytest.raises(SchemaError, match="must be a mapping"):
         parse_schema(["not", "a", "mapping"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "place"),
+    [
+        # "Order" is a word of Cypher: LadybugDB's parser refused the store's DDL
+        ({"nodes": {"Order": {"key": "id", "properties": {"id": "string"}}}}, "nodes.Order"),
+        (_with_properties({"end": "datetime"}), "nodes.Thing.end"),
+        ({"nodes": {"Thing": {"key": "union", "properties": {"union": "string"}}}},
+         "nodes.Thing.union"),
+        ({**_with_properties({}), "relationships": {"IN": {"between": [["Thing", "Thing"]]}}},
+         "relationships.IN"),
+    ],
+)  # fmt: skip
+def test_cypher_words_are_refused_as_names(raw: dict[str, Any], place: str) -> None:
+    with pytest.raises(SchemaError, match="a word of Cypher") as info:
+        parse_schema(raw, source="s.yaml")
+    assert place in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        # LadybugDB's names ignore case: BRAND would have been Brand's table, written as one
+        ({"nodes": {"Brand": {"key": "id", "properties": {"id": "string"}},
+                    "BRAND": {"key": "id", "properties": {"id": "string"}}}}, "Brand, BRAND"),
+        ({**_with_properties({}), "relationships": {"thing": {"between": [["Thing", "Thing"]]}}},
+         "Thing, thing"),
+        (_with_properties({"Title": "string", "title": "string"}), "Title, title"),
+    ],
+)  # fmt: skip
+def test_names_that_differ_only_in_case_are_refused(raw: dict[str, Any], match: str) -> None:
+    with pytest.raises(SchemaError, match=f"differ only in case: {match}"):
+        parse_schema(raw, source="s.yaml")

@@ -217,6 +217,31 @@ def test_recommend_bad_query_is_422(client: TestClient, query: str) -> None:
     assert _detail(response)[0]["loc"][0] == "query"
 
 
+def test_unknown_or_repeated_query_parameters_are_422(client: TestClient, shared: Engine) -> None:
+    """A typo in a query parameter is refused, not ignored (an unfiltered answer)."""
+    cheap = client.get(f"/recommend/{USER}?k=40&max_price=20", headers=AUTH)
+    assert cheap.status_code == 200 and len(cheap.json()["items"]) < 40
+    for path, name in (
+        (f"/recommend/{USER}?k=40&max_prize=20", "max_prize"),
+        ("/similar/p0001?modalty=image", "modalty"),
+        ("/defects?levle=product", "levle"),
+    ):
+        response = client.get(path, headers=AUTH)
+        assert response.status_code == 422, (path, response.text)
+        [error] = _detail(response)
+        assert error["loc"] == ["query", name] and "unknown query parameter" in error["msg"]
+    twice = client.get(f"/recommend/{USER}?k=3&k=40", headers=AUTH)
+    assert twice.status_code == 422 and _detail(twice)[0]["loc"] == ["query", "k"]
+    on_post = client.post("/ask?k=3", json={"question": "mug?"}, headers=AUTH)
+    assert on_post.status_code == 422 and "takes no query parameters" in str(_detail(on_post))
+    # the token is checked first; /healthz takes anything (monitors add cache busters)
+    assert client.get(f"/recommend/{USER}?max_prize=1").status_code == 401
+    assert client.get("/healthz?_=123").status_code == 200
+    assert [i["product_id"] for i in cheap.json()["items"]] == list(
+        shared.recommend(USER, 40, max_price=20)["product_id"]
+    )
+
+
 # ----------------------------------------------------------------------------- similar
 def test_similar(client: TestClient, shared: Engine) -> None:
     response = client.get("/similar/p0001?modality=image&k=3", headers=AUTH)
@@ -300,6 +325,18 @@ def test_defects(client: TestClient, shared: Engine, level: str) -> None:
         assert body["items"][0]["name"]
     if level == "product":
         assert body["items"][0]["title"] and body["items"][0]["at_risk_products"] == []
+
+
+def test_defects_keep_the_counts_behind_the_risk(client: TestClient, shared: Engine) -> None:
+    """Every number the ranking holds reaches the client (recalls, reports, observations)."""
+    for level in ("supplier", "batch", "product"):
+        body = client.get(f"/defects?level={level}&top=2", headers=AUTH).json()
+        direct = shared.defects(level, 2)
+        for item, row in zip(body["items"], direct.to_dict(orient="records"), strict=True):
+            assert item["reports"] == pytest.approx(row["reports"])
+            assert item["observations"] == pytest.approx(row["observations"])
+            if level == "product":
+                assert item["recalls"] == row["recalls"] and item["image_id"] == row["image_id"]
 
 
 def test_defects_bad_query(client: TestClient) -> None:
@@ -416,6 +453,20 @@ def test_cypher_bad_requests(client: TestClient) -> None:
         "/cypher", json={"query": "RETURN $v AS v", "params": {"v": {"a": [1, "x"]}}}, headers=AUTH
     )
     assert odd.status_code == 400, odd.text
+
+
+def test_cypher_parameters_must_be_finite(client: TestClient) -> None:
+    """NaN and Infinity are no JSON numbers (Python's json writes them): refused, not read as
+    a value every comparison fails on."""
+    headers = {**AUTH, "content-type": "application/json"}
+    query = b'{"query": "MATCH (p:Product) WHERE p.price < $max RETURN p.id AS id", '
+    for value in (b"NaN", b"Infinity", b"-Infinity", b"1e999", b"[1.0, NaN]", b'{"a": NaN}'):
+        response = client.post("/cypher", content=query + b'"params": {"max": ' + value + b"}}",
+                               headers=headers)  # fmt: skip
+        assert response.status_code == 422, (value, response.text)
+        assert "finite" in str(_detail(response)) and "max" in str(_detail(response))
+    fine = client.post("/cypher", content=query + b'"params": {"max": 1e3}}', headers=headers)
+    assert fine.status_code == 200 and fine.json()["rows"]
 
 
 def test_cypher_limits_rows_and_time_and_needs_every_parameter(
@@ -600,6 +651,24 @@ def test_events_update_what_recommend_serves(writable: Engine, tiny_shop: Path) 
     assert writable.cypher("MATCH (p:Product {id: 'svc-x'}) RETURN p.id AS id").empty
 
 
+def test_ids_with_a_slash_are_reachable(writable: Engine) -> None:
+    """A key may hold '/' (a SKU such as AB/123): sent encoded, it names the product or user,
+    not another route."""
+    client = TestClient(create_app(writable))
+    body = {"products": [{"id": "AB/123", "title": "Slash lamp", "price": 20.0}]}
+    assert client.post("/events", json=body).status_code == 200
+    similar = client.get("/similar/AB%2F123?modality=fused&k=2")
+    assert similar.status_code == 200, similar.text
+    assert similar.json()["product_id"] == "AB/123"
+    assert [i["id"] for i in similar.json()["items"]] == list(
+        writable.similar("AB/123", "fused", 2)["id"]
+    )
+    user = client.get("/recommend/a%2Fb")
+    assert user.status_code == 404 and _detail(user) == "no user 'a/b' in the store"
+    spec = client.get("/openapi.json").json()
+    assert {"/recommend/{user_id}", "/similar/{product_id}"} <= set(spec["paths"])
+
+
 def test_no_trained_model_is_409_and_reads_still_work(tiny_shop: Path, tmp_path: Path) -> None:
     with Engine(tmp_path / "plain") as engine:
         load(engine.store, "synthetic", {"shop": tiny_shop})
@@ -613,6 +682,37 @@ def test_no_trained_model_is_409_and_reads_still_work(tiny_shop: Path, tmp_path:
         no_vectors = client.get("/similar/p0001")
         assert no_vectors.status_code == 409 and "no text vector yet" in _detail(no_vectors)
         assert client.get("/defects?top=2").status_code == 200
+
+
+def test_openapi_lists_the_statuses_each_endpoint_answers(tiny_shop: Path, tmp_path: Path) -> None:
+    """What the schema promises: each status the endpoints answer, with the body they send."""
+    with Engine(tmp_path / "plain") as engine:
+        load(engine.store, "synthetic", {"shop": tiny_shop})
+        client = TestClient(create_app(engine, allow_cypher=True))
+        spec = client.get("/openapi.json").json()
+        answered = {
+            ("/recommend/{user_id}", "get"): client.get(f"/recommend/{USER}"),
+            ("/similar/{product_id}", "get"): client.get("/similar/p0001"),
+            ("/ask", "post"): client.post("/ask", json={"question": "mug?"}),
+            ("/events", "post"): client.post(
+                "/events", json={"interactions": [{"user_id": USER, "product_id": "p0001"}]}
+            ),
+        }
+    for (path, method), response in answered.items():
+        assert response.status_code == 409, (path, response.text)
+        assert "409" in spec["paths"][path][method]["responses"], path
+    error = spec["components"]["schemas"]["ErrorResponse"]
+    assert error["required"] == ["detail"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if path == "/healthz":
+                continue
+            for status in ("400", "401", "413", "503"):
+                assert status in op["responses"], (path, method, status)
+            for status, answer in op["responses"].items():
+                if status not in ("200", "422"):
+                    ref = answer["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), (path, status)
 
 
 def test_read_write_lock() -> None:

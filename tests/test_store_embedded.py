@@ -142,6 +142,81 @@ def test_a_store_made_with_an_older_schema_takes_writes(tmp_path: Path) -> None:
     assert viewed == [{"ts": dt.datetime(2024, 1, 2), "w": 3.0}]
 
 
+def test_a_store_made_with_a_schema_that_lacked_tables_is_completed(tmp_path: Path) -> None:
+    """Opened for writing, the store gains the labels, types and (start, end) pairs the schema
+    added since (ABOUT from Recall was refused by the store: "Rel table ABOUT does not contain
+    Recall-Product from-to pair"); read-only, it says what it lacks instead of failing later."""
+    raw = yaml.safe_load(default_schema_path().read_text())
+    del raw["nodes"]["Recall"], raw["relationships"]["NAMES"]
+    raw["relationships"]["ABOUT"]["between"] = [["Review", "Product"], ["Question", "Product"]]
+    del raw["nodes"]["User"]["properties"]["rec_vec"]
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump(raw))
+    path = tmp_path / "s"
+    EmbeddedStore(path, schema=load_schema(older)).close()
+    with pytest.raises(StoreError, match="open it once for writing") as info:
+        EmbeddedStore(path, read_only=True)
+    for lacks in ("no table Recall", "no table NAMES", "ABOUT lacks (Recall)->(Product)",
+                  "User lacks the property rec_vec"):  # fmt: skip
+        assert lacks in str(info.value)
+    with EmbeddedStore(path) as store:
+        store.upsert_nodes("Recall", pd.DataFrame({"id": ["r1"]}))
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"]}))
+        store.upsert_relationships(
+            "ABOUT", pd.DataFrame({"src": ["r1"], "dst": ["p1"]}), start="Recall", end="Product"
+        )
+    with EmbeddedStore(path, read_only=True) as store:
+        assert store.counts().relationships["ABOUT"] == 1
+
+
+def test_a_store_made_with_a_conflicting_schema_is_refused(tmp_path: Path) -> None:
+    """A property of another type was written in the stored column's type (9.5 became the
+    string '9.500000'); a label keyed by another property failed with a NULL key."""
+    raw = yaml.safe_load(default_schema_path().read_text())
+    raw["nodes"]["Product"]["properties"]["price"] = "string"
+    raw["nodes"]["Brand"] = {"key": "code", "properties": {"code": "string", "id": "string"}}
+    raw["relationships"]["VIEWED"]["properties"]["weight"] = "int"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw))
+    path = tmp_path / "s"
+    with EmbeddedStore(path, schema=load_schema(other)) as store:
+        store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"], "price": ["cheap"]}))
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="does not fit the schema ecommerce") as info:
+            EmbeddedStore(path, read_only=read_only)
+        for conflict in ("Product.price is STRING, the schema's float (DOUBLE)",
+                         "Brand is keyed by code, the schema's by id",
+                         "VIEWED.weight is INT64, the schema's float (DOUBLE)"):  # fmt: skip
+            assert conflict in str(info.value)
+    with EmbeddedStore(path, schema=load_schema(other), read_only=True) as store:
+        assert store.query("MATCH (p:Product) RETURN p.price AS p") == [{"p": "cheap"}]
+
+
+def test_relationship_properties_of_every_type(tmp_path: Path) -> None:
+    """A relationship's new rows are copied in the stored columns' types, read back from the
+    store (a bool column, stored as BOOL, was refused: "no schema type maps to")."""
+    from graphfusion.schema import parse_schema
+
+    types = ["string", "int", "float", "bool", "datetime", "list[string]", "list[float]",
+             "list[int]"]  # fmt: skip
+    props = {f"p{i}": t for i, t in enumerate(types)}
+    schema = parse_schema({
+        "nodes": {"Thing": {"key": "id", "properties": {"id": "string", **props}}},
+        "relationships": {"LIKES": {"between": [["Thing", "Thing"]], "properties": props}},
+    })  # fmt: skip
+    values = ["a", 1, 1.5, True, dt.datetime(2024, 1, 2), ["x"], [0.5], [2]]
+    row = {f"p{i}": [v] for i, v in enumerate(values)}
+    with EmbeddedStore(tmp_path / "s", schema=schema) as store:
+        store.upsert_nodes("Thing", pd.DataFrame({"id": ["t1"], **row}))
+        store.upsert_relationships(
+            "LIKES", pd.DataFrame({"src": ["t1"], "dst": ["t1"], **row}), start="Thing",
+            end="Thing",
+        )  # fmt: skip
+        returns = ", ".join(f"e.p{i} AS p{i}" for i in range(len(types)))
+        (got,) = store.query(f"MATCH (:Thing)-[e:LIKES]->(:Thing) RETURN {returns}")
+    assert got == {f"p{i}": v for i, v in enumerate(values)}
+
+
 def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "s") as s:
         s.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
@@ -190,8 +265,19 @@ def test_values_are_parameters_never_cypher(store: EmbeddedStore) -> None:
         (pd.DataFrame({"id": ["a"], "text_vec": [[float("nan")] * 384]}), ValidationError, "NaN"),
         (pd.DataFrame({"id": ["a"], "text_vec": [[0.1] * 3]}), ValidationError, "384"),
         ("not a frame", ValidationError, "DataFrame"),
+        # keys as the loaders take them: text or a number, no NUL, at most 512 characters
+        # (these were stored as 'True', "['a']", 'inf', ...)
+        (pd.DataFrame({"id": [True]}), ValidationError, "row 0: a key must be text or a number"),
+        (pd.DataFrame({"id": ["a", ["b"]]}), ValidationError, "row 1: a key must be text or a"),
+        (pd.DataFrame({"id": [{"a": 1}]}), ValidationError, "a key must be text or a number"),
+        (pd.DataFrame({"id": [float("inf")]}), ValidationError, "row 0: .*not a finite number"),
+        (pd.DataFrame({"id": ["a\x00b"]}), ValidationError, "NUL"),
+        (pd.DataFrame({"id": ["x" * 513]}), ValidationError, "longer than 512"),
+        # the schema's ranges, as the loaders check them (stored before)
+        (pd.DataFrame({"id": ["a"], "price": [-5.0]}), ValidationError,
+         "row 0: price -5.0 is below its minimum 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_node_frames(store: EmbeddedStore, frame: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         store.upsert_nodes("Product", frame)  # type: ignore[arg-type]
@@ -214,7 +300,32 @@ def test_bad_relationship_frames(store: EmbeddedStore) -> None:
         store.upsert_relationships("VIEWED", pd.concat([ok, ok]), start="User", end="Product")
     with pytest.raises(ValidationError, match="batch_size"):
         store.upsert_relationships("VIEWED", ok, start="User", end="Product", batch_size=0)
+    with pytest.raises(ValidationError, match=r"VIEWED\.src: row 0: a key must be text"):
+        store.upsert_relationships(
+            "VIEWED", pd.DataFrame({"src": [["u1"]], "dst": ["p1"]}), start="User", end="Product"
+        )
+    with pytest.raises(ValidationError, match=r"rating 7\.0 is above its maximum 5"):
+        store.upsert_relationships("RATED", ok.assign(rating=[7.0]), start="User", end="Product")
     assert store.counts().relationships["VIEWED"] == 0
+    assert store.counts().relationships["RATED"] == 0
+
+
+def test_keys_that_are_numbers_or_text(store: EmbeddedStore) -> None:
+    """A whole float key loses its ``.0`` (an id column with gaps), text is stripped, unicode
+    and long keys are kept whole; 1 and "1" are one key."""
+    long = "k" * 512
+    frame = pd.DataFrame({"id": [1, 2.0, " 3 ", "日本語🎉", long, "e\u0301"]})
+    assert store.upsert_nodes("Brand", frame) == 6
+    keys = [r["id"] for r in store.query("MATCH (b:Brand) RETURN b.id AS id")]
+    assert sorted(keys) == sorted(["1", "2", "3", "日本語🎉", long, "e\u0301"])
+    with pytest.raises(ValidationError, match="duplicate key '1'"):
+        store.upsert_nodes("Brand", pd.DataFrame({"id": [1, "1"]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": [10]}))
+    store.upsert_relationships(
+        "OF_BRAND", pd.DataFrame({"src": [10.0], "dst": ["日本語🎉"]}), start="Product", end="Brand"
+    )
+    rows = store.query("MATCH (p:Product)-[:OF_BRAND]->(b:Brand) RETURN p.id AS p, b.id AS b")
+    assert rows == [{"p": "10", "b": "日本語🎉"}]
 
 
 def test_query_errors(store: EmbeddedStore) -> None:
@@ -331,6 +442,11 @@ def test_store_folder_errors(tmp_path: Path) -> None:
         EmbeddedStore(foreign)
     with pytest.raises(StoreError, match="no graphfusion store"):
         EmbeddedStore(tmp_path / "missing", read_only=True)
+    with pytest.raises(ValidationError, match="a folder path"):  # was a TypeError
+        EmbeddedStore(123)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="schema must be a Schema"):  # an AttributeError
+        EmbeddedStore(tmp_path / "s", schema="ecommerce")  # type: ignore[arg-type]
+    assert not (tmp_path / "s").exists()
 
 
 def test_newer_or_damaged_store_is_refused(tmp_path: Path) -> None:
@@ -342,6 +458,9 @@ def test_newer_or_damaged_store_is_refused(tmp_path: Path) -> None:
         EmbeddedStore(path)
     (path / "graphfusion.json").write_text(json.dumps({**meta, "ladybug": "0.1.0"}))
     with pytest.raises(StoreError, match=r"LadybugDB 0\.1\.0"):
+        EmbeddedStore(path)
+    (path / "graphfusion.json").write_text(json.dumps({**meta, "ladybug": 5}))
+    with pytest.raises(StoreError, match="is damaged"):  # was an AttributeError
         EmbeddedStore(path)
     (path / "graphfusion.json").write_text(json.dumps(meta))
     (path / "graph.lbug").write_bytes(b"this is not a database" * 100)
@@ -382,6 +501,32 @@ def test_store_locked_by_another_process(tmp_path: Path) -> None:
             time.sleep(0.2)
 
 
+def test_a_store_open_for_writing_is_not_opened_again_in_the_same_process(
+    tmp_path: Path,
+) -> None:
+    """LadybugDB's lock is per process: a second handle opened beside a writer did not see its
+    writes, and the writer's close dropped the second one's writes (brand b was lost)."""
+    path = tmp_path / "s"
+    first = EmbeddedStore(path)
+    first.upsert_nodes("Brand", pd.DataFrame({"id": ["a"]}))
+    for read_only in (False, True):
+        with pytest.raises(StoreLockedError, match="already open in this process"):
+            EmbeddedStore(path, read_only=read_only)
+    with pytest.raises(StoreLockedError, match="already open in this process"):
+        EmbeddedStore(tmp_path / "." / "s")  # the same folder, spelled another way
+    first.upsert_nodes("Brand", pd.DataFrame({"id": ["b"]}))
+    first.close()
+    readers = [EmbeddedStore(path, read_only=True) for _ in range(2)]  # readers may share
+    with pytest.raises(StoreLockedError, match="already open in this process"):
+        EmbeddedStore(path)
+    assert [r.counts().nodes["Brand"] for r in readers] == [2, 2]
+    for reader in readers:
+        reader.close()
+    with EmbeddedStore(path) as again:
+        brands = again.query("MATCH (b:Brand) RETURN b.id AS id ORDER BY id")
+    assert brands == [{"id": "a"}, {"id": "b"}]
+
+
 def test_closed_store_refuses_queries(tmp_path: Path) -> None:
     s = EmbeddedStore(tmp_path / "s")
     s.close()
@@ -413,6 +558,23 @@ def test_identical_reload_writes_nothing_and_a_change_is_written(
     assert len([s for s in sent if " SET " in s]) == 1
     rows = store.query("MATCH (u:User)-[e:VIEWED]->(:Product) RETURN u.id AS u, e.weight AS w")
     assert sorted((r["u"], r["w"]) for r in rows) == [("u1", 1.0), ("u2", 5.0)]
+
+
+def test_nodes_and_relationships_come_back_as_their_properties(store: EmbeddedStore) -> None:
+    """As Neo4j gives them: the properties that hold a value (LadybugDB's rows carried its
+    internal _ID and _LABEL, and a node of no label every property of every table)."""
+    store.upsert_nodes("User", pd.DataFrame({"id": ["u1"], "age": [30]}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1"], "title": ["Mug"]}))
+    store.upsert_relationships(
+        "VIEWED", pd.DataFrame({"src": ["u1"], "dst": ["p1"], "weight": [2.0]}), start="User",
+        end="Product",
+    )  # fmt: skip
+    want = {"u": {"id": "u1", "age": 30}, "r": {"weight": 2.0}, "p": {"id": "p1", "title": "Mug"}}
+    query = "MATCH (u:User)-[r:VIEWED]->(p) RETURN u, r, p"
+    assert store.query(query) == [want]
+    assert store.query_read(query).rows == [want]
+    assert store.query("MATCH (p:Product) RETURN collect(p) AS ps") == [{"ps": [want["p"]]}]
+    assert store.query("RETURN {a: 1, b: [{c: 2}]} AS m") == [{"m": {"a": 1, "b": [{"c": 2}]}}]
 
 
 def test_a_column_returned_twice_is_refused(store: EmbeddedStore) -> None:

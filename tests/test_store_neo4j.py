@@ -326,3 +326,21 @@ def test_an_empty_arrow_result_keeps_its_columns() -> None:
     counts, weights = link_matrices(store, "PURCHASED", ["u1", "u2"], ["p1", "p2"])
     assert counts.toarray().tolist() == [[0, 2], [0, 0]]
     assert weights.toarray().tolist() == [[0, 2], [0, 0]]
+
+
+def test_bad_keys_values_and_schema_are_refused_before_anything_is_sent() -> None:
+    """The same checks as the embedded store's (test_bad_node_frames): nothing reaches the
+    server."""
+    store, driver = _store()
+    driver.calls.clear()
+    for frame, match in (
+        (pd.DataFrame({"id": [True]}), "row 0: a key must be text or a number"),
+        (pd.DataFrame({"id": [float("inf")]}), "not a finite number"),
+        (pd.DataFrame({"id": ["x" * 513]}), "longer than 512"),
+        (pd.DataFrame({"id": ["a"], "price": [-5.0]}), "price -5.0 is below its minimum 0"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            store.upsert_nodes("Product", frame)
+    assert driver.calls == []
+    with pytest.raises(ValidationError, match="schema must be a Schema"):
+        Neo4jStore(driver=RecordingDriver(), schema="ecommerce")  # type: ignore[arg-type]

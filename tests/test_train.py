@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -486,3 +487,35 @@ def test_a_failed_or_unserved_run_leaves_the_served_model(tmp_path: Path) -> Non
         train(store, TrainConfig(model="mf", epochs=2))
     assert (folder / "models" / "mf.pt").read_bytes() == checkpoint
     assert not list((folder / "models").glob("*.part"))
+
+
+def test_the_progress_bar_shows_each_validation_recall_apart(
+    trained_store: Path,
+    private_copy: Callable[[Path], Engine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fusion model stops on the sum of two validation recalls (its scores' and its
+    content path's); the bar shows each as it is, not their sum as "recall20"."""
+    import graphfusion.train as train_module
+
+    shown: list[dict[str, str]] = []
+
+    class Bar:
+        def __init__(self, iterable: Any, **_: Any) -> None:
+            self.iterable = iterable
+
+        def __iter__(self) -> Any:
+            return iter(self.iterable)
+
+        def set_postfix(self, values: dict[str, str]) -> None:
+            shown.append(dict(values))
+
+    monkeypatch.setattr(train_module, "tqdm", Bar)
+    engine = private_copy(trained_store)
+    result = engine.train("fusion", epochs=2, batch_size=256, lr=0.01, taste_epochs=0)
+    assert [set(s) for s in shown] == [{"loss", "recall@20", "content_recall@20"}] * 2
+    for values, entry in zip(shown, result.history, strict=True):
+        assert float(values["recall@20"]) == pytest.approx(entry["valid_recall@20"], abs=1e-4)
+        content = float(values["content_recall@20"])
+        assert content == pytest.approx(entry["valid_content_recall@20"], abs=1e-4)
+        assert 0.0 <= float(values["recall@20"]) <= 1.0 and 0.0 <= content <= 1.0

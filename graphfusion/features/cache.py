@@ -101,6 +101,12 @@ class FeatureCache:
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", rows)
 
+    def delete_state(self, label: str, prop: str, keys: Iterable[str]) -> None:
+        """Forget the content of these nodes' stored vectors (their vectors were removed)."""
+        rows = [(label, prop, k) for k in keys]
+        with self._db:
+            self._db.executemany("DELETE FROM state WHERE label = ? AND prop = ? AND key = ?", rows)
+
     def clear_state(self) -> None:
         """Forget which nodes are up to date (after the graph was reset)."""
         with self._db:

@@ -6,7 +6,11 @@ reads the nodes' content in one query per property, skips nodes whose stored vec
 from the same content (content hash), takes vectors for known content from the cache, encodes
 the rest in batches, and writes them back. A second run recomputes nothing. Nodes whose content
 cannot be encoded (no text, a missing or corrupt image) get an entry in the error report; the
-others proceed and nothing stored is lost.
+others proceed and nothing stored is lost. A vector that an earlier run made from content the
+node no longer has (its text removed, its photo replaced by a broken file) is removed, and the
+report says so: it no longer describes the node. Its content's vector stays in the cache, so
+when the content comes back the vector does too, without encoding. A vector written from
+outside (:func:`write_vectors`) on a node without content is left alone.
 """
 
 from __future__ import annotations
@@ -309,10 +313,16 @@ class _Run:
         hashes: dict[str, str],
         missing: set[str],
         encode: Callable[[list[Any]], EncodeResult],
+        absent: Mapping[str, str] | None = None,
     ) -> None:
-        """Vectors for ``contents`` (key -> content) whose hash changed or vector is missing."""
+        """Vectors for ``contents`` (key -> content) whose hash changed or vector is missing.
+
+        ``absent`` maps the keys of nodes without content to the reason. Such a node, or one
+        whose new content cannot be encoded, loses the vector an earlier run made from its
+        old content (one the state knows of)."""
         name = f"{label}.{prop.name}"
         state = self.cache.get_state(label, prop.name)
+        failures = dict(absent or {})
         todo = [k for k in contents if k in missing or state.get(k) != hashes[k]]
         self.report.unchanged[name] = len(contents) - len(todo)
         cached = self.cache.get_vectors(encoder_name, (hashes[k] for k in todo))
@@ -333,9 +343,13 @@ class _Run:
         self.cache.put_vectors(encoder_name, new_vectors)
         vectors = {**cached, **new_vectors}
         keys = [k for k in todo if hashes[k] in vectors]
-        for key in todo:
-            if hashes[key] in failed:
-                self.report.errors.append(EmbedError(label, key, prop.name, failed[hashes[key]]))
+        failures.update((k, failed[hashes[k]]) for k in todo if hashes[k] in failed)
+        stale = [k for k in failures if k in state and k not in missing]
+        self.remove_vectors(label, prop.name, stale)
+        for key in stale:
+            failures[key] += "; its vector, made from earlier content, was removed"
+        for key, reason in failures.items():
+            self.report.errors.append(EmbedError(label, key, prop.name, reason))
         self.report.encoded[name] = sum(1 for k in keys if hashes[k] in new_vectors)
         self.report.cached[name] = len(keys) - self.report.encoded[name]
         if keys:
@@ -343,6 +357,18 @@ class _Run:
             _, errors = write_vectors(self.store, label, prop.name, keys, matrix)
             self.report.errors.extend(errors)
             self.cache.put_state(label, prop.name, {k: hashes[k] for k in keys})
+
+    def remove_vectors(self, label: str, prop: str, keys: list[str]) -> None:
+        """Set these nodes' vector property to null and forget its content."""
+        if not keys:
+            return
+        key = self.store.schema.node(label).key
+        for start in range(0, len(keys), WRITE_BATCH):
+            self.store.query(
+                f"MATCH (n:{label}) WHERE n.{key} IN $keys SET n.{prop} = NULL",
+                {"keys": keys[start : start + WRITE_BATCH]},
+            )
+        self.cache.delete_state(label, prop, keys)
 
     def content_vectors(self, kind: str, encoder: Any) -> None:
         fingerprint_of = _ImageFingerprints()  # one read of each file for all the properties
@@ -352,21 +378,20 @@ class _Run:
             rows = self.content_rows(label, prop)
             contents: dict[str, Any] = {}
             hashes: dict[str, str] = {}
+            absent: dict[str, str] = {}  # key -> why there is no content
             missing = {r["key"] for r in rows if r["missing"]}
             for row in rows:
                 key = row["key"]
                 if kind == "text":
                     content = text_content(row, prop.type.inputs)
                     if content is None:
-                        reason = f"no text in {', '.join(prop.type.inputs)}"
-                        self.report.errors.append(EmbedError(label, key, prop.name, reason))
+                        absent[key] = f"no text in {', '.join(prop.type.inputs)}"
                         continue
                     fingerprint = content
                 else:
                     content = row.get(prop.type.inputs[0])
                     if is_missing(content):
-                        reason = f"no {prop.type.inputs[0]}"
-                        self.report.errors.append(EmbedError(label, key, prop.name, reason))
+                        absent[key] = f"no {prop.type.inputs[0]}"
                         continue
                     fingerprint = fingerprint_of(str(content))
                 contents[key] = content
@@ -382,7 +407,7 @@ class _Run:
                 result: EncodeResult = encoder.encode_many(items, progress=self.progress)
                 return result
 
-            self.run_encoder(label, prop, encoder.name, contents, hashes, missing, encode)
+            self.run_encoder(label, prop, encoder.name, contents, hashes, missing, encode, absent)
 
     def behaviour_vectors(self) -> None:
         from graphfusion.features.behaviour import behaviour_features

@@ -26,7 +26,8 @@ standard deviation. Beyond that:
   ``max_pixels`` allows); ``PIL.Image.MAX_IMAGE_PIXELS`` is left as it is.
 - A path is read only when it names a regular file (or a link to one): a FIFO, socket or
   device is reported as "not a regular file" (reading a FIFO would wait for a writer forever,
-  ``/dev/zero`` would never end).
+  ``/dev/zero`` would never end). A file or archive member over :data:`MAX_FILE_BYTES` (1 GiB;
+  more when ``max_pixels`` allows 8 bytes a pixel) is refused by its size, unread.
 - A truncated file is refused, also when ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was switched
   on by other code. Data damaged in the middle of a JPEG that libjpeg decodes with a warning
   only (Pillow raises nothing) cannot be told from a good image and is encoded as decoded.
@@ -34,7 +35,9 @@ standard deviation. Beyond that:
 Items are file paths, archive members (``"/data/images.tar.gz::images/123.jpg"``, see
 :data:`graphfusion.readers.ARCHIVE_SEP`), raw bytes of an image file, or PIL images. Members of
 one archive are read in a single sequential pass over it, in archive order, however they are
-ordered in the input.
+ordered in the input. A member that is a link inside the archive (a hard link, as tar stores a
+second name of one file, or a symbolic link) is read as its target, with one more pass when the
+target comes before it.
 
 Example:
     >>> from graphfusion.features.image import ImageEncoder
@@ -51,6 +54,7 @@ import importlib.util
 import io
 import math
 import os
+import posixpath
 import stat
 import tarfile
 import warnings
@@ -110,6 +114,12 @@ CPU_FORWARD_BATCH = 8
 #: worker processes costs 0.2-1 s (measured on 2 cores, more when busy), the time to encode some
 #: 20-80 images.
 AUTO_WORKERS_MIN_ITEMS = 256
+#: A file (or archive member) larger than this, and than 8 bytes for each of ``max_pixels``
+#: pixels, is refused by its size before it is read: a product video or a disk image named by
+#: mistake would otherwise be read whole into memory.
+MAX_FILE_BYTES = 1 << 30
+#: Most links (hard or symbolic, inside an archive) followed from one archive member.
+MAX_LINK_HOPS = 8
 #: Archive members are read into memory in chunks of at most this many items and bytes.
 CHUNK_ITEMS = 4096
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -452,8 +462,18 @@ def _path_problem(path: Path) -> str | None:
     return None
 
 
-def _read_file(path: Path) -> bytes:
-    """The bytes of the regular file ``path``; raises :class:`_BadImage` with the reason.
+def _byte_limit(max_pixels: int) -> int:
+    """The largest file read as an image (see :data:`MAX_FILE_BYTES`)."""
+    return max(MAX_FILE_BYTES, 8 * max_pixels)
+
+
+def _too_large(size: int) -> str:
+    return f"file too large to be an image ({size} bytes)"
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; raises
+    :class:`_BadImage` with the reason.
 
     The file is opened without blocking and its kind checked on the open file, so that a path
     swapped for a FIFO after :func:`_path_problem` looked at it cannot block the read."""
@@ -476,6 +496,9 @@ def _read_file(path: Path) -> bytes:
             raise _BadImage("is a folder, not an image file")
         if not stat.S_ISREG(mode):
             raise _BadImage("not a regular file (a FIFO, socket or device)")
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise _BadImage(_too_large(size))
         try:
             return fh.read()
         except OSError as exc:
@@ -492,7 +515,9 @@ def _decode(source: Path | bytes | Image.Image, max_pixels: int) -> torch.Tensor
             except Exception as exc:
                 raise _BadImage(f"cannot convert the PIL image to RGB: {exc}") from None
         else:
-            data = _read_file(source) if isinstance(source, Path) else source
+            data = (
+                _read_file(source, _byte_limit(max_pixels)) if isinstance(source, Path) else source
+            )
             img = _to_rgb(_open_bytes(data, max_pixels))
         return _preprocess(img)
 
@@ -604,22 +629,50 @@ def _plan(items: Sequence[Any]) -> _Plan:
     return plan
 
 
+def _link_target(key: str, member: tarfile.TarInfo) -> str | None:
+    """The member a link member names (its key), or None when that is outside the archive.
+
+    A hard link names its target by its path in the archive (how tar stores a second name of
+    one file); a symbolic link relative to its own folder."""
+    if member.islnk():
+        name = posixpath.normpath(_member_key(member.linkname))
+    elif member.linkname.startswith("/"):
+        return None
+    else:
+        name = posixpath.normpath(posixpath.join(posixpath.dirname(key), member.linkname))
+    if name in (".", "..") or name.startswith(("../", "/")):
+        return None
+    return name
+
+
 def _read_archive(
-    archive: str, members: dict[str, list[int]]
+    archive: str, members: dict[str, list[int]], limit: int
 ) -> Iterator[tuple[int, bytes | None, str | None]]:
     """(index, member bytes, None) or (index, None, reason) for the wanted members.
 
     The archive is read once, sequentially (compressed tar files allow nothing else), and only
-    as far as the last wanted member.
+    as far as the last wanted member. A member that is a link (hard or symbolic, within the
+    archive) is read as its target: once more from the start when the target came before it.
     """
-    wanted = dict(members)
+    wanted = {key: list(indices) for key, indices in members.items()}
+    links: dict[int, list[str]] = {}  # index -> the links followed ("a links to b")
+    while wanted:
+        wanted = yield from _archive_pass(archive, wanted, links, limit)
+
+
+def _archive_pass(
+    archive: str, wanted: dict[str, list[int]], links: dict[int, list[str]], limit: int
+) -> Generator[tuple[int, bytes | None, str | None], None, dict[str, list[int]]]:
+    """One pass of :func:`_read_archive`; returns the targets of links that the pass had
+    already gone by (to look for in another)."""
     try:
         tar = tarfile.open(archive, "r|*")  # noqa: SIM115 - closed in the finally below
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         for indices in wanted.values():
             for index in indices:
                 yield index, None, f"not a readable tar archive: {exc}"
-        return
+        return {}
+    linked: set[str] = set()  # the targets of links met in this pass
     failure = "archive member not found"
     try:
         while wanted:
@@ -632,9 +685,25 @@ def _read_archive(
             if key not in wanted:
                 continue
             indices = wanted.pop(key)
+            if member.islnk() or member.issym():
+                target = _link_target(key, member)
+                for index in indices:
+                    if target is None:
+                        yield index, None, "archive member links outside the archive"
+                    elif len(links.get(index, ())) >= MAX_LINK_HOPS:
+                        yield index, None, "archive member is a loop of links"
+                    else:
+                        links.setdefault(index, []).append(f"{key} links to {member.linkname}")
+                        wanted.setdefault(target, []).append(index)
+                        linked.add(target)
+                continue
             if not member.isfile():
                 for index in indices:
                     yield index, None, "archive member is not a regular file"
+                continue
+            if member.size > limit:
+                for index in indices:
+                    yield index, None, _too_large(member.size)
                 continue
             fh = tar.extractfile(member)
             data = fh.read() if fh is not None else b""
@@ -642,11 +711,16 @@ def _read_archive(
                 yield index, data, None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         failure = f"archive is truncated or damaged before this member: {exc}"
+        linked = set()  # another pass would fail the same way
     finally:
         tar.close()
-    for indices in wanted.values():
-        for index in indices:
-            yield index, None, failure
+    again = {key: indices for key, indices in wanted.items() if key in linked}
+    for key, indices in wanted.items():
+        if key not in linked:
+            for index in indices:
+                via = f" ({links[index][-1]})" if index in links else ""
+                yield index, None, failure + via
+    return again
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -814,7 +888,8 @@ class ImageEncoder:
         for archive, members in plan.archives.items():
             chunk: list[tuple[int, _Source]] = []
             size = 0
-            for index, data, reason in _read_archive(archive, members):
+            limit = _byte_limit(self.max_pixels)
+            for index, data, reason in _read_archive(archive, members, limit):
                 if data is None:
                     errors[index] = reason or "cannot read the archive member"
                     continue

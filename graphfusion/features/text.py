@@ -15,6 +15,7 @@ import numpy as np
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult, l2_normalize
 from graphfusion.features.cache import file_digest
+from graphfusion.values import count_arg
 
 __all__ = ["TextEncoder", "default_text_model_path", "MAX_TEXT_CHARS"]
 
@@ -22,6 +23,11 @@ log = logging.getLogger("graphfusion.features")
 
 #: Texts longer than this are cut before encoding (the model reads at most 256 tokens anyway).
 MAX_TEXT_CHARS = 20_000
+#: Largest ``batch_size`` taken.
+MAX_BATCH = 1 << 20
+#: A sentence-transformers folder holds one of these (``config.json`` alone: a transformers
+#: model, read with mean pooling).
+MODEL_MARKERS = ("modules.json", "config.json")
 
 
 def default_text_model_path() -> Path:
@@ -65,7 +71,9 @@ class TextEncoder:
         device: ``cpu`` or ``cuda``.
 
     Raises:
-        ValidationError: The folder does not exist or is not a sentence-transformers model.
+        ValidationError: The folder does not exist, is not a sentence-transformers model (no
+            ``modules.json`` or ``config.json``) or cannot be read; ``batch_size`` is not an
+            integer in 1..:data:`MAX_BATCH`.
     """
 
     def __init__(
@@ -75,16 +83,27 @@ class TextEncoder:
         batch_size: int = 64,
         device: str = "cpu",
     ) -> None:
+        if model is not None and not isinstance(model, str | os.PathLike):
+            raise ValidationError(
+                f"model must be the path of a sentence-transformers folder, got {model!r}"
+            )
         path = Path(model) if model is not None else default_text_model_path()
         if not path.is_dir():
             raise ValidationError(f"text model folder {path} does not exist")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError("batch_size must be a positive integer")
+        if not any((path / name).is_file() for name in MODEL_MARKERS):
+            # before its files are hashed: a wrong folder can hold gigabytes
+            raise ValidationError(
+                f"cannot load a sentence-transformers model from {path}: it is not a "
+                f"sentence-transformers model folder (it has no {' or '.join(MODEL_MARKERS)})"
+            )
         self.path = path
-        self.batch_size = batch_size
+        self.batch_size = count_arg("batch_size", batch_size, MAX_BATCH)
         self.device = device
         #: Stable id of the model (folder name and a digest of its files): a cache key.
-        self.name = f"{path.name}:{_folder_digest(path)}"
+        try:
+            self.name = f"{path.name}:{_folder_digest(path)}"
+        except OSError as exc:
+            raise ValidationError(f"cannot read the text model folder {path}: {exc}") from None
         self._model: Any = None
         # one call at a time: the tokenizer is not documented as thread-safe
         self._lock = threading.RLock()

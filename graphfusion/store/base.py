@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,11 +14,28 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from graphfusion.columnar import key_list
 from graphfusion.errors import QueryTimeoutError, SchemaError, ValidationError
-from graphfusion.schema import NodeType, PropertyType, RelType, Schema, union_properties
+from graphfusion.schema import (
+    NodeType,
+    Property,
+    PropertyType,
+    RelType,
+    Schema,
+    load_schema,
+    union_properties,
+)
 from graphfusion.store import cypher
 from graphfusion.store.dialect import Dialect
-from graphfusion.values import arrow_type, coerce, count_arg, is_missing, real_arg, union_lists
+from graphfusion.values import (
+    arrow_type,
+    coerce,
+    count_arg,
+    is_missing,
+    real_arg,
+    require_scalar,
+    union_lists,
+)
 
 __all__ = [
     "GraphStore",
@@ -125,6 +143,21 @@ class GraphStore(Protocol):
     def close(self) -> None:
         """Release the database."""
         ...
+
+
+def schema_arg(schema: Any) -> Schema:
+    """The schema a store is opened with: ``schema``, or the built-in one when None.
+
+    Raises:
+        ValidationError: ``schema`` is not a :class:`~graphfusion.schema.Schema`.
+    """
+    if schema is None:
+        return load_schema()
+    if not isinstance(schema, Schema):
+        raise ValidationError(
+            f"schema must be a Schema (graphfusion.schema.load_schema), got {type(schema).__name__}"
+        )
+    return schema
 
 
 def timed_out(timeout_s: float) -> QueryTimeoutError:
@@ -353,8 +386,7 @@ class BaseStore(ABC):
         keys = _clean_keys(frame[node.key], f"{label}.{node.key}")
         columns = {node.key: pa.array(keys, type=pa.string())}
         for prop in props:
-            ptype = node.prop(prop).type
-            columns[prop] = _coerce_column(frame[prop], ptype, f"{label}.{prop}")
+            columns[prop] = _coerce_column(frame[prop], node.prop(prop), f"{label}.{prop}")
         return self.write_node_table(
             label, pa.table(columns), batch_size=batch_size, progress=progress
         )
@@ -471,8 +503,7 @@ class BaseStore(ABC):
                 )
         columns = {SRC: pa.array(src, type=pa.string()), DST: pa.array(dst, type=pa.string())}
         for prop in props:
-            ptype = rel.prop(prop).type
-            columns[prop] = _coerce_column(frame[prop], ptype, f"{rel_type}.{prop}")
+            columns[prop] = _coerce_column(frame[prop], rel.prop(prop), f"{rel_type}.{prop}")
         return self.write_rel_table(
             rel_type,
             pa.table(columns),
@@ -605,13 +636,21 @@ def _check_frame(frame: Any, required: Sequence[str]) -> pd.DataFrame:
 
 
 def _clean_keys(col: pd.Series, what: str, unique: bool = True) -> list[str]:
+    """The keys of ``col`` as the loaders read them (:func:`graphfusion.columnar.key_list`):
+    text stripped, a whole number without its ``.0``; a row without one, or with one that is
+    not text nor a finite number, is refused."""
     keys: list[str] = []
     for i, v in enumerate(col.tolist()):
         if is_missing(v):
             raise ValidationError(f"{what}: row {i} has no key")
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        keys.append(str(v).strip())
+        try:
+            require_scalar(v, "a key")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{v} is not a finite number")
+            (key,) = key_list(v)
+        except ValueError as exc:
+            raise ValidationError(f"{what}: row {i}: {exc}") from None
+        keys.append(key)
     if unique:
         seen: set[str] = set()
         for i, k in enumerate(keys):
@@ -621,14 +660,15 @@ def _clean_keys(col: pd.Series, what: str, unique: bool = True) -> list[str]:
     return keys
 
 
-def _coerce_column(col: pd.Series, ptype: PropertyType, what: str) -> pa.Array:
+def _coerce_column(col: pd.Series, prop: Property, what: str) -> pa.Array:
+    """``col``'s values of ``prop``'s type, each within the property's range."""
     out = []
     for i, v in enumerate(col.tolist()):
         try:
-            out.append(coerce(v, ptype))
+            out.append(coerce(v, prop))
         except ValueError as exc:
             raise ValidationError(f"{what}: row {i}: {exc}") from None
-    return pa.array(out, type=arrow_type(ptype))
+    return pa.array(out, type=arrow_type(prop.type))
 
 
 _KEY_TYPE = PropertyType("string")

@@ -20,6 +20,11 @@ __all__ = [
     "merge_nodes",
     "merge_rels",
     "delete_nodes",
+    "check_read_only",
+    "may_write",
+    "ReadOnlyViolation",
+    "READ_ONLY_PROCEDURES",
+    "WRITE_KEYWORDS",
 ]
 
 
@@ -170,3 +175,102 @@ def single_statement(query: str) -> str:
     if ";" in masked.rstrip(";") or masked.count(";") > 1:
         raise ValidationError("one statement at a time: the query has a ';' inside")
     return masked
+
+
+#: Words that make :func:`check_read_only` refuse a query (outside strings, quoted names and
+#: comments): clauses that write, administer, reach files or URLs, or control transactions, in
+#: Neo4j or LadybugDB. A property or variable with such a name must be quoted: ``n.`set```.
+WRITE_KEYWORDS = frozenset(
+    {
+        "CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "COPY", "LOAD",
+        "ALTER", "RENAME", "INSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "CHECKPOINT",
+        "BEGIN", "COMMIT", "ROLLBACK", "TRANSACTION", "TRANSACTIONS", "FOREACH", "GRANT",
+        "DENY", "REVOKE", "START", "STOP", "TERMINATE", "SHOW", "ENABLE", "DISABLE",
+    }
+)  # fmt: skip
+#: The procedures a read-only query may ``CALL`` (lower case): Neo4j's schema listings and index
+#: searches, LadybugDB's table listings. Every other ``CALL name`` is refused.
+READ_ONLY_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshiptypes",
+        "db.propertykeys",
+        "db.schema.visualization",
+        "db.schema.nodetypeproperties",
+        "db.schema.reltypeproperties",
+        "db.index.vector.querynodes",
+        "db.index.fulltext.querynodes",
+        "db.index.fulltext.queryrelationships",
+        "show_tables",
+        "table_info",
+        "show_connection",
+    }
+)
+
+_WORD = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*")
+_PROCEDURE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)")
+
+
+class ReadOnlyViolation(ValidationError):
+    """A query that could write, or that the check cannot read safely (the REST service's
+    ``/cypher`` refuses it)."""
+
+
+def check_read_only(query: str) -> str:
+    """Refuse a Cypher query that could write; return it ready to run.
+
+    String literals, backtick-quoted names and comments are set aside first, so
+    ``RETURN 'CREATE'`` passes and ``/* */ CREATE`` does not. Then the query is refused if a
+    word of :data:`WRITE_KEYWORDS` remains (``$parameters`` do not count), if it holds more
+    than one statement, or if it calls a procedure outside :data:`READ_ONLY_PROCEDURES`
+    (``CALL {...}`` subqueries are checked like the rest).
+
+    Args:
+        query: The Cypher text.
+
+    Returns:
+        The query without a trailing ``;``.
+
+    Raises:
+        ReadOnlyViolation: What was refused, and why.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise ReadOnlyViolation("the query is empty")
+    try:
+        masked = single_statement(query)
+    except ValidationError as exc:
+        raise ReadOnlyViolation(str(exc)) from None
+    for match in _WORD.finditer(masked):
+        word = match.group(0)
+        if word.startswith("$"):
+            continue
+        upper = word.upper()
+        if upper in WRITE_KEYWORDS:
+            raise ReadOnlyViolation(
+                f"{upper} is not allowed: this endpoint is read-only (quote a property or "
+                f"variable of that name with backticks)"
+            )
+        if upper == "CALL":
+            rest = masked[match.end() :]
+            if rest.lstrip()[:1] in ("{", "("):
+                continue  # a subquery: its clauses are checked like the rest
+            name = _PROCEDURE.match(rest)
+            proc = re.sub(r"\s+", "", name.group(1)).lower() if name else ""
+            if proc.strip("_") == "":
+                proc = "a backtick-quoted name" if proc else "(unreadable)"
+            if proc not in READ_ONLY_PROCEDURES:
+                allowed = ", ".join(sorted(READ_ONLY_PROCEDURES))
+                raise ReadOnlyViolation(
+                    f"CALL {proc} is not allowed; read-only procedures: {allowed}"
+                )
+    # the mask keeps positions: cut the query at its trailing ';', if any
+    return query[: len(masked) - 1] if masked.endswith(";") else query
+
+
+def may_write(query: str) -> bool:
+    """Whether a Cypher query may write: :func:`check_read_only` refuses it."""
+    try:
+        check_read_only(query)
+    except ReadOnlyViolation:
+        return True
+    return False

@@ -21,7 +21,7 @@ _LADYBUG_TYPES = {
     "string": "STRING",
     "int": "INT64",
     "float": "DOUBLE",
-    "bool": "BOOLEAN",
+    "bool": "BOOL",
     "datetime": "TIMESTAMP",
     "list[string]": "STRING[]",
     "list[float]": "DOUBLE[]",
@@ -76,6 +76,11 @@ class Dialect:
         parts = [f"FROM {a} TO {b}" for a, b in rel.between]
         parts += [f"{p.name} {self.column_type(p)}" for p in rel.properties]
         return f"CREATE REL TABLE IF NOT EXISTS {rel.type}({', '.join(parts)})"
+
+    def add_rel_pair_ddl(self, rel: RelType, start: str, end: str) -> str:
+        """``ALTER TABLE ... ADD FROM ... TO ...`` for a (start, end) pair added to a
+        relationship type later (LadybugDB)."""
+        return f"ALTER TABLE {rel.type} ADD IF NOT EXISTS FROM {start} TO {end}"
 
     def add_column_ddl(self, table: str, prop: Property) -> str:
         """``ALTER TABLE ... ADD`` for a property added to the schema later (LadybugDB)."""

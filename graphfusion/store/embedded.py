@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Collection, Iterable, Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -30,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graphfusion.errors import QueryError, StoreError, StoreLockedError, ValidationError
-from graphfusion.schema import NodeType, Property, RelType, Schema, load_schema, union_properties
+from graphfusion.schema import NodeType, RelType, Schema, union_properties
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore, timed_out
+from graphfusion.store.base import DST, SRC, BaseStore, schema_arg, timed_out
 from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
 from graphfusion.values import arrow_type, union_lists
 
@@ -45,6 +46,13 @@ DEFAULT_STORE_DIR = ".graphfusion"
 STORE_FORMAT = 1
 DB_FILE = "graph.lbug"
 META_FILE = "graphfusion.json"
+
+
+#: The stores open in this process, by the resolved path of their database file. LadybugDB
+#: locks a database against other processes only: a second handle in the same process opened
+#: beside a writer did not see its writes, and the writer's close dropped the other's.
+_OPEN: dict[Path, weakref.WeakSet[EmbeddedStore]] = {}
+_OPEN_LOCK = threading.Lock()
 
 
 def _ladybug() -> Any:
@@ -85,30 +93,48 @@ class EmbeddedStore(BaseStore):
         buffer_pool_mb: int = 2048,
         create: bool = True,
     ) -> None:
-        self.schema = schema or load_schema()
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise ValidationError(f"the store must be a folder path, got {type(path).__name__}")
+        self.schema = schema_arg(schema)
         self.path = Path(path or os.environ.get("GRAPHFUSION_STORE") or DEFAULT_STORE_DIR)
         self.read_only = read_only
         self._prepare_folder(create and not read_only)
         ladybug = _ladybug()
-        try:
-            self._db = ladybug.Database(
-                str(self.path / DB_FILE),
-                read_only=read_only,
-                buffer_pool_size=buffer_pool_mb * 1024 * 1024,
-            )
-        except RuntimeError as exc:
-            raise _open_error(self.path, exc) from None
-        self._conn = ladybug.Connection(self._db)
         # One statement at a time on the connection: the loader writes from a worker thread
         # while it checks the next tables (ladybug releases the GIL while it runs one).
         self._lock = threading.RLock()
         self._closed = False
+        db_file = (self.path / DB_FILE).resolve()
+        with _OPEN_LOCK:
+            others = [s for s in _OPEN.get(db_file, ()) if not s._closed]
+            if others and not (read_only and all(s.read_only for s in others)):
+                raise StoreLockedError(
+                    f"store {self.path} is already open in this process"
+                    + ("" if others[0].read_only else " for writing")
+                    + "; close it there first (store.close(), engine.close()), or use that one"
+                )
+            try:
+                self._db = ladybug.Database(
+                    str(db_file),
+                    read_only=read_only,
+                    buffer_pool_size=buffer_pool_mb * 1024 * 1024,
+                )
+            except RuntimeError as exc:
+                raise _open_error(self.path, exc) from None
+            _OPEN.setdefault(db_file, weakref.WeakSet()).add(self)
+        self._conn = ladybug.Connection(self._db)
         # relationship type -> its table's property columns (name, LadybugDB type), in the
         # stored order, which COPY follows (read on first use, by _stored_columns)
         self._rel_columns: dict[str, list[tuple[str, str]]] = {}
-        if not read_only:
-            self.ensure_schema()
-            self._write_meta()
+        try:
+            if read_only:
+                self._fit_schema(create=False)
+            else:
+                self.ensure_schema()
+                self._write_meta()
+        except BaseException:
+            self.close()
+            raise
 
     # ----------------------------------------------------------------- folder
     def _prepare_folder(self, create: bool) -> None:
@@ -148,6 +174,8 @@ class EmbeddedStore(BaseStore):
                 f"reads up to {STORE_FORMAT}); upgrade graphfusion or use another folder"
             )
         made_by = info.get("ladybug")
+        if made_by is not None and not isinstance(made_by, str):
+            raise StoreError(f"{meta} is damaged; it is not a graphfusion store file")
         current = getattr(_ladybug(), "__version__", None)
         if made_by and current and made_by.split(".")[:2] != current.split(".")[:2]:
             raise StoreError(
@@ -195,7 +223,7 @@ class EmbeddedStore(BaseStore):
             result = self._execute(cypher, params or {})
             try:
                 names = _distinct_columns(result.get_column_names())
-                return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+                return [_row(names, row) for row in result.get_all()]
             finally:
                 result.close()
 
@@ -222,7 +250,7 @@ class EmbeddedStore(BaseStore):
                     names = _distinct_columns(result.get_column_names())
                     rows: list[dict[str, Any]] = []
                     while result.has_next() and (limit is None or len(rows) < limit):
-                        rows.append(dict(zip(names, result.get_next(), strict=True)))
+                        rows.append(_row(names, result.get_next()))
                     return names, rows
                 finally:
                     result.close()
@@ -254,19 +282,96 @@ class EmbeddedStore(BaseStore):
                 result.close()
 
     def ensure_schema(self) -> None:
-        """Create missing node and relationship tables, and columns added to the schema."""
-        existing = {r["name"]: r["type"] for r in self._run("CALL show_tables() RETURN *", {})}
-        for node in self.schema.nodes.values():
-            if node.label in existing:
-                self._add_missing_columns(node.label, node.properties)
+        """Create missing node and relationship tables, and the columns and (start, end)
+        pairs added to the schema since the store was made.
+
+        Raises:
+            StoreError: A stored table conflicts with the schema (a property of another type,
+                a label keyed by another property, a label stored as a relationship type).
+        """
+        self._fit_schema(create=True)
+
+    def _fit_schema(self, create: bool) -> None:
+        """Check that the stored tables hold the schema: with ``create``, add what is missing
+        first (tables, columns, pairs); columns the schema no longer names stay.
+
+        Raises:
+            StoreError: Naming every conflict, and, when not ``create``, what is missing.
+        """
+        tables = {
+            r["name"].lower(): (r["name"], r["type"])
+            for r in self._run("CALL show_tables() RETURN *", {})
+        }
+        missing: list[str] = []
+        conflicts: list[str] = []
+        for name, kind in [(n, "NODE") for n in self.schema.nodes] + [
+            (r, "REL") for r in self.schema.relationships
+        ]:
+            found = tables.get(name.lower())
+            if found is None:
+                if create:
+                    node = self.schema.nodes.get(name)
+                    self._run(
+                        self.dialect.node_table_ddl(node)
+                        if node is not None
+                        else self.dialect.rel_table_ddl(self.schema.rel(name)),
+                        {},
+                    )
+                else:
+                    missing.append(f"no table {name}")
+                continue
+            if found[1] != kind:
+                what = "label" if kind == "NODE" else "relationship type"
+                conflicts.append(f"{found[0]} is a {found[1].lower()} table, the schema's a {what}")
+                continue
+            props = (
+                self.schema.nodes[name].properties
+                if kind == "NODE"
+                else self.schema.rel(name).properties
+            )
+            columns = {r["name"].lower(): r for r in self._columns(name)}
+            if kind == "NODE":
+                key = self.schema.nodes[name].key
+                stored_key = next((r["name"] for r in columns.values() if r["primary key"]), None)
+                if stored_key is not None and stored_key.lower() != key.lower():
+                    conflicts.append(f"{name} is keyed by {stored_key}, the schema's by {key}")
             else:
-                self._run(self.dialect.node_table_ddl(node), {})
-        for rel in self.schema.relationships.values():
-            if rel.type in existing:
-                self._add_missing_columns(rel.type, rel.properties)
-            else:
-                self._run(self.dialect.rel_table_ddl(rel), {})
-            self._rel_columns.pop(rel.type, None)  # read again on the next write
+                rel = self.schema.rel(name)
+                pairs = {
+                    (r["source table name"].lower(), r["destination table name"].lower())
+                    for r in self._run(f"CALL show_connection('{name}') RETURN *", {})
+                }
+                for start, end in rel.between:
+                    if (start.lower(), end.lower()) in pairs:
+                        continue
+                    if create:
+                        self._run(self.dialect.add_rel_pair_ddl(rel, start, end), {})
+                    else:
+                        missing.append(f"{name} lacks ({start})->({end})")
+                self._rel_columns.pop(rel.type, None)  # read again on the next write
+            for prop in props:
+                column = columns.get(prop.name.lower())
+                want = self.dialect.column_type(prop)
+                if column is None:
+                    if create:
+                        self._run(self.dialect.add_column_ddl(name, prop), {})
+                    else:
+                        missing.append(f"{name} lacks the property {prop.name}")
+                elif column["type"] != want:
+                    conflicts.append(
+                        f"{name}.{prop.name} is {column['type']}, the schema's "
+                        f"{prop.type.name} ({want})"
+                    )
+        if conflicts or missing:
+            fix = (
+                "open it with the schema it was made with, or use another folder"
+                if conflicts
+                else "open it once for writing to add them"
+            )
+            raise StoreError(
+                f"store {self.path} does not fit the schema {self.schema.name} "
+                f"({self.schema.source}): {'; '.join(conflicts + missing)}; {fix}"
+            )
 
     def _stored_columns(self, table: str) -> list[tuple[str, str]]:
         """A relationship table's property columns (name, type) in their stored order: a store
@@ -279,12 +384,6 @@ class EmbeddedStore(BaseStore):
     def _columns(self, table: str) -> list[dict[str, Any]]:
         # table_info takes a literal; `table` is a schema identifier (validated, never input).
         return self._run(f"CALL table_info('{table}') RETURN *", {})
-
-    def _add_missing_columns(self, table: str, props: tuple[Property, ...]) -> None:
-        have = {r["name"] for r in self._columns(table)}
-        for prop in props:
-            if prop.name not in have:
-                self._run(self.dialect.add_column_ddl(table, prop), {})
 
     def reset(self) -> None:
         """Delete every node and relationship; the tables stay."""
@@ -498,7 +597,7 @@ def _open_error(path: Path, exc: RuntimeError) -> StoreError:
         pid = re.search(r"PID (\d+)", msg)
         who = f"process {pid.group(1)}" if pid else "another process"
         return StoreLockedError(
-            f"store {path} is in use by {who}; close it there, or open this one read-only"
+            f"store {path} is in use by {who}; close it there (a reader may open it read-only)"
         )
     if "not a valid" in msg.lower() or "version" in msg.lower() or "corrupt" in msg.lower():
         return StoreError(
@@ -516,6 +615,26 @@ def _distinct_columns(names: list[str]) -> list[str]:
         twice = sorted({n for n in names if names.count(n) > 1})
         raise QueryError(f"the query returns the column(s) {', '.join(twice)} more than once")
     return names
+
+
+def _row(names: list[str], values: list[Any]) -> dict[str, Any]:
+    """One result row keyed by column, with nodes and relationships as Neo4j gives them."""
+    return {
+        name: _graph_value(v) if isinstance(v, dict | list) else v
+        for name, v in zip(names, values, strict=True)
+    }
+
+
+def _graph_value(value: Any) -> Any:
+    """A node or relationship (a dict with LadybugDB's ``_ID`` and ``_LABEL``) as the map of
+    its properties that hold a value; nodes inside lists and maps alike; else ``value``."""
+    if isinstance(value, dict):
+        if "_LABEL" in value and "_ID" in value:
+            return {k: v for k, v in value.items() if not k.startswith("_") and v is not None}
+        return {k: _graph_value(v) for k, v in value.items()}
+    if isinstance(value, list) and value and isinstance(value[0], dict | list):
+        return [_graph_value(v) for v in value]
+    return value
 
 
 #: Types of which a list is taken without looking further.

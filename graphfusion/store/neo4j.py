@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from graphfusion.errors import QueryError, StoreError
-from graphfusion.schema import NodeType, RelType, Schema, load_schema
+from graphfusion.schema import NodeType, RelType, Schema
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore, timed_out
+from graphfusion.store.base import DST, SRC, BaseStore, schema_arg, timed_out
 from graphfusion.store.dialect import NEO4J
 
 __all__ = ["Neo4jStore", "neo4j_settings"]
@@ -103,7 +103,7 @@ class Neo4jStore(BaseStore):
         create_schema: bool = True,
         read_only: bool = False,
     ) -> None:
-        self.schema = schema or load_schema()
+        self.schema = schema_arg(schema)
         if driver is None:
             settings = neo4j_settings(uri, user, password, database)
             try:
