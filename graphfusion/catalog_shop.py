@@ -274,9 +274,10 @@ def generate_catalog_shop(
 
     Raises:
         ValidationError: An argument is invalid, or the catalogue folder or its files are
-            missing or lack the expected columns.
+            missing or lack the expected columns, or no product has a photo in its archive.
         OutputFolderError: ``out_dir`` is a file, a non-empty folder not written by this
-            function, or cannot be made (a ``ValidationError`` and a ``FileExistsError``).
+            function, or cannot be made or written into (a ``ValidationError`` and a
+            ``FileExistsError``).
     """
     spec = _catalog_spec(catalog)
     n_users = _positive_int("users", users, MAX_USERS)
@@ -466,6 +467,12 @@ class _CatalogShop:
         self.raw_ids = [r[0] for r in rows]
         self.titles = [r[1] for r in rows]
         self.images = [photos.get(pid, "") for pid in self.raw_ids]
+        if not any(self.images):
+            raise ValidationError(
+                f"none of the {len(rows)} products has a photo in {images} (its "
+                f"{len(photos)} photos are named after other product ids); is it the "
+                "catalogue's archive?"
+            )
         self.product_ids = [self.spec.prefix + pid for pid in self.raw_ids]
         self.n_products = len(rows)
         self.gender_of = [r[2] for r in rows]

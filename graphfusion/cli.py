@@ -32,6 +32,9 @@ from graphfusion.catalog_shop import (
 )
 from graphfusion.engine import Engine
 from graphfusion.errors import GraphFusionError, StoreLockedError
+from graphfusion.ingest import check_sources
+from graphfusion.mapping import load_mapping
+from graphfusion.schema import load_schema
 from graphfusion.settings import Settings, load_settings
 from graphfusion.train import TrainConfig
 from graphfusion.values import json_safe
@@ -359,9 +362,11 @@ def load_cmd(
     cpsc_recalls, clothing_reviews. Exits 0 when the load ran, even with rejected rows.
     """
     parsed = _parse_sources(sources)
+    checked = load_mapping(mapping, load_schema())
+    check_sources(checked, parsed)  # before a store is made for a load that cannot run
     with _engine(store, neo4j_uri, create=True) as engine:
         result = engine.load(
-            mapping, parsed, report=report, batch_size=batch_size, progress=not as_json
+            checked, parsed, report=report, batch_size=batch_size, progress=not as_json
         )
     if as_json:
         _echo_json(result.to_dict())
@@ -762,7 +767,8 @@ def ask_cmd(
     "evidence_key",
     metavar="KEY",
     default=None,
-    help="Instead of the ranking, the evidence paths of one supplier, batch or product.",
+    help="Instead of the ranking, the evidence paths of one supplier, batch or product "
+    "(with --level when the key names several).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")
 @_store_options
@@ -779,16 +785,17 @@ def defects_cmd(
     read_only: bool,
 ) -> None:
     """The riskiest suppliers, batches or products, with evidence and products at risk."""
-    if evidence_key is not None:  # one node's paths: no ranking to draw or level to pick
-        from click.core import ParameterSource
+    from click.core import ParameterSource
 
-        ctx = click.get_current_context()
-        for name, flag in (("plot_dir", "--plot"), ("level", "--level")):
-            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
-                raise click.UsageError(f"{flag} is for the ranking; it cannot go with --evidence")
+    ctx = click.get_current_context()
+    given = {n for n in ("plot_dir", "level") if ctx.get_parameter_source(n) not in
+             (None, ParameterSource.DEFAULT)}  # fmt: skip
+    if evidence_key is not None and "plot_dir" in given:  # one node's paths: nothing to draw
+        raise click.UsageError("--plot is for the ranking; it cannot go with --evidence")
     with _engine(store, neo4j_uri, read_only=read_only) as engine:
-        if evidence_key is not None:
-            paths = engine.defect_evidence(evidence_key)[:top]
+        if evidence_key is not None:  # --level: which node, when the key names several
+            paths = engine.defect_evidence(evidence_key, level if "level" in given else None)
+            paths = paths[:top]
             if as_json:
                 _echo_json(paths)
                 return

@@ -110,6 +110,7 @@ __all__ = [
     "FINE_PHRASES",
     "IMAGE_WEIGHT",
     "LEVELS",
+    "MAX_PLOT_BARS",
     "PRIOR_WEIGHT",
     "RECALL_WEIGHT",
     "SOURCES",
@@ -173,6 +174,8 @@ RECALL_WEIGHT = 50.0
 #: Reviews and photos are shown as evidence only when they score above this (a review that
 #: reports no defect, or a photo that shows nothing odd, speaks for the node, not against it).
 EVIDENCE_MIN = 0.5
+#: Most bars the risk chart draws (:meth:`DefectAnalysis.plot`).
+MAX_PLOT_BARS = 50
 
 
 @dataclass
@@ -292,7 +295,7 @@ class DefectAnalysis:
             quiet &= products["recalls"] == 0
         return products[quiet].sort_values("risk", ascending=False)["product_id"].tolist()
 
-    def evidence_paths(self, key: str) -> list[dict[str, Any]]:
+    def evidence_paths(self, key: str, level: str | None = None) -> list[dict[str, Any]]:
         """Evidence paths of a supplier, batch or product: ``path`` (``(label, key)`` nodes
         from the node to the evidence), ``kind``, ``score`` and ``text``, strongest first.
 
@@ -301,23 +304,36 @@ class DefectAnalysis:
         A supplier's path goes through the product's batch only when the supplier produced
         that batch (else straight to the product it supplies).
 
+        Args:
+            key: The node's key.
+            level: ``supplier``, ``batch`` or ``product``; None: the one level that has
+                ``key``.
+
         Raises:
-            ValidationError: ``key`` is not a string.
-            NotFoundError: No such supplier, batch or product.
+            ValidationError: ``key`` is not a string, ``level`` is unknown, or ``key`` names
+                nodes of several levels and ``level`` is None.
+            NotFoundError: No such supplier, batch or product (of ``level``).
         """
         if not isinstance(key, str):
             raise ValidationError(
                 f"key must be a supplier, batch or product id (a string), got {key!r}"
             )
-        for level, frame, label in (("supplier", self.suppliers, "Supplier"),
-                                    ("batch", self.batches, "Batch"),
-                                    ("product", self.products, "Product")):  # fmt: skip
-            if key in set(frame.iloc[:, 0]):
-                found = (level, label)
-                break
-        else:
-            raise NotFoundError(f"no supplier, batch or product {key!r}")
-        level, label = found
+        if level is not None and level not in LEVELS:
+            raise ValidationError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        found = [
+            (name, label)
+            for name, frame, label in (("supplier", self.suppliers, "Supplier"),
+                                       ("batch", self.batches, "Batch"),
+                                       ("product", self.products, "Product"))
+            if level in (None, name) and key in set(frame.iloc[:, 0])
+        ]  # fmt: skip
+        if not found:
+            what = level or "supplier, batch or product"
+            raise NotFoundError(f"no {what} {key!r}")
+        if len(found) > 1:
+            names = " and a ".join(name for name, _ in found)
+            raise ValidationError(f"{key!r} is a {names}: say which level")
+        level, label = found[0]
         batches_of = self.extra.get("product_batches")
         if batches_of is None:  # an analysis made without them: the products' first batches
             batches_of = {p: [b] for p, b in zip(self.products["product_id"],
@@ -342,7 +358,8 @@ class DefectAnalysis:
         return sorted(paths, key=lambda r: -r["score"])
 
     def plot(self, path: str | Path, level: str = "supplier", top: int = 15) -> Path:
-        """Bar chart of the ``top`` risks of ``level`` (PNG; see :func:`save_figure`).
+        """Bar chart of the ``top`` risks of ``level`` (PNG; see :func:`save_figure`), at most
+        :data:`MAX_PLOT_BARS` of them (a longer chart is unreadable; its title says so).
 
         Returns:
             The path of the written file.
@@ -354,10 +371,12 @@ class DefectAnalysis:
         table = self.ranking(level, top)
         if table.empty:
             raise ValidationError(f"the store has no {level}: nothing to plot")
-        fig, ax = new_figure(6, 0.35 * len(table) + 1)
-        ax.barh([plot_text(k) for k in table.iloc[::-1, 0]], table["risk"][::-1], color="tab:red")
+        shown = table.head(MAX_PLOT_BARS)
+        fig, ax = new_figure(6, 0.35 * len(shown) + 1)
+        ax.barh([plot_text(k) for k in shown.iloc[::-1, 0]], shown["risk"][::-1], color="tab:red")
         ax.set_xlabel("risk")
-        ax.set_title(f"{level} risk ranking")
+        cut = f" (the top {len(shown)} of {len(table)})" if len(shown) < len(table) else ""
+        ax.set_title(f"{level} risk ranking{cut}")
         return save_figure(fig, path)
 
     def plot_subgraph(self, key: str, path: str | Path) -> Path:

@@ -292,9 +292,10 @@ class Engine:
         products at risk that share them."""
         return self.defect_analysis().ranking(level, top)
 
-    def defect_evidence(self, node_key: str) -> list[dict[str, Any]]:
-        """Evidence paths of a supplier, batch or product, strongest first."""
-        return self.defect_analysis().evidence_paths(node_key)
+    def defect_evidence(self, node_key: str, level: str | None = None) -> list[dict[str, Any]]:
+        """Evidence paths of a supplier, batch or product, strongest first (``level``: which,
+        when the key names several; see :meth:`DefectAnalysis.evidence_paths`)."""
+        return self.defect_analysis().evidence_paths(node_key, level)
 
     def recalls(self, min_recalls: int = 2) -> RecallReport:
         """Firms named by ``min_recalls`` or more recalls and the hazard types that cluster

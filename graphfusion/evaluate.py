@@ -11,10 +11,13 @@ Metrics come two ways, which agree:
 - :func:`full_ranking_metrics` over a score matrix, for training loops.
 
 Every metric is averaged over the users that have at least one relevant (test) item. A
-(user, item) pair predicted more than once counts once, at its best score. Cut-offs are
-integers from 1 to :data:`MAX_K` (numpy integers taken, booleans not); a missing column,
-non-finite AUC scores, NaN or +inf full-ranking scores or a bad cut-off raise
-:class:`~graphfusion.errors.ValidationError`.
+(user, item) pair predicted more than once counts once, at its best score. Equal scores rank
+in the frame's row order; :func:`full_ranking_metrics` takes tied items in the order numpy's
+partial sort leaves them (repeatable, but not the item order). Cut-offs are integers from 1
+to :data:`MAX_K` (numpy integers taken, booleans not); a missing column, a missing
+user or item, predictions that are not numbers, non-finite AUC scores, NaN or +inf
+predictions or full-ranking scores (``-inf`` ranks an item last), item indices outside the
+score matrix or a bad cut-off raise :class:`~graphfusion.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -45,10 +48,30 @@ MAX_K = 1_000_000
 
 
 def _require_columns(frame: pd.DataFrame, what: str, columns: Iterable[str]) -> None:
-    """Raise a ValidationError naming the first of ``columns`` that ``frame`` lacks."""
+    """Raise a ValidationError naming the first of ``columns`` that ``frame`` lacks, or the
+    first that has missing values."""
     for col in columns:
         if col not in frame.columns:
             raise ValidationError(f"{what} must have the column {col!r}")
+    for col in columns:
+        missing = int(frame[col].isna().sum())
+        if missing:
+            raise ValidationError(f"{what} has {missing} row(s) with a missing {col!r}")
+
+
+def _require_scores(frame: pd.DataFrame, what: str, col: str) -> None:
+    """Raise a ValidationError unless ``frame[col]`` holds numbers, none NaN or ``+inf``."""
+    if col not in frame.columns:
+        raise ValidationError(f"{what} must have the column {col!r}")
+    values = frame[col]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise ValidationError(f"{what}[{col!r}] must hold numbers, got {values.dtype}")
+    bad = int((~(values.to_numpy(dtype=np.float64) < np.inf)).sum())
+    if bad:
+        raise ValidationError(
+            f"{what}[{col!r}] holds {bad} NaN or +inf value(s); predictions must be finite, "
+            "or -inf for an item to rank last"
+        )
 
 
 def random_split(
@@ -75,18 +98,31 @@ def random_split(
         ``min_interactions`` interactions has at least one validation and one test item.
 
     Raises:
-        ValidationError: Missing columns or ratios that are not three shares summing to 1.
+        ValidationError: Missing columns or values, ratios that are not three finite shares
+            summing to 1, or ``min_interactions`` not an integer of at least 2.
     """
     _require_columns(interactions, "interactions", (col_user, col_item))
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise ValidationError(f"ratios must be three shares summing to 1, got {ratios}")
+    try:
+        shares = np.asarray(ratios, dtype=np.float64)
+    except (TypeError, ValueError):
+        shares = np.full(1, np.nan)
+    if (
+        isinstance(ratios, str | bytes)
+        or shares.shape != (3,)
+        or not np.isfinite(shares).all()
+        or (shares < 0).any()
+        or abs(shares.sum() - 1.0) > 1e-6
+    ):
+        raise ValidationError(f"ratios must be three shares summing to 1, got {ratios!r}")
+    # fewer than 2 interactions cannot give a validation and a test item
+    min_interactions = count_arg("min_interactions", min_interactions, MAX_K, low=2)
     frame = interactions.drop_duplicates([col_user, col_item]).reset_index(drop=True)
     rng = np.random.default_rng(seed)
     frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
     pos = frame.groupby(col_user, sort=False).cumcount().to_numpy()
     size = frame.groupby(col_user, sort=False)[col_item].transform("size").to_numpy()
-    n_valid = np.maximum(1, np.round(size * ratios[1])).astype(int)
-    n_test = np.maximum(1, np.round(size * ratios[2])).astype(int)
+    n_valid = np.maximum(1, np.round(size * shares[1])).astype(int)
+    n_test = np.maximum(1, np.round(size * shares[2])).astype(int)
     eligible = size >= min_interactions
     is_test = eligible & (pos < n_test)
     is_valid = eligible & ~is_test & (pos < n_test + n_valid)
@@ -120,7 +156,8 @@ def _average(
     """Mean of ``value(relevant items, top-k list, k)`` over users with relevant items."""
     k = count_arg("k", k, MAX_K)
     _require_columns(rating_true, "rating_true", (col_user, col_item))
-    _require_columns(rating_pred, "rating_pred", (col_user, col_item, col_prediction))
+    _require_columns(rating_pred, "rating_pred", (col_user, col_item))
+    _require_scores(rating_pred, "rating_pred", col_prediction)
     truth = _relevant(rating_true, col_user, col_item)
     ranked = _top_k(rating_pred, col_user, col_item, col_prediction, k)
     values = [value(items, ranked.get(user, []), k) for user, items in truth.items()]
@@ -245,9 +282,26 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 RANKING_CHUNK = 1 << 22
 
 
-def _cells(items: Sequence[Iterable[int]], users: range) -> tuple[np.ndarray, np.ndarray]:
-    """Row (within ``users``) and column indices of the users' items."""
-    lists = [np.fromiter(items[u], dtype=np.int64) for u in users]
+def _cells(
+    items: Sequence[Iterable[int]], users: range, n_items: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row (within ``users``) and column indices of the users' items.
+
+    Raises:
+        ValidationError: An item is not an integer index of the ``n_items`` columns.
+    """
+    lists = []
+    for u in users:
+        given = items[u]
+        raw = given if isinstance(given, np.ndarray) else np.asarray(list(given))
+        if raw.size and (
+            raw.dtype.kind not in "iu" or raw.ndim != 1 or raw.min() < 0 or raw.max() >= n_items
+        ):
+            raise ValidationError(
+                f"{what}[{u}] must hold item indices, integers in 0..{n_items - 1}, got "
+                f"{raw.tolist()[:5]!r}"
+            )
+        lists.append(raw.astype(np.int64).reshape(-1))
     rows = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
     cols = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
     return rows, cols
@@ -291,7 +345,8 @@ def full_ranking_metrics(
 
     Raises:
         ValidationError: ``scores`` is not a matrix or holds NaN or ``+inf`` (the message
-            says how many and in which rows), the item lists do not have one entry per user,
+            says how many and in which rows), the item lists do not have one entry per user
+            or hold something other than item indices (integers from 0 to ``n_items - 1``),
             or ``ks`` is not a non-empty sequence of cut-offs.
     """
     ks = check_cutoffs(ks)
@@ -318,9 +373,9 @@ def full_ranking_metrics(
             bad_rows.extend((np.flatnonzero(bad) + start).tolist())
         if n_bad:
             continue  # refused below, once every row is counted
-        block[_cells(train_items, users)] = -np.inf
+        block[_cells(train_items, users, n_items, "train_items")] = -np.inf
         relevant = np.zeros(block.shape, dtype=bool)
-        relevant[_cells(test_items, users)] = True
+        relevant[_cells(test_items, users, n_items, "test_items")] = True
         n_relevant = relevant.sum(axis=1)
         keep = n_relevant > 0
         if not keep.any():

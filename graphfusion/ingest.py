@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 from graphfusion import columnar
 from graphfusion.columnar import MAX_KEY_CHARS
 from graphfusion.errors import MappingError, ValidationError
-from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, load_mapping
+from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, check_columns, load_mapping
 from graphfusion.readers import read_table
 from graphfusion.reports import check_writable, default_report_path, write_rows
 from graphfusion.schema import Property, Schema, union_properties
@@ -59,7 +59,7 @@ from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
 from graphfusion.values import is_missing, union_lists
 
-__all__ = ["Reject", "LoadReport", "load", "MAX_KEY_CHARS"]
+__all__ = ["Reject", "LoadReport", "load", "check_sources", "MAX_KEY_CHARS"]
 
 log = logging.getLogger("graphfusion.ingest")
 
@@ -140,6 +140,81 @@ class LoadReport:
         }
 
 
+def check_sources(mapping: LoaderMapping, sources: Mapping[str, Any]) -> None:
+    """Check the sources given against the mapping, and that every table's file exists
+    and is of its kind, before anything is read or written (or a store is opened).
+
+    Args:
+        mapping: The parsed mapping (:func:`graphfusion.mapping.load_mapping`).
+        sources: Source name -> path (a file or folder) or pandas DataFrame.
+
+    Raises:
+        MappingError: A source unknown, missing, or a table's file absent or of the
+            wrong kind.
+        ValidationError: A source that is neither a path nor a DataFrame.
+    """
+    needed = {mapping.tables[t].source for t in _used_tables(mapping)}
+    unknown = set(sources) - set(mapping.sources)
+    if unknown:
+        raise MappingError(
+            f"mapping {mapping.name!r} has no source(s) {sorted(unknown)}; "
+            f"it takes: {', '.join(mapping.sources)}"
+        )
+    missing = sorted(needed - set(sources))
+    if missing:
+        hints = ", ".join(f"--source {m}=PATH" for m in missing)
+        raise MappingError(f"mapping {mapping.name!r} needs source(s) {missing} ({hints})")
+    for name in needed:
+        src = sources[name]
+        if not isinstance(src, (str, os.PathLike, pd.DataFrame)):
+            raise ValidationError(
+                f"source {name!r} must be a path or a DataFrame, got {type(src).__name__}"
+            )
+    for table in _used_tables(mapping):
+        _target(mapping, sources, table)
+
+
+def _used_tables(mapping: LoaderMapping) -> list[str]:
+    specs: list[NodeSpec | RelSpec] = [*mapping.nodes, *mapping.relationships]
+    return list(dict.fromkeys(s.table for s in specs))
+
+
+def _target(
+    mapping: LoaderMapping, sources: Mapping[str, Any], name: str
+) -> tuple[str, Any, str | None]:
+    """A table's source label (for the report), what to read (a path or a DataFrame) and
+    the folder of its file (None for a DataFrame).
+
+    Raises:
+        MappingError: The file does not exist or is not of the table's kind.
+    """
+    spec = mapping.tables[name]
+    src = sources[spec.source]
+    if isinstance(src, pd.DataFrame):
+        return f"{spec.source}:frame", src, None
+    path = Path(src)
+    if spec.file:
+        if not path.is_dir():
+            kind = "does not exist" if not path.exists() else "is not a folder"
+            raise MappingError(
+                f"source {spec.source!r}: {path} {kind}; a folder holding {spec.file} was expected"
+            )
+        path = path / spec.file
+    if not path.exists():
+        raise MappingError(f"source {spec.source!r}: {path} does not exist")
+    if path.is_dir() and spec.format not in ("images", "frame"):
+        raise MappingError(
+            f"source {spec.source!r}: {path} is a folder, a {spec.format} file was expected"
+        )
+    if path.is_char_device() or path.is_block_device():  # /dev/zero would never end
+        raise MappingError(
+            f"source {spec.source!r}: {path} is a device, a {spec.format} file was expected"
+            " (a pipe, such as /dev/stdin from a shell pipeline, is read)"
+        )
+    folder = str((path if path.is_dir() else path.parent).resolve())
+    return str(path), path, folder
+
+
 class _Loader:
     """One load: reads tables as columns, checks and converts them a column at a time
     (:mod:`graphfusion.columnar`), merges, drops dangling links, writes."""
@@ -178,70 +253,14 @@ class _Loader:
 
     # ------------------------------------------------------------------ sources
     def check_sources(self) -> None:
-        """Check the sources given against the mapping, and that every table's file exists
-        and is of its kind, before anything is read or written.
-
-        Raises:
-            MappingError: A source unknown, missing, or a table's file absent or of the
-                wrong kind.
-            ValidationError: A source that is neither a path nor a DataFrame.
-        """
-        needed = {self.mapping.tables[t].source for t in self._used_tables()}
-        unknown = set(self.sources) - set(self.mapping.sources)
-        if unknown:
-            raise MappingError(
-                f"mapping {self.mapping.name!r} has no source(s) {sorted(unknown)}; "
-                f"it takes: {', '.join(self.mapping.sources)}"
-            )
-        missing = sorted(needed - set(self.sources))
-        if missing:
-            hints = ", ".join(f"--source {m}=PATH" for m in missing)
-            raise MappingError(f"mapping {self.mapping.name!r} needs source(s) {missing} ({hints})")
-        for name in needed:
-            src = self.sources[name]
-            if not isinstance(src, (str, os.PathLike, pd.DataFrame)):
-                raise ValidationError(
-                    f"source {name!r} must be a path or a DataFrame, got {type(src).__name__}"
-                )
-        for table in self._used_tables():
-            self._target(table)
+        """:func:`check_sources` of the loader's mapping and sources."""
+        check_sources(self.mapping, self.sources)
 
     def _used_tables(self) -> list[str]:
-        return list(dict.fromkeys(s.table for s in self._specs))
+        return _used_tables(self.mapping)
 
     def _target(self, name: str) -> tuple[str, Any, str | None]:
-        """A table's source label (for the report), what to read (a path or a DataFrame) and
-        the folder of its file (None for a DataFrame).
-
-        Raises:
-            MappingError: The file does not exist or is not of the table's kind.
-        """
-        spec = self.mapping.tables[name]
-        src = self.sources[spec.source]
-        if isinstance(src, pd.DataFrame):
-            return f"{spec.source}:frame", src, None
-        path = Path(src)
-        if spec.file:
-            if not path.is_dir():
-                kind = "does not exist" if not path.exists() else "is not a folder"
-                raise MappingError(
-                    f"source {spec.source!r}: {path} {kind}; a folder holding {spec.file} "
-                    "was expected"
-                )
-            path = path / spec.file
-        if not path.exists():
-            raise MappingError(f"source {spec.source!r}: {path} does not exist")
-        if path.is_dir() and spec.format not in ("images", "frame"):
-            raise MappingError(
-                f"source {spec.source!r}: {path} is a folder, a {spec.format} file was expected"
-            )
-        if path.is_char_device() or path.is_block_device():  # /dev/zero would never end
-            raise MappingError(
-                f"source {spec.source!r}: {path} is a device, a {spec.format} file was expected"
-                " (a pipe, such as /dev/stdin from a shell pipeline, is read)"
-            )
-        folder = str((path if path.is_dir() else path.parent).resolve())
-        return str(path), path, folder
+        return _target(self.mapping, self.sources, name)
 
     def read_all(self) -> None:
         """Read every table the specs use (before anything is written: a file that fails to
@@ -257,6 +276,8 @@ class _Loader:
         label, target, folder = self._target(name)
         table, bad = read_table(spec.format, target, name=spec.source, options=dict(spec.options))
         self._unread[name] = [Reject(label, rec.line, "", rec.reason, name) for rec in bad]
+        if len(table):  # a mistyped column would load as nothing, without a word
+            check_columns(self.mapping, name, table.names, label)
         if folder is not None:
             table = table.with_constant("__dir__", folder)
         log.debug("read %s: %d rows, %d bad", label, len(table), len(bad))

@@ -9,7 +9,8 @@ four parts, each standardized over the products (:data:`PARTS`):
   user's products (its weight counts once per product of theirs);
 - ``model``: the model's own scores for them (when the model has a vector for them);
 - ``peers``: the likeness of the product's fused vector to the mean vector of the users with
-  the same demographics (when there are such users).
+  the same demographics, as far as they are known of the user (when there are such users;
+  :func:`peer_rows`).
 
 A part that is unknown for a user is left out of their mean. :data:`DEFAULT_WEIGHTS` are
 used unless training chose weights for the store: with ``TrainConfig(light_users=share)``,
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,12 +148,34 @@ def light_parts(
     return LightParts(values, known, np.array([len(items) for items in kept], dtype=np.float64))
 
 
-def peer_rows(profile: np.ndarray | None, trained: np.ndarray, u: int) -> np.ndarray:
+def peer_rows(
+    profile: np.ndarray | None,
+    trained: np.ndarray,
+    u: int,
+    blocks: Sequence[slice] | None = None,
+) -> np.ndarray:
     """Rows of the users with the same demographics as user ``u`` (not ``u``) who had
-    interactions when the vectors were made; none when nothing is known of ``u``."""
+    interactions when the vectors were made; none when nothing is known of ``u``.
+
+    Args:
+        profile: ``(n_users, width)`` demographic columns
+            (:func:`graphfusion.features.demographics.demographic_features`), or None.
+        trained: ``(n_users,)`` whether each user had interactions.
+        u: The user's row.
+        blocks: The columns of each property (age, each one-hot property): only those known
+            of ``u`` (not all 0: a missing age, gender or occupation is all zeros) must
+            match, so a user who gave a gender alone is matched on it. Every column must
+            match when None.
+    """
     if profile is None or not profile[u].any():
         return np.zeros(0, dtype=np.int64)
-    same = np.flatnonzero((profile == profile[u]).all(axis=1) & trained)
+    columns = np.ones(profile.shape[1], dtype=bool)
+    if blocks is not None:
+        columns[:] = False
+        for block in blocks:
+            columns[block] = bool(profile[u, block].any())
+    mine = profile[:, columns]
+    same = np.flatnonzero((mine == mine[u]).all(axis=1) & trained)
     return same[same != u]
 
 

@@ -22,9 +22,15 @@ become nodes and relationships::
         to: {label: Category, key: category_id}
 
 A field is a column name, or a mapping with one of ``column``, ``columns`` (first non-empty),
-``template`` (``"{a}:{b}"``) or ``value`` (a constant), and optional ``transform`` (a name or a
-list of names from :data:`TRANSFORMS`) with their options (``sep``, ``prefix``). A key that
-yields a list (``transform: split``) makes one node or relationship per element.
+``template`` (``"{a}:{b}"``; ``{{`` and ``}}`` are literal braces, a name may take a format
+such as ``{a:>5}``) or ``value`` (a constant, checked against its property's type), and
+optional ``transform`` (a name or a list of names from :data:`TRANSFORMS`) with their options:
+``sep`` (text; of ``join``, ``split``, ``part``, ``head``, ``flags`` and ``lead``, a regular
+expression for ``lead`` and for ``split`` with ``regex: true``), ``prefix`` (text; of
+``prefix``) and ``index`` (an integer; of ``part``, ``item`` and ``head``). An option that none
+of the field's transforms reads is an error, as are settings (``unique``, ``optional``,
+``skip_dangling``, ``regex``) that are not ``true`` or ``false``. A key that yields a list
+(``transform: split``) makes one node or relationship per element.
 A spec's ``where`` field keeps only the rows where it is non-empty (or, with ``equals``, where
 its text, stripped of spaces at its ends, is that value; case counts). When every spec reading
 a table has a ``where``, each row that none of them keeps is reported (``type 'CLICKED' matches
@@ -46,7 +52,8 @@ report's ``skipped``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import string
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +62,9 @@ import yaml
 
 from graphfusion.errors import MappingError
 from graphfusion.readers import FORMATS
-from graphfusion.schema import DEFINITIONS, Schema, load_yaml
+from graphfusion.schema import DEFINITIONS, Property, Schema
 from graphfusion.transforms import TRANSFORMS, as_text
-from graphfusion.values import is_missing
+from graphfusion.values import coerce, is_missing
 
 __all__ = [
     "LoaderMapping",
@@ -68,12 +75,21 @@ __all__ = [
     "TRANSFORMS",
     "load_mapping",
     "builtin_mappings",
+    "check_columns",
+    "spec_fields",
 ]
 
 LOADERS_DIR = DEFINITIONS / "loaders"
 
 
 _FIELD_OPTIONS = {"sep", "prefix", "regex", "index", "equals"}
+#: The transforms that read each option (``equals`` is read by a spec's ``where`` instead).
+_OPTION_USERS: dict[str, tuple[str, ...]] = {
+    "sep": ("join", "split", "part", "head", "flags", "lead"),
+    "regex": ("split",),
+    "prefix": ("prefix",),
+    "index": ("part", "item", "head"),
+}
 
 # ----------------------------------------------------------------------------- specs
 
@@ -96,7 +112,7 @@ class Field:
         if self.columns:
             return list(self.columns)
         if self.template:
-            return re.findall(r"{([^{}]+)}", self.template)
+            return _template_names(self.template)
         return []
 
     def get(self, row: Mapping[str, Any]) -> Any:
@@ -185,6 +201,102 @@ class LoaderMapping:
     path: str = "<memory>"
 
 
+#: Formats whose records carry keys of their own: a key that no record of a file (or column
+#: of a DataFrame) has is an empty value there (an optional field), not a mistaken name.
+_KEYED_FORMATS = {"jsonl", "pylines", "frame"}
+#: Columns every table has: ``__dir__``, the folder of the table's file.
+_PSEUDO_COLUMNS = {"__dir__"}
+
+
+def spec_fields(mapping: LoaderMapping, table: str) -> list[tuple[str, Field]]:
+    """Every field of the specs that read ``table``, with its place in the mapping
+    (``nodes[0].properties.title``, ``relationships[2].to.key``), in mapping order."""
+    out: list[tuple[str, Field]] = []
+    for i, node in enumerate(mapping.nodes):
+        if node.table == table:
+            out += _own_fields(f"nodes[{i}]", node.key, node.where, node.properties)
+    for i, rel in enumerate(mapping.relationships):
+        if rel.table == table:
+            place = f"relationships[{i}]"
+            out += [(f"{place}.from.key", rel.start.key), (f"{place}.to.key", rel.end.key)]
+            out += _own_fields(place, None, rel.where, rel.properties)
+    return out
+
+
+def _own_fields(
+    place: str, key: Field | None, where: Field | None, properties: Mapping[str, Field]
+) -> list[tuple[str, Field]]:
+    out = [(f"{place}.key", key)] if key is not None else []
+    if where is not None:
+        out.append((f"{place}.where", where))
+    return out + [(f"{place}.properties.{name}", fld) for name, fld in properties.items()]
+
+
+def check_columns(
+    mapping: LoaderMapping, table: str, columns: Sequence[str], file: str | None = None
+) -> None:
+    """Check that the specs reading ``table`` read only columns it has.
+
+    A field naming a column the table lacks (a typo such as ``titel``) would give nothing in
+    every row, silently; a ``columns`` list is wrong only when none of its columns is there.
+    Tables of JSON or Python-literal lines and DataFrames are not checked: a key that no
+    record has is an empty value there. Meant for a table read with rows: a file skipped
+    whole for its header (a wrong delimiter, a repeated name) is reported on its own.
+
+    Args:
+        mapping: The mapping.
+        table: The name of one of its tables.
+        columns: The columns the table's file has.
+        file: The file read, named in the message.
+
+    Raises:
+        MappingError: Naming the mapping file, the field's place, the column, the table and
+            the columns it has.
+    """
+    if mapping.tables[table].format in _KEYED_FORMATS:
+        return
+    have = set(columns) | _PSEUDO_COLUMNS
+    for place, fld in spec_fields(mapping, table):
+        needs = fld.needs()
+        absent = [c for c in needs if c not in have]
+        if not absent or (fld.columns and len(absent) < len(needs)):
+            continue
+        shown = ", ".join(repr(c) for c in absent)
+        listed = ", ".join(columns) if len(columns) <= 30 else ", ".join(columns[:30]) + ", ..."
+        raise MappingError(
+            f"{mapping.path}: {place}: no column {shown} in table {table!r}"
+            f"{f' ({file})' if file else ''}; its columns: {listed or 'none'}"
+        )
+
+
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _MappingLoader(_BASE_LOADER):
+    """The safe YAML loader (in C when PyYAML has it), refusing a key given twice in one
+    mapping, which YAML would resolve by keeping the last in silence (``<<`` merges may still
+    be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first:
+                seen = first[(key.tag, key.value)]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key.value!r} given twice (line {line}, first on line {seen})"
+                )
+            first[(key.tag, key.value)] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_MappingLoader)  # a safe loader
+
+
 def builtin_mappings() -> dict[str, Path]:
     """The mappings shipped with graphfusion, by the ``name`` each file declares (the file
     name when it declares none)."""
@@ -213,7 +325,7 @@ def load_mapping(name_or_path: str | Path, schema: Schema) -> LoaderMapping:
                 f"no mapping {text!r}: not a built-in ({', '.join(builtins)}) nor a file"
             )
     try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
+        raw = _load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc}") from None
     except yaml.YAMLError as exc:
@@ -232,35 +344,66 @@ def parse_mapping(raw: Any, schema: Schema, where: str = "<memory>") -> LoaderMa
     unknown = set(raw) - {"name", "description", "sources", "tables", "nodes", "relationships"}
     if unknown:
         raise MappingError(f"{where}: unknown top-level keys {sorted(unknown)}")
+    for key in ("name", "description"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise MappingError(f"{where}: {key} must be text, got {raw[key]!r}")
     sources = raw.get("sources")
     if not isinstance(sources, dict) or not sources:
         raise MappingError(f"{where}: 'sources' must name at least one source")
     src_desc = {}
     for name, spec in sources.items():
-        desc = spec.get("description", "") if isinstance(spec, dict) else str(spec or "")
-        src_desc[str(name)] = str(desc)
+        src_desc[str(name)] = _source_description(spec, f"{where}: sources.{name}")
+    raw_tables = raw.get("tables") or {}
+    if not isinstance(raw_tables, dict):
+        raise MappingError(f"{where}: 'tables' must map table names to tables, got {raw_tables!r}")
     tables = {}
-    for name, spec in (raw.get("tables") or {}).items():
+    for name, spec in raw_tables.items():
         tables[str(name)] = _parse_table(str(name), spec, src_desc, f"{where}: tables.{name}")
     nodes = tuple(
         _parse_node(i, spec, tables, schema, f"{where}: nodes[{i}]")
-        for i, spec in enumerate(raw.get("nodes") or [])
+        for i, spec in enumerate(_spec_list(raw, "nodes", "node specs", where))
     )
     rels = tuple(
         _parse_rel(i, spec, tables, schema, f"{where}: relationships[{i}]")
-        for i, spec in enumerate(raw.get("relationships") or [])
+        for i, spec in enumerate(_spec_list(raw, "relationships", "relationship specs", where))
     )
     if not nodes and not rels:
         raise MappingError(f"{where}: the mapping makes no nodes and no relationships")
     return LoaderMapping(
         name=str(raw.get("name") or Path(where).stem),
-        description=str(raw.get("description", "")),
+        description=str(raw.get("description") or ""),
         sources=src_desc,
         tables=tables,
         nodes=nodes,
         relationships=rels,
         path=where,
     )
+
+
+def _source_description(spec: Any, where: str) -> str:
+    """A source's description: the text given, or the ``description`` of a mapping."""
+    if spec is None or isinstance(spec, str):
+        return spec or ""
+    if not isinstance(spec, dict):
+        raise MappingError(f"{where}: a source is a description or {{description: text}}")
+    return str(spec.get("description") or "")
+
+
+def _spec_list(raw: dict[str, Any], key: str, what: str, where: str) -> list[Any]:
+    specs = raw.get(key)
+    if specs is None:
+        return []
+    if not isinstance(specs, list):
+        raise MappingError(f"{where}: {key!r} must be a list of {what}, got {type(specs).__name__}")
+    return specs
+
+
+def _flag(spec: dict[str, Any], name: str, default: bool, where: str) -> bool:
+    """A spec's true/false setting (text such as ``'no'`` is refused, not read as true)."""
+    value = spec.get(name, default)
+    if not isinstance(value, bool):
+        raise MappingError(f"{where}: {name} must be true or false, got {value!r}")
+    return value
 
 
 def _parse_table(name: str, spec: Any, sources: Mapping[str, str], where: str) -> TableSpec:
@@ -270,13 +413,16 @@ def _parse_table(name: str, spec: Any, sources: Mapping[str, str], where: str) -
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
     src = spec.get("source")
-    if src not in sources:
+    if not isinstance(src, str) or src not in sources:
         raise MappingError(f"{where}: source {src!r} is not declared in 'sources'")
     fmt = spec.get("format")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise MappingError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    file = spec.get("file")
+    if file is not None and (not isinstance(file, str) or not file):
+        raise MappingError(f"{where}: file must be text, got {file!r}")
     options = {"delimiter": _delimiter(spec["delimiter"], where)} if "delimiter" in spec else {}
-    return TableSpec(name, str(src), str(fmt), spec.get("file"), options)
+    return TableSpec(name, src, fmt, file, options)
 
 
 def _delimiter(raw: Any, where: str) -> str:
@@ -288,7 +434,81 @@ def _delimiter(raw: Any, where: str) -> str:
     return raw
 
 
-def _parse_field(raw: Any, where: str) -> Field:
+def _template_names(template: str) -> list[str]:
+    """The column names a template fills in (``{{`` and ``}}`` are literal braces; a name
+    stops at its ``!`` conversion or ``:`` format); [] for a template that does not parse."""
+    try:
+        return [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]
+    except ValueError:
+        return []
+
+
+def _check_template(template: Any, where: str) -> str:
+    """A template that fills in named columns and formats text."""
+    if not isinstance(template, str):
+        raise MappingError(f"{where}: template must be text, got {template!r}")
+    try:
+        names = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]
+        for name in names:
+            if not name or name.isdigit() or set(name) & set(".["):
+                raise ValueError(f"{{{name}}} is not a column name (a name, without '.' or '[')")
+        template.format(**dict.fromkeys(names, "text"))
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise MappingError(f"{where}: bad template {template!r}: {exc}") from None
+    return template
+
+
+def _column_name(raw: Any, what: str, where: str) -> str:
+    if not isinstance(raw, str) or not raw:
+        hint = " (quote a name that YAML reads as a number)" if isinstance(raw, int | float) else ""
+        raise MappingError(f"{where}: {what} must be text, got {raw!r}{hint}")
+    return raw
+
+
+def _check_options(
+    options: dict[str, Any], transforms: list[str], is_where: bool, where: str
+) -> None:
+    """Each option of the right type, and read by one of the field's transforms."""
+    for opt, value in options.items():
+        if opt == "equals":
+            if not is_where:
+                raise MappingError(f"{where}: 'equals' is only for a spec's where")
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise MappingError(
+                    f"{where}: equals must be text or a number, got {value!r}"
+                    + (
+                        " (quote it: YAML reads yes and no as booleans)"
+                        if isinstance(value, bool)
+                        else ""
+                    )
+                )
+            continue
+        if not any(t in _OPTION_USERS[opt] for t in transforms):
+            raise MappingError(
+                f"{where}: option {opt!r} is used by none of its transforms "
+                f"({', '.join(transforms) or 'none'}; {opt!r} is for "
+                f"{', '.join(_OPTION_USERS[opt])})"
+            )
+        if opt == "sep" and (not isinstance(value, str) or not value):
+            raise MappingError(f"{where}: sep must be text, got {value!r}")
+        if opt == "prefix" and not isinstance(value, str):
+            raise MappingError(f"{where}: prefix must be text, got {value!r}")
+        if opt == "regex" and not isinstance(value, bool):
+            raise MappingError(f"{where}: regex must be true or false, got {value!r}")
+        if opt == "index" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise MappingError(f"{where}: index must be an integer, got {value!r}")
+    if "head" in transforms and options.get("index", 1) < 1:
+        raise MappingError(f"{where}: head needs an index of 1 or more, got {options['index']}")
+    if "lead" in transforms or ("split" in transforms and options.get("regex")):
+        try:
+            re.compile(str(options.get("sep", r"\s")))
+        except re.error as exc:
+            raise MappingError(
+                f"{where}: sep is not a valid regular expression ({exc}): {options['sep']!r}"
+            ) from None
+
+
+def _parse_field(raw: Any, where: str, is_where: bool = False) -> Field:
     if isinstance(raw, str):
         return Field(column=raw)
     if not isinstance(raw, dict):
@@ -302,42 +522,68 @@ def _parse_field(raw: Any, where: str) -> Field:
     transforms = raw.get("transform") or []
     if isinstance(transforms, str):
         transforms = [transforms]
+    if not isinstance(transforms, list):
+        raise MappingError(
+            f"{where}: transform must be a name or a list of names, got {transforms!r}"
+        )
     for t in transforms:
-        if t not in TRANSFORMS:
+        if not isinstance(t, str) or t not in TRANSFORMS:
             raise MappingError(
                 f"{where}: unknown transform {t!r}; known: {', '.join(sorted(TRANSFORMS))}"
             )
+    options = {k: raw[k] for k in _FIELD_OPTIONS if k in raw}
+    _check_options(options, transforms, is_where, where)
     columns = raw.get("columns") or ()
     if "columns" in raw and not (isinstance(columns, list) and columns):
         raise MappingError(f"{where}: 'columns' must be a non-empty list")
     return Field(
-        column=raw.get("column"),
-        columns=tuple(str(c) for c in columns),
-        template=raw.get("template"),
+        column=_column_name(raw["column"], "column", where) if "column" in raw else None,
+        columns=tuple(_column_name(c, "each of columns", where) for c in columns),
+        template=_check_template(raw["template"], where) if "template" in raw else None,
         value=raw.get("value"),
         transforms=tuple(transforms),
-        options={k: raw[k] for k in _FIELD_OPTIONS if k in raw},
+        options=options,
     )
 
 
 def _table(spec: dict[str, Any], tables: Mapping[str, TableSpec], where: str) -> str:
     table = spec.get("table")
-    if table not in tables:
+    if not isinstance(table, str) or table not in tables:
         raise MappingError(f"{where}: table {table!r} is not declared in 'tables'")
-    return str(table)
+    return table
 
 
-def _parse_props(raw: Any, has: Callable[[str], bool], owner: str, where: str) -> dict[str, Field]:
+def _parse_props(
+    raw: Any, has: Callable[[str], bool], prop: Callable[[str], Property], owner: str, where: str
+) -> dict[str, Field]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: 'properties' must map property -> field")
     out = {}
-    for prop, fraw in raw.items():
-        if not has(str(prop)):
-            raise MappingError(f"{where}: {owner} has no property {prop!r} in the schema")
-        out[str(prop)] = _parse_field(fraw, f"{where}.properties.{prop}")
+    for name, fraw in raw.items():
+        if not has(str(name)):
+            raise MappingError(f"{where}: {owner} has no property {name!r} in the schema")
+        place = f"{where}.properties.{name}"
+        fld = _parse_field(fraw, place)
+        if fld.column is None and not fld.columns and fld.template is None:
+            # A constant: the same in every row, so checked once here, not rejected per row.
+            try:
+                coerce(fld.get({}), prop(str(name)))
+            except ValueError as exc:
+                raise MappingError(f"{place}: {exc}") from None
+        out[str(name)] = fld
     return out
+
+
+def _label(raw: Any, schema: Schema, where: str) -> str:
+    if raw is None:
+        raise MappingError(f"{where}: 'label' is required")
+    if not isinstance(raw, str) or raw not in schema.nodes:
+        raise MappingError(
+            f"{where}: label {raw!r} is not in the schema ({', '.join(schema.nodes)})"
+        )
+    return raw
 
 
 def _parse_node(
@@ -348,33 +594,31 @@ def _parse_node(
     unknown = set(spec) - {"label", "table", "key", "properties", "unique", "where"}
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
-    label = str(spec.get("label"))
-    if label not in schema.nodes:
-        raise MappingError(
-            f"{where}: label {label!r} is not in the schema ({', '.join(schema.nodes)})"
-        )
+    label = _label(spec.get("label"), schema, where)
     node = schema.nodes[label]
     if "key" not in spec:
         raise MappingError(f"{where}: 'key' is required")
-    props = _parse_props(spec.get("properties"), node.has_property, label, where)
+    props = _parse_props(spec.get("properties"), node.has_property, node.prop, label, where)
     if node.key in props:
         raise MappingError(f"{where}: the key {node.key!r} is given by 'key', not 'properties'")
     return NodeSpec(
-        label=str(label),
+        label=label,
         table=_table(spec, tables, where),
         key=_parse_field(spec["key"], f"{where}.key"),
         properties=props,
-        unique=bool(spec.get("unique", True)),
-        where=_parse_field(spec["where"], f"{where}.where") if "where" in spec else None,
+        unique=_flag(spec, "unique", True, where),
+        where=_parse_field(spec["where"], f"{where}.where", True) if "where" in spec else None,
     )
 
 
 def _parse_end(raw: Any, schema: Schema, where: str) -> EndSpec:
     if not isinstance(raw, dict) or "label" not in raw or "key" not in raw:
         raise MappingError(f"{where}: an end must be {{label: L, key: field}}")
-    if raw["label"] not in schema.nodes:
-        raise MappingError(f"{where}: label {raw['label']!r} is not in the schema")
-    return EndSpec(str(raw["label"]), _parse_field(raw["key"], f"{where}.key"))
+    unknown = set(raw) - {"label", "key"}
+    if unknown:
+        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    label = _label(raw["label"], schema, where)
+    return EndSpec(label, _parse_field(raw["key"], f"{where}.key"))
 
 
 def _parse_rel(
@@ -395,8 +639,10 @@ def _parse_rel(
     }
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
-    rtype = str(spec.get("type"))
-    if rtype not in schema.relationships:
+    rtype = spec.get("type")
+    if rtype is None:
+        raise MappingError(f"{where}: 'type' is required")
+    if not isinstance(rtype, str) or rtype not in schema.relationships:
         raise MappingError(
             f"{where}: relationship type {rtype!r} is not in the schema "
             f"({', '.join(schema.relationships)})"
@@ -407,13 +653,13 @@ def _parse_rel(
     if not rel.connects(start.label, end.label):
         raise MappingError(f"{where}: {rtype} does not connect ({start.label})->({end.label})")
     return RelSpec(
-        type=str(rtype),
+        type=rtype,
         table=_table(spec, tables, where),
         start=start,
         end=end,
-        properties=_parse_props(spec.get("properties"), rel.has_property, rtype, where),
-        unique=bool(spec.get("unique", False)),
-        where=_parse_field(spec["where"], f"{where}.where") if "where" in spec else None,
-        optional=bool(spec.get("optional", False)),
-        skip_dangling=bool(spec.get("skip_dangling", False)),
+        properties=_parse_props(spec.get("properties"), rel.has_property, rel.prop, rtype, where),
+        unique=_flag(spec, "unique", False, where),
+        where=_parse_field(spec["where"], f"{where}.where", True) if "where" in spec else None,
+        optional=_flag(spec, "optional", False, where),
+        skip_dangling=_flag(spec, "skip_dangling", False, where),
     )

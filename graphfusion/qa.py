@@ -4,7 +4,9 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
 
 - ``bm25``: lexical BM25 (``bm25s``, Lucene variant, English stop words) over the product text
   (title and description; for a product without text, its questions and answers), the answer
-  texts and the review passages;
+  texts and the review passages. It lists only the items that share a word with the
+  question (none for a question whose words are in no text), and refuses a question of only
+  stop words ("Is it?");
 - ``dense``: cosine similarity of the question's MiniLM vector with the stored ``text_vec``
   of products, answers and passages (a product without text is the mean of its questions'
   and answers' vectors);
@@ -319,10 +321,17 @@ class QAIndex:
             "RETURN a.id AS id, a.text AS text, x.id AS qid, p.id AS p, a.text_vec AS v "
             "ORDER BY id"
         )
+        # an answer without text has nothing to tell: it is no candidate
         a_rows = [
             i
-            for i, qid in enumerate(ans.column("qid").to_pylist() if ans.num_rows else [])
-            if qid not in excluded
+            for i, (qid, text) in enumerate(
+                zip(
+                    ans.column("qid").to_pylist() if ans.num_rows else [],
+                    ans.column("text").to_pylist() if ans.num_rows else [],
+                    strict=True,
+                )
+            )
+            if qid not in excluded and text is not None and text.strip()
         ]
         a_keys = [ans.column("id")[i].as_py() for i in a_rows]
         a_texts = [ans.column("text")[i].as_py() or "" for i in a_rows]
@@ -337,6 +346,21 @@ class QAIndex:
             for col in ("answer_id", "text", "product_id"):
                 if col not in extra_answers.columns:
                     raise ValidationError(f"extra_answers lacks the column {col}")
+            for col in ("answer_id", "text"):
+                blank = extra_answers[col].isna() | (
+                    extra_answers[col].astype(str).str.strip() == ""
+                )
+                if blank.any():
+                    raise ValidationError(
+                        f"extra_answers has {int(blank.sum())} row(s) with a missing {col}"
+                    )
+            keys = extra_answers["answer_id"].astype(str)
+            taken = keys[keys.duplicated() | keys.isin(a_keys)]
+            if len(taken):
+                raise ValidationError(
+                    f"extra_answers: the answer_id {taken.iloc[0]!r} is already an answer's "
+                    f"({len(taken)} such row(s))"
+                )
             extra_texts = [str(t) for t in extra_answers["text"]]
             a_keys += [str(k) for k in extra_answers["answer_id"]]
             a_texts += extra_texts
@@ -407,26 +431,36 @@ class QAIndex:
             method: One of :data:`METHODS`.
 
         Returns:
-            Three ranked lists with scores and evidence.
+            Three ranked lists with scores and evidence, at most ``k`` rows each (fewer when
+            the pool is smaller; with ``bm25``, only the items that share a word with the
+            question, and the product asked on). Equal scores come in the order of the keys.
 
         Raises:
             ValidationError: Empty, too long or non-text question; unknown product; bad k or
-                method.
+                method; with ``bm25``, a question of only stop words or one-letter words.
         """
         text = _check_question(question)
         k = count_arg("k", k, 100)
         if method not in METHODS:
             raise ValidationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        if method == "bm25" and not _tokens(text):
+            raise ValidationError(
+                f"the question {text[:40]!r} has only stop words or one-letter words: BM25 "
+                "has no word to match; ask a longer question or use method dense or fusion"
+            )
         asked = None
         if product_id is not None:
             if not isinstance(product_id, str) or product_id not in self._index:
                 raise NotFoundError(f"no product {product_id!r} in the store")
             asked = self._index[product_id]
         scores = self.scores(text, asked)
+        # BM25 says nothing of an item that shares no word with the question (score 0; the
+        # product asked on comes first all the same)
+        lexical = method == "bm25"
         return QAResult(
-            products=self._products(scores["products"][method], scores, k),
-            answers=self._answers(scores["answers"][method], scores, k),
-            passages=self._passages(scores["passages"][method], scores, k),
+            products=self._products(scores["products"][method], scores, k, lexical),
+            answers=self._answers(scores["answers"][method], scores, k, lexical),
+            passages=self._passages(scores["passages"][method], scores, k, lexical),
         )
 
     def scores(
@@ -608,8 +642,12 @@ class QAIndex:
         shared = sorted(tokens & set(_tokens(text)))[:5]
         return f"shares the words {', '.join(shared)}" if shared else None
 
-    def _products(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+    def _products(
+        self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
+    ) -> pd.DataFrame:
         rows = _best(score, k)
+        if matched_only:
+            rows = rows[score[rows] > 0]
         evidence = []
         for p in rows:
             ev = []
@@ -643,14 +681,21 @@ class QAIndex:
         match = sc.get("text_match")
         if match is None or p < 0 or p == sc["asked"]:
             return None
-        # its place among the products, ties to the first of them (a stable sort's order)
+        # its place among the products other than the one asked on (which comes first by
+        # rule, not by its text), ties to the first of them (a stable sort's order)
         rank = int((match > match[p]).sum() + (match[:p] == match[p]).sum()) + 1
+        if sc["asked"] is not None:
+            rank -= 1
         if rank > TEXT_MATCH_EVIDENCE:
             return None
         return "best" if rank == 1 else f"{_ordinal(rank)} best"
 
-    def _answers(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+    def _answers(
+        self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
+    ) -> pd.DataFrame:
         rows = _best(score, k)
+        if matched_only:
+            rows = rows[score[rows] > 0]
         evidence, questions = [], []
         for a in rows:
             ev = []
@@ -685,8 +730,12 @@ class QAIndex:
             }
         )
 
-    def _passages(self, score: np.ndarray, sc: dict[str, Any], k: int) -> pd.DataFrame:
+    def _passages(
+        self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
+    ) -> pd.DataFrame:
         rows = _best(score, k)
+        if matched_only:
+            rows = rows[score[rows] > 0]
         evidence = []
         for s in rows:
             p = int(self.passages.product[s])
@@ -899,11 +948,15 @@ def _stopwords() -> frozenset[str]:
 
 
 def _best(score: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the ``k`` best scores, best first; equal scores in row order (as a stable
+    sort of the whole would give them)."""
     if not len(score):
         return np.zeros(0, dtype=np.int64)
     k = min(k, len(score))
-    part = np.argpartition(-score, k - 1)[:k]
-    return part[np.argsort(-score[part], kind="stable")]
+    kth = score[np.argpartition(-score, k - 1)[k - 1]]  # the k-th best score
+    above = np.flatnonzero(score > kth)
+    rows = np.concatenate([above, np.flatnonzero(score == kth)[: k - len(above)]])
+    return rows[np.argsort(-score[rows], kind="stable")]
 
 
 def _rrf(rankings: Sequence[np.ndarray]) -> np.ndarray:

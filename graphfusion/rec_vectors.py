@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -181,8 +182,8 @@ def product_rec_vectors(
         ``(n, r + 1)`` vectors and the ``M`` they were made with.
 
     Raises:
-        ValidationError: Not ``(n, r)``, values that are not finite, or a ``scale`` below a
-            product's norm.
+        ValidationError: Not ``(n, r)``, values that are not finite, or a ``scale`` that is
+            not a finite number above 0 or is below a product's norm.
     """
     items = np.asarray(item_factors, dtype=np.float64)
     if items.ndim != 2:
@@ -193,8 +194,10 @@ def product_rec_vectors(
     top = float(norms.max()) if len(norms) else 0.0
     if scale is None:
         scale = top if top > 0 else 1.0
-    elif not scale >= top:
-        raise ValidationError(f"scale {scale} is below the largest product norm {top}")
+    else:
+        _check_scale(scale)
+        if not scale >= top:
+            raise ValidationError(f"scale {scale} is below the largest product norm {top}")
     fill = np.sqrt(np.maximum(scale**2 - norms**2, 0.0))
     return np.concatenate([items, fill[:, None]], axis=1) / scale, float(scale)
 
@@ -204,12 +207,21 @@ def user_rec_vectors(user_factors: np.ndarray, scale: float = 1.0) -> np.ndarray
     dot product with a product's ``rec_vec`` is ``u · q``.
 
     Raises:
-        ValidationError: Not ``(n, r)``, or values that are not finite.
+        ValidationError: Not ``(n, r)``, values that are not finite, or a ``scale`` that is
+            not a finite number above 0.
     """
     users = np.asarray(user_factors, dtype=np.float64)
     if users.ndim != 2 or not np.isfinite(users).all():
         raise ValidationError("user_factors must be a finite (n, r) array")
+    _check_scale(scale)
     return np.concatenate([users * scale, np.zeros((len(users), 1))], axis=1)
+
+
+def _check_scale(scale: float) -> None:
+    """Refuse a ``scale`` (``M``) that is not a finite number above 0: its vectors would be
+    NaN or infinite."""
+    if not (isinstance(scale, int | float | np.number) and math.isfinite(scale) and scale > 0):
+        raise ValidationError(f"scale must be a finite number > 0, got {scale!r}")
 
 
 def read_rec_vectors(store: BaseStore, label: str, keys: Sequence[str]) -> np.ndarray | None:

@@ -44,7 +44,7 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 from __future__ import annotations
 
-import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +94,7 @@ from graphfusion.train import (
     served_model,
     store_models_dir,
 )
-from graphfusion.values import count_arg
+from graphfusion.values import count_arg, real_arg
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
 
@@ -150,37 +150,55 @@ class Reason:
 
 @dataclass
 class _Catalogue:
-    """Product facts for filters and reasons, row-aligned with the items."""
+    """Product facts for filters and reasons, row-aligned with the items. ``category`` and
+    ``brand`` are the one shown per product; ``categories`` and ``brands`` all it links to
+    (a film's genres, both levels of an Amazon category)."""
 
     title: list[str]
     price: np.ndarray
     category: list[str | None]
     category_names: dict[str, str]
-    parents: dict[str, str]
+    parents: dict[str, set[str]]
     brand: list[str | None]
     brand_names: dict[str, str]
     image: np.ndarray  # unit image vectors (zeros where none)
+    categories: list[frozenset[str]]
+    brands: list[frozenset[str]]
+    folded: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict, repr=False)
 
     def category_mask(self, value: str) -> np.ndarray:
-        wanted = value.strip().lower()
-        ok = {
-            cid
-            for cid, name in self.category_names.items()
-            if wanted in (cid.lower(), name.lower())
-        }
-        if not ok:
-            raise ValidationError(f"no category with the id or name {value!r}")
-        ok |= {cid for cid, parent in self.parents.items() if parent in ok}
-        return np.array([c in ok for c in self.category])
+        ok = self._named("category", self.category_names, value)
+        grown = ok
+        while grown:  # the subcategories of those found, at any depth
+            grown = {c for c, parents in self.parents.items() if not parents.isdisjoint(ok)}
+            grown -= ok
+            ok |= grown
+        return np.array([not c.isdisjoint(ok) for c in self.categories], dtype=bool)
 
     def brand_mask(self, value: str) -> np.ndarray:
-        wanted = value.strip().lower()
-        ok = {
-            bid for bid, name in self.brand_names.items() if wanted in (bid.lower(), name.lower())
-        }
+        ok = self._named("brand", self.brand_names, value)
+        return np.array([not b.isdisjoint(ok) for b in self.brands], dtype=bool)
+
+    def _named(self, what: str, names: Mapping[str, str], value: str) -> set[str]:
+        """The keys of ``names`` (key -> name) whose key or name is ``value``, as
+        :func:`_fold` compares them (the names folded once).
+
+        Raises:
+            ValidationError: None is.
+        """
+        if what not in self.folded:
+            self.folded[what] = [(key, _fold(key), _fold(name)) for key, name in names.items()]
+        wanted = _fold(value)
+        ok = {key for key, *forms in self.folded[what] if wanted in forms}
         if not ok:
-            raise ValidationError(f"no brand with the id or name {value!r}")
-        return np.array([b in ok for b in self.brand])
+            raise ValidationError(f"no {what} with the id or name {value!r}")
+        return ok
+
+
+def _fold(text: str) -> str:
+    """``text`` as names are compared: stripped, in one Unicode form, case folded (``Straße``
+    is ``STRASSE``; an accent composed or not is the same letter)."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 @dataclass
@@ -273,6 +291,8 @@ class Recommender:
         demographics = ckpt.get("demographics")  # none in a checkpoint from before it was kept
         #: The users' demographic columns as the model was trained with them.
         self.demographics = Demographics.from_dict(demographics) if demographics else None
+        #: The demographic columns of each property (:func:`graphfusion.light.peer_rows`).
+        self._blocks = _demographic_blocks(self.demographics)
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
@@ -425,17 +445,21 @@ class Recommender:
                 price[index[key]] = np.nan if pr is None else float(pr)
         category: list[str | None] = [None] * len(items)
         brand: list[str | None] = [None] * len(items)
-        for rel, label, out in (
-            ("IN_CATEGORY", "Category", category),
-            ("OF_BRAND", "Brand", brand),
+        categories: list[set[str]] = [set() for _ in items]
+        brands: list[set[str]] = [set() for _ in items]
+        for rel, label, out, every in (
+            ("IN_CATEGORY", "Category", category, categories),
+            ("OF_BRAND", "Brand", brand, brands),
         ):
             if rel not in self.store.schema.relationships:
                 continue
             rows = q(f"MATCH (p:Product)-[:{rel}]->(n:{label}) RETURN p.id AS p, n.id AS n")
             for p, n in zip(rows.column("p").to_pylist(), rows.column("n").to_pylist(),
                             strict=True):  # fmt: skip
-                if p in index and out[index[p]] is None:
-                    out[index[p]] = n
+                if p in index:
+                    every[index[p]].add(n)
+                    if out[index[p]] is None:
+                        out[index[p]] = n
         names = {
             label: {
                 r["id"]: r["name"] or r["id"]
@@ -443,18 +467,18 @@ class Recommender:
             }
             for label in ("Category", "Brand")
         }
-        parents = {
-            r["c"]: r["p"]
-            for r in self.store.query(
-                "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
-            )
-        }
+        parents: dict[str, set[str]] = {}
+        for r in self.store.query(
+            "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
+        ):
+            parents.setdefault(r["c"], set()).add(r["p"])
         images = _product_images(export, len(items))
         if fresh:
             rows = [index[k] for k in fresh]
             images[rows] = _stored_product_images(self.store, list(fresh), images.shape[1])
         return _Catalogue(title, price, category, names["Category"], parents, brand,
-                          names["Brand"], images)  # fmt: skip
+                          names["Brand"], images, [frozenset(c) for c in categories],
+                          [frozenset(b) for b in brands])  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
     def _user_row(self, user_id: object) -> int:
@@ -601,6 +625,19 @@ class Recommender:
         by_item: sp.csc_matrix = self.state.extra["by_item"]
         return by_item
 
+    def _id_order(self) -> np.ndarray:
+        """Each product's position in product id order (ties are ranked by it, as the Cypher
+        recipe ranks them), cached until products are added."""
+        st = self.state
+        if "id_order" not in st.extra:
+            order = np.empty(len(st.items), dtype=np.int64)
+            order[np.argsort(np.array(st.items, dtype=object), kind="stable")] = np.arange(
+                len(st.items)
+            )
+            st.extra["id_order"] = order
+        ids: np.ndarray = st.extra["id_order"]
+        return ids
+
     def _popularity(self) -> np.ndarray:
         return np.log1p(self._counts())
 
@@ -608,7 +645,7 @@ class Recommender:
         """The light-user blend (:mod:`graphfusion.light`) with the weights chosen when the
         model was trained (or ``weights``)."""
         st = self.state
-        peers = peer_rows(st.profile, st.trained_users, u)
+        peers = peer_rows(st.profile, st.trained_users, u, self._blocks)
         parts = light_parts(
             [st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]],
             popularity=self._counts(),
@@ -658,20 +695,12 @@ class Recommender:
             raise ValidationError(f"category must be a string, got {type(category).__name__}")
         if brand is not None and not isinstance(brand, str):
             raise ValidationError(f"brand must be a string, got {type(brand).__name__}")
-        if max_price is not None and (
-            isinstance(max_price, bool)
-            or not isinstance(max_price, int | float)
-            or not math.isfinite(max_price)
-            or max_price < 0
-        ):
-            raise ValidationError(f"max_price must be a number >= 0, got {max_price!r}")
+        if max_price is not None:
+            max_price = real_arg("max_price", max_price, zero=True)
         for name, flag in (("exclude_seen", exclude_seen), ("explain", explain)):
             if not isinstance(flag, bool):
                 raise ValidationError(f"{name} must be True or False")
-        if isinstance(diversity, bool) or not isinstance(diversity, int | float):
-            raise ValidationError(f"diversity must be a number in [0, 1], got {diversity!r}")
-        if not 0.0 <= float(diversity) <= 1.0:
-            raise ValidationError(f"diversity must be in [0, 1], got {diversity!r}")
+        diversity = real_arg("diversity", diversity, zero=True, high=1.0)
         scores, method = self.scores(user_id)
         u = self.state.user_index[user_id]
         keep = np.ones(len(scores), dtype=bool)
@@ -680,11 +709,11 @@ class Recommender:
         if brand is not None:
             keep &= self.catalogue.brand_mask(brand)
         if max_price is not None:
-            keep &= self.catalogue.price <= float(max_price)
+            keep &= self.catalogue.price <= max_price
         if exclude_seen:
             st = self.state
             keep[st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]] = False
-        chosen = _top(scores, keep, k, diversity, self.state.item_vecs)
+        chosen = _top(scores, keep, k, diversity, self.state.item_vecs, self._id_order())
         frame = self._frame(chosen, scores, u if explain else None)
         frame.attrs["method"] = method
         return frame
@@ -692,7 +721,7 @@ class Recommender:
     def _frame(self, rows: np.ndarray, scores: np.ndarray, user_row: int | None) -> pd.DataFrame:
         cat = self.catalogue
         st = self.state
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "product_id": [st.items[i] for i in rows],
                 "title": [cat.title[i] for i in rows],
@@ -708,11 +737,15 @@ class Recommender:
                 ],
             }
         )
+        if not len(rows):  # typed as a full list's columns, not as floats
+            frame = frame.astype({"product_id": "str", "title": "str", "category": object,
+                                  "brand": object, "reasons": object})  # fmt: skip
+        return frame
 
     # ------------------------------------------------------------------ explanations
     def explain(self, user_id: str, product_id: str) -> list[Reason]:
-        """The graph evidence linking a user to a product, strongest first (empty when there
-        is none but popularity)."""
+        """The graph evidence linking a user to a product, strongest first (at most three;
+        one ``popular`` reason when there is none but popularity)."""
         return self._reasons(self._user_row(user_id), self._item_row(product_id))
 
     def _reasons(self, u: int, i: int, limit: int = 3) -> list[Reason]:
@@ -722,13 +755,15 @@ class Recommender:
         mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
         mine = mine[mine != i]
         out: list[Reason] = []
-        for attr, label, names in (("brand", "Brand", cat.brand_names),
-                                   ("category", "Category", cat.category_names)):  # fmt: skip
-            values = getattr(cat, attr)
-            mark = values[i]
-            if mark is None or not len(mine):
+        for attr, label, names, every in (("brand", "Brand", cat.brand_names, cat.brands),
+                                          ("category", "Category", cat.category_names,
+                                           cat.categories)):  # fmt: skip
+            if not every[i] or not len(mine):
                 continue
-            same = [int(j) for j in mine if values[j] == mark]
+            # of the product's brands (categories), the one most of the user's products have
+            shared = {m: [int(j) for j in mine if m in every[j]] for m in sorted(every[i])}
+            mark = max(shared, key=lambda m: len(shared[m]))
+            same = shared[mark]
             if same:
                 shown = [("Product", st.items[j]) for j in same[:3]]
                 out.append(Reason(
@@ -1162,6 +1197,23 @@ def _key(value: Any) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
+def _demographic_blocks(encoding: Demographics | None) -> list[slice] | None:
+    """The columns of age and of each one-hot property in the demographic matrix that
+    ``encoding`` makes (:func:`graphfusion.features.demographics.demographic_features`);
+    None without one (a checkpoint from before it was kept)."""
+    if encoding is None:
+        return None
+    blocks, start = [], 0
+    if encoding.age is not None:
+        blocks.append(slice(0, 1))
+        start = 1
+    for values in encoding.levels.values():
+        if values:
+            blocks.append(slice(start, start + len(values)))
+            start += len(values)
+    return blocks
+
+
 def _not_rejected(report: LoadReport, n: int) -> np.ndarray:
     """``(n,)`` True for the rows of a one-table load that the report does not reject."""
     keep = np.ones(n, dtype=bool)
@@ -1245,16 +1297,23 @@ def _node_features(
 
 
 def _top(
-    scores: np.ndarray, keep: np.ndarray, k: int, diversity: float, vecs: np.ndarray
+    scores: np.ndarray,
+    keep: np.ndarray,
+    k: int,
+    diversity: float,
+    vecs: np.ndarray,
+    order: np.ndarray,
 ) -> np.ndarray:
-    """The best ``k`` rows of ``scores`` among ``keep``, re-ranked by maximal marginal
-    relevance when ``diversity`` > 0."""
+    """The best ``k`` rows of ``scores`` among ``keep``, equal scores by ``order`` (a rank
+    per row), re-ranked by maximal marginal relevance when ``diversity`` > 0."""
     allowed = np.flatnonzero(keep)
     if not len(allowed):
         return allowed
     pool = min(len(allowed), max(k, k * CANDIDATES_PER_K if diversity > 0 else k))
     part = allowed[np.argpartition(-scores[allowed], pool - 1)[:pool]]
-    ranked = part[np.argsort(-scores[part], kind="stable")]
+    # every product that ties with the last one taken competes for its place by ``order``
+    part = allowed[scores[allowed] >= scores[part].min()]
+    ranked = part[np.lexsort((order[part], -scores[part]))][:pool]
     if diversity <= 0 or len(ranked) <= 1:
         return ranked[:k]
     unit = vecs[ranked] / (np.linalg.norm(vecs[ranked], axis=1, keepdims=True) + 1e-12)

@@ -848,10 +848,10 @@ def generate_shop(
         GeneratorArgumentError: If ``size`` or ``defect_signal`` is unknown or ``seed`` is
             negative or not an integer (a ``ValidationError`` and a ``ValueError``).
         OutputFolderError: If ``out`` is a file, a non-empty directory that was not written
-            by this function, or cannot be made (a ``ValidationError`` and a
+            by this function, or cannot be made or written into (a ``ValidationError`` and a
             ``FileExistsError``).
     """
-    if size not in SIZES:
+    if not isinstance(size, str) or size not in SIZES:
         known = ", ".join(sorted(SIZES))
         raise GeneratorArgumentError(f"unknown shop size {size!r}; expected one of: {known}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
@@ -930,15 +930,18 @@ def _prepare_dir(
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputFolderError(f"cannot make {path}: {exc.strerror or exc}") from None
-    if images:
-        folder = path / "images"
-        if folder.exists() and not folder.is_dir():
-            raise OutputFolderError(f"{folder} exists and is not a directory")
-        folder.mkdir(exist_ok=True)
-    _write_json(
-        path / "manifest.json",
-        {"generator": generator, "version": version, "complete": False, "counts": {}},
-    )
+    folder = path / "images"
+    if images and folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{folder} exists and is not a directory")
+    try:
+        if images:
+            folder.mkdir(exist_ok=True)
+        _write_json(
+            path / "manifest.json",
+            {"generator": generator, "version": version, "complete": False, "counts": {}},
+        )
+    except OSError as exc:  # read-only, another user's folder, a full disk
+        raise OutputFolderError(f"cannot write into {path}: {exc.strerror or exc}") from None
 
 
 def _is_our_manifest(path: Path, generator: str = GENERATOR) -> bool:

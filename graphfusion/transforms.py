@@ -22,12 +22,23 @@ from graphfusion.values import is_missing, number_text, require_scalar
 __all__ = ["TRANSFORMS", "as_text"]
 
 
+def _each_text(v: Any, f: Callable[[str], Any]) -> Any:
+    """``f`` of a text, or of each text in a list (other values are kept as they are)."""
+    if isinstance(v, str):
+        return f(v)
+    if isinstance(v, (list, tuple)):
+        return [f(x) if isinstance(x, str) else x for x in v]
+    return v
+
+
 def _strip(v: Any, o: Mapping[str, Any]) -> Any:
-    return v.strip() if isinstance(v, str) else v
+    """The text without spaces at its ends; a list gives each element's."""
+    return _each_text(v, str.strip)
 
 
 def _lower(v: Any, o: Mapping[str, Any]) -> Any:
-    return v.lower() if isinstance(v, str) else v
+    """The text in lower case; a list gives each element's."""
+    return _each_text(v, str.lower)
 
 
 def _join(v: Any, o: Mapping[str, Any]) -> Any:
@@ -49,9 +60,18 @@ def _last(v: Any, o: Mapping[str, Any]) -> Any:
 
 
 def _split(v: Any, o: Mapping[str, Any]) -> Any:
+    """The non-empty parts of a text split by ``sep`` (``;``), stripped; with ``regex: true``
+    ``sep`` is a regular expression (what its groups capture is no part)."""
     if isinstance(v, str):
         sep = o.get("sep", ";")
-        parts = re.split(sep, v) if o.get("regex") else v.split(sep)
+        if o.get("regex"):
+            parts, start = [], 0
+            for m in re.finditer(sep, v):
+                parts.append(v[start : m.start()])
+                start = m.end()
+            parts.append(v[start:])
+        else:
+            parts = v.split(sep)
         return [p.strip() for p in parts if p.strip()]
     return v
 
@@ -59,6 +79,8 @@ def _split(v: Any, o: Mapping[str, Any]) -> Any:
 def _unix_s(v: Any, o: Mapping[str, Any]) -> Any:
     if is_missing(v):
         return None
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a Unix time")
     try:
         secs = float(v)
     except (TypeError, ValueError):
@@ -71,22 +93,29 @@ def _unix_s(v: Any, o: Mapping[str, Any]) -> Any:
 def _unix_ms(v: Any, o: Mapping[str, Any]) -> Any:
     if is_missing(v):
         return None
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a Unix time in milliseconds")
     try:
         return _unix_s(float(v) / 1000.0, o)
     except (TypeError, ValueError):
         raise ValueError(f"{str(v)[:40]!r} is not a Unix time in milliseconds") from None
 
 
-# The first number in a text: digits with maybe commas and a decimal part, maybe after a
-# currency sign, and maybe after a minus sign that starts the number: one at the start of the
-# text or after a space, an opening bracket, a colon, an equals sign or a currency sign, not
-# after a letter or a digit (the hyphen of "Model X-5" or "2-pack").
-_NUMBER = re.compile(r"((?<![^\s(\[{:=$€£¥₹])-)?\s*[$€£¥₹]?\s*(\d(?:[\d,]*\d)?(?:\.\d+)?)")
+# The first number in a text: digits with maybe commas and a decimal part (or a decimal part
+# alone, ".5", where no letter, digit or dot comes before it), maybe an exponent ("1.5e-3"),
+# maybe after a currency sign, and maybe after a minus sign (- or the Unicode minus) that
+# starts the number: one at the start of the text or after a space, an opening bracket, a
+# colon, an equals sign or a currency sign, not after a letter or a digit (the hyphen of
+# "Model X-5" or "2-pack"). Group 4 is a decimal comma right after the number ("1.234,56").
+_NUMBER = re.compile(
+    r"((?<![^\s(\[{:=$€£¥₹])[-\u2212])?\s*[$€£¥₹]?\s*"
+    r"((?<![\w.])\.\d+|\d(?:[\d,]*\d)?(?:\.\d+)?)([eE][-+]?\d+)?(,\d)?"
+)
 
 
 def _number(v: Any, o: Mapping[str, Any]) -> Any:
-    """The first number in a text such as ``"$1,299.00"`` or ``"-$5.00"`` (None when there is
-    none, as in an empty or a placeholder price).
+    """The first number in a text such as ``"$1,299.00"``, ``"-$5.00"``, ``".5"`` or
+    ``"1.5e-3"`` (None when there is none, as in an empty or a placeholder price).
 
     A minus sign makes the number negative only where it starts it: at the start of the text
     or after a space, an opening bracket, a colon, an equals sign or a currency sign (``"-5"``,
@@ -94,23 +123,31 @@ def _number(v: Any, o: Mapping[str, Any]) -> Any:
     or a digit is not one (``"Model X-5"`` gives 5.0).
 
     Raises:
-        ValueError: The number has commas that are not thousands separators (``"1,99"``).
+        ValueError: The number has commas that are not thousands separators (``"1,99"``,
+            ``"1.234,56"``).
     """
     if is_missing(v) or isinstance(v, (int, float)):
         return v
     m = _NUMBER.search(str(v))
     if m is None:
         return None
-    return float((m.group(1) or "") + number_text(m.group(2)))
+    if m.group(4):  # "1.234,56": a decimal comma, not a thousands separator
+        raise ValueError(
+            f"{str(v)[:40]!r} is not a number: a comma is read only as a thousands separator "
+            "(1,234.5)"
+        )
+    sign = "-" if m.group(1) else ""
+    return float(sign + number_text(m.group(2)) + (m.group(3) or ""))
 
 
-_TAG = re.compile(r"<[^>]+>")
+# A tag or a comment: "<" right before a name, "/", "!" or "?" (so "< 2 kg" is text).
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 
 
 def _strip_html(v: Any, o: Mapping[str, Any]) -> Any:
-    if isinstance(v, str):
-        return re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", v))).strip()
-    return v
+    """The text without HTML tags and comments, entities decoded, runs of spaces made one; a
+    list gives each element's. A ``<`` that starts no tag (``"< 2 kg"``) is text."""
+    return _each_text(v, lambda t: re.sub(r"\s+", " ", html.unescape(_TAG.sub(" ", t))).strip())
 
 
 def _key_text(v: Any, sep: str, fold: bool = False) -> Any:
@@ -160,11 +197,15 @@ def _prefix(v: Any, o: Mapping[str, Any]) -> Any:
 
 
 def _stem(v: Any, o: Mapping[str, Any]) -> Any:
-    return Path(str(v)).stem if not is_missing(v) else v
+    """The file name of a path without its (last) extension; a list gives each element's."""
+    if isinstance(v, (list, tuple)):
+        return [Path(as_text(x)).stem for x in v if not is_missing(x)]
+    return Path(as_text(v)).stem if not is_missing(v) else v
 
 
 def _upper_first(v: Any, o: Mapping[str, Any]) -> Any:
-    return v[:1].upper() + v[1:] if isinstance(v, str) else v
+    """The text with its first letter in upper case; a list gives each element's."""
+    return _each_text(v, lambda t: t[:1].upper() + t[1:])
 
 
 def _nonempty_list(v: Any, o: Mapping[str, Any]) -> Any:
@@ -183,11 +224,15 @@ def _field_of(v: Any, o: Mapping[str, Any]) -> Any:
 
 
 def _digest(v: Any, o: Mapping[str, Any]) -> Any:
-    """A short stable id for a value: the first 16 hex digits of its SHA-1."""
+    """A short stable id for a value: the first 16 hex digits of the SHA-1 of its text (see
+    :func:`as_text`: ``5``, ``5.0`` and ``"5"`` give the same id).
 
+    Raises:
+        ValueError: The value is a list, a mapping or a boolean.
+    """
     if is_missing(v):
         return None
-    return hashlib.sha1(str(v).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(as_text(v).encode("utf-8")).hexdigest()[:16]
 
 
 def _item(v: Any, o: Mapping[str, Any]) -> Any:

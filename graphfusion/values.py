@@ -158,7 +158,10 @@ def real_arg(name: str, value: object, *, zero: bool = False, high: float = math
         value, int | float | np.integer | np.floating
     ):
         raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond floats (10**400)
+        out = math.inf
     if not math.isfinite(out) or out < 0 or (out == 0 and not zero) or out > high:
         raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
     return out

@@ -331,6 +331,16 @@ def test_bad_sources(catalogue: Path, tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match=message):
             generate_catalog_shop(tmp_path / f"out-{name}", source=broken, users=20,
                                   interactions=200)  # fmt: skip
+    # an archive whose photos are of other products (the wrong archive) made a shop without
+    # a single photo, and said nothing
+    other = tmp_path / "other-photos"
+    other.mkdir()
+    shutil.copy(catalogue / "products.csv", other / "products.csv")
+    (other / "images").mkdir()
+    Image.new("RGB", (6, 8)).save(other / "images" / "77777.jpg")
+    with pytest.raises(ValidationError, match=r"none of the 60 products has a photo in .*images"):
+        generate_catalog_shop(tmp_path / "out-other", source=other, users=20, interactions=200)
+    assert not (tmp_path / "out-other").exists()
 
 
 def test_default_source(catalogue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,6 +67,22 @@ def test_load_with_rejected_rows_exits_zero(runner: CliRunner, tmp_path: Path) -
     assert json.loads(report.read_text().splitlines()[0])["line"] == 2
 
 
+def test_a_load_that_cannot_run_makes_no_store(runner: CliRunner, tmp_path: Path) -> None:
+    """An unknown mapping, a missing or unknown source and a source file that is not there
+    are reported before the store is made (an empty store folder was left behind)."""
+    folder = tmp_path / "new" / "store"
+    cases = [
+        (["nope"], "nope"),
+        (["synthetic"], "needs source(s) ['shop']"),
+        (["synthetic", "--source", "shop=x", "--source", "extra=y"], "has no source(s)"),
+        (["synthetic", "--source", f"shop={tmp_path / 'absent'}"], "does not exist"),
+    ]
+    for args, message in cases:
+        res = runner.invoke(main, ["load", *args, "--store", str(folder)])
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -270,10 +286,10 @@ def test_a_name_given_twice_is_bad_usage(
 
 def test_defects_evidence_refuses_flags_it_would_ignore(runner: CliRunner, tmp_path: Path) -> None:
     folder = tmp_path / "never" / "store"
-    for extra in (["--plot", str(tmp_path / "plots")], ["--level", "batch"]):
-        res = runner.invoke(main, ["defects", "--evidence", "s04", *extra, "--store", str(folder)])
-        assert res.exit_code == 2, res.output
-        assert extra[0] in res.output and "--evidence" in res.output
+    extra = ["--plot", str(tmp_path / "plots")]
+    res = runner.invoke(main, ["defects", "--evidence", "s04", *extra, "--store", str(folder)])
+    assert res.exit_code == 2, res.output
+    assert extra[0] in res.output and "--evidence" in res.output
     assert not folder.exists() and not (tmp_path / "plots").exists()
 
 

@@ -208,6 +208,25 @@ def test_evidence_paths_and_plots(engine: Engine, tmp_path: Path) -> None:
         engine.defects("batch", top=0)
 
 
+def test_the_risk_chart_draws_at_most_its_bars(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long ranking is drawn as its top MAX_PLOT_BARS bars (a chart of 10,000 bars was a
+    PNG 296,627 pixels high), the same size as a chart of that many."""
+    from PIL import Image
+
+    analysis = engine.defect_analysis()
+    monkeypatch.setattr(defects, "MAX_PLOT_BARS", 5)
+    cut = analysis.plot(tmp_path / "cut.png", "product", top=40)
+    five = analysis.plot(tmp_path / "five.png", "product", top=5)
+    with Image.open(cut) as a, Image.open(five) as b:
+        assert abs(a.height - b.height) <= 2
+    monkeypatch.setattr(defects, "MAX_PLOT_BARS", 50)
+    whole = analysis.plot(tmp_path / "whole.png", "product", top=40)
+    with Image.open(whole) as c, Image.open(five) as b:
+        assert c.height > 4 * b.height
+
+
 def test_an_odd_photo_is_evidence_with_its_image_key(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,6 +318,11 @@ def test_cli(embedded: Path, tmp_path: Path) -> None:
     assert paths and all(p["path"][0] == ["Supplier", top] for p in paths)
     res = runner.invoke(main, ["defects", "--evidence", "nope", "--store", str(folder)])
     assert res.exit_code == 1 and "no supplier, batch or product 'nope'" in res.output
+    # --level says which node the key is
+    args = ["defects", "--evidence", top, "--json", "--store", str(folder), "--level"]
+    assert json.loads(runner.invoke(main, [*args, "supplier"]).output) == paths
+    res = runner.invoke(main, [*args, "batch"])
+    assert res.exit_code == 1 and f"no batch '{top}'" in res.output
     assert runner.invoke(main, ["defects", "--level", "shop"]).exit_code == 2
 
 
@@ -566,3 +590,25 @@ def test_results_do_not_depend_on_the_order_of_loading(tmp_path: Path) -> None:
         shown = analysis.ranking("supplier", 1)["evidence"].iloc[0]
         assert [e["key"] for e in shown] == ["r0", "r1", "r2"]
         assert [p["path"][-1][1] for p in analysis.evidence_paths("p")] == ids[:5]
+
+
+def test_a_key_of_several_levels_needs_its_level(tmp_path: Path) -> None:
+    """A supplier and a product with the same key: the evidence paths of the key are refused
+    until the level is given (the supplier won silently), then are that node's."""
+    graph = {"acme": {"acme": [(1.0, BROKE)], "mug": [(1.0, BROKE)]}}
+    with EmbeddedStore(tmp_path / "store") as store:
+        _write_supply_graph(store, graph)
+        embed(store, only=("text",))
+        analysis = analyse(store)
+    with pytest.raises(ValidationError, match="'acme' is a supplier and a product: say which"):
+        analysis.evidence_paths("acme")
+    supplier = analysis.evidence_paths("acme", "supplier")
+    assert {p["path"][0] for p in supplier} == {("Supplier", "acme")}
+    assert {p["path"][-2][1] for p in supplier} == {"acme", "mug"}
+    product = analysis.evidence_paths("acme", level="product")
+    assert [p["path"] for p in product] == [[("Product", "acme"), ("Review", "acme-r0")]]
+    assert analysis.evidence_paths("mug") == analysis.evidence_paths("mug", "product")
+    with pytest.raises(NotFoundError, match="no batch 'mug'"):
+        analysis.evidence_paths("mug", "batch")
+    with pytest.raises(ValidationError, match="unknown level"):
+        analysis.evidence_paths("mug", "warehouse")

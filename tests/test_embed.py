@@ -375,3 +375,28 @@ def test_a_vector_supplied_over_an_embedded_one_is_not_removed_with_its_content(
         ]
         got = engine.cypher("MATCH (p:Product {id: 'a'}) RETURN p.text_vec AS v")["v"][0]
         np.testing.assert_allclose(got, supplied[0], atol=1e-6)
+
+
+def test_a_text_of_only_invisible_characters_is_no_text(
+    tmp_path: Path, text_encoder: TextEncoder
+) -> None:
+    """A title of zero-width or control characters gets no vector of its own (it was encoded
+    as if it were text); beside a description it adds nothing to it."""
+    invisible = "\u200b\u200d\x07 \ufeff"
+    with Engine(tmp_path / "s") as engine:
+        engine.store.upsert_nodes(
+            "Product",
+            pd.DataFrame(
+                {
+                    "id": ["a", "b"],
+                    "title": [invisible, invisible],
+                    "description": [None, "Red mug"],
+                }
+            ),
+        )
+        report = engine.embed("text", text_encoder=text_encoder)
+        assert [(e.key, e.reason) for e in report.errors] == [
+            ("a", "no text in title, description")
+        ]
+        got = engine.cypher("MATCH (p:Product {id: 'b'}) RETURN p.text_vec AS v")["v"][0]
+        np.testing.assert_allclose(got, text_encoder.encode(["Red mug"])[0], atol=1e-5)

@@ -213,3 +213,59 @@ def test_auc_refuses_scores_that_are_not_finite() -> None:
     for labels in ([1, 2, 0, 0], [1, np.nan, 0, 0]):  # a label is 0 or 1, not any non-zero
         with pytest.raises(ValidationError, match="labels must be 0 or 1"):
             auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array(labels))
+
+
+def test_full_ranking_refuses_item_indices_out_of_range() -> None:
+    """An index past the last item raised a bare IndexError; a negative one silently counted
+    as an item from the end, a fractional one as the item below it."""
+    scores = np.arange(8, dtype=np.float64).reshape(2, 4)
+    for train, test in [([[], []], [[4], [1]]), ([[], []], [[-1], [1]]),
+                        ([[-1], []], [[3], [1]]), ([[], []], [[1.7], [1]]),
+                        ([[], ["2"]], [[3], [1]])]:  # fmt: skip
+        with pytest.raises(ValidationError, match="item ind"):
+            full_ranking_metrics(scores, train, test)
+
+
+@pytest.mark.parametrize("metric", [recall_at_k, precision_at_k, ndcg_at_k, mrr_at_k])
+def test_metrics_refuse_predictions_that_are_not_numbers(metric: Callable[..., float]) -> None:
+    """A NaN prediction used to rank last and still count as a hit within K, and text
+    predictions ranked in alphabetical order ("10" below "9")."""
+    for bad in (np.nan, np.inf):
+        pred = PRED.assign(prediction=PRED["prediction"].where(PRED["item"] != 1, bad))
+        with pytest.raises(ValidationError, match=r"NaN or \+inf"):
+            metric(TRUE, pred, k=4)
+    with pytest.raises(ValidationError, match="numbers"):
+        metric(TRUE, PRED.assign(prediction=PRED["prediction"].astype(str)), k=4)
+    # -inf ranks an item last, as in the full ranking
+    last = PRED.assign(prediction=PRED["prediction"].where(PRED["item"] != 3, -np.inf))
+    assert mrr_at_k(TRUE, last, k=1) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("metric", [recall_at_k, precision_at_k, ndcg_at_k, mrr_at_k])
+def test_metrics_refuse_missing_users_and_items(metric: Callable[..., float]) -> None:
+    """A row with no user used to be dropped from the truth without a word."""
+    truth = pd.concat([TRUE, pd.DataFrame({"user": [None], "item": [7]})])
+    with pytest.raises(ValidationError, match="missing"):
+        metric(truth, PRED)
+    with pytest.raises(ValidationError, match="missing"):
+        metric(TRUE, PRED.assign(item=PRED["item"].where(PRED["item"] != 3)))
+
+
+def test_random_split_checks_its_arguments() -> None:
+    frame = pd.DataFrame({"user": ["u"] * 10 + ["v"] * 2, "item": list(range(12))})
+    for ratios in [(float("nan"), 0.5, 0.5), (0.8, float("inf"), 0.1), "abc", (0.8, "a", 0.1)]:
+        with pytest.raises(ValidationError, match="ratios"):
+            random_split(frame, ratios=ratios)  # type: ignore[arg-type]
+    # fewer than 2 would leave a user with a test item and no validation item
+    for bad in (0, 1, "3", 2.5, True):
+        with pytest.raises(ValidationError, match="min_interactions"):
+            random_split(frame, min_interactions=bad)  # type: ignore[arg-type]
+    _, valid, test = random_split(frame, min_interactions=2)
+    assert set(valid["user"]) == set(test["user"]) == {"u", "v"}
+    # a row without a user went to training under the user NaN
+    for column in ("user", "item"):
+        holed = frame.assign(**{column: frame[column].where(frame.index != 3)})
+        with pytest.raises(ValidationError, match="missing"):
+            random_split(holed)
+    empty = random_split(frame.iloc[:0])
+    assert all(len(part) == 0 for part in empty)

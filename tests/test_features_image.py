@@ -417,6 +417,16 @@ def test_odd_modes_and_shapes(encoder: ImageEncoder, tmp_path: Path) -> None:
     assert float(gray8 @ gray16) > 0.999
 
 
+def test_a_premultiplied_gray_image_is_laid_on_white(encoder: ImageEncoder) -> None:
+    """A PIL image in mode La (gray with premultiplied alpha), which Pillow converts only to
+    LA, is encoded as its LA twin is (it failed: "conversion from La to L not supported")."""
+    la = _circle(3).convert("LA")
+    premultiplied = la.convert("La")
+    result = encoder.encode_many([premultiplied, la])
+    assert result.errors == {}
+    assert float(result.vectors[0] @ result.vectors[1]) > 0.999
+
+
 def test_exif_orientation_is_applied(encoder: ImageEncoder) -> None:
     upright = _striped_square().crop((0, 0, 250, 160))  # wide: rotation matters
     stored = upright.transpose(Image.Transpose.ROTATE_90)

@@ -77,6 +77,28 @@ def test_blend_is_the_weighted_mean_of_the_known_parts() -> None:
     assert np.allclose(light.standard(np.array([3.0, 3.0])), 0.0)
 
 
+def test_peers_match_on_what_is_known_of_the_user() -> None:
+    """Age, then a gender block and an occupation block: a user who gave only a gender is
+    matched on it; one who gave everything, on everything; one who gave nothing has none."""
+    profile = np.array([
+        [0.0, 1, 0, 0, 0],  # gender only (age missing: 0; occupation missing: zeros)
+        [0.5, 1, 0, 1, 0],
+        [-0.5, 1, 0, 0, 1],
+        [0.5, 0, 1, 1, 0],
+        [0.5, 1, 0, 1, 0],  # the same as user 1
+        [0.0, 0, 0, 0, 0],  # nothing known
+        [0.5, 1, 0, 1, 0],  # the same as user 1, without interactions
+    ], dtype=np.float32)  # fmt: skip
+    trained = np.array([True, True, True, True, True, True, False])
+    blocks = [slice(0, 1), slice(1, 3), slice(3, 5)]
+    assert light.peer_rows(profile, trained, 0, blocks).tolist() == [1, 2, 4]
+    assert light.peer_rows(profile, trained, 1, blocks).tolist() == [4]
+    assert light.peer_rows(profile, trained, 5, blocks).tolist() == []
+    # without the blocks, every column must match
+    assert light.peer_rows(profile, trained, 0).tolist() == []
+    assert light.peer_rows(profile, trained, 1).tolist() == [4]
+
+
 def _held_out(seed: int, n_users: int = 30, n_items: int = 50, signal: float = 0.0) -> HeldOut:
     """Random parts; with ``signal``, the peers part points at the held-out products."""
     rng = np.random.default_rng(seed)

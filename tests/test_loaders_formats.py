@@ -14,9 +14,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
+from graphfusion.errors import MappingError
 from graphfusion.ingest import LoadReport, load
-from graphfusion.mapping import TRANSFORMS, load_mapping
+from graphfusion.mapping import TRANSFORMS, check_columns, load_mapping, spec_fields
 from graphfusion.store import EmbeddedStore
 
 try:
@@ -464,3 +466,323 @@ def test_clothing_reviews(tmp_path: Path, store: EmbeddedStore) -> None:
         _column(store, "MATCH (p:Product {id: 'clothing:1095'})-[:IN_CATEGORY]->(c) RETURN c.id")
         == []
     )
+
+
+# ----------------------------------------------------------------------------- user mappings
+
+_HEAD = """\
+name: mine
+sources:
+  shop: {description: my shop}
+tables:
+  products: {source: shop, file: products.csv, format: csv}
+"""
+
+
+def _mapping_error(tmp_path: Path, store: EmbeddedStore, body: str, head: str = _HEAD) -> str:
+    """The one error a mistaken mapping file gives when loaded; nothing is written."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(head + body, encoding="utf-8")
+    (tmp_path / "shop").mkdir(exist_ok=True)
+    (tmp_path / "shop" / "products.csv").write_text("id,title,price\np1,Mug,3\n")
+    with pytest.raises(MappingError) as info:
+        load(store, path, {"shop": tmp_path / "shop"})
+    assert store.counts().to_dict()["nodes"].get("Product", 0) == 0
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    return message[len(f"{path}: ") :]
+
+
+_NODE = "nodes:\n  - {label: Product, table: products, key: id, properties: {title: %s}}\n"
+_REL = (
+    "relationships:\n  - {type: IN_CATEGORY, table: products, %s"
+    "from: {label: Product, key: id}, to: {label: Category, key: cat}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # booleans given as text were read as True ("no" is a non-empty string)
+        (
+            "nodes:\n  - {label: Product, table: products, key: id, unique: 'no'}\n",
+            "nodes[0]: unique must be true or false, got 'no'",
+        ),
+        (_REL % "optional: 'false', ", "relationships[0]: optional must be true or false"),
+        # an end's unknown key was dropped in silence (the link was not optional)
+        (
+            "relationships:\n  - {type: IN_CATEGORY, table: products, "
+            "from: {label: Product, key: id, optional: true}, to: {label: Category, key: c}}\n",
+            "relationships[0].from: unknown keys ['optional']",
+        ),
+        # options of the wrong type, or that no transform of the field uses
+        (
+            _NODE % "{column: title, transform: part, index: two}",
+            "nodes[0].properties.title: index must be an integer, got 'two'",
+        ),
+        (
+            _NODE % "{column: title, transform: split, sep: 5}",
+            "nodes[0].properties.title: sep must be text, got 5",
+        ),
+        (
+            _NODE % "{column: title, transform: strip, prefix: x}",
+            "nodes[0].properties.title: option 'prefix' is used by none of its transforms (strip; "
+            "'prefix' is for prefix)",
+        ),
+        (
+            _NODE % "{column: title, sep: ','}",
+            "nodes[0].properties.title: option 'sep' is used by none of its transforms "
+            "(none; 'sep' is for join, split, part, head, flags, lead)",
+        ),
+        (
+            _NODE % "{column: title, transform: split, sep: '(', regex: true}",
+            "nodes[0].properties.title: sep is not a valid regular expression",
+        ),
+        (
+            _NODE % "{column: title, transform: lead, sep: '(x'}",
+            "nodes[0].properties.title: sep is not a valid regular expression",
+        ),
+        (
+            _NODE % "{column: title, transform: {number: 1}}",
+            "nodes[0].properties.title: transform must be a name or a list of names",
+        ),
+        (
+            _NODE % "{column: title, equals: Mug}",
+            "nodes[0].properties.title: 'equals' is only for a spec's where",
+        ),
+        (
+            "nodes:\n  - {label: Product, table: products, key: id, "
+            "where: {column: title, equals: [Mug, Cup]}}\n",
+            "nodes[0].where: equals must be text or a number, got ['Mug', 'Cup']",
+        ),
+        (
+            "nodes:\n  - {label: Product, table: products, key: id, "
+            "where: {column: title, equals: yes}}\n",
+            "nodes[0].where: equals must be text or a number, got True",
+        ),
+        # templates that failed on every row, or crashed the load
+        (_NODE % "{template: '{title'}", "nodes[0].properties.title: bad template '{title'"),
+        (_NODE % "{template: 5}", "nodes[0].properties.title: template must be text, got 5"),
+        (_NODE % "{template: '{} x'}", "nodes[0].properties.title: bad template '{} x'"),
+        (_NODE % "{column: 5}", "nodes[0].properties.title: column must be text, got 5"),
+        # a constant of the wrong type was rejected on every row
+        (
+            "nodes:\n  - {label: Product, table: products, key: id, "
+            "properties: {price: {value: cheap}}}\n",
+            "nodes[0].properties.price: 'cheap' is not a number",
+        ),
+        ("nodes:\n  - {table: products, key: id}\n", "nodes[0]: 'label' is required"),
+        (
+            "nodes:\n  product: {label: Product, table: products, key: id}\n",
+            "'nodes' must be a list of node specs",
+        ),
+    ],
+)
+def test_a_mistaken_mapping_is_one_clear_error(
+    tmp_path: Path, store: EmbeddedStore, body: str, message: str
+) -> None:
+    assert _mapping_error(tmp_path, store, body).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        # a list of tables crashed with AttributeError
+        (
+            "sources: {shop: d}\ntables:\n  - {source: shop, file: products.csv, format: csv}\n",
+            "'tables' must map table names to tables",
+        ),
+        # a file name that is not text crashed the load with TypeError
+        (
+            "sources: {shop: d}\ntables:\n  products: {source: shop, file: 5, format: csv}\n",
+            "tables.products: file must be text, got 5",
+        ),
+        (
+            "sources: {shop: [d]}\n"
+            "tables:\n  products: {source: shop, file: products.csv, format: csv}\n",
+            "sources.shop: a source is a description or {description: text}",
+        ),
+    ],
+)
+def test_a_mistaken_table_or_source_is_one_clear_error(
+    tmp_path: Path, store: EmbeddedStore, head: str, message: str
+) -> None:
+    body = "nodes:\n  - {label: Product, table: products, key: id}\n"
+    assert _mapping_error(tmp_path, store, body, head).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("template", "title"),
+    [
+        ("{{x}} {title}", "{x} Mug"),  # literal braces made the value None in every row
+        ("{title:>5}", "  Mug"),  # so did a format spec
+        ("{title!r}", "'Mug'"),
+        ("{id} {title}", "p1 Mug"),
+    ],
+)
+def test_templates_with_braces_and_formats(
+    tmp_path: Path, store: EmbeddedStore, template: str, title: str
+) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "products.csv").write_text("id,title\np1,Mug\n")
+    path = tmp_path / "mine.yaml"
+    field = yaml.safe_dump({"template": template}, default_flow_style=True).strip()
+    path.write_text(_HEAD + _NODE % field)
+    report = load(store, path, {"shop": tmp_path / "shop"})
+    assert not report.rejected
+    assert _column(store, "MATCH (p:Product) RETURN p.title") == [title]
+
+
+def test_a_good_user_mapping_loads(tmp_path: Path, store: EmbeddedStore) -> None:
+    """What the checks above allow: options shared by the transforms that use them, where
+    with equals, a constant of the right type, unique false."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "products.csv").write_text(
+        "id,title,kind,tags\np1,Mug,home,a;b\np2,Cap,apparel,c\np2,Cap,apparel,c\n"
+    )
+    body = (
+        "nodes:\n"
+        "  - {label: Product, table: products, key: id, unique: false,\n"
+        "     where: {column: kind, equals: home},\n"
+        "     properties: {title: {column: title, transform: [lower, prefix], prefix: 'x-'},\n"
+        "                  currency: {value: EUR}, price: {value: 2}}}\n"
+        "  - {label: Category, table: products, unique: false,\n"
+        "     key: {column: tags, transform: [split, prefix], sep: ';', prefix: 't-'}}\n"
+    )
+    path = tmp_path / "mine.yaml"
+    path.write_text(_HEAD + body)
+    report = load(store, path, {"shop": tmp_path / "shop"})
+    assert not report.rejected
+    assert _tuples(store, "MATCH (p:Product) RETURN p.id, p.title, p.currency, p.price") == [
+        ("p1", "x-mug", "EUR", 2.0)
+    ]
+    assert sorted(_column(store, "MATCH (c:Category) RETURN c.id")) == ["t-a", "t-b", "t-c"]
+
+
+def test_check_columns_names_a_mistyped_column(tmp_path: Path, store: EmbeddedStore) -> None:
+    """A field reading a column the file lacks gave nothing in every row, in silence."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        _HEAD
+        + "nodes:\n  - {label: Product, table: products, key: id,\n"
+        + "     properties: {title: {columns: [name, title]}, price: {template: '{prise} $'}}}\n"
+        + _REL % "optional: true, "
+    )
+    mapping = load_mapping(path, store.schema)
+    assert [place for place, _ in spec_fields(mapping, "products")] == [
+        "nodes[0].key",
+        "nodes[0].properties.title",
+        "nodes[0].properties.price",
+        "relationships[0].from.key",
+        "relationships[0].to.key",
+    ]
+    with pytest.raises(MappingError) as info:
+        check_columns(mapping, "products", ["id", "title", "price", "cat"], "products.csv")
+    assert str(info.value) == (
+        f"{path}: nodes[0].properties.price: no column 'prise' in table 'products' "
+        "(products.csv); its columns: id, title, price, cat"
+    )
+    with pytest.raises(MappingError, match=r"relationships\[0\]\.to\.key: no column 'cat'"):
+        check_columns(mapping, "products", ["id", "title", "prise"])
+    # one of a columns list is enough; __dir__ is every table's
+    check_columns(mapping, "products", ["id", "title", "prise", "cat"])
+    keyed = load_mapping("amazon_qa", store.schema)  # JSON keys: an absent key is empty
+    check_columns(keyed, "qa", ["asin"])
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        (".5", 0.5),  # was 5.0
+        ("-.5", -0.5),  # was 5.0
+        ("$.99", 0.99),
+        ("1e5", 100000.0),  # was 1.0
+        ("1.5e-3", 0.0015),  # was 1.5
+        ("2.5E+2 units", 250.0),
+        ("\u22125", -5.0),  # a Unicode minus sign was dropped
+        ("No.5", 5.0),  # a dot after a letter starts no number
+        ("3e-bikes", 3.0),
+        ("$1,299.00", 1299.0),
+        ("Model X-5", 5.0),
+    ],
+)
+def test_number_reads_decimals_exponents_and_signs(text: str, number: float) -> None:
+    assert TRANSFORMS["number"](text, {}) == pytest.approx(number)
+
+
+@pytest.mark.parametrize("text", ["1,99", "€ 1.234,56", "1.5,25"])
+def test_number_rejects_a_decimal_comma(text: str) -> None:
+    # "1.234,56" gave 1.234 in silence, a thousand times too little
+    with pytest.raises(ValueError, match="comma"):
+        TRANSFORMS["number"](text, {})
+
+
+def test_unix_times_reject_booleans() -> None:
+    for name in ("unix_s", "unix_ms"):
+        with pytest.raises(ValueError, match="Unix time"):
+            TRANSFORMS[name](True, {})  # was 1970-01-01 00:00:01
+    assert TRANSFORMS["unix_s"]("0", {}) == dt.datetime(1970, 1, 1)
+
+
+def test_strip_html_keeps_comparisons() -> None:
+    strip_html = TRANSFORMS["strip_html"]
+    # "< 2 kg and up to >" was taken for a tag and dropped
+    assert strip_html("weight < 2 kg and size > 3 cm", {}) == "weight < 2 kg and size > 3 cm"
+    assert strip_html("<p>Soft <b>cotton</b></p><!-- x --><br/>tee", {}) == "Soft cotton tee"
+    assert strip_html("a &lt;b&gt; c", {}) == "a <b> c"
+
+
+def test_stem_of_a_list_and_digest_of_a_number() -> None:
+    # a list gave the stem of its repr ("['a")
+    assert TRANSFORMS["stem"](["img/a.png", "b.jpg", None], {}) == ["a", "b"]
+    assert TRANSFORMS["stem"]("img/a.png", {}) == "a"
+    digest = TRANSFORMS["digest"]
+    # an integral float (an id column with gaps) is the same id as the integer and its text
+    assert digest(5.0, {}) == digest(5, {}) == digest("5", {})
+    assert digest("5", {}) == hashlib.sha1(b"5").hexdigest()[:16]
+    with pytest.raises(ValueError, match="list"):
+        digest(["a"], {})
+
+
+def test_a_key_given_twice_in_a_mapping_file_is_an_error(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """YAML kept the last of two ``properties`` of a spec and dropped the first in silence."""
+    body = (
+        "nodes:\n"
+        "  - label: Product\n"
+        "    table: products\n"
+        "    key: id\n"
+        "    properties: {title: title}\n"
+        "    properties: {price: price}\n"
+    )
+    message = _mapping_error(tmp_path, store, body)
+    assert message.startswith("not valid YAML: ")
+    assert "key 'properties' given twice (line 11, first on line 10)" in message
+    # merge keys may still be overridden
+    path = tmp_path / "merged.yaml"
+    path.write_text(
+        _HEAD + "nodes:\n  - &p {label: Product, table: products, key: id}\n"
+        "  - {<<: *p, label: Image}\n"
+    )
+    assert [n.label for n in load_mapping(path, store.schema).nodes] == ["Product", "Image"]
+
+
+def test_text_transforms_apply_to_each_element_of_a_list() -> None:
+    # [split, lower] left the list as it was: keys "Red" and "red" were two nodes
+    tags = TRANSFORMS["split"]("Red; BLUE ;Green", {})
+    assert TRANSFORMS["lower"](tags, {}) == ["red", "blue", "green"]
+    assert TRANSFORMS["strip"]([" a ", "b", 3], {}) == ["a", "b", 3]
+    assert TRANSFORMS["capitalize"](["red", "blue"], {}) == ["Red", "Blue"]
+    assert TRANSFORMS["strip_html"](["<b>a</b>", "c &amp; d"], {}) == ["a", "c & d"]
+
+
+def test_split_by_a_regular_expression_with_a_group() -> None:
+    # re.split put the separators a group captured among the parts: "," and ";" became tags
+    split = TRANSFORMS["split"]
+    assert split("a, b; c", {"sep": r"\s*(,|;)\s*", "regex": True}) == ["a", "b", "c"]
+    assert split("a1b22c", {"sep": r"\d+", "regex": True}) == ["a", "b", "c"]
+    assert split("a,b", {"sep": ","}) == ["a", "b"]

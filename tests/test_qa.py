@@ -456,3 +456,96 @@ def test_evidence_names_the_product_whose_text_fits_the_question(engine: Engine)
     paged = qa.ask(f"What is the {title} made of?", product_id=key, k=100).answers
     mine = paged[paged["product_id"] == key]["evidence"]
     assert not any("fits the question" in " ".join(e) for e in mine)
+
+
+def test_bm25_lists_only_what_shares_a_word_with_the_question(engine: Engine) -> None:
+    """BM25 has nothing to say about an item that shares no word with the question: it used
+    to fill the lists with arbitrary items scored 0.0 (and every item for a question of
+    stop words only, such as "the")."""
+    for stop_words_only in ("the", "Is it?", "To be or not to be?", "a"):
+        with pytest.raises(ValidationError, match="only stop words"):
+            engine.ask(stop_words_only, method="bm25")
+        for method in ("dense", "graph", "fusion"):  # the other signals still answer
+            assert len(engine.ask(stop_words_only, k=2, method=method).products) == 2
+    nothing = engine.ask("zorblaxian quuxification", k=5, method="bm25")
+    assert all(frame.empty for frame in (nothing.products, nothing.answers, nothing.passages))
+    # on a product page, that product still comes first, alone
+    paged = engine.ask("zorblaxian quuxification", product_id="p0001", k=5, method="bm25")
+    assert paged.products["product_id"].tolist() == ["p0001"] and paged.answers.empty
+    result = engine.ask("Is the mug dishwasher safe?", k=100, method="bm25")
+    for frame in (result.products, result.answers, result.passages):
+        assert 0 < len(frame) < 100 and (frame["score"] > 0).all()
+        assert all(any(e.startswith("shares the words") for e in ev) for ev in frame["evidence"])
+
+
+def test_tied_scores_rank_in_the_stored_order(engine: Engine) -> None:
+    """Items with the same score come in the order of their keys, as the evidence's
+    "fits the question best" counts them; they used to come in whatever order a partial
+    sort left them."""
+    from graphfusion.qa import _best
+
+    np.testing.assert_array_equal(_best(np.zeros(300), 10), np.arange(10))
+    score = np.array([1.0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2])
+    np.testing.assert_array_equal(_best(score, 4), [21, 0, 2, 4])
+    for method in METHODS:
+        products = engine.ask("Is the mug dishwasher safe?", k=100, method=method).products
+        tied = products["score"].to_numpy()[1:] == products["score"].to_numpy()[:-1]
+        ids = products["product_id"].to_numpy()
+        assert (ids[1:][tied] > ids[:-1][tied]).all(), method
+        if method == "bm25":
+            assert tied.any()  # products of the same text
+
+
+def test_an_answer_without_text_is_no_answer(engine: Engine) -> None:
+    """An answer node with no text (a blank answer in the source) used to be listed, first
+    for its question asked again, with an empty text."""
+    row = engine.cypher(
+        "MATCH (a:Answer)-[:ANSWERS]->(q:Question) WITH q, count(a) AS n, min(a.id) AS a "
+        "WHERE n = 1 RETURN q.text AS q, a ORDER BY a LIMIT 1"
+    ).iloc[0]
+    engine.store.query("MATCH (a:Answer {id: $a}) SET a.text = NULL, a.text_vec = NULL",
+                       {"a": row["a"]})  # fmt: skip
+    engine._qa = None
+    for method in METHODS:
+        answers = engine.ask(row["q"], k=100, method=method).answers
+        assert row["a"] not in set(answers["answer_id"]), method
+        assert (answers["text"].str.strip() != "").all()
+
+
+def test_text_fit_evidence_on_a_product_page_ranks_the_other_products(engine: Engine) -> None:
+    """On another product's page, the answers about the product whose text fits the
+    question best say "best": the page's product comes first in the text match by rule,
+    not by its text, and used to push them to "2nd best"."""
+    qa = QAIndex(engine.store)
+    p = int(qa.answers.product[0])
+    title, key = qa.titles[p], qa.products[p]
+    page = next(x for x in qa.products if x != key)
+    result = qa.ask(f"What is the {title} made of?", product_id=page, k=100)
+    about = result.answers[result.answers["product_id"] == key]["evidence"]
+    assert len(about)
+    best = f"about {title}, the product whose text fits the question best"
+    assert all(best in evidence for evidence in about)
+    reviews = result.passages[result.passages["product_id"] == key]["evidence"]
+    assert len(reviews) and all("its product's text fits the question best" in e for e in reviews)
+
+
+def test_extra_answers_are_checked(engine: Engine) -> None:
+    """Extra answers with a missing text or key used to go in as the text "nan" or "None",
+    and one with a stored answer's key as a second answer of that key."""
+    good = {"answer_id": ["x1"], "text": ["It is blue."], "product_id": ["p0001"]}
+    assert "x1" in QAIndex(engine.store, learn_fusion=False,
+                           extra_answers=pd.DataFrame(good)).answers.keys  # fmt: skip
+    stored = engine.cypher("MATCH (a:Answer) RETURN a.id AS a LIMIT 1")["a"][0]
+    for column, value, message in [
+        ("text", None, "missing"),
+        ("text", float("nan"), "missing"),
+        ("text", "  ", "missing"),
+        ("answer_id", None, "missing"),
+        ("answer_id", stored, "already"),
+    ]:
+        frame = pd.DataFrame({**good, column: [value]})
+        with pytest.raises(ValidationError, match=message):
+            QAIndex(engine.store, learn_fusion=False, extra_answers=frame)
+    twice = pd.DataFrame({name: values * 2 for name, values in good.items()})
+    with pytest.raises(ValidationError, match="already"):
+        QAIndex(engine.store, learn_fusion=False, extra_answers=twice)

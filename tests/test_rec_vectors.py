@@ -110,6 +110,11 @@ def test_products_added_on_the_same_scale_rank_with_the_others() -> None:
         (lambda: fit_factors(np.full((1, 2), np.nan), np.zeros((2, 2))), "finite"),
         (lambda: score_factors(lambda r: np.zeros((1, 2)), 0, 2, 1, block=1), "positive"),
         (lambda: score_factors(lambda r: np.full((1, 2), np.nan), 1, 2, 1, block=1), "finite"),
+        # a scale that is not a finite positive number would make NaN vectors
+        (lambda: product_rec_vectors(np.zeros((2, 2)), scale=0.0), "scale"),
+        (lambda: product_rec_vectors(np.ones((2, 2)), scale=np.inf), "scale"),
+        (lambda: user_rec_vectors(np.ones((1, 2)), scale=np.nan), "scale"),
+        (lambda: user_rec_vectors(np.ones((1, 2)), scale=0.0), "scale"),
     ],
 )
 def test_bad_inputs_are_refused(call: object, match: str) -> None:

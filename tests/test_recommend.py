@@ -96,9 +96,9 @@ def test_filters(engine: Engine) -> None:
     assert len(frame) and (frame["price"] <= 20.0).all()
     assert engine.recommend("u0002", k=10, max_price=0.0).empty
     # a top category includes its subcategories
-    parent = next(iter(cat.parents.values()))
+    parent = min(next(iter(cat.parents.values())))
     frame = engine.recommend("u0002", k=40, category=parent)
-    children = {cat.category_names[c] for c, p in cat.parents.items() if p == parent}
+    children = {cat.category_names[c] for c, p in cat.parents.items() if parent in p}
     assert len(frame) and set(frame["category"]) <= children
 
 
@@ -707,3 +707,119 @@ def test_served_kernels_are_the_models_own(engine: Engine, tiny_shop: Path, tmp_
         row, other = rec.state.item_index["new-p"], fresh.item_index["new-p"]
         np.testing.assert_allclose(have[row], again[other], rtol=1e-4, atol=1e-5)
     assert np.linalg.norm(rec.state.taste[1][rec.state.item_index["new-p"]]) > 0
+
+
+def test_a_product_of_several_categories_is_found_by_each_and_deep_subcategories_count(
+    engine: Engine,
+) -> None:
+    """A film has several genres (an Amazon product both levels of its category): the filter
+    finds it by any of them. A top category holds its subcategories' subcategories too."""
+    cat = engine.recommender().catalogue
+    child, (parent,) = next(iter(cat.parents.items()))
+    other = next(c for c, p in cat.parents.items() if parent not in p)
+    product = next(p for p, c in zip(engine.recommender().state.items, cat.category,
+                                     strict=True) if c == child)  # fmt: skip
+    moved = next(p for p, c in zip(engine.recommender().state.items, cat.category,
+                                   strict=True) if c == child and p != product)  # fmt: skip
+    engine.cypher(
+        "MATCH (p:Product {id: $p}), (c:Category {id: $c}) CREATE (p)-[:IN_CATEGORY]->(c)",
+        {"p": product, "c": other},
+    )
+    engine.cypher("CREATE (:Category {id: 'deep', name: 'Deep Down'})")
+    engine.cypher(
+        "MATCH (d:Category {id: 'deep'}), (c:Category {id: $c}) CREATE (d)-[:SUBCATEGORY_OF]->(c)",
+        {"c": child},
+    )
+    engine.cypher("MATCH (:Product {id: $p})-[r:IN_CATEGORY]->() DELETE r", {"p": moved})
+    engine.cypher(
+        "MATCH (p:Product {id: $p}), (c:Category {id: 'deep'}) CREATE (p)-[:IN_CATEGORY]->(c)",
+        {"p": moved},
+    )
+    engine._recommender = None
+    names = engine.recommender().catalogue.category_names
+    every = {"exclude_seen": False, "explain": False, "k": 100}
+    for category in (child, other, names[other], parent):
+        assert product in set(engine.recommend("u0001", category=category, **every)["product_id"])
+    for category in ("Deep Down", child, parent):
+        assert moved in set(engine.recommend("u0001", category=category, **every)["product_id"])
+    assert product not in set(engine.recommend("u0001", category="deep", **every)["product_id"])
+
+
+def test_names_match_whatever_their_case_and_unicode_form(engine: Engine) -> None:
+    """A name typed in another case, or with its accents composed otherwise (as macOS
+    spells them), is the same brand."""
+    import unicodedata
+
+    brand = engine.recommender().catalogue.brand[0]
+    engine.cypher("MATCH (b:Brand {id: $b}) SET b.name = 'Café Straße'", {"b": brand})
+    engine._recommender = None
+    for typed in ("Café Straße", "café straße", "CAFÉ STRASSE",
+                  unicodedata.normalize("NFD", "Café Straße")):  # fmt: skip
+        frame = engine.recommend("u0001", k=3, brand=typed, exclude_seen=False)
+        assert len(frame) and set(frame["brand"]) == {"Café Straße"}, typed
+
+
+def test_ties_are_ranked_by_product_id_whatever_the_filters(engine: Engine) -> None:
+    """Scores that tie (popularity alone: products with as many interactions) come in
+    product id order, as the Cypher recipe orders them, with or without a filter."""
+    engine.store.upsert_nodes("User", pd.DataFrame({"id": ["nobody-known"]}))
+    rec = Recommender(engine.store)
+    rec.light_weights = {"popularity": 1.0, "products": 0.0, "model": 0.0, "peers": 0.0}
+    scores, method = rec.scores("nobody-known")
+    assert method == "cold-start blend" and len(np.unique(scores)) < len(scores)  # ties
+    st = rec.state
+    want = sorted(st.items, key=lambda k: (-scores[st.item_index[k]], k))
+    got = rec.recommend("nobody-known", k=len(st.items), explain=False)
+    assert list(got["product_id"]) == want
+    for k in (3, 7, 15):
+        assert list(rec.recommend("nobody-known", k=k, explain=False)["product_id"]) == want[:k]
+    brand = rec.catalogue.brand[0]
+    mine = [p for p in want if rec.catalogue.brand[st.item_index[p]] == brand]
+    got = rec.recommend("nobody-known", k=40, brand=brand, explain=False)
+    assert list(got["product_id"]) == mine
+
+
+def test_numpy_numbers_are_numbers_and_a_huge_one_is_refused(engine: Engine) -> None:
+    frame = engine.recommend(
+        "u0001", k=5, max_price=np.float32(30.0), diversity=np.float32(0.5), explain=False
+    )
+    assert len(frame) and (frame["price"] <= 30.0).all()
+    with pytest.raises(ValidationError, match="max_price"):
+        engine.recommend("u0001", max_price=10**400)
+    with pytest.raises(ValidationError, match="diversity"):
+        engine.recommend("u0001", diversity=np.float64("nan"))
+
+
+def test_an_empty_list_has_the_columns_of_a_full_one(engine: Engine) -> None:
+    """A filter that leaves nothing (a category without products, every product seen) gives
+    an empty frame whose columns are typed as a full one's, not as floats."""
+    engine.cypher("CREATE (:Category {id: 'empty', name: 'Nothing here'})")
+    full = engine.recommend("u0001", k=3)
+    empty = engine.recommend("u0001", k=3, category="Nothing here")
+    assert empty.empty and list(empty.columns) == list(full.columns)
+    for column in ("product_id", "title", "score", "price", "reasons"):
+        assert empty[column].dtype == full[column].dtype, column
+    assert empty.attrs["method"] == "model"
+    assert empty["product_id"].str.startswith("p").empty  # the string methods work
+
+
+def test_a_new_user_who_gave_only_a_gender_has_the_users_of_that_gender_as_peers(
+    engine: Engine,
+) -> None:
+    """Demographics are matched as far as they are known: a user who gave a gender alone
+    is not matched on a missing age and occupation (which no stored user shares)."""
+    engine.store.upsert_nodes("User", pd.DataFrame({"id": ["she"], "gender": ["female"]}))
+    rec = Recommender(engine.store)
+    st = rec.state
+    u = st.user_index["she"]
+    rows = engine.cypher(
+        "MATCH (v:User {gender: 'female'})-[:VIEWED|PURCHASED|FAVORITED|RATED]->(:Product) "
+        "RETURN DISTINCT v.id AS id"
+    )
+    peers = sorted(st.user_index[v] for v in rows["id"])
+    assert len(peers) > 1
+    weights = {"popularity": 0.0, "products": 0.0, "model": 0.0, "peers": 1.0}
+    want = st.item_vecs @ st.user_vecs[peers].mean(0)
+    np.testing.assert_allclose(
+        rec._blend(u, weights), (want - want.mean()) / want.std(), rtol=1e-5, atol=1e-6
+    )

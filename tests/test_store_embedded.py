@@ -610,3 +610,14 @@ def test_parameter_lists_of_one_kind_are_taken(store: EmbeddedStore) -> None:
         ([{"a": 1, "b": None}, {"a": 2, "b": "x"}], [{"a": 1, "b": None}, {"a": 2, "b": "x"}]),
     ):  # fmt: skip
         assert store.query("RETURN $x AS x", {"x": value}) == [{"x": want}]
+
+
+def test_an_empty_result_keeps_its_columns_in_a_frame(store: EmbeddedStore) -> None:
+    """query_df of no rows has the query's columns (it had none: df["id"] was a KeyError);
+    a write that returns nothing is an empty frame without columns."""
+    frame = store.query_df(
+        "MATCH (p:Product) WHERE p.id = $id RETURN p.id AS id, p.title AS title", {"id": "none"}
+    )
+    assert list(frame.columns) == ["id", "title"] and frame.empty
+    assert store.query_df("MATCH (p:Product) SET p.title = 'x'").shape == (0, 0)
+    assert _products(store).columns.tolist() == ["id", "title", "price", "created_at"]

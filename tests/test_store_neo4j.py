@@ -344,3 +344,12 @@ def test_bad_keys_values_and_schema_are_refused_before_anything_is_sent() -> Non
     assert driver.calls == []
     with pytest.raises(ValidationError, match="schema must be a Schema"):
         Neo4jStore(driver=RecordingDriver(), schema="ecommerce")  # type: ignore[arg-type]
+
+
+def test_an_empty_result_keeps_its_columns_in_a_frame() -> None:
+    """query_df of no rows has the query's columns (it had none: df["id"] was a KeyError)."""
+    driver = RecordingDriver(lambda q, p: (["id", "title"], []) if "RETURN" in q else [])
+    store = Neo4jStore(driver=driver)
+    frame = store.query_df("MATCH (p:Product) WHERE p.id = $id RETURN p.id AS id, p.title AS title",
+                           {"id": "none"})  # fmt: skip
+    assert list(frame.columns) == ["id", "title"] and frame.empty

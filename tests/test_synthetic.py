@@ -19,6 +19,7 @@ from graphfusion.synthetic import (
     DEFECT_SIGNALS,
     IMAGE_SIZE,
     SIZES,
+    OutputFolderError,
     ShopManifest,
     generate_shop,
 )
@@ -499,6 +500,11 @@ def test_unknown_size_and_negative_seed_raise(tmp_path: Path) -> None:
     for out in (tmp_path / "a-file", tmp_path / "a-file" / "below"):
         with pytest.raises(ValidationError):
             generate_shop(out, "tiny")
+    # a size that is not text was a TypeError (unhashable list)
+    for size in (["tiny"], {"users": 5}):
+        with pytest.raises(ValidationError, match="unknown shop size"):
+            generate_shop(tmp_path / "z", size)  # type: ignore[arg-type]
+    assert not (tmp_path / "z").exists()
 
 
 def test_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:
@@ -535,3 +541,18 @@ def test_own_directory_is_overwritten(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (out / "notes.txt").read_text(encoding="utf-8") == "keep me"
     assert not (out / "images" / "p9999.png").exists()
     assert len(list((out / "images").glob("*.png"))) == manifest.counts["images"]
+
+
+def test_an_unwritable_folder_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that can be made but not written (read-only, another user's) raised a bare
+    PermissionError from the first file written."""
+    import graphfusion.synthetic as synthetic
+
+    def refuse(path: Path, data: Any) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(synthetic, "_write_json", refuse)
+    with pytest.raises(OutputFolderError, match=r"cannot write into .*out: Permission denied"):
+        generate_shop(tmp_path / "out", "tiny")

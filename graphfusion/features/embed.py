@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -223,9 +224,16 @@ def read_vectors(store: BaseStore, label: str, prop: str, keys: Sequence[str]) -
 
 
 def text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
+    """The text a node's ``inputs`` properties give, joined with ". "; None when none of them
+    holds a visible character (a letter, digit, punctuation mark or symbol: a title of only
+    zero-width or control characters is no text)."""
     parts = [str(row[name]).strip() for name in inputs if not is_missing(row.get(name))]
-    text = ". ".join(p for p in parts if p)
+    text = ". ".join(p for p in parts if _visible(p))
     return text or None
+
+
+def _visible(text: str) -> bool:
+    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
 
 
 class _ImageFingerprints:

@@ -353,6 +353,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        if img.mode == "La":  # premultiplied: Pillow converts it only to LA
+            img = img.convert("LA")
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

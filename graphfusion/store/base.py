@@ -183,8 +183,14 @@ class BaseStore(ABC):
 
     # ----------------------------------------------------------------- to implement
     @abstractmethod
+    def _run_columns(
+        self, cypher: str, params: Mapping[str, Any] | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Execute one statement and return its columns and its rows."""
+
     def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         """Execute one statement and return its rows."""
+        return self._run_columns(cypher, params)[1]
 
     @abstractmethod
     def _run_read(
@@ -321,9 +327,11 @@ class BaseStore(ABC):
         return pa.Table.from_pylist(rows)
 
     def query_df(self, cypher: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run one Cypher statement; rows as a DataFrame (columns in the query's order)."""
-        rows = self.query(cypher, params)
-        return pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+        """Run one Cypher statement; rows as a DataFrame (columns in the query's order, also
+        when there are no rows)."""
+        self.query_check(cypher, params)
+        columns, rows = self._run_columns(cypher, dict(params or {}))
+        return pd.DataFrame.from_records(rows, columns=columns)
 
     def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
         """The subset of ``keys`` that exist as nodes of ``label``.

@@ -216,14 +216,16 @@ class EmbeddedStore(BaseStore):
         for name, value in (params or {}).items():
             _check_parameter(value, f"${name}")
 
-    def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    def _run_columns(
+        self, cypher: str, params: Mapping[str, Any] | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         if self._closed:
             raise StoreError("the store is closed")
         with self._lock:
             result = self._execute(cypher, params or {})
             try:
                 names = _distinct_columns(result.get_column_names())
-                return [_row(names, row) for row in result.get_all()]
+                return names, [_row(names, row) for row in result.get_all()]
             finally:
                 result.close()
 

@@ -128,8 +128,10 @@ class Neo4jStore(BaseStore):
         if create_schema and not read_only:
             self.ensure_schema()
 
-    def _run(self, cypher: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        return self._send(cypher, params, read=self.read_only)[1]
+    def _run_columns(
+        self, cypher: str, params: Mapping[str, Any] | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        return self._send(cypher, params, read=self.read_only)
 
     def _run_read(
         self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
