@@ -31,6 +31,7 @@ from graphfusion.table import Column, Table
 from graphfusion.values import (
     MAX_STRING_BYTES,
     arrow_type,
+    check_unicode,
     coerce,
     converter,
     is_missing,
@@ -67,6 +68,7 @@ _DATETIME = (
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 _EXACT_FLOAT = 2.0**53
+# Half of a UTF-16 pair: valid in a Python str (a JSON "\ud83d" escape), not in UTF-8.
 
 
 @dataclass
@@ -106,8 +108,9 @@ def key_list(value: Any) -> list[str]:
     Text is stripped; a number that is whole (an id column with gaps) loses its ``.0``.
 
     Raises:
-        ValueError: A key holds a NUL character, is longer than :data:`MAX_KEY_CHARS`, or is
-            not text nor a number (a list in the list, a dict, a boolean, ...).
+        ValueError: A key holds a NUL character or a lone surrogate, is longer than
+            :data:`MAX_KEY_CHARS`, or is not text nor a number (a list in the list, a dict, a
+            boolean, ...).
     """
     values = value if isinstance(value, list) else [value]
     out = []
@@ -118,6 +121,7 @@ def key_list(value: Any) -> list[str]:
                 continue
             if "\x00" in key:
                 raise ValueError("key contains a NUL character")
+            check_unicode(key, "key")
         elif is_missing(v):
             continue
         else:
@@ -129,6 +133,19 @@ def key_list(value: Any) -> list[str]:
             raise ValueError(f"key longer than {MAX_KEY_CHARS} characters")
         out.append(key)
     return out
+
+
+def _unicode(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``fn`` (a converter to text or lists of text), refusing text with a lone surrogate."""
+
+    def checked(value: Any) -> Any:
+        out = fn(value)
+        for text in out if isinstance(out, list) else [out]:
+            if type(text) is str:
+                check_unicode(text, "text")
+        return out
+
+    return checked
 
 
 def equals(value: Any, text: str) -> bool:
@@ -460,6 +477,8 @@ def convert(ev: Evaluated, target: PropertyType | Property) -> tuple[pa.Array, d
         fn = converter(target)  # the range first, as the single-value code checks it
         if ptype.name == "int":
             fn = _int64(fn)
+        elif ptype.name in ("string", "list[string]"):
+            fn = _unicode(fn)
         values = _each(fn, col.take(rows).values(), rows, errors)
         base = _patch(base, rows, values)
     if isinstance(target, Property):

@@ -151,7 +151,8 @@ def check_sources(mapping: LoaderMapping, sources: Mapping[str, Any]) -> None:
     Raises:
         MappingError: A source unknown, missing, or a table's file absent or of the
             wrong kind.
-        ValidationError: A source that is neither a path nor a DataFrame.
+        ValidationError: A source that is neither a path nor a DataFrame, or a DataFrame
+            that names a column twice.
     """
     needed = {mapping.tables[t].source for t in _used_tables(mapping)}
     unknown = set(sources) - set(mapping.sources)
@@ -170,8 +171,28 @@ def check_sources(mapping: LoaderMapping, sources: Mapping[str, Any]) -> None:
             raise ValidationError(
                 f"source {name!r} must be a path or a DataFrame, got {type(src).__name__}"
             )
+        if isinstance(src, pd.DataFrame):
+            _check_frame_columns(name, src)
     for table in _used_tables(mapping):
         _target(mapping, sources, table)
+
+
+def _check_frame_columns(name: str, frame: pd.DataFrame) -> None:
+    """Refuse a DataFrame that names a column twice (as ``str`` names it; blank names may
+    repeat), as a CSV header that does: which of the two a field means is not known.
+
+    Raises:
+        ValidationError: Naming the column and its two places.
+    """
+    seen: dict[str, int] = {}
+    for i, label in enumerate(frame.columns, start=1):
+        col = str(label)
+        if col.strip() and col in seen:
+            raise ValidationError(
+                f"source {name!r}: the DataFrame has the column {col!r} twice "
+                f"(columns {seen[col]} and {i}); rename one"
+            )
+        seen.setdefault(col, i)
 
 
 def _used_tables(mapping: LoaderMapping) -> list[str]:
@@ -192,7 +213,7 @@ def _target(
     src = sources[spec.source]
     if isinstance(src, pd.DataFrame):
         return f"{spec.source}:frame", src, None
-    path = Path(src)
+    path = Path(src).expanduser()
     if spec.file:
         if not path.is_dir():
             kind = "does not exist" if not path.exists() else "is not a folder"
@@ -862,7 +883,8 @@ def load(
         store: The graph store to write to.
         mapping: A built-in mapping name (see :func:`graphfusion.mapping.builtin_mappings`), a
             mapping file, or a parsed mapping.
-        sources: Source name -> path (a file or folder) or pandas DataFrame.
+        sources: Source name -> path (a file or folder; ``~`` is the home folder) or pandas
+            DataFrame.
         report: Where to write rejected rows (``.csv`` or ``.jsonl``); by default, when rows
             were rejected, ``reports/load-<mapping>-<time>.jsonl`` in the store folder (or in
             the working folder for Neo4j).
@@ -870,21 +892,29 @@ def load(
         progress: Show progress bars.
 
     Returns:
-        What was loaded and rejected.
+        What was loaded and rejected (the rejects of each source in line order).
 
     Raises:
         MappingError: The mapping is wrong or a source is missing.
-        ValidationError: Bad arguments, or a ``report`` path that cannot be written (checked
-            before anything is read or written).
+        ValidationError: Bad arguments (a ``batch_size`` that is not a whole number in the
+            store's range), or a ``report`` path that cannot be written (both checked before
+            anything is read or written).
     """
     if not isinstance(sources, Mapping):
         raise ValidationError("sources must be a mapping of source name -> path or DataFrame")
+    if batch_size is not None:
+        store._check_batch(batch_size)  # before the sources are read, not at the first write
     if not isinstance(mapping, LoaderMapping):
         mapping = load_mapping(mapping, store.schema)
     if report is not None:
         check_writable(report)
     loader = _Loader(store, mapping, sources, progress)
     result = loader.run(batch_size)
+    # each file's rejects in line order (unreadable lines are found before the values)
+    order: dict[str, int] = {}
+    for rej in result.rejected:
+        order.setdefault(rej.source, len(order))
+    result.rejected.sort(key=lambda rej: (order[rej.source], rej.line))
     if report is not None or result.rejected:
         path = report or default_report_path(store, f"load-{mapping.name}")
         rows = [r.to_dict() for r in result.rejected]

@@ -17,14 +17,17 @@ the line of the row it opens in, naming the lines skipped. A CSV header that nam
 twice, or that has a single column whose name another usual delimiter (``,``, ``;``, tab,
 ``|``) would split (a ``;``-delimited file read with ``,``), is one bad record too, on the
 header's line, naming the column (and the delimiter the file may have, which is never used
-in its place); the rest of the file is skipped.
+in its place); the rest of the file is skipped. The header is the first line with something
+on it: blank lines before it are skipped. A Parquet file that names a column twice is one bad
+record as well (on line 1), and a DataFrame that does is refused by the loader
+(:func:`graphfusion.ingest.check_sources`).
 
 :func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
 same values, line numbers and bad records as :func:`read_source`. CSV files are parsed by
-pyarrow; a file whose line numbers or messages pyarrow cannot reproduce exactly (a quoted value
-spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes in the
-header, a single column, a line about as long as :data:`MAX_LINE_BYTES`) is read row by row
-instead.
+pyarrow; a file whose line numbers, values or messages pyarrow cannot reproduce exactly (a
+quoted value spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes
+in the header, a single column, a line about as long as :data:`MAX_LINE_BYTES`, a byte-order
+mark starting the first row) is read row by row instead.
 """
 
 from __future__ import annotations
@@ -300,7 +303,8 @@ def _ended(lines: Iterable[str | None], long: list[int]) -> Iterator[str]:
 def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
     with _open_text(path) as fh:
         rows = _csv_rows(_bounded_lines(fh, MAX_LINE_BYTES), delimiter)
-        first = next(rows, None)
+        # the header is the first row with something on it
+        first = next((r for r in rows if isinstance(r[1], str) or not _blank(r[1])), None)
         if first is None:
             return
         line, header = first
@@ -320,7 +324,7 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
         for start, row in rows:
             if isinstance(row, str):
                 yield BadRecord(start, row)
-            elif not row or (len(row) == 1 and not row[0].strip()):
+            elif _blank(row):
                 continue
             elif (bad := _not_utf8(row)) is not None:
                 yield BadRecord(start, bad)
@@ -328,6 +332,11 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
                 yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
             else:
                 yield Record(start, dict(zip(header, row, strict=True)))
+
+
+def _blank(row: list[str]) -> bool:
+    """Whether a CSV row is a blank line (nothing, or one field of spaces)."""
+    return not row or (len(row) == 1 and not row[0].strip())
 
 
 def _header_problem(header: list[str], delimiter: str) -> str | None:
@@ -346,11 +355,9 @@ def _header_problem(header: list[str], delimiter: str) -> str | None:
     Returns:
         The reason, or None.
     """
-    seen: dict[str, int] = {}
-    for i, name in enumerate(header, start=1):
-        if name and name in seen:
-            return f"header repeats column {_short(name)} (columns {seen[name]} and {i})"
-        seen.setdefault(name, i)
+    repeat = _repeated_name(header)
+    if repeat is not None:
+        return f"header {repeat}"
     if len(header) != 1:
         return None
     best: tuple[int, str] | None = None
@@ -374,6 +381,17 @@ def _header_problem(header: list[str], delimiter: str) -> str | None:
         f"the file's delimiter may be {best[1]!r} ({best[0]} columns; set the table's "
         "'delimiter' option)"
     )
+
+
+def _repeated_name(names: list[str]) -> str | None:
+    """``repeats column 'name' (columns 2 and 4)`` for the first name given twice (blank
+    names may repeat); None when none is."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name and name in seen:
+            return f"repeats column {_short(name)} (columns {seen[name]} and {i})"
+        seen.setdefault(name, i)
+    return None
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -435,12 +453,25 @@ def _read_lines(path: Path, parse: Any) -> Iterator[Record | BadRecord]:
 def _parquet_frame(path: Path) -> tuple[pd.DataFrame | None, list[BadRecord]]:
     import pyarrow.parquet as pq
 
+    source: Any = path
+    if _is_gzip(path):
+        try:
+            source = pa.BufferReader(gzip.decompress(path.read_bytes()))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            reason = f"file is truncated or not valid gzip: {exc or 'unexpected end'}"
+            return None, [BadRecord(1, reason)]
     try:
-        table = pq.read_table(path)
+        names = pq.read_schema(source).names
+        repeat = _repeated_name(names)
+        if repeat is not None:
+            return None, [BadRecord(1, f"Parquet file {repeat}; the file is skipped")]
+        table = pq.read_table(source)
     except Exception as exc:
         return None, [BadRecord(1, f"cannot read Parquet file: {exc}")]
-    # ignore_metadata: a stored pandas index stays a plain column (e.g. a row id)
-    return table.to_pandas(ignore_metadata=True), []
+    # ignore_metadata: a stored pandas index stays a plain column (e.g. a row id);
+    # integer_object_nulls: an integer column with gaps keeps whole numbers (as floats, a
+    # large id would lose its last digits and a number read as text would end in ".0")
+    return table.to_pandas(ignore_metadata=True, integer_object_nulls=True), []
 
 
 def _read_parquet(path: Path) -> Iterator[Record | BadRecord]:
@@ -485,6 +516,8 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     if not len(lines):
         return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in header}, lines), []
     body = pa.py_buffer(raw)[min(end + 1, len(raw)) :]
+    if raw.startswith(b"\xef\xbb\xbf", end + 1):
+        return None  # pyarrow would drop a byte-order mark that starts the first row
     names = [f"f{i}" for i in range(width)]
 
     def parse(threads: bool) -> tuple[pa.Table, list[tuple[int | None, str]]]:
@@ -536,7 +569,7 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
             row = next(csv.reader([text], delimiter=delimiter), [])
         except csv.Error:
             return None
-        if not row or (len(row) == 1 and not row[0].strip()):
+        if _blank(row):
             continue
         if len(row) == width:
             return None  # the two parsers disagree about this row

@@ -292,7 +292,7 @@ class Recommender:
         #: The users' demographic columns as the model was trained with them.
         self.demographics = Demographics.from_dict(demographics) if demographics else None
         #: The demographic columns of each property (:func:`graphfusion.light.peer_rows`).
-        self._blocks = _demographic_blocks(self.demographics)
+        self._blocks = self.demographics.blocks() if self.demographics is not None else None
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
@@ -1195,23 +1195,6 @@ def _key(value: Any) -> str | None:
     except ValueError:
         return None
     return keys[0] if len(keys) == 1 else None
-
-
-def _demographic_blocks(encoding: Demographics | None) -> list[slice] | None:
-    """The columns of age and of each one-hot property in the demographic matrix that
-    ``encoding`` makes (:func:`graphfusion.features.demographics.demographic_features`);
-    None without one (a checkpoint from before it was kept)."""
-    if encoding is None:
-        return None
-    blocks, start = [], 0
-    if encoding.age is not None:
-        blocks.append(slice(0, 1))
-        start = 1
-    for values in encoding.levels.values():
-        if values:
-            blocks.append(slice(start, start + len(values)))
-            start += len(values)
-    return blocks
 
 
 def _not_rejected(report: LoadReport, n: int) -> np.ndarray:

@@ -23,13 +23,14 @@ def default_report_path(store: Any, kind: str) -> Path:
 
 
 def check_writable(path: str | Path) -> Path:
-    """Check that :func:`write_rows` can write ``path``, creating nothing: it is not a folder,
-    and it can be written, or its nearest existing folder can (the missing ones are made).
+    """Check that :func:`write_rows` can write ``path`` (``~`` is the home folder), creating
+    nothing: it is not a folder, and it can be written, or its nearest existing folder can
+    (the missing ones are made).
 
     Raises:
         ValidationError: Why it cannot be written.
     """
-    out = Path(path)
+    out = Path(path).expanduser()
     if out.is_dir():
         raise ValidationError(f"report {out}: is a folder; name a file")
     if out.exists():
@@ -47,16 +48,17 @@ def check_writable(path: str | Path) -> Path:
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, fields: Sequence[str]) -> Path:
-    """Write rows to ``path``: CSV for ``.csv``, else JSON lines. Returns the path."""
-    out = Path(path)
+    """Write rows to ``path``: CSV for ``.csv``, else JSON lines, in UTF-8 (text that UTF-8
+    cannot hold, a lone surrogate, is written as its escape, ``\\udc80``). Returns the path."""
+    out = Path(path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
-        with out.open("w", newline="", encoding="utf-8") as fh:
+        with out.open("w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(fields))
             writer.writeheader()
             writer.writerows(rows)
     else:
-        with out.open("w", encoding="utf-8") as fh:
+        with out.open("w", encoding="utf-8", errors="backslashreplace") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return out

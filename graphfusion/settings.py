@@ -17,20 +17,24 @@ environment variable (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``,
 A relative ``store`` folder in a config file is taken relative to the folder of that file, so
 a config file keeps naming the same store from wherever a command runs: ``store = "data"`` in
 ``/srv/shop/graphfusion.toml`` is ``/srv/shop/data``. A relative ``--store`` flag or
-``GRAPHFUSION_STORE`` is taken relative to the working folder, as usual.
+``GRAPHFUSION_STORE`` is taken relative to the working folder, as usual. A ``store`` that
+starts with ``~`` (in the file or the variable) is in the home folder.
+
+An empty variable counts as unset; one of blanks only is refused. The password is left out of
+the settings' ``repr``.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from graphfusion.errors import ValidationError
 from graphfusion.store import BaseStore, EmbeddedStore, Neo4jStore
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "load_settings"]
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "home_path", "load_settings"]
 
 #: Environment variable naming the config file.
 CONFIG_ENV = "GRAPHFUSION_CONFIG"
@@ -56,7 +60,7 @@ class Settings:
             environment stays relative to the working folder.
         neo4j_uri: Neo4j server URI; when set (and ``store`` is not), the store is Neo4j.
         neo4j_username: Neo4j user name.
-        neo4j_password: Neo4j password.
+        neo4j_password: Neo4j password (not in the ``repr``).
         neo4j_database: Neo4j database.
         source: The config file read, if any.
     """
@@ -64,7 +68,7 @@ class Settings:
     store: str | None = None
     neo4j_uri: str | None = None
     neo4j_username: str | None = None
-    neo4j_password: str | None = None
+    neo4j_password: str | None = field(default=None, repr=False)
     neo4j_database: str | None = None
     source: Path | None = None
 
@@ -83,8 +87,8 @@ class Settings:
 
     def open(self, *, read_only: bool = False, create: bool = True) -> BaseStore:
         """Open the store these settings name: Neo4j when ``neo4j_uri`` is set and ``store``
-        is not, else the embedded store (``store`` or ``./.graphfusion``; made where missing
-        when ``create``)."""
+        is not, else the embedded store (``store``, ``~`` there the home folder, or
+        ``./.graphfusion``; made where missing when ``create``)."""
         if self.neo4j_uri and not self.store:
             return Neo4jStore(
                 self.neo4j_uri,
@@ -94,7 +98,9 @@ class Settings:
                 read_only=read_only,
             )
         return EmbeddedStore(
-            Path(self.store) if self.store else None, read_only=read_only, create=create
+            home_path(self.store, "store") if self.store else None,
+            read_only=read_only,
+            create=create,
         )
 
 
@@ -114,6 +120,13 @@ def _read_config(path: Path) -> dict[str, str]:
     table = data.get("graphfusion", data)
     if not isinstance(table, dict):
         raise ValidationError(f"config file {path}: [graphfusion] must be a table")
+    if table is not data:  # the top level's settings would be ignored
+        outside = [key for key in ENVIRONMENT if key in data]
+        if outside:
+            raise ValidationError(
+                f"config file {path}: {', '.join(outside)} at the top level and a "
+                "[graphfusion] table; put every setting in [graphfusion]"
+            )
     unknown = sorted(set(table) - set(ENVIRONMENT) - {"graphfusion"})
     if unknown:
         raise ValidationError(
@@ -130,8 +143,36 @@ def _read_config(path: Path) -> dict[str, str]:
     if "store" in out and "neo4j_uri" in out:
         raise ValidationError(f"config file {path}: set store or neo4j_uri, not both")
     if "store" in out:  # relative to the file's folder, not the working folder
-        out["store"] = str(path.parent / out["store"])
+        out["store"] = str(path.parent / home_path(out["store"], f"config file {path}: store"))
     return out
+
+
+def _environment() -> dict[str, str]:
+    """The settings set in the environment (an empty variable is unset).
+
+    Raises:
+        ValidationError: A variable holds blanks only.
+    """
+    out: dict[str, str] = {}
+    for key, var in ENVIRONMENT.items():
+        value = os.environ.get(var)
+        if value and not value.strip():
+            raise ValidationError(f"{var} is blank; set it to a value or unset it")
+        if value:
+            out[key] = str(home_path(value, var)) if key == "store" else value
+    return out
+
+
+def home_path(path: str | os.PathLike[str], what: str = "path") -> Path:
+    """``path`` with a leading ``~`` or ``~user`` made that home folder.
+
+    Raises:
+        ValidationError: The home folder is not known (``what`` says whose path it was).
+    """
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ValidationError(f"{what} {os.fspath(path)!r}: no such home folder") from None
 
 
 def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
@@ -143,22 +184,32 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
             in it is taken relative to its folder.
 
     Raises:
-        ValidationError: The file is missing, not TOML, or holds an unknown or empty setting.
+        ValidationError: ``config`` is not a path; the file is missing, not TOML, or holds an
+            unknown or empty setting; a variable holds blanks only.
     """
+    if config is not None and not isinstance(config, str | os.PathLike):
+        raise ValidationError(f"config must be a file path, got {type(config).__name__}")
     path: Path | None = None
+    by_variable = False
     if config is not None:
         path = Path(config)
     elif os.environ.get(CONFIG_ENV):
-        path = Path(os.environ[CONFIG_ENV])
+        path, by_variable = Path(os.environ[CONFIG_ENV]), True
     elif DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
-    from_file = _read_config(path) if path is not None else {}
-    values: dict[str, str | None] = {}
-    for key, var in ENVIRONMENT.items():
-        values[key] = os.environ.get(var) or from_file.get(key)
+    environment = _environment()
+    try:
+        from_file = _read_config(path) if path is not None else {}
+    except ValidationError as exc:
+        if by_variable:  # say where the name came from: no --config was given
+            raise ValidationError(f"{exc} (named by ${CONFIG_ENV})") from None
+        raise
+    values: dict[str, str | None] = {key: None for key in ENVIRONMENT}
+    values.update(from_file)
+    values.update(environment)
     # A location in the environment outranks the other kind of location in the file.
-    if os.environ.get(ENVIRONMENT["store"]) and not os.environ.get(ENVIRONMENT["neo4j_uri"]):
+    if "store" in environment and "neo4j_uri" not in environment:
         values["neo4j_uri"] = None
-    if os.environ.get(ENVIRONMENT["neo4j_uri"]) and not os.environ.get(ENVIRONMENT["store"]):
+    if "neo4j_uri" in environment and "store" not in environment:
         values["store"] = None
     return Settings(**values, source=path)

@@ -765,6 +765,7 @@ def _fit_light(
     held: pd.DataFrame,
     light: np.ndarray,
     profile: np.ndarray | None,
+    blocks: list[slice],
 ) -> tuple[LightFit, dict[str, float]]:
     """Choose the light-user blend's weights on the ``light`` users (a third search, a third
     confirm, :func:`graphfusion.light.group_of`) and test the served ones on the last third:
@@ -780,7 +781,7 @@ def _fit_light(
 
         def held_out(rows: np.ndarray) -> HeldOut:
             scores = model.scores(torch.as_tensor(rows)).numpy()
-            peers = [peer_rows(profile, trained, int(u)) for u in rows]
+            peers = [peer_rows(profile, trained, int(u), blocks) for u in rows]
             parts = light_parts(
                 [np.array(kept_of[u]) for u in rows],
                 popularity=popularity,
@@ -992,6 +993,11 @@ def train(
             batch = edges[:, order[start : start + config.batch_size]]
             neg = torch.randint(0, n_i, (batch.shape[1],), generator=gen)
             loss = model.loss(batch[0], batch[1], neg, config.reg)
+            if not torch.isfinite(loss):  # nothing is written: the store keeps what it served
+                raise ValidationError(
+                    f"training diverged: the loss is {loss.item()} at epoch {epoch}; "
+                    f"use a smaller lr (it was {config.lr:g})"
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -1041,7 +1047,9 @@ def train(
         best_state = copy.deepcopy(model.state_dict())
     if len(light):
         assert isinstance(model, FusionGNN | LightGCN | MF)
-        fit, result.light = _fit_light(model, users, n_i, train_df, held_light, light, profile)
+        fit, result.light = _fit_light(
+            model, users, n_i, train_df, held_light, light, profile, demographics.blocks()
+        )
         result.light_weights, result.light_search = fit.weights, fit.to_dict()
     result.seconds_per_epoch = spent / len(result.history)
     result.test = _evaluate(model, everyone, seen_valid, test, block)

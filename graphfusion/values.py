@@ -167,6 +167,22 @@ def real_arg(name: str, value: object, *, zero: bool = False, high: float = math
     return out
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, what: str) -> None:
+    """Refuse ``text`` holding a lone surrogate, which UTF-8 (and so the store) cannot hold.
+
+    Raises:
+        ValueError: Naming the surrogate.
+    """
+    if not text.isascii() and (bad := _SURROGATE.search(text)) is not None:
+        raise ValueError(
+            f"{what} holds a lone surrogate (\\u{ord(bad.group(0)):04x}, half of a character), "
+            "which is not valid Unicode"
+        )
+
+
 def require_scalar(value: Any, what: str) -> None:
     """Refuse a value that is no text or number as such: a list, tuple, set, dict, array or
     boolean (whose Python spelling, ``['a']`` or ``True``, is not the data's).
@@ -279,6 +295,7 @@ def _converter(ptype: PropertyType) -> Callable[[Any], Any]:
 
         def to_string(value: Any) -> Any:
             if type(value) is str and len(value) < MAX_STRING_BYTES // 4 and "\x00" not in value:
+                check_unicode(value, "text")
                 return value if value.strip() else None
             return coerce(value, ptype)
 
@@ -338,6 +355,7 @@ def _coerce_scalar(value: Any, name: str) -> Any:
         if isinstance(value, (list, dict, tuple, set)):
             raise ValueError(f"expected a string, got {type(value).__name__}")
         text = str(value)
+        check_unicode(text, "text")
         if len(text.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES:
             raise ValueError(f"string longer than {MAX_STRING_BYTES} bytes")
         if "\x00" in text:
@@ -355,8 +373,8 @@ def _coerce_scalar(value: Any, name: str) -> Any:
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
+    if isinstance(value, bool):  # as _to_float: JSON's true is no age or count
+        raise ValueError("expected a whole number, got a boolean")
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -423,6 +441,12 @@ def _to_bool(value: Any) -> bool:
 
 #: Control characters (tab, line feed and carriage return aside), never part of a date.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Words pandas reads as the day they are read on.
+_RELATIVE_DAYS = frozenset({"now", "today", "tomorrow", "yesterday"})
+#: A time of day alone, which pandas dates today.
+_TIME_ONLY = re.compile(
+    r"\s*T?\d{1,2}(:\d{2}){1,2}(\.\d+)?\s*([ap]\.?m\.?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*", re.I
+)
 
 
 def _to_datetime(value: Any) -> dt.datetime:
@@ -439,6 +463,10 @@ def _to_datetime(value: Any) -> dt.datetime:
         raise ValueError(f"{str(value)[:40]!r} is not a date or time") from None
     if ts is pd.NaT or pd.isna(ts):
         raise ValueError(f"{str(value)[:40]!r} is not a date or time")
+    if isinstance(value, str) and (
+        value.strip().lower() in _RELATIVE_DAYS or _TIME_ONLY.fullmatch(value) or ts.year < 1000
+    ):  # pandas fills in today ("12:30", "now") or the year 1 ("Dec 5"): the load's day
+        raise ValueError(f"{value[:40]!r} is not a date (it gives no day, or no year)")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.to_pydatetime()

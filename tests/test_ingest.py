@@ -277,6 +277,68 @@ def test_dataframe_sources(tmp_path: Path, store: EmbeddedStore) -> None:
     assert report.rejected[0].line == 3
 
 
+def test_a_dataframe_that_names_a_column_twice_is_refused(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """As a CSV header that repeats a name: which column a field means is not known, so the
+    load stops before anything is written (the last column used to win without a word)."""
+    frame = pd.DataFrame([["a1", "x", "y", 1]], columns=["asin", "title", "title", "price"])
+    with pytest.raises(ValidationError, match=r"column 'title' twice \(columns 2 and 3\)"):
+        load(store, _gift_mapping(tmp_path, fmt="frame"), {"items": frame})
+    named = pd.DataFrame([["a1", "x", 1, 2]], columns=["asin", "title", 0, "0"])
+    with pytest.raises(ValidationError, match="column '0' twice"):
+        load(store, _gift_mapping(tmp_path, fmt="frame"), {"items": named})
+    assert store.counts().nodes["Product"] == 0
+    unnamed = pd.DataFrame([["a1", "x", 1, 2]], columns=["asin", "title", "", ""])
+    assert load(store, _gift_mapping(tmp_path, fmt="frame"), {"items": unnamed}).nodes == {
+        "Product": 1
+    }
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "10"])
+def test_a_bad_batch_size_stops_the_load_before_anything_is_read(
+    tmp_path: Path, store: EmbeddedStore, batch_size: Any
+) -> None:
+    """It used to be found only when the first batch was written, after every table was
+    read and checked (here: after the missing file)."""
+    with pytest.raises(ValidationError, match="batch_size"):
+        load(store, _gift_mapping(tmp_path), {"items": tmp_path / "absent.jsonl"},
+             batch_size=batch_size)  # fmt: skip
+
+
+def test_the_report_lists_each_files_rejects_in_line_order(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """A line the reader cannot read (bad JSON) and a key that is not acceptable are found
+    at different times; the report still goes down the file (it used to list the unreadable
+    lines first)."""
+    lines = ['{"asin": true, "price": "1"}', "{bad", '{"asin": "a2", "price": "2"}', "[1]"]
+    src = tmp_path / "items.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    path = tmp_path / "r.csv"
+    report = load(store, _gift_mapping(tmp_path), {"items": src}, report=path)
+    assert [r.line for r in report.rejected] == [1, 2, 4]
+    with path.open(newline="", encoding="utf-8") as fh:
+        assert [int(row["line"]) for row in csv.DictReader(fh)] == [1, 2, 4]
+
+
+def test_a_home_folder_path_is_expanded(
+    tmp_path: Path, store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/items.jsonl`` (from Python, or a shell such as zsh that leaves ``shop=~/...``
+    alone) names the file in the home folder; the report went to a folder named ``~``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (home / "items.jsonl").write_text('{"asin": "a1"}\n{"asin": true}\n')
+    report = load(store, _gift_mapping(tmp_path), {"items": "~/items.jsonl"}, report="~/r.csv")
+    assert report.nodes == {"Product": 1}
+    assert report.report_path == home / "r.csv"
+    assert (home / "r.csv").is_file() and not (tmp_path / "~").exists()
+    assert report.rejected[0].source == str(home / "items.jsonl")
+
+
 def test_every_builtin_mapping_fits_the_schema() -> None:
     schema = load_schema()
     names = builtin_mappings()

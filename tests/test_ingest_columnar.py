@@ -284,6 +284,10 @@ class _RowLoader:
         self.reject_untaken()
         for key, checks in pending.items():
             self.drop_dangling(key, checks)
+        order: dict[str, int] = {}
+        for rej in self.rejects:  # each file's rejects in line order, as load() gives them
+            order.setdefault(rej.source, len(order))
+        self.rejects.sort(key=lambda rej: (order[rej.source], rej.line))
         report = LoadReport(self.mapping.name, rejected=self.rejects, skipped=self.skipped)
         for label, entries in self.nodes.items():
             node = self.schema.node(label)
@@ -924,6 +928,8 @@ def test_fields_filters_and_transforms_as_single_rows(
         'a,b\n1,"x""',
         'a,b\n1,"x"',
         'a,"b\n1,2\n',
+        "a,b\n\ufeff1,2\n3,4\n",  # a byte-order mark that starts the first row stays
+        "a,b\n1,2\n\ufeff3,4\n",
     ],
 )
 def test_csv_columns_match_the_row_reader(tmp_path: Path, text: str) -> None:

@@ -7,6 +7,7 @@ Every CSV case is also read by both readers (:func:`read_source` row by row and
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -442,4 +443,130 @@ def test_photos_that_are_links_in_an_archive_are_listed(tmp_path: Path) -> None:
         (1, "p1", "images/p1.png"),
         (2, "p2", "images/p2.png"),
         (3, "p3", "images/p3.png"),
+    ]
+
+
+# ----------------------------------------------------------------------------- 6. text and files
+
+
+def test_a_lone_surrogate_escape_in_a_json_line_rejects_its_row(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """JSON may escape half of a character (``\\ud83d``, as scraped text cut inside an
+    emoji has): UTF-8 cannot store it, so the row is rejected with the field, and the rest
+    of the file loads (it used to stop the load with a UnicodeEncodeError)."""
+    path = tmp_path / "users.jsonl"
+    lines = [
+        {"id": "u1", "name": "Ann", "age": 30},
+        {"id": "u2", "name": "cut \ud83d here", "age": 31},
+        {"id": "u\udc803", "name": "Cy", "age": 32},
+        {"id": "u4", "name": "whole \ud83d\ude00", "age": 33},
+        {"id": "u5", "name": "Ed", "age": 34},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="ascii")
+    report = load(store, _users_mapping(store, format="jsonl"), {"users": path})
+    assert [(r.line, r.field) for r in report.rejected] == [(2, "name"), (3, "id")]
+    assert all("surrogate" in r.reason for r in report.rejected)
+    assert report.nodes == {"User": 3}
+    got = store.query("MATCH (u:User) RETURN u.id AS id, u.name AS name ORDER BY id")
+    assert got == [
+        {"id": "u1", "name": "Ann"},
+        {"id": "u4", "name": "whole \U0001f600"},
+        {"id": "u5", "name": "Ed"},
+    ]
+
+
+def test_a_report_holds_text_that_utf8_cannot(tmp_path: Path) -> None:
+    """A reason that quotes a value with a lone surrogate is written, escaped, not lost with
+    the whole report."""
+    from graphfusion.reports import write_rows
+
+    rows = [{"source": "s", "line": 2, "target": "t", "field": "type", "reason": "'\udc80x'"}]
+    for name in ("r.csv", "r.jsonl"):
+        path = write_rows(rows, tmp_path / name, ingest.REPORT_FIELDS)
+        assert "\\udc80x" in path.read_text(encoding="utf-8")
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path: Path, store: EmbeddedStore) -> None:
+    """The header is the first line with something on it (as pandas reads it): blank lines
+    before it used to make an empty header, and every row was rejected as too wide."""
+    path = tmp_path / "users.csv"
+    path.write_bytes(b"\r\n  \r\nid,name,age\r\nu1,Ann,30\r\nu2,Bo,x\r\n\r\nu3,Cy,32\r\n")
+    report, rejected = _load_users(store, path)
+    assert rejected == [(5, "'x' is not an integer")]
+    assert read_table("csv", path)[0].lines.tolist() == [4, 5, 7]
+    assert report.nodes == {"User": 2}
+    gz = tmp_path / "users.csv.gz"
+    gz.write_bytes(gzip.compress(b"\n\nid;name\nu1;Ann\n"))  # the header's line is named
+    assert _both_readers(gz) == [
+        (
+            3,
+            "header has a single column 'id;name' read with the delimiter ','; the file's "
+            "delimiter may be ';' (2 columns; set the table's 'delimiter' option); the rest of "
+            "the file is skipped",
+        )
+    ]
+
+
+def test_a_gzip_compressed_parquet_file_is_read(tmp_path: Path) -> None:
+    """Gzip is detected by content for every format, Parquet too (it used to be reported as
+    not a Parquet file); a truncated one is one bad record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = tmp_path / "users.parquet"
+    pq.write_table(pa.table({"id": ["u1", "u2"], "age": [30, 31]}), plain)
+    packed = gzip.compress(plain.read_bytes())
+    path = tmp_path / "users.parquet.gz"
+    path.write_bytes(packed)
+    records = list(read_source("parquet", path))
+    assert [(r.line, getattr(r, "data", None)) for r in records] == [
+        (1, {"id": "u1", "age": 30}),
+        (2, {"id": "u2", "age": 31}),
+    ]
+    table, bad = read_table("parquet", path)
+    assert bad == [] and table.column("id").values() == ["u1", "u2"]
+    path.write_bytes(packed[: len(packed) // 2])
+    table, bad = read_table("parquet", path)
+    assert len(table) == 0
+    assert [b.line for b in bad] == [1] and "truncated or not valid gzip" in bad[0].reason
+
+
+def test_a_parquet_integer_column_with_gaps_stays_whole(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """An integer column with a missing value read as floats made a text property ``"1.0"``
+    (a zip code, a year); its numbers stay whole, and as numbers for number properties."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "users.parquet"
+    columns = {
+        "id": pa.array([1, 2, None, 2**62 + 1], pa.int64()),
+        "location": pa.array([10001, None, 3, 2**53 + 1], pa.int64()),
+        "age": pa.array([None, 40, 41, 42], pa.int8()),
+    }
+    pq.write_table(pa.table(columns), path)
+    records = [r for r in read_source("parquet", path) if isinstance(r, Record)]
+    assert [r.data["location"] for r in records] == [10001, None, 3, 2**53 + 1]
+    raw = {
+        "name": "mini_users",
+        "sources": {"users": {"description": "parquet"}},
+        "tables": {"users": {"source": "users", "format": "parquet"}},
+        "nodes": [
+            {
+                "label": "User",
+                "table": "users",
+                "key": "id",
+                "properties": {"location": "location", "age": "age"},
+            }
+        ],
+    }
+    report = load(store, parse_mapping(raw, store.schema), {"users": path})
+    assert [(r.line, r.reason) for r in report.rejected] == [(3, "missing key (id is empty)")]
+    got = store.query("MATCH (u:User) RETURN u.id AS id, u.location AS loc, u.age AS age")
+    assert sorted(got, key=lambda row: row["id"]) == [
+        {"id": "1", "loc": "10001", "age": None},
+        {"id": "2", "loc": None, "age": 40},
+        {"id": str(2**62 + 1), "loc": str(2**53 + 1), "age": 42},
     ]

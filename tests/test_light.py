@@ -99,6 +99,18 @@ def test_peers_match_on_what_is_known_of_the_user() -> None:
     assert light.peer_rows(profile, trained, 1).tolist() == [4]
 
 
+def test_demographic_blocks_follow_the_columns_of_the_encoding() -> None:
+    """The blocks peer_rows matches on are those demographic_features writes: age first when
+    there is an age column, then each one-hot property; training and serving share them."""
+    from graphfusion.features.demographics import Demographics
+
+    both = Demographics((30.0, 5.0), {"gender": ("f", "m"), "occupation": ("a", "b", "c")})
+    assert both.blocks() == [slice(0, 1), slice(1, 3), slice(3, 6)]
+    no_age = Demographics(None, {"gender": ("f", "m"), "occupation": ()})
+    assert no_age.blocks() == [slice(0, 2)]
+    assert Demographics().blocks() == []
+
+
 def _held_out(seed: int, n_users: int = 30, n_items: int = 50, signal: float = 0.0) -> HeldOut:
     """Random parts; with ``signal``, the peers part points at the held-out products."""
     rng = np.random.default_rng(seed)

@@ -136,6 +136,29 @@ def test_a_repeated_name_is_found_in_gzip_and_after_a_byte_order_mark(tmp_path: 
     )
 
 
+def test_a_parquet_file_that_repeats_a_column_name_is_reported(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """As a CSV header: one reject naming the column (it used to be pyarrow's message over
+    nine lines, listing its own internal fields)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "users.parquet"
+    columns = [pa.array(["u1"]), pa.array(["Ann"]), pa.array([30]), pa.array(["Annie"])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["id", "name", "age", "name"]), path)
+    reason = "Parquet file repeats column 'name' (columns 2 and 4); the file is skipped"
+    assert [(r.line, getattr(r, "reason", "")) for r in read_source("parquet", path)] == [
+        (1, reason)
+    ]
+    table, bad = read_table("parquet", path)
+    assert (len(table), [(b.line, b.reason) for b in bad]) == (0, [(1, reason)])
+    mapping = _users_mapping(store, format="parquet")
+    report = load(store, mapping, {"users": path})
+    assert [(r.line, r.field, r.reason) for r in report.rejected] == [(1, "", reason)]
+    assert not any(report.nodes.values())
+
+
 def test_unnamed_columns_may_repeat(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("id,name,,\nu1,Ann,,\n")  # trailing delimiters, as spreadsheets write

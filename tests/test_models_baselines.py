@@ -120,3 +120,63 @@ def test_bpr_training_learns_a_planted_structure(kind: str) -> None:
         train_items, test, ks=(5,),
     )  # fmt: skip
     assert learned["recall@5"] > popular["recall@5"] + 0.2
+
+
+def test_normalized_adjacency_matches_a_dense_computation_with_isolated_nodes() -> None:
+    """D^-1/2 A D^-1/2 computed by hand: a user and an item without interactions get zero
+    rows and columns (not inf or NaN), a repeated pair counts once."""
+    edges = torch.tensor([[0, 0, 0, 2, 2], [1, 3, 3, 3, 0]])  # user 1 and item 2 isolated
+    num_users, num_items = 3, 4
+    dense = torch.zeros(num_users + num_items, num_users + num_items)
+    for u, i in edges.t().tolist():
+        dense[u, num_users + i] = dense[num_users + i, u] = 1.0
+    deg = dense.sum(1)
+    inv = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
+    expected = inv[:, None] * dense * inv[None, :]
+    got = normalized_adjacency(edges, num_users, num_items).to_dense()
+    assert torch.allclose(got, expected) and bool(torch.isfinite(got).all())
+    assert not got[1].any() and not got[num_users + 2].any()
+    model = LightGCN(edges, num_users, num_items, dim=4, num_layers=2)
+    assert bool(torch.isfinite(model.scores(torch.arange(num_users))).all())
+
+
+def test_edges_of_a_wrong_type_or_sizes_below_zero_are_refused() -> None:
+    with pytest.raises(ValidationError, match="integer"):
+        normalized_adjacency(torch.tensor([[0.0, 1.0], [0.0, 1.0]]), 2, 2)
+    with pytest.raises(ValidationError, match="integer"):
+        Popularity(torch.tensor([[0.0], [1.0]]), 2, 2)
+    with pytest.raises(ValidationError, match=">= 0"):
+        LightGCN(torch.zeros(2, 0, dtype=torch.long), -1, 3)
+    with pytest.raises(ValidationError, match=">= 0"):
+        Popularity(torch.zeros(2, 0, dtype=torch.long), 3, -1)
+
+
+@pytest.mark.parametrize("kind", ["popularity", "mf", "lightgcn"])
+def test_scores_refuse_users_outside_the_model(kind: str) -> None:
+    """A negative row would silently score the last user; a float or 2-D one is not users."""
+    edges = _edges()
+    model: Popularity | MF | LightGCN = (
+        Popularity(edges, 8, 12) if kind == "popularity"
+        else MF(8, 12, 4) if kind == "mf" else LightGCN(edges, 8, 12, 4)
+    )  # fmt: skip
+    assert model.scores(torch.tensor([7, 0])).shape == (2, 12)
+    assert model.scores(torch.tensor([], dtype=torch.long)).shape == (0, 12)
+    for users in (torch.tensor([-1]), torch.tensor([8]), torch.tensor([0.0]), torch.tensor([[0]])):
+        with pytest.raises(ValidationError, match="users"):
+            model.scores(users)
+
+
+def test_bpr_loss_refuses_an_empty_batch() -> None:
+    emb = torch.randn(3, 4)
+    empty = torch.tensor([], dtype=torch.long)
+    with pytest.raises(ValidationError, match="empty"):
+        bpr_loss(empty, empty, empty, emb, emb)  # its mean would be NaN
+    with pytest.raises(ValidationError, match="empty"):
+        MF(3, 3, 4).loss(empty, empty, empty, 1e-4)
+
+
+def test_sparse_csr_refuses_indices_outside_its_shape() -> None:
+    """Built unchecked, such a matrix corrupted the heap and killed the process."""
+    for indices in (torch.tensor([[0, 5], [0, 1]]), torch.tensor([[0, 1], [0, -1]])):
+        with pytest.raises(ValidationError, match="outside"):
+            sparse_csr(indices, torch.ones(2), (3, 3))

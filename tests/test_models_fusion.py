@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch_geometric.data import HeteroData
@@ -228,3 +230,107 @@ def test_taste_kernel_is_blended_and_survives_a_reload() -> None:
         without.set_blend([0.0] * 5 + [1.0], [0.0] * len(KERNELS))
     with pytest.raises(ValidationError, match="taste"):
         without.kernels(users, names=["taste"])
+
+
+def test_corrupt_graphs_are_refused_with_a_clear_error() -> None:
+    """Features of the wrong shape and edges to nodes that do not exist are refused when the
+    model is built (an edge to a missing node made an unchecked sparse matrix that corrupted
+    the heap: the process died at the first scores)."""
+    wrong_rows = _graph()
+    wrong_rows["Product"].text_vec = torch.randn(5, 12)
+    with pytest.raises(ValidationError, match=r"Product\.text_vec"):
+        FusionGNN(wrong_rows)
+    flat = _graph()
+    flat["Product"].text_vec = torch.randn(9)
+    with pytest.raises(ValidationError, match=r"Product\.text_vec"):
+        FusionGNN(flat)
+    empty = _graph()
+    empty["Brand"].text_vec = torch.randn(3, 0)
+    with pytest.raises(ValidationError, match=r"Brand\.text_vec"):
+        FusionGNN(empty)
+    for et, bad in [
+        (("Brand", "rev_OF_BRAND", "Product"), torch.tensor([[0, 7], [0, 1]])),
+        (("Product", "OF_BRAND", "Brand"), torch.tensor([[0, 1], [0, -1]])),
+        (("Product", "OF_BRAND", "Brand"), torch.tensor([[0.0, 1.0], [0.0, 1.0]])),
+        (("Product", "OF_BRAND", "Brand"), torch.tensor([0, 1])),
+    ]:
+        data = _graph()
+        data[et].edge_index = bad
+        with pytest.raises(ValidationError, match=et[1]):
+            FusionGNN(data, context_layers=2)
+
+
+def test_scores_of_repeated_users_are_their_rows_and_unknown_users_are_refused() -> None:
+    """``scores(users)`` with a user twice gives that user's row twice, blend included (the
+    sharp kernel gave the first copy the row of a user without products); a user row out of
+    range is refused (-1 scored the last user)."""
+    from graphfusion.models.neighbourhood import KERNELS
+
+    torch.manual_seed(0)
+    model = FusionGNN(_graph(), dim=8, neighbourhood_rank=4).eval()
+    weights = [1.0 if k in model.available else 0.0 for k in KERNELS]
+    model.set_blend(weights, weights)
+    with torch.no_grad():
+        for fn in (model.scores, model.cold_scores):
+            each = fn(torch.arange(6))
+            torch.testing.assert_close(fn(torch.tensor([2, 2, 5, 2])), each[[2, 2, 5, 2]])
+            for users in (torch.tensor([-1]), torch.tensor([6]), torch.tensor([[0, 1]])):
+                with pytest.raises(ValidationError, match="users"):
+                    fn(users)
+        with pytest.raises(ValidationError, match="users"):
+            model.kernels(torch.tensor([6]))
+
+
+def test_vectors_of_huge_or_tiny_values_are_not_lost() -> None:
+    """Text vectors are L2-normalized, so their scale does not matter; at 1e30 or 1e-30 the
+    squares overflowed or underflowed float32 and every product's text became zeros: the
+    model was the one built without text."""
+    torch.manual_seed(0)
+    plain = FusionGNN(_graph(), dim=8).eval()
+    for scale in (1e30, 1e-30):
+        data = _graph()
+        data["Product"].text_vec = data["Product"].text_vec * scale
+        torch.manual_seed(0)
+        scaled = FusionGNN(data, dim=8).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(scaled.content()["Product"], plain.content()["Product"])
+            got = scaled.scores(torch.arange(6))
+            assert bool(torch.isfinite(got).all())
+            torch.testing.assert_close(got, plain.scores(torch.arange(6)))
+
+
+def test_blend_weights_must_be_finite() -> None:
+    """A NaN weight passed the ``>= 0`` check (NaN < 0 is False) and made every score NaN."""
+    from graphfusion.models.neighbourhood import KERNELS
+
+    model = FusionGNN(_graph(), dim=8, neighbourhood_rank=4)
+    zero = [0.0] * len(KERNELS)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValidationError, match="finite"):
+            model.set_blend([bad, *zero[1:]], zero)
+        with pytest.raises(ValidationError, match="finite"):
+            model.set_blend(zero, [bad, *zero[1:]])
+    model.set_blend([0.5, *zero[1:]], zero)
+    with torch.no_grad():
+        assert bool(torch.isfinite(model.eval().scores(torch.arange(6))).all())
+
+
+def test_behaviour_and_profile_features_must_be_standardized() -> None:
+    """Read as they are, a profile of 1e30 made the loss and every score NaN; such features
+    (or infinite ones) are refused. A NaN counts as 0."""
+    for attr, node, n in (("profile_vec", "User", 6), ("behaviour_vec", "Product", 9)):
+        for bad in (1e30, math.inf):
+            data = _graph()
+            x = torch.randn(n, 3)
+            x[0, 0] = bad
+            data[node][attr] = x
+            with pytest.raises(ValidationError, match=f"{node}.{attr}.*standardized"):
+                FusionGNN(data, dim=8)
+        data = _graph()
+        x = torch.randn(n, 3)
+        x[0, 0] = math.nan
+        data[node][attr] = x
+        torch.manual_seed(0)
+        model = FusionGNN(data, dim=8).eval()
+        with torch.no_grad():
+            assert bool(torch.isfinite(model.scores(torch.arange(6))).all())

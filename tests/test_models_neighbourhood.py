@@ -173,12 +173,12 @@ def test_learned_kernel_is_the_mean_similarity_to_the_users_items() -> None:
     data, _ = _clusters()
     edges = data["User", "INTERACTED", "Product"].edge_index
     hood = ContentNeighbourhood(item_modalities(data), edges, 8, rank=3)
-    vectors = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    vectors = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
     users = torch.tensor([0, 5])
     got = hood.kernels(users, vectors, ["learned"])["learned"]
     for row, u in enumerate(users.tolist()):
         mine = sorted(set(edges[1, edges[0] == u].tolist()))
-        want = torch.stack([vectors[mine] @ vectors[i] for i in range(16)]).mean(1)
+        want = torch.stack([vectors[mine] @ vectors[i] for i in range(40)]).mean(1)
         assert torch.allclose(got[row], want, atol=1e-5)
 
 
@@ -415,3 +415,84 @@ def test_search_weights_is_a_coordinate_search_that_scores_each_weighting_once()
     # a = 0 was scored in pass 1); pass 3: none new, nothing changes, the search stops
     assert len(calls) == len(WEIGHTS) + 2 * (len(WEIGHTS) - 1) + (len(WEIGHTS) - 2)
     assert set(search_weights(lambda w: 0.0, {"x": 1.0}, 2).values()) == {min(WEIGHTS)}
+
+
+def test_a_constant_row_standardizes_to_zero_whatever_its_value() -> None:
+    """As :func:`graphfusion.light.standard` does: a user whose scores are all equal adds
+    nothing to a blend. The mean of a row of large equal values is off by its rounding, which
+    divided by the fallback 1 left a huge constant (7.6e22 for 1e30) that swamped the
+    model's standardized scores in the blend (every product tied)."""
+    from graphfusion.light import standard
+
+    for value in (0.1, -7.77, 1e30, 1e-30, 3e38):
+        row = torch.full((2, 1001), value)
+        got = standardize(row)
+        assert torch.equal(got, torch.zeros_like(row)), value
+        assert np.array_equal(standard(row.numpy()), got.numpy())
+    model = torch.tensor([[3.0, 1.0, 2.0]])
+    blended = blend(model, [torch.full((1, 3), 1e30)], [1.0])
+    assert blended.argsort().tolist() == model.argsort().tolist()
+    assert torch.allclose(blended, standardize(model))
+    # a row that varies keeps its exact standardization
+    varied = torch.tensor([[1.0, 2.0, 4.0]])
+    expected = (varied - varied.mean()) / varied.std(correction=0)
+    assert torch.equal(standardize(varied), expected)
+
+
+def test_sharp_kernel_of_a_repeated_user_is_that_users_row() -> None:
+    """Every copy of a repeated user gets the user's scores (the first copy of user 0 got
+    the constant row of a user without products)."""
+    vecs = torch.randn(9, 5, generator=torch.Generator().manual_seed(0))
+    pairs = torch.tensor([[0, 0, 1, 2, 2], [1, 2, 3, 4, 5]])
+    each = sharp_kernel(torch.arange(3), pairs, 3, vecs)
+    got = sharp_kernel(torch.tensor([0, 0, 2, 0]), pairs, 3, vecs)
+    assert torch.allclose(got, each[[0, 0, 2, 0]])
+    scores = kernel_scores(["sharp", "content"], torch.tensor([2, 2]), pairs, 3, vecs)
+    assert torch.allclose(scores["sharp"], each[[2, 2]])
+
+
+def test_vectors_of_any_scale_keep_their_direction() -> None:
+    """A text vector of huge (1e30) or tiny (1e-30) values is the same direction as the
+    vector at unit scale: its square overflowed (or underflowed) float32, and the row was
+    silently zeroed. An infinite entry counts as unknown (0), as a NaN does."""
+    data, _ = _clusters()
+    base = item_modalities(data)["text_vec"]
+    text = data["Product"].text_vec
+    for scale in (1e30, 1e-30, 1e20, 1e-20):
+        data["Product"].text_vec = text * scale
+        assert torch.allclose(item_modalities(data)["text_vec"], base, atol=1e-6), scale
+    odd = text.clone()
+    odd[0, 0], odd[1, 1] = math.inf, math.nan
+    data["Product"].text_vec = odd
+    got = item_modalities(data)["text_vec"]
+    clean = text.clone()
+    clean[0, 0] = clean[1, 1] = 0.0
+    assert bool(torch.isfinite(got).all())
+    assert torch.allclose(got[:2], torch.nn.functional.normalize(clean[:2], dim=1))
+
+
+def test_blend_refuses_weights_that_are_not_finite() -> None:
+    model = torch.tensor([[1.0, 2.0, 3.0]])
+    kernel = torch.tensor([[3.0, 1.0, 2.0]])
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValidationError, match="finite"):
+            blend(model, [kernel], [bad])  # every score was NaN
+
+
+def test_neighbourhood_refuses_pairs_users_and_item_vectors_that_do_not_fit() -> None:
+    """Pairs out of range were an IndexError at the first kernels (not when built); a user
+    row of -1 scored the last user; learned item vectors for 3 of 6 items gave 3 columns."""
+    mods = {"text_vec": torch.nn.functional.normalize(torch.randn(6, 4), dim=1)}
+    for bad in (torch.tensor([[0], [9]]), torch.tensor([[5], [0]]), torch.tensor([[-1], [0]])):
+        with pytest.raises(ValidationError, match="outside"):
+            ContentNeighbourhood(mods, bad, 2, 3)
+    with pytest.raises(ValidationError, match="integer"):
+        ContentNeighbourhood(mods, torch.tensor([[0.0], [1.0]]), 2, 3)
+    hood = ContentNeighbourhood(mods, torch.tensor([[0, 1], [1, 2]]), 2, 3)
+    assert hood.kernels(torch.tensor([1, 0]), torch.randn(6, 5))["learned"].shape == (2, 6)
+    for users in (torch.tensor([-1]), torch.tensor([2])):
+        with pytest.raises(ValidationError, match="users"):
+            hood.kernels(users, names=["content"])
+    for items in (torch.randn(3, 5), torch.randn(6)):
+        with pytest.raises(ValidationError, match="learned"):
+            hood.kernels(torch.arange(2), items, ["learned"])

@@ -257,3 +257,31 @@ def test_taste_inputs_cut_wide_modalities_and_keep_their_fit() -> None:
     assert one.shape == (1, 11) and float(one[0, 10]) == 0.0
     with pytest.raises(ValidationError, match="text_vec"):
         inputs({"text_vec": torch.ones(2, 5)}, None)
+
+
+def test_rows_out_of_range_or_of_a_wrong_type_are_refused() -> None:
+    """Negative or float rows, and validation users that are not users, get a clear error
+    (a negative user row was a RuntimeError from bincount, a negative item an IndexError)."""
+    data = _planted()
+    f, pairs, how, n = data["features"], data["pairs"], data["how"], data["n_users"]
+    cfg = TasteConfig(dim=8, hidden=16, epochs=1, batch_size=16)
+    for bad in (torch.tensor([[0, -1], [0, 1]]), torch.tensor([[0, 1], [0, -1]])):
+        with pytest.raises(ValidationError, match="out of range"):
+            fit_taste(f, bad, how[:2], n, config=cfg)
+    with pytest.raises(ValidationError, match="integer"):
+        fit_taste(f, pairs.float(), how, n, config=cfg)
+    with pytest.raises(ValidationError, match="validate_users"):
+        fit_taste(f, pairs, how, n, validate=lambda s: 0.0, validate_users=torch.tensor([n]),
+                  config=cfg)  # fmt: skip
+    with pytest.raises(ValidationError, match="text_vec"):
+        item_features({"text_vec": torch.randn(5)})
+
+
+def test_a_diverging_training_is_refused_not_returned() -> None:
+    """Item features of huge values make the loss NaN; training stops with an error instead
+    of returning a model whose every score is NaN."""
+    data = _planted()
+    huge = torch.full_like(data["features"], 1e30)
+    with pytest.raises(ValidationError, match="not finite"):
+        fit_taste(huge, data["pairs"], data["how"], data["n_users"],
+                  config=TasteConfig(dim=8, hidden=16, epochs=2, batch_size=16))  # fmt: skip

@@ -97,3 +97,77 @@ def test_open_gives_the_store_the_settings_name(tmp_path: Path) -> None:
     # no server here: the error shows the Neo4j store was the one opened
     with pytest.raises(StoreError, match=r"Neo4j at neo4j://localhost:1"):
         load_settings().with_flags(neo4j_uri="neo4j://localhost:1").open()
+
+
+def test_the_password_is_not_in_the_settings_repr(tmp_path: Path) -> None:
+    """Settings get printed and logged while debugging; the password must not come with them."""
+    settings = load_settings(
+        _config(tmp_path, 'neo4j_uri = "neo4j://db:7687"\nneo4j_password = "s3cret-pw"\n')
+    )
+    assert settings.neo4j_password == "s3cret-pw"
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings)
+    assert "neo4j://db:7687" in repr(settings)
+
+
+def test_settings_both_at_the_top_and_in_the_graphfusion_table_are_refused(
+    tmp_path: Path,
+) -> None:
+    """The top-level ``store`` was silently dropped in favour of the table's."""
+    path = _config(tmp_path, 'store = "top"\n[graphfusion]\nneo4j_uri = "neo4j://db:7687"\n')
+    with pytest.raises(ValidationError, match=r"store.*\[graphfusion\]"):
+        load_settings(path)
+    # other tables and keys of a shared file stay allowed beside [graphfusion]
+    path = _config(tmp_path, 'title = "x"\n[tool]\na = 1\n[graphfusion]\nstore = "s"\n')
+    assert load_settings(path).store == str(tmp_path / "s")
+
+
+def test_a_missing_config_named_by_the_variable_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPHFUSION_CONFIG", str(tmp_path / "gone.toml"))
+    with pytest.raises(ValidationError, match=r"gone\.toml.*GRAPHFUSION_CONFIG"):
+        load_settings()
+
+
+def test_home_folders_in_store_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~`` is the home folder in a config file and in the environment, not a folder named
+    ``~`` beside the config file or in the working folder."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    path = _config(tmp_path, 'store = "~/shop/store"\n', "home.toml")
+    assert load_settings(path).store == str(home / "shop" / "store")
+    monkeypatch.setenv("GRAPHFUSION_STORE", "~/env-store")
+    assert load_settings(path).store == str(home / "env-store")
+    monkeypatch.setenv("GRAPHFUSION_STORE", "~no-such-user-here/store")
+    with pytest.raises(ValidationError, match=r"GRAPHFUSION_STORE.*no such home folder"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("var", ["GRAPHFUSION_STORE", "NEO4J_URI", "NEO4J_DATABASE"])
+def test_a_blank_environment_setting_is_refused(
+    var: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty variable is unset (the file's setting counts); one of spaces is a mistake,
+    not a folder or server named by spaces."""
+    path = _config(tmp_path, 'neo4j_uri = "neo4j://file:7687"\n', "blank.toml")
+    monkeypatch.setenv(var, "")
+    assert load_settings(path).neo4j_uri == "neo4j://file:7687"
+    monkeypatch.setenv(var, "  ")
+    with pytest.raises(ValidationError, match=f"{var} is blank"):
+        load_settings(path)
+
+
+def test_the_config_argument_must_be_a_path() -> None:
+    with pytest.raises(ValidationError, match="config must be a file path"):
+        load_settings(3)  # type: ignore[arg-type]
+
+
+def test_a_store_flag_under_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shell leaves ``--store=~/shop`` as it is; the store is still in the home folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with load_settings().with_flags(store="~/shop/store").open() as store:
+        assert isinstance(store, EmbeddedStore)
+        assert Path(store.path) == tmp_path / "home" / "shop" / "store"
+    assert not (tmp_path / "~").exists()  # the working folder

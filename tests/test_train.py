@@ -519,3 +519,13 @@ def test_the_progress_bar_shows_each_validation_recall_apart(
         content = float(values["content_recall@20"])
         assert content == pytest.approx(entry["valid_content_recall@20"], abs=1e-4)
         assert 0.0 <= float(values["recall@20"]) <= 1.0 and 0.0 <= content <= 1.0
+
+
+def test_a_training_that_diverges_is_refused_and_writes_nothing(engine: Engine) -> None:
+    """A learning rate far too large makes the loss infinite or NaN: training stops with a
+    clear error (it went on and served NaN scores) and the store is left as it was."""
+    with pytest.raises(ValidationError, match=r"training diverged.*smaller lr"):
+        engine.train("mf", epochs=5, batch_size=256, lr=1e30)
+    written = engine.cypher("MATCH (p:Product) WHERE p.fused_vec IS NOT NULL RETURN count(p) AS n")
+    assert int(written["n"][0]) == 0
+    assert not (engine.store.path / "models" / "mf.pt").exists()  # type: ignore[attr-defined]

@@ -67,6 +67,7 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         ("next tuesday-ish", D, "not a date"),
         (b"\xff\xfe", S, "not UTF-8"),
         ("a\x00b", S, "NUL"),
+        ("cut \ud83d emoji", S, "lone surrogate"),  # as the column path refuses it
         ("x" * (MAX_STRING_BYTES + 1), S, "longer than"),
         ([1.0, math.nan, 2.0], V3, "NaN"),
         ([1.0, 2.0], V3, "has 2 values"),
@@ -85,6 +86,14 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         # pandas reads "2024\x00" as 2024-01-01
         ("2024\x00", D, "holds a control character"),
         ("2024-05-01T10:00\x1b", D, "holds a control character"),
+        # JSON's true is no count (it loaded as 1, where a float refused it)
+        (True, INT, "got a boolean"),
+        # pandas dates these on the day of the load, or in the year 1
+        ("12:30", D, "not a date"),
+        ("9am", D, "not a date"),
+        ("now", D, "not a date"),
+        ("Today", D, "not a date"),
+        ("Dec 5", D, "not a date"),
     ],
 )
 def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:

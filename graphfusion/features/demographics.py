@@ -47,6 +47,19 @@ class Demographics:
         """Number of columns."""
         return (self.age is not None) + sum(len(v) for v in self.levels.values())
 
+    def blocks(self) -> list[slice]:
+        """The columns of age and of each one-hot property, in column order
+        (:func:`graphfusion.light.peer_rows` matches a user on the ones they gave)."""
+        out, start = [], 0
+        if self.age is not None:
+            out.append(slice(0, 1))
+            start = 1
+        for values in self.levels.values():
+            if values:
+                out.append(slice(start, start + len(values)))
+                start += len(values)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """As plain values (kept in a checkpoint)."""
         return {

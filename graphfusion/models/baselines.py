@@ -24,17 +24,42 @@ __all__ = [
     "layer_mean",
     "normalized_adjacency",
     "sparse_csr",
+    "check_users",
+    "is_integer",
 ]
 
 
-def _check_edges(edge_index: Tensor, num_users: int, num_items: int) -> None:
+def check_edges(edge_index: Tensor, num_users: int, num_items: int) -> None:
+    if min(num_users, num_items) < 0:
+        raise ValidationError(f"num_users and num_items must be >= 0, got {num_users}, {num_items}")
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValidationError("edge_index must have shape (2, E): user rows, item columns")
+    if not is_integer(edge_index):
+        raise ValidationError(f"edge_index must hold integer rows, got {edge_index.dtype}")
     if edge_index.numel() and (
         int(edge_index[0].max()) >= num_users or int(edge_index[1].max()) >= num_items
         or int(edge_index.min()) < 0
     ):  # fmt: skip
         raise ValidationError("edge_index holds indices outside the user or item range")
+
+
+def is_integer(t: Tensor) -> bool:
+    """Whether ``t`` holds integers (rows, indices): not floats, complex numbers or bools."""
+    return not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
+
+
+def check_users(users: Tensor, num_users: int) -> None:
+    """Check that ``users`` are rows a model can score: a ``(n,)`` integer tensor of rows in
+    ``0 .. num_users - 1`` (a negative row would silently index from the end).
+
+    Raises:
+        ValidationError: Another shape or dtype, or a row out of range.
+    """
+    if users.dim() != 1 or not is_integer(users):
+        raise ValidationError(f"users must be a (n,) integer tensor, got {users.dtype} "
+                              f"of shape {tuple(users.shape)}")  # fmt: skip
+    if users.numel() and (int(users.min()) < 0 or int(users.max()) >= num_users):
+        raise ValidationError(f"users must be rows below {num_users}")
 
 
 class Popularity(nn.Module):
@@ -50,13 +75,18 @@ class Popularity(nn.Module):
 
     def __init__(self, edge_index: Tensor, num_users: int, num_items: int) -> None:
         super().__init__()
-        _check_edges(edge_index, num_users, num_items)
+        check_edges(edge_index, num_users, num_items)
         counts = torch.bincount(edge_index[1], minlength=num_items).float()
         self.register_buffer("counts", counts)
         self.num_users = num_users
 
     def scores(self, users: Tensor) -> Tensor:
-        """``(len(users), num_items)`` scores."""
+        """``(len(users), num_items)`` scores.
+
+        Raises:
+            ValidationError: ``users`` are not rows of the model's users.
+        """
+        check_users(users, self.num_users)
         return self.counts.expand(len(users), -1).clone()
 
 
@@ -87,8 +117,13 @@ class MF(nn.Module):
         return self.user.weight, self.item.weight
 
     def scores(self, users: Tensor) -> Tensor:
-        """``(len(users), num_items)`` scores."""
+        """``(len(users), num_items)`` scores.
+
+        Raises:
+            ValidationError: ``users`` are not rows of the model's users.
+        """
         u, i = self.embeddings()
+        check_users(users, len(u))
         return u[users] @ i.t()
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
@@ -101,7 +136,7 @@ def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> 
     r"""The symmetric normalized bipartite adjacency :math:`D^{-1/2} A D^{-1/2}` over
     ``num_users + num_items`` nodes (items after users), as a ``torch.sparse_csr`` tensor.
     Repeated interactions count once."""
-    _check_edges(edge_index, num_users, num_items)
+    check_edges(edge_index, num_users, num_items)
     n = num_users + num_items
     pairs = torch.unique(edge_index, dim=1)
     rows = torch.cat([pairs[0], pairs[1] + num_users])
@@ -114,7 +149,16 @@ def normalized_adjacency(edge_index: Tensor, num_users: int, num_items: int) -> 
 
 def sparse_csr(indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     """A ``torch.sparse_csr`` matrix of ``shape`` with ``values`` at the ``(2, nnz)``
-    ``indices`` (repeated cells summed), built without PyTorch's beta warning."""
+    ``indices`` (repeated cells summed), built without PyTorch's beta warning.
+
+    Raises:
+        ValidationError: An index outside ``shape`` (unchecked, it would corrupt memory).
+    """
+    if indices.numel() and (
+        int(indices.min()) < 0 or int(indices[0].max()) >= shape[0]
+        or int(indices[1].max()) >= shape[1]
+    ):  # fmt: skip
+        raise ValidationError(f"sparse indices outside the shape {shape}")
     coo = torch.sparse_coo_tensor(indices, values, shape, check_invariants=False).coalesce()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -174,8 +218,13 @@ class LightGCN(nn.Module):
         return out[: self.num_users], out[self.num_users :]
 
     def scores(self, users: Tensor) -> Tensor:
-        """``(len(users), num_items)`` scores."""
+        """``(len(users), num_items)`` scores.
+
+        Raises:
+            ValidationError: ``users`` are not rows of the model's users.
+        """
         u, i = self.embeddings()
+        check_users(users, len(u))
         return u[users] @ i.t()
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor, reg: float) -> Tensor:
@@ -206,7 +255,12 @@ def bpr_loss(
 
     The penalty is on ``base_*`` (the layer-0 embeddings, for LightGCN) when given, else on
     the scoring embeddings.
+
+    Raises:
+        ValidationError: An empty batch (its mean would be NaN).
     """
+    if not len(users):
+        raise ValidationError("bpr_loss needs a non-empty batch")
     u, p, n = user_emb[users], item_emb[pos], item_emb[neg]
     rank = -torch.nn.functional.logsigmoid((u * p).sum(-1) - (u * n).sum(-1)).mean()
     bu = base_user[users] if base_user is not None else u

@@ -69,11 +69,19 @@ from torch_geometric.data import HeteroData
 from torch_geometric.typing import EdgeType
 
 from graphfusion.errors import ValidationError
-from graphfusion.models.baselines import bpr_loss, layer_mean, normalized_adjacency, sparse_csr
+from graphfusion.models.baselines import (
+    bpr_loss,
+    check_users,
+    is_integer,
+    layer_mean,
+    normalized_adjacency,
+    sparse_csr,
+)
 from graphfusion.models.neighbourhood import (
     FOLLOW_EDGE,
     KERNELS,
     ContentNeighbourhood,
+    _unit,
     blend,
     check_follows,
     item_modalities,
@@ -117,6 +125,11 @@ class FusionGNN(nn.Module):
             GNN) and needs the neighbourhood (``neighbourhood_rank`` > 0, modality vectors).
         user: The user node type.
         item: The item node type.
+
+    Raises:
+        ValidationError: No users, items or interactions; a setting below 0; a feature that
+            is not ``(num_nodes, width)``, or a behaviour or profile one that is not
+            standardized; an edge to a node that does not exist.
     """
 
     adj: Tensor
@@ -146,6 +159,7 @@ class FusionGNN(nn.Module):
             raise ValidationError(
                 "content_weight, num_layers, context_layers and neighbourhood_rank must be >= 0"
             )
+        _check_graph(data, skip=f"rev_{INTERACTED}")
         self.user, self.item = user, item
         self.num_layers = num_layers
         self.content_weight = content_weight
@@ -394,6 +408,7 @@ class FusionGNN(nn.Module):
     def scores(self, users: Tensor) -> Tensor:
         """``(len(users), num_items)`` scores: fused dot products plus the item bias, blended
         with the neighbourhoods when their weights are set."""
+        check_users(users, self.num_users)
         u, i = self.embeddings()
         ub, ib = self._with_bias(u, i)
         return self._blend(users, ub[users] @ ib.t(), 0, i)
@@ -402,6 +417,7 @@ class FusionGNN(nn.Module):
         """``(len(users), num_items)`` scores from the items' content vectors alone (blended
         with the neighbourhoods when their weights are set): how items without interactions
         are ranked."""
+        check_users(users, self.num_users)
         content = self.content()
         u, _ = self._propagate(content)
         return self._blend(users, u[users] @ content[self.item].t(), 1, content[self.item])
@@ -418,6 +434,7 @@ class FusionGNN(nn.Module):
         """
         if self.neighbourhood is None:
             raise ValidationError("the model has no neighbourhood kernel")
+        check_users(users, self.num_users)
         names = self.available if names is None else tuple(names)
         out = self.neighbourhood.kernels(users, items, [n for n in names if n != "taste"])
         if "taste" in names:
@@ -443,12 +460,14 @@ class FusionGNN(nn.Module):
         :func:`graphfusion.models.neighbourhood.blend`).
 
         Raises:
-            ValidationError: A negative weight, a wrong number of them, or a non-zero one
-                for a kernel the model does not have.
+            ValidationError: A negative or non-finite weight, a wrong number of them, or a
+                non-zero one for a kernel the model does not have.
         """
         weights = torch.tensor([list(warm), list(cold)], dtype=torch.float32)
-        if weights.shape != (2, len(KERNELS)) or bool((weights < 0).any()):
-            raise ValidationError(f"blend weights must be {len(KERNELS)} numbers >= 0 each")
+        if weights.shape != (2, len(KERNELS)) or not bool(
+            (torch.isfinite(weights) & (weights >= 0)).all()
+        ):
+            raise ValidationError(f"blend weights must be {len(KERNELS)} numbers, finite and >= 0")
         lacking = [k for k, used in zip(KERNELS, weights.any(0).tolist(), strict=True)
                    if used and k not in self.available]  # fmt: skip
         if lacking and self.neighbourhood is None:
@@ -477,10 +496,60 @@ def _refresh_taste(module: nn.Module, _: Any) -> None:
         module.taste.features = module.taste_inputs(*module._taste_raw)
 
 
+#: Features the model reads as they are (standardized by :mod:`graphfusion.features`); the
+#: largest value it accepts in them (a standardized column of n values stays below sqrt(n)).
+_READ_AS_THEY_ARE = ("behaviour_vec", "profile_vec")
+_STANDARD_MAX = 1e6
+
+
 def _prepare(attr: str, x: Tensor) -> Tensor:
-    """Embedding vectors are L2-normalized; behaviour and profile features are standardized."""
-    x = torch.nan_to_num(x.float())
-    return x if attr in ("behaviour_vec", "profile_vec") else F.normalize(x, dim=1)
+    """Embedding vectors are L2-normalized (:func:`~graphfusion.models.neighbourhood._unit`:
+    whatever their scale; NaN and infinite entries as 0); behaviour and profile features are
+    read as they are, standardized already (:mod:`graphfusion.features`), NaN as 0."""
+    if attr in _READ_AS_THEY_ARE:
+        return torch.nan_to_num(x.float())
+    return _unit(x)
+
+
+def _check_graph(data: HeteroData, skip: str) -> None:
+    """Raise :class:`~graphfusion.errors.ValidationError` for a feature (of
+    :data:`FEATURE_ATTRS`) that is not ``(num_nodes, width)`` with ``width >= 1``, a
+    behaviour or profile feature that is not standardized (huge or infinite), or an edge
+    type (but ``skip``) whose ``edge_index`` is not ``(2, E)`` integer rows of existing nodes
+    (a sparse matrix built from one would corrupt memory)."""
+    for nt in data.node_types:
+        n = int(data[nt].num_nodes or 0)
+        for attr in FEATURE_ATTRS:
+            x = data[nt].get(attr)
+            if x is None:
+                continue
+            if x.dim() != 2 or len(x) != n or not x.shape[1]:
+                raise ValidationError(
+                    f"{nt}.{attr} must be ({n}, width) with width >= 1, got {tuple(x.shape)}"
+                )
+            if (
+                attr in _READ_AS_THEY_ARE
+                and x.numel()
+                and float(_prepare(attr, x).abs().max()) > _STANDARD_MAX
+            ):
+                raise ValidationError(
+                    f"{nt}.{attr} must be standardized (finite, |value| <= {_STANDARD_MAX:g}): "
+                    "the model reads it as it is"
+                )
+    for et in data.edge_types:
+        ei = data[et].get("edge_index")
+        if et[1] == skip or ei is None:
+            continue
+        if ei.dim() != 2 or ei.shape[0] != 2 or not is_integer(ei):
+            raise ValidationError(f"{et[1]} edges must be a (2, E) integer edge_index")
+        sizes = (int(data[et[0]].num_nodes or 0), int(data[et[2]].num_nodes or 0))
+        if ei.numel() and (
+            int(ei.min()) < 0 or int(ei[0].max()) >= sizes[0] or int(ei[1].max()) >= sizes[1]
+        ):
+            raise ValidationError(
+                f"({et[0]})-[:{et[1]}]->({et[2]}) edges refer to nodes that do not exist "
+                f"({sizes[0]} and {sizes[1]} nodes)"
+            )
 
 
 def _name(et: EdgeType) -> str:

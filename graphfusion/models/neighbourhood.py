@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from graphfusion.errors import ValidationError
+from graphfusion.models.baselines import check_edges, check_users
 
 __all__ = [
     "ContentNeighbourhood",
@@ -144,7 +145,8 @@ class ContentNeighbourhood(nn.Module):
     for them).
 
     Raises:
-        ValidationError: A bad ``rank``, ``strength``, ``log_price`` or ``follows``.
+        ValidationError: A bad ``rank``, ``interactions``, ``strength``, ``log_price`` or
+            ``follows``.
     """
 
     weight: Tensor
@@ -169,6 +171,7 @@ class ContentNeighbourhood(nn.Module):
         self._raw = {m: modalities[m].float() for m in self.names}
         self.num_users = num_users
         self.num_items = len(next(iter(self._raw.values()))) if self._raw else 0
+        check_edges(interactions, num_users, self.num_items)
         for m in self.names:
             width = self._raw[m].shape[1]
             empty = (torch.zeros(width), torch.zeros(width, 0))
@@ -277,12 +280,23 @@ class ContentNeighbourhood(nn.Module):
         one over the ``(num_items, d)`` item vectors ``items``.
 
         Raises:
-            ValidationError: A kernel that is not available, or ``learned`` without ``items``.
+            ValidationError: A kernel that is not available, ``learned`` without ``items`` or
+                with items of another number, or ``users`` that are not user rows.
         """
         names = self.available if names is None else tuple(names)
         unknown = [n for n in names if n not in self.available]
         if unknown:
             raise ValidationError(f"no {', '.join(unknown)} kernel here: {self.available}")
+        check_users(users, self.num_users)
+        if (
+            "learned" in names
+            and items is not None
+            and (items.dim() != 2 or len(items) != self.num_items)
+        ):
+            raise ValidationError(
+                f"the learned kernel needs ({self.num_items}, d) item vectors, "
+                f"got {tuple(items.shape)}"
+            )
         return kernel_scores(
             names, users, self._interactions, self.num_users, self.vectors()[1],
             strength=self._strength, learned=items,
@@ -365,6 +379,9 @@ def sharp_kernel(
     if not interactions.numel():
         _check_strength(interactions, strength)
         return torch.zeros(len(users), len(vectors))
+    distinct, back = torch.unique(users, return_inverse=True)
+    if len(distinct) < len(users):  # a repeated user: each copy gets the user's row
+        return sharp_kernel(distinct, interactions, num_users, vectors, strength, beta)[back]
     pairs, weight = _pair_weights(interactions, strength)
     row = torch.full((num_users,), -1, dtype=torch.long)
     row[users] = torch.arange(len(users))
@@ -518,10 +535,13 @@ def blend(model_scores: Tensor, kernels: Sequence[Tensor], weights: Sequence[flo
     model's scores unchanged when every weight is zero.
 
     Raises:
-        ValidationError: Different numbers of kernels and weights.
+        ValidationError: Different numbers of kernels and weights, or a weight that is not
+            finite (it would make every score NaN).
     """
     if len(kernels) != len(weights):
         raise ValidationError(f"{len(kernels)} kernels but {len(weights)} weights")
+    if not all(math.isfinite(w) for w in weights):
+        raise ValidationError(f"blend weights must be finite, got {list(weights)}")
     if not any(weights):
         return model_scores
     kernels = [standardize(k) if w else k for k, w in zip(kernels, weights, strict=True)]
@@ -543,13 +563,32 @@ def blend_standardized(
 def standardize(x: Tensor) -> Tensor:
     """``x`` standardized per row (over the last axis: zero mean, unit deviation over the row's
     ``n`` values, as :func:`graphfusion.light.standard`; a constant row becomes 0)."""
+    if not x.shape[-1]:
+        return x.clone()
     mean = x.mean(-1, keepdim=True)
     std = x.std(-1, keepdim=True, correction=0)
-    return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+    # A constant row is told by its values, not by its deviation: its mean and deviation are
+    # off by their rounding (huge for huge values), which (x - mean) / std would blow up.
+    # A row with NaN stays NaN.
+    varies = (x.amax(-1, keepdim=True) != x.amin(-1, keepdim=True)) & (std != 0)
+    return torch.where(varies, (x - mean) / std, torch.zeros_like(x))
+
+
+#: Rows whose largest absolute value lies outside ``[_SMALL, _LARGE]`` are rescaled before
+#: they are normalized: their squares would underflow or overflow float32.
+_SMALL, _LARGE = 1e-6, 1e15
 
 
 def _unit(x: Tensor) -> Tensor:
-    return F.normalize(torch.nan_to_num(x.float()), dim=1)
+    """Rows L2-normalized, whatever their scale (a row of 1e30 or 1e-30 keeps its direction);
+    NaN and infinite entries count as 0, zero rows stay zero."""
+    x = torch.nan_to_num(x.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    if x.dim() == 2 and x.shape[1] and len(x):
+        scale = x.abs().amax(1, keepdim=True)
+        odd = (scale > _LARGE) | ((scale < _SMALL) & (scale > 0))
+        if bool(odd.any()):  # rows of ordinary scale are left exactly as they are
+            x = torch.where(odd, x / torch.where(odd, scale, torch.ones_like(scale)), x)
+    return F.normalize(x, dim=1)
 
 
 def principal(x: Tensor, rank: int) -> tuple[Tensor, Tensor]:

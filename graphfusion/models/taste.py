@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
+from graphfusion.models.baselines import check_users, is_integer
 from graphfusion.models.neighbourhood import check_follows, principal, profiles
 from graphfusion.repeatable import repeatable
 
@@ -108,13 +109,17 @@ def item_features(
             is cut to its principal directions.
 
     Raises:
-        ValidationError: No modality, rows that differ in number, or a ``log_price`` of
-            another length.
+        ValidationError: No modality, one that is not 2-D, rows that differ in number, or a
+            ``log_price`` of another length.
     """
     if not modalities:
         raise ValidationError("the items have no modality vectors")
     parts = []
     for m in sorted(modalities):
+        if modalities[m].dim() != 2:
+            raise ValidationError(
+                f"{m} must be (num_items, width), got {tuple(modalities[m].shape)}"
+            )
         x = torch.nan_to_num(modalities[m].float())
         if projections is not None and m in projections:
             mean, basis = projections[m]
@@ -429,8 +434,8 @@ def fit_taste(
         ``validate`` is given).
 
     Raises:
-        ValidationError: Bad shapes, rows out of range, a repeated pair, or non-finite
-            ``how``.
+        ValidationError: Bad shapes, rows out of range, a repeated pair, non-finite ``how``,
+            or a loss that is not finite (features of an absurd scale).
     """
     cfg = config or TasteConfig()
     cfg.check()
@@ -440,8 +445,18 @@ def fit_taste(
         raise ValidationError("how must be (E, k), one row per pair")
     if not bool(torch.isfinite(how).all()):
         raise ValidationError("how must be finite")
-    if int(interactions[0].max()) >= num_users or int(interactions[1].max()) >= len(features):
+    if not is_integer(interactions):
+        raise ValidationError(f"interactions must hold integer rows, got {interactions.dtype}")
+    if (
+        int(interactions.min()) < 0 or int(interactions[0].max()) >= num_users
+        or int(interactions[1].max()) >= len(features)
+    ):  # fmt: skip
         raise ValidationError("interactions refer to rows out of range")
+    if validate_users is not None:
+        try:
+            check_users(validate_users, num_users)
+        except ValidationError as error:
+            raise ValidationError(f"validate_users: {error}") from None
     if torch.unique(interactions, dim=1).shape[1] != interactions.shape[1]:
         raise ValidationError("interactions must hold each pair once")
     follows = check_follows(follows, num_users)
@@ -478,6 +493,11 @@ def fit_taste(
             inputs = torch.stack([row[into], interactions[1, into]])
             h = model.user_vectors(inputs, how[into], len(batch), followers, (interactions, how))
             loss = model.loss(h, inputs, torch.stack([row[out], interactions[1, out]]))
+            if not bool(torch.isfinite(loss)):
+                raise ValidationError(
+                    f"the taste model's loss is not finite (epoch {epoch}): are the item "
+                    "features and pair features of a sane scale?"
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
