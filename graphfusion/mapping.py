@@ -62,7 +62,7 @@ import yaml
 
 from graphfusion.errors import MappingError
 from graphfusion.readers import FORMATS
-from graphfusion.schema import DEFINITIONS, Property, Schema
+from graphfusion.schema import DEFINITIONS, Property, Schema, load_yaml
 from graphfusion.transforms import TRANSFORMS, as_text
 from graphfusion.values import coerce, is_missing
 
@@ -269,34 +269,6 @@ def check_columns(
         )
 
 
-_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _MappingLoader(_BASE_LOADER):
-    """The safe YAML loader (in C when PyYAML has it), refusing a key given twice in one
-    mapping, which YAML would resolve by keeping the last in silence (``<<`` merges may still
-    be overridden)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
-        first: dict[tuple[str, str], int] = {}
-        for key, _ in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
-                continue
-            line = key.start_mark.line + 1
-            if (key.tag, key.value) in first:
-                seen = first[(key.tag, key.value)]
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key.value!r} given twice (line {line}, first on line {seen})"
-                )
-            first[(key.tag, key.value)] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_MappingLoader)  # a safe loader
-
-
 def builtin_mappings() -> dict[str, Path]:
     """The mappings shipped with graphfusion, by the ``name`` each file declares (the file
     name when it declares none)."""
@@ -325,7 +297,7 @@ def load_mapping(name_or_path: str | Path, schema: Schema) -> LoaderMapping:
                 f"no mapping {text!r}: not a built-in ({', '.join(builtins)}) nor a file"
             )
     try:
-        raw = _load_yaml(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc}") from None
     except yaml.YAMLError as exc:

@@ -61,10 +61,32 @@ SIMILARITIES = ("cosine", "euclidean")
 ENCODERS = ("text", "image", "behaviour", "model")
 
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(_YAML_LOADER):
+    """The safe YAML loader (in C when PyYAML has it), refusing a key given twice in one
+    mapping, which YAML would resolve by keeping the last in silence (``<<`` merges may still
+    be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first:
+                seen = first[(key.tag, key.value)]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key.value!r} given twice (line {line}, first on line {seen})"
+                )
+            first[(key.tag, key.value)] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML text with the safe loader, in C (libyaml) when PyYAML was built with it.
+    """Parse YAML text with the safe loader, in C (libyaml) when PyYAML was built with it,
+    refusing a key given twice in one mapping (a schema or a loader mapping).
 
     Args:
         text: The YAML document.
@@ -73,9 +95,9 @@ def load_yaml(text: str) -> Any:
         The plain Python data.
 
     Raises:
-        yaml.YAMLError: If the text is not valid YAML.
+        yaml.YAMLError: If the text is not valid YAML, or gives a key twice.
     """
-    return yaml.load(text, Loader=_YAML_LOADER)
+    return yaml.load(text, Loader=_StrictLoader)  # a safe loader
 
 
 @dataclass(frozen=True)

@@ -274,3 +274,15 @@ def test_cypher_words_are_refused_as_names(raw: dict[str, Any], place: str) -> N
 def test_names_that_differ_only_in_case_are_refused(raw: dict[str, Any], match: str) -> None:
     with pytest.raises(SchemaError, match=f"differ only in case: {match}"):
         parse_schema(raw, source="s.yaml")
+
+
+def test_a_key_given_twice_in_a_schema_file_is_refused(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys in silence: a property declared twice (its first
+    type lost) is an error naming both lines, as in a loader mapping."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "nodes:\n  Thing:\n    key: id\n    properties:\n      id: string\n"
+        "      size: int\n      size: string\n"
+    )
+    with pytest.raises(SchemaError, match=r"key 'size' given twice \(line 7, first on line 6\)"):
+        load_schema(path)
