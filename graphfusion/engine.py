@@ -166,8 +166,10 @@ class Engine:
 
         Raises:
             MappingError: The mapping is wrong or a source is missing.
-            ValidationError: Bad arguments, or a ``report`` path that cannot be written.
+            ValidationError: Bad arguments, a ``report`` path that cannot be written, or a
+                store opened read-only.
         """
+        self._writable("load")
         all_sources = dict(sources or {})
         all_sources.update(named_sources)
         self._forget()
@@ -210,6 +212,7 @@ class Engine:
         Raises:
             ValidationError: An unknown modality, or an encoder whose dimension does not fit.
         """
+        self._writable("embed")
         if "Passage" in self.store.schema.nodes and "text" in modalities(only):
             write_passages(self.store)
         # the recommender too: new vectors may be inputs the served model was not trained on,
@@ -252,6 +255,7 @@ class Engine:
             ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is
                 one string (not a list of keys) or names a key twice.
         """
+        self._writable("add_vectors")
         written, errors = write_vectors(self.store, label, prop, keys, vectors, zero_ok=False)
         if written:
             self._forget()  # the served parts read the vectors
@@ -410,6 +414,7 @@ class Engine:
             ValidationError: Not a DataFrame, or a required column is missing.
             NotReadyError: No trained model (run :meth:`train`).
         """
+        self._writable("add_interactions")
         try:
             return self.recommender().add_interactions(frame)
         except Exception:
@@ -434,6 +439,7 @@ class Engine:
                 the fusion model.
             NotReadyError: No trained model (run :meth:`train`).
         """
+        self._writable("add_products")
         if self._qa is not None and self._qa.fusion_weights:
             self._qa_weights = self._qa.fusion_weights  # new products: same weights
         self._qa, self._defects = None, None  # rebuilt with the new products on next use
@@ -579,6 +585,16 @@ class Engine:
         finally:
             if may_write(query):
                 self._forget()
+
+    def _writable(self, what: str) -> None:
+        """Refuse to ``what`` on a store opened read-only, before anything is read (the
+        store's own refusal came at the first write, after the sources were read).
+
+        Raises:
+            ValidationError: The store is open read-only.
+        """
+        if getattr(self.store, "read_only", False):
+            raise ValidationError(f"the store is open read-only; {what} writes to it")
 
     def _forget(self) -> None:
         """Drop what the engine built from the store (the recommender, the QA index and its

@@ -248,3 +248,33 @@ def test_more_data_loaded_into_a_used_engine_reaches_every_answer(
     assert engine.explain("u0001", "p0041")  # the recommender knows the new purchase
     recs = engine.recommend("u0001", 40, explain=False)
     assert "p0041" not in set(recs["product_id"])  # bought: seen
+
+
+def test_a_read_only_engine_refuses_to_write_before_it_reads(
+    trained_store: Path, tiny_shop: Path, tmp_path: Path
+) -> None:
+    """Each call that writes says the store is read-only, up front (load read every source
+    first and failed at its first write with LadybugDB's message; a load of unchanged data
+    "succeeded"); reads still answer."""
+    import numpy as np
+    import pandas as pd
+
+    folder = tmp_path / "store"
+    shutil.copytree(trained_store, folder)
+    with Engine(folder, read_only=True) as engine:
+        calls: dict[str, Callable[[], object]] = {
+            "load": lambda: engine.load("synthetic", shop=tiny_shop),
+            "embed": lambda: engine.embed("text"),
+            "add_vectors": lambda: engine.add_vectors(
+                "Product", "text_vec", ["p0001"], np.ones((1, 384))
+            ),
+            "add_interactions": lambda: engine.add_interactions(
+                pd.DataFrame({"user_id": ["u0001"], "product_id": ["p0002"]})
+            ),
+            "add_products": lambda: engine.add_products(pd.DataFrame({"id": ["pnew"]})),
+        }
+        for name, call in calls.items():
+            with pytest.raises(ValidationError, match=f"read-only; {name} writes to it"):
+                call()
+        assert len(engine.recommend("u0001", k=3, explain=False)) == 3
+        assert engine.stats().nodes["Product"] == 40
