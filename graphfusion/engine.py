@@ -34,10 +34,11 @@ from graphfusion.recalls import RecallReport, recall_report
 from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
-from graphfusion.settings import ENVIRONMENT, home_path
+from graphfusion.settings import ENVIRONMENT
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
 from graphfusion.store.cypher import may_write
 from graphfusion.train import TrainConfig, TrainResult, train
+from graphfusion.values import home_path
 
 __all__ = ["Engine"]
 

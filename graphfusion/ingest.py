@@ -52,12 +52,12 @@ from graphfusion import columnar
 from graphfusion.columnar import MAX_KEY_CHARS
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, check_columns, load_mapping
-from graphfusion.readers import read_table
+from graphfusion.readers import read_table, repeated_column
 from graphfusion.reports import check_writable, default_report_path, write_rows
 from graphfusion.schema import Property, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
-from graphfusion.values import is_missing, union_lists
+from graphfusion.values import home_path, is_missing, union_lists
 
 __all__ = ["Reject", "LoadReport", "load", "check_sources", "MAX_KEY_CHARS"]
 
@@ -184,15 +184,13 @@ def _check_frame_columns(name: str, frame: pd.DataFrame) -> None:
     Raises:
         ValidationError: Naming the column and its two places.
     """
-    seen: dict[str, int] = {}
-    for i, label in enumerate(frame.columns, start=1):
-        col = str(label)
-        if col.strip() and col in seen:
-            raise ValidationError(
-                f"source {name!r}: the DataFrame has the column {col!r} twice "
-                f"(columns {seen[col]} and {i}); rename one"
-            )
-        seen.setdefault(col, i)
+    repeat = repeated_column([str(c) if str(c).strip() else "" for c in frame.columns])
+    if repeat is not None:
+        col, first, second = repeat
+        raise ValidationError(
+            f"source {name!r}: the DataFrame has the column {col!r} twice "
+            f"(columns {first} and {second}); rename one"
+        )
 
 
 def _used_tables(mapping: LoaderMapping) -> list[str]:
@@ -213,7 +211,7 @@ def _target(
     src = sources[spec.source]
     if isinstance(src, pd.DataFrame):
         return f"{spec.source}:frame", src, None
-    path = Path(src).expanduser()
+    path = home_path(src, f"source {spec.source!r}")
     if spec.file:
         if not path.is_dir():
             kind = "does not exist" if not path.exists() else "is not a folder"

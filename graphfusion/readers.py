@@ -386,10 +386,20 @@ def _header_problem(header: list[str], delimiter: str) -> str | None:
 def _repeated_name(names: list[str]) -> str | None:
     """``repeats column 'name' (columns 2 and 4)`` for the first name given twice (blank
     names may repeat); None when none is."""
+    repeat = repeated_column(names)
+    if repeat is None:
+        return None
+    name, first, second = repeat
+    return f"repeats column {_short(name)} (columns {first} and {second})"
+
+
+def repeated_column(names: list[str]) -> tuple[str, int, int] | None:
+    """The first name given twice and its two places (1-based; empty names may repeat), or
+    None: a header (or a DataFrame's columns) that names a column twice."""
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=1):
         if name and name in seen:
-            return f"repeats column {_short(name)} (columns {seen[name]} and {i})"
+            return name, seen[name], i
         seen.setdefault(name, i)
     return None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from graphfusion.errors import ValidationError
+from graphfusion.values import home_path
 
 __all__ = ["check_writable", "default_report_path", "write_rows"]
 
@@ -30,7 +31,7 @@ def check_writable(path: str | Path) -> Path:
     Raises:
         ValidationError: Why it cannot be written.
     """
-    out = Path(path).expanduser()
+    out = home_path(path, "report")
     if out.is_dir():
         raise ValidationError(f"report {out}: is a folder; name a file")
     if out.exists():
@@ -50,7 +51,7 @@ def check_writable(path: str | Path) -> Path:
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, fields: Sequence[str]) -> Path:
     """Write rows to ``path``: CSV for ``.csv``, else JSON lines, in UTF-8 (text that UTF-8
     cannot hold, a lone surrogate, is written as its escape, ``\\udc80``). Returns the path."""
-    out = Path(path).expanduser()
+    out = home_path(path, "report")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         with out.open("w", newline="", encoding="utf-8", errors="backslashreplace") as fh:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from graphfusion.errors import ValidationError
 from graphfusion.store import BaseStore, EmbeddedStore, Neo4jStore
+from graphfusion.values import home_path
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "home_path", "load_settings"]
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "load_settings"]
 
 #: Environment variable naming the config file.
 CONFIG_ENV = "GRAPHFUSION_CONFIG"
@@ -161,18 +162,6 @@ def _environment() -> dict[str, str]:
         if value:
             out[key] = str(home_path(value, var)) if key == "store" else value
     return out
-
-
-def home_path(path: str | os.PathLike[str], what: str = "path") -> Path:
-    """``path`` with a leading ``~`` or ``~user`` made that home folder.
-
-    Raises:
-        ValidationError: The home folder is not known (``what`` says whose path it was).
-    """
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:
-        raise ValidationError(f"{what} {os.fspath(path)!r}: no such home folder") from None
 
 
 def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:

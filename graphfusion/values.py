@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,6 +183,18 @@ def check_unicode(text: str, what: str) -> None:
             f"{what} holds a lone surrogate (\\u{ord(bad.group(0)):04x}, half of a character), "
             "which is not valid Unicode"
         )
+
+
+def home_path(path: str | os.PathLike[str], what: str = "path") -> Path:
+    """``path`` with a leading ``~`` or ``~user`` made that home folder.
+
+    Raises:
+        ValidationError: The home folder is not known (``what`` says whose path it was).
+    """
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ValidationError(f"{what} {os.fspath(path)!r}: no such home folder") from None
 
 
 def require_scalar(value: Any, what: str) -> None:
