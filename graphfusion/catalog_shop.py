@@ -260,8 +260,8 @@ def generate_catalog_shop(
             shop written earlier by this function (recognised by its ``manifest.json``),
             whose files are then overwritten. Other files are never deleted.
         catalog: The catalogue's name, a key of :data:`CATALOGS` (``"myntra"``).
-        source: The catalogue folder (``products.csv`` and ``images.tar.gz`` or an
-            ``images`` folder); default :func:`default_source`.
+        source: The catalogue folder (``products.csv`` and ``images.tar.gz``, ``images.zip``
+            or an ``images`` folder); default :func:`default_source`.
         users: Number of users, 1 to :data:`MAX_USERS`.
         interactions: Target number of interaction rows (views, purchases and favourites
             together; approximate), from ``MIN_VIEWS * users`` to :data:`MAX_INTERACTIONS` and
@@ -368,10 +368,13 @@ def _source_files(
         raise ValidationError(f"the {catalog} catalogue folder {folder} has no {spec.products}")
     images = folder / spec.images
     if not images.is_file():
+        images = folder / "images.zip"  # as Kaggle ships the photos
+    if not images.is_file():
         images = folder / "images"
         if not images.is_dir():
             raise ValidationError(
-                f"the {catalog} catalogue folder {folder} has no {spec.images} and no images folder"
+                f"the {catalog} catalogue folder {folder} has no {spec.images}, no images.zip "
+                "and no images folder"
             )
     return products, images
 

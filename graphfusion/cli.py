@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -30,16 +30,24 @@ from graphfusion.catalog_shop import (
     MAX_INTERACTIONS,
     MAX_USERS,
 )
-from graphfusion.engine import Engine
+from graphfusion.defaults import EPOCHS, MAX_SCORES, TASTE_EPOCHS
 from graphfusion.errors import GraphFusionError, StoreLockedError
-from graphfusion.ingest import check_sources
+from graphfusion.ingest import check_report, check_sources, load
 from graphfusion.mapping import load_mapping
 from graphfusion.schema import load_schema
 from graphfusion.settings import Settings, load_settings
-from graphfusion.train import TrainConfig
 from graphfusion.values import json_safe
 
+if TYPE_CHECKING:
+    from graphfusion.engine import Engine
+    from graphfusion.store import BaseStore
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Most items of a list that ``graphfusion cypher`` prints in its table (``--json`` prints
+#: them all): a vector is a glance at its first values and its length, not a line of
+#: thousands of characters.
+TABLE_LIST_ITEMS = 5
 
 DEMO_QUERIES: list[tuple[str, str]] = [
     (
@@ -134,6 +142,28 @@ def _read_only_option(fn: F) -> F:
     )(fn)
 
 
+def _store(
+    store: Path | None,
+    neo4j_uri: str | None,
+    *,
+    create: bool = False,
+    read_only: bool | None = None,
+) -> BaseStore:
+    """The store the flags and settings name, open (close it, or use ``with``); only ``load``
+    and ``demo`` make an embedded store where there is none (a mistyped --store is an error
+    elsewhere). ``read_only``: the command's ``--read-only`` (None: a command without it).
+
+    The commands that only move data (``load``, ``stats``, ``cypher``) use the store alone:
+    :func:`_engine` imports torch and PyTorch Geometric, seconds before any work."""
+    chosen = _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
+    try:
+        return chosen.open(create=create, read_only=bool(read_only))
+    except StoreLockedError as exc:
+        if read_only is False:  # the command can do what the message asks: say how
+            raise StoreLockedError(f"{exc}; pass --read-only to read beside it") from None
+        raise
+
+
 @contextmanager
 def _engine(
     store: Path | None,
@@ -142,17 +172,10 @@ def _engine(
     create: bool = False,
     read_only: bool | None = None,
 ) -> Iterator[Engine]:
-    """The engine on the store the flags and settings name; only ``load`` and ``demo`` make
-    an embedded store where there is none (a mistyped --store is an error elsewhere).
-    ``read_only``: the command's ``--read-only`` (None: a command without it)."""
-    chosen = _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
-    try:
-        opened = chosen.open(create=create, read_only=bool(read_only))
-    except StoreLockedError as exc:
-        if read_only is False:  # the command can do what the message asks
-            raise StoreLockedError(f"{exc} (pass --read-only)") from None
-        raise
-    with Engine(opened) as engine:
+    """The engine on :func:`_store`'s store, closed on leaving."""
+    from graphfusion.engine import Engine
+
+    with Engine(_store(store, neo4j_uri, create=create, read_only=read_only)) as engine:
         yield engine
 
 
@@ -181,10 +204,34 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
                 f"parameter {name!r} given more than once", param_hint="--param"
             )
         try:
-            out[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[name] = raw
+            out[name] = _json_or_text(raw)
+        except ValueError as exc:
+            raise click.BadParameter(f"{name}: {exc}", param_hint="--param") from None
     return out
+
+
+def _json_or_text(raw: str) -> Any:
+    """``raw`` read as JSON, else the text itself.
+
+    Raises:
+        ValueError: JSON holding NaN or an infinity (``NaN``, ``Infinity``, ``1e999``: no
+            JSON, but Python's parser takes them; the store finds NaN above every number).
+    """
+    odd: list[str] = []
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            odd.append(text)
+        return value
+
+    try:
+        value = json.loads(raw, parse_constant=number, parse_float=number)
+    except json.JSONDecodeError:
+        return raw
+    if odd:
+        raise ValueError(f"{odd[0]} is not a finite number")
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -211,8 +258,8 @@ def _settings() -> Settings:
     if "settings" not in obj:
         try:
             obj["settings"] = load_settings(obj["config"])
-        except GraphFusionError as exc:
-            raise click.BadParameter(str(exc), param_hint="--config") from None
+        except GraphFusionError as exc:  # it names the config file or the variable
+            raise click.UsageError(str(exc)) from None
     settings: Settings = obj["settings"]
     return settings
 
@@ -246,8 +293,10 @@ def _settings() -> Settings:
     "--source",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="With --catalog: the catalogue folder [default: $GRAPHFUSION_DATA/<catalogue> or "
-    "../shared/data/<catalogue>].",
+    help="With --catalog: the catalogue folder [default: $GRAPHFUSION_DATA/<folder> or "
+    "../shared/data/<folder>; "
+    + ", ".join(f"{name}: {spec.folder}" for name, spec in sorted(CATALOGS.items()))
+    + "].",
 )
 @click.option(
     "--users",
@@ -363,11 +412,14 @@ def load_cmd(
     """
     parsed = _parse_sources(sources)
     checked = load_mapping(mapping, load_schema())
-    check_sources(checked, parsed)  # before a store is made for a load that cannot run
-    with _engine(store, neo4j_uri, create=True) as engine:
-        result = engine.load(
-            checked, parsed, report=report, batch_size=batch_size, progress=not as_json
-        )
+    # before a store is made for a load that cannot run
+    if report is None:
+        check_sources(checked, parsed)
+    else:
+        check_report(checked, parsed, report)  # the sources too
+    with _store(store, neo4j_uri, create=True) as opened:
+        result = load(opened, checked, parsed, report=report, batch_size=batch_size,
+                      progress=not as_json)  # fmt: skip
     if as_json:
         _echo_json(result.to_dict())
     else:
@@ -381,8 +433,8 @@ def load_cmd(
 @_command
 def stats(as_json: bool, store: Path | None, neo4j_uri: str | None, read_only: bool) -> None:
     """Node counts by label and relationship counts by type."""
-    with _engine(store, neo4j_uri, read_only=read_only) as engine:
-        counts = engine.stats()
+    with _store(store, neo4j_uri, read_only=read_only) as opened:
+        counts = opened.counts()
     if as_json:
         _echo_json(counts.to_dict())
         return
@@ -413,15 +465,37 @@ def cypher_cmd(
 ) -> None:
     """Run a Cypher QUERY on the stored graph (values as --param, never pasted in)."""
     parsed = _parse_params(params)
-    with _engine(store, neo4j_uri, read_only=read_only) as engine:
-        rows = engine.store.query(query, parsed)
+    with _store(store, neo4j_uri, read_only=read_only) as opened:
+        rows = opened.query(query, parsed)
     if as_json:
         _echo_json(rows)
         return
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(rows)
+    frame = pd.DataFrame.from_records([{k: _brief(v) for k, v in row.items()} for row in rows])
     click.echo(frame.to_string(index=False) if not frame.empty else "(no rows)")
+
+
+def _brief(value: Any) -> Any:
+    """``value`` for a text table: a list of more than :data:`TABLE_LIST_ITEMS` items as the
+    text of its first items and its length, at any depth (in maps and lists too)."""
+    if isinstance(value, dict):
+        return {k: _brief(v) for k, v in value.items()}
+    if not isinstance(value, list):
+        return value
+    if len(value) <= TABLE_LIST_ITEMS:
+        return [_brief(v) for v in value]
+    shown = ", ".join(
+        f"{v:.6g}" if isinstance(v, float) else str(_brief(v)) for v in value[:TABLE_LIST_ITEMS]
+    )
+    return _Shown(f"[{shown}, ... {len(value)} items]")
+
+
+class _Shown(str):
+    """Text standing for a value: shown without quotes inside a printed map or list."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 @main.command("embed")
@@ -520,7 +594,7 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
     "--model", type=click.Choice(["fusion", "lightgcn", "mf", "popularity"]), default="lightgcn",
     show_default=True,
 )  # fmt: skip
-@click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 10_000), default=EPOCHS, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--cold-items",
@@ -549,14 +623,14 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
 @click.option(
     "--taste-epochs",
     type=click.IntRange(0, 10_000),
-    default=TrainConfig.taste_epochs,
+    default=TASTE_EPOCHS,
     show_default=True,
     help="Fusion model: most epochs of its content taste model (0: none).",
 )
 @click.option(
     "--max-scores",
     type=click.IntRange(min=1),
-    default=TrainConfig.max_scores,
+    default=MAX_SCORES,
     show_default=True,
     help="Most user x product scores held at once to validate and test; a larger shop is "
     "validated on a sample of its users and tested in blocks.",
@@ -578,7 +652,13 @@ def train_cmd(
     neo4j_uri: str | None,
 ) -> None:
     """Train a recommendation model on the stored interactions; write fused_vec and rec_vec
-    back."""
+    back.
+
+    A Ctrl-C while the epochs run stops them as early stopping does: the best epoch so far
+    is kept, tested, saved and written back (exit code 0; the output says so). The fusion
+    model's taste model, trained next, stops at a Ctrl-C the same way. A Ctrl-C before the
+    first epoch is validated, or once training stopped, aborts (exit code 1) and leaves the
+    served model as it was."""
     extra = {} if type_weights == "default" else {"type_weights": type_weights}
     with _engine(store, neo4j_uri) as engine:
         result = engine.train(
@@ -591,6 +671,9 @@ def train_cmd(
         click.echo(result.summary())
         if result.curve:
             click.echo(f"training curve: {result.curve}")
+        if result.interrupted:
+            click.echo(f"interrupted: {result.interruption()}; the kept weights were tested, "
+                       "saved and written back")  # fmt: skip
 
 
 @main.command("similar")
@@ -700,6 +783,9 @@ def explain_cmd(
         reasons = [r.to_dict() for r in engine.explain(user_id, product_id)]
     if as_json:
         _echo_json(reasons)
+        return
+    if not reasons:
+        click.echo(f"no graph evidence links {user_id} to {product_id}")
         return
     for r in reasons:
         path = " -> ".join(f"({n['label']} {n['key']})" for n in r["path"])

@@ -93,7 +93,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -111,6 +111,8 @@ __all__ = [
     "IMAGE_WEIGHT",
     "LEVELS",
     "MAX_PLOT_BARS",
+    "NEEDS_NODES",
+    "NEEDS_RELATIONSHIPS",
     "PRIOR_WEIGHT",
     "RECALL_WEIGHT",
     "SOURCES",
@@ -121,6 +123,10 @@ __all__ = [
 ]
 
 LEVELS = ("supplier", "batch", "product")
+#: The labels and relationship types the analysis reads (``Recall`` is read where the schema
+#: has it); a schema without them is refused.
+NEEDS_NODES = ("Product", "Review", "Image", "Category", "Supplier", "Batch")
+NEEDS_RELATIONSHIPS = ("ABOUT", "HAS_IMAGE", "IN_CATEGORY", "SUPPLIES", "FROM_BATCH", "PRODUCED")
 #: The kinds of evidence.
 SOURCES = ("review", "image", "recall")
 #: Descriptions of defects that review texts are compared with.
@@ -178,6 +184,25 @@ EVIDENCE_MIN = 0.5
 MAX_PLOT_BARS = 50
 
 
+class _Index(NamedTuple):
+    """Lookups of a :class:`DefectAnalysis` (product columns by row of ``products``, review
+    columns by row of ``reviews``)."""
+
+    ids: list[str]
+    rows: dict[str, int]  # product -> its row
+    batch_products: dict[str, list[str]]
+    image: list[float]
+    image_id: list[Any]
+    risk: list[float]
+    quiet: list[bool]  # no evidence shown against the product
+    reviews: dict[str, list[int]]  # product -> rows of its reviews above EVIDENCE_MIN
+    review_id: list[Any]
+    review_product: list[Any]
+    review_score: list[float]
+    review_text: list[Any]
+    recalls: dict[str, list[int]]  # product -> rows of its recalls
+
+
 @dataclass
 class DefectAnalysis:
     """Evidence and risk for every product, batch and supplier.
@@ -222,61 +247,109 @@ class DefectAnalysis:
         Raises:
             ValidationError: Unknown level or bad ``top``.
         """
+        out = self._top(level, top)
+        key = out.columns[0]
+        index = self._index()
+        evidence: list[Any] = [self._evidence(level, k, index) for k in out[key]]
+        out["evidence"] = evidence
+        if level != "product":
+            out["at_risk_products"] = [self._at_risk(level, k, index) for k in out[key]]
+        return out
+
+    def _top(self, level: str, top: int) -> pd.DataFrame:
+        """The ``top`` riskiest rows of ``level``'s table (ties in key order), without evidence.
+
+        Raises:
+            ValidationError: Unknown level or bad ``top``.
+        """
         if level not in LEVELS:
             raise ValidationError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
         top = count_arg("top", top, 10_000)
         frame = {"supplier": self.suppliers, "batch": self.batches, "product": self.products}
         table = frame[level].sort_values(["risk", frame[level].columns[0]],
                                          ascending=[False, True]).head(top)  # fmt: skip
-        key = table.columns[0]
-        out = table.reset_index(drop=True).copy()
-        evidence: list[Any] = [self._evidence(level, k) for k in out[key]]
-        out["evidence"] = evidence
-        if level != "product":
-            out["at_risk_products"] = [self._at_risk(level, k) for k in out[key]]
-        return out
+        return table.reset_index(drop=True).copy()
 
-    def _products_of(self, level: str, key: str) -> pd.DataFrame:
-        p = self.products
-        if level == "product":
-            return p[p["product_id"] == key]
-        if level == "batch":
-            batches = self.extra.get("product_batches")
-            if batches is None:  # an analysis made without them: the products' first batches
-                return p[p["batch_id"] == key]
-            return p[[key in batches.get(pid, ()) for pid in p["product_id"]]]
-        members = self.extra["supplier_products"].get(key, set())
-        return p[p["product_id"].isin(members)]
-
-    def _evidence(self, level: str, key: str, n: int = 3) -> list[dict[str, Any]]:
-        """The ``n`` strongest recalls, defect reviews and odd photos (each scoring above
-        :data:`EVIDENCE_MIN`) of the node's products."""
-        products = self._products_of(level, key)
-        ids = products["product_id"]
-        counted = self._sources()
-        recalls = self.recalls[self.recalls["product_id"].isin(ids)].head(
-            n if "recall" in counted else 0
+    def _index(self) -> _Index:
+        """The lookups that find each node's evidence without scanning every product and
+        review again (built once per ranking, from the frames as they are)."""
+        p, r = self.products, self.reviews
+        ids = [str(pid) for pid in p["product_id"].tolist()]
+        members: dict[str, list[str]] = {}
+        for pid, bids in self._product_batches().items():
+            for bid in bids:
+                members.setdefault(bid, []).append(pid)
+        shown: dict[str, list[int]] = {}
+        score = r["score"].to_numpy(dtype=float).tolist()
+        for i, pid in enumerate(r["product_id"].tolist()):
+            if score[i] > EVIDENCE_MIN:
+                shown.setdefault(str(pid), []).append(i)
+        recalled: dict[str, list[int]] = {}
+        for i, pid in enumerate(self.recalls["product_id"].tolist()):
+            recalled.setdefault(str(pid), []).append(i)
+        return _Index(
+            ids=ids,
+            rows={pid: i for i, pid in enumerate(ids)},
+            batch_products=members,
+            image=p["image"].to_numpy(dtype=float).tolist(),
+            image_id=p["image_id"].tolist(),
+            risk=p["risk"].to_numpy(dtype=float).tolist(),
+            quiet=self._quiet(p).tolist(),
+            reviews=shown,
+            review_id=r["review_id"].tolist(),
+            review_product=r["product_id"].tolist(),
+            review_score=score,
+            review_text=r["text"].tolist(),
+            recalls=recalled,
         )
-        out: list[dict[str, Any]] = [
-            {"kind": "recall", "key": str(r.recall_id), "product_id": str(r.product_id),
-             "score": 1.0, "text": _first_text(r.hazard, r.title, "recall")[:160]}
-            for r in recalls.itertuples()
-        ]  # fmt: skip
-        reviews = self.reviews[
-            self.reviews["product_id"].isin(ids)
-            & (self.reviews["score"] > EVIDENCE_MIN)
-            & ("review" in counted)
-        ]
+
+    def _product_batches(self) -> dict[str, list[str]]:
+        """Product -> the batches it came from (``extra["product_batches"]``)."""
+        batches_of: dict[str, list[str]] | None = self.extra.get("product_batches")
+        if batches_of is None:  # an analysis made without them: the products' first batches
+            batches_of = {p: [b] for p, b in zip(self.products["product_id"],
+                                                 self.products["batch_id"], strict=True)
+                          if isinstance(b, str)}  # fmt: skip
+        return batches_of
+
+    def _rows_of(self, level: str, key: str, index: _Index) -> list[int]:
+        """The rows of ``products`` of a node, in order."""
+        ids: Any = [key]
+        if level == "batch":
+            ids = index.batch_products.get(key, ())
+        elif level == "supplier":
+            ids = self.extra["supplier_products"].get(key, ())
+        return sorted(index.rows[p] for p in ids if p in index.rows)
+
+    def _evidence(self, level: str, key: str, index: _Index, n: int = 3) -> list[dict[str, Any]]:
+        """The ``n`` strongest recalls, defect reviews and odd photos (each scoring above
+        :data:`EVIDENCE_MIN`) of the node's products (ties in the order of their keys)."""
+        rows = self._rows_of(level, key, index)
+        ids = [index.ids[i] for i in rows]
+        counted = self._sources()
+        out: list[dict[str, Any]] = []
+        recalls = sorted(i for pid in ids for i in index.recalls.get(pid, ()))
+        if "recall" in counted and recalls:
+            out += [
+                {"kind": "recall", "key": str(r.recall_id), "product_id": str(r.product_id),
+                 "score": 1.0, "text": _first_text(r.hazard, r.title, "recall")[:160]}
+                for r in self.recalls.iloc[recalls[:n]].itertuples()
+            ]  # fmt: skip
+        reviews = [i for pid in ids for i in index.reviews.get(pid, ())]
+        if "review" not in counted:
+            reviews = []
+        score = index.review_score
         out += [
-            {"kind": "review", "key": r.review_id, "product_id": r.product_id,
-             "score": round(float(r.score), 3), "text": str(r.text)[:160]}  # type: ignore[arg-type]
-            for r in reviews.nlargest(n, "score").itertuples()
+            {"kind": "review", "key": index.review_id[i], "product_id": index.review_product[i],
+             "score": round(score[i], 3), "text": str(index.review_text[i])[:160]}
+            for i in sorted(reviews, key=lambda i: (-score[i], i))[:n]
         ]  # fmt: skip
-        odd = products[products["image"] > EVIDENCE_MIN].nlargest(n, "image")
+        image = index.image
+        odd = sorted((i for i in rows if image[i] > EVIDENCE_MIN), key=lambda i: (-image[i], i))
         out += [
-            {"kind": "image", "key": str(r.image_id), "product_id": r.product_id,
-             "score": round(float(r.image), 3), "text": "photo unlike its category's"}  # type: ignore[arg-type]
-            for r in odd.itertuples()
+            {"kind": "image", "key": str(index.image_id[i]), "product_id": index.ids[i],
+             "score": round(image[i], 3), "text": "photo unlike its category's"}
+            for i in odd[:n]
         ]  # fmt: skip
         return out
 
@@ -284,16 +357,21 @@ class DefectAnalysis:
         """The kinds of evidence counted toward the risk (and so shown)."""
         return tuple(self.extra.get("sources", SOURCES))
 
-    def _at_risk(self, level: str, key: str) -> list[str]:
-        """The node's products without evidence shown against them, riskiest first."""
-        products = self._products_of(level, key)
+    def _quiet(self, products: pd.DataFrame) -> pd.Series:
+        """Whether each product has no evidence shown against it."""
         counted = self._sources()
         quiet = ~(products["image"] > EVIDENCE_MIN)
         if "review" in counted:
             quiet &= products["defect_reviews"] == 0
         if "recall" in counted:
             quiet &= products["recalls"] == 0
-        return products[quiet].sort_values("risk", ascending=False)["product_id"].tolist()
+        return quiet
+
+    def _at_risk(self, level: str, key: str, index: _Index) -> list[str]:
+        """The node's products without evidence shown against them, riskiest first (ties in
+        key order)."""
+        quiet = [i for i in self._rows_of(level, key, index) if index.quiet[i]]
+        return [index.ids[i] for i in sorted(quiet, key=lambda i: -index.risk[i])]
 
     def evidence_paths(self, key: str, level: str | None = None) -> list[dict[str, Any]]:
         """Evidence paths of a supplier, batch or product: ``path`` (``(label, key)`` nodes
@@ -334,18 +412,14 @@ class DefectAnalysis:
             names = " and a ".join(name for name, _ in found)
             raise ValidationError(f"{key!r} is a {names}: say which level")
         level, label = found[0]
-        batches_of = self.extra.get("product_batches")
-        if batches_of is None:  # an analysis made without them: the products' first batches
-            batches_of = {p: [b] for p, b in zip(self.products["product_id"],
-                                                 self.products["batch_id"], strict=True)
-                          if isinstance(b, str)}  # fmt: skip
+        batches_of = self._product_batches()
         makers = self.extra.get("batch_makers")
         if makers is None:  # an analysis made without them: the batches' first makers
             makers = {b: [s] for b, s in zip(self.batches["batch_id"],
                                              self.batches["supplier_id"], strict=True)}  # fmt: skip
         last = {"review": "Review", "recall": "Recall", "image": "Image"}
         paths = []
-        for item in self._evidence(level, key, n=5):
+        for item in self._evidence(level, key, self._index(), n=5):
             pid = item["product_id"]
             route: list[tuple[str, str]] = [(label, key)]
             made = [b for b in batches_of.get(pid, ()) if key in makers.get(b, ())]
@@ -368,7 +442,7 @@ class DefectAnalysis:
             ValidationError: Unknown level or bad ``top``, or the store has no node of
                 ``level`` (nothing to plot).
         """
-        table = self.ranking(level, top)
+        table = self._top(level, top)
         if table.empty:
             raise ValidationError(f"the store has no {level}: nothing to plot")
         shown = table.head(MAX_PLOT_BARS)
@@ -440,7 +514,8 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
 
     Returns:
         ``review_id``, ``product_id``, ``rating``, ``text_score`` (NaN without a text vector),
-        ``score`` and ``text`` (the title where there is no text), in ``review_id`` order.
+        ``score`` and ``text`` (the title where the text is missing or blank), in ``review_id``
+        order.
     """
     node = store.schema.node("Review")
     dim = node.prop("text_vec").type.dim or 0
@@ -471,7 +546,9 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
     score[~known] = float(score[known].mean()) if known.any() else 0.5
     frame["text_score"] = text_score
     frame["score"] = score
-    frame["text"] = frame["text"].fillna(frame["title"]).fillna("")
+    frame["text"] = [  # the title where the text is missing or blank
+        _first_text(text, title) for text, title in zip(frame["text"], frame["title"], strict=True)
+    ]
     return frame[["review_id", "product_id", "rating", "text_score", "score", "text"]]
 
 
@@ -488,9 +565,12 @@ def analyse(
 
     Raises:
         ValidationError: The store has no products, or unknown or no ``sources``.
+        SchemaError: The schema lacks some of :data:`NEEDS_NODES` and
+            :data:`NEEDS_RELATIONSHIPS`.
     """
     if isinstance(sources, str) or not set(sources) or not set(sources) <= set(SOURCES):
         raise ValidationError(f"sources must be some of {', '.join(SOURCES)}, got {sources!r}")
+    store.schema.require("defect analysis", NEEDS_NODES, NEEDS_RELATIONSHIPS)
     q = store.query_arrow
     prod = q("MATCH (p:Product) RETURN p.id AS product_id, p.title AS title ORDER BY product_id")
     if prod.num_rows == 0:
@@ -702,14 +782,15 @@ def _image_scores(store: BaseStore, products: list[str]) -> pd.DataFrame:
     table = store.query_arrow(
         "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE i.image_vec IS NOT NULL "
         "OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category) "
-        "RETURN p.id AS p, c.id AS c, i.id AS i, i.image_vec AS v ORDER BY p.id, c.id, i.id"
+        "RETURN p.id AS pid, c.id AS cid, i.id AS iid, i.image_vec AS v ORDER BY pid, cid, iid"
     )
     out = pd.DataFrame({"image": 0.0, "image_id": None}, index=pd.Index(products))
     if table.num_rows == 0:
         return out.reset_index(drop=True)
     vecs, has = _vectors(table.column("v"), dim)
-    frame = pd.DataFrame({"p": table.column("p").to_pylist(), "c": table.column("c").to_pylist(),
-                          "i": table.column("i").to_pylist()})[has]  # fmt: skip
+    frame = pd.DataFrame({"p": table.column("pid").to_pylist(),
+                          "c": table.column("cid").to_pylist(),
+                          "i": table.column("iid").to_pylist()})[has]  # fmt: skip
     frame["c"] = frame["c"].fillna("")
     unit = unit_rows(vecs[has])
     z = np.full(len(frame), -np.inf)

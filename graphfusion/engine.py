@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphfusion.defaults import EPOCHS
 from graphfusion.defects import DefectAnalysis, analyse
 from graphfusion.errors import ValidationError
 from graphfusion.features.embed import (
@@ -170,7 +171,7 @@ class Engine:
             ValidationError: Bad arguments, a ``report`` path that cannot be written, or a
                 store opened read-only.
         """
-        self._writable("load")
+        self.store.check_writable("load")
         all_sources = dict(sources or {})
         all_sources.update(named_sources)
         self._forget()
@@ -213,7 +214,7 @@ class Engine:
         Raises:
             ValidationError: An unknown modality, or an encoder whose dimension does not fit.
         """
-        self._writable("embed")
+        self.store.check_writable("embed")
         if "Passage" in self.store.schema.nodes and "text" in modalities(only):
             write_passages(self.store)
         # the recommender too: new vectors may be inputs the served model was not trained on,
@@ -256,7 +257,7 @@ class Engine:
             ValidationError: ``prop`` is not a vector, the shapes do not match, ``keys`` is
                 one string (not a list of keys) or names a key twice.
         """
-        self._writable("add_vectors")
+        self.store.check_writable("add_vectors")
         written, errors = write_vectors(self.store, label, prop, keys, vectors, zero_ok=False)
         if written:
             self._forget()  # the served parts read the vectors
@@ -284,7 +285,8 @@ class Engine:
             ValidationError: A bad modality or ``k``.
             NotFoundError: Unknown product.
             NotReadyError: The product has no vector of ``modality`` yet (run :meth:`embed`
-                or :meth:`train`).
+                or :meth:`train`), no photo (``image``), or a vector with no direction (all
+                zeros) that no cosine similarity can rank by.
         """
         return similar(self.store, product_id, modality, k)
 
@@ -292,7 +294,7 @@ class Engine:
         self,
         model: str = "lightgcn",
         *,
-        epochs: int = 50,
+        epochs: int = EPOCHS,
         progress: bool = False,
         **settings: Any,
     ) -> TrainResult:
@@ -317,12 +319,16 @@ class Engine:
         Raises:
             ValidationError: An unknown or bad setting, a store opened read-only, or too few
                 interactions to train on.
+            KeyboardInterrupt: A Ctrl-C that aborts. The first Ctrl-C while the epochs run
+                stops them instead and keeps the best epoch so far (``result.interrupted``;
+                see :func:`graphfusion.train.train`).
         """
         try:
             config = TrainConfig(model=model, epochs=epochs, **settings)
         except TypeError as exc:
             raise ValidationError(f"unknown training setting: {exc}") from None
         config.check()  # before the behaviour vectors are written
+        self.store.check_writable("training")
         embed(self.store, only="behaviour")
         result = train(self.store, config, progress=progress)
         self._recommender = None  # serve the new model
@@ -415,7 +421,7 @@ class Engine:
             ValidationError: Not a DataFrame, or a required column is missing.
             NotReadyError: No trained model (run :meth:`train`).
         """
-        self._writable("add_interactions")
+        self.store.check_writable("add_interactions")
         try:
             return self.recommender().add_interactions(frame)
         except Exception:
@@ -440,7 +446,7 @@ class Engine:
                 the fusion model.
             NotReadyError: No trained model (run :meth:`train`).
         """
-        self._writable("add_products")
+        self.store.check_writable("add_products")
         if self._qa is not None and self._qa.fusion_weights:
             self._qa_weights = self._qa.fusion_weights  # new products: same weights
         self._qa, self._defects = None, None  # rebuilt with the new products on next use
@@ -586,16 +592,6 @@ class Engine:
         finally:
             if may_write(query):
                 self._forget()
-
-    def _writable(self, what: str) -> None:
-        """Refuse to ``what`` on a store opened read-only, before anything is read (the
-        store's own refusal came at the first write, after the sources were read).
-
-        Raises:
-            ValidationError: The store is open read-only.
-        """
-        if getattr(self.store, "read_only", False):
-            raise ValidationError(f"the store is open read-only; {what} writes to it")
 
     def _forget(self) -> None:
         """Drop what the engine built from the store (the recommender, the QA index and its

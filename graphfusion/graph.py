@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,11 +96,17 @@ def to_heterodata(
 
     Raises:
         SchemaError: An unknown label.
+        ValidationError: With ``reverse``, a relationship type named like the reverse of
+            another between the same labels (``rev_F`` and ``F`` on ``(U, U)``).
     """
     schema = store.schema
     if isinstance(labels, str):
         raise ValidationError("labels must be a list of labels, not one string")
     chosen = list(labels) if labels is not None else list(schema.nodes)
+    if reverse:
+        _check_reverse_names(
+            (t, a, b) for t, a, b in schema.rel_pairs() if a in chosen and b in chosen
+        )
     data = HeteroData()
     ids: dict[str, list[str]] = {}
     index: dict[str, dict[str, int]] = {}
@@ -134,8 +140,16 @@ def to_heterodata(
         )
         if table.num_rows == 0:
             continue
-        src = _rows(table.column("s"), key_arrays[start])
-        dst = _rows(table.column("d"), key_arrays[end])
+        table = table.combine_chunks()
+        src = pc.index_in(table.column("s"), value_set=key_arrays[start]).combine_chunks()
+        dst = pc.index_in(table.column("d"), value_set=key_arrays[end]).combine_chunks()
+        # an end the node query did not read was written since: the edge goes with it
+        known = pc.and_(src.is_valid(), dst.is_valid())
+        if not pc.all(known).as_py():
+            table, src, dst = table.filter(known), src.filter(known), dst.filter(known)
+        if table.num_rows == 0:
+            continue
+        src, dst = _rows(src), _rows(dst)
         data[start, rtype, end].edge_index = torch.stack([src, dst])
         if weight:
             w = table.column("w").cast(pa.float64()).fill_null(1.0).to_numpy()
@@ -146,6 +160,19 @@ def to_heterodata(
             if weight:
                 data[end, f"{REVERSE_PREFIX}{rtype}", start].edge_weight = w
     return GraphExport(data, ids, index)
+
+
+def _check_reverse_names(pairs: Iterable[tuple[str, str, str]]) -> None:
+    """Refuse edge types that the reverse edges would overwrite: a type ``rev_F`` from ``B``
+    to ``A`` beside a type ``F`` from ``A`` to ``B``."""
+    pairs = set(pairs)
+    for rtype, start, end in sorted(pairs):
+        if (f"{REVERSE_PREFIX}{rtype}", end, start) in pairs:
+            raise ValidationError(
+                f"relationship type {REVERSE_PREFIX}{rtype} ({end})->({start}) has the name of "
+                f"the reverse of {rtype} ({start})->({end}) in the export; export with "
+                "reverse=False, or rename the type"
+            )
 
 
 def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +200,6 @@ def unit_rows(vecs: np.ndarray) -> np.ndarray:
     return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
 
 
-def _rows(ends: pa.ChunkedArray, keys: pa.Array) -> torch.Tensor:
-    """Row indices of relationship ends among a label's keys."""
-    rows = pc.index_in(ends, value_set=keys).to_numpy()
-    return torch.from_numpy(rows.astype(np.int64))
+def _rows(rows: pa.Array) -> torch.Tensor:
+    """Row indices (of relationship ends among a label's keys, none null) as a tensor."""
+    return torch.from_numpy(rows.to_numpy().astype(np.int64))

@@ -59,7 +59,7 @@ from graphfusion.store.base import DST, SRC, BaseStore
 from graphfusion.table import Table
 from graphfusion.values import home_path, is_missing, union_lists
 
-__all__ = ["Reject", "LoadReport", "load", "check_sources", "MAX_KEY_CHARS"]
+__all__ = ["Reject", "LoadReport", "load", "check_sources", "check_report", "MAX_KEY_CHARS"]
 
 log = logging.getLogger("graphfusion.ingest")
 
@@ -191,6 +191,36 @@ def _check_frame_columns(name: str, frame: pd.DataFrame) -> None:
             f"source {name!r}: the DataFrame has the column {col!r} twice "
             f"(columns {first} and {second}); rename one"
         )
+
+
+def check_report(mapping: LoaderMapping, sources: Mapping[str, Any], report: str | Path) -> Path:
+    """Check, before anything is read or written, that a load's ``report`` path can be
+    written (:func:`graphfusion.reports.check_writable`) and names no file the load reads (a
+    table's file or the mapping file), which writing the report would overwrite. The
+    sources are checked too (:func:`check_sources`).
+
+    Returns:
+        The report path (``~`` expanded).
+
+    Raises:
+        MappingError: As :func:`check_sources`.
+        ValidationError: The report cannot be written, or is a file the load reads.
+    """
+    out = check_writable(report)
+    check_sources(mapping, sources)
+    if not out.exists():
+        return out
+    read: list[tuple[str, Path]] = []
+    if mapping.path != "<memory>":
+        read.append(("the mapping file", Path(mapping.path)))
+    for table in _used_tables(mapping):
+        target = _target(mapping, sources, table)[1]
+        if isinstance(target, Path):
+            read.append((f"the source file of table {table!r}", target))
+    for what, path in read:
+        if path.is_file() and os.path.samefile(out, path):
+            raise ValidationError(f"report {out}: is {what} ({path}); name another file")
+    return out
 
 
 def _used_tables(mapping: LoaderMapping) -> list[str]:
@@ -895,8 +925,9 @@ def load(
     Raises:
         MappingError: The mapping is wrong or a source is missing.
         ValidationError: Bad arguments (a ``batch_size`` that is not a whole number in the
-            store's range), or a ``report`` path that cannot be written (both checked before
-            anything is read or written).
+            store's range), or a ``report`` path that cannot be written or that names a file
+            the load reads, a source's or the mapping's (checked before anything is read or
+            written).
     """
     if not isinstance(sources, Mapping):
         raise ValidationError("sources must be a mapping of source name -> path or DataFrame")
@@ -905,7 +936,7 @@ def load(
     if not isinstance(mapping, LoaderMapping):
         mapping = load_mapping(mapping, store.schema)
     if report is not None:
-        check_writable(report)
+        check_report(mapping, sources, report)
     loader = _Loader(store, mapping, sources, progress)
     result = loader.run(batch_size)
     # each file's rejects in line order (unreadable lines are found before the values)

@@ -36,6 +36,7 @@ import pandas as pd
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics
 from graphfusion.models.neighbourhood import search_weights
+from graphfusion.values import real_arg
 
 __all__ = [
     "PARTS",
@@ -193,7 +194,11 @@ def light_split(
     Returns:
         ``(the kept interactions, the held-out ones, the light users)``; nothing is held out
         when fewer than ``3 * MIN_USERS`` users would be made light.
+
+    Raises:
+        ValidationError: ``share`` not a number from 0 to 1.
     """
+    share = real_arg("share", share, zero=True, high=1.0)
     none = np.zeros(0, dtype=np.int64)
     if share <= 0:
         return frame, frame.iloc[:0], none

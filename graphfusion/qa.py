@@ -61,19 +61,26 @@ import pyarrow as pa
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
+from graphfusion.topk import top_rows
 from graphfusion.values import count_arg
 
 __all__ = [
     "QAIndex",
     "QAResult",
     "METHODS",
+    "NEEDS_NODES",
+    "NEEDS_RELATIONSHIPS",
     "MAX_QUESTION_CHARS",
     "PASSAGE_MAX_CHARS",
+    "SIMILAR_QUESTION",
     "question_key",
     "split_passages",
     "write_passages",
 ]
 
+#: The labels and relationship types the index reads (a schema without them is refused).
+NEEDS_NODES = ("Product", "Question", "Answer", "Review", "Passage")
+NEEDS_RELATIONSHIPS = ("ABOUT", "ANSWERS", "PART_OF")
 #: Retrieval methods of :meth:`QAIndex.ask`.
 METHODS = ("bm25", "dense", "graph", "fusion")
 #: Longest question accepted, in characters.
@@ -91,6 +98,9 @@ FIT_CANDIDATES = 200
 #: An answer or passage names its product in its evidence when the product's own text is
 #: among this many best matches of the question.
 TEXT_MATCH_EVIDENCE = 3
+#: Evidence calls a stored question "similar" to the one asked from this cosine similarity
+#: of their MiniLM vectors up; below it, the nearest one is named as such.
+SIMILAR_QUESTION = 0.5
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _WORD = re.compile(r"(?u)\w+")
@@ -261,6 +271,8 @@ class QAIndex:
     Raises:
         ValidationError: The store has no products; ``fusion_weights`` are not two and three
             finite weights at least 0.
+        SchemaError: The schema lacks some of :data:`NEEDS_NODES` and
+            :data:`NEEDS_RELATIONSHIPS`.
     """
 
     def __init__(
@@ -274,6 +286,7 @@ class QAIndex:
         fusion_weights: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> None:
         given = _check_weights(fusion_weights) if fusion_weights is not None else None
+        store.schema.require("question answering", NEEDS_NODES, NEEDS_RELATIONSHIPS)
         self.fusion_weights: dict[str, np.ndarray] = {}
         if encoder is None:
             from graphfusion.features.text import TextEncoder
@@ -481,24 +494,27 @@ class QAIndex:
             (and, for answers and passages once the fusion is learned, ``product_text``);
             ``text_match``, how well each product's own text matches (once learned);
             ``sim_q``, the stored questions' similarities; ``same``, the rows of the stored
-            questions with the question's text (:func:`question_key`); ``tokens``; ``asked``.
+            questions with the question's text (:func:`question_key`) that the ranking puts
+            first; ``same_text``, all of them (for the evidence); ``tokens``; ``asked``.
         """
         vec = unit_rows(np.asarray(self.encoder.encode([question]), dtype=np.float64))[0]
         tokens = [t for t in _tokens(question)]
         sim_q = self.questions.vecs @ vec if len(self.questions.keys) else np.zeros(0)
         if leave_out is not None:
             sim_q[leave_out] = -1.0
-        same = np.array(
-            [
-                r
-                for r in self._same_text.get(question_key(question), [])
-                if r != leave_out and (asked is None or self.questions.product[r] == asked)
-            ],
+        same_text = np.array(
+            [r for r in self._same_text.get(question_key(question), []) if r != leave_out],
             dtype=np.int64,
         )
+        same = same_text if asked is None else same_text[self.questions.product[same_text] == asked]
         if len(np.unique(self.questions.product[same])) > 1:
             same = same[:0]  # asked about several products: it names none of them
-        out: dict[str, Any] = {"sim_q": sim_q, "tokens": set(tokens), "same": same}
+        out: dict[str, Any] = {
+            "sim_q": sim_q,
+            "tokens": set(tokens),
+            "same": same,
+            "same_text": same_text,
+        }
         dense: dict[str, np.ndarray] = {}
         lexical: dict[str, np.ndarray] = {}
         corpora = {
@@ -645,7 +661,7 @@ class QAIndex:
     def _products(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = _best(score, k)
+        rows = top_rows(score, k)
         if matched_only:
             rows = rows[score[rows] > 0]
         evidence = []
@@ -654,13 +670,15 @@ class QAIndex:
             if sc["asked"] == p:
                 ev.append("the product the question was asked on")
             linked = np.flatnonzero(self.questions.product == p)
-            if np.isin(linked, sc["same"]).any():
+            if np.isin(linked, sc["same_text"]).any():
                 ev.append("the same question was asked about it")
             elif len(linked):
                 best = linked[np.argmax(sc["sim_q"][linked])]
+                sim = sc["sim_q"][best]
+                which = "a similar question" if sim >= SIMILAR_QUESTION else "its nearest question"
                 ev.append(
-                    f"a similar question was asked about it (similarity "
-                    f"{sc['sim_q'][best]:.2f}): {self.questions.texts[best]!r}"
+                    f"{which} was asked about it (similarity {sim:.2f}): "
+                    f"{self.questions.texts[best]!r}"
                 )
             words = self._evidence_words(self.product_corpus.texts[p], sc["tokens"])
             if words:
@@ -693,7 +711,7 @@ class QAIndex:
     def _answers(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = _best(score, k)
+        rows = top_rows(score, k)
         if matched_only:
             rows = rows[score[rows] > 0]
         evidence, questions = [], []
@@ -703,10 +721,12 @@ class QAIndex:
             questions.append(self.questions.texts[qi] if qi >= 0 else None)
             p = int(self.answers.product[a])
             same = " about the same product" if p >= 0 and p == sc["asked"] else ""
-            if qi in sc["same"]:
+            if qi in sc["same_text"]:
                 ev.append(f"answer to the same question{same}")
             elif qi >= 0:
-                ev.append(f"answer to a similar question{same} (similarity {sc['sim_q'][qi]:.2f})")
+                sim = sc["sim_q"][qi]
+                which = "a similar question" if sim >= SIMILAR_QUESTION else "another question"
+                ev.append(f"answer to {which}{same} (similarity {sim:.2f})")
             elif same:
                 ev.append("an answer about the product asked on")
             matched = self._matched_product(p, sc)
@@ -733,7 +753,7 @@ class QAIndex:
     def _passages(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = _best(score, k)
+        rows = top_rows(score, k)
         if matched_only:
             rows = rows[score[rows] > 0]
         evidence = []
@@ -945,18 +965,6 @@ def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
-
-
-def _best(score: np.ndarray, k: int) -> np.ndarray:
-    """The rows of the ``k`` best scores, best first; equal scores in row order (as a stable
-    sort of the whole would give them)."""
-    if not len(score):
-        return np.zeros(0, dtype=np.int64)
-    k = min(k, len(score))
-    kth = score[np.argpartition(-score, k - 1)[k - 1]]  # the k-th best score
-    above = np.flatnonzero(score > kth)
-    rows = np.concatenate([above, np.flatnonzero(score == kth)[: k - len(above)]])
-    return rows[np.argsort(-score[rows], kind="stable")]
 
 
 def _rrf(rankings: Sequence[np.ndarray]) -> np.ndarray:

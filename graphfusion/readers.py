@@ -3,23 +3,27 @@
 Each reader yields :class:`Record` objects (a row with its 1-based line or row number) and,
 for input it cannot read, :class:`BadRecord` objects with the reason, and goes on with the rest.
 
-Formats: ``csv`` (a UTF-8 byte-order mark is dropped), ``jsonl`` (one JSON object per line),
-``pylines`` (one Python literal dict per line, read with :func:`ast.literal_eval`), ``parquet``,
-``images`` (a folder of image files or a tar archive of them; one row per image) and ``frame``
-(a pandas DataFrame given in Python). Gzip compression is detected from the file's first bytes.
+Formats: ``csv``, ``jsonl`` (one JSON object per line), ``pylines`` (one Python literal dict
+per line, read with :func:`ast.literal_eval`), ``parquet``, ``images`` (a folder of image files
+or a tar or zip archive of them; one row per image; the files macOS adds, ``__MACOSX/`` and
+``._name``, are skipped; zip member names as :func:`zip_name` reads them) and ``frame`` (a
+pandas DataFrame given in Python). Gzip compression is detected from the file's first bytes.
+Text files are UTF-8 (a byte-order mark is dropped), or UTF-16 or UTF-32 with a byte-order
+mark (as Excel's "Unicode text" and Windows PowerShell write them).
 
-A row (CSV) or line (JSON lines, Python literals) holding bytes that are not UTF-8 is a bad
-record of its own ("not UTF-8 text"); the rows around it load. A line over
-:data:`MAX_LINE_BYTES` is never held whole: it is read past and its row is a bad record. A CSV
-field may be that long (a value longer than a property takes is rejected with its row when
-converted). A CSV quote never closed swallows the rest of the file: that is one bad record, on
-the line of the row it opens in, naming the lines skipped. A CSV header that names a column
-twice, or that has a single column whose name another usual delimiter (``,``, ``;``, tab,
-``|``) would split (a ``;``-delimited file read with ``,``), is one bad record too, on the
-header's line, naming the column (and the delimiter the file may have, which is never used
-in its place); the rest of the file is skipped. The header is the first line with something
-on it: blank lines before it are skipped. A Parquet file that names a column twice is one bad
-record as well (on line 1), and a DataFrame that does is refused by the loader
+A row (CSV) or line (JSON lines, Python literals) holding bytes that do not decode is a bad
+record of its own ("not UTF-8 text"); the rows around it load. A JSON or Python object that
+names a key twice (at any depth) is a bad record too ("an object repeats the key 'name'"). A
+line over :data:`MAX_LINE_BYTES` is never held whole: it is read past and its row is a bad
+record. A CSV field may be that long (a value longer than a property takes is rejected with its
+row when converted). A CSV quote never closed swallows the rest of the file: that is one bad
+record, on the line of the row it opens in, naming the lines skipped. A CSV header that names a
+column twice, or that has a single column whose name another usual delimiter (``,``, ``;``,
+tab, ``|``) would split (a ``;``-delimited file read with ``,``), is one bad record too, on the
+header's line, naming the column (and the delimiter the file may have, which is never used in
+its place); the rest of the file is skipped. The header is the first line with something on it:
+blank lines before it are skipped. A Parquet file that names a column twice is one bad record
+as well (on line 1), and a DataFrame that does is refused by the loader
 (:func:`graphfusion.ingest.check_sources`).
 
 :func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
@@ -33,17 +37,22 @@ mark starting the first row) is read row by row instead.
 from __future__ import annotations
 
 import ast
+import codecs
+import contextlib
 import csv
 import gzip
 import io
 import json
+import logging
 import os
 import re
+import struct
 import tarfile
+import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -63,10 +72,16 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ARCHIVE_SEP",
     "split_archive",
+    "is_zip",
+    "open_zip",
+    "zip_name",
+    "archive_problem",
 ]
 
 FORMATS = ("csv", "jsonl", "pylines", "parquet", "images", "frame")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+log = logging.getLogger("graphfusion.readers")
+
 #: Separator between an archive's path and a member's name in ``Image.path``.
 ARCHIVE_SEP = "::"
 
@@ -82,11 +97,106 @@ def split_archive(text: str) -> tuple[str, str] | None:
     return None
 
 
+#: Zip's general-purpose flag bit 11: the member's name is UTF-8.
+_ZIP_UTF8 = 0x800
+
+
+def is_zip(path: str | os.PathLike[str]) -> bool:
+    """Whether a file is a zip archive: it ends with a zip's table of contents (its central
+    directory) and is no tar archive (an uncompressed tar whose last member is a zip can end
+    like one)."""
+    try:
+        return zipfile.is_zipfile(path) and not tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def open_zip(path: str | os.PathLike[str]) -> zipfile.ZipFile:
+    """A zip archive, open for reading (zip64, any member names).
+
+    Raises:
+        zipfile.BadZipFile: It cannot be read; the message says why, starting "not a
+            readable zip archive".
+    """
+    try:
+        return zipfile.ZipFile(path)
+    except UnicodeDecodeError as exc:  # flag bit 11 on a name that is not UTF-8
+        reason = f"a member's name is marked as UTF-8 but is not ({exc.reason})"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    raise zipfile.BadZipFile(f"not a readable zip archive: {reason}")
+
+
+def zip_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name, as a photo's ``file`` and path give it. A name not marked UTF-8
+    (flag bit 11) is the UTF-8 name of its Info-ZIP Unicode Path field when it has one for
+    it (WinRAR and Info-ZIP write one beside a name in the system's code page), else UTF-8
+    when its bytes are (as most tools write names), else code page 437 (the zip standard's,
+    as :mod:`zipfile` reads it). A backslash in a name made on Windows separates folders (as
+    Windows PowerShell 5 writes them)."""
+    name = info.filename
+    if not info.flag_bits & _ZIP_UTF8:
+        raw = name.encode("cp437")  # the name's bytes: zipfile decoded them as code page 437
+        unicode = _unicode_path(info.extra, raw)
+        if unicode is not None:
+            name = unicode
+        else:
+            with contextlib.suppress(UnicodeError):
+                name = raw.decode("utf-8")
+    if info.create_system == 0:  # MS-DOS and Windows
+        name = name.replace("\\", "/")
+    return name
+
+
+def _unicode_path(extra: bytes, raw: bytes) -> str | None:
+    """The name an Info-ZIP Unicode Path extra field (0x7075) in ``extra`` gives, when it
+    was written for the name ``raw`` (the CRC-32 of its bytes, which a tool that renamed the
+    member without updating the field does not match); None when there is none."""
+    while len(extra) >= 4:
+        tag, size = struct.unpack("<HH", extra[:4])
+        body, extra = extra[4 : 4 + size], extra[4 + size :]
+        if (
+            tag == 0x7075
+            and len(body) > 5
+            and body[0] == 1  # the field's version
+            and struct.unpack("<I", body[1:5])[0] == zlib.crc32(raw)
+        ):
+            with contextlib.suppress(UnicodeError):
+                return body[5:].decode("utf-8")
+    return None
+
+
+def archive_problem(path: str | os.PathLike[str], exc: BaseException) -> str:
+    """Why a file that is no zip archive (:func:`is_zip`) cannot be read as a tar archive
+    (``exc``, tarfile's error): a zip that has lost its table of contents, at its end (a
+    download cut short), says so."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = b""
+    if head == b"PK\x03\x04":
+        return (
+            "a damaged zip archive: its table of contents, at its end, is missing or broken "
+            "(a download cut short? download it again)"
+        )
+    return f"not a readable tar archive: {' '.join(str(exc).split())}"
+
+
 #: Longest line accepted from a line-based source, and longest CSV field (in characters).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 
-# Bytes that are not UTF-8 decode (errors="surrogateescape") to U+DC80..U+DCFF.
-_UNDECODED = re.compile("[\udc80-\udcff]")
+# Bytes that do not decode become U+DC00..U+DCFF (:func:`_undecoded`; U+DC80..U+DCFF in UTF-8).
+_UNDECODED = re.compile("[\udc00-\udcff]")
+_UNDECODED_ERRORS = "graphfusion-undecoded"
+#: Byte-order marks of the encodings read besides UTF-8, and the codec that reads each (the
+#: codec drops the mark); UTF-32's first, as its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # What the csv reader is fed after the last line: a lone surrogate no decoded text holds,
 # then a quote that closes a quoted value left open, so that such a value ends with it.
 _END = "\ud800"
@@ -111,27 +221,72 @@ class BadRecord:
     reason: str
 
 
+_GZIP = b"\x1f\x8b"
+
+
 def _is_gzip(path: Path) -> bool:
+    """Whether a regular file is gzip (from its first bytes)."""
     with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
+        return fh.read(2) == _GZIP
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """The file as text; bytes that are not UTF-8 become lone surrogates
-    (:func:`_not_utf8` finds them), so that one bad byte costs only its own row."""
-    raw: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+class _Gunzip(gzip.GzipFile):
+    """A gzip stream over an open file, which it closes with itself."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
 
 
-def _not_utf8(texts: Iterable[str]) -> str | None:
-    """Why ``texts`` (read by :func:`_open_text`) cannot be loaded: the first byte that is not
-    UTF-8; None when they are all good text."""
+def _open_bytes(path: Path) -> io.BufferedReader | _Gunzip:
+    """The file's bytes, gunzipped when it is gzip (from its first bytes). The file is
+    opened once, so that a pipe (``/dev/stdin``) is read as it comes."""
+    raw = path.open("rb")
+    return _Gunzip(raw) if raw.peek(2)[:2] == _GZIP else raw
+
+
+def _undecoded(exc: UnicodeError) -> tuple[str, int]:
+    """A decoding error handler: each byte that does not decode becomes U+DC00 + the byte
+    (as ``surrogateescape`` does for UTF-8, for any byte and codec)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(_UNDECODED_ERRORS, _undecoded)
+
+
+def _encoding(head: bytes) -> str:
+    """The codec of a text whose first bytes are ``head``: UTF-16 or UTF-32 after their
+    byte-order mark (:data:`_BOMS`), else UTF-8 (a UTF-8 mark dropped)."""
+    return next((codec for bom, codec in _BOMS if head.startswith(bom)), "utf-8-sig")
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    """The file as text (UTF-8, or UTF-16 or UTF-32 with a byte-order mark); bytes that do
+    not decode become lone surrogates (:func:`_not_text` finds them), so that one bad byte
+    costs only its own row."""
+    raw = _open_bytes(path)
+    codec = _encoding(raw.peek(4)[:4])
+    return io.TextIOWrapper(raw, encoding=codec, errors=_UNDECODED_ERRORS, newline="")
+
+
+def _not_text(texts: Iterable[str], fh: io.TextIOWrapper) -> str | None:
+    """Why ``texts`` (read from ``fh``, opened by :func:`_open_text`) cannot be loaded: the
+    first byte that does not decode; None when they are all good text."""
     for text in texts:
         if text.isascii():  # most text: no search needed
             continue
         bad = _UNDECODED.search(text)
         if bad is not None:
-            return f"not UTF-8 text (byte 0x{ord(bad.group(0)) - 0xDC00:02x})"
+            name = fh.encoding.upper().removesuffix("-SIG")
+            return f"not {name} text (byte 0x{ord(bad.group(0)) - 0xDC00:02x})"
     return None
 
 
@@ -311,7 +466,7 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
         if isinstance(header, str):
             yield BadRecord(line, header)
             return
-        bad = _not_utf8(header)
+        bad = _not_text(header, fh)
         if bad is not None:
             yield BadRecord(line, f"header is {bad}; the rest of the file is skipped")
             return
@@ -326,7 +481,7 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
                 yield BadRecord(start, row)
             elif _blank(row):
                 continue
-            elif (bad := _not_utf8(row)) is not None:
+            elif (bad := _not_text(row, fh)) is not None:
                 yield BadRecord(start, bad)
             elif len(row) != width:
                 yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
@@ -342,11 +497,12 @@ def _blank(row: list[str]) -> bool:
 def _header_problem(header: list[str], delimiter: str) -> str | None:
     """Why a CSV header cannot be read; None when it can.
 
-    Two problems are found: a column name given twice (which of the two columns a field
-    means is not known; unnamed columns, as trailing delimiters make, may repeat), and a
-    single column whose name splits into several names at another usual delimiter
-    (:data:`_OTHER_DELIMITERS`), as when a file delimited by ``;`` is read with ``,``. The
-    other delimiter is only named in the message, never used.
+    Three problems are found: NUL characters (UTF-16 or UTF-32 text read as UTF-8), a
+    column name given twice (which of the two columns a field means is not known; unnamed
+    columns, as trailing delimiters make, may repeat), and a single column whose name splits
+    into several names at another usual delimiter (:data:`_OTHER_DELIMITERS`), as when a file
+    delimited by ``;`` is read with ``,``. The other delimiter is only named in the message,
+    never used.
 
     Args:
         header: The header's names, stripped.
@@ -355,6 +511,11 @@ def _header_problem(header: list[str], delimiter: str) -> str | None:
     Returns:
         The reason, or None.
     """
+    if any("\x00" in name for name in header):
+        return (
+            "header holds NUL characters: the file may be UTF-16 or UTF-32 without a "
+            "byte-order mark (save it as UTF-8)"
+        )
     repeat = _repeated_name(header)
     if repeat is not None:
         return f"header {repeat}"
@@ -409,12 +570,51 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
+class _RepeatedKey(ValueError):
+    """An object (at any depth) that names a key twice: which value is meant is not known."""
+
+    def __init__(self, key: Any) -> None:
+        super().__init__(f"an object repeats the key {_short(str(key))}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key given twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 def _parse_json(text: str) -> Any:
-    return json.loads(text)
+    return _JSON.decode(text)
 
 
 def _parse_literal(text: str) -> Any:
-    return ast.literal_eval(text)
+    """A Python literal (:func:`ast.literal_eval`), refusing a dict that names a key twice."""
+    tree = ast.parse(text.lstrip(" \t"), mode="eval")
+    nodes = [tree.body]
+    while nodes:  # the containers only: a literal's other nodes hold no dict
+        node = nodes.pop()
+        if isinstance(node, ast.Dict):
+            seen: set[Any] = set()
+            for key in node.keys:
+                if key is None:  # ``**x``: literal_eval refuses it below
+                    continue
+                value = key.value if isinstance(key, ast.Constant) else ast.literal_eval(key)
+                if value in seen:
+                    raise _RepeatedKey(value)
+                seen.add(value)
+            nodes.extend(node.values)
+        elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            nodes.extend(node.elts)
+    return ast.literal_eval(tree)
 
 
 def _bounded_lines(fh: io.TextIOBase, limit: int) -> Iterator[str | None]:
@@ -437,25 +637,53 @@ def _bounded_lines(fh: io.TextIOBase, limit: int) -> Iterator[str | None]:
             line = fh.readline(size)
 
 
+#: What a JSON value that is no object is, in JSON's words.
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+_ONE_PER_LINE = "a jsonl source has one object per line"
+
+
 def _read_lines(path: Path, parse: Any) -> Iterator[Record | BadRecord]:
+    """The objects of a file of one object per line (``parse``: :func:`_parse_json` or
+    :func:`_parse_literal`). A JSON file whose first line opens a document spread over
+    lines (``[`` or ``{`` alone, as pretty-printed JSON) is one bad record."""
+    json_lines = parse is _parse_json
+    first = True
     with _open_text(path) as fh:
         for n, line in enumerate(_bounded_lines(fh, MAX_LINE_BYTES), start=1):
             if line is None:
                 yield BadRecord(n, f"line longer than {MAX_LINE_BYTES} bytes")
+                first = False
                 continue
             if not line.strip():
                 continue
-            bad = _not_utf8([line])
+            if first and json_lines and line.strip() in ("[", "{"):
+                yield BadRecord(
+                    n,
+                    f"the file is one JSON document spread over lines, not JSON lines: "
+                    f"{_ONE_PER_LINE} (jq -c '.[]' writes an array so); the file is skipped",
+                )
+                return
+            first = False
+            bad = _not_text([line], fh)
             if bad is not None:
                 yield BadRecord(n, bad)
                 continue
             try:
                 obj = parse(line)
+            except _RepeatedKey as exc:
+                yield BadRecord(n, str(exc))
+                continue
             except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
                 yield BadRecord(n, f"malformed line: {str(exc).splitlines()[0][:120]}")
                 continue
             if not isinstance(obj, dict):
-                yield BadRecord(n, f"expected an object, got {type(obj).__name__}")
+                if not json_lines:
+                    yield BadRecord(n, f"expected an object, got {type(obj).__name__}")
+                elif isinstance(obj, list):
+                    yield BadRecord(n, f"expected an object, got an array ({_ONE_PER_LINE})")
+                else:
+                    kind = "null" if obj is None else _JSON_KINDS.get(type(obj), "true or false")
+                    yield BadRecord(n, f"expected an object, got {kind}")
                 continue
             yield Record(n, obj)
 
@@ -464,9 +692,10 @@ def _parquet_frame(path: Path) -> tuple[pd.DataFrame | None, list[BadRecord]]:
     import pyarrow.parquet as pq
 
     source: Any = path
-    if _is_gzip(path):
+    if not path.is_file() or _is_gzip(path):  # a pipe is read once, whole
+        data = path.read_bytes()
         try:
-            source = pa.BufferReader(gzip.decompress(path.read_bytes()))
+            source = pa.BufferReader(gzip.decompress(data) if data[:2] == _GZIP else data)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             reason = f"file is truncated or not valid gzip: {exc or 'unexpected end'}"
             return None, [BadRecord(1, reason)]
@@ -500,9 +729,15 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
         return None
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
+        if raw[:2] == _GZIP:
             raw = gzip.decompress(raw)
-        raw.decode("utf-8")  # strict, as the row reader decodes
+        codec = _encoding(raw[:4])
+        text = raw.decode(codec)  # strict: the row reader tells bad bytes
+        if codec != "utf-8-sig":  # UTF-16 or UTF-32, read as UTF-8 without the mark
+            raw = text.encode("utf-8")
+            if raw.startswith(b"\xef\xbb\xbf"):
+                return None  # a second mark: the row reader keeps it
+        del text
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError):
         return None
     start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
@@ -514,8 +749,8 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     end = raw.find(b"\n", start)
     end = len(raw) if end < 0 else end
     head = raw[start:end].removesuffix(b"\r").decode("utf-8")
-    if '"' in head:
-        return None
+    if '"' in head or "\x00" in head:
+        return None  # the row reader's rules for quotes and NULs in the header
     header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter), [])]
     if len(header) < 2 or len(set(header)) != len(header):
         return None  # one column: the row reader's rule for blank rows; none or repeated names
@@ -614,19 +849,52 @@ def _nonempty_lines(raw: bytes, start: int) -> tuple[np.ndarray, int]:
     return numbers[1:][length[1:] > 0], int(length.max(initial=0))
 
 
+def _macos_metadata(name: str) -> bool:
+    """Whether a photo's path (``/``-separated) names a file macOS adds beside the real ones:
+    anything under ``__MACOSX/`` (as zip tools put them) or an AppleDouble ``._name``."""
+    parts = name.split("/")
+    return "__MACOSX" in parts[:-1] or parts[-1].startswith("._")
+
+
 def _read_images(path: Path) -> Iterator[Record | BadRecord]:
+    """One row per image file of a folder or a tar or zip archive (``id``: the name without
+    its suffix, ``path``, ``file``: the path inside the folder or archive); macOS metadata
+    files (:func:`_macos_metadata`) are no images, and how many were skipped is logged."""
+    mac = 0
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
         for n, file in enumerate(files, start=1):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             rel = file.relative_to(path).as_posix()
+            if _macos_metadata(rel):
+                mac += 1
+                continue
             yield Record(n, {"id": file.stem, "path": str(file.resolve()), "file": rel})
-        return
+    else:
+        where = f"{path.resolve()}{ARCHIVE_SEP}"
+        for entry in _zip_files(path) if is_zip(path) else _tar_files(path):
+            if isinstance(entry, BadRecord):
+                yield entry
+                continue
+            n, name = entry
+            if not name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            if _macos_metadata(name):
+                mac += 1
+                continue
+            yield Record(n, {"id": PurePosixPath(name).stem, "path": where + name, "file": name})
+    if mac:
+        log.info("%s: skipped %d macOS metadata files (__MACOSX/, ._name)", path, mac)
+
+
+def _tar_files(path: Path) -> Iterator[tuple[int, str] | BadRecord]:
+    """(member number, name) of the files of a tar archive, and a bad record for one that
+    cannot be read (whole or from some member on)."""
     try:
         archive = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as exc:
-        yield BadRecord(1, f"not a readable tar archive: {exc}")
+        yield BadRecord(1, archive_problem(path, exc))
         return
     n = 0
     try:
@@ -634,11 +902,22 @@ def _read_images(path: Path) -> Iterator[Record | BadRecord]:
             for member in archive:
                 n += 1
                 # a second name of a file is a link member: the encoder reads its target
-                photo = member.isfile() or member.islnk() or member.issym()
-                if not photo or not member.name.lower().endswith(IMAGE_SUFFIXES):
-                    continue
-                stem = Path(member.name).stem
-                where = f"{path.resolve()}{ARCHIVE_SEP}{member.name}"
-                yield Record(n, {"id": stem, "path": where, "file": member.name})
+                if member.isfile() or member.islnk() or member.issym():
+                    yield n, member.name
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         yield BadRecord(n + 1, f"archive is truncated or damaged: {exc}")
+
+
+def _zip_files(path: Path) -> Iterator[tuple[int, str] | BadRecord]:
+    """(member number, name) of the files of a zip archive (:func:`zip_name`; a symbolic
+    link too: the encoder reads its target), read from its table of contents; a bad record
+    when that cannot be read."""
+    try:
+        with open_zip(path) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        yield BadRecord(1, str(exc))
+        return
+    for n, info in enumerate(infos, start=1):
+        if not info.is_dir():
+            yield n, zip_name(info)

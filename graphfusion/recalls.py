@@ -90,6 +90,9 @@ HAZARD_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
 MIN_SIMILARITY = 0.3
 #: Random draws for the ``lift`` estimate of :attr:`RecallReport.clusters`.
 PERMUTATIONS = 200
+#: The types of recalls whose texts name no hazard (``unknown``: no text; ``other``: like
+#: none of the types): not hazard types of their own.
+_NO_TYPE = ("unknown", "other")
 
 
 def hazard_types(texts: list[str | None], encoder: Any | None = None) -> pd.DataFrame:
@@ -159,8 +162,9 @@ class RecallReport:
             ``role``.
         companies: One row per firm named by at least ``min_recalls`` recalls, most recalls
             first: ``supplier_id``, ``name``, ``roles``, ``recalls``, ``recall_ids``,
-            ``hazard_types`` (type to count of recalls), ``main_hazard``, ``first`` and
-            ``last`` date.
+            ``hazard_types`` (type to count of recalls), ``main_hazard`` (the most common
+            type, ``unknown`` or ``other`` only when its recalls name no hazard), ``first``
+            and ``last`` date.
         clusters: One row per hazard type, most recalls first: ``hazard_type``, ``recalls``,
             ``firms``, ``repeat_firms`` (named by 2+ recalls of this type, with counts),
             ``repeat_share``, ``expected_share`` and ``lift`` (see the module docstring).
@@ -256,11 +260,11 @@ def recall_report(
 
     Raises:
         ValidationError: Bad arguments, or the store holds no recalls.
+        SchemaError: The schema has no ``Recall`` or ``Supplier`` nodes or no ``NAMES``.
     """
     min_recalls = count_arg("min_recalls", min_recalls, 1_000_000)
     seed = count_arg("seed", seed, 2**63 - 1, low=0)
-    if "Recall" not in store.schema.nodes or "NAMES" not in store.schema.relationships:
-        raise ValidationError("the schema has no Recall nodes or NAMES relationships")
+    store.schema.require("the recalls report", ("Recall", "Supplier"), ("NAMES",))
     recalls = store.query_df(
         "MATCH (r:Recall) RETURN r.id AS recall_id, r.title AS title, r.hazard AS hazard, "
         "r.ts AS date ORDER BY recall_id"
@@ -304,6 +308,7 @@ def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> 
         if len(once) < min_recalls:
             continue
         counts = once["hazards"].explode().value_counts()
+        named = counts.drop(list(_NO_TYPE), errors="ignore")
         dates = pd.to_datetime(once["date"], errors="coerce")
         rows.append({
             "supplier_id": firm,
@@ -312,7 +317,7 @@ def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> 
             "recalls": len(once),
             "recall_ids": sorted(once["recall_id"]),
             "hazard_types": {str(k): int(v) for k, v in counts.items()},
-            "main_hazard": str(counts.index[0]),
+            "main_hazard": str(named.index[0] if len(named) else counts.index[0]),
             "first": dates.min(),
             "last": dates.max(),
         })  # fmt: skip
@@ -337,7 +342,7 @@ def _clusters(recalls: pd.DataFrame, links: pd.DataFrame, seed: int) -> pd.DataF
     pairs = links[["recall_id", "supplier_id"]].drop_duplicates()
     pairs = pairs.assign(row=pd.Index(recalls["recall_id"]).get_indexer(pairs["recall_id"]))
     kinds = recalls["hazards"].explode()
-    counts = kinds[~kinds.isin(["unknown", "other"])].value_counts()
+    counts = kinds[~kinds.isin(_NO_TYPE)].value_counts()
     rng = np.random.default_rng(seed)
     rows = []
     for kind, count in counts.items():

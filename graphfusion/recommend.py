@@ -33,7 +33,8 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   users, so the Cypher recipes rank it.
 - **Explanations** are graph evidence with the node keys of their path: products of the same
   brand or category the user interacted with, a product of theirs whose image looks alike,
-  and products they interacted with that other users interacted with together with this one.
+  and products they interacted with that other users interacted with together with this one;
+  when none of these, its popularity (other users' interactions with it), if it has any.
 - **Live updates.** :meth:`Recommender.add_interactions` and :meth:`Recommender.add_products`
   write to the store through the validated loader (bad rows are reported with their line) and
   update the serving state: a user's vector moves to the mean of their vector and the vectors
@@ -82,6 +83,7 @@ from graphfusion.rec_vectors import (
     user_rec_vectors,
 )
 from graphfusion.store.base import BaseStore, _check_frame
+from graphfusion.topk import top_rows
 from graphfusion.train import (
     LEAK_FREE_BEHAVIOUR,
     MODELS,
@@ -125,11 +127,12 @@ class Reason:
     """One piece of evidence for a recommendation.
 
     Attributes:
-        kind: ``brand``, ``category``, ``looks_like``, ``also_interacted``, ``popular`` or
-            ``similar_users``.
-        text: For people, e.g. "you interacted with 2 products of brand Acme".
-        path: The nodes of the evidence as ``(label, key)`` pairs, from the user to the
-            recommended product, for a UI to draw.
+        kind: ``brand``, ``category``, ``looks_like``, ``also_interacted`` or ``popular``.
+        text: For people, e.g. "you interacted with 2 product(s) of brand Acme".
+        path: The nodes of the evidence as ``(label, key)`` pairs, in order from the user to
+            the recommended product: the user, the products of theirs that give it (up to
+            three; each linked to the user and to the next node, which is not a path through
+            them), the brand or category it goes through, and the product.
         strength: How strong the evidence is (counts or a similarity), for ordering.
     """
 
@@ -429,10 +432,16 @@ class Recommender:
         return out
 
     def _catalogue(
-        self, export: GraphExport, items: list[str], fresh: Sequence[str] = ()
+        self,
+        export: GraphExport,
+        items: list[str],
+        fresh: Sequence[str] = (),
+        photos: np.ndarray | None = None,
     ) -> _Catalogue:
         """What the reasons and filters read of each product; the photos of the products
-        ``fresh`` (added or changed live) from the store, the others' from ``export``."""
+        ``fresh`` (added or changed live) from the store, the others' from ``photos`` (the
+        unit photo vectors served so far, of the first products ``items``) or, without
+        them, from ``export``."""
         q = self.store.query_arrow
         facts = q("MATCH (p:Product) RETURN p.id AS id, p.title AS title, p.price AS price")
         index = {k: i for i, k in enumerate(items)}
@@ -472,7 +481,11 @@ class Recommender:
             "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
         ):
             parents.setdefault(r["c"], set()).add(r["p"])
-        images = _product_images(export, len(items))
+        if photos is None:
+            images = _product_images(export, len(items))
+        else:  # those served, photos read live before included; products added since grow it
+            images = np.zeros((len(items), photos.shape[1]), dtype=np.float32)
+            images[: len(photos)] = photos
         if fresh:
             rows = [index[k] for k in fresh]
             images[rows] = _stored_product_images(self.store, list(fresh), images.shape[1])
@@ -745,7 +758,8 @@ class Recommender:
     # ------------------------------------------------------------------ explanations
     def explain(self, user_id: str, product_id: str) -> list[Reason]:
         """The graph evidence linking a user to a product, strongest first (at most three;
-        one ``popular`` reason when there is none but popularity)."""
+        one ``popular`` reason, other users' interactions with it, when there is none but
+        popularity; none for a product that no one else has interacted with)."""
         return self._reasons(self._user_row(user_id), self._item_row(product_id))
 
     def _reasons(self, u: int, i: int, limit: int = 3) -> list[Reason]:
@@ -791,9 +805,10 @@ class Recommender:
                     f"{cat.title[j] or st.items[j]} also interacted with this",
                     (user, ("Product", st.items[j]), target), float(together[best]),
                 ))  # fmt: skip
-        if not out:
-            n = int(self._counts()[i])
-            out.append(Reason("popular", f"popular: {n} interaction(s)", (user, target), 0.0))
+        # the user's own interactions with it are no sign of its popularity
+        others = int(self._counts()[i] - st.seen[u, i]) if not out else 0
+        if others > 0:
+            out.append(Reason("popular", f"popular: {others} interaction(s)", (user, target), 0.0))
         out.sort(key=lambda r: -r.strength)
         return out[:limit]
 
@@ -999,31 +1014,11 @@ class Recommender:
             log_price = product_log_prices(self.store, keys)
             kernel, levels = self._kernel_rows(modalities, log_price)
             taste = self._taste_rows(modalities, log_price) if st.taste is not None else None
+        self._grow([key for key in keys if key not in st.item_index])
+        interacted = self._counts() > 0
         for n, (key, vec) in enumerate(zip(keys, vecs, strict=True)):
-            row = st.item_index.get(key)
-            if row is None:
-                row = len(st.items)
-                st.items.append(key)
-                st.item_index[key] = row
-                st.item_vecs = np.vstack([st.item_vecs, vec[None]])
-                st.item_bias = np.append(st.item_bias, 0.0).astype(np.float32)
-                if kernel is not None and st.kernel is not None:
-                    st.kernel = np.vstack([st.kernel, kernel[n : n + 1]])
-                if st.levels is not None:
-                    st.levels = np.append(st.levels, np.float32(0.0))
-                st.seen = sp.hstack([st.seen, sp.csr_matrix((st.seen.shape[0], 1))]).tocsr()
-                st.by_type, st.weights = (
-                    {t: sp.hstack([m, sp.csr_matrix((m.shape[0], 1))]).tocsr()
-                     for t, m in matrices.items()}
-                    for matrices in (st.by_type, st.weights)
-                )  # fmt: skip
-                if taste is not None and st.taste is not None:
-                    st.taste = tuple(  # type: ignore[assignment]
-                        np.concatenate([have, new[n : n + 1]])
-                        for have, new in zip(st.taste, taste, strict=True)
-                    )
-                st.extra.clear()
-            elif not st.seen[:, row].nnz:  # no interactions yet: content only, as a new one
+            row = st.item_index[key]
+            if not interacted[row]:  # no interactions yet (new): content only
                 st.item_vecs[row] = vec
                 if taste is not None and st.taste is not None:
                     for have, new in zip(st.taste, taste, strict=True):
@@ -1033,7 +1028,35 @@ class Recommender:
             if levels is not None and st.levels is not None:
                 st.levels[row] = levels[n]
         self._refit_product_rec([st.item_index[k] for k in keys])
-        self.catalogue = self._catalogue(export, st.items, fresh=keys)
+        self.catalogue = self._catalogue(export, st.items, keys, self.catalogue.image)
+
+    def _grow(self, keys: list[str]) -> None:
+        """Rows for the new products ``keys`` in the serving state, all at once: zero
+        vectors, bias and price levels, no interactions (:meth:`_place` fills them)."""
+        if not keys:
+            return
+        st, m = self.state, len(keys)
+        for key in keys:
+            st.item_index[key] = len(st.items)
+            st.items.append(key)
+
+        def rows(array: np.ndarray) -> np.ndarray:
+            return np.concatenate([array, np.zeros((m, *array.shape[1:]), dtype=array.dtype)])
+
+        def columns(matrix: sp.csr_matrix) -> sp.csr_matrix:
+            return sp.hstack([matrix, sp.csr_matrix((matrix.shape[0], m))]).tocsr()
+
+        st.item_vecs, st.item_bias = rows(st.item_vecs), rows(st.item_bias)
+        if st.kernel is not None:
+            st.kernel = rows(st.kernel)
+        if st.levels is not None:
+            st.levels = rows(st.levels)
+        if st.taste is not None:
+            st.taste = tuple(rows(a) for a in st.taste)  # type: ignore[assignment]
+        st.seen = columns(st.seen)
+        st.by_type = {t: columns(x) for t, x in st.by_type.items()}
+        st.weights = {t: columns(x) for t, x in st.weights.items()}
+        st.extra.clear()
 
     def _rec_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The factors in the stored ``rec_vec`` of the users and products (the state's rows;
@@ -1292,11 +1315,8 @@ def _top(
     allowed = np.flatnonzero(keep)
     if not len(allowed):
         return allowed
-    pool = min(len(allowed), max(k, k * CANDIDATES_PER_K if diversity > 0 else k))
-    part = allowed[np.argpartition(-scores[allowed], pool - 1)[:pool]]
-    # every product that ties with the last one taken competes for its place by ``order``
-    part = allowed[scores[allowed] >= scores[part].min()]
-    ranked = part[np.lexsort((order[part], -scores[part]))][:pool]
+    pool = max(k, k * CANDIDATES_PER_K if diversity > 0 else k)
+    ranked = allowed[top_rows(scores[allowed], pool, order[allowed])]
     if diversity <= 0 or len(ranked) <= 1:
         return ranked[:k]
     unit = vecs[ranked] / (np.linalg.norm(vecs[ranked], axis=1, keepdims=True) + 1e-12)

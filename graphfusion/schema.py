@@ -279,6 +279,23 @@ class Schema:
                 f"the schema has: {', '.join(self.relationships)}"
             ) from None
 
+    def require(
+        self, purpose: str, nodes: Iterable[str] = (), relationships: Iterable[str] = ()
+    ) -> None:
+        """Refuse ``purpose`` (an application that reads these labels and types) on a schema
+        that lacks some of them, before a query fails on a table that does not exist.
+
+        Raises:
+            SchemaError: Naming every label and type the schema lacks.
+        """
+        missing = [n for n in nodes if n not in self.nodes]
+        missing += [r for r in relationships if r not in self.relationships]
+        if missing:
+            raise SchemaError(
+                f"{purpose} needs what the schema {self.name!r} lacks: {', '.join(missing)} "
+                "(it reads the graph of the built-in e-commerce schema)"
+            )
+
     def rel_pairs(self) -> Iterator[tuple[str, str, str]]:
         """Yield every ``(type, start label, end label)`` triple."""
         for rel in self.relationships.values():

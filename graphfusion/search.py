@@ -44,21 +44,29 @@ MODALITIES: dict[str, Modality] = {
 }
 
 
-def _check(product_id: object, modality: object, k: object) -> tuple[Modality, int]:
+def _check(product_id: object, modality: object, k: object) -> tuple[str, Modality, int]:
+    """The product's key as the store holds it (spaces around it dropped, as the loads drop
+    them), the modality and ``k``."""
     if not isinstance(product_id, str) or not product_id.strip():
         raise ValidationError("product_id must be a non-empty string")
-    if modality not in MODALITIES:
+    if not isinstance(modality, str) or modality not in MODALITIES:
         raise ValidationError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
-    return MODALITIES[str(modality)], count_arg("k", k, MAX_K)
+    return product_id.strip(), MODALITIES[str(modality)], count_arg("k", k, MAX_K)
 
 
 def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray:
-    """The product's vector of ``modality`` (the mean of its images' vectors for ``image``).
+    """The product's vector of ``modality`` (the mean of its images' vectors for ``image``),
+    of norm 1.
 
     Raises:
-        ValidationError: Unknown product, or the product has no such vector yet.
+        ValidationError: Bad arguments.
+        NotFoundError: Unknown product.
+        NotReadyError: The product has no such vector yet (or no photo, for ``image``), or
+            one without a direction (all zeros, as ``embed`` makes the behaviour vector of a
+            product at the mean of every behaviour feature; or not finite), which no cosine
+            similarity can rank by.
     """
-    mod, _ = _check(product_id, modality, 1)
+    product_id, mod, _ = _check(product_id, modality, 1)
     if not store.existing_keys("Product", [product_id]):
         raise NotFoundError(f"no product {product_id!r}")
     if mod.hop:
@@ -72,11 +80,25 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
         )
     rows = store.query(query, {"id": product_id})
     if not rows:
+        if mod.hop and not store.query(
+            f"MATCH (:Product {{id: $id}})-[:{mod.hop}]->(:{mod.label}) RETURN 1 AS found LIMIT 1",
+            {"id": product_id},
+        ):
+            raise NotReadyError(
+                f"product {product_id!r} has no photo ({mod.label} by {mod.hop}) to compare "
+                f"by {modality}"
+            )
         step = "graphfusion train" if modality == "fused" else "graphfusion embed"
         raise NotReadyError(f"product {product_id!r} has no {modality} vector yet; run `{step}`")
     vec = np.mean(np.asarray([r["v"] for r in rows], dtype=np.float64), axis=0)
     norm = np.linalg.norm(vec)
-    return vec / norm if norm > 0 else vec
+    if not (np.isfinite(norm) and norm > 0):
+        raise NotReadyError(
+            f"product {product_id!r} has a {modality} vector with no direction (all zeros or "
+            f"not finite): no product can be ranked as similar to it by {modality}"
+        )
+    out: np.ndarray = vec / norm
+    return out
 
 
 def similar(store: BaseStore, product_id: str, modality: str = "text", k: int = 10) -> pd.DataFrame:
@@ -93,9 +115,11 @@ def similar(store: BaseStore, product_id: str, modality: str = "text", k: int = 
         itself is left out. For ``image``, a product scores as its closest image.
 
     Raises:
-        ValidationError: Bad arguments, unknown product, or no vector yet.
+        ValidationError: Bad arguments.
+        NotFoundError: Unknown product.
+        NotReadyError: No vector yet, or one with no direction (:func:`query_vector`).
     """
-    mod, k = _check(product_id, modality, k)
+    product_id, mod, k = _check(product_id, modality, k)
     vector = query_vector(store, product_id, modality)
     dim = store.schema.node(mod.label).prop(mod.prop).type.dim or len(vector)
     head = store.dialect.nearest(mod.label, mod.prop, dim)

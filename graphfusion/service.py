@@ -45,14 +45,20 @@ Security and limits:
   trained model, no vector yet), 400 for other refused arguments; 503 when the store fails.
   A query parameter the endpoint does not take, or one given twice, is a 422 too (a typo
   such as ``?max_prize=20`` would otherwise go unnoticed). Every error but a 422 has the body
-  :class:`ErrorResponse`.
+  :class:`ErrorResponse`. A body sent with another content type than JSON (``curl -d``
+  sends a form) is a 422 that says so.
+- Every answer carries ``Cache-Control: no-store``: answers change with each live update.
+  No CORS headers are sent.
+- :func:`serve` stops on Ctrl-C or SIGTERM once the requests in flight are answered, and
+  returns (so the caller closes the engine and the store).
 
 Concurrency: the engine is shared by the worker threads. Reads (recommend, similar, ask,
-defects) run concurrently under a shared lock (the text encoder, whose tokenizer is not
-documented as thread-safe, encodes one question at a time); live updates, ``/cypher`` on the
-embedded store and the builds of the recommender, QA index and defect analysis take the lock
-exclusively. A later ``/recommend`` or ``/similar`` sees the products and interactions of an
-earlier ``/events``; after new products the next ``/ask`` and ``/defects`` rebuild the QA
+defects, cypher) run concurrently under a shared lock (the text encoder, whose tokenizer is not
+documented as thread-safe, encodes one question at a time; the embedded store runs one
+statement, or one ``/cypher`` read transaction, at a time on its connection); live updates and
+the builds of the recommender, QA index and defect analysis take the lock exclusively. A
+later ``/recommend`` or ``/similar`` sees the products and interactions of an earlier
+``/events``; after new products the next ``/ask`` and ``/defects`` rebuild the QA
 index (with the fusion weights learned before) and the defect analysis with them.
 
 Example:
@@ -68,6 +74,7 @@ import ipaddress
 import logging
 import math
 import re
+import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,11 +85,13 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphfusion import __version__
@@ -96,7 +105,6 @@ from graphfusion.errors import (
     ValidationError,
 )
 from graphfusion.ingest import LoadReport
-from graphfusion.store import EmbeddedStore
 from graphfusion.store.base import ReadResult
 from graphfusion.store.cypher import (
     READ_ONLY_PROCEDURES,
@@ -215,9 +223,7 @@ class PathNode(_Response):
 class ReasonModel(_Response):
     """One piece of graph evidence for a recommendation (:class:`graphfusion.recommend.Reason`)."""
 
-    kind: str = Field(
-        description="brand, category, looks_like, also_interacted, popular or similar_users."
-    )
+    kind: str = Field(description="brand, category, looks_like, also_interacted or popular.")
     text: str = Field(description="For people.")
     path: list[PathNode] = Field(description="The evidence's nodes, from the user to the product.")
     strength: float = Field(description="How strong the evidence is, for ordering.")
@@ -471,16 +477,9 @@ class CypherRequest(_Request):
         return self
 
 
-class CypherResponse(_Response):
-    """``POST /cypher``: rows as objects keyed by column."""
-
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    truncated: bool = Field(description=f"More than {MAX_CYPHER_ROWS} rows; the rest left out.")
-
-
 def _finite_json(value: Any) -> bool:
-    """Whether a JSON value holds no NaN or infinity, at any depth."""
+    """Whether a JSON value holds no NaN or infinity, at any depth (``allow_inf_nan=False``
+    in the model's config let a NaN inside the ``JsonValue`` of a request body through)."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, list):
@@ -488,6 +487,14 @@ def _finite_json(value: Any) -> bool:
     if isinstance(value, dict):
         return all(_finite_json(v) for v in value.values())
     return True
+
+
+class CypherResponse(_Response):
+    """``POST /cypher``: rows as objects keyed by column."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    truncated: bool = Field(description=f"More than {MAX_CYPHER_ROWS} rows; the rest left out.")
 
 
 # ============================================================================ plumbing
@@ -591,6 +598,28 @@ async def _no_body() -> Message:
     return {"type": "http.disconnect"}
 
 
+class _NoStore:
+    """ASGI middleware: ``Cache-Control: no-store`` on every answer. Recommendations, similar
+    products, answers and risks change with each live update and belong to a user; no cache
+    between client and server may keep them (nor a 404 for a product that arrives later)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"cache-control", b"no-store")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
 class _Runtime:
     """The engine and what guards it."""
 
@@ -642,6 +671,18 @@ def _known_query(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
+def _not_json(content_type: str | None) -> str | None:
+    """The media type of a request body that FastAPI does not parse as JSON, or None when it
+    does (no type given, ``application/json``, ``application/*+json``)."""
+    if not content_type:
+        return None
+    media = content_type.split(";")[0].strip().lower()
+    main, _, sub = media.partition("/")
+    if main == "application" and (sub == "json" or sub.endswith("+json")):
+        return None
+    return media
+
+
 def _status(exc: GraphFusionError) -> int:
     """The HTTP status of a library error."""
     if isinstance(exc, StoreError | QueryError):
@@ -653,23 +694,10 @@ def _status(exc: GraphFusionError) -> int:
     return 400
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NaT or value is pd.NA:
-        return None
-    return value
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A result frame's rows as dicts of Python values (NaN as None). Cells holding lists are
-    the library's plain data already (reasons, evidence) and are left as they are."""
-    columns = [str(c) for c in frame.columns]
-    cells = [frame[c].tolist() for c in frame.columns]
-    return [
-        {c: _finite(v) for c, v in zip(columns, row, strict=True)}
-        for row in zip(*cells, strict=True)
-    ]
+    """A result frame's rows as dicts of plain JSON values (:func:`json_safe`: NaN as None)."""
+    records: list[dict[str, Any]] = json_safe(frame.to_dict(orient="records"))
+    return records
 
 
 def _json(model: BaseModel) -> Response:
@@ -829,6 +857,7 @@ def create_app(
         description=(__doc__ or "").split("\n\n")[0],
     )
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_NoStore)  # outermost: a 413 carries it too
     guarded = [Depends(authorize), Depends(_known_query)]
 
     def answer(description: str) -> dict[str, Any]:
@@ -838,6 +867,7 @@ def create_app(
         400: answer("Refused argument"),
         401: answer("Missing or wrong bearer token"),
         413: answer("Request body too large"),
+        500: answer("A store query or the server failed (logged by the server)"),
         503: answer("The store failed"),
     }
     not_ready: dict[int | str, dict[str, Any]] = {
@@ -863,7 +893,26 @@ def create_app(
         detail = [
             {k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in exc.errors()
         ]
+        sent_as = _not_json(request.headers.get("content-type"))
+        for err in detail:
+            whole_body = tuple(err["loc"]) == ("body",)
+            if sent_as and whole_body and err["type"] == "model_attributes_type":
+                # FastAPI read the bytes, not JSON: "should be a valid dictionary" misleads
+                err["msg"] = (
+                    f"the body must be JSON sent with content-type: application/json, not "
+                    f"{sent_as} (curl -d sends a form: add -H 'content-type: application/json')"
+                )
         return JSONResponse({"detail": json_safe(detail)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 for a body its JSON parser gave up on; JSON nested too deeply
+        # for Python's parser is bad JSON like any other (422, in the same shape)
+        if isinstance(exc.__cause__, RecursionError):
+            msg = "JSON nested too deeply"
+            error = {"type": "json_invalid", "loc": ("body",), "msg": msg}
+            return await _bad_request(request, RequestValidationError([error]))
+        return await http_exception_handler(request, exc)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:  # async: never waits for a worker thread
@@ -1066,11 +1115,13 @@ def _read_only_query(
     rt: _Runtime, query: str, params: dict[str, Any], timeout_s: float = DEFAULT_CYPHER_TIMEOUT_S
 ) -> ReadResult:
     """Run a checked query in a transaction the database keeps from writing, at most
-    ``timeout_s`` seconds and :data:`MAX_CYPHER_ROWS` rows; on the embedded store alone (its
-    transaction is on the one connection)."""
-    store = rt.engine.store
-    with rt.lock.write() if isinstance(store, EmbeddedStore) else rt.lock.read():
-        return store.query_read(query, params, max_rows=MAX_CYPHER_ROWS, timeout_s=timeout_s)
+    ``timeout_s`` seconds and :data:`MAX_CYPHER_ROWS` rows, beside the other reads: the
+    embedded store keeps its transaction whole itself (no other statement runs on its one
+    connection until it ends), so only the reads that query the store wait for it."""
+    with rt.lock.read():
+        return rt.engine.store.query_read(
+            query, params, max_rows=MAX_CYPHER_ROWS, timeout_s=timeout_s
+        )
 
 
 def serve(
@@ -1085,7 +1136,8 @@ def serve(
     cypher_timeout_s: float = DEFAULT_CYPHER_TIMEOUT_S,
     log_level: str = "info",
 ) -> None:
-    """Serve ``engine`` over HTTP with uvicorn (one process) until interrupted.
+    """Serve ``engine`` over HTTP with uvicorn (one process) until interrupted (Ctrl-C) or
+    sent SIGTERM; either way the server first answers the requests in flight, then returns.
 
     Args:
         engine: An open engine (closed by the caller afterwards).
@@ -1114,4 +1166,33 @@ def serve(
         image_root=image_root,
         cypher_timeout_s=cypher_timeout_s,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    with _stop_on_sigterm():
+        uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no ``except Exception``
+    stops it on its way out)."""
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM ends the block, which returns normally. uvicorn shuts down gracefully
+    on SIGTERM, then raises the signal again, whose default action would kill the process
+    before the caller closes the engine (the store left unclosed, exit status -15); the
+    handler installed here ends the block instead. Outside the main thread, where Python
+    installs no signal handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except _Terminated:
+        log.info("stopped by SIGTERM")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

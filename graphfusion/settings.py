@@ -21,7 +21,9 @@ a config file keeps naming the same store from wherever a command runs: ``store 
 starts with ``~`` (in the file or the variable) is in the home folder.
 
 An empty variable counts as unset; one of blanks only is refused. The password is left out of
-the settings' ``repr``.
+the settings' ``repr``. A store folder and a Neo4j server both set (``GRAPHFUSION_STORE`` and
+``NEO4J_URI``) are refused when the store is opened, unless a flag picks one (``--store`` or
+``--neo4j``): which one was meant cannot be told.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class Settings:
         store: Embedded store folder. A relative folder from a config file has already been
             joined to that file's folder (``source``'s parent); one from a flag or the
             environment stays relative to the working folder.
-        neo4j_uri: Neo4j server URI; when set (and ``store`` is not), the store is Neo4j.
+        neo4j_uri: Neo4j server URI; when set, the store is Neo4j (``store`` may not be set
+            too).
         neo4j_username: Neo4j user name.
         neo4j_password: Neo4j password (not in the ``repr``).
         neo4j_database: Neo4j database.
@@ -87,10 +90,21 @@ class Settings:
         return Settings(**values)
 
     def open(self, *, read_only: bool = False, create: bool = True) -> BaseStore:
-        """Open the store these settings name: Neo4j when ``neo4j_uri`` is set and ``store``
-        is not, else the embedded store (``store``, ``~`` there the home folder, or
-        ``./.graphfusion``; made where missing when ``create``)."""
-        if self.neo4j_uri and not self.store:
+        """Open the store these settings name: Neo4j when ``neo4j_uri`` is set, else the
+        embedded store (``store``, ``~`` there the home folder, or ``./.graphfusion``; made
+        where missing when ``create``).
+
+        Raises:
+            ValidationError: Both ``store`` and ``neo4j_uri`` are set (both variables, say,
+                and no flag to pick one).
+        """
+        if self.store and self.neo4j_uri:
+            raise ValidationError(
+                f"both a store folder ({ENVIRONMENT['store']}={self.store}) and a Neo4j "
+                f"server ({ENVIRONMENT['neo4j_uri']}={self.neo4j_uri}) are set; unset one, "
+                "or pick one with --store DIR or --neo4j URI"
+            )
+        if self.neo4j_uri:
             return Neo4jStore(
                 self.neo4j_uri,
                 user=self.neo4j_username,

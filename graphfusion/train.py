@@ -13,6 +13,10 @@ embeddings are written back as ``User.fused_vec`` and ``Product.fused_vec``, and
 the model's whole score matrix (its blend included) as ``rec_vec`` for cosine indexes
 (:mod:`graphfusion.rec_vectors`); the curve of loss and validation Recall@20 is saved as a PNG
 beside the checkpoint.
+
+A Ctrl-C while the model's epochs (or the fusion model's taste model's) run stops them as early
+stopping does, once an epoch is validated; the rest follows as after early stopping
+(:func:`train` says how, and ``TrainResult.interrupted`` where).
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -36,6 +44,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from graphfusion.defaults import EPOCHS, MAX_SCORES, TASTE_EPOCHS
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.behaviour import FEATURES
@@ -73,7 +82,7 @@ from graphfusion.rec_vectors import (
 )
 from graphfusion.repeatable import repeatable
 from graphfusion.store.base import BaseStore
-from graphfusion.values import count_arg, real_arg
+from graphfusion.values import count_arg, home_path, real_arg
 
 __all__ = [
     "TrainConfig",
@@ -167,7 +176,7 @@ class TrainConfig:
     """
 
     model: str = "lightgcn"
-    epochs: int = 50
+    epochs: int = EPOCHS
     dim: int = 64
     layers: int = 3
     lr: float = 0.005
@@ -183,8 +192,8 @@ class TrainConfig:
     neighbourhood_rank: int = 128
     light_users: float = 0.0
     type_weights: dict[str, float] | None = field(default_factory=lambda: dict(TYPE_WEIGHTS))
-    taste_epochs: int = 80
-    max_scores: int = 100_000_000
+    taste_epochs: int = TASTE_EPOCHS
+    max_scores: int = MAX_SCORES
 
     def __hash__(self) -> int:
         # the generated hash would fail on the type_weights dict: hash its items instead
@@ -262,6 +271,10 @@ class TrainResult:
         seconds_per_epoch: Mean training time of an epoch (of the GNN, for the fusion model).
         taste_seconds: Fusion model with ``taste_epochs``: how long its taste model trained
             (its validation included), in seconds.
+        interrupted: Where a Ctrl-C stopped training (:func:`train`): ``epoch``, the epoch
+            in progress when the model's training stopped (``best_epoch`` was kept), and
+            ``taste epoch``, the fusion model's taste model's (its best epoch in
+            ``taste_history`` was kept); empty when none did.
         checkpoint: The saved weights (None for popularity).
         curve: The training-curve PNG.
     """
@@ -278,6 +291,7 @@ class TrainResult:
     taste_history: list[dict[str, float]] = field(default_factory=list)
     seconds_per_epoch: float = 0.0
     taste_seconds: float = 0.0
+    interrupted: dict[str, int] = field(default_factory=dict)
     checkpoint: Path | None = None
     curve: Path | None = None
 
@@ -287,7 +301,9 @@ class TrainResult:
         cold = ", ".join(f"{k} {v:.4f}" for k, v in self.cold.items())
         return (
             f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
-            f"{self.seconds_per_epoch:.2f} s/epoch; test {metrics}"
+            f"{self.seconds_per_epoch:.2f} s/epoch"
+            + (f" ({self.interruption()})" if self.interrupted else "")
+            + f"; test {metrics}"
             + (f"; cold items {cold}" if cold else "")
             + (f"; taste model: best validation Recall@20 {self._taste_best():.4f} of "
                f"{len(self.taste_history)} epochs, {self.taste_seconds:.1f} s"
@@ -306,6 +322,25 @@ class TrainResult:
     def _taste_best(self) -> float:
         return max((h.get("valid", math.nan) for h in self.taste_history), default=math.nan)
 
+    def interruption(self) -> str:
+        """Where a Ctrl-C stopped training and which epochs were kept, in words (empty when
+        none did)."""
+        said = []
+        if "epoch" in self.interrupted:
+            said.append(f"training interrupted by Ctrl-C at epoch {self.interrupted['epoch']}, "
+                        f"epoch {self.best_epoch} kept")  # fmt: skip
+        if "taste epoch" in self.interrupted:
+            said.append(self._taste_interruption())
+        return "; ".join(said)
+
+    def _taste_interruption(self) -> str:
+        valid = [h.get("valid", -math.inf) for h in self.taste_history]
+        kept = (f"epoch {int(self.taste_history[int(np.argmax(valid))]['epoch'])} kept"
+                if valid else "untrained, left out of the blend")  # fmt: skip
+        return (
+            f"taste model interrupted by Ctrl-C at epoch {self.interrupted['taste epoch']}, {kept}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """As plain data (for ``--json``)."""
         return {
@@ -319,6 +354,7 @@ class TrainResult:
             "light_search": self.light_search,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
             "taste_seconds": round(self.taste_seconds, 1),
+            "interrupted": self.interrupted,
             "history": self.history,
             "taste_history": self.taste_history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -671,12 +707,14 @@ def _fit_blend(
     seen: list[list[int]],
     truth: list[list[int]],
     cold: tuple[np.ndarray, list[list[int]]] | None = None,
+    leave_out: Sequence[str] = (),
 ) -> dict[str, float]:
     """Set the model's neighbourhood weights to those with the best validation Recall@20
     (:func:`~graphfusion.models.neighbourhood.search_weights` from 0 over the kernels it
-    has, :data:`BLEND_PASSES` passes), for its scores, and for its content-only scores (on
-    ``cold``, the validation cold products and their interactions, where given); and return
-    them, one per path and kernel of :data:`~graphfusion.models.neighbourhood.KERNELS`."""
+    has but ``leave_out``, which keep 0, :data:`BLEND_PASSES` passes), for its scores, and
+    for its content-only scores (on ``cold``, the validation cold products and their
+    interactions, where given); and return them, one per path and kernel of
+    :data:`~graphfusion.models.neighbourhood.KERNELS`."""
     assert model.neighbourhood is not None
     model.set_blend([0.0] * len(KERNELS), [0.0] * len(KERNELS))
     model.eval()
@@ -684,7 +722,7 @@ def _fit_blend(
     seen, truth = [seen[r] for r in rows], [truth[r] for r in rows]
     if cold is not None:
         cold = (cold[0], [cold[1][r] for r in rows])
-    names = model.available
+    names = [n for n in model.available if n not in leave_out]
     with torch.no_grad():
         # standardized once (blend_standardized ranks as blend does, for every weight); only
         # the learned kernel differs between the paths
@@ -717,10 +755,11 @@ def _fit_taste(
     seen: list[list[int]],
     truth: list[list[int]],
     progress: bool,
+    stop: Callable[[int], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Train the model's taste model (:func:`~graphfusion.models.taste.fit_taste`, at most
     ``config.taste_epochs`` epochs, the epoch of the best validation Recall@20 of the users
-    ``rows`` kept) and return its history."""
+    ``rows`` kept; ``stop``: its ``stop``) and return its history."""
     assert model.taste is not None
     pairs, how, follows = model.taste_pairs()
     every = len(rows) == model.num_users
@@ -733,6 +772,7 @@ def _fit_taste(
         model.taste.features, pairs, how, model.num_users, follows=follows, validate=recall,
         validate_users=None if every else torch.as_tensor(rows),
         config=TasteConfig(epochs=config.taste_epochs, seed=config.seed), progress=progress,
+        stop=stop,
     )  # fmt: skip
     model.taste.load_state_dict(fitted.state_dict())
     return history
@@ -884,6 +924,84 @@ def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
+@contextmanager
+def _sigint(handler: Callable[[int, FrameType | None], Any]) -> Iterator[bool]:
+    """Handle Ctrl-C (SIGINT) with ``handler`` over the block where that can be done without
+    taking it from anyone: in the main thread, over Python's default handler (the one a
+    Jupyter kernel runs code under too); yields whether it did. Python's handler is put back
+    on leaving (unless the handler already did, or something else replaced it)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield False
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield True
+    finally:
+        if signal.getsignal(signal.SIGINT) == handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _CtrlC:
+    """Ctrl-C during a training phase (the model's epochs, the fusion model's taste model's):
+    the first asks the phase to stop as early stopping does, at the next :meth:`poll` (after
+    each step), keeping its best epoch; from then on Ctrl-C aborts as Python's handler does
+    (KeyboardInterrupt). So does the first while ``keep`` is False (no epoch to keep yet).
+
+    A context manager: the handler is installed only where :func:`_sigint` can; elsewhere (a
+    thread, a handler of the caller's) Ctrl-C is left as it is and :meth:`poll` is False. The
+    handler writes nothing (a write to stderr that the signal interrupted, the progress
+    bar's, would be entered again and the message lost): the phase says that it stopped.
+
+    Args:
+        keep: Whether a Ctrl-C now has something to keep (else it aborts at once).
+    """
+
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self.requested = False
+        #: The epoch in progress when the stop was taken (:meth:`poll`), or None.
+        self.at: int | None = None
+        self._held = _sigint(self._handle)
+
+    def __enter__(self) -> _CtrlC:
+        self._held.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._held.__exit__(*exc)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next one aborts
+        if not self.keep:
+            signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+        self.requested = True
+
+    def poll(self, epoch: int) -> bool:
+        """Whether to stop now, ``epoch`` being the epoch in progress (noted as :attr:`at`)."""
+        if self.requested and self.at is None:
+            self.at = epoch
+        return self.requested
+
+
+@contextmanager
+def _ctrl_c_after(what: str) -> Iterator[None]:
+    """Hold a Ctrl-C back until the block, ``what``, is done, then raise KeyboardInterrupt
+    (where :func:`_sigint` can install a handler): the block is all or nothing to a Ctrl-C."""
+    came: list[int] = []
+    with _sigint(lambda signum, frame: came.append(signum)):
+        yield
+    if came:
+        log.warning(
+            "Ctrl-C while %s: that was finished first (the store serves the new model); "
+            "aborting now",
+            what,
+        )
+        raise KeyboardInterrupt
+
+
 @repeatable
 def train(
     store: BaseStore,
@@ -914,12 +1032,32 @@ def train(
         ValidationError: Bad settings, a store opened read-only, or too few interactions to
             split (no user with validation or test interactions, or no interactions left to
             train on beside the cold products).
+        KeyboardInterrupt: A Ctrl-C that aborts (below).
+
+    **Ctrl-C.** The first Ctrl-C (SIGINT) while the model's epochs run stops them after the
+    step in progress, as early stopping does: that epoch is abandoned (or, when the Ctrl-C
+    comes while it is validated, completed), the best validated epoch is kept, and what
+    follows training runs as usual: the fusion model's taste model (whose epochs a Ctrl-C
+    stops the same way, keeping its best; stopped before its first epoch ends, it is left
+    out of the blend), the blend weights, the light users, the test, the files and the
+    write-back. ``TrainResult.interrupted`` says where it stopped, and the summary, the
+    history file and the progress bar say so. A Ctrl-C before the first epoch is validated,
+    or one outside those epochs (a second), aborts with KeyboardInterrupt, as Python does,
+    and leaves the served model, its files and the stored vectors as they were; one that
+    comes while the vectors are written is held until they all are (and the checkpoint
+    serves them), then aborts. This needs Python's own SIGINT handler in the main thread
+    (as in a terminal or a Jupyter kernel), which training replaces while it runs and then
+    puts back; in another thread, or under a handler of the caller's, Ctrl-C is left alone.
     """
     config = config or TrainConfig()
     config.check()
-    if getattr(store, "read_only", False):
-        raise ValidationError("the store is open read-only; training writes to it")
-    unknown = sorted(set(config.type_weights or ()) - set(store.schema.relationships))
+    store.check_writable("training")
+    store.schema.require(
+        f"training on {', '.join(config.interactions)}", ("User", "Product"), config.interactions
+    )
+    # the default weights name every built-in type; a schema may lack some of them
+    given = config.type_weights if config.type_weights != TYPE_WEIGHTS else None
+    unknown = sorted(set(given or ()) - set(store.schema.relationships))
     if unknown:
         raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
     frame, users, items = load_interactions(store, config.interactions, config.type_weights)
@@ -985,53 +1123,81 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     best, best_state, waited, spent = -1.0, copy.deepcopy(model.state_dict()), 0, 0.0
     bar = tqdm(range(1, config.epochs + 1), desc=f"train {config.model}", disable=not progress)
-    for epoch in bar:
-        started = time.perf_counter()
-        order = torch.randperm(edges.shape[1], generator=gen)
-        total, steps = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            batch = edges[:, order[start : start + config.batch_size]]
-            neg = torch.randint(0, n_i, (batch.shape[1],), generator=gen)
-            loss = model.loss(batch[0], batch[1], neg, config.reg)
-            if not torch.isfinite(loss):  # nothing is written: the store keeps what it served
-                raise ValidationError(
-                    f"training diverged: the loss is {loss.item()} at epoch {epoch}; "
-                    f"use a smaller lr (it was {config.lr:g})"
+    # a Ctrl-C stops the epochs as early stopping does, once one epoch is validated
+    with _CtrlC(keep=False) as ctrl_c:
+        for epoch in bar:
+            started = time.perf_counter()
+            order = torch.randperm(edges.shape[1], generator=gen)
+            total, steps = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                batch = edges[:, order[start : start + config.batch_size]]
+                neg = torch.randint(0, n_i, (batch.shape[1],), generator=gen)
+                loss = model.loss(batch[0], batch[1], neg, config.reg)
+                if not torch.isfinite(loss):  # nothing is written: the store keeps its model
+                    raise ValidationError(
+                        f"training diverged: the loss is {loss.item()} at epoch {epoch}; "
+                        f"use a smaller lr (it was {config.lr:g})"
+                    )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                steps += 1
+                if ctrl_c.poll(epoch):
+                    break
+            stopped = f"train {config.model} (interrupted at epoch {epoch})"
+            if ctrl_c.requested:  # the epoch in progress is abandoned
+                bar.set_description(stopped)
+                break
+            spent += time.perf_counter() - started
+            score = _evaluate(model, checked, seen_train, valid, block)["recall@20"]
+            entry = {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
+            if isinstance(model, FusionGNN) and model.content_weight > 0:
+                # The content path ranks new products; its own validation recall counts too,
+                # or the weights are kept at an epoch where it has barely started to learn.
+                on_content = _evaluate(model, checked, seen_train, valid, block, content=True)
+                content = on_content["recall@20"]
+                entry["valid_content_recall@20"] = content
+                score += content
+            result.history.append(entry)
+            shown = {k.removeprefix("valid_"): f"{v:.4f}" for k, v in entry.items()
+                     if k != "epoch"}  # fmt: skip
+            if score > best:
+                best, best_state, waited, result.best_epoch = (
+                    score,
+                    copy.deepcopy(model.state_dict()),
+                    0,
+                    epoch,
                 )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            steps += 1
-        spent += time.perf_counter() - started
-        score = _evaluate(model, checked, seen_train, valid, block)["recall@20"]
-        entry = {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
-        if isinstance(model, FusionGNN) and model.content_weight > 0:
-            # The content path ranks new products; its own validation recall counts too, or
-            # the weights are kept at an epoch where it has barely started to learn.
-            on_content = _evaluate(model, checked, seen_train, valid, block, content=True)
-            content = on_content["recall@20"]
-            entry["valid_content_recall@20"] = content
-            score += content
-        result.history.append(entry)
-        shown = {k.removeprefix("valid_"): f"{v:.4f}" for k, v in entry.items() if k != "epoch"}
-        bar.set_postfix(shown)  # each recall on its own (the sum, ``score``, can pass 1)
-        if score > best:
-            best, best_state, waited, result.best_epoch = (
-                score,
-                copy.deepcopy(model.state_dict()),
-                0,
-                epoch,
-            )
-        else:
-            waited += 1
+            else:
+                waited += 1
+            ctrl_c.keep = True  # before the bar shows the epoch: a Ctrl-C then keeps it
+            bar.set_postfix(shown)  # each recall on its own (the sum, ``score``, can pass 1)
+            if ctrl_c.poll(epoch):
+                bar.set_description(stopped)
+                break
             if waited >= config.patience:
                 break
+    taste = isinstance(model, FusionGNN) and model.taste is not None
+    if ctrl_c.at is not None:
+        result.interrupted["epoch"] = ctrl_c.at
+        log.warning(
+            "training interrupted by Ctrl-C at epoch %d: epoch %d kept; %s", ctrl_c.at,
+            result.best_epoch, "the taste model trains next (Ctrl-C stops it too)" if taste
+            else "testing and saving it (Ctrl-C again aborts)",
+        )  # fmt: skip
     model.load_state_dict(best_state)
     if isinstance(model, FusionGNN) and model.taste is not None:
         started = time.perf_counter()
-        result.taste_history = _fit_taste(model, config, checked, seen_train, valid, progress)
+        with _CtrlC(keep=True) as ctrl_c:
+            result.taste_history = _fit_taste(
+                model, config, checked, seen_train, valid, progress, stop=ctrl_c.poll
+            )
         result.taste_seconds = time.perf_counter() - started
+        if ctrl_c.at is not None:
+            result.interrupted["taste epoch"] = ctrl_c.at
+            log.warning("%s; testing and saving the model (Ctrl-C again aborts)",
+                        result._taste_interruption())  # fmt: skip
     elif isinstance(model, FusionGNN) and config.taste_epochs:
         why = (
             "it needs the neighbourhood (neighbourhood_rank > 0)"
@@ -1043,7 +1209,9 @@ def train(
         cold_valid = (
             (cold_valid_items, _per_user(cold_valid_df, n_u)) if len(cold_valid_items) else None
         )
-        result.blend = _fit_blend(model, checked, seen_train, valid, cold_valid)
+        # an untrained taste model (stopped before its first epoch) has no place in it
+        leave_out = () if result.taste_history else ("taste",)
+        result.blend = _fit_blend(model, checked, seen_train, valid, cold_valid, leave_out)
         best_state = copy.deepcopy(model.state_dict())
     if len(light):
         assert isinstance(model, FusionGNN | LightGCN | MF)
@@ -1055,43 +1223,83 @@ def train(
     result.test = _evaluate(model, everyone, seen_valid, test, block)
     if len(cold_items):
         result.cold = _evaluate_cold(model, everyone, cold_items, cold_test, block)
-    # the checkpoint replaces the served one only once the store holds its vectors: a run
-    # that fails before leaves the model served and the vectors stored in step
-    result.checkpoint = folder / f"{name}.pt"
-    written = folder / f"{name}.pt.part"
-    torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
-                "items": items, "node_ids": node_ids, "light_weights": result.light_weights,
-                "demographics": demographics.to_dict(), "written_back": write_back},
-               written)  # fmt: skip
-    result.curve = _plot(result.history, folder / f"{name}-curve.png", config.model)
-    (folder / f"{name}-history.json").write_text(json.dumps(result.to_dict(), indent=2))
-    if write_back:
-        with torch.no_grad():
-            u_emb, i_emb = (t.numpy().astype(np.float64) for t in model.embeddings())
-        write_vectors(store, "User", "fused_vec", users, u_emb)
-        write_vectors(store, "Product", "fused_vec", items, i_emb)
-        rank = rec_rank(store)
-        if rank is not None:
-            model.eval()
-            u_fac, i_fac = score_factors(model.scores, n_u, n_i, rank, block=block,
-                                         seed=config.seed)  # fmt: skip
-            products, scale = product_rec_vectors(i_fac)
-            write_vectors(store, "User", PROPERTY, users, user_rec_vectors(u_fac, scale))
-            write_vectors(store, "Product", PROPERTY, items, products)
-    os.replace(written, result.checkpoint)
-    if write_back:
-        mark_served(folder, config.model)
-        own = store_models_dir(store)
-        if own.resolve() != folder.resolve():  # its vectors are this model's
-            own.mkdir(parents=True, exist_ok=True)
-            mark_served(own, config.model)
+    # The checkpoint, curve and history replace the served model's only once the store holds
+    # its vectors, computed before the first is written: a run that fails or is aborted before
+    # leaves the model served, its files and the vectors stored in step (and no part files).
+    assert isinstance(model, FusionGNN | LightGCN | MF)
+    result.checkpoint, result.curve = folder / f"{name}.pt", folder / f"{name}-curve.png"
+    history = folder / f"{name}-history.json"
+    parts = {
+        result.checkpoint: folder / f"{name}.pt.part",
+        result.curve: folder / f"{name}-curve.part.png",
+        history: folder / f"{name}-history.json.part",
+    }
+    try:
+        torch.save({"state_dict": best_state, "config": asdict(config), "users": users,
+                    "items": items, "node_ids": node_ids,
+                    "light_weights": result.light_weights,
+                    "demographics": demographics.to_dict(), "written_back": write_back},
+                   parts[result.checkpoint])  # fmt: skip
+        title = config.model + (" (interrupted)" if result.interrupted else "")
+        _plot(result.history, parts[result.curve], title)
+        parts[history].write_text(json.dumps(result.to_dict(), indent=2))
+        vectors = (
+            _write_back_vectors(store, model, n_u, n_i, block, config.seed) if write_back else {}
+        )
+        with _ctrl_c_after("writing the model back"):
+            for (label, prop), matrix in vectors.items():
+                write_vectors(store, label, prop, users if label == "User" else items, matrix)
+            for final, part in parts.items():
+                os.replace(part, final)
+            if write_back:
+                mark_served(folder, config.model)
+                own = store_models_dir(store)
+                if own.resolve() != folder.resolve():  # its vectors are this model's
+                    own.mkdir(parents=True, exist_ok=True)
+                    mark_served(own, config.model)
+    except BaseException:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
+        raise
     return result
 
 
+def _write_back_vectors(
+    store: BaseStore, model: FusionGNN | LightGCN | MF, n_u: int, n_i: int, block: int, seed: int
+) -> dict[tuple[str, str], np.ndarray]:
+    """What :func:`train` writes back, by (label, property): the model's embeddings as
+    ``fused_vec``, and, where the schema has ``rec_vec``, factors of its scores
+    (:func:`~graphfusion.rec_vectors.score_factors`, ``block`` users at a time)."""
+    with torch.no_grad():
+        u_emb, i_emb = (t.numpy().astype(np.float64) for t in model.embeddings())
+    out = {("User", "fused_vec"): u_emb, ("Product", "fused_vec"): i_emb}
+    rank = rec_rank(store)
+    if rank is not None:
+        model.eval()
+        u_fac, i_fac = score_factors(model.scores, n_u, n_i, rank, block=block, seed=seed)
+        products, scale = product_rec_vectors(i_fac)
+        out["User", PROPERTY] = user_rec_vectors(u_fac, scale)
+        out["Product", PROPERTY] = products
+    return out
+
+
 def store_models_dir(store: BaseStore) -> Path:
-    """The store's own models folder: ``models/`` in the store folder, or
-    ``./graphfusion-models/models`` for a store without a folder (Neo4j)."""
-    return Path(getattr(store, "path", Path("graphfusion-models"))) / "models"
+    """The store's own models folder: ``models/`` in the store folder; for a store without a
+    folder (Neo4j) ``$GRAPHFUSION_MODELS``, else ``./graphfusion-models/models`` (of the
+    working folder: set the variable where training and serving run in different folders).
+
+    Raises:
+        ValidationError: ``$GRAPHFUSION_MODELS`` is only spaces, or names an unknown home.
+    """
+    folder = getattr(store, "path", None)
+    if folder is not None:
+        return Path(folder) / "models"
+    named = os.environ.get("GRAPHFUSION_MODELS")
+    if not named:
+        return Path("graphfusion-models") / "models"
+    if not named.strip():
+        raise ValidationError("$GRAPHFUSION_MODELS is blank; name a folder or unset it")
+    return home_path(named, "$GRAPHFUSION_MODELS")
 
 
 def _check_split(train_df: pd.DataFrame, valid_df: pd.DataFrame, test_df: pd.DataFrame) -> None:

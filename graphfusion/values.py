@@ -255,7 +255,8 @@ def coerce(value: Any, target: PropertyType | Property) -> Any:
 
     Returns:
         ``str``, ``int``, ``float``, ``bool``, naive UTC ``datetime.datetime``, or a list of
-        those; None when the value is missing.
+        those; None when the value is missing (for a list, when it has no element that is
+        not missing: ``[]``, ``""``, ``";"``).
 
     Raises:
         ValueError: With the reason, when the value does not fit the type or is out of the
@@ -317,7 +318,7 @@ def _converter(ptype: PropertyType) -> Callable[[Any], Any]:
     if name == "float":
 
         def to_float(value: Any) -> Any:
-            if type(value) is str:
+            if type(value) is str and "_" not in value:
                 try:
                     out = float(value)
                 except ValueError:
@@ -334,7 +335,7 @@ def _converter(ptype: PropertyType) -> Callable[[Any], Any]:
         def to_int(value: Any) -> Any:
             if type(value) is int:
                 return value
-            if type(value) is str:
+            if type(value) is str and "_" not in value:
                 try:
                     return int(value)
                 except ValueError:
@@ -411,9 +412,12 @@ def number_text(value: Any) -> str:
     ``"1234.5"``.
 
     Raises:
-        ValueError: It has a comma that is not a thousands separator (``"1,99"``).
+        ValueError: It has a comma that is not a thousands separator (``"1,99"``), or an
+            underscore (which Python's ``int`` and ``float`` would skip: ``"2020_05"``).
     """
     text = str(value).strip()
+    if "_" in text:
+        raise ValueError(f"{text[:40]!r} is not a number: it holds an underscore")
     if "," not in text:
         return text
     if _THOUSANDS.fullmatch(text) is None:
@@ -513,12 +517,8 @@ def _coerce_list(value: Any, ptype: PropertyType) -> list[Any] | None:
         if fault is not None:
             raise ValueError(fault)
         return [float(x) for x in arr]
-    out = []
-    for item in items:
-        if is_missing(item):
-            continue
-        out.append(_coerce_scalar(item, element))
-    return out
+    out = [_coerce_scalar(item, element) for item in items if not is_missing(item)]
+    return out or None  # no element is no value, as an empty text is (a null erases nothing)
 
 
 def json_safe(value: Any) -> Any:

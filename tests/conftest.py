@@ -45,6 +45,17 @@ def trained_store(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder of the test's own (``$HOME``: ``tmp_path/home``), with the working folder
+    ``tmp_path/work``, both empty: ``~`` in paths must land in the first."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "home"
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     """A fresh, empty embedded store."""
     with EmbeddedStore(tmp_path / "store") as s:

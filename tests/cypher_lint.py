@@ -10,6 +10,7 @@ Then::
 
     results = lint_cypher(["MATCH (n) RETURN n", "MATCH (n RETURN n"])
     assert results[0].ok and not results[1].ok
+    unknown_calls("RETURN label(r), list_contains($a, 1)")  # ['label', 'list_contains']
 
 All queries go to one ``node`` process. Queries are checked as Neo4j 5 Cypher against an
 empty schema: syntax and semantic errors (e.g. undefined variables) are reported, while
@@ -20,13 +21,17 @@ labels, property keys, functions and procedures are not checked against a databa
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from graphfusion.store.cypher import mask_cypher
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LINT_DIR = REPO_ROOT / "tools" / "cypher-lint"
@@ -156,3 +161,77 @@ def lint_cypher(queries: Sequence[str], *, timeout: float = 600.0) -> list[LintR
         )
         for query, item in zip(queries, items, strict=True)
     ]
+
+
+# Prints the names of Neo4j 5's built-in functions and procedures, as the package's own test
+# schema lists them (taken from a Neo4j 5 server; APOC and other plugins left out).
+_BUILTINS_SCRIPT = """
+import { testData } from '@neo4j-cypher/language-support';
+const pick = (all) => Object.values(all['CYPHER 5']);
+const schema = testData.mockSchema;
+console.log(JSON.stringify({
+  functions: pick(schema.functions).filter((f) => f.isBuiltIn).map((f) => f.name),
+  procedures: pick(schema.procedures).filter((p) => !/^(apoc|gds|genai)\\./.test(p.name))
+    .map((p) => p.name),
+}));
+"""
+
+#: Words that a ``(`` may follow in Cypher without making a call.
+_CLAUSE_WORDS = frozenset(
+    """MATCH OPTIONAL MERGE CREATE WHERE AND OR XOR NOT IN RETURN WITH ON FOR DISTINCT UNWIND
+    THEN ELSE WHEN CASE AS BY LIMIT SKIP DELETE DETACH SET REMOVE YIELD IS UNION""".split()  # noqa: SIM905
+)
+_CALLED = re.compile(r"(?<![\w.$])([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\(")
+
+
+@functools.cache
+def neo4j_builtins() -> tuple[frozenset[str], frozenset[str]]:
+    """Neo4j 5's built-in function and procedure names, lower case (functions' names are not
+    case sensitive), from ``@neo4j-cypher/language-support``'s test schema.
+
+    Raises:
+        RuntimeError: When the checker is not installed or node fails.
+    """
+    if not cypher_lint_available():
+        raise RuntimeError(unavailable_reason())
+    node = _node_executable()
+    assert node is not None
+    proc = subprocess.run(
+        [node, "--input-type=module", "-e", _BUILTINS_SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=LINT_DIR,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"listing Neo4j's functions failed: {proc.stderr.strip()}")
+    names = json.loads(proc.stdout)
+    return (
+        frozenset(n.lower() for n in names["functions"]),
+        frozenset(n.lower() for n in names["procedures"]),
+    )
+
+
+def unknown_calls(query: str) -> list[str]:
+    """The functions and procedures ``query`` calls that Neo4j 5 does not have built in (e.g.
+    LadybugDB's ``label``, ``list_contains``, ``array_cosine_similarity``, ``CAST``, or
+    ``timestamp`` given an argument), in order; string literals and comments do not count.
+
+    Raises:
+        RuntimeError: When the checker is not installed or node fails.
+    """
+    functions, procedures = neo4j_builtins()
+    masked = mask_cypher(query)
+    unknown = []
+    for match in _CALLED.finditer(masked):
+        name = re.sub(r"\s+", "", match.group(1))
+        if name.upper() in _CLAUSE_WORDS:
+            continue
+        before = masked[: match.start()].rstrip()
+        known = procedures if re.search(r"\bCALL$", before, flags=re.I) else functions
+        # Neo4j's timestamp() takes no argument; LadybugDB's timestamp('...') parses text
+        takes_text = name.lower() == "timestamp" and masked[match.end() :].lstrip()[:1] != ")"
+        if name.lower() not in known or takes_text:
+            unknown.append(name)
+    return unknown

@@ -433,3 +433,27 @@ def test_cli_generate_catalog_errors(
     assert message in res.output
     if code == 1:
         assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_zip_of_photos_is_a_catalogue_source(catalogue: Path, tmp_path: Path) -> None:
+    """Kaggle ships the Myntra photos as a zip: a catalogue folder with images.zip (and no
+    images.tar.gz) gives the same photo references, into the zip."""
+    import zipfile
+
+    folder = tmp_path / "myntra zip"
+    folder.mkdir()
+    shutil.copy(catalogue / "products.csv", folder / "products.csv")
+    with (
+        tarfile.open(catalogue / "images.tar.gz") as tar,
+        zipfile.ZipFile(folder / "images.zip", "w") as zipped,
+    ):
+        for member in tar.getmembers():
+            data = tar.extractfile(member)
+            assert data is not None
+            zipped.writestr(member.name, data.read())
+    out = tmp_path / "shop"
+    generate_catalog_shop(out, "myntra", source=folder, users=50, interactions=2000, seed=1)
+    archive = str((folder / "images.zip").resolve())
+    for pid, image in _read(out / "products.csv")[["product_id", "image"]].itertuples(index=False):
+        raw = pid.removeprefix("myntra:")
+        assert image == ("" if raw in _NO_PHOTO else f"{archive}::images/{raw}.jpg")

@@ -81,6 +81,15 @@ def test_a_load_that_cannot_run_makes_no_store(runner: CliRunner, tmp_path: Path
         res = runner.invoke(main, ["load", *args, "--store", str(folder)])
         assert res.exit_code == 1 and message in res.output, res.output
         assert not (tmp_path / "new").exists()
+    # a report that would overwrite a source file (the store was made first)
+    shop = tmp_path / "shop"
+    assert runner.invoke(main, ["generate", "--size", "tiny", "--out", str(shop)]).exit_code == 0
+    before = (shop / "products.csv").read_bytes()
+    args = ["synthetic", "--source", f"shop={shop}", "--report", str(shop / "products.csv")]
+    res = runner.invoke(main, ["load", *args, "--store", str(folder)])
+    assert res.exit_code == 1 and "is the source file" in res.output, res.output
+    assert not (tmp_path / "new").exists()
+    assert (shop / "products.csv").read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -165,8 +174,8 @@ def test_json_output_is_strict_and_a_closed_pipe_is_no_error(
     load = ["load", "synthetic", "--source", f"shop={shop}", "--store", str(store)]
     assert runner.invoke(main, load).exit_code == 0
     res = runner.invoke(
-        main, ["cypher", "RETURN $x AS x", "--param", "x=NaN", "--json", "--store", str(store)]
-    )
+        main, ["cypher", "RETURN 0.0 / 0.0 AS x", "--json", "--store", str(store)]
+    )  # a NaN parameter is refused (test_cli_output); the store makes one here
     assert res.exit_code == 0, res.output
     assert json.loads(res.output) == [{"x": None}]  # strict JSON: NaN is null
     # a reader that leaves early (`| head -1`): exit 0, nothing on stderr
@@ -191,7 +200,7 @@ def test_a_bad_config_file_is_bad_usage(
     config.write_text(text)
     res = runner.invoke(main, ["--config", str(config), "stats"])
     assert res.exit_code == 2
-    assert "--config" in res.output and message in res.output
+    assert f"config file {config}" in res.output and message in res.output
     # a command that opens no store does not read it
     out = tmp_path / "shop"
     res = runner.invoke(
@@ -371,3 +380,32 @@ def test_serve_on_a_taken_port_exits_1(
             main, ["serve", "--store", str(folder), "--port", str(port), "--log-level", "error"]
         )
     assert res.exit_code == 1, res.output
+
+
+def test_a_bad_setting_from_the_environment_is_not_called_a_config_error(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every settings error said "Invalid value for --config", also one of the environment
+    with no --config given; the message names its own source."""
+    monkeypatch.setenv("GRAPHFUSION_STORE", "  ")
+    res = runner.invoke(main, ["stats", "--store", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "GRAPHFUSION_STORE is blank" in res.output, res.output
+    assert "--config" not in res.output.splitlines()[-1]
+    monkeypatch.delenv("GRAPHFUSION_STORE")
+    (tmp_path / "bad.toml").write_text("store = 3\n")
+    res = runner.invoke(main, ["--config", str(tmp_path / "bad.toml"), "stats"])
+    assert res.exit_code == 2 and "config file" in res.output and "bad.toml" in res.output
+
+
+def test_explain_says_when_no_evidence_links_the_two(
+    runner: CliRunner, trained_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no reasons (a product no one else has interacted with), `explain` printed nothing."""
+    from graphfusion.engine import Engine
+
+    monkeypatch.setattr(Engine, "explain", lambda self, user, product: [])
+    args = ["explain", "u0001", "p0002", "--store", str(trained_store), "--read-only"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0 and "no graph evidence links u0001 to p0002" in res.output
+    res = runner.invoke(main, [*args, "--json"])
+    assert res.exit_code == 0 and json.loads(res.output) == []

@@ -101,15 +101,8 @@ def test_the_context_manager_closes_the_store_when_the_body_raises(tmp_path: Pat
     Engine(folder).close()  # the folder is free again
 
 
-def test_a_store_folder_under_the_home_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_store_folder_under_the_home_folder(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``~`` is the home folder, as in pandas, not a folder named ``~`` in the working one."""
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(work)
     with Engine("~/shop/store") as engine:
         assert isinstance(engine.store, EmbeddedStore)
         assert engine.store.path == home / "shop" / "store"
@@ -123,7 +116,7 @@ def test_a_store_folder_under_the_home_folder(
     monkeypatch.setenv("GRAPHFUSION_STORE", "  ")
     with pytest.raises(ValidationError, match=r"\$GRAPHFUSION_STORE is empty"):
         Engine()
-    assert not (work / "~").exists()
+    assert not (Path.cwd() / "~").exists()
 
 
 def test_a_relative_store_folder_is_in_the_working_folder(
@@ -272,9 +265,43 @@ def test_a_read_only_engine_refuses_to_write_before_it_reads(
                 pd.DataFrame({"user_id": ["u0001"], "product_id": ["p0002"]})
             ),
             "add_products": lambda: engine.add_products(pd.DataFrame({"id": ["pnew"]})),
+            "training": lambda: engine.train("mf", epochs=1),
         }
         for name, call in calls.items():
             with pytest.raises(ValidationError, match=f"read-only; {name} writes to it"):
                 call()
         assert len(engine.recommend("u0001", k=3, explain=False)) == 3
         assert engine.stats().nodes["Product"] == 40
+
+
+def test_applications_name_what_a_schema_of_ones_own_lacks(tmp_path: Path) -> None:
+    """On a schema without products (User -VIEWED-> Item), ask, defects and their evidence
+    failed with LadybugDB's "Binder exception: Table Product does not exist", and train
+    complained of the default type weights; each now names what it needs."""
+    from graphfusion.errors import SchemaError
+    from graphfusion.schema import parse_schema
+
+    schema = parse_schema(
+        {
+            "version": 1,
+            "name": "tiny",
+            "nodes": {
+                "User": {"key": "id", "properties": {"id": "string"}},
+                "Item": {"key": "id", "properties": {"id": "string", "title": "string"}},
+            },
+            "relationships": {"VIEWED": {"between": [["User", "Item"]]}},
+        }
+    )
+    with Engine(tmp_path / "s" / "store", schema=schema) as engine:
+        cases: dict[str, Callable[[], object]] = {
+            "question answering needs .*: Product, Question": lambda: engine.ask("Is it big?"),
+            "defect analysis needs .*: Product, Review": lambda: engine.defects(),
+            "defect analysis needs": lambda: engine.defect_evidence("x"),
+            "the recalls report needs .*: Recall, Supplier, NAMES": lambda: engine.recalls(),
+            "training on VIEWED needs .*: Product \\(": lambda: engine.train(
+                "mf", epochs=1, interactions=("VIEWED",)
+            ),
+        }
+        for message, call in cases.items():
+            with pytest.raises(SchemaError, match=message):
+                call()

@@ -146,3 +146,20 @@ def test_batch_size_takes_numpy_integers(encoder: TextEncoder) -> None:
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValidationError, match="batch_size"):
             TextEncoder(encoder.path, batch_size=bad)  # type: ignore[arg-type]
+
+
+def test_the_device_is_checked_when_the_encoder_is_made(encoder: TextEncoder) -> None:
+    """A bad device was taken in silence and failed at the first encoding as "cannot load a
+    sentence-transformers model from <the model folder>: ...", blaming the model; ``auto``
+    (as ImageEncoder takes it) was refused that way too."""
+    import torch
+
+    for bad in ("nonsense", "mps", None, 2.5):
+        with pytest.raises(ValidationError, match="device must be cpu, cuda or auto"):
+            TextEncoder(encoder.path, device=bad)  # type: ignore[arg-type]
+    if not torch.cuda.is_available():
+        with pytest.raises(ValidationError, match="CUDA is not available"):
+            TextEncoder(encoder.path, device="cuda")
+    auto = TextEncoder(encoder.path, device="auto")
+    assert auto.device in ("cpu", "cuda")
+    np.testing.assert_allclose(auto.encode(TEXTS[:1]), encoder.encode(TEXTS[:1]), atol=1e-5)

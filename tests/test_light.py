@@ -217,3 +217,12 @@ def test_training_chooses_and_saves_the_light_weights(
     assert Recommender(engine.store).light_weights == DEFAULT_WEIGHTS
     with pytest.raises(ValidationError, match="light_users"):
         engine.train("mf", light_users=0.6)
+
+
+@pytest.mark.parametrize("share", [1.5, -0.1, float("nan"), "0.3", True])
+def test_light_split_refuses_a_share_outside_0_to_1(share: object) -> None:
+    """A share above 1 or NaN was numpy's ValueError from the draw; a negative one or a
+    string (compared with 0) made nobody light, or failed, without saying why."""
+    with pytest.raises(ValidationError, match="share"):
+        light_split(_frame([12] * 100), share, 0)  # type: ignore[arg-type]
+    assert len(light_split(_frame([12] * 100), 1.0, 0)[2]) == 100

@@ -278,10 +278,63 @@ def test_rows_out_of_range_or_of_a_wrong_type_are_refused() -> None:
 
 
 def test_a_diverging_training_is_refused_not_returned() -> None:
-    """Item features of huge values make the loss NaN; training stops with an error instead
-    of returning a model whose every score is NaN."""
+    """Large item features (within :data:`FEATURE_MAX`) and an absurd learning rate make the
+    loss infinite; training stops with an error instead of returning a model whose every
+    score is NaN. (Features above the bound are refused before training.)"""
     data = _planted()
-    huge = torch.full_like(data["features"], 1e30)
+    cfg = TasteConfig(dim=8, hidden=16, epochs=2, batch_size=16, lr=1e6)
     with pytest.raises(ValidationError, match="not finite"):
-        fit_taste(huge, data["pairs"], data["how"], data["n_users"],
+        fit_taste(data["features"] * 1e5, data["pairs"], data["how"], data["n_users"], config=cfg)
+
+
+def test_without_a_user_of_two_products_nothing_is_trained_and_a_warning_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With one product per user no product can be a target: training used to run its epochs
+    anyway, each reporting a loss of 0.0 and calling ``validate``, and return the untrained
+    model as if it had learned; now it returns at once, with no epochs and a warning."""
+    data = _planted()
+    first = dict(reversed(data["pairs"].t().tolist()))  # each user's first product
+    once = torch.tensor(sorted(first.items())).t()
+    assert torch.equal(torch.bincount(once[0]), torch.ones(data["n_users"], dtype=torch.long))
+    calls: list[int] = []
+    with caplog.at_level("WARNING", logger="graphfusion.models"):
+        model, history = fit_taste(
+            data["features"], once, torch.ones(once.shape[1], 1), data["n_users"],
+            validate=lambda s: calls.append(1) or 0.0, config=SMALL,
+        )  # fmt: skip
+    assert history == [] and calls == []
+    assert "two or more products" in caplog.text
+    assert not model.training
+    with torch.no_grad():
+        scores = model.scores(model.user_vectors(once, torch.ones(once.shape[1], 1),
+                                                 data["n_users"]))  # fmt: skip
+    assert bool(torch.isfinite(scores).all())
+
+
+def test_infinite_modality_entries_count_as_zero_as_in_the_fusion_model() -> None:
+    """An infinite entry became 3.4e38 (``nan_to_num``'s default), a "finite" feature that
+    the model trained on with a loss of about 1e36 instead of refusing or ignoring it."""
+    text = torch.ones(3, 2)
+    text[1, 0], text[2, 1] = math.inf, -math.inf
+    got = item_features({"text_vec": text})
+    assert torch.equal(got, torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("scale", [1e7, 1e18])
+def test_features_of_an_absurd_scale_are_refused_before_training(scale: float) -> None:
+    """The fusion model refuses input features above 1e6 (they are not standardized); the
+    taste model trained on them, with a loss of 1e11 to 1e35, and returned the model."""
+    data = _planted()
+    calls: list[int] = []
+    with pytest.raises(ValidationError, match="scale"):
+        fit_taste(data["features"] * scale, data["pairs"], data["how"], data["n_users"],
+                  validate=lambda s: calls.append(1) or 0.0,
                   config=TasteConfig(dim=8, hidden=16, epochs=2, batch_size=16))  # fmt: skip
+    assert calls == []
+    model, _ = fit_taste(data["features"], data["pairs"], data["how"], data["n_users"],
+                         config=TasteConfig(dim=8, hidden=16, epochs=1, batch_size=16))  # fmt: skip
+    with pytest.raises(ValidationError, match="scale"):
+        model.item_vectors(data["features"][:2] * scale)
+    with pytest.raises(ValidationError, match="finite"):
+        model.input_vectors(torch.full((2, data["features"].shape[1]), math.nan))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from graphfusion.qa import (
     FIT_CANDIDATES,
     FUSION_GRID,
     METHODS,
+    SIMILAR_QUESTION,
     QAIndex,
     _best_weights,
     _Case,
@@ -137,6 +139,11 @@ def test_a_question_asked_again_gets_its_own_answers_first(engine: Engine) -> No
     other = next(p for p in qa.products if p != qa.products[qa.questions.product[q]])
     sc = qa.scores(qa.questions.texts[q], qa.products.index(other))
     assert not len(sc["same"])
+    # but its evidence still says the question was asked about its own product (it said
+    # "a similar question ... (similarity 1.00)")
+    own = qa.products[qa.questions.product[q]]
+    listed = qa.ask(qa.questions.texts[q], product_id=other, k=100).products
+    assert "the same question was asked about it" in listed.set_index("product_id").evidence[own]
     # a text asked about several products names none of them: the plain fusion ranks
     sc = qa.scores(qa.questions.texts[many[0]])
     assert not len(sc["same"])
@@ -482,11 +489,11 @@ def test_tied_scores_rank_in_the_stored_order(engine: Engine) -> None:
     """Items with the same score come in the order of their keys, as the evidence's
     "fits the question best" counts them; they used to come in whatever order a partial
     sort left them."""
-    from graphfusion.qa import _best
+    from graphfusion.topk import top_rows
 
-    np.testing.assert_array_equal(_best(np.zeros(300), 10), np.arange(10))
+    np.testing.assert_array_equal(top_rows(np.zeros(300), 10), np.arange(10))
     score = np.array([1.0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2])
-    np.testing.assert_array_equal(_best(score, 4), [21, 0, 2, 4])
+    np.testing.assert_array_equal(top_rows(score, 4), [21, 0, 2, 4])
     for method in METHODS:
         products = engine.ask("Is the mug dishwasher safe?", k=100, method=method).products
         tied = products["score"].to_numpy()[1:] == products["score"].to_numpy()[:-1]
@@ -549,3 +556,18 @@ def test_extra_answers_are_checked(engine: Engine) -> None:
     twice = pd.DataFrame({name: values * 2 for name, values in good.items()})
     with pytest.raises(ValidationError, match="already"):
         QAIndex(engine.store, learn_fusion=False, extra_answers=twice)
+
+
+def test_only_alike_questions_are_called_similar(engine: Engine) -> None:
+    """Evidence called every stored question "similar", even at similarity 0.39 ("Does this
+    mug come in green?" for a dishwasher question); below SIMILAR_QUESTION it names the
+    nearest question as such."""
+    result = engine.ask("Is the mug dishwasher safe?", k=20, method="fusion")
+    pattern = r"(similar question|nearest question|another question).*?\(similarity (-?[\d.]+)\)"
+    seen = set()
+    for ev in [*result.products["evidence"], *result.answers["evidence"]]:
+        for entry in ev:
+            for which, sim in re.findall(pattern, entry):
+                seen.add(which)
+                assert (which == "similar question") == (float(sim) >= SIMILAR_QUESTION), entry
+    assert {"similar question", "nearest question"} <= seen

@@ -147,3 +147,22 @@ def test_read_vectors_is_for_vector_properties_of_the_schema(store: EmbeddedStor
     assert np.isnan(read_vectors(store, "Product", "fused_vec", ["p1", "nope"])).all()
     with pytest.raises(ValidationError, match="not a vector"):
         read_vectors(store, "Product", "title", ["p1"])
+
+
+def test_read_vectors_takes_a_list_of_keys_and_skips_vectors_of_another_size(
+    store: EmbeddedStore,
+) -> None:
+    """One string was read as its characters (five NaN rows for "u0001"); a vector of the
+    wrong size, written through raw Cypher, failed with numpy's broadcast error."""
+    store.upsert_nodes("Product", pd.DataFrame({"id": ["p1", "p2"], "title": ["A", "B"]}))
+    dim = store.schema.node("Product").prop("fused_vec").type.dim
+    store.query(
+        "MATCH (p:Product) WHERE p.id = $id SET p.fused_vec = $v", {"id": "p1", "v": [1.0, 2.0]}
+    )
+    store.query(
+        "MATCH (p:Product) WHERE p.id = $id SET p.fused_vec = $v", {"id": "p2", "v": [0.5] * dim}
+    )
+    out = read_vectors(store, "Product", "fused_vec", ["p1", "p2"])
+    assert np.isnan(out[0]).all() and (out[1] == 0.5).all()
+    with pytest.raises(ValidationError, match="list of keys"):
+        read_vectors(store, "Product", "fused_vec", "p1")

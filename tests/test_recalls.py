@@ -235,3 +235,30 @@ def test_plots_draw_firm_names_as_written(tmp_path: Path) -> None:
     assert report.companies["name"].tolist() == ["$x^$ Store"]
     assert report.plot(tmp_path / "heat.png").stat().st_size > 1000
     assert report.plot_graph(tmp_path / "graph.png").stat().st_size > 1000
+
+
+def test_a_firms_main_hazard_is_a_hazard(tmp_path: Path) -> None:
+    """Recalls without any text (hazard type ``unknown``) made a firm's main hazard
+    ``unknown`` when they outnumbered its recalls that name one; they still count in its
+    ``hazard_types``."""
+    with Engine(tmp_path / "store") as engine:
+        engine.store.write_node_table("Recall", pa.table({
+            "id": ["r1", "r2", "r3", "r4", "r5"],
+            "title": [None, None, "Kettle", None, "Heater"],
+            "hazard": [None, "  ", "Posing a burn hazard.", None, "Posing a fire hazard."],
+        }))  # fmt: skip
+        engine.store.write_node_table("Supplier", pa.table({"id": ["a", "b"], "name": ["A", "B"]}))
+        engine.store.write_rel_table("NAMES", pa.table({
+            "src": ["r1", "r2", "r3", "r4", "r5"], "dst": ["a", "a", "a", "b", "b"],
+        }), start="Recall", end="Supplier")  # fmt: skip
+        companies = engine.recalls().companies.set_index("supplier_id")
+    assert companies.at["a", "hazard_types"] == {"unknown": 2, "burn": 1}
+    assert companies.at["a", "main_hazard"] == "burn"
+    assert companies.at["b", "main_hazard"] == "fire"
+    # a firm whose recalls name no hazard at all keeps "unknown"
+    with Engine(tmp_path / "bare") as engine:
+        engine.store.write_node_table("Recall", pa.table({"id": ["r1", "r2"]}))
+        engine.store.write_node_table("Supplier", pa.table({"id": ["a"], "name": ["A"]}))
+        engine.store.write_rel_table("NAMES", pa.table({"src": ["r1", "r2"], "dst": ["a", "a"]}),
+                                     start="Recall", end="Supplier")  # fmt: skip
+        assert engine.recalls().companies["main_hazard"].tolist() == ["unknown"]

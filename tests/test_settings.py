@@ -171,3 +171,21 @@ def test_a_store_flag_under_the_home_folder(
         assert isinstance(store, EmbeddedStore)
         assert Path(store.path) == tmp_path / "home" / "shop" / "store"
     assert not (tmp_path / "~").exists()  # the working folder
+
+
+def test_a_store_folder_and_a_neo4j_server_both_in_the_environment_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user who set NEO4J_URI expects Neo4j; the embedded store in GRAPHFUSION_STORE won in
+    silence. Both set is an error naming both, unless a flag picks one."""
+    monkeypatch.setenv("GRAPHFUSION_STORE", str(tmp_path / "env-store"))
+    monkeypatch.setenv("NEO4J_URI", "neo4j://localhost:1")
+    settings = load_settings()
+    with pytest.raises(ValidationError, match=r"GRAPHFUSION_STORE.*NEO4J_URI.*--store.*--neo4j"):
+        settings.open()
+    assert not (tmp_path / "env-store").exists()
+    with settings.with_flags(store=str(tmp_path / "flag-store")).open() as store:
+        assert isinstance(store, EmbeddedStore)
+        assert Path(store.path) == tmp_path / "flag-store"
+    with pytest.raises(StoreError, match=r"Neo4j at neo4j://localhost:1"):
+        settings.with_flags(neo4j_uri="neo4j://localhost:1").open()

@@ -217,6 +217,20 @@ def test_relationship_properties_of_every_type(tmp_path: Path) -> None:
     assert got == {f"p{i}": v for i, v in enumerate(values)}
 
 
+def test_open_store_refuses_both_stores_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GRAPHFUSION_STORE and NEO4J_URI both set, open_store() opened the embedded store
+    in silence; an argument still picks one."""
+    monkeypatch.setenv("GRAPHFUSION_STORE", str(tmp_path / "env"))
+    monkeypatch.setenv("NEO4J_URI", "neo4j://localhost:1")
+    with pytest.raises(ValidationError, match="both GRAPHFUSION_STORE and NEO4J_URI"):
+        open_store()
+    assert not (tmp_path / "env").exists()
+    with open_store(tmp_path / "arg") as store:
+        assert isinstance(store, EmbeddedStore)
+
+
 def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "s") as s:
         s.upsert_nodes("Brand", pd.DataFrame({"id": ["b1"], "name": ["Acme"]}))
@@ -306,6 +320,9 @@ def test_bad_relationship_frames(store: EmbeddedStore) -> None:
         )
     with pytest.raises(ValidationError, match=r"rating 7\.0 is above its maximum 5"):
         store.upsert_relationships("RATED", ok.assign(rating=[7.0]), start="User", end="Product")
+    # a weight of 1e300 became inf as the 32-bit float the models read
+    with pytest.raises(ValidationError, match=r"weight 1e\+300 is above its maximum"):
+        store.upsert_relationships("VIEWED", ok.assign(weight=[1e300]), start="User", end="Product")
     assert store.counts().relationships["VIEWED"] == 0
     assert store.counts().relationships["RATED"] == 0
 
@@ -602,6 +619,24 @@ def test_parameter_lists_of_mixed_kinds_are_refused(
     for run in (store.query, store.query_read, store.query_arrow):
         with pytest.raises(ValidationError, match=match):
             run("RETURN $x AS x", {"x": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(10**30, r"\$x holds"), (2**63, r"\$x holds"), ([1, -(2**64)], r"\$x holds"),
+     ({"m": [[2**70]]}, r"\$x\.m\[\] holds")],
+)  # fmt: skip
+def test_integers_outside_64_bits_are_refused_by_name(
+    store: EmbeddedStore, value: object, match: str
+) -> None:
+    """They failed with pybind11's "Unable to cast Python instance ... (#define
+    PYBIND11_DETAILED_ERROR_MESSAGES ...)"; the largest 64-bit integers are taken."""
+    for run in (store.query, store.query_read, store.query_arrow):
+        with pytest.raises(ValidationError, match=match + " an integer outside 64 bits"):
+            run("RETURN $x AS x", {"x": value})
+    assert store.query("RETURN $x AS x", {"x": [2**63 - 1, -(2**63)]}) == [
+        {"x": [2**63 - 1, -(2**63)]}
+    ]
 
 
 def test_parameter_lists_of_one_kind_are_taken(store: EmbeddedStore) -> None:

@@ -529,3 +529,26 @@ def test_a_training_that_diverges_is_refused_and_writes_nothing(engine: Engine) 
     written = engine.cypher("MATCH (p:Product) WHERE p.fused_vec IS NOT NULL RETURN count(p) AS n")
     assert int(written["n"][0]) == 0
     assert not (engine.store.path / "models" / "mf.pt").exists()  # type: ignore[attr-defined]
+
+
+def test_models_of_a_store_without_a_folder_go_where_graphfusion_models_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Neo4j the models went to ./graphfusion-models/models of whatever folder the command
+    ran in, so `train` and `serve` run from two folders did not find the same model."""
+    from types import SimpleNamespace
+
+    from graphfusion.train import store_models_dir
+
+    neo4j_like: Any = SimpleNamespace()  # a store with no folder
+    monkeypatch.delenv("GRAPHFUSION_MODELS", raising=False)
+    assert store_models_dir(neo4j_like) == Path("graphfusion-models") / "models"
+    monkeypatch.setenv("GRAPHFUSION_MODELS", str(tmp_path / "models"))
+    assert store_models_dir(neo4j_like) == tmp_path / "models"
+    monkeypatch.setenv("GRAPHFUSION_MODELS", "~/gf-models")
+    assert store_models_dir(neo4j_like) == Path.home() / "gf-models"
+    monkeypatch.setenv("GRAPHFUSION_MODELS", "  ")
+    with pytest.raises(ValidationError, match="GRAPHFUSION_MODELS is blank"):
+        store_models_dir(neo4j_like)
+    # an embedded store keeps its models in its own folder, whatever the variable says
+    assert store_models_dir(SimpleNamespace(path=tmp_path / "s")) == tmp_path / "s" / "models"

@@ -81,6 +81,10 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         ("1,2,3", INT, "a comma is read only as a thousands separator"),
         (",5", INT, "a comma is read only as a thousands separator"),
         ("1234,567", F, "a comma is read only as a thousands separator"),
+        # Python's digit grouping is no number in data: "2020_05" is not 202005
+        ("1_000", INT, "an underscore"),
+        ("2020_05", F, "an underscore"),
+        ("1_0.5", INT, "an underscore"),
         # finite as given, infinite as the 32-bit floats vectors are stored as
         ([1e39, 0.0, 1.0], V3, r"NaN or infinite values \(as 32-bit floats\)"),
         # pandas reads "2024\x00" as 2024-01-01

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["EncodeResult", "l2_normalize"]
+from graphfusion.errors import ValidationError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EncodeResult", "l2_normalize", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,25 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     scaled = np.asarray(np.ldexp(x, -exponent), dtype=np.float32)
     norms = np.linalg.norm(scaled, axis=1, keepdims=True)
     return np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0)
+
+
+def resolve_device(device: Any, error: type[ValidationError] = ValidationError) -> torch.device:
+    """The torch device an encoder runs on: ``cpu``, ``cuda`` (when CUDA is available) or
+    ``auto`` (``cuda`` where available, else ``cpu``).
+
+    Raises:
+        ValidationError: Another device, or ``cuda`` without CUDA (as ``error``, a subclass).
+    """
+    import torch  # the encoders have imported it by then; this module stays light
+
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise error(f"device must be cpu, cuda or auto, not {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise error("device 'cuda' was asked for but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise error(f"device must be cpu, cuda or auto, not {device!r}")
+    return dev

@@ -177,8 +177,9 @@ def _supplier_features(store: BaseStore) -> pd.DataFrame:
     per["n"], per["total"], per["bad"] = rev["n"], rev["total"], rev["complaints"]
     per["buys"] = buys["n"].reindex(per.index).fillna(0.0).astype(float)
     per["complained"] = (per["bad"] > 0).astype(float)
-    per["cat"] = cats[~cats.index.duplicated()]["cat"].reindex(per.index)
     grouped = per.groupby("supplier")
+    # every category of every product (a product may have several), whatever the load order
+    supplier_cats = per[["supplier"]].join(cats, how="inner").drop_duplicates()
     n = grouped["n"].sum().reindex(ids).fillna(0.0)
     total = grouped["total"].sum().reindex(ids).fillna(0.0)
     bad = grouped["bad"].sum().reindex(ids).fillna(0.0)
@@ -190,7 +191,9 @@ def _supplier_features(store: BaseStore) -> pd.DataFrame:
     out["purchases"] = np.log1p(grouped["buys"].sum().reindex(ids).fillna(0.0))
     out["mean_rating"] = _smoothed(total, n, mean_all)
     out["complaint_share"] = _smoothed(bad, n, share_all)
-    out["categories"] = grouped["cat"].nunique().reindex(ids).fillna(0).astype(float)
+    out["categories"] = (
+        supplier_cats.groupby("supplier").size().reindex(ids).fillna(0).astype(float)
+    )
     out["complained_product_share"] = grouped["complained"].mean().reindex(ids).fillna(0.0)
     return out
 

@@ -7,15 +7,21 @@ the content hash its stored vector was computed from, so a run knows which nodes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FeatureCache", "content_hash", "file_digest"]
+from graphfusion.errors import StoreError
+
+__all__ = ["FeatureCache", "content_hash", "file_digest", "LOCK_WAIT_S"]
+
+#: Seconds a write waits for another process's write to the same cache file to end.
+LOCK_WAIT_S = 60.0
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
@@ -46,37 +52,59 @@ class FeatureCache:
 
     Args:
         path: The SQLite file (created with its folder when missing).
+
+    Raises:
+        StoreError: The file cannot be opened, read or written (not an SQLite file, damaged,
+            the disk full, locked by another process for over :data:`LOCK_WAIT_S` seconds),
+            here or in any method; the message names the file.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript(
-            """
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS vectors (
-                encoder TEXT NOT NULL, hash TEXT NOT NULL, dim INTEGER NOT NULL,
-                vector BLOB NOT NULL, PRIMARY KEY (encoder, hash));
-            CREATE TABLE IF NOT EXISTS state (
-                label TEXT NOT NULL, prop TEXT NOT NULL, key TEXT NOT NULL,
-                hash TEXT NOT NULL, PRIMARY KEY (label, prop, key));
-            """
-        )
+        with self._errors():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S)
+            self._db.executescript(
+                """
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE IF NOT EXISTS vectors (
+                    encoder TEXT NOT NULL, hash TEXT NOT NULL, dim INTEGER NOT NULL,
+                    vector BLOB NOT NULL, PRIMARY KEY (encoder, hash));
+                CREATE TABLE IF NOT EXISTS state (
+                    label TEXT NOT NULL, prop TEXT NOT NULL, key TEXT NOT NULL,
+                    hash TEXT NOT NULL, PRIMARY KEY (label, prop, key));
+                """
+            )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's and the file system's errors as a StoreError that names the file."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, OSError) as exc:
+            damaged = getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+            hint = (
+                "; it is damaged: delete it (the next embed encodes every node's content "
+                "again; the store's vectors are kept)"
+                if damaged
+                else ""
+            )
+            raise StoreError(f"cannot use the feature cache {self.path}: {exc}{hint}") from None
 
     def get_vectors(self, encoder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``hashes``."""
         out: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(hashes))
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT hash, vector FROM vectors WHERE encoder = ? AND hash IN ({marks})",
-                [encoder, *part],
-            )
-            for h, blob in rows:
-                out[h] = np.frombuffer(blob, dtype=np.float32).copy()
+        with self._errors():
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT hash, vector FROM vectors WHERE encoder = ? AND hash IN ({marks})",
+                    [encoder, *part],
+                )
+                for h, blob in rows:
+                    out[h] = np.frombuffer(blob, dtype=np.float32).copy()
         return out
 
     def put_vectors(self, encoder: str, vectors: Mapping[str, np.ndarray]) -> None:
@@ -85,31 +113,37 @@ class FeatureCache:
             (encoder, h, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
             for h, v in vectors.items()
         ]
-        with self._db:
+        with self._errors(), self._db:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+
+    def delete_vectors(self, encoder: str) -> None:
+        """Forget every vector of one encoder."""
+        with self._errors(), self._db:
+            self._db.execute("DELETE FROM vectors WHERE encoder = ?", (encoder,))
 
     def get_state(self, label: str, prop: str) -> dict[str, str]:
         """Node key -> content hash of its stored vector, for one vector property."""
-        rows = self._db.execute(
-            "SELECT key, hash FROM state WHERE label = ? AND prop = ?", (label, prop)
-        )
-        return dict(rows)
+        with self._errors():
+            rows = self._db.execute(
+                "SELECT key, hash FROM state WHERE label = ? AND prop = ?", (label, prop)
+            )
+            return dict(rows)
 
     def put_state(self, label: str, prop: str, hashes: Mapping[str, str]) -> None:
         """Record which content each node's stored vector was computed from."""
         rows = [(label, prop, k, h) for k, h in hashes.items()]
-        with self._db:
+        with self._errors(), self._db:
             self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)", rows)
 
     def delete_state(self, label: str, prop: str, keys: Iterable[str]) -> None:
         """Forget the content of these nodes' stored vectors (their vectors were removed)."""
         rows = [(label, prop, k) for k in keys]
-        with self._db:
+        with self._errors(), self._db:
             self._db.executemany("DELETE FROM state WHERE label = ? AND prop = ? AND key = ?", rows)
 
     def clear_state(self) -> None:
         """Forget which nodes are up to date (after the graph was reset)."""
-        with self._db:
+        with self._errors(), self._db:
             self._db.execute("DELETE FROM state")
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import unicodedata
 from collections import Counter
@@ -115,10 +116,17 @@ class EmbedReport:
 
 
 def cache_for(store: BaseStore) -> FeatureCache:
-    """The feature cache of a store: in its folder, or ``./.graphfusion-cache`` for Neo4j."""
+    """The feature cache of a store: in its folder; for a store without one (Neo4j), in a
+    folder of its own (the database's name and a digest of the server's address and the
+    database) under ``$GRAPHFUSION_CACHE``, by default ``./.graphfusion-cache``. The cache
+    says which nodes' vectors are up to date by node key alone, so two databases must not
+    share one."""
     folder = getattr(store, "cache_dir", None)
     if folder is None:
-        folder = Path(os.environ.get("GRAPHFUSION_CACHE", ".graphfusion-cache"))
+        base = Path(os.environ.get("GRAPHFUSION_CACHE", ".graphfusion-cache"))
+        uri, database = str(getattr(store, "uri", "")), str(getattr(store, "database", ""))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", database)[:60]
+        folder = base / f"{name}-{content_hash(uri, database)[:12]}"
     return FeatureCache(Path(folder) / "features.sqlite")
 
 
@@ -199,23 +207,26 @@ def write_vectors(
 
 def read_vectors(store: BaseStore, label: str, prop: str, keys: Sequence[str]) -> np.ndarray:
     """The stored vectors of a vector property, one row per key in ``keys``' order (NaN rows
-    for nodes without one, or not in the store), read in one query.
+    for nodes without one, not in the store, or with one of another size than the schema's,
+    written through raw Cypher), read in one query.
 
     Raises:
         SchemaError: Unknown label or property.
-        ValidationError: ``prop`` is not a vector.
+        ValidationError: ``prop`` is not a vector, or ``keys`` is one string.
     """
     node = store.schema.node(label)
     ptype = node.prop(prop).type
     if not ptype.is_vector:
         raise ValidationError(f"{label}.{prop} is not a vector property")
+    if isinstance(keys, str):
+        raise ValidationError(f"keys must be a list of keys, not one string ({keys!r})")
     table = store.query_arrow(
         f"MATCH (n:{label}) WHERE n.{prop} IS NOT NULL RETURN n.{node.key} AS k, n.{prop} AS v"
     )
     found = dict(zip(table.column("k").to_pylist(), table.column("v").to_pylist(), strict=True))
     out = np.full((len(keys), ptype.dim or 0), np.nan)
     for row, key in enumerate(keys):
-        if key in found:
+        if key in found and len(found[key]) == out.shape[1]:  # one of another size: none
             out[row] = found[key]
     return out
 
@@ -322,18 +333,21 @@ class _Run:
         missing: set[str],
         encode: Callable[[list[Any]], EncodeResult],
         absent: Mapping[str, str] | None = None,
+        *,
+        keep: bool = True,
     ) -> None:
         """Vectors for ``contents`` (key -> content) whose hash changed or vector is missing.
 
         ``absent`` maps the keys of nodes without content to the reason. Such a node, or one
         whose new content cannot be encoded, loses the vector an earlier run made from its
-        old content (one the state knows of)."""
+        old content (one the state knows of). ``keep``: look vectors up in the content cache
+        and keep the new ones there (False for vectors that cost nothing to make again)."""
         name = f"{label}.{prop.name}"
         state = self.cache.get_state(label, prop.name)
         failures = dict(absent or {})
         todo = [k for k in contents if k in missing or state.get(k) != hashes[k]]
         self.report.unchanged[name] = len(contents) - len(todo)
-        cached = self.cache.get_vectors(encoder_name, (hashes[k] for k in todo))
+        cached = self.cache.get_vectors(encoder_name, (hashes[k] for k in todo)) if keep else {}
         fresh = [k for k in todo if hashes[k] not in cached]
         # the same content once, even when several nodes share it
         unique: dict[str, str] = {}
@@ -348,7 +362,8 @@ class _Run:
                 new_vectors[order[index][0]] = result.vectors[row]
             for index, reason in result.errors.items():
                 failed[order[index][0]] = reason
-        self.cache.put_vectors(encoder_name, new_vectors)
+        if keep:
+            self.cache.put_vectors(encoder_name, new_vectors)
         vectors = {**cached, **new_vectors}
         keys = [k for k in todo if hashes[k] in vectors]
         failures.update((k, failed[hashes[k]]) for k in todo if hashes[k] in failed)
@@ -418,8 +433,13 @@ class _Run:
             self.run_encoder(label, prop, encoder.name, contents, hashes, missing, encode, absent)
 
     def behaviour_vectors(self) -> None:
+        """Behaviour vectors are computed whole on every run and move with every new
+        interaction (they are standardized over the label): the content cache keeps none
+        (each run after new interactions added a row for every node, forever), and drops
+        those an earlier version kept."""
         from graphfusion.features.behaviour import behaviour_features
 
+        self.cache.delete_vectors("behaviour")
         for label, prop in self.store.schema.vector_properties():
             if prop.type.encoder != "behaviour":
                 continue
@@ -446,7 +466,9 @@ class _Run:
             def identity(items: list[Any]) -> EncodeResult:
                 return EncodeResult(np.stack(items), list(range(len(items))), {})
 
-            self.run_encoder(label, prop, "behaviour", contents, hashes, missing, identity)
+            self.run_encoder(
+                label, prop, "behaviour", contents, hashes, missing, identity, keep=False
+            )
 
 
 def modalities(only: Sequence[str] | str | None) -> list[str]:

@@ -32,12 +32,16 @@ standard deviation. Beyond that:
   on by other code. Data damaged in the middle of a JPEG that libjpeg decodes with a warning
   only (Pillow raises nothing) cannot be told from a good image and is encoded as decoded.
 
-Items are file paths, archive members (``"/data/images.tar.gz::images/123.jpg"``, see
-:data:`graphfusion.readers.ARCHIVE_SEP`), raw bytes of an image file, or PIL images. Members of
-one archive are read in a single sequential pass over it, in archive order, however they are
-ordered in the input. A member that is a link inside the archive (a hard link, as tar stores a
-second name of one file, or a symbolic link) is read as its target, with one more pass when the
-target comes before it.
+Items are file paths, members of tar or zip archives (``"/data/images.tar.gz::images/123.jpg"``,
+``"/data/photos.zip::img/1.png"``, see :data:`graphfusion.readers.ARCHIVE_SEP`), raw bytes of
+an image file, or PIL images. Members of one tar archive are read in a single sequential pass
+over it, in archive order, however they are ordered in the input; a zip archive is opened once
+and its members read in the order they are stored (its table of contents gives where each
+is). A member that is a link inside the archive (a hard link, as tar stores a second name of
+one file, or a symbolic link, as tar and ``zip -y`` store one) is read as its target, with one
+more pass of a tar archive when the target comes before it. A zip member's name is read as
+:func:`graphfusion.readers.zip_name` gives it; an encrypted member, or one compressed by a
+method that cannot be read (deflate64), is reported as such.
 
 Example:
     >>> from graphfusion.features.image import ImageEncoder
@@ -58,6 +62,7 @@ import posixpath
 import stat
 import tarfile
 import warnings
+import zipfile
 import zlib
 from collections import OrderedDict
 from collections.abc import Generator, Iterator, Sequence
@@ -74,9 +79,16 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from graphfusion.errors import ValidationError
-from graphfusion.features.base import EncodeResult, l2_normalize
+from graphfusion.features.base import EncodeResult, l2_normalize, resolve_device
 from graphfusion.features.cache import file_digest
-from graphfusion.readers import ARCHIVE_SEP, split_archive
+from graphfusion.readers import (
+    ARCHIVE_SEP,
+    archive_problem,
+    is_zip,
+    open_zip,
+    split_archive,
+    zip_name,
+)
 
 __all__ = [
     "ImageEncoder",
@@ -120,6 +132,8 @@ AUTO_WORKERS_MIN_ITEMS = 256
 MAX_FILE_BYTES = 1 << 30
 #: Most links (hard or symbolic, inside an archive) followed from one archive member.
 MAX_LINK_HOPS = 8
+#: Longest target a symbolic link in a zip archive is read with (Linux's PATH_MAX).
+MAX_LINK_BYTES = 4096
 #: Archive members are read into memory in chunks of at most this many items and bytes.
 CHUNK_ITEMS = 4096
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -631,17 +645,18 @@ def _plan(items: Sequence[Any]) -> _Plan:
     return plan
 
 
-def _link_target(key: str, member: tarfile.TarInfo) -> str | None:
-    """The member a link member names (its key), or None when that is outside the archive.
+def _link_target(key: str, linkname: str, hard: bool) -> str | None:
+    """The member a link member ``key`` names (its key), or None when that is outside the
+    archive.
 
     A hard link names its target by its path in the archive (how tar stores a second name of
     one file); a symbolic link relative to its own folder."""
-    if member.islnk():
-        name = posixpath.normpath(_member_key(member.linkname))
-    elif member.linkname.startswith("/"):
+    if hard:
+        name = posixpath.normpath(_member_key(linkname))
+    elif linkname.startswith("/"):
         return None
     else:
-        name = posixpath.normpath(posixpath.join(posixpath.dirname(key), member.linkname))
+        name = posixpath.normpath(posixpath.join(posixpath.dirname(key), linkname))
     if name in (".", "..") or name.startswith(("../", "/")):
         return None
     return name
@@ -652,10 +667,14 @@ def _read_archive(
 ) -> Iterator[tuple[int, bytes | None, str | None]]:
     """(index, member bytes, None) or (index, None, reason) for the wanted members.
 
-    The archive is read once, sequentially (compressed tar files allow nothing else), and only
-    as far as the last wanted member. A member that is a link (hard or symbolic, within the
-    archive) is read as its target: once more from the start when the target came before it.
+    A tar archive is read once, sequentially (compressed tar files allow nothing else), and
+    only as far as the last wanted member. A member that is a link (hard or symbolic, within
+    the archive) is read as its target: once more from the start when the target came before
+    it. A zip archive is read by :func:`_read_zip`.
     """
+    if is_zip(archive):
+        yield from _read_zip(archive, members, limit)
+        return
     wanted = {key: list(indices) for key, indices in members.items()}
     links: dict[int, list[str]] = {}  # index -> the links followed ("a links to b")
     while wanted:
@@ -670,9 +689,10 @@ def _archive_pass(
     try:
         tar = tarfile.open(archive, "r|*")  # noqa: SIM115 - closed in the finally below
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        reason = archive_problem(archive, exc)
         for indices in wanted.values():
             for index in indices:
-                yield index, None, f"not a readable tar archive: {exc}"
+                yield index, None, reason
         return {}
     linked: set[str] = set()  # the targets of links met in this pass
     failure = "archive member not found"
@@ -688,7 +708,7 @@ def _archive_pass(
                 continue
             indices = wanted.pop(key)
             if member.islnk() or member.issym():
-                target = _link_target(key, member)
+                target = _link_target(key, member.linkname, member.islnk())
                 for index in indices:
                     if target is None:
                         yield index, None, "archive member links outside the archive"
@@ -723,6 +743,89 @@ def _archive_pass(
                 via = f" ({links[index][-1]})" if index in links else ""
                 yield index, None, failure + via
     return again
+
+
+def _read_zip(
+    archive: str, members: dict[str, list[int]], limit: int
+) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """:func:`_read_archive` of a zip archive: opened once, its table of contents read once,
+    the wanted members (a symbolic link as its target) read in the order they are stored in,
+    each target once."""
+    try:
+        zf = open_zip(archive)
+    except zipfile.BadZipFile as exc:
+        for indices in members.values():
+            for index in indices:
+                yield index, None, str(exc)
+        return
+    with zf:
+        # the last member of a name, as zipfile's getinfo and unzip take it
+        infos = {_member_key(zip_name(info)): info for info in zf.infolist()}
+        targets: dict[str, list[int]] = {}
+        for key, indices in members.items():
+            target, reason = _zip_target(zf, infos, key)
+            if target is None:
+                for index in indices:
+                    yield index, None, reason
+            else:
+                targets.setdefault(target, []).extend(indices)
+        for key in sorted(targets, key=lambda k: infos[k].header_offset):
+            data, problem = _zip_member(zf, infos[key], limit)
+            for index in targets[key]:
+                yield index, data, problem
+
+
+def _zip_target(
+    zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], key: str
+) -> tuple[str | None, str]:
+    """The key of the member that ``key`` names, following symbolic links (Unix mode
+    S_IFLNK, the target as the member's data, as ``zip -y`` stores them); else None and
+    why (the messages of tar's links)."""
+    links: list[str] = []
+    while True:
+        info = infos.get(key)
+        if info is None:
+            via = f" ({links[-1]})" if links else ""
+            return None, f"archive member not found{via}"
+        if not stat.S_ISLNK(info.external_attr >> 16):
+            return key, ""
+        if len(links) >= MAX_LINK_HOPS:
+            return None, "archive member is a loop of links"
+        data, reason = _zip_member(zf, info, MAX_LINK_BYTES)
+        if data is None:
+            return None, reason or "cannot read the link"
+        linkname = data.decode("utf-8", errors="surrogateescape")
+        target = _link_target(key, linkname, hard=False)
+        if target is None:
+            return None, "archive member links outside the archive"
+        links.append(f"{key} links to {linkname}")
+        key = target
+
+
+def _zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int
+) -> tuple[bytes | None, str | None]:
+    """The bytes of a zip member (at most ``limit``, by the size its table of contents
+    gives: a larger one is not read), or None and why."""
+    if info.is_dir():
+        return None, "archive member is not a regular file"
+    if info.flag_bits & 0x1:
+        return None, "archive member is encrypted (unzip it with its password)"
+    if info.file_size > limit:
+        return None, _too_large(info.file_size)
+    try:
+        with zf.open(info) as fh:
+            return fh.read(), None
+    except NotImplementedError:
+        names: dict[int, str] = getattr(zipfile, "compressor_names", {})
+        method = names.get(info.compress_type, "unknown")
+        return None, (
+            "archive member is compressed with a method that cannot be read "
+            f"({method}, method {info.compress_type})"
+        )
+    except Exception as exc:  # a damaged member: its decompressor can raise almost anything
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return None, f"archive member is damaged ({text})"
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -788,7 +891,7 @@ class ImageEncoder:
         if weights is not None and download:
             raise ImageEncoderConfigError("pass either weights=PATH or download=True, not both")
         self.backbone = backbone.strip().lower()
-        self.device = _device(device)
+        self.device = resolve_device(device, ImageEncoderConfigError)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.max_pixels = max_pixels
@@ -821,7 +924,8 @@ class ImageEncoder:
         """Encode images; every one must be good.
 
         Args:
-            items: Paths (str or Path; ``archive::member`` for a member of a tar archive),
+            items: Paths (str or Path; ``archive::member`` for a member of a tar or zip
+                archive),
                 bytes of image files, or PIL images.
             progress: Show a progress bar (images and images/s) on stderr.
 
@@ -975,17 +1079,3 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def _device(device: str | torch.device) -> torch.device:
-    if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ImageEncoderConfigError(f"device must be cpu, cuda or auto, not {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ImageEncoderConfigError("device 'cuda' was asked for but CUDA is not available")
-    if dev.type not in ("cpu", "cuda"):
-        raise ImageEncoderConfigError(f"device must be cpu, cuda or auto, not {device!r}")
-    return dev

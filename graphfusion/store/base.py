@@ -12,6 +12,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from graphfusion.columnar import key_list
@@ -35,6 +36,7 @@ from graphfusion.values import (
     real_arg,
     require_scalar,
     union_lists,
+    vector_faults,
 )
 
 __all__ = [
@@ -128,8 +130,9 @@ class GraphStore(Protocol):
         """Insert or update relationships from a frame with ``src``, ``dst`` and properties."""
         ...
 
-    def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
-        """The subset of ``keys`` that exist as nodes of ``label``."""
+    def existing_keys(self, label: str, keys: Iterable[Any]) -> set[str]:
+        """The keys among ``keys`` (read as the upserts read them) that exist as nodes of
+        ``label``."""
         ...
 
     def counts(self) -> Counts:
@@ -178,8 +181,20 @@ class BaseStore(ABC):
 
     schema: Schema
     dialect: Dialect
+    #: Opened without write access (the stores set it when they open).
+    read_only: bool = False
     #: Rows per write when the caller gives none.
     default_batch_size: int = DEFAULT_BATCH_SIZE
+
+    def check_writable(self, what: str) -> None:
+        """Refuse to ``what`` on a store opened read-only, before anything is read (the
+        database's own refusal comes at the first write, after the sources were read).
+
+        Raises:
+            ValidationError: The store is open read-only.
+        """
+        if self.read_only:
+            raise ValidationError(f"the store is open read-only; {what} writes to it")
 
     # ----------------------------------------------------------------- to implement
     @abstractmethod
@@ -316,7 +331,8 @@ class BaseStore(ABC):
     def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run one Cypher statement; the result as an Arrow table (for large results).
 
-        Same arguments and errors as :meth:`query`.
+        Same arguments and errors as :meth:`query`; a node or relationship is the struct of
+        its properties (null where one holds no value).
         """
         self.query_check(cypher, params)
         return self._run_arrow(cypher, dict(params or {}))
@@ -333,14 +349,19 @@ class BaseStore(ABC):
         columns, rows = self._run_columns(cypher, dict(params or {}))
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
-        """The subset of ``keys`` that exist as nodes of ``label``.
+    def existing_keys(self, label: str, keys: Iterable[Any]) -> set[str]:
+        """The keys among ``keys`` that exist as nodes of ``label``.
+
+        Keys are read as the upserts read them (:func:`lookup_keys`): `` p1 `` is ``p1`` and
+        ``12.0`` is ``12``, and the set holds them so; a missing key (None, NaN, blank) is
+        no node.
 
         Raises:
             SchemaError: If ``label`` is not in the schema.
+            ValidationError: ``keys`` is one string, or holds a value that is no key.
         """
         node = self.schema.node(label)
-        unique = list(dict.fromkeys(str(k) for k in keys))
+        unique = lookup_keys(keys)
         found: set[str] = set()
         for part in _batches(len(unique), 50_000):
             rows = self._run(cypher.existing_keys(node), {"keys": unique[part]})
@@ -420,7 +441,8 @@ class BaseStore(ABC):
         node = self.schema.node(label)
         size = self._check_batch(batch_size)
         types = {p.name: p.type for p in node.properties}
-        table = _conform(table, types, union_properties(node.properties))
+        table = _conform(table, types, label, union_properties(node.properties))
+        _check_vectors(table, node)
         fresh = table.num_rows > 0 and self._is_empty(cypher.count_nodes(node))
         self._write_batches(
             table,
@@ -445,7 +467,10 @@ class BaseStore(ABC):
         node = self.schema.node(label)
         types = {p.name: p.type for p in node.properties}
         return self.write_node_table(
-            label, _rows_table(rows, [node.key], types), batch_size=batch_size, progress=progress
+            label,
+            _rows_table(rows, [node.key], types, label),
+            batch_size=batch_size,
+            progress=progress,
         )
 
     def upsert_relationships(
@@ -545,7 +570,10 @@ class BaseStore(ABC):
         size = self._check_batch(batch_size)
         types = {p.name: p.type for p in rel.properties}
         table = _conform(
-            table, {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types}, union_properties(rel.properties)
+            table,
+            {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types},
+            rel_type,
+            union_properties(rel.properties),
         )
         count = cypher.count_rels_between(rel, start_node, end_node)
         fresh = table.num_rows > 0 and self._is_empty(count)
@@ -574,7 +602,7 @@ class BaseStore(ABC):
         types = {p.name: p.type for p in self.schema.rel(rel_type).properties}
         return self.write_rel_table(
             rel_type,
-            _rows_table(rows, [SRC, DST], {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types}),
+            _rows_table(rows, [SRC, DST], {SRC: _KEY_TYPE, DST: _KEY_TYPE, **types}, rel_type),
             start=start,
             end=end,
             batch_size=batch_size,
@@ -643,21 +671,46 @@ def _check_frame(frame: Any, required: Sequence[str]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _key_of(value: Any, what: str, row: int) -> str | None:
+    """``value`` as a key, as the loaders read it (:func:`graphfusion.columnar.key_list`):
+    text stripped, a whole number without its ``.0``; None when it is missing.
+
+    Raises:
+        ValidationError: A value that is not text nor a finite number.
+    """
+    if is_missing(value):
+        return None
+    try:
+        require_scalar(value, "a key")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
+        (key,) = key_list(value)
+    except ValueError as exc:
+        raise ValidationError(f"{what}: row {row}: {exc}") from None
+    return key
+
+
+def lookup_keys(keys: Any) -> list[str]:
+    """The distinct keys of ``keys`` (any iterable) to look up, read as :func:`_key_of`
+    reads them, the missing ones left out.
+
+    Raises:
+        ValidationError: ``keys`` is one string or not iterable, or holds a value that is
+            no key.
+    """
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise ValidationError(f"keys must be a list of keys, got {type(keys).__name__}")
+    found = (_key_of(v, "keys", i) for i, v in enumerate(keys))
+    return list(dict.fromkeys(k for k in found if k is not None))
+
+
 def _clean_keys(col: pd.Series, what: str, unique: bool = True) -> list[str]:
-    """The keys of ``col`` as the loaders read them (:func:`graphfusion.columnar.key_list`):
-    text stripped, a whole number without its ``.0``; a row without one, or with one that is
-    not text nor a finite number, is refused."""
+    """The keys of ``col`` (:func:`_key_of`); a row without one is refused."""
     keys: list[str] = []
     for i, v in enumerate(col.tolist()):
-        if is_missing(v):
+        key = _key_of(v, what, i)
+        if key is None:
             raise ValidationError(f"{what}: row {i} has no key")
-        try:
-            require_scalar(v, "a key")
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"{v} is not a finite number")
-            (key,) = key_list(v)
-        except ValueError as exc:
-            raise ValidationError(f"{what}: row {i}: {exc}") from None
         keys.append(key)
     if unique:
         seen: set[str] = set()
@@ -683,20 +736,25 @@ _KEY_TYPE = PropertyType("string")
 
 
 def _conform(
-    table: pa.Table, types: Mapping[str, PropertyType], union: Collection[str] = ()
+    table: pa.Table, types: Mapping[str, PropertyType], owner: str, union: Collection[str] = ()
 ) -> pa.Table:
     """``table`` with each column of the schema's Arrow type (cast where it is not), and the
     lists of the ``union`` columns holding each element once.
 
     Raises:
-        SchemaError: A column that is not a property.
+        SchemaError: A column that is not a property (of ``owner``, a label or type).
+        ValidationError: A column whose values cannot be cast.
     """
     for i, name in enumerate(table.column_names):
         if name not in types:
             raise SchemaError(f"no property {name!r} to write")
         want = arrow_type(types[name])
         if table.schema.field(i).type != want:
-            table = table.set_column(i, name, table.column(i).cast(want))
+            try:
+                column = table.column(i).cast(want)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise ValidationError(f"{owner}.{name}: {exc}") from None
+            table = table.set_column(i, name, column)
         if name in union:
             lists = union_lists(
                 table.column(i).to_pylist(), np.arange(table.num_rows), table.num_rows
@@ -706,19 +764,59 @@ def _conform(
 
 
 def _rows_table(
-    rows: list[dict[str, Any]], first: list[str], types: Mapping[str, PropertyType]
+    rows: list[dict[str, Any]], first: list[str], types: Mapping[str, PropertyType], owner: str
 ) -> pa.Table:
     """Row dicts as a typed table: the columns ``first``, then every other name in the rows
-    (a row without a name holds null there)."""
+    (a row without a name holds null there).
+
+    Raises:
+        SchemaError: A name that is not a property (of ``owner``, a label or type).
+        ValidationError: Values that are not of their property's type.
+    """
     names: dict[str, None] = dict.fromkeys(first)
     for row in rows:
         names.update(dict.fromkeys(row))
+    columns = {}
     for name in names:
         if name not in types:
             raise SchemaError(f"no property {name!r} to write")
-    return pa.table(
-        {n: pa.array([r.get(n) for r in rows], type=arrow_type(types[n])) for n in names}
-    )
+        try:
+            columns[name] = pa.array([r.get(name) for r in rows], type=arrow_type(types[name]))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValidationError(f"{owner}.{name}: {exc}") from None
+    return pa.table(columns)
+
+
+def _check_vectors(table: pa.Table, node: NodeType) -> None:
+    """Refuse a vector of another size than its property's or with values that are not
+    finite as 32-bit floats (the last check of every node write; ``table`` conformed).
+
+    Raises:
+        ValidationError: Naming the first such row, its key and why.
+    """
+    for prop in node.vectors:
+        if prop.name not in table.column_names:
+            continue
+        column = table.column(prop.name).combine_chunks()
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        bad = set(np.flatnonzero(np.nan_to_num(lengths, nan=prop.dim or 0) != prop.dim).tolist())
+        flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+        parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)
+        bad.update(np.unique(parents[~np.isfinite(flat)]).tolist())
+        if not bad:
+            continue
+        row = min(bad)
+        values = column[row].as_py()
+        reason = (
+            f"vector has {len(values)} values, the schema says {prop.dim}"
+            if len(values) != prop.dim
+            else vector_faults(np.asarray([values], dtype=np.float64))[0]
+        )
+        key = table.column(node.key)[row].as_py()
+        raise ValidationError(
+            f"{node.label}.{prop.name}: row {row} ({node.key} {key!r}): {reason}"
+            + (f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else "")
+        )
 
 
 def _preview(params: Mapping[str, Any] | None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from graphfusion.errors import StoreError
+from graphfusion.errors import SchemaError, StoreError
 from graphfusion.schema import NodeType, Property, PropertyType, RelType, Schema
 from graphfusion.values import arrow_type
 
@@ -102,6 +102,27 @@ class Dialect:
             f"`vector.dimensions`: {prop.type.dim}, "
             f"`vector.similarity_function`: '{prop.type.similarity}'}}}}"
         )
+
+    def check_names(self, schema: Schema) -> None:
+        """Refuse a schema whose Neo4j constraint and vector index names clash (Neo4j):
+        ``Product.text_vec`` and ``Product_text.vec`` both name ``product_text_vec``, and
+        ``IF NOT EXISTS`` would skip the second, whose searches then ran on the first's label.
+
+        Raises:
+            SchemaError: Naming each clash and what shares the name.
+        """
+        owners: dict[str, list[str]] = {}
+        for node in schema.nodes.values():
+            name = index_name(node.label, node.key) + "_unique"
+            owners.setdefault(name, []).append(f"the key of {node.label}")
+        for label, prop in schema.vector_properties():
+            owners.setdefault(index_name(label, prop.name), []).append(f"{label}.{prop.name}")
+        clashes = [f"{name} ({' and '.join(who)})" for name, who in owners.items() if len(who) > 1]
+        if clashes:
+            raise SchemaError(
+                f"{schema.source}: Neo4j index and constraint names clash: {'; '.join(clashes)}; "
+                "rename a label or property"
+            )
 
     def schema_ddl(self, schema: Schema) -> list[str]:
         """Every statement that creates the schema's tables, constraints and indexes."""

@@ -21,10 +21,11 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import suppress
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +34,9 @@ import pyarrow.compute as pc
 from graphfusion.errors import QueryError, StoreError, StoreLockedError, ValidationError
 from graphfusion.schema import NodeType, RelType, Schema, union_properties
 from graphfusion.store import cypher
-from graphfusion.store.base import DST, SRC, BaseStore, schema_arg, timed_out
+from graphfusion.store.base import DST, SRC, BaseStore, lookup_keys, schema_arg, timed_out
 from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
-from graphfusion.values import arrow_type, union_lists
+from graphfusion.values import arrow_type, home_path, union_lists
 
 __all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT"]
 
@@ -45,6 +46,7 @@ DEFAULT_STORE_DIR = ".graphfusion"
 #: Version of the folder layout; a folder written by a newer graphfusion is refused.
 STORE_FORMAT = 1
 DB_FILE = "graph.lbug"
+_T = TypeVar("_T")
 META_FILE = "graphfusion.json"
 
 
@@ -67,13 +69,17 @@ class EmbeddedStore(BaseStore):
     """A graph store in a local folder, backed by LadybugDB.
 
     Args:
-        path: The store folder; ``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None.
+        path: The store folder (a leading ``~`` is the home folder);
+            ``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None.
         schema: The graph schema; the built-in e-commerce schema when None.
-        read_only: Open without write access (several readers may share a folder).
+        read_only: Open without write access. Several readers may share a folder, also
+            beside a writer in another process (LadybugDB locks only writers out): each
+            statement then reads the store as that writer has committed it.
         buffer_pool_mb: LadybugDB's buffer pool size in MiB.
         create: Make a new store where the folder holds none (never when ``read_only``).
 
     Raises:
+        ValidationError: ``path`` is not a folder path, or is blank.
         StoreError: The folder cannot be created or written, holds something else, was made
             by an incompatible version, or holds no store and ``create`` is False.
         StoreLockedError: Another process holds the store.
@@ -93,17 +99,16 @@ class EmbeddedStore(BaseStore):
         buffer_pool_mb: int = 2048,
         create: bool = True,
     ) -> None:
-        if path is not None and not isinstance(path, str | os.PathLike):
-            raise ValidationError(f"the store must be a folder path, got {type(path).__name__}")
+        self.path = _store_folder(path)
         self.schema = schema_arg(schema)
-        self.path = Path(path or os.environ.get("GRAPHFUSION_STORE") or DEFAULT_STORE_DIR)
         self.read_only = read_only
         self._prepare_folder(create and not read_only)
-        ladybug = _ladybug()
         # One statement at a time on the connection: the loader writes from a worker thread
         # while it checks the next tables (ladybug releases the GIL while it runs one).
         self._lock = threading.RLock()
         self._closed = False
+        self._buffer_pool = buffer_pool_mb * 1024 * 1024
+        self._depth = 0  # statements running (one may run others: a transaction's steps)
         db_file = (self.path / DB_FILE).resolve()
         with _OPEN_LOCK:
             others = [s for s in _OPEN.get(db_file, ()) if not s._closed]
@@ -113,16 +118,8 @@ class EmbeddedStore(BaseStore):
                     + ("" if others[0].read_only else " for writing")
                     + "; close it there first (store.close(), engine.close()), or use that one"
                 )
-            try:
-                self._db = ladybug.Database(
-                    str(db_file),
-                    read_only=read_only,
-                    buffer_pool_size=buffer_pool_mb * 1024 * 1024,
-                )
-            except RuntimeError as exc:
-                raise _open_error(self.path, exc) from None
+            self._open_database()
             _OPEN.setdefault(db_file, weakref.WeakSet()).add(self)
-        self._conn = ladybug.Connection(self._db)
         # relationship type -> its table's property columns (name, LadybugDB type), in the
         # stored order, which COPY follows (read on first use, by _stored_columns)
         self._rel_columns: dict[str, list[tuple[str, str]]] = {}
@@ -135,6 +132,78 @@ class EmbeddedStore(BaseStore):
         except BaseException:
             self.close()
             raise
+
+    def _open_database(self) -> None:
+        """Open the database file and a connection to it (again, for a reader that follows
+        a writer)."""
+        ladybug = _ladybug()
+        # what the files were before opening: a write after this is seen on the next statement
+        self._stamp = self._files_stamp()
+        try:
+            self._db = ladybug.Database(
+                str(self.path / DB_FILE),
+                read_only=self.read_only,
+                buffer_pool_size=self._buffer_pool,
+            )
+        except RuntimeError as exc:
+            raise _open_error(self.path, exc) from None
+        self._conn = ladybug.Connection(self._db)
+
+    def _files_stamp(self) -> tuple[tuple[str, int, int, int], ...]:
+        """Name, inode, size and modification time of the database's files (its WAL too)."""
+        out = []
+        with suppress(OSError), os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.name.startswith(DB_FILE):
+                    with suppress(OSError):  # gone since the listing
+                        st = entry.stat()
+                        out.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(out))
+
+    def _statement(self, run: Callable[[], _T]) -> _T:
+        """``run()``, which executes statements, with the connection to itself.
+
+        A read-only store reads the store as it is now: LadybugDB lets another process write
+        beside a reader, whose handle kept the state it opened (and, once the writer rewrote
+        the file, failed with "Index contains an invalid node offset" or could read wrong
+        values). So when the database's files changed since it was opened, it is opened again
+        first, and a statement during which they changed is run again.
+
+        Raises:
+            StoreError: The store is closed, or kept changing over three tries.
+        """
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._lock:
+            if not self.read_only or self._depth:
+                self._depth += 1
+                try:
+                    return run()
+                finally:
+                    self._depth -= 1
+            for _ in range(3):
+                if self._files_stamp() != self._stamp:
+                    log.debug("store %s changed on disk: opening it again", self.path)
+                    self._conn.close()
+                    self._db.close()
+                    self._rel_columns.clear()
+                    self._open_database()
+                stamp = self._stamp
+                self._depth += 1
+                try:
+                    out = run()
+                except QueryError:
+                    if self._files_stamp() == stamp:
+                        raise
+                    continue  # the store changed under the statement: read it again
+                finally:
+                    self._depth -= 1
+                if self._files_stamp() == stamp:
+                    return out
+            raise StoreError(
+                f"store {self.path} kept changing while it was read (another process is "
+                "writing it); try again"
+            )
 
     # ----------------------------------------------------------------- folder
     def _prepare_folder(self, create: bool) -> None:
@@ -219,9 +288,7 @@ class EmbeddedStore(BaseStore):
     def _run_columns(
         self, cypher: str, params: Mapping[str, Any] | None
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        if self._closed:
-            raise StoreError("the store is closed")
-        with self._lock:
+        def run() -> tuple[list[str], list[dict[str, Any]]]:
             result = self._execute(cypher, params or {})
             try:
                 names = _distinct_columns(result.get_column_names())
@@ -229,36 +296,42 @@ class EmbeddedStore(BaseStore):
             finally:
                 result.close()
 
+        return self._statement(run)
+
     def _run_read(
         self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        if self._closed:
-            raise StoreError("the store is closed")
-        with self._lock:  # no other statement may run inside the transaction
-            self._run("BEGIN TRANSACTION READ ONLY", {})
+        # one run: no other statement may run inside the transaction
+        return self._statement(lambda: self._read_transaction(cypher, params, limit, timeout_s))
+
+    def _read_transaction(
+        self, cypher: str, params: Mapping[str, Any], limit: int | None, timeout_s: float | None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """:meth:`_run_read`'s statement in a read-only transaction (the lock held)."""
+        self._run("BEGIN TRANSACTION READ ONLY", {})
+        try:
+            if timeout_s is not None:
+                self._conn.set_query_timeout(max(1, round(timeout_s * 1000)))
             try:
-                if timeout_s is not None:
-                    self._conn.set_query_timeout(max(1, round(timeout_s * 1000)))
-                try:
-                    result = self._execute(cypher, params)
-                except QueryError as exc:
-                    if timeout_s is not None and str(exc).startswith("Interrupted"):
-                        raise timed_out(timeout_s) from None
-                    raise
-                finally:
-                    if timeout_s is not None:
-                        self._conn.set_query_timeout(0)  # 0: none, the connection's default
-                try:
-                    names = _distinct_columns(result.get_column_names())
-                    rows: list[dict[str, Any]] = []
-                    while result.has_next() and (limit is None or len(rows) < limit):
-                        rows.append(_row(names, result.get_next()))
-                    return names, rows
-                finally:
-                    result.close()
+                result = self._execute(cypher, params)
+            except QueryError as exc:
+                if timeout_s is not None and str(exc).startswith("Interrupted"):
+                    raise timed_out(timeout_s) from None
+                raise
             finally:
-                with suppress(QueryError):  # a failed statement already ended the transaction
-                    self._run("ROLLBACK", {})
+                if timeout_s is not None:
+                    self._conn.set_query_timeout(0)  # 0: none, the connection's default
+            try:
+                names = _distinct_columns(result.get_column_names())
+                rows: list[dict[str, Any]] = []
+                while result.has_next() and (limit is None or len(rows) < limit):
+                    rows.append(_row(names, result.get_next()))
+                return names, rows
+            finally:
+                result.close()
+        finally:
+            with suppress(QueryError):  # a failed statement already ended the transaction
+                self._run("ROLLBACK", {})
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> Any:
         """One statement's result (the lock held). LadybugDB raises RuntimeError for a failed
@@ -274,14 +347,17 @@ class EmbeddedStore(BaseStore):
         return result
 
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
-        if self._closed:
-            raise StoreError("the store is closed")
-        with self._lock:
+        def run() -> pa.Table:
             result = self._execute(cypher, params)
             try:
                 return result.get_as_arrow(0)
             finally:
                 result.close()
+
+        table = self._statement(run)
+        return pa.table(
+            [_arrow_graph_values(column) for column in table.columns], names=table.column_names
+        )
 
     def ensure_schema(self) -> None:
         """Create missing node and relationship tables, and the columns and (start, end)
@@ -422,10 +498,9 @@ class EmbeddedStore(BaseStore):
 
     def _with_table(self, statement: str, tbl: pa.Table) -> pa.Table:
         """Run ``statement``, which reads the Arrow table ``tbl``; its result as a table."""
-        if self._closed:
-            raise StoreError("the store is closed")
         log.debug("cypher: %s (table of %d rows)", statement, tbl.num_rows)
-        with self._lock:
+
+        def run() -> pa.Table:
             try:
                 result = self._conn.execute(statement)
             except RuntimeError as exc:
@@ -437,10 +512,12 @@ class EmbeddedStore(BaseStore):
             finally:
                 result.close()
 
-    def existing_keys(self, label: str, keys: Iterable[str]) -> set[str]:
-        """The subset of ``keys`` that exist as nodes of ``label``."""
+        return self._statement(run)
+
+    def existing_keys(self, label: str, keys: Iterable[Any]) -> set[str]:
+        """As :meth:`BaseStore.existing_keys`, in one lookup through Arrow."""
         node = self.schema.node(label)
-        unique = list(dict.fromkeys(str(k) for k in keys))
+        unique = lookup_keys(keys)
         if not unique:
             return set()
         found = self._stored_nodes(node, pa.array(unique, type=pa.string()), [])
@@ -588,6 +665,23 @@ def _split(
     return batch.filter(pa.array(~is_old)), old.filter(pa.array(changed))
 
 
+def _store_folder(path: Any) -> Path:
+    """The folder ``path`` names (``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None),
+    with a leading ``~`` made the home folder, as the engine and the settings read it.
+
+    Raises:
+        ValidationError: ``path`` is no folder path, or it (or the variable) is blank.
+    """
+    where = "the store"
+    if path is None:
+        where, path = "$GRAPHFUSION_STORE", os.environ.get("GRAPHFUSION_STORE") or DEFAULT_STORE_DIR
+    if not isinstance(path, str | os.PathLike) or isinstance(os.fspath(path), bytes):
+        raise ValidationError(f"the store must be a folder path, got {type(path).__name__}")
+    if not os.fspath(path).strip():
+        raise ValidationError(f"{where} is empty; name a store folder")
+    return home_path(path, where)
+
+
 def _clean_message(exc: BaseException) -> str:
     msg = str(exc).strip()
     return re.sub(r"\s*See the docs: \S+ for more information\.?", "", msg)
@@ -620,23 +714,84 @@ def _distinct_columns(names: list[str]) -> list[str]:
 
 
 def _row(names: list[str], values: list[Any]) -> dict[str, Any]:
-    """One result row keyed by column, with nodes and relationships as Neo4j gives them."""
+    """One result row keyed by column, with nodes, relationships and whole numbers as Neo4j
+    gives them."""
     return {
-        name: _graph_value(v) if isinstance(v, dict | list) else v
+        name: _graph_value(v) if isinstance(v, dict | list | Decimal) else v
         for name, v in zip(names, values, strict=True)
     }
 
 
 def _graph_value(value: Any) -> Any:
     """A node or relationship (a dict with LadybugDB's ``_ID`` and ``_LABEL``) as the map of
-    its properties that hold a value; nodes inside lists and maps alike; else ``value``."""
+    its properties that hold a value; a whole number of LadybugDB's INT128 (a sum of
+    integers), which comes as a ``Decimal``, as an int; inside lists and maps alike; else
+    ``value``."""
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent == 0 else value
     if isinstance(value, dict):
         if "_LABEL" in value and "_ID" in value:
             return {k: v for k, v in value.items() if not k.startswith("_") and v is not None}
         return {k: _graph_value(v) for k, v in value.items()}
-    if isinstance(value, list) and value and isinstance(value[0], dict | list):
+    if isinstance(value, list) and value and isinstance(value[0], dict | list | Decimal):
         return [_graph_value(v) for v in value]
     return value
+
+
+def _is_graph_struct(t: pa.DataType) -> bool:
+    """Whether ``t`` is LadybugDB's struct of a node or relationship (``_ID``, ``_LABEL``)."""
+    return (
+        pa.types.is_struct(t) and t.get_field_index("_ID") >= 0 and t.get_field_index("_LABEL") >= 0
+    )
+
+
+def _holds_graph_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return _is_graph_struct(t) or any(_holds_graph_struct(f.type) for f in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _holds_graph_struct(t.value_type)
+    return False
+
+
+def _arrow_graph_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``column`` with nodes and relationships as the struct of their properties, as
+    :func:`_row` gives them (LadybugDB's internal ``_ID``, ``_LABEL``, ``_SRC`` and ``_DST``
+    left out), in lists and structs alike; whole numbers of INT128 as int64 where they fit."""
+    t = column.type
+    if pa.types.is_decimal(t) and t.scale == 0:
+        with suppress(pa.ArrowInvalid):  # beyond int64: stays a decimal
+            return column.cast(pa.int64())
+        return column
+    if not _holds_graph_struct(t):
+        return column
+    return pa.chunked_array([_strip_internal(chunk) for chunk in column.chunks])
+
+
+def _strip_internal(array: pa.Array) -> pa.Array:
+    t = array.type
+    if pa.types.is_struct(t):
+        internal = _is_graph_struct(t)
+        kept = [
+            (f.name, _strip_internal(child))
+            for f, child in zip(t, array.flatten(), strict=True)
+            if not (internal and f.name.startswith("_"))
+        ]
+        return pa.StructArray.from_arrays(
+            [child for _, child in kept],
+            names=[name for name, _ in kept],
+            mask=array.is_null() if array.null_count else None,
+        )
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        offsets = array.offsets  # of a slice too, into the whole of array.values
+        first = offsets[0].as_py()
+        values = array.values.slice(first, offsets[-1].as_py() - first)
+        return type(array).from_arrays(
+            pc.subtract(offsets, pa.scalar(first, offsets.type)),
+            _strip_internal(values),
+            mask=array.is_null() if array.null_count else None,
+        )
+    return array
 
 
 #: Types of which a list is taken without looking further.
@@ -645,11 +800,19 @@ _SCALARS = {str, int, float, bool}
 
 def _check_parameter(value: Any, where: str) -> None:
     """Raise ValidationError where ``value`` (a parameter, or a part of one named by
-    ``where``) holds a list that LadybugDB cannot take (see :meth:`EmbeddedStore.query_check`)."""
+    ``where``) holds a list that LadybugDB cannot take (see :meth:`EmbeddedStore.query_check`),
+    or an integer outside 64 bits (it failed with pybind11's "Unable to cast Python
+    instance")."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             _check_parameter(item, f"{where}.{key}")
         return
+    ints = [v for v in (value if isinstance(value, list | tuple) else [value]) if type(v) is int]
+    if ints and (min(ints) < -(2**63) or max(ints) >= 2**63):
+        raise ValidationError(
+            f"parameter {where} holds an integer outside 64 bits; the store takes integers "
+            "from -2**63 to 2**63 - 1"
+        )
     if not isinstance(value, list | tuple):
         return
     types = set(map(type, value)) - {type(None)}

@@ -52,7 +52,8 @@ def neo4j_settings(
 
 
 def _native(value: Any) -> Any:
-    """Neo4j temporal and graph values as plain Python values."""
+    """Neo4j temporal and graph values as plain Python values: a node or relationship as the
+    map of its properties, as the embedded store gives it."""
     to_native = getattr(value, "to_native", None)
     if callable(to_native):
         out = to_native()
@@ -67,6 +68,31 @@ def _native(value: Any) -> Any:
     if callable(items) and hasattr(value, "element_id"):  # Node or Relationship
         return {k: _native(v) for k, v in items()}
     return value
+
+
+def _row(record: Any) -> dict[str, Any]:
+    """One record as a dict keyed by column, its values :func:`_native`: read from the
+    record's own values, since ``record.data()`` makes a relationship the tuple of its two end
+    nodes and its type, its properties lost."""
+    return {k: _native(v) for k, v in record.items()}
+
+
+def _mixed_column(keys: list[str], rows: list[dict[str, Any]]) -> QueryError:
+    """The error of a result that no Arrow table holds: the first column whose values are of
+    several kinds (Neo4j is schemaless: a graph written by other tools may hold a property as
+    text on one node and as a number on another), or hold a number beyond 64 bits."""
+    for key in keys:
+        values = [row.get(key) for row in rows]
+        try:
+            pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            kinds = sorted({type(v).__name__ for v in values if v is not None})
+            return QueryError(
+                f"Neo4j returned column {key!r} with values that no table column holds "
+                f"together ({', '.join(kinds)}: several types, or an integer beyond 64 bits); "
+                "store one type in the property on every node, as graphfusion's loads do"
+            )
+    return QueryError("Neo4j returned rows that no table holds")
 
 
 class Neo4jStore(BaseStore):
@@ -86,6 +112,7 @@ class Neo4jStore(BaseStore):
             cluster; the server refuses writes in it).
 
     Raises:
+        SchemaError: Two of the schema's constraints or vector indexes would have one name.
         StoreError: No URI, or the server cannot be reached or refuses the credentials.
     """
 
@@ -104,6 +131,7 @@ class Neo4jStore(BaseStore):
         read_only: bool = False,
     ) -> None:
         self.schema = schema_arg(schema)
+        self.dialect.check_names(self.schema)
         if driver is None:
             settings = neo4j_settings(uri, user, password, database)
             try:
@@ -139,7 +167,7 @@ class Neo4jStore(BaseStore):
         def first_rows(result: Any) -> tuple[list[str], list[dict[str, Any]]]:
             rows: list[dict[str, Any]] = []
             for record in result:  # the records not read are discarded by the server
-                rows.append({k: _native(v) for k, v in record.data().items()})
+                rows.append(_row(record))
                 if limit is not None and len(rows) >= limit:
                     break
             return list(result.keys()), rows
@@ -150,9 +178,12 @@ class Neo4jStore(BaseStore):
         """The rows as an Arrow table; with no rows, the result's columns, empty (null typed),
         so a caller can read a column of an empty result as on the embedded store."""
         keys, rows = self._send(cypher, params, read=self.read_only)
-        if rows:
+        if not rows:
+            return pa.table({key: pa.array([], pa.null()) for key in keys})
+        try:
             return pa.Table.from_pylist(rows)
-        return pa.table({key: pa.array([], pa.null()) for key in keys})
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            raise _mixed_column(keys, rows) from None
 
     def _send(
         self,
@@ -184,7 +215,7 @@ class Neo4jStore(BaseStore):
             raise QueryError(f"Neo4j: {getattr(exc, 'message', None) or exc}") from None
         if transformer is not None:
             return result
-        rows = [{k: _native(v) for k, v in rec.data().items()} for rec in result.records]
+        rows = [_row(rec) for rec in result.records]
         return list(result.keys), rows
 
     def ensure_schema(self) -> None:
