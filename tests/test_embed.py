@@ -190,6 +190,9 @@ def test_similar_by_behaviour_and_bad_arguments(shop_engine: Engine) -> None:
         shop_engine.similar("p0001", k=np.True_)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="only must be"):
         shop_engine.embed(only=5)  # type: ignore[arg-type]
+    for nothing in ([], (), set()):  # embedded nothing in silence
+        with pytest.raises(ValidationError, match="only names no modality"):
+            shop_engine.embed(only=nothing)
     assert not any(shop_engine.embed(only={"behaviour"}).encoded.values())  # a set names them too
     with pytest.raises(ValidationError, match="text_encoder must be an encoder"):
         shop_engine.embed(only="text", text_encoder="x")

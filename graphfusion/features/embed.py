@@ -475,13 +475,16 @@ def modalities(only: Sequence[str] | str | None) -> list[str]:
     """The modalities ``only`` names (every one when None), in :data:`MODALITIES` order.
 
     Raises:
-        ValidationError: Not a modality name or a collection of them.
+        ValidationError: Not a modality name or a collection of them, or an empty one (which
+            would embed nothing in silence).
     """
     if only is None:
         return list(MODALITIES)
     names = [only] if isinstance(only, str) else only
     if not isinstance(names, Collection) or not all(isinstance(k, str) for k in names):
         raise ValidationError(f"only must be a modality name or a list of them, got {only!r}")
+    if not names:
+        raise ValidationError(f"only names no modality; give some of {', '.join(MODALITIES)}")
     unknown = [k for k in names if k not in MODALITIES]
     if unknown:
         raise ValidationError(f"unknown modality {unknown}; use {', '.join(MODALITIES)}")
