@@ -35,11 +35,9 @@ from graphfusion.recalls import RecallReport, recall_report
 from graphfusion.recommend import Reason, Recommender
 from graphfusion.schema import Schema
 from graphfusion.search import similar
-from graphfusion.settings import ENVIRONMENT
 from graphfusion.store import BaseStore, Counts, EmbeddedStore, Neo4jStore
 from graphfusion.store.cypher import may_write
 from graphfusion.train import TrainConfig, TrainResult, train
-from graphfusion.values import home_path
 
 __all__ = ["Engine"]
 
@@ -91,7 +89,8 @@ class Engine:
                 )
             self.store: BaseStore = store
         else:
-            self.store = EmbeddedStore(_folder(store), schema=schema, read_only=read_only)
+            # the store reads the folder: ~, $GRAPHFUSION_STORE, a blank or non-path argument
+            self.store = EmbeddedStore(store, schema=schema, read_only=read_only)
         self._recommender: Recommender | None = None
         self._qa: QAIndex | None = None
         self._qa_weights: dict[str, np.ndarray] | None = None  # kept over new products
@@ -610,23 +609,3 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _folder(store: object) -> Path | None:
-    """The store folder an engine opens: ``store``, else ``$GRAPHFUSION_STORE`` (None: the
-    default folder), with ``~`` made the home folder.
-
-    Raises:
-        ValidationError: Not a folder path, or an empty one.
-    """
-    where = "store"
-    if store is None:
-        where = f"${ENVIRONMENT['store']}"
-        store = os.environ.get(ENVIRONMENT["store"]) or None
-        if store is None:
-            return None
-    if not isinstance(store, str | os.PathLike) or isinstance(os.fspath(store), bytes):
-        raise ValidationError(f"the store must be a folder path, got {type(store).__name__}")
-    if not os.fspath(store).strip():
-        raise ValidationError(f"{where} is empty; name a store folder")
-    return home_path(store, where)

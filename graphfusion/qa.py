@@ -661,9 +661,7 @@ class QAIndex:
     def _products(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = top_rows(score, k)
-        if matched_only:
-            rows = rows[score[rows] > 0]
+        rows = _listed(score, k, matched_only)
         evidence = []
         for p in rows:
             ev = []
@@ -675,10 +673,9 @@ class QAIndex:
             elif len(linked):
                 best = linked[np.argmax(sc["sim_q"][linked])]
                 sim = sc["sim_q"][best]
-                which = "a similar question" if sim >= SIMILAR_QUESTION else "its nearest question"
                 ev.append(
-                    f"{which} was asked about it (similarity {sim:.2f}): "
-                    f"{self.questions.texts[best]!r}"
+                    f"{_question_like(sim, 'its nearest question')} was asked about it "
+                    f"(similarity {sim:.2f}): {self.questions.texts[best]!r}"
                 )
             words = self._evidence_words(self.product_corpus.texts[p], sc["tokens"])
             if words:
@@ -711,9 +708,7 @@ class QAIndex:
     def _answers(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = top_rows(score, k)
-        if matched_only:
-            rows = rows[score[rows] > 0]
+        rows = _listed(score, k, matched_only)
         evidence, questions = [], []
         for a in rows:
             ev = []
@@ -725,8 +720,10 @@ class QAIndex:
                 ev.append(f"answer to the same question{same}")
             elif qi >= 0:
                 sim = sc["sim_q"][qi]
-                which = "a similar question" if sim >= SIMILAR_QUESTION else "another question"
-                ev.append(f"answer to {which}{same} (similarity {sim:.2f})")
+                ev.append(
+                    f"answer to {_question_like(sim, 'another question')}{same} "
+                    f"(similarity {sim:.2f})"
+                )
             elif same:
                 ev.append("an answer about the product asked on")
             matched = self._matched_product(p, sc)
@@ -753,9 +750,7 @@ class QAIndex:
     def _passages(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = top_rows(score, k)
-        if matched_only:
-            rows = rows[score[rows] > 0]
+        rows = _listed(score, k, matched_only)
         evidence = []
         for s in rows:
             p = int(self.passages.product[s])
@@ -965,6 +960,19 @@ def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
+
+
+def _listed(score: np.ndarray, k: int, matched_only: bool) -> np.ndarray:
+    """The rows a result lists: the ``k`` best (:func:`top_rows`), only those that scored
+    above 0 when ``matched_only`` (bm25: items sharing a word with the question)."""
+    rows = top_rows(score, k)
+    return rows[score[rows] > 0] if matched_only else rows
+
+
+def _question_like(sim: float, unlike: str) -> str:
+    """How evidence names a stored question of similarity ``sim`` to the one asked:
+    "a similar question" from :data:`SIMILAR_QUESTION` up, else ``unlike``."""
+    return "a similar question" if sim >= SIMILAR_QUESTION else unlike
 
 
 def _rrf(rankings: Sequence[np.ndarray]) -> np.ndarray:

@@ -113,7 +113,7 @@ class Settings:
                 read_only=read_only,
             )
         return EmbeddedStore(
-            home_path(self.store, "store") if self.store else None,
+            self.store or None,  # the store reads ~ as the home folder
             read_only=read_only,
             create=create,
         )
