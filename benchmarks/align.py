@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import command_line, print_table, require_files, save_results
 from benchmarks.features import DEFAULT_DATA, _myntra_subset
 from graphfusion.align import CCA, ContrastiveAligner, RandomProjection, cross_modal_retrieval
 from graphfusion.features.embed import embed
@@ -47,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    require_files(
+        parser,
+        {"the Myntra catalogue": [args.myntra / "products.csv"]},
+        hint="Point --myntra at the folder of the Myntra catalogue (products.csv, images)",
+    )
+    if (args.limit is not None and args.limit < 2) or args.dim < 1:
+        parser.error("--limit must be at least 2 and --dim at least 1")
     with tempfile.TemporaryDirectory(prefix="gf-bench-align-") as tmp:
         sources = _myntra_subset(args.myntra, args.limit, Path(tmp))
         with EmbeddedStore(Path(tmp) / "store") as store:

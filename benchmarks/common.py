@@ -4,19 +4,26 @@ Every benchmark is a module run as ``python -m benchmarks.<name>``; it prints a 
 :func:`print_table` and saves what it measured with :func:`save_results`, which adds the
 machine (CPU count, Python, package versions, date) and the command that produced it, so a
 number in ``benchmarks/results/<name>.json`` can always be traced and reproduced.
+
+The command-line helpers (:func:`benchmark_parser`, :func:`seed_list`, :func:`name_list`,
+:func:`count`, :func:`add_out_argument`, :func:`require_files`) check a benchmark's options
+before it starts its work, so that a bad value or a missing data file is a one-line usage
+error (exit code 2) at once rather than a traceback minutes or hours into a run.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +41,16 @@ __all__ = [
     "print_table",
     "save_results",
     "fmt_num",
+    "MAX_SEED",
+    "benchmark_parser",
+    "seed_list",
+    "name_list",
+    "count",
+    "seconds",
+    "add_out_argument",
+    "add_folder_arguments",
+    "DEFAULT_DATA",
+    "require_files",
 ]
 
 #: Where results JSON files go: ``benchmarks/results/<name>.json``.
@@ -50,6 +67,156 @@ DEFAULT_PACKAGES = (
     "torch-geometric",
     "sentence-transformers",
 )
+
+#: The real data sets: ``$GRAPHFUSION_DATA``, else ../shared/data beside the repository.
+DEFAULT_DATA = Path(
+    os.environ.get("GRAPHFUSION_DATA", Path(__file__).parents[2] / "shared" / "data")
+)
+
+
+#: Largest seed the benchmarks take (``TrainConfig`` refuses larger ones).
+MAX_SEED = 2**31 - 1
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, where it has one (not ``None``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def benchmark_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser for ``python -m <module>``, described by the first paragraph of
+    ``doc`` (the module docstring), with each option's default in its help."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=(doc or "").split("\n\n")[0],
+        formatter_class=_HelpFormatter,
+    )
+
+
+def _int(text: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} must be in {low}..{high}, got {value}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: comma-separated distinct seeds, integers from 0 to :data:`MAX_SEED`.
+
+    Raises:
+        argparse.ArgumentTypeError: None given, an empty item, a repeated seed, or one
+            that is not such an integer.
+    """
+    parts = text.split(",")
+    if not text.strip() or any(not p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"seeds must be comma-separated integers such as 0,1,2, got {text!r}"
+        )
+    seeds = [_int(p, "a seed", 0, MAX_SEED) for p in parts]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"seed {repeated[0]} is given twice (a repeated seed would count its run twice)"
+        )
+    return seeds
+
+
+def name_list(choices: Sequence[str], what: str = "names") -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated list of ``choices`` (at least one; a name
+    given twice counts once), in the order given."""
+
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+        if not names:
+            raise argparse.ArgumentTypeError(
+                f"give at least one of {', '.join(choices)} (comma-separated)"
+            )
+        unknown = [n for n in names if n not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}: {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def count(low: int = 1, high: int = 2**31 - 1) -> Callable[[str], int]:
+    """An argparse type for an integer in ``low..high`` (a count: epochs, users, ...)."""
+
+    def parse(text: str) -> int:
+        return _int(text, "the value", low, high)
+
+    parse.__name__ = f"integer in {low}..{high}"
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type for a duration: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"seconds must be finite and above 0, got {text!r}")
+    return value
+
+
+def add_folder_arguments(
+    parser: argparse.ArgumentParser,
+    work: str,
+    work_help: str,
+    data_help: str | None = "folder of the real data sets",
+) -> None:
+    """``--data DIR`` (unless ``data_help`` is None) and ``--work DIR`` (default ``work``)."""
+    if data_help is not None:
+        parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=data_help)
+    parser.add_argument("--work", type=Path, default=Path(work), help=work_help)
+
+
+def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--out FILE``: where the results JSON goes instead of ``benchmarks/results/``."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results JSON to write (default: {RESULTS_DIR / f'{name}.json'}, the committed "
+        "results; point a trial run elsewhere)",
+    )
+
+
+#: What :func:`require_files` tells to do about missing data by default.
+DATA_HINT = (
+    "Point --data at the folder that holds them (the default is ../shared/data next to the "
+    "repository, or $GRAPHFUSION_DATA)"
+)
+
+
+def require_files(
+    parser: argparse.ArgumentParser, needs: Mapping[str, Iterable[Path]], hint: str = DATA_HINT
+) -> None:
+    """Stop with a usage error (exit code 2) naming every file in ``needs`` that does not
+    exist, by what needs it (a data set's name), before any work is done.
+
+    Args:
+        parser: The benchmark's parser (its ``error`` prints usage and exits).
+        needs: Per data set (or other user), the files it reads.
+        hint: What to do about it, the end of the message.
+    """
+    missing = {
+        what: [str(path) for path in paths if not path.exists()] for what, paths in needs.items()
+    }
+    said = [f"{what} needs {', '.join(paths)}" for what, paths in missing.items() if paths]
+    if said:
+        parser.error(f"missing data: {'; '.join(said)}. {hint}")
 
 
 class Stopwatch:

@@ -24,7 +24,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -35,9 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import command_line, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
-from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
+from benchmarks.common import (
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    name_list,
+    print_table,
+    require_files,
+    save_results,
+    seed_list,
+)
+from benchmarks.recommend import BATCH_SIZE, DATASETS, LR, PATIENCE, data_needs, prepare
 from graphfusion.cypher_recipes import SEEN, recommend_query
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.embed import read_vectors
@@ -48,6 +57,7 @@ from graphfusion.train import TrainConfig, _per_user, load_interactions, train
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "cypher-recipe"
+MODULE = "benchmarks.cypher_recipe"
 RANKINGS = {
     "fused_cosine": "the recipe two versions ago: cosine of fused_vec",
     "gnn_scores": "the recipe one version ago: the GNN's u . i + b",
@@ -112,6 +122,7 @@ def run(name: str, source: Path, work: Path, seeds: list[int], n_users: int) -> 
                      read_vectors(store, "Product", "fused_vec", items))  # fmt: skip
             rec = (read_vectors(store, "User", "rec_vec", users),
                    read_vectors(store, "Product", "rec_vec", items))  # fmt: skip
+            assert result.checkpoint is not None  # train saved the model it trained
             saved = torch.load(result.checkpoint, weights_only=True)["state_dict"]
             warm = np.bincount(train_df["item"], minlength=len(items)) > 0
             bias = saved["bias"].numpy().astype(np.float64) * warm
@@ -142,18 +153,32 @@ def _cell(runs: list[dict[str, Any]], key: str, metric: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/cypher-recipe.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="synthetic,myntra")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--users", type=int, default=100, help="users the query is run for")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work"))
-    parser.add_argument("--out", type=Path, default=None)
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument(
+        "--datasets",
+        type=name_list(DATASETS, "data sets"),
+        default="synthetic,myntra",
+        help="comma-separated data sets of benchmarks.recommend",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default="0,1,2",
+        help="comma-separated seeds, one training run each",
+    )
+    parser.add_argument("--users", type=count(), default=100, help="users the query is run for")
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work",
+        "work folder (the stores prepared under WORK/recommend)",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
+    require_files(parser, data_needs(args.datasets, args.work / "recommend", args.data))
     torch.set_num_threads(1)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     results = []
-    for name in args.datasets.split(","):
+    for name in args.datasets:
         source = prepare(name, args.work / "recommend", args.data)
         results.append(run(name, source, args.work, seeds, args.users))
     rows = [
@@ -169,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         ms = statistics.fmean(r["query_ms"] for r in res["runs"])
         print(f"{res['dataset']}: the query's top 10 equals numpy's for {agree:.1%} of users; "
               f"{ms:.1f} ms a query")  # fmt: skip
-    save_results(NAME, {"seeds": seeds, "k": K, "datasets": results},
-                 out=args.out, command=command_line("benchmarks.cypher_recipe", argv),
-                 tables=[table])  # fmt: skip
+    path = save_results(NAME, {"seeds": seeds, "k": K, "datasets": results},
+                        out=args.out, command=command_line(MODULE, argv),
+                        tables=[table])  # fmt: skip
+    print(f"saved {path}")
     return 0
 
 

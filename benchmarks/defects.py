@@ -34,7 +34,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -46,8 +45,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import command_line, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
+from benchmarks.common import (
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    print_table,
+    require_files,
+    save_results,
+    seed_list,
+)
 from graphfusion.defects import DefectAnalysis, analyse, text_defect_scores
 from graphfusion.features.embed import embed
 from graphfusion.features.text import TextEncoder
@@ -58,6 +66,9 @@ from graphfusion.synthetic import generate_shop
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "defects"
+MODULE = "benchmarks.defects"
+#: The real reviews of the text check, under ``--data``.
+REAL_REVIEWS = Path("womens_clothing_reviews") / "WomensClothingE-CommerceReviews.parquet.brotli"
 #: The defect signal of the benchmark shops (see :data:`graphfusion.synthetic.DEFECT_SIGNALS`).
 SIGNAL = "realistic"
 #: The methods compared, in table order.
@@ -197,8 +208,7 @@ def run_seed(seed: int, work: Path, encoder: TextEncoder) -> dict[str, Any]:
 
 def real_text(data: Path, sample: int, seed: int, encoder: TextEncoder) -> dict[str, Any]:
     """ROC AUC of the text defect score on real clothing reviews (1-2 vs 4-5 stars)."""
-    frame = pd.read_parquet(data / "womens_clothing_reviews" /
-                            "WomensClothingE-CommerceReviews.parquet.brotli")  # fmt: skip
+    frame = pd.read_parquet(data / REAL_REVIEWS)
     frame = frame[frame["Rating"].isin([1, 2, 4, 5]) & frame["Review Text"].notna()]
     frame = frame.sample(n=min(sample, len(frame)), random_state=seed)
     texts = (frame["Title"].fillna("") + ". " + frame["Review Text"]).str.strip(". ").tolist()
@@ -232,21 +242,35 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, boo
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the tables and save ``benchmarks/results/defects.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--sample", type=int, default=4000)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/defects"))
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default="0,1,2",
+        help="comma-separated seeds, one bench shop each",
+    )
+    parser.add_argument(
+        "--sample", type=count(), default=4000, help="real reviews scored in the text check"
+    )
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work/defects",
+        "folder of the shops and stores",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
+    # the real-text check comes last: a missing file must stop the run before the shops
+    require_files(parser, {"the real-text check": [args.data / REAL_REVIEWS]})
     encoder = TextEncoder()
-    runs = [run_seed(int(s), args.work, encoder) for s in args.seeds.split(",") if s]
+    seeds = ",".join(map(str, args.seeds))
+    runs = [run_seed(seed, args.work, encoder) for seed in args.seeds]
     summary = summarise(runs)
     rows = [
         [method, *(f"{m:.3f} ± {sd:.3f}" for m, sd in (summary[method][k] for k, _ in METRICS))]
         for method in METHODS
     ]
     text = print_table(["method", *(title for _, title in METRICS)], rows,
-                       title=f"Defects, bench shop ({SIGNAL} signal), seeds {args.seeds}: "
+                       title=f"Defects, bench shop ({SIGNAL} signal), seeds {seeds}: "
                              "mean ± std")  # fmt: skip
     per_seed = [
         [r["seed"], method, *(f"{r[f'{method}/{k}']:.3f}" for k, _ in METRICS)]
@@ -266,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     results = {"signal": SIGNAL, "runs": runs, "summary": summary, "targets": met,
                "real_text": real}  # fmt: skip
-    path = save_results(NAME, results, command=command_line("benchmarks.defects", argv),
+    path = save_results(NAME, results, out=args.out, command=command_line(MODULE, argv),
                         tables=[text, text_seeds, text_checks])  # fmt: skip
     print(f"saved {path}")
     return 0

@@ -29,17 +29,13 @@ import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import DEFAULT_DATA, command_line, print_table, save_results
 from graphfusion.features.embed import embed, text_content
 from graphfusion.features.image import ImageEncoder
 from graphfusion.features.text import TextEncoder
 from graphfusion.ingest import load
 from graphfusion.store import EmbeddedStore
 from graphfusion.synthetic import generate_shop
-
-DEFAULT_DATA = Path(
-    os.environ.get("GRAPHFUSION_DATA", Path(__file__).parents[2] / "shared" / "data")
-)
 
 
 def _contents(store: EmbeddedStore, label: str, prop: str) -> list[Any]:

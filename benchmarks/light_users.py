@@ -42,7 +42,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -53,9 +52,19 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks.common import command_line, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
-from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, prepare
+from benchmarks.common import (
+    MAX_SEED,
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    name_list,
+    print_table,
+    require_files,
+    save_results,
+)
+from benchmarks.recommend import BATCH_SIZE, LR, PATIENCE, data_needs, prepare
 from graphfusion import recommend
 from graphfusion.light import DEFAULT_WEIGHTS
 from graphfusion.light import paired_gain as mean_and_error
@@ -196,16 +205,29 @@ def _gain(gain: dict[str, float] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/light-users.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--users", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work"))
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument(
+        "--datasets",
+        type=name_list(DATASETS, "data sets"),
+        default=",".join(DATASETS),
+        help="comma-separated data sets",
+    )
+    parser.add_argument(
+        "--users",
+        type=count(2),
+        default=600,
+        help="benchmark users made light (half keep one product, half two)",
+    )
+    parser.add_argument("--seed", type=count(0, MAX_SEED), default=0)
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work",
+        "work folder (the stores prepared under WORK/recommend)",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
-    datasets = [d for d in args.datasets.split(",") if d]
-    if sorted(set(datasets) - set(DATASETS)) or args.users < 2:
-        parser.error(f"data sets among {DATASETS}, --users at least 2")
+    datasets = args.datasets
+    require_files(parser, data_needs(datasets, args.work / "recommend", args.data))
     rows: list[dict[str, Any]] = []
     training: dict[str, dict[str, Any]] = {}
     for name in datasets:
@@ -252,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = {"seed": args.seed, "users": args.users, "min_products": MIN_PRODUCTS,
                "light_share": LIGHT_SHARE, "rows": rows, "training": training}  # fmt: skip
-    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text, text2])
+    path = save_results(NAME, results, out=args.out, command=command_line(MODULE, argv),
+                        tables=[text, text2])  # fmt: skip
     print(f"saved {path}")
     return 0
 

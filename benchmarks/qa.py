@@ -36,7 +36,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -47,8 +46,19 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from benchmarks.common import command_line, prepared_store, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
+from benchmarks.common import (
+    MAX_SEED,
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    name_list,
+    prepared_store,
+    print_table,
+    require_files,
+    save_results,
+)
 from benchmarks.recommend import prepare as prepare_recommend
 from graphfusion.features.embed import embed
 from graphfusion.ingest import load
@@ -60,6 +70,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 NAME = "qa"
 MODULE = "benchmarks.qa"
 DATASETS = ("appliances", "synthetic")
+#: The Q&A file of ``appliances`` under ``--data``.
+APPLIANCES_QA = Path("amazon_qa_appliances") / "qa_Appliances.json.gz"
 HELD_OUT = 0.2
 NEW_PRODUCTS = 0.1
 REPEATS = 300
@@ -75,7 +87,7 @@ def prepare(name: str, work: Path, data: Path) -> Path:
             shutil.copytree(source, store_dir)
         else:
             with EmbeddedStore(store_dir) as store:
-                qa_file = data / "amazon_qa_appliances" / "qa_Appliances.json.gz"
+                qa_file = data / APPLIANCES_QA
                 load(store, "amazon_qa", {"qa": qa_file}, progress=True)
                 embed(store, only=("text",), progress=True)
         return {"prepare_s": round(time.perf_counter() - started, 1)}
@@ -209,17 +221,27 @@ def _repeats(index: QAIndex, seed: int, n: int) -> dict[str, tuple[list[bool], l
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/qa.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="Score at most N questions.")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/qa"))
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument(
+        "--datasets",
+        type=name_list(DATASETS, "data sets"),
+        default=",".join(DATASETS),
+        help="comma-separated data sets",
+    )
+    parser.add_argument("--seed", type=count(0, MAX_SEED), default=0)
+    parser.add_argument(
+        "--limit", type=count(), default=None, help="score at most N questions (default: all)"
+    )
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work/qa",
+        "folder of the prepared stores (synthetic's from WORK/../recommend)",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
-    datasets = [d for d in args.datasets.split(",") if d]
-    unknown = sorted(set(datasets) - set(DATASETS))
-    if unknown:
-        parser.error(f"unknown data sets: {unknown}")
+    datasets = args.datasets
+    if "appliances" in datasets and not (args.work / "appliances" / "prepared.json").exists():
+        require_files(parser, {"appliances": [args.data / APPLIANCES_QA]})
     rows: list[dict[str, Any]] = []
     for name in datasets:
         rows.extend(run(name, prepare(name, args.work, args.data), args.seed, args.limit))
@@ -268,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"seed": args.seed, "held_out": HELD_OUT, "new_products": NEW_PRODUCTS,
                "repeats": REPEATS, "rows": rows}  # fmt: skip
     tables = [text, new_table, again]
-    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=tables)
+    path = save_results(NAME, results, out=args.out, command=command_line(MODULE, argv),
+                        tables=tables)  # fmt: skip
     print(f"saved {path}")
     return 0
 

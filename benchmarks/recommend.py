@@ -26,17 +26,27 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import command_line, prepared_store, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
+from benchmarks.common import (
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    name_list,
+    prepared_store,
+    print_table,
+    require_files,
+    save_results,
+    seed_list,
+)
 from graphfusion.catalog_shop import generate_catalog_shop
 from graphfusion.features.embed import embed
 from graphfusion.ingest import load
@@ -55,6 +65,30 @@ COLD_SHARE = 0.2
 GOAL = 1.10  # fusion / LightGCN Recall@20 on synthetic and myntra
 # The same training settings for every model.
 LR, BATCH_SIZE, PATIENCE = 0.01, 8192, 10
+
+
+#: The files each data set reads under ``--data`` to be prepared (synthetic is generated).
+DATA_FILES: dict[str, tuple[str, ...]] = {
+    "synthetic": (),
+    "movielens": tuple(
+        f"movielens_100k/MovieLens100k_{part}.parquet.brotli" for part in ("data", "items", "users")
+    ),
+    "gift_cards": (
+        "amazon_gift_cards/Gift_Cards_5.json.gz",
+        "amazon_gift_cards/meta_Gift_Cards.json.gz",
+    ),
+    "myntra": ("myntra_fashion/products.csv",),
+}
+
+
+def data_needs(names: Iterable[str], work: Path, data: Path) -> dict[str, list[Path]]:
+    """The files under ``data`` that each of ``names`` reads, for the data sets not yet
+    prepared in ``work`` (a prepared store is reused and needs none)."""
+    return {
+        name: [data / rel for rel in DATA_FILES[name]]
+        for name in names
+        if not (work / name / "prepared.json").exists()
+    }
 
 
 def _prepare_synthetic(folder: Path, data: Path) -> tuple[str, dict[str, Any]]:
@@ -165,26 +199,44 @@ def _cell(row: dict[str, Any], metric: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/recommend.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=100)
+    parser = benchmark_parser(MODULE, __doc__)
     parser.add_argument(
-        "--settings", default="warm,cold", help="warm, cold (synthetic and myntra only) or both"
+        "--datasets",
+        type=name_list(DATASETS, "data sets"),
+        default=",".join(DATASETS),
+        help="comma-separated data sets",
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/recommend"))
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--models",
+        type=name_list(MODELS, "models"),
+        default=",".join(MODELS),
+        help="comma-separated models",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default="0,1,2",
+        help="comma-separated seeds, one training run each",
+    )
+    parser.add_argument("--epochs", type=count(), default=100, help="most epochs per run")
+    parser.add_argument(
+        "--settings",
+        type=name_list(("warm", "cold"), "settings"),
+        default="warm,cold",
+        help="warm, cold (synthetic and myntra only) or both",
+    )
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work/recommend",
+        "folder of the prepared stores (made once, then reused)",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
-    datasets = [d for d in args.datasets.split(",") if d]
-    models = [m for m in args.models.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    wanted = [s for s in args.settings.split(",") if s]
-    unknown = sorted(set(datasets) - set(DATASETS)) + sorted(set(models) - set(MODELS))
-    unknown += sorted(set(wanted) - {"warm", "cold"})
-    if unknown:
-        parser.error(f"unknown data sets, models or settings: {unknown}")
+    datasets, models, seeds, wanted = args.datasets, args.models, args.seeds, args.settings
+    if wanted == ["cold"] and not set(datasets) & set(COLD_DATASETS):
+        parser.error(f"the cold setting runs on {' and '.join(COLD_DATASETS)} only, "
+                     f"not on {', '.join(datasets)}")  # fmt: skip
+    require_files(parser, data_needs(datasets, args.work, args.data))
     rows: list[dict[str, Any]] = []
     prepared = {}
     for name in datasets:
@@ -205,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         ])  # fmt: skip
     headers = ["data set", "setting", "model", "Recall@10", "Recall@20", "NDCG@10", "NDCG@20",
                "s/epoch", "R@20 / LightGCN"]  # fmt: skip
-    title = f"Recommendation, mean ± std over seeds {args.seeds}"
+    title = f"Recommendation, mean ± std over seeds {','.join(map(str, seeds))}"
     text = print_table(headers, table, title=title)
     results = {"seeds": seeds, "epochs": args.epochs, "cold_share": COLD_SHARE, "lr": LR,
                "batch_size": BATCH_SIZE, "patience": PATIENCE,

@@ -61,7 +61,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 from collections.abc import Callable
@@ -74,7 +73,15 @@ import pandas as pd
 import torch
 from scipy.stats import poisson
 
-from benchmarks.common import command_line, print_table, save_results
+from benchmarks.common import (
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    print_table,
+    save_results,
+    seed_list,
+)
 from benchmarks.recommend import COLD_SHARE
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.graph import to_heterodata
@@ -574,14 +581,22 @@ def _table(
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/recommend-ceiling.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/recommend/synthetic"))
-    parser.add_argument("--out", type=Path, default=None)
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument(
+        "--seeds", type=seed_list, default="0,1,2", help="comma-separated seeds, one split each"
+    )
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work/recommend/synthetic",
+        "the synthetic folder prepared by benchmarks.recommend",
+        data_help=None,
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
     if not (args.work / "store").exists():
         parser.error(f"no prepared store in {args.work}; run benchmarks.recommend first")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
+    shown = ",".join(map(str, seeds))
     shop = Shop.read(args.work)
     runs = {seed: run_seed(shop, seed) for seed in seeds}
     cold = {seed: run_cold_seed(shop, seed) for seed in seeds}
@@ -590,11 +605,11 @@ def main(argv: list[str] | None = None) -> int:
                              "learned taste + raw content kernels", "known attributes",
                              "known attributes, by strength", "taste posterior",
                              "taste posterior, how", "true tastes"),
-               f"Synthetic bench shop: rankings from hidden ground truth, seeds {args.seeds}"),
+               f"Synthetic bench shop: rankings from hidden ground truth, seeds {shown}"),
         _table(cold, seeds, ("chance", "known attributes", "known attributes, by strength",
                              "taste posterior", "taste posterior, how", "true tastes"),
                f"Synthetic bench shop, cold start: tested cold products ranked among "
-               f"themselves, seeds {args.seeds}"),
+               f"themselves, seeds {shown}"),
     ]  # fmt: skip
     path = save_results(NAME, {"seeds": seeds, "runs": runs, "cold": cold}, out=args.out,
                         command=command_line(MODULE, argv), tables=tables)  # fmt: skip

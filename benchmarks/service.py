@@ -29,7 +29,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -48,11 +47,23 @@ import httpx
 import numpy as np
 import psutil
 
-from benchmarks.common import command_line, prepared_store, print_table, save_results
+from benchmarks.common import (
+    MAX_SEED,
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    prepared_store,
+    print_table,
+    save_results,
+    seconds,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NAME = "service"
+MODULE = "benchmarks.service"
 #: Share of the requests per endpoint.
 MIX = {"recommend": 0.5, "similar": 0.2, "ask": 0.15, "healthz": 0.15}
 MODALITIES = ("text", "image", "fused")
@@ -312,20 +323,24 @@ def _alone(
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/service.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=["small", "bench"], default="small")
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument("--size", choices=["small", "bench"], default="small", help="shop size")
+    parser.add_argument("--clients", type=count(), default=100, help="concurrent clients")
+    parser.add_argument("--seconds", type=seconds, default=20.0, help="length of the load")
+    parser.add_argument("--epochs", type=count(), default=10, help="most training epochs")
+    parser.add_argument("--seed", type=count(0, MAX_SEED), default=0)
     parser.add_argument(
         "--client", choices=["raw", "httpx"], default="raw",
         help="Load driver: a minimal HTTP/1.1 client (default) or httpx.AsyncClient.",
     )  # fmt: skip
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/service"))
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work/service",
+        "folder of the prepared store",
+        data_help=None,
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients and --seconds must be positive")
     store = prepare(args.size, args.work, args.epochs)
     keys = _sample_keys(store, args.seed)
     token = secrets.token_hex(32)
@@ -393,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     path = save_results(
         NAME,
         results,
-        command=command_line("benchmarks.service", argv),
+        out=args.out,
+        command=command_line(MODULE, argv),
         tables=[text, alone_text],
     )
     print(f"saved {path}")

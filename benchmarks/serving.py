@@ -27,13 +27,11 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,8 +39,16 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from benchmarks.common import command_line, print_table, save_results
-from benchmarks.features import DEFAULT_DATA
+from benchmarks.common import (
+    MAX_SEED,
+    add_folder_arguments,
+    add_out_argument,
+    benchmark_parser,
+    command_line,
+    count,
+    print_table,
+    save_results,
+)
 from benchmarks.recommend import prepare
 from graphfusion.features.embed import embed
 from graphfusion.recommend import LIGHT_USER_MAX, Recommender
@@ -98,13 +104,20 @@ def _kernels_of(rec: Recommender, names: list[str]) -> Callable[[str], Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run, print the table and save ``benchmarks/results/serving.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--new-products", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work"))
+    parser = benchmark_parser(MODULE, __doc__)
+    parser.add_argument("--users", type=count(), default=1000, help="users timed per case")
+    parser.add_argument(
+        "--new-products", type=count(), default=20, help="products added one at a time"
+    )
+    parser.add_argument("--epochs", type=count(), default=15, help="most training epochs")
+    parser.add_argument("--seed", type=count(0, MAX_SEED), default=0)
+    add_folder_arguments(
+        parser,
+        "benchmarks/.work",
+        "work folder (the store prepared under WORK/recommend)",
+        data_help="folder of the real data sets (the synthetic shop needs none)",
+    )
+    add_out_argument(parser, NAME)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     source = prepare("synthetic", args.work / "recommend", args.data)
@@ -204,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["case", "calls", "p50 ms", "p99 ms", "calls/s", "p99 / brute force"]
     text = print_table(headers, table, title=f"Serving, bench shop, k={K}, one thread")
     results.update({"rows": rows, "users": len(users), "light_users": len(light)})
-    path = save_results(NAME, results, command=command_line(MODULE, argv), tables=[text])
+    path = save_results(NAME, results, out=args.out, command=command_line(MODULE, argv),
+                        tables=[text])  # fmt: skip
     print(f"saved {path}")
     return 0
 

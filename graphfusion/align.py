@@ -18,12 +18,15 @@ items of the other modality (ties count against the item: an item that scores th
 partner ranks ahead of it).
 
 Every constructor argument is checked (sizes and counts positive integers, ``batch_size`` at
-least 2, ``temperature`` and ``lr`` positive and finite, ``reg`` non-negative and finite, a seed
+least 2, ``temperature`` and ``lr`` positive and finite, ``reg`` in 0..:data:`MAX_REG`, a seed
 a non-negative integer), and so are the vectors given to ``fit`` and the transforms (real
 numbers, 2-D, finite, the width seen in ``fit``; for ``fit`` neither modality the same in every
 pair; for the contrastive heads within the range of 32-bit floats): a bad one raises
-:class:`~graphfusion.errors.ValidationError`. CCA does not depend on the scale of either
-modality (vectors of 1e-8 or 1e160 give the canonical directions of vectors of 1).
+:class:`~graphfusion.errors.ValidationError`. A fit that raises leaves the aligner as it was.
+CCA does not depend on the scale of either modality (vectors of 1e-8 or 1e160 give the
+canonical directions of vectors of 1, and so do vectors of 1e306, whose sums overflow), and the
+transforms of :class:`RandomProjection` and :class:`CCA` do not overflow on rows of huge values
+(1e307): their outputs are directions.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ MAX_EPOCHS = 1_000_000
 MAX_BATCH = 1 << 30
 #: Largest seed (numpy's and torch's generators take 64 bits).
 MAX_SEED = 2**63 - 1
+#: Largest ridge :class:`CCA` accepts, relative to the mean variance. Far beyond it CCA is
+#: already the limit of a large ridge (the directions of the cross-covariance) while the
+#: correlations underflow (a ridge of 1e306 gave correlations of 1e-306), and a ridge of 1e307
+#: overflows the covariances.
+MAX_REG = 1e12
 
 
 def _numbers(x: np.ndarray, what: str) -> np.ndarray:
@@ -74,6 +82,29 @@ def _rows(x: np.ndarray, width: int, what: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise ValidationError(f"{what} holds NaN or infinite values")
     return a
+
+
+def _row_scales(*parts: np.ndarray) -> np.ndarray:
+    """Per row, the power of two that brings the row's largest magnitude among ``parts`` (each
+    ``(n, width)`` or ``(width,)``, broadcast over the rows) into [0.5, 1); 0 for zero rows."""
+    top = np.zeros(len(parts[0]))
+    for part in parts:
+        top = np.maximum(top, np.broadcast_to(np.abs(part), parts[0].shape).max(1, initial=0.0))
+    return np.frexp(top)[1][:, None]
+
+
+def _directions(x: np.ndarray, w: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """``l2_normalize((x - mean) @ w)`` without overflow: each row (and the mean with it) is
+    first scaled by a power of two (:func:`_row_scales`). The scaling is exact and the output
+    a direction, so ordinary rows give the bits of the plain formula, while rows of 1e307,
+    whose products or sums overflow, give their directions instead of NaN."""
+    if not len(x):
+        return l2_normalize(x @ w)
+    if mean is None:
+        k = _row_scales(x)
+        return l2_normalize(np.ldexp(x, -k) @ w)
+    k = _row_scales(x, mean)
+    return l2_normalize((np.ldexp(x, -k) - np.ldexp(mean, -k)) @ w)
 
 
 def _pair(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +167,7 @@ class RandomProjection:
         """
         if self.p1 is None:
             raise ValidationError("call fit first")
-        return l2_normalize(_rows(x1, self.p1.shape[0], "x1") @ self.p1)
+        return _directions(_rows(x1, self.p1.shape[0], "x1"), self.p1)
 
     def transform2(self, x2: np.ndarray) -> np.ndarray:
         """Project modality 2.
@@ -146,7 +177,7 @@ class RandomProjection:
         """
         if self.p2 is None:
             raise ValidationError("call fit first")
-        return l2_normalize(_rows(x2, self.p2.shape[0], "x2") @ self.p2)
+        return _directions(_rows(x2, self.p2.shape[0], "x2"), self.p2)
 
 
 def _unit_scale(a: np.ndarray) -> tuple[np.ndarray, int]:
@@ -158,6 +189,17 @@ def _unit_scale(a: np.ndarray) -> tuple[np.ndarray, int]:
     a = np.ldexp(a, -top)
     _, rms = np.frexp(np.sqrt(np.mean(a * a)))
     return np.ldexp(a, -rms), int(top + rms)
+
+
+def _centred(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The column means of ``a`` and ``(a - mean) * 2**-k`` with its ``k`` (:func:`_unit_scale`),
+    computed on ``a`` scaled by a power of two first: exact, so the bits are those of the plain
+    formula, while the sums of values of 1e306 do not overflow."""
+    _, top = np.frexp(np.abs(a).max())
+    a = np.ldexp(a, -top)
+    mean = a.mean(0)
+    centred, k = _unit_scale(a - mean)
+    return np.ldexp(mean, top), centred, k + int(top)
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:
@@ -172,19 +214,22 @@ class CCA:
     Args:
         dim: Number of canonical directions kept (1 to :data:`MAX_DIM`; at most the smaller
             input width and the number of pairs less one are kept).
-        reg: Ridge added to each covariance, relative to its mean variance (finite, >= 0).
+        reg: Ridge added to each covariance, relative to its mean variance (0 to
+            :data:`MAX_REG`). With no ridge and no more pairs than columns, every correlation
+            is 1: the pairs are fitted exactly, and nothing is learned.
 
     Attributes:
-        correlations: The canonical correlations of the training pairs, highest first.
+        correlations: The canonical correlations of the training pairs, highest first, in
+            [0, 1].
 
     Raises:
         ValidationError: ``dim`` is not an integer in 1..:data:`MAX_DIM`, or ``reg`` is not a
-            finite number >= 0.
+            number in 0..:data:`MAX_REG`.
     """
 
     def __init__(self, dim: int = 64, reg: float = 1e-3) -> None:
         self.dim = count_arg("dim", dim, MAX_DIM)
-        self.reg = real_arg("reg", reg, zero=True)
+        self.reg = real_arg("reg", reg, zero=True, high=MAX_REG)
         self.correlations: np.ndarray | None = None
         self._m1: np.ndarray | None = None
         self._m2: np.ndarray | None = None
@@ -200,19 +245,20 @@ class CCA:
         """
         a, b = _pair(x1, x2)
         dim = min(self.dim, a.shape[1], b.shape[1], len(a) - 1)
-        self._m1, self._m2 = a.mean(0), b.mean(0)
         # CCA does not depend on the scale of either modality (the ridge is relative too):
         # each is fitted at unit scale, and the scale folded into its weights
-        (a, k1), (b, k2) = _unit_scale(a - self._m1), _unit_scale(b - self._m2)
+        (m1, a, k1), (m2, b, k2) = _centred(a), _centred(b)
         n = len(a) - 1
         c11, c22, c12 = a.T @ a / n, b.T @ b / n, a.T @ b / n
         c11 += self.reg * np.trace(c11) / len(c11) * np.eye(len(c11))
         c22 += self.reg * np.trace(c22) / len(c22) * np.eye(len(c22))
         r1, r2 = _inv_sqrt(c11), _inv_sqrt(c22)
         u, s, vt = np.linalg.svd(r1 @ c12 @ r2, full_matrices=False)
+        self._m1, self._m2 = m1, m2
         self._w1 = np.ldexp(r1 @ u[:, :dim], -k1)
         self._w2 = np.ldexp(r2 @ vt.T[:, :dim], -k2)
-        self.correlations = s[:dim]
+        # at most 1 in exact arithmetic; rounding gave 1.00000004 where the pairs fit exactly
+        self.correlations = np.minimum(s[:dim], 1.0)
         return self
 
     @staticmethod
@@ -221,7 +267,7 @@ class CCA:
     ) -> np.ndarray:
         if mean is None or w is None:
             raise ValidationError("call fit first")
-        return (_rows(x, len(mean), what) - mean) @ w
+        return _directions(_rows(x, len(mean), what), w, mean)
 
     def transform1(self, x1: np.ndarray) -> np.ndarray:
         """Canonical variates of modality 1, L2-normalized.
@@ -229,7 +275,7 @@ class CCA:
         Raises:
             ValidationError: Not fitted, or ``x1`` is not a finite matrix of the width fitted.
         """
-        return l2_normalize(self._project(x1, self._m1, self._w1, "x1"))
+        return self._project(x1, self._m1, self._w1, "x1")
 
     def transform2(self, x2: np.ndarray) -> np.ndarray:
         """Canonical variates of modality 2, L2-normalized.
@@ -237,7 +283,7 @@ class CCA:
         Raises:
             ValidationError: Not fitted, or ``x2`` is not a finite matrix of the width fitted.
         """
-        return l2_normalize(self._project(x2, self._m2, self._w2, "x2"))
+        return self._project(x2, self._m2, self._w2, "x2")
 
 
 def _float32(x: np.ndarray, what: str) -> torch.Tensor:
@@ -298,7 +344,8 @@ class ContrastiveAligner:
 
     @repeatable
     def fit(self, x1: np.ndarray, x2: np.ndarray, *, progress: bool = False) -> ContrastiveAligner:
-        """Train the heads on paired rows.
+        """Train the heads on paired rows. The heads and ``losses`` change only when the
+        training ends well: a fit that raises leaves the aligner as it was.
 
         Raises:
             ValidationError: The pairs are not two finite matrices of real numbers with one
@@ -310,11 +357,11 @@ class ContrastiveAligner:
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         t1, t2 = _float32(a, "x1"), _float32(b, "x2")
-        self.head1 = torch.nn.Linear(a.shape[1], self.dim)
-        self.head2 = torch.nn.Linear(b.shape[1], self.dim)
-        params = list(self.head1.parameters()) + list(self.head2.parameters())
+        head1 = torch.nn.Linear(a.shape[1], self.dim)
+        head2 = torch.nn.Linear(b.shape[1], self.dim)
+        params = list(head1.parameters()) + list(head2.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
-        self.losses = []
+        losses: list[float] = []
         for _ in tqdm(range(self.epochs), desc="contrastive", disable=not progress):
             order = torch.randperm(len(t1), generator=gen)
             total, steps = 0.0, 0
@@ -322,8 +369,8 @@ class ContrastiveAligner:
                 idx = order[start : start + self.batch_size]
                 if len(idx) < 2:
                     continue
-                z1 = torch.nn.functional.normalize(self.head1(t1[idx]), dim=1)
-                z2 = torch.nn.functional.normalize(self.head2(t2[idx]), dim=1)
+                z1 = torch.nn.functional.normalize(head1(t1[idx]), dim=1)
+                z2 = torch.nn.functional.normalize(head2(t2[idx]), dim=1)
                 logits = z1 @ z2.t() / self.temperature
                 target = torch.arange(len(idx))
                 loss = (
@@ -339,7 +386,8 @@ class ContrastiveAligner:
                 loss.backward()
                 opt.step()
                 total, steps = total + loss.item(), steps + 1
-            self.losses.append(total / max(steps, 1))
+            losses.append(total / max(steps, 1))
+        self.head1, self.head2, self.losses = head1, head2, losses
         return self
 
     @staticmethod

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.readers import Record, read_source
 from graphfusion.synthetic import (
     _START,
+    _check_dir,
     _draw_events,
     _gumbel,
     _ids,
@@ -61,8 +63,10 @@ from graphfusion.synthetic import (
     _top_k_rows,
     _write_csv,
     _write_json,
+    _writing,
 )
 from graphfusion.transforms import TRANSFORMS
+from graphfusion.values import home_path
 
 __all__ = [
     "CATALOGS",
@@ -233,14 +237,18 @@ def _parse_description(text: str) -> tuple[str, str, str, str, str] | None:
 
 def default_source(catalog: str = "myntra") -> Path:
     """The default folder of a catalogue: ``$GRAPHFUSION_DATA/<folder>`` when the variable is
-    set, else ``../shared/data/<folder>`` relative to the working directory.
+    set (a leading ``~`` in it is the home folder), else ``../shared/data/<folder>`` relative
+    to the working directory.
 
     Raises:
-        ValidationError: If the catalogue is not known.
+        ValidationError: If the catalogue is not known, or the variable names an unknown
+            home folder (``~nosuchuser``).
     """
     spec = _catalog_spec(catalog)
     base = os.environ.get(DATA_ENV)
-    return (Path(base) if base else Path("..") / "shared" / "data") / spec.folder
+    return (home_path(base, f"${DATA_ENV}") if base else Path("..") / "shared" / "data") / (
+        spec.folder
+    )
 
 
 def generate_catalog_shop(
@@ -261,7 +269,8 @@ def generate_catalog_shop(
             whose files are then overwritten. Other files are never deleted.
         catalog: The catalogue's name, a key of :data:`CATALOGS` (``"myntra"``).
         source: The catalogue folder (``products.csv`` and ``images.tar.gz``, ``images.zip``
-            or an ``images`` folder); default :func:`default_source`.
+            or an ``images`` folder); default :func:`default_source`. A leading ``~`` here
+            and in ``out_dir`` is the home folder.
         users: Number of users, 1 to :data:`MAX_USERS`.
         interactions: Target number of interaction rows (views, purchases and favourites
             together; approximate), from ``MIN_VIEWS * users`` to :data:`MAX_INTERACTIONS` and
@@ -274,10 +283,13 @@ def generate_catalog_shop(
 
     Raises:
         ValidationError: An argument is invalid, or the catalogue folder or its files are
-            missing or lack the expected columns, or no product has a photo in its archive.
+            missing or lack the expected columns, or no product has a photo in its archive,
+            or the catalogue has fewer than :data:`MIN_VIEWS` products.
         OutputFolderError: ``out_dir`` is a file, a non-empty folder not written by this
             function, or cannot be made or written into (a ``ValidationError`` and a
-            ``FileExistsError``).
+            ``FileExistsError``); it is checked before the catalogue is read. A file that
+            cannot be written half-way (a full disk) leaves an incomplete shop, marked so in
+            its ``manifest.json``, that a second run finishes.
     """
     spec = _catalog_spec(catalog)
     n_users = _positive_int("users", users, MAX_USERS)
@@ -289,48 +301,70 @@ def generate_catalog_shop(
             f"interactions ({target}) must be at least {MIN_VIEWS} per user "
             f"({MIN_VIEWS * n_users} for {n_users} users)"
         )
-    folder = Path(source) if source is not None else default_source(catalog)
+    folder = home_path(source, "source") if source is not None else default_source(catalog)
     products_csv, images = _source_files(folder, spec, catalog, source is None)
-    path = Path(out_dir)
+    path = home_path(out_dir, "out_dir")
+    what = "catalogue shop"
+    # the folder first: the catalogue may take long to read
+    _check_dir(path, generator=GENERATOR, what=what, images=False)
 
     with _progress(progress, 6, "catalogue shop") as step:
         shop = _CatalogShop(catalog, spec, folder, int(seed), path)
         shop.read_catalogue(products_csv, images)
         step("catalogue")
-        if target > n_users * shop.n_products:
-            raise ValidationError(
-                f"interactions ({target}) must be at most users x products "
-                f"({n_users} x {shop.n_products})"
-            )
-        _prepare_dir(
-            path, generator=GENERATOR, version=FORMAT_VERSION, what="catalogue shop",
-            images=False,
-        )  # fmt: skip
-        shop.write_products()
-        step("products")
-        shop.users(n_users)
-        step("users")
-        shop.interactions(target)
-        step("interactions")
-        shop.ground_truth()
-        step("ground truth")
-        counts = dict(shop.counts)
-        _write_json(
-            path / "manifest.json",
-            {
-                "generator": GENERATOR,
-                "version": FORMAT_VERSION,
-                "catalog": catalog,
-                "source": str(folder.resolve()),
-                "seed": int(seed),
-                "complete": True,
-                "counts": counts,
-            },
-        )
-        step("manifest")
+        _check_catalogue_size(shop.n_products, n_users, target, products_csv)
+        _prepare_dir(path, generator=GENERATOR, version=FORMAT_VERSION, what=what, images=False)
+        with _writing(path, what):
+            _write_shop(shop, n_users, target, step)
+    counts = dict(shop.counts)
     return CatalogShopManifest(
         path=path, catalog=catalog, source=folder.resolve(), seed=int(seed), counts=counts
     )
+
+
+def _check_catalogue_size(n_products: int, n_users: int, target: int, products_csv: Path) -> None:
+    """Refuse a catalogue too small for the shop asked for.
+
+    Raises:
+        ValidationError: The catalogue has fewer products than a user views, or
+            ``target`` exceeds ``n_users`` times its products.
+    """
+    if n_products < MIN_VIEWS:
+        raise ValidationError(
+            f"{products_csv} holds only {n_products} products with a parseable description; "
+            f"a catalogue shop needs at least {MIN_VIEWS} (every user views at least "
+            f"{MIN_VIEWS})"
+        )
+    if target > n_users * n_products:
+        raise ValidationError(
+            f"interactions ({target}) must be at most users x products ({n_users} x {n_products})"
+        )
+
+
+def _write_shop(shop: _CatalogShop, n_users: int, target: int, step: Callable[[str], None]) -> None:
+    """Draw the users and interactions and write the shop's files into its (prepared)
+    folder, the manifest last."""
+    shop.write_products()
+    step("products")
+    shop.users(n_users)
+    step("users")
+    shop.interactions(target)
+    step("interactions")
+    shop.ground_truth()
+    step("ground truth")
+    _write_json(
+        shop.path / "manifest.json",
+        {
+            "generator": GENERATOR,
+            "version": FORMAT_VERSION,
+            "catalog": shop.catalog,
+            "source": str(shop.source.resolve()),
+            "seed": shop.seed,
+            "complete": True,
+            "counts": dict(shop.counts),
+        },
+    )
+    step("manifest")
 
 
 # ---------------------------------------------------------------------------------------------

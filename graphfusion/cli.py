@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,11 +31,10 @@ from graphfusion.catalog_shop import (
     MAX_INTERACTIONS,
     MAX_USERS,
 )
-from graphfusion.defaults import EPOCHS, MAX_SCORES, TASTE_EPOCHS
+from graphfusion.defaults import EPOCHS, MAX_SCORES, MAX_SETTING, TASTE_EPOCHS
 from graphfusion.errors import GraphFusionError, StoreLockedError
 from graphfusion.ingest import check_report, check_sources, load
 from graphfusion.mapping import load_mapping
-from graphfusion.schema import load_schema
 from graphfusion.settings import Settings, load_settings
 from graphfusion.values import json_safe
 
@@ -155,13 +155,17 @@ def _store(
 
     The commands that only move data (``load``, ``stats``, ``cypher``) use the store alone:
     :func:`_engine` imports torch and PyTorch Geometric, seconds before any work."""
-    chosen = _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
     try:
-        return chosen.open(create=create, read_only=bool(read_only))
+        return _chosen(store, neo4j_uri).open(create=create, read_only=bool(read_only))
     except StoreLockedError as exc:
         if read_only is False:  # the command can do what the message asks: say how
             raise StoreLockedError(f"{exc}; pass --read-only to read beside it") from None
         raise
+
+
+def _chosen(store: Path | None, neo4j_uri: str | None) -> Settings:
+    """The settings with the command's ``--store`` and ``--neo4j`` on top."""
+    return _settings().with_flags(store=str(store) if store else None, neo4j_uri=neo4j_uri)
 
 
 @contextmanager
@@ -244,11 +248,20 @@ def _json_or_text(raw: str) -> Any:
     help="TOML file with store settings (default $GRAPHFUSION_CONFIG or ./graphfusion.toml); "
     "flags and environment variables come first.",
 )
+@click.option(
+    "--schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="YAML schema of one's own (default $GRAPHFUSION_SCHEMA, the config file's, else the "
+    "one the store was made with, else the built-in).",
+)
 @click.version_option(package_name="graphfusion")
 @click.pass_context
-def main(ctx: click.Context, debug: bool, config: Path | None) -> None:
+def main(ctx: click.Context, debug: bool, config: Path | None, schema: Path | None) -> None:
     """graphfusion: multimodal knowledge fusion on an e-commerce graph."""
-    ctx.obj = {"debug": debug, "config": config}  # settings read by the commands that use them
+    # settings read by the commands that use them
+    ctx.obj = {"debug": debug, "config": config, "schema": schema}
 
 
 def _settings() -> Settings:
@@ -257,7 +270,7 @@ def _settings() -> Settings:
     obj = click.get_current_context().find_root().obj
     if "settings" not in obj:
         try:
-            obj["settings"] = load_settings(obj["config"])
+            obj["settings"] = load_settings(obj["config"]).with_flags(schema=obj["schema"])
         except GraphFusionError as exc:  # it names the config file or the variable
             raise click.UsageError(str(exc)) from None
     settings: Settings = obj["settings"]
@@ -411,15 +424,23 @@ def load_cmd(
     cpsc_recalls, clothing_reviews. Exits 0 when the load ran, even with rejected rows.
     """
     parsed = _parse_sources(sources)
-    checked = load_mapping(mapping, load_schema())
+    checked = load_mapping(mapping, _chosen(store, neo4j_uri).load_schema())
     # before a store is made for a load that cannot run
     if report is None:
         check_sources(checked, parsed)
     else:
         check_report(checked, parsed, report)  # the sources too
-    with _store(store, neo4j_uri, create=True) as opened:
-        result = load(opened, checked, parsed, report=report, batch_size=batch_size,
-                      progress=not as_json)  # fmt: skip
+    opened = _store(store, neo4j_uri, create=True)
+    try:
+        with opened:
+            result = load(opened, checked, parsed, report=report, batch_size=batch_size,
+                          progress=not as_json)  # fmt: skip
+    except GraphFusionError:
+        # a load that cannot run (a column the mapping names is not in its file, say: found
+        # once the table is read) leaves no store folder it made
+        if getattr(opened, "made_folder", False):
+            shutil.rmtree(opened.path, ignore_errors=True)  # type: ignore[attr-defined]
+        raise
     if as_json:
         _echo_json(result.to_dict())
     else:
@@ -524,6 +545,11 @@ class _Shown(str):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Nodes without a vector (.jsonl/.csv).",
 )
+@click.option(
+    "--prune-cache",
+    is_flag=True,
+    help="Afterwards drop the cached vectors no node uses now, and shrink the cache file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_store_options
 @_command
@@ -534,6 +560,7 @@ def embed_cmd(
     image_weights: str | None,
     download: bool,
     report: Path | None,
+    prune_cache: bool,
     as_json: bool,
     store: Path | None,
     neo4j_uri: str | None,
@@ -556,6 +583,7 @@ def embed_cmd(
             image_encoder=image_encoder,
             report=report,
             progress=not as_json,
+            prune_cache=prune_cache,
         )
     if as_json:
         _echo_json(result.to_dict())
@@ -595,7 +623,7 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
     show_default=True,
 )  # fmt: skip
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=EPOCHS, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SETTING), default=0, show_default=True)
 @click.option(
     "--cold-items",
     type=_FiniteRange(0.0, 0.9),

@@ -8,6 +8,8 @@ The query of :func:`recommend_query` ranks, for one user, the products nearest t
 ``rec_vec``, leaving out the products the user already interacted with. It takes only the
 parameters ``$user_id`` and ``$k`` and returns rows ``id``, ``title``, ``score`` (cosine
 similarity, highest first), so it can be pasted into any Cypher shell.
+Give it the store (``recommend_query(engine.store)``) for the casts of a schema whose
+``rec_vec`` has another size than the built-in one.
 
 - LadybugDB (embedded) scores every product: exact. Its ``array_cosine_similarity`` refuses
   plain lists, so both vectors are cast to ``FLOAT[dim]``; the user's products are collected
@@ -21,25 +23,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphfusion.errors import ValidationError
+from graphfusion.errors import SchemaError, ValidationError
 from graphfusion.rec_vectors import PROPERTY
 from graphfusion.schema import load_schema
 from graphfusion.store.base import BaseStore
 from graphfusion.store.dialect import LADYBUG, index_name
 from graphfusion.values import count_arg
 
-__all__ = ["recommend_query", "recommend", "SEEN"]
+__all__ = ["SEEN", "rec_dim", "recommend", "recommend_query"]
 
 #: The interactions that mark a product as seen (``graphfusion.train.INTERACTIONS``).
 SEEN = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
 
 
-def recommend_query(dialect_name: str, *, dim: int | None = None) -> str:
+def recommend_query(dialect_name: str | BaseStore, *, dim: int | None = None) -> str:
     """The Cypher that recommends ``$k`` unseen products to user ``$user_id``.
 
     Args:
-        dialect_name: ``ladybug`` (embedded, exact) or ``neo4j`` (vector index).
-        dim: Dimension of ``rec_vec`` (LadybugDB's casts); the built-in schema's when None.
+        dialect_name: ``ladybug`` (embedded, exact) or ``neo4j`` (vector index), or a store:
+            its dialect and its schema's ``rec_vec`` dimension (LadybugDB's casts must name
+            the stored size; a schema of one's own may give another than the built-in 66).
+        dim: Dimension of ``rec_vec`` (LadybugDB's casts); the store's schema's, else the
+            built-in schema's, when None.
 
     Returns:
         The query; it yields ``id``, ``title``, ``score`` (cosine, highest first), and no row
@@ -47,7 +52,16 @@ def recommend_query(dialect_name: str, *, dim: int | None = None) -> str:
 
     Raises:
         ValidationError: Unknown dialect, or ``dim`` not an integer in 1..4096.
+        SchemaError: A store whose schema gives users or products no ``rec_vec``.
     """
+    if isinstance(dialect_name, BaseStore):
+        store = dialect_name
+        dim = rec_dim(store) if dim is None else dim
+        dialect_name = store.dialect.name
+    elif not isinstance(dialect_name, str):
+        raise ValidationError(
+            f"dialect must be a dialect name or a store, got {type(dialect_name).__name__}"
+        )
     unseen = f"NOT EXISTS {{ MATCH (u)-[:{'|'.join(SEEN)}]->(p) }}"
     user = f"MATCH (u:User {{id: $user_id}}) WHERE u.{PROPERTY} IS NOT NULL"
     tail = "RETURN p.id AS id, p.title AS title, score\nORDER BY score DESC, id LIMIT $k"
@@ -88,10 +102,34 @@ def recommend(store: BaseStore, user_id: str, k: int = 10) -> list[dict[str, Any
 
     Raises:
         ValidationError: Bad arguments.
+        SchemaError: The store's schema gives users or products no ``rec_vec``.
     """
     if not isinstance(user_id, str) or not user_id.strip():
         raise ValidationError("user_id must be a non-empty string")
     k = count_arg("k", k, 1_000)
-    dim = store.schema.node("Product").prop(PROPERTY).type.dim
-    query = recommend_query(store.dialect.name, dim=dim)
-    return store.query(query, {"user_id": user_id, "k": k})
+    return store.query(recommend_query(store), {"user_id": user_id, "k": k})
+
+
+def rec_dim(store: BaseStore) -> int:
+    """The dimension of the ``rec_vec`` of ``store``'s users and products.
+
+    Raises:
+        SchemaError: The schema gives users or products no ``rec_vec``, or two sizes.
+    """
+    dims: dict[str, int | None] = {}
+    for label in ("User", "Product"):
+        node = store.schema.nodes.get(label)
+        if node is None or not node.has_property(PROPERTY):
+            raise SchemaError(
+                f"the Cypher recipe ranks by {label}.{PROPERTY}, which the schema "
+                f"{store.schema.name!r} does not have: add it (a vector, as in the built-in "
+                "schema) and train again"
+            )
+        dims[label] = node.prop(PROPERTY).type.dim
+    if len(set(dims.values())) != 1 or not dims["User"]:
+        raise SchemaError(
+            f"User.{PROPERTY} and Product.{PROPERTY} must be vectors of one size for the "
+            f"Cypher recipe, got {dims['User']} and {dims['Product']} in the schema "
+            f"{store.schema.name!r}"
+        )
+    return int(dims["User"])

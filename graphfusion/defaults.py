@@ -15,3 +15,5 @@ TASTE_EPOCHS = 80
 #: Most user x product scores held at once to validate and test (``TrainConfig.max_scores``,
 #: ``graphfusion train --max-scores``).
 MAX_SCORES = 100_000_000
+#: Largest integer setting of training (``TrainConfig``: epochs, dim, seed, ...).
+MAX_SETTING = 2**31 - 1

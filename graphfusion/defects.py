@@ -14,9 +14,16 @@ defect):
   TEXT_SHIFT))``, where ``margin`` is the best defect similarity minus the best fine
   similarity. The score is ``sigmoid(logit(text) + RATING_LOGIT * (3 - rating))``: the text
   decides and the rating nudges, so a one-star review about a late delivery is no defect
-  report and a four-star review that says the product cracked is one. A review without a text
-  vector is scored ``(5 - rating) / 4``; one with neither gets the mean score of the others.
-  A review scoring above 0.5 is a *defect review*.
+  report and a four-star review that says the product cracked is one. A review without text
+  (no text vector, or a title and text of punctuation or emoji alone, with no letter or digit)
+  reads like the reviews of its star that have one: ``(S + PRIOR_WEIGHT * (5 - rating) / 4) /
+  (n + PRIOR_WEIGHT)`` over the ``n`` reviews with text whose rating rounds to the same whole
+  star (``S`` the sum of their scores), so with no text anywhere (nothing embedded) the rating
+  decides, and a one-star review without text is no surer a defect report than the one-star
+  reviews that say what went wrong. A rating outside 1..5 (loading refuses those; a store
+  written otherwise may hold a 0 for "not rated") counts as none: the text alone decides, and
+  a review with neither gets the mean score of the others. A review scoring above 0.5 is a
+  *defect review*; shown as evidence without text, it says so and gives its rating.
 - *image* (weight :data:`IMAGE_WEIGHT` times its score): how odd a product's photo is among
   the photos of its category: the mean cosine distance to its :data:`IMAGE_NEIGHBOURS`
   nearest photos of the category (a sample of :data:`IMAGE_SAMPLE` photos in bigger
@@ -90,6 +97,7 @@ fitted per store:
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +190,8 @@ RECALL_WEIGHT = 50.0
 EVIDENCE_MIN = 0.5
 #: Most bars the risk chart draws (:meth:`DefectAnalysis.plot`).
 MAX_PLOT_BARS = 50
+#: A letter or digit of any script: a review text without one is no text.
+_WORD = re.compile(r"[^\W_]")
 
 
 class _Index(NamedTuple):
@@ -200,6 +210,7 @@ class _Index(NamedTuple):
     review_product: list[Any]
     review_score: list[float]
     review_text: list[Any]
+    review_rating: list[float]
     recalls: dict[str, list[int]]  # product -> rows of its recalls
 
 
@@ -300,6 +311,7 @@ class DefectAnalysis:
             review_product=r["product_id"].tolist(),
             review_score=score,
             review_text=r["text"].tolist(),
+            review_rating=pd.to_numeric(r["rating"], errors="coerce").tolist(),
             recalls=recalled,
         )
 
@@ -341,7 +353,8 @@ class DefectAnalysis:
         score = index.review_score
         out += [
             {"kind": "review", "key": index.review_id[i], "product_id": index.review_product[i],
-             "score": round(score[i], 3), "text": str(index.review_text[i])[:160]}
+             "score": round(score[i], 3),
+             "text": _review_text(index.review_text[i], index.review_rating[i])[:160]}
             for i in sorted(reviews, key=lambda i: (-score[i], i))[:n]
         ]  # fmt: skip
         image = index.image
@@ -513,9 +526,10 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
     """The defect score of every review (see the module docstring).
 
     Returns:
-        ``review_id``, ``product_id``, ``rating``, ``text_score`` (NaN without a text vector),
-        ``score`` and ``text`` (the title where the text is missing or blank), in ``review_id``
-        order.
+        ``review_id``, ``product_id``, ``rating`` (as stored, even off the 1-5 scale, which
+        is scored as no rating), ``text_score`` (NaN without a text vector, or where the title
+        and text hold no letter or digit), ``score`` and ``text`` (the title where the text is
+        missing or blank), in ``review_id`` order. Reviews about no product are left out.
     """
     node = store.schema.node("Review")
     dim = node.prop("text_vec").type.dim or 0
@@ -530,18 +544,17 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object if c in text else float) for c in cols})
     vecs, has = _vectors(table.column("v"), dim)
     frame = table.drop_columns(["v"]).to_pandas()
+    pairs = zip(frame["text"], frame["title"], strict=True)
+    has = has & np.array([_has_words(t) or _has_words(ti) for t, ti in pairs], dtype=bool)
     text_score = np.full(len(frame), np.nan)
     if has.any():
         text_score[has] = text_defect_scores(vecs[has], encoder)
-    rating = pd.to_numeric(frame["rating"], errors="coerce").clip(1, 5).to_numpy(dtype=float)
+    rating = _ratings(frame["rating"])
     with np.errstate(divide="ignore"):
         text_logit = np.log(text_score) - np.log1p(-text_score)
     both = _sigmoid(text_logit + RATING_LOGIT * (3.0 - rating))
-    score = np.where(
-        ~np.isnan(text_score),
-        np.where(np.isnan(rating), text_score, both),
-        (5.0 - rating) / 4.0,
-    )
+    score = np.where(np.isnan(rating), text_score, both)
+    score = _without_text(score, rating)
     known = ~np.isnan(score)
     score[~known] = float(score[known].mean()) if known.any() else 0.5
     frame["text_score"] = text_score
@@ -729,6 +742,52 @@ def analyse(
         "sources": tuple(s for s in SOURCES if s in sources),
     }
     return DefectAnalysis(reviews, products[columns], batches, suppliers, extra, recalls)
+
+
+def _ratings(values: pd.Series) -> np.ndarray:
+    """The ratings as floats, NaN where missing, not a number, or off the 1-5 scale (loading
+    refuses those, but a store written otherwise may hold them: 0 often means "not rated")."""
+    rating = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, copy=True)
+    with np.errstate(invalid="ignore"):
+        rating[~((rating >= 1.0) & (rating <= 5.0))] = np.nan
+    return rating
+
+
+def _without_text(score: np.ndarray, rating: np.ndarray) -> np.ndarray:
+    """``score`` (NaN for the reviews without a text score) with the rated reviews without
+    one scored like the reviews of their star (the rating rounded) that have one:
+    ``(S + PRIOR_WEIGHT * (5 - rating) / 4) / (n + PRIOR_WEIGHT)``, where ``S`` is the sum of
+    those ``n`` reviews' scores. So with no review text (nothing embedded) the rating decides,
+    and a one-star review with no text is no surer a defect report than the one-star reviews
+    that say what went wrong."""
+    out = score.copy()
+    blank = np.isnan(score) & ~np.isnan(rating)
+    if not blank.any():
+        return out
+    star = np.floor(rating + 0.5)
+    scored = ~np.isnan(score) & ~np.isnan(rating)
+    for s in np.unique(star[blank]).tolist():
+        same = scored & (star == s)
+        rows = blank & (star == s)
+        prior = (5.0 - rating[rows]) / 4.0
+        out[rows] = (score[same].sum() + PRIOR_WEIGHT * prior) / (same.sum() + PRIOR_WEIGHT)
+    return out
+
+
+def _has_words(value: Any) -> bool:
+    """Whether ``value`` is a string with a letter or digit (of any script) in it: a text of
+    punctuation or emoji alone says nothing the text model knows."""
+    return isinstance(value, str) and _WORD.search(value) is not None
+
+
+def _review_text(text: Any, rating: float) -> str:
+    """A review's text as evidence shows it; for one without any, what it is (a review with
+    no text is scored on its rating, and may be a defect report)."""
+    if isinstance(text, str) and text.strip():
+        return text
+    if not 1.0 <= rating <= 5.0:  # NaN too
+        return "(no text, no rating)"
+    return f"(no text; rated {rating:g} of 5)"
 
 
 def _first_text(*values: Any) -> str:

@@ -137,7 +137,7 @@ class Engine:
 
     def load(
         self,
-        mapping: str | Path | LoaderMapping,
+        mapping: str | Path | LoaderMapping | Mapping[str, Any],
         sources: Mapping[str, Any] | None = None,
         *,
         report: str | Path | None = None,
@@ -154,7 +154,7 @@ class Engine:
 
         Args:
             mapping: A built-in mapping name (``synthetic``, ``amazon_qa``...), a mapping
-                file, or a parsed mapping.
+                file, a parsed mapping, or a mapping as plain data (a dict).
             sources: Source name -> path (a file or folder) or DataFrame.
             report: Where to write the rejected rows (``.csv`` or ``.jsonl``); by default,
                 when rows were rejected, ``reports/`` in the store folder.
@@ -191,6 +191,7 @@ class Engine:
         image_encoder: Any | None = None,
         report: str | Path | None = None,
         progress: bool = False,
+        prune_cache: bool = False,
     ) -> EmbedReport:
         """Make the review passages (:func:`graphfusion.qa.write_passages`), then compute text,
         image and behaviour vectors where missing or out of date.
@@ -206,6 +207,8 @@ class Engine:
             report: Where to write the nodes that got no vector (JSON lines); by default,
                 when there are any, ``reports/`` in the store folder.
             progress: Show progress bars.
+            prune_cache: Afterwards, drop the cached vectors that no node's vector was made
+                from (content since changed, nodes since deleted) and shrink the cache file.
 
         Returns:
             What was encoded, taken from the cache or up to date, and the errors.
@@ -226,6 +229,7 @@ class Engine:
             image_encoder=image_encoder,
             report=report,
             progress=progress,
+            prune_cache=prune_cache,
         )
 
     def add_vectors(
@@ -417,7 +421,8 @@ class Engine:
             The load report: rows written, and every bad row with its reason.
 
         Raises:
-            ValidationError: Not a DataFrame, or a required column is missing.
+            ValidationError: Not a DataFrame, a required column is missing, or a column it
+                does not read (``timestamp`` for ``ts``: it would be lost without a word).
             NotReadyError: No trained model (run :meth:`train`).
         """
         self.store.check_writable("add_interactions")
@@ -441,8 +446,9 @@ class Engine:
             The load report: rows written, and every bad row with its reason.
 
         Raises:
-            ValidationError: Not a DataFrame, no ``id`` column, or a served model other than
-                the fusion model.
+            ValidationError: Not a DataFrame, no ``id`` column, a column it does not read
+                (``category`` for ``category_id``), or a served model other than the fusion
+                model.
             NotReadyError: No trained model (run :meth:`train`).
         """
         self.store.check_writable("add_products")

@@ -15,7 +15,7 @@ Every metric is averaged over the users that have at least one relevant (test) i
 in the frame's row order; :func:`full_ranking_metrics` takes tied items in the order numpy's
 partial sort leaves them (repeatable, but not the item order). Cut-offs are integers from 1
 to :data:`MAX_K` (numpy integers taken, booleans not); a missing column, a missing
-user or item, predictions that are not numbers, non-finite AUC scores, NaN or +inf
+user or item, predictions or scores that are not numbers, non-finite AUC scores, NaN or +inf
 predictions or full-ranking scores (``-inf`` ranks an item last), item indices outside the
 score matrix or a bad cut-off raise :class:`~graphfusion.errors.ValidationError`.
 """
@@ -45,6 +45,9 @@ DEFAULT_USER, DEFAULT_ITEM, DEFAULT_PREDICTION = "user", "item", "prediction"
 
 #: Largest cut-off K the metrics accept.
 MAX_K = 1_000_000
+
+#: Largest seed :func:`random_split` accepts (numpy's generators take 128-bit seeds).
+MAX_SEED = 2**128 - 1
 
 
 def _require_columns(frame: pd.DataFrame, what: str, columns: Iterable[str]) -> None:
@@ -91,15 +94,21 @@ def random_split(
         col_user: User column.
         col_item: Item column.
         min_interactions: Users with fewer interactions stay in training only.
-        seed: Random seed (the split is deterministic for a seed).
+        seed: Random seed, an integer of at least 0. The split is deterministic for a seed
+            and the order of the rows: it shuffles the rows as given, so the same rows in
+            another order split otherwise (sort them first for a split that does not
+            depend on the order they came in).
 
     Returns:
         ``(train, valid, test)`` frames with the input's columns. Every user with at least
-        ``min_interactions`` interactions has at least one validation and one test item.
+        ``min_interactions`` interactions has at least one validation and one test item
+        (``max(1, round(share * interactions))`` of each, the test taking at most all but
+        one), the rest in training.
 
     Raises:
         ValidationError: Missing columns or values, ratios that are not three finite shares
-            summing to 1, or ``min_interactions`` not an integer of at least 2.
+            summing to 1, ``min_interactions`` not an integer of at least 2, or ``seed`` not
+            an integer of at least 0.
     """
     _require_columns(interactions, "interactions", (col_user, col_item))
     try:
@@ -116,13 +125,15 @@ def random_split(
         raise ValidationError(f"ratios must be three shares summing to 1, got {ratios!r}")
     # fewer than 2 interactions cannot give a validation and a test item
     min_interactions = count_arg("min_interactions", min_interactions, MAX_K, low=2)
+    seed = count_arg("seed", seed, MAX_SEED, low=0)  # None would split anew on every call
     frame = interactions.drop_duplicates([col_user, col_item]).reset_index(drop=True)
     rng = np.random.default_rng(seed)
     frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
     pos = frame.groupby(col_user, sort=False).cumcount().to_numpy()
     size = frame.groupby(col_user, sort=False)[col_item].transform("size").to_numpy()
-    n_valid = np.maximum(1, np.round(size * shares[1])).astype(int)
-    n_test = np.maximum(1, np.round(size * shares[2])).astype(int)
+    # at least one of each; a test share near 1 must still leave one item to validate
+    n_test = np.clip(np.round(size * shares[2]), 1, np.maximum(size - 1, 1)).astype(int)
+    n_valid = np.clip(np.round(size * shares[1]), 1, np.maximum(size - n_test, 1)).astype(int)
     eligible = size >= min_interactions
     is_test = eligible & (pos < n_test)
     is_valid = eligible & ~is_test & (pos < n_test + n_valid)
@@ -256,10 +267,13 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     (ties count half). Range [0, 1]; 0.5 is chance.
 
     Raises:
-        ValidationError: Shapes differ, a score is NaN or infinite, a label is not 0 or 1, or
-            the labels are not both present.
+        ValidationError: Shapes differ, a score is not a number or is NaN or infinite, a
+            label is not 0 or 1, or the labels are not both present.
     """
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    given = np.asarray(scores)
+    if given.dtype.kind not in "biuf":  # text such as "10" is not a score, nor None
+        raise ValidationError(f"scores must hold numbers, got {given.dtype}")
+    s = given.astype(np.float64).ravel()
     raw = np.asarray(labels).ravel()
     if not np.isin(raw, (0, 1)).all():
         raise ValidationError("labels must be 0 or 1 (or booleans)")
@@ -344,15 +358,17 @@ def full_ranking_metrics(
         :func:`ndcg_at_k`.
 
     Raises:
-        ValidationError: ``scores`` is not a matrix or holds NaN or ``+inf`` (the message
-            says how many and in which rows), the item lists do not have one entry per user
-            or hold something other than item indices (integers from 0 to ``n_items - 1``),
-            or ``ks`` is not a non-empty sequence of cut-offs.
+        ValidationError: ``scores`` is not a matrix of real numbers or holds NaN or ``+inf``
+            (the message says how many and in which rows), the item lists do not have one
+            entry per user or hold something other than item indices (integers from 0 to
+            ``n_items - 1``), or ``ks`` is not a non-empty sequence of cut-offs.
     """
     ks = check_cutoffs(ks)
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValidationError(f"scores must be a (users, items) matrix, got shape {scores.shape}")
+    if scores.dtype.kind not in "biuf":  # text, objects, complex numbers do not rank
+        raise ValidationError(f"scores must hold real numbers, got {scores.dtype}")
     n_users, n_items = scores.shape
     if len(train_items) != n_users or len(test_items) != n_users:
         raise ValidationError("train_items and test_items need one entry per user (row)")

@@ -2,8 +2,11 @@
 
 One query per label (keys and vector properties) and one per relationship type and end-label
 pair, read as Arrow tables; no query per node. Every relationship type gets a reverse edge
-type ``rev_<TYPE>``, so no node type is left without incoming messages. Vector properties become
-node attributes of the same name (zeros where a node has none) with a boolean ``<name>_mask``.
+type ``rev_<TYPE>``, so no node type is left without incoming messages. Vector properties
+(but those a model writes, such as ``fused_vec``) become node attributes of the same name
+(zeros where a node has none) with a boolean ``<name>_mask``; a property no node of the label
+has is left out. A stored vector that is not one (the wrong length, or NaN or infinite values,
+which a Cypher ``SET`` can write past the store's checks) counts as none, with a warning.
 
 Example:
     >>> export = to_heterodata(store)                    # doctest: +SKIP
@@ -14,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +31,8 @@ from graphfusion.errors import ValidationError
 from graphfusion.store.base import BaseStore
 
 __all__ = ["GraphExport", "to_heterodata", "REVERSE_PREFIX"]
+
+log = logging.getLogger("graphfusion.graph")
 
 REVERSE_PREFIX = "rev_"
 
@@ -46,24 +52,38 @@ class GraphExport:
     ids: dict[str, list[str]]
     index: dict[str, dict[str, int]]
 
-    def key(self, label: str, row: int) -> str:
-        """The key of row ``row`` of ``label`` (ValidationError: no such label or row)."""
+    def key(self, label: str, row: int | np.integer | torch.Tensor) -> str:
+        """The key of row ``row`` of ``label``.
+
+        Args:
+            label: A node label of the export.
+            row: An integer: a Python or numpy one, or a 0-d integer tensor or array (an
+                element of an ``edge_index``).
+
+        Raises:
+            ValidationError: No such label, ``row`` is not an integer, or no such row.
+        """
         ids = self._ids_of(label)
-        if (
-            isinstance(row, bool)
-            or not isinstance(row, int | np.integer)
-            or not (0 <= row < len(ids))
-        ):
-            raise ValidationError(f"{label} has rows 0..{len(ids) - 1}, got {row!r}")
-        return ids[int(row)]
+        index = _row_number(row)
+        if not ids:
+            raise ValidationError(f"{label} has no rows in the exported graph, got {row!r}")
+        if not 0 <= index < len(ids):
+            raise ValidationError(f"{label} has rows 0..{len(ids) - 1}, got {index}")
+        return ids[index]
 
     def rows(self, label: str, keys: Sequence[str]) -> torch.Tensor:
-        """Row indices of ``keys`` (a ValidationError names the first unknown key)."""
-        if isinstance(keys, str):
-            raise ValidationError("keys must be a list of keys, not one string")
+        """Row indices of ``keys``, a list (or tuple, array) of keys.
+
+        Raises:
+            ValidationError: No such label, ``keys`` is not a list of keys (one string, bytes,
+                None), or a key is unknown (the first is named).
+        """
+        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+            raise ValidationError(f"keys must be a list of keys, got {keys!r}")
         self._ids_of(label)
         index = self.index[label]
-        missing = [k for k in keys if k not in index]
+        keys = list(keys)
+        missing = [k for k in keys if not isinstance(k, str) or k not in index]
         if missing:
             raise ValidationError(f"no {label} {missing[0]!r} in the exported graph")
         return torch.tensor([index[k] for k in keys], dtype=torch.long)
@@ -125,7 +145,9 @@ def to_heterodata(
         key_arrays[label] = keys
         data[label].num_nodes = n
         for prop in props if n else []:
-            matrix, mask = _vectors(table.column(prop.name), prop.type.dim or 0)
+            column = table.column(prop.name)
+            matrix, mask = _vectors(column, prop.type.dim or 0)
+            _warn_unfit(f"{label}.{prop.name}", keys, column, mask, prop.type.dim or 0)
             if mask.any():
                 data[label][prop.name] = torch.from_numpy(matrix)
                 data[label][f"{prop.name}_mask"] = torch.from_numpy(mask)
@@ -162,6 +184,24 @@ def to_heterodata(
     return GraphExport(data, ids, index)
 
 
+def _row_number(row: object) -> int:
+    """``row`` as a Python int: an int (not a bool), a numpy integer, or a 0-d integer tensor
+    or array, such as an element of an ``edge_index`` (ValidationError otherwise)."""
+    if isinstance(row, torch.Tensor):
+        if (
+            row.dim() == 0
+            and not (row.is_floating_point() or row.is_complex())
+            and (row.dtype != torch.bool)
+        ):
+            return int(row.item())
+    elif isinstance(row, np.ndarray):
+        if row.ndim == 0 and row.dtype.kind in "iu":
+            return int(row.item())
+    elif isinstance(row, int | np.integer) and not isinstance(row, bool):
+        return int(row)
+    raise ValidationError(f"row must be an integer, got {row!r}")
+
+
 def _check_reverse_names(pairs: Iterable[tuple[str, str, str]]) -> None:
     """Refuse edge types that the reverse edges would overwrite: a type ``rev_F`` from ``B``
     to ``A`` beside a type ``F`` from ``A`` to ``B``."""
@@ -176,8 +216,10 @@ def _check_reverse_names(pairs: Iterable[tuple[str, str, str]]) -> None:
 
 
 def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """A list column as a float32 matrix (zeros where a row has no vector of length ``dim``)
-    and the mask of the rows that have one (none in a null-typed column: every value null)."""
+    """A list column as a float32 matrix and the mask of the rows that have a vector: a list of
+    ``dim`` numbers, all finite as 32-bit floats (none in a null-typed column: every value
+    null). The other rows (no list, another length, a null, NaN or an infinite value in it)
+    are zeros."""
     values = column.combine_chunks()
     if pa.types.is_null(values.type):
         return np.zeros((len(values), dim), dtype=np.float32), np.zeros(len(values), dtype=bool)
@@ -187,8 +229,27 @@ def _vectors(column: pa.ChunkedArray, dim: int) -> tuple[np.ndarray, np.ndarray]
     if mask.any():
         kept = values if mask.all() else values.filter(pa.array(mask))
         flat = pc.list_flatten(kept).to_numpy(zero_copy_only=False)
-        matrix[mask] = flat.astype(np.float32, copy=False).reshape(-1, dim)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = np.asarray(flat, dtype=np.float32).reshape(-1, dim)
+        finite = np.isfinite(rows).all(axis=1)  # a null element reads as NaN
+        mask[mask] = finite
+        matrix[mask] = rows[finite]
     return matrix, mask
+
+
+def _warn_unfit(
+    what: str, keys: pa.Array, column: pa.ChunkedArray, mask: np.ndarray, dim: int
+) -> None:
+    """Warn of the stored values of ``what`` that :func:`_vectors` did not take as vectors
+    (the values that are there, not null, and left out of ``mask``), naming the first."""
+    stored = column.is_valid().to_numpy(zero_copy_only=False)
+    unfit = np.flatnonzero(stored & ~mask)
+    if len(unfit):
+        log.warning(
+            "%s: %d stored vectors are not %d finite numbers (the first: %r) and count as "
+            "none; write them again with upsert_nodes or Engine.add_vectors, which check them",
+            what, len(unfit), dim, keys[int(unfit[0])].as_py(),
+        )  # fmt: skip
 
 
 def unit_rows(vecs: np.ndarray) -> np.ndarray:

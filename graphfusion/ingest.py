@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -248,6 +249,7 @@ def _target(
             raise MappingError(
                 f"source {spec.source!r}: {path} {kind}; a folder holding {spec.file} was expected"
             )
+        _check_finished(spec.source, path)
         path = path / spec.file
     if not path.exists():
         raise MappingError(f"source {spec.source!r}: {path} does not exist")
@@ -262,6 +264,30 @@ def _target(
         )
     folder = str((path if path.is_dir() else path.parent).resolve())
     return str(path), path, folder
+
+
+def _check_finished(source: str, folder: Path) -> None:
+    """Refuse a shop folder whose generation stopped half-way (a full disk, Ctrl-C): its
+    ``manifest.json``, written by :mod:`graphfusion.synthetic` or
+    :mod:`graphfusion.catalog_shop`, still says ``complete: false``.
+
+    Raises:
+        MappingError: The folder holds an unfinished generated shop.
+    """
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no manifest, or not one of ours
+        return
+    if (
+        isinstance(manifest, dict)
+        and str(manifest.get("generator", "")).startswith("graphfusion.")
+        and manifest.get("complete") is False
+    ):
+        raise MappingError(
+            f"source {source!r}: {folder} holds an unfinished shop (its manifest.json says "
+            "complete: false; its generation stopped half-way): run `graphfusion generate` "
+            "with the same options again to finish it"
+        )
 
 
 class _Loader:
@@ -898,7 +924,7 @@ def _condition(where: Field) -> str:
 
 def load(
     store: BaseStore,
-    mapping: str | Path | LoaderMapping,
+    mapping: str | Path | LoaderMapping | Mapping[str, Any],
     sources: Mapping[str, Any],
     *,
     report: str | Path | None = None,
@@ -910,7 +936,7 @@ def load(
     Args:
         store: The graph store to write to.
         mapping: A built-in mapping name (see :func:`graphfusion.mapping.builtin_mappings`), a
-            mapping file, or a parsed mapping.
+            mapping file, a parsed mapping, or a mapping as plain data (a dict).
         sources: Source name -> path (a file or folder; ``~`` is the home folder) or pandas
             DataFrame.
         report: Where to write rejected rows (``.csv`` or ``.jsonl``); by default, when rows

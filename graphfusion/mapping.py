@@ -23,34 +23,38 @@ become nodes and relationships::
 
 A field is a column name, or a mapping with one of ``column``, ``columns`` (first non-empty),
 ``template`` (``"{a}:{b}"``; ``{{`` and ``}}`` are literal braces, a name may take a format
-such as ``{a:>5}``) or ``value`` (a constant, checked against its property's type), and
-optional ``transform`` (a name or a list of names from :data:`TRANSFORMS`) with their options:
+such as ``{a:>5}``) or ``value`` (a constant, checked against its property's type; a constant
+key must give a key: text or a number, or a list of them), and optional ``transform`` (a name
+or a list of names from :data:`TRANSFORMS`) with their options:
 ``sep`` (text; of ``join``, ``split``, ``part``, ``head``, ``flags`` and ``lead``, a regular
 expression for ``lead`` and for ``split`` with ``regex: true``), ``prefix`` (text; of
 ``prefix``) and ``index`` (an integer; of ``part``, ``item`` and ``head``). An option that none
 of the field's transforms reads is an error, as are settings (``unique``, ``optional``,
 ``skip_dangling``, ``regex``) that are not ``true`` or ``false``. A key that yields a list
 (``transform: split``) makes one node or relationship per element.
-A spec's ``where`` field keeps only the rows where it is non-empty (or, with ``equals``, where
-its text, stripped of spaces at its ends, is that value; case counts). When every spec reading
-a table has a ``where``, each row that none of them keeps is reported (``type 'CLICKED' matches
-none of 'VIEWED', 'PURCHASED'``). The pseudo-column ``__dir__`` is the folder of the table's
-file, for paths relative to it. Node specs are ``unique`` by default (a repeated key in the
-same table is reported); ``unique: false`` merges repeats (for entities named in many rows,
-such as the users of a review file). Relationship specs merge repeated pairs unless ``unique:
-true``, and report a row with an empty end key unless ``optional: true`` (a product without a
-brand). A row that any spec reading its table reports makes nothing in the others either (it
-is reported once, with each spec's reason): make a link ``optional``, or give a spec a
-``where``, for what a row may lack. A merge (of repeats, or of the specs that name the same
-node or pair) keeps each property's first non-null value, and adds up the lists of a schema
-property with ``merge: union``. A link to a node that exists neither in the load nor in the
-store is reported (on its own: the rest of its row loads), or, with ``skip_dangling: true``
-(links to products outside a dataset, such as Amazon's also_buy), only counted in the
-report's ``skipped``.
+A spec's ``where`` field (which must read a column) keeps only the rows where it is non-empty
+(or, with ``equals``, where its text, stripped of spaces at its ends, is that value; case
+counts). When every spec reading a table has a ``where``, each row that none of them keeps is
+reported (``type 'CLICKED' matches none of 'VIEWED', 'PURCHASED'``). The pseudo-column
+``__dir__`` is the folder of the table's file, for paths relative to it. Node specs are
+``unique`` by default (a repeated key in the same table is reported); ``unique: false`` merges
+repeats (for entities named in many rows, such as the users of a review file). Relationship
+specs merge repeated pairs unless ``unique: true``, and report a row with an empty end key
+unless ``optional: true`` (a product without a brand). A row that any spec reading its table
+reports makes nothing in the others either (it is reported once, with each spec's reason): make
+a link ``optional``, or give a spec a ``where``, for what a row may lack. A merge (of repeats,
+or of the specs that name the same node or pair) keeps each property's first non-null value,
+and adds up the lists of a schema property with ``merge: union``. A link to a node that exists
+neither in the load nor in the store is reported (on its own: the rest of its row loads), or,
+with ``skip_dangling: true`` (links to products outside a dataset, such as Amazon's also_buy),
+only counted in the report's ``skipped``. A mapping may also be given as plain data (a dict, as
+``yaml.safe_load`` of its file gives it).
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +87,17 @@ LOADERS_DIR = DEFINITIONS / "loaders"
 
 
 _FIELD_OPTIONS = {"sep", "prefix", "regex", "index", "equals"}
+#: The keys each part of a mapping accepts, in the order an error lists them.
+_TOP_KEYS = ("name", "description", "sources", "tables", "nodes", "relationships")
+_SOURCE_KEYS = ("description",)
+_TABLE_KEYS = ("source", "file", "format", "delimiter")
+_FIELD_KEYS = ("column", "columns", "template", "value", "transform", "sep", "prefix", "regex",
+               "index")  # fmt: skip
+_WHERE_KEYS = (*_FIELD_KEYS, "equals")
+_NODE_KEYS = ("label", "table", "key", "properties", "unique", "where")
+_END_KEYS = ("label", "key")
+_REL_KEYS = ("type", "table", "from", "to", "properties", "unique", "where", "optional",
+             "skip_dangling")  # fmt: skip
 #: The transforms that read each option (``equals`` is read by a spec's ``where`` instead).
 _OPTION_USERS: dict[str, tuple[str, ...]] = {
     "sep": ("join", "split", "part", "head", "flags", "lead"),
@@ -279,30 +294,87 @@ def builtin_mappings() -> dict[str, Path]:
     return out
 
 
-def load_mapping(name_or_path: str | Path, schema: Schema) -> LoaderMapping:
+def load_mapping(
+    name_or_path: str | os.PathLike[str] | Mapping[str, Any], schema: Schema
+) -> LoaderMapping:
     """Read a mapping by built-in name or path, and check it against the schema.
+
+    Args:
+        name_or_path: A built-in mapping's name, a mapping file's path, or a mapping as plain
+            data (what ``yaml.safe_load`` of a mapping file gives; named ``<memory>`` in
+            messages).
+        schema: The schema it maps into.
 
     Raises:
         MappingError: Unknown name, unreadable file, or a rule broken (the message names the
             file and the place: a label, property, table or transform not known).
     """
-    builtins = builtin_mappings()
-    text = str(name_or_path)
-    if text in builtins:
-        path = builtins[text]
-    else:
-        path = Path(text)
-        if not path.exists():
-            raise MappingError(
-                f"no mapping {text!r}: not a built-in ({', '.join(builtins)}) nor a file"
-            )
+    if isinstance(name_or_path, Mapping):
+        return parse_mapping(dict(name_or_path), schema)
+    path = _mapping_path(name_or_path)
     try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot read mapping: {exc}") from None
+    try:
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML: {exc}") from None
+        raise MappingError(f"{path}: not valid YAML: {_yaml_problem(exc, text)}") from None
     return parse_mapping(raw, schema, str(path))
+
+
+def _mapping_path(name_or_path: Any) -> Path:
+    """The file of a built-in mapping's name, or a mapping file's path.
+
+    Raises:
+        MappingError: Neither names a mapping, or the value is not text nor a path (the text
+            of a mapping itself, given where its path goes, is named as such).
+    """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise MappingError(
+            "a mapping is a built-in name, a file's path, a LoaderMapping or plain data "
+            f"(a dict), got {type(name_or_path).__name__}"
+        )
+    builtins = builtin_mappings()
+    text = os.fspath(name_or_path)
+    if not isinstance(text, str):
+        text = os.fsdecode(text)
+    if text in builtins:
+        return builtins[text]
+    if "\n" in text.strip():
+        raise MappingError(
+            "the text of a mapping, not a name or a path, was given: write it to a file and "
+            "give the file's path, or give yaml.safe_load(text)"
+        )
+    path = Path(text)
+    try:
+        found = bool(text) and path.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise MappingError(f"no mapping {text[:80]!r}: {exc.strerror}") from None
+    if not found:
+        raise MappingError(
+            f"no mapping {text!r}: not a built-in ({', '.join(builtins)}) nor a file"
+        )
+    return path
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """A YAML error on one line, placed by the file's line and column (PyYAML's own message
+    names ``"<unicode string>"`` and takes several lines); a tab that indents is named."""
+    mark = getattr(exc, "problem_mark", None)
+    if not isinstance(exc, yaml.MarkedYAMLError) or mark is None:
+        return " ".join(str(exc).split())
+    out = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    context = exc.context_mark
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        out += " (YAML indents with spaces; this line starts with a tab)"
+    elif exc.context and context is not None and context.line != mark.line:
+        out += f" ({exc.context} from line {context.line + 1}, column {context.column + 1})"
+    elif exc.context:
+        out += f" ({exc.context})"
+    return out
 
 
 def parse_mapping(raw: Any, schema: Schema, where: str = "<memory>") -> LoaderMapping:
@@ -312,10 +384,12 @@ def parse_mapping(raw: Any, schema: Schema, where: str = "<memory>") -> LoaderMa
         MappingError: On any rule broken, naming the place.
     """
     if not isinstance(raw, dict):
-        raise MappingError(f"{where}: a mapping must be a YAML mapping")
-    unknown = set(raw) - {"name", "description", "sources", "tables", "nodes", "relationships"}
-    if unknown:
-        raise MappingError(f"{where}: unknown top-level keys {sorted(unknown)}")
+        got = "nothing (an empty file)" if raw is None else f"a {type(raw).__name__}"
+        raise MappingError(
+            f"{where}: a mapping must be a YAML mapping with the keys {', '.join(_TOP_KEYS)}; "
+            f"got {got}"
+        )
+    _check_keys(raw, _TOP_KEYS, where, "top-level keys")
     for key in ("name", "description"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise MappingError(f"{where}: {key} must be text, got {raw[key]!r}")
@@ -358,6 +432,7 @@ def _source_description(spec: Any, where: str) -> str:
         return spec or ""
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: a source is a description or {{description: text}}")
+    _check_keys(spec, _SOURCE_KEYS, where)
     return str(spec.get("description") or "")
 
 
@@ -381,12 +456,8 @@ def _flag(spec: dict[str, Any], name: str, default: bool, where: str) -> bool:
 def _parse_table(name: str, spec: Any, sources: Mapping[str, str], where: str) -> TableSpec:
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: a table must be a mapping with 'source' and 'format'")
-    unknown = set(spec) - {"source", "file", "format", "delimiter"}
-    if unknown:
-        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
-    src = spec.get("source")
-    if not isinstance(src, str) or src not in sources:
-        raise MappingError(f"{where}: source {src!r} is not declared in 'sources'")
+    _check_keys(spec, _TABLE_KEYS, where)
+    src = _declared(spec.get("source"), "source", sources, "sources", where)
     fmt = spec.get("format")
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise MappingError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -431,8 +502,20 @@ def _check_template(template: Any, where: str) -> str:
 
 
 def _column_name(raw: Any, what: str, where: str) -> str:
-    if not isinstance(raw, str) or not raw:
-        hint = " (quote a name that YAML reads as a number)" if isinstance(raw, int | float) else ""
+    """A column's name: text that is not empty.
+
+    Raises:
+        MappingError: An empty name (it would read nothing in every row), or a value that
+            YAML read as a boolean, a number or null (``no``, ``12``, ``null``), with the fix.
+    """
+    if raw == "":
+        raise MappingError(f"{where}: a column name must not be empty")
+    if not isinstance(raw, str):
+        hint = (
+            " (quote a column name that YAML reads as a boolean, a number or null)"
+            if raw is None or isinstance(raw, bool | int | float)
+            else ""
+        )
         raise MappingError(f"{where}: {what} must be text, got {raw!r}{hint}")
     return raw
 
@@ -481,17 +564,20 @@ def _check_options(
 
 
 def _parse_field(raw: Any, where: str, is_where: bool = False) -> Field:
-    if isinstance(raw, str):
-        return Field(column=raw)
+    if not isinstance(raw, dict | list):
+        return Field(column=_column_name(raw, "a field (a column name)", where))
     if not isinstance(raw, dict):
-        raise MappingError(f"{where}: a field is a column name or a mapping, got {raw!r}")
-    unknown = set(raw) - {"column", "columns", "template", "value", "transform"} - _FIELD_OPTIONS
-    if unknown:
-        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+        raise MappingError(
+            f"{where}: a field is a column name or a mapping with one of column, columns, "
+            f"template, value; got {raw!r}"
+        )
+    if "equals" in raw and not is_where:
+        raise MappingError(f"{where}: 'equals' is only for a spec's where")
+    _check_keys(raw, _WHERE_KEYS if is_where else _FIELD_KEYS, where)
     kinds = [k for k in ("column", "columns", "template", "value") if k in raw]
     if len(kinds) != 1:
         raise MappingError(f"{where}: give exactly one of column, columns, template, value")
-    transforms = raw.get("transform") or []
+    transforms = raw.get("transform", [])
     if isinstance(transforms, str):
         transforms = [transforms]
     if not isinstance(transforms, list):
@@ -518,25 +604,122 @@ def _parse_field(raw: Any, where: str, is_where: bool = False) -> Field:
     )
 
 
+def _parse_key(raw: Any, where: str) -> Field:
+    """A node's or an end's key field; a constant one (a ``value``, or a template that names
+    no column) must give a key, as it gives the same in every row.
+
+    Raises:
+        MappingError: The field is wrong, or it is a constant that gives no key (null, empty
+            text) or a value no key can be (a boolean, a mapping, a list in a list).
+    """
+    fld = _parse_field(raw, where)
+    if fld.needs():
+        return fld
+    from graphfusion.columnar import key_list  # it imports this module
+
+    try:
+        value = fld.get({})
+        found = key_list(value)
+    except ValueError as exc:
+        raise MappingError(f"{where}: {exc}") from None
+    if not found:
+        raise MappingError(f"{where}: a constant key must give a key, got {value!r}")
+    return fld
+
+
+def _parse_where(raw: Any, where: str) -> Field:
+    """A spec's ``where``: a field that reads a column.
+
+    Raises:
+        MappingError: The field is wrong, or it reads no column (a ``value``, a template
+            naming none), which would keep every row or none, whatever the data.
+    """
+    fld = _parse_field(raw, where, is_where=True)
+    if not fld.needs():
+        raise MappingError(
+            f"{where}: a where must read a column (a column, columns or a template naming "
+            "one): a constant keeps every row or none"
+        )
+    return fld
+
+
 def _table(spec: dict[str, Any], tables: Mapping[str, TableSpec], where: str) -> str:
-    table = spec.get("table")
-    if not isinstance(table, str) or table not in tables:
-        raise MappingError(f"{where}: table {table!r} is not declared in 'tables'")
-    return table
+    return _declared(spec.get("table"), "table", tables, "tables", where)
+
+
+def _suggestion(name: Any, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice nearest a mistyped name, or nothing."""
+    text = str(name)
+    near = difflib.get_close_matches(text, list(choices), n=1)
+    if not near and len(text) >= 3:  # an abbreviation: "desc", "prop"
+        near = [c for c in choices if c.startswith(text)][:1]
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _check_keys(
+    raw: Mapping[Any, Any], accepted: Sequence[str], where: str, what: str = "keys"
+) -> None:
+    """Refuse keys of a part of the mapping that it does not read (a typo such as
+    ``propertes`` would drop the whole setting in silence), naming those it accepts.
+
+    Raises:
+        MappingError: ``unknown keys ['propertes'] (did you mean 'properties'?); accepted: ...``.
+    """
+    unknown = sorted(str(k) for k in raw if k not in accepted)
+    if unknown:
+        raise MappingError(
+            f"{where}: unknown {what} {unknown}{_suggestion(unknown[0], accepted)}; "
+            f"accepted: {', '.join(accepted)}"
+        )
+
+
+def _declared(name: Any, what: str, declared: Mapping[str, Any], section: str, where: str) -> str:
+    """A name that must be one of a section's (a spec's table, a table's source).
+
+    Raises:
+        MappingError: It is absent or not declared, naming those that are.
+    """
+    listed = ", ".join(declared) or "none"
+    if name is None:
+        raise MappingError(f"{where}: {what!r} is required; declared: {listed}")
+    if not isinstance(name, str) or name not in declared:
+        hint = (
+            " (quote it: YAML read it as a number)"
+            if str(name) in declared
+            else _suggestion(name, list(declared))
+        )
+        raise MappingError(
+            f"{where}: {what} {name!r} is not declared in {section!r}{hint}; declared: {listed}"
+        )
+    return name
 
 
 def _parse_props(
-    raw: Any, has: Callable[[str], bool], prop: Callable[[str], Property], owner: str, where: str
+    raw: Any,
+    has: Callable[[str], bool],
+    prop: Callable[[str], Property],
+    owner: str,
+    names: Sequence[str],
+    where: str,
 ) -> dict[str, Field]:
+    """A spec's ``properties``: each a property of ``owner`` (whose other properties are
+    ``names``) mapped to a field.
+
+    Raises:
+        MappingError: Naming the property's place, and the properties the schema has.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: 'properties' must map property -> field")
     out = {}
     for name, fraw in raw.items():
-        if not has(str(name)):
-            raise MappingError(f"{where}: {owner} has no property {name!r} in the schema")
         place = f"{where}.properties.{name}"
+        if not has(str(name)):
+            raise MappingError(
+                f"{place}: {owner} has no property {name!r} in the schema"
+                f"{_suggestion(name, names)}; it has: {', '.join(names) or 'none'}"
+            )
         fld = _parse_field(fraw, place)
         if fld.column is None and not fld.columns and fld.template is None:
             # A constant: the same in every row, so checked once here, not rejected per row.
@@ -563,34 +746,31 @@ def _parse_node(
 ) -> NodeSpec:
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: a node spec must be a mapping")
-    unknown = set(spec) - {"label", "table", "key", "properties", "unique", "where"}
-    if unknown:
-        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    _check_keys(spec, _NODE_KEYS, where)
     label = _label(spec.get("label"), schema, where)
     node = schema.nodes[label]
     if "key" not in spec:
         raise MappingError(f"{where}: 'key' is required")
-    props = _parse_props(spec.get("properties"), node.has_property, node.prop, label, where)
+    names = [p.name for p in node.properties if p.name != node.key]
+    props = _parse_props(spec.get("properties"), node.has_property, node.prop, label, names, where)
     if node.key in props:
         raise MappingError(f"{where}: the key {node.key!r} is given by 'key', not 'properties'")
     return NodeSpec(
         label=label,
         table=_table(spec, tables, where),
-        key=_parse_field(spec["key"], f"{where}.key"),
+        key=_parse_key(spec["key"], f"{where}.key"),
         properties=props,
         unique=_flag(spec, "unique", True, where),
-        where=_parse_field(spec["where"], f"{where}.where", True) if "where" in spec else None,
+        where=_parse_where(spec["where"], f"{where}.where") if "where" in spec else None,
     )
 
 
 def _parse_end(raw: Any, schema: Schema, where: str) -> EndSpec:
     if not isinstance(raw, dict) or "label" not in raw or "key" not in raw:
         raise MappingError(f"{where}: an end must be {{label: L, key: field}}")
-    unknown = set(raw) - {"label", "key"}
-    if unknown:
-        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    _check_keys(raw, _END_KEYS, where)
     label = _label(raw["label"], schema, where)
-    return EndSpec(label, _parse_field(raw["key"], f"{where}.key"))
+    return EndSpec(label, _parse_key(raw["key"], f"{where}.key"))
 
 
 def _parse_rel(
@@ -598,19 +778,7 @@ def _parse_rel(
 ) -> RelSpec:
     if not isinstance(spec, dict):
         raise MappingError(f"{where}: a relationship spec must be a mapping")
-    unknown = set(spec) - {
-        "type",
-        "table",
-        "from",
-        "to",
-        "properties",
-        "unique",
-        "where",
-        "optional",
-        "skip_dangling",
-    }
-    if unknown:
-        raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+    _check_keys(spec, _REL_KEYS, where)
     rtype = spec.get("type")
     if rtype is None:
         raise MappingError(f"{where}: 'type' is required")
@@ -623,15 +791,25 @@ def _parse_rel(
     start = _parse_end(spec.get("from"), schema, f"{where}.from")
     end = _parse_end(spec.get("to"), schema, f"{where}.to")
     if not rel.connects(start.label, end.label):
-        raise MappingError(f"{where}: {rtype} does not connect ({start.label})->({end.label})")
+        pairs = ", ".join(f"({a})->({b})" for a, b in rel.between)
+        raise MappingError(
+            f"{where}: {rtype} does not connect ({start.label})->({end.label}); it connects {pairs}"
+        )
     return RelSpec(
         type=rtype,
         table=_table(spec, tables, where),
         start=start,
         end=end,
-        properties=_parse_props(spec.get("properties"), rel.has_property, rel.prop, rtype, where),
+        properties=_parse_props(
+            spec.get("properties"),
+            rel.has_property,
+            rel.prop,
+            rtype,
+            [p.name for p in rel.properties],
+            where,
+        ),
         unique=_flag(spec, "unique", False, where),
-        where=_parse_field(spec["where"], f"{where}.where", True) if "where" in spec else None,
+        where=_parse_where(spec["where"], f"{where}.where") if "where" in spec else None,
         optional=_flag(spec, "optional", False, where),
         skip_dangling=_flag(spec, "skip_dangling", False, where),
     )

@@ -47,6 +47,7 @@ characters (a single longer sentence stays whole); shorter reviews are one passa
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -59,6 +60,7 @@ import pandas as pd
 import pyarrow as pa
 
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
+from graphfusion.features.embed import text_content
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
 from graphfusion.topk import top_rows
@@ -77,6 +79,8 @@ __all__ = [
     "split_passages",
     "write_passages",
 ]
+
+log = logging.getLogger("graphfusion.qa")
 
 #: The labels and relationship types the index reads (a schema without them is refused).
 NEEDS_NODES = ("Product", "Question", "Answer", "Review", "Passage")
@@ -220,8 +224,8 @@ class _Corpus:
         index = None
         doc_freq: Counter[str] = Counter()
         mean_length = 0.0
-        if keys:
-            tokens = [_tokens(t) for t in texts]
+        tokens = [_tokens(t) for t in texts]
+        if any(tokens):  # bm25s cannot index documents without a word ("No.", no text)
             for doc in tokens:
                 doc_freq.update(set(doc))
             mean_length = float(np.mean([len(doc) for doc in tokens]))
@@ -255,6 +259,9 @@ class QAIndex:
 
     Args:
         store: The store (questions, answers and passages embedded: ``graphfusion embed``).
+            Products, questions, answers and passages that have text but no text vector
+            (stored after the last embed, by a load) are encoded here, in memory; a store in
+            which nothing has a vector is refused.
         encoder: The text encoder of the stored vectors (MiniLM by default).
         exclude_questions: Question keys to leave out, with their answers (benchmarks hold
             questions out this way).
@@ -269,8 +276,9 @@ class QAIndex:
             learned. The engine keeps them when new products make it rebuild the index.
 
     Raises:
-        ValidationError: The store has no products; ``fusion_weights`` are not two and three
-            finite weights at least 0.
+        NotReadyError: The store has no products, or no text vectors (never embedded), or
+            nothing with text to link a question to.
+        ValidationError: ``fusion_weights`` are not two and three finite weights at least 0.
         SchemaError: The schema lacks some of :data:`NEEDS_NODES` and
             :data:`NEEDS_RELATIONSHIPS`.
     """
@@ -307,8 +315,18 @@ class QAIndex:
         index = {k: i for i, k in enumerate(self.products)}
         self._index = index
         p_vecs, p_has = _vectors(prod.column("v"), dim)
+        p_content = [
+            text_content({"title": t, "description": d}, ("title", "description"))
+            for t, d in zip(
+                prod.column("title").to_pylist(),
+                prod.column("description").to_pylist(),
+                strict=True,
+            )
+        ]
         if not p_has.any() and not _any_vector(store):
-            raise NotReadyError("the store has no text vectors yet; run `graphfusion embed`")
+            _not_ready(store, any(text is not None for text in p_content))
+        # a product stored after the last embed (a load) has text but no vector yet
+        p_has = _encode_missing(p_vecs, p_has, p_content, encoder)
 
         ques = q(
             "MATCH (x:Question)-[:ABOUT]->(p:Product) RETURN x.id AS id, x.text AS text, "
@@ -322,7 +340,8 @@ class QAIndex:
             [index.get(p, -1) for p in ques.column("p").to_pylist()] if ques.num_rows else [],
             dtype=np.int64,
         )
-        q_vecs = _vectors(ques.column("v"), dim)[0] if ques.num_rows else np.zeros((0, dim))
+        q_vecs, q_has = _vectors(ques.column("v"), dim) if ques.num_rows else _no_vectors(dim)
+        _encode_missing(q_vecs, q_has, q_texts, encoder)
         self.questions = _Corpus(q_keys, q_texts, q_vecs, q_prod, None)
         self._same_text: dict[str, list[int]] = {}
         for row, text in enumerate(q_texts):
@@ -350,11 +369,9 @@ class QAIndex:
         a_texts = [ans.column("text")[i].as_py() or "" for i in a_rows]
         a_q = [q_row.get(ans.column("qid")[i].as_py(), -1) for i in a_rows]
         a_prod = [index.get(ans.column("p")[i].as_py(), -1) for i in a_rows]
-        a_vecs = (
-            _vectors(ans.column("v"), dim)[0][a_rows]
-            if ans.num_rows
-            else np.zeros((0, dim), np.float32)
-        )
+        a_vecs, a_has = _vectors(ans.column("v"), dim) if ans.num_rows else _no_vectors(dim)
+        a_vecs, a_has = a_vecs[a_rows], a_has[a_rows]
+        _encode_missing(a_vecs, a_has, a_texts, encoder)
         if extra_answers is not None and len(extra_answers):
             for col in ("answer_id", "text", "product_id"):
                 if col not in extra_answers.columns:
@@ -390,10 +407,13 @@ class QAIndex:
         )
         s_keys = pas.column("id").to_pylist() if pas.num_rows else []
         self.passage_review = pas.column("rid").to_pylist() if pas.num_rows else []
+        s_texts = [t or "" for t in pas.column("text").to_pylist()] if pas.num_rows else []
+        s_vecs, s_has = _vectors(pas.column("v"), dim) if pas.num_rows else _no_vectors(dim)
+        _encode_missing(s_vecs, s_has, s_texts, encoder)
         self.passages = _Corpus.build(
             s_keys,
-            [t or "" for t in pas.column("text").to_pylist()] if pas.num_rows else [],
-            _vectors(pas.column("v"), dim)[0] if pas.num_rows else np.zeros((0, dim)),
+            s_texts,
+            s_vecs,
             np.array(
                 [index.get(p, -1) for p in pas.column("p").to_pylist()] if pas.num_rows else [],
                 dtype=np.int64,
@@ -777,13 +797,75 @@ class QAIndex:
 
 
 # ----------------------------------------------------------------------------- helpers
+#: The labels besides Product whose text the index links a question to.
+_LINKED_TEXT = ("Question", "Answer", "Passage")
+
+
 def _any_vector(store: BaseStore) -> bool:
-    """Whether a question or an answer has a text vector."""
+    """Whether a question, an answer or a review passage has a text vector."""
     return any(
         store.query(f"MATCH (n:{label}) WHERE n.text_vec IS NOT NULL RETURN n.id AS id LIMIT 1")
-        for label in ("Question", "Answer")
+        for label in _LINKED_TEXT
         if label in store.schema.nodes
     )
+
+
+def _not_ready(store: BaseStore, product_text: bool) -> None:
+    """Raise the NotReadyError of a store where nothing has a text vector: run ``embed``
+    where something has text (``product_text``: a product's title or description), else
+    say that there is nothing to link a question to (embedding cannot help).
+
+    Raises:
+        NotReadyError: Always.
+    """
+    if (
+        any(
+            store.query(f"MATCH (n:{label}) WHERE n.text IS NOT NULL RETURN n.id AS id LIMIT 1")
+            for label in (*_LINKED_TEXT, "Review")
+            if label in store.schema.nodes
+        )
+        or product_text
+    ):
+        raise NotReadyError("the store has no text vectors yet; run `graphfusion embed`")
+    raise NotReadyError(
+        "nothing in the store has text to link a question to: its products have no title or "
+        "description, and it holds no questions, answers or reviews with text"
+    )
+
+
+def _no_vectors(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """No rows of vectors, and their mask (:func:`graphfusion.graph._vectors` of nothing)."""
+    return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
+
+
+def _encode_missing(
+    vecs: np.ndarray, has: np.ndarray, texts: Sequence[str | None], encoder: Any
+) -> np.ndarray:
+    """Encode, in place, the rows of ``vecs`` that have no stored vector but a text: items
+    stored after the last ``embed`` (a load), which would otherwise score 0 by meaning.
+
+    Args:
+        vecs: One row per item (zeros where none is stored); rows are filled in place.
+        has: Which rows have a stored vector.
+        texts: Each item's text (None or blank: nothing to encode).
+        encoder: The text encoder of the stored vectors.
+
+    Returns:
+        Which rows have a vector now.
+    """
+    rows = [int(i) for i in np.flatnonzero(~has)]
+    content = [(i, text_content({"text": texts[i]}, ("text",))) for i in rows]
+    todo = [(i, text) for i, text in content if text is not None]
+    if not todo:
+        return has
+    log.info("encoding %d texts stored since the last embed (`graphfusion embed` stores them)",
+             len(todo))  # fmt: skip
+    encoded = np.asarray(encoder.encode([text for _, text in todo]), dtype=vecs.dtype)
+    done = np.array([i for i, _ in todo], dtype=np.int64)
+    vecs[done] = encoded
+    out = has.copy()
+    out[done] = True
+    return out
 
 
 def _check_question(question: object) -> str:
@@ -976,11 +1058,16 @@ def _question_like(sim: float, unlike: str) -> str:
 
 
 def _rrf(rankings: Sequence[np.ndarray]) -> np.ndarray:
-    """Reciprocal rank fusion of several score vectors (ties share the best rank)."""
+    """Reciprocal rank fusion of several score vectors (ties share the best rank).
+
+    Each item's terms are added smallest first, so that items with the same ranks in another
+    order of the signals get the same score to the last bit (and tie in key order)."""
     if not len(rankings) or not len(rankings[0]):
         return np.zeros(0)
-    total = np.zeros(len(rankings[0]))
-    for score in rankings:
-        ranks = pd.Series(-score).rank(method="min").to_numpy()
-        total += 1.0 / (RRF_K + ranks)
+    terms = np.stack(
+        [1.0 / (RRF_K + pd.Series(-score).rank(method="min").to_numpy()) for score in rankings]
+    )
+    total = np.zeros(terms.shape[1])
+    for term in np.sort(terms, axis=0):
+        total += term
     return total

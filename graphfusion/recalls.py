@@ -17,11 +17,13 @@ each type and gets the best match, or ``other`` below :data:`MIN_SIMILARITY`. A 
 any text is ``unknown``.
 
 **Clusters.** A hazard type *clusters* on firms when the same firms are named again and again
-for it. For each type the report gives the number of recalls and firms, the firms named by two
-or more recalls of that type (``repeat_firms``) and the share of the type's recalls that name a
-repeat firm (``repeat_share``). ``expected_share`` is that share when the recalls' hazard
-types are shuffled among the recalls (:data:`PERMUTATIONS` seeded draws), and ``lift`` the
-ratio: above 1, the type concentrates on a few firms beyond what their recall counts explain.
+for it. For each type the report gives the number of recalls, of those that name any firm
+(``with_firms``; many recalls, older ones above all, name none) and of firms, the firms named
+by two or more recalls of that type (``repeat_firms``) and, of the type's recalls that name a
+firm, the share that name a repeat firm (``repeat_share``; a recall that names no firm counts
+in neither part). ``expected_share`` is that share when the recalls' hazard types are
+shuffled among all the recalls (:data:`PERMUTATIONS` seeded draws), and ``lift`` the ratio:
+above 1, the type concentrates on a few firms beyond what their recall counts explain.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,9 @@ from graphfusion.graph import unit_rows
 from graphfusion.plots import new_figure, plot_text, save_figure
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "HAZARD_TYPES",
@@ -166,8 +171,9 @@ class RecallReport:
             type, ``unknown`` or ``other`` only when its recalls name no hazard), ``first``
             and ``last`` date.
         clusters: One row per hazard type, most recalls first: ``hazard_type``, ``recalls``,
-            ``firms``, ``repeat_firms`` (named by 2+ recalls of this type, with counts),
-            ``repeat_share``, ``expected_share`` and ``lift`` (see the module docstring).
+            ``with_firms`` (those that name a firm), ``firms``, ``repeat_firms`` (named by 2+
+            recalls of this type, with counts), ``repeat_share`` (of the ``with_firms``
+            recalls), ``expected_share`` and ``lift`` (see the module docstring).
     """
 
     recalls: pd.DataFrame
@@ -209,25 +215,41 @@ class RecallReport:
         fig.tight_layout()
         return save_figure(fig, path)
 
-    def plot_graph(self, path: str | Path, top: int = 12) -> Path:
-        """The recall graph of the ``top`` firms (PNG): firms linked to the recalls that name
-        them, recalls coloured by hazard type."""
+    def graph(self, top: int = 12) -> nx.Graph:
+        """The recall graph of the ``top`` firms: each firm linked to the recalls that name it.
+
+        Nodes are ``("firm", supplier_id)`` and ``("recall", recall_id)``, so that a firm and
+        a recall with one key (stores keyed by numbers) stay two nodes; a firm's ``kind`` is
+        ``firm`` and its ``label`` its name, a recall's ``kind`` its main hazard type.
+
+        Raises:
+            ValidationError: ``top`` is not an integer in 1..1,000,000.
+        """
         import networkx as nx
-        from matplotlib import colormaps
 
         top = count_arg("top", top, 1_000_000)
         firms = set(self.companies["supplier_id"].head(top))
-        if not firms:
-            raise ValidationError("no firm is named by several recalls: nothing to plot")
         kinds = dict(zip(self.recalls["recall_id"], self.recalls["hazard_type"], strict=True))
-        cmap = colormaps["tab10"]
-        palette = {kind: cmap(i % 10) for i, kind in enumerate(sorted(set(kinds.values())))}
         graph = nx.Graph()
         for row in self.links[self.links["supplier_id"].isin(firms)].itertuples():
-            label = plot_text(row.name or row.supplier_id)
-            graph.add_node(row.supplier_id, kind="firm", label=label)
-            graph.add_node(row.recall_id, kind=kinds.get(row.recall_id, "unknown"), label="")
-            graph.add_edge(row.supplier_id, row.recall_id)
+            firm, recall = ("firm", row.supplier_id), ("recall", row.recall_id)
+            graph.add_node(firm, kind="firm", label=plot_text(row.name or row.supplier_id))
+            graph.add_node(recall, kind=kinds.get(row.recall_id, "unknown"), label="")
+            graph.add_edge(firm, recall)
+        return graph
+
+    def plot_graph(self, path: str | Path, top: int = 12) -> Path:
+        """The recall graph of the ``top`` firms (PNG, :meth:`graph`): firms linked to the
+        recalls that name them, recalls coloured by hazard type."""
+        import networkx as nx
+        from matplotlib import colormaps
+
+        graph = self.graph(top)
+        if not graph:
+            raise ValidationError("no firm is named by several recalls: nothing to plot")
+        cmap = colormaps["tab10"]
+        kinds = sorted(set(self.recalls["hazard_type"]))
+        palette = {kind: cmap(i % 10) for i, kind in enumerate(kinds)}
         fig, ax = new_figure(9, 7)
         pos = nx.spring_layout(graph, seed=0, k=0.35)
         firm_nodes = [n for n, d in graph.nodes(data=True) if d["kind"] == "firm"]
@@ -326,7 +348,8 @@ def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> 
 
 
 def _repeat_share(pairs: pd.DataFrame, chosen_recalls: np.ndarray) -> float:
-    """Share of the chosen recalls that name a firm named by 2+ of the chosen recalls."""
+    """Share of the chosen recalls that name a firm (those that name none are not counted)
+    that name a firm named by 2+ of the chosen recalls; 0 when none names a firm."""
     chosen = pairs[chosen_recalls[pairs["row"].to_numpy()]]
     if chosen.empty:
         return 0.0
@@ -337,7 +360,7 @@ def _repeat_share(pairs: pd.DataFrame, chosen_recalls: np.ndarray) -> float:
 
 
 def _clusters(recalls: pd.DataFrame, links: pd.DataFrame, seed: int) -> pd.DataFrame:
-    columns = ["hazard_type", "recalls", "firms", "repeat_firms", "repeat_share",
+    columns = ["hazard_type", "recalls", "with_firms", "firms", "repeat_firms", "repeat_share",
                "expected_share", "lift"]  # fmt: skip
     pairs = links[["recall_id", "supplier_id"]].drop_duplicates()
     pairs = pairs.assign(row=pd.Index(recalls["recall_id"]).get_indexer(pairs["recall_id"]))
@@ -357,6 +380,7 @@ def _clusters(recalls: pd.DataFrame, links: pd.DataFrame, seed: int) -> pd.DataF
         rows.append({
             "hazard_type": kind,
             "recalls": int(count),
+            "with_firms": int(chosen["row"].nunique()),
             "firms": int(chosen["supplier_id"].nunique()),
             "repeat_firms": {str(k): int(v) for k, v in repeat.items()},
             "repeat_share": round(observed, 3),

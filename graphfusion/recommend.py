@@ -115,11 +115,28 @@ CANDIDATES_PER_K = 10
 LOOKS_LIKE_MIN = 0.8
 #: Interaction types a live update may add.
 LIVE_TYPES = ("VIEWED", "PURCHASED", "FAVORITED")
+#: How a ``yours`` reason names each interaction type, in its order.
+_PAST = {"PURCHASED": "purchased", "FAVORITED": "favourited", "RATED": "rated",
+         "VIEWED": "viewed"}  # fmt: skip
 #: The links of :meth:`Recommender.add_products` that a changed product's row replaces where
 #: the product had one (a category, a brand), by column: (relationship type, label). A product
 #: with several (a film's genres, both levels of an Amazon category) gains the new one, as do
 #: supplier and batch links: a product may come from several of each.
 REPLACED_LINKS = {"category_id": ("IN_CATEGORY", "Category"), "brand_id": ("OF_BRAND", "Brand")}
+#: The columns :meth:`Recommender.add_interactions` reads (the live_interactions mapping's).
+INTERACTION_COLUMNS = ("user_id", "product_id", "type", "ts", "weight")
+#: The columns :meth:`Recommender.add_products` reads (the live_products mapping's).
+PRODUCT_COLUMNS = ("id", "title", "description", "price", "currency", "created_at",
+                   "category_id", "brand_id", "supplier_id", "batch_id", "image")  # fmt: skip
+
+
+def _past(rtype: str) -> str:
+    """How a ``yours`` reason says the user made an interaction of ``rtype``."""
+    return _PAST.get(rtype, f"had an interaction of type {rtype} with")
+
+
+def _past_order(rtype: str) -> tuple[int, str]:
+    return (list(_PAST).index(rtype) if rtype in _PAST else len(_PAST), rtype)
 
 
 @dataclass(frozen=True)
@@ -127,7 +144,8 @@ class Reason:
     """One piece of evidence for a recommendation.
 
     Attributes:
-        kind: ``brand``, ``category``, ``looks_like``, ``also_interacted`` or ``popular``.
+        kind: ``yours`` (the user has interacted with the product itself), ``brand``,
+            ``category``, ``looks_like``, ``also_interacted`` or ``popular``.
         text: For people, e.g. "you interacted with 2 product(s) of brand Acme".
         path: The nodes of the evidence as ``(label, key)`` pairs, in order from the user to
             the recommended product: the user, the products of theirs that give it (up to
@@ -443,7 +461,13 @@ class Recommender:
         unit photo vectors served so far, of the first products ``items``) or, without
         them, from ``export``."""
         q = self.store.query_arrow
-        facts = q("MATCH (p:Product) RETURN p.id AS id, p.title AS title, p.price AS price")
+        schema = self.store.schema
+        product = schema.node("Product")
+        read = ", ".join(
+            f"p.{n} AS {n}" if product.has_property(n) else f"NULL AS {n}"
+            for n in ("title", "price")
+        )
+        facts = q(f"MATCH (p:Product) RETURN p.id AS id, {read}")
         index = {k: i for i, k in enumerate(items)}
         title = [""] * len(items)
         price = np.full(len(items), np.nan)
@@ -475,12 +499,14 @@ class Recommender:
                 for r in self.store.query(f"MATCH (n:{label}) RETURN n.id AS id, n.name AS name")
             }
             for label in ("Category", "Brand")
+            if label in schema.nodes and schema.node(label).has_property("name")
         }
         parents: dict[str, set[str]] = {}
-        for r in self.store.query(
-            "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
-        ):
-            parents.setdefault(r["c"], set()).add(r["p"])
+        if "SUBCATEGORY_OF" in schema.relationships:
+            for r in self.store.query(
+                "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
+            ):
+                parents.setdefault(r["c"], set()).add(r["p"])
         if photos is None:
             images = _product_images(export, len(items))
         else:  # those served, photos read live before included; products added since grow it
@@ -489,8 +515,8 @@ class Recommender:
         if fresh:
             rows = [index[k] for k in fresh]
             images[rows] = _stored_product_images(self.store, list(fresh), images.shape[1])
-        return _Catalogue(title, price, category, names["Category"], parents, brand,
-                          names["Brand"], images, [frozenset(c) for c in categories],
+        return _Catalogue(title, price, category, names.get("Category", {}), parents, brand,
+                          names.get("Brand", {}), images, [frozenset(c) for c in categories],
                           [frozenset(b) for b in brands])  # fmt: skip
 
     # ------------------------------------------------------------------ scoring
@@ -757,15 +783,28 @@ class Recommender:
 
     # ------------------------------------------------------------------ explanations
     def explain(self, user_id: str, product_id: str) -> list[Reason]:
-        """The graph evidence linking a user to a product, strongest first (at most three;
-        one ``popular`` reason, other users' interactions with it, when there is none but
-        popularity; none for a product that no one else has interacted with)."""
+        """The graph evidence linking a user to a product: first a ``yours`` reason when the
+        user has interacted with the product itself (e.g. "you purchased and viewed this"),
+        then the rest strongest first (at most three; one ``popular`` reason, other users'
+        interactions with it, when there is none but popularity; none for a product that no
+        one else has interacted with)."""
         return self._reasons(self._user_row(user_id), self._item_row(product_id))
 
     def _reasons(self, u: int, i: int, limit: int = 3) -> list[Reason]:
-        st, cat = self.state, self.catalogue
+        st = self.state
         user = ("User", st.users[u])
         target = ("Product", st.items[i])
+        own = sorted((t for t, links in st.by_type.items() if links[u, i]), key=_past_order)
+        said = " and ".join(_past(t) for t in own)
+        yours = [Reason("yours", f"you {said} this", (user, target), float(st.seen[u, i]))]
+        return (yours if own else []) + self._others(u, i, user, target)[:limit]
+
+    def _others(
+        self, u: int, i: int, user: tuple[str, str], target: tuple[str, str]
+    ) -> list[Reason]:
+        """The evidence of :meth:`_reasons` but the user's own interactions with the product,
+        strongest first."""
+        st, cat = self.state, self.catalogue
         mine = st.seen.indices[st.seen.indptr[u] : st.seen.indptr[u + 1]]
         mine = mine[mine != i]
         out: list[Reason] = []
@@ -810,7 +849,7 @@ class Recommender:
         if others > 0:
             out.append(Reason("popular", f"popular: {others} interaction(s)", (user, target), 0.0))
         out.sort(key=lambda r: -r.strength)
-        return out[:limit]
+        return out
 
     def _co_users(self, u: int, i: int, mine: np.ndarray) -> np.ndarray:
         """Per product of ``mine``: how many users other than ``u`` interacted with both it
@@ -845,28 +884,35 @@ class Recommender:
             are stored but, as those stored before, neither served nor marked seen.
 
         Raises:
-            ValidationError: Not a DataFrame, or a required column is missing.
+            ValidationError: Not a DataFrame, a required column is missing, or a column it
+                does not read (``timestamp`` for ``ts``: it would be lost without a word).
         """
-        frame = _check_frame(frame, ("user_id", "product_id"))
+        frame = _known_columns(_check_frame(frame, ("user_id", "product_id")),
+                               INTERACTION_COLUMNS, "add_interactions")  # fmt: skip
         frame = frame.copy()
         if "type" not in frame.columns:
             frame["type"] = "PURCHASED"
-        # the loader reports a type none of its specs takes (``type 'CLICKED' matches none``)
-        frame["type"] = frame["type"].where(frame["type"].notna(), "PURCHASED").astype(str)
-        frame["type"] = frame["type"].str.upper()
+        # the loader reports a type none of its specs takes (``type 'CLICKED' matches none``);
+        # as objects, a categorical column takes the default too
+        types = frame["type"].astype(object)
+        given = types.notna() & (types.astype(str).str.strip() != "")  # blank: the default
+        frame["type"] = types.where(given, "PURCHASED").astype(str).str.upper()
         report = load(self.store, "live_interactions", {"interactions": frame})
-        self._fold_in(frame[_not_rejected(report, len(frame))])
+        self._fold_in(frame, _not_rejected(report, len(frame)))
         return report
 
-    def _fold_in(self, frame: pd.DataFrame) -> None:
-        """Bring the served interactions of the pairs in ``frame`` (rows the load wrote) to
-        what the store now holds of them, and move the users who gained products."""
+    def _fold_in(self, frame: pd.DataFrame, written: np.ndarray) -> None:
+        """Bring the served interactions of the pairs in ``frame`` (every row: a row the load
+        rejected may still have written some of the pairs of its lists of keys) to what the
+        store now holds of them, move the users who gained products, and refit the
+        ``rec_vec`` of those and of the users of the rows ``written`` (not rejected)."""
         st = self.state
-        pairs = set()
-        for user, item in zip(frame["user_id"], frame["product_id"], strict=True):
-            u, i = st.user_index.get(_key(user) or ""), st.item_index.get(_key(item) or "")
-            if u is not None and i is not None:
+        pairs, refit = set(), set()
+        for ok, user, item in zip(written, frame["user_id"], frame["product_id"], strict=True):
+            for u, i in _pairs(user, item, st.user_index, st.item_index):
                 pairs.add((u, i))
+                if ok:
+                    refit.add(u)
         if not pairs:
             return
         shape = st.seen.shape
@@ -898,7 +944,8 @@ class Recommender:
         if moved:
             keys = [st.users[u] for u in moved]
             write_vectors(self.store, "User", "fused_vec", keys, st.user_vecs[moved])
-        self._refit_user_rec(sorted(set(us.tolist())))
+        if refit or moved:
+            self._refit_user_rec(sorted(refit | set(moved)))
 
     def add_products(self, frame: pd.DataFrame, *, embed_progress: bool = False) -> LoadReport:
         """Store new products (with their image, category, brand, supplier and batch) and
@@ -922,10 +969,12 @@ class Recommender:
             image cannot be read (the product is stored, its photo without a vector).
 
         Raises:
-            ValidationError: Not a DataFrame, no ``id`` column, or the served model is not the
-                fusion model (LightGCN and MF have no content path: retrain).
+            ValidationError: Not a DataFrame, no ``id`` column, a column it does not read
+                (``category`` for ``category_id``: it would be lost without a word), or the
+                served model is not the fusion model (LightGCN and MF have no content path:
+                retrain).
         """
-        frame = _check_frame(frame, ("id",))
+        frame = _known_columns(_check_frame(frame, ("id",)), PRODUCT_COLUMNS, "add_products")
         if self.fusion is None:
             raise NotReadyError(f"{self.model_name} cannot place new products; train fusion")
         single = self._single_links(frame)
@@ -934,9 +983,9 @@ class Recommender:
         if self._encoders is None:  # loaded once, on the first new products
             self._encoders = (TextEncoder(), ImageEncoder())
         text, image = self._encoders
-        given = [_key(v) for v in frame["id"]]
-        stored = self.store.existing_keys("Product", [k for k in given if k is not None])
-        keys = [k for k in dict.fromkeys(given) if k is not None and k in stored]
+        given = [_keys(v) for v in frame["id"]]  # a list of ids is a product each, as stored
+        stored = self.store.existing_keys("Product", [k for ks in given for k in ks])
+        keys = [k for k in dict.fromkeys(k for ks in given for k in ks) if k in stored]
         if keys:
             images = self.store.query(
                 "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys "
@@ -952,7 +1001,7 @@ class Recommender:
             )
             # a photo that cannot be read is stored without a vector: say so on its row
             of_image = {r["id"]: r["product"] for r in images}
-            lines = {key: n + 1 for n, key in reversed(list(enumerate(given))) if key}
+            lines = {key: n + 1 for n, ks in reversed(list(enumerate(given))) for key in ks}
             for error in embedded.errors:
                 product = of_image.get(error.key) if error.label == "Image" else None
                 if product is not None and product in lines:
@@ -1213,11 +1262,41 @@ class Recommender:
 def _key(value: Any) -> str | None:
     """A frame's id as the loader stores it (:func:`graphfusion.columnar.key_list`: stripped,
     a whole float without ``.0``); None where it gives no single key."""
-    try:
-        keys = key_list(value)
-    except ValueError:
-        return None
+    keys = _keys(value)
     return keys[0] if len(keys) == 1 else None
+
+
+def _keys(value: Any) -> list[str]:
+    """A frame's ids as the loader stores them (:func:`graphfusion.columnar.key_list`: one per
+    element of a list); none where it stores none."""
+    try:
+        return key_list(value)
+    except ValueError:
+        return []
+
+
+def _pairs(
+    user: Any, item: Any, users: Mapping[str, int], items: Mapping[str, int]
+) -> list[tuple[int, int]]:
+    """The served (user row, product row) pairs a row's ``user_id`` and ``product_id`` give,
+    as the loader links them: every user key with every product key."""
+    rows = [users[k] for k in _keys(user) if k in users]
+    return [(u, items[k]) for u in rows for k in _keys(item) if k in items]
+
+
+def _known_columns(frame: pd.DataFrame, known: Sequence[str], what: str) -> pd.DataFrame:
+    """``frame``, when it has only the ``known`` columns.
+
+    Raises:
+        ValidationError: Naming the other columns and the known ones.
+    """
+    unknown = [str(c) for c in frame.columns if str(c) not in known]
+    if unknown:
+        raise ValidationError(
+            f"{what} does not read the column(s) {unknown}: they would be lost; it reads "
+            f"{', '.join(known)}"
+        )
+    return frame
 
 
 def _not_rejected(report: LoadReport, n: int) -> np.ndarray:

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import re
@@ -39,8 +40,9 @@ __all__ = [
 ]
 
 #: Identifier rule for labels, relationship types and property names. Anything that reaches a
-#: Cypher string as an identifier must match it.
-IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Cypher string as an identifier must match it whole (``fullmatch``; ``\Z``, not ``$``, which
+#: lets a trailing newline through).
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 #: Words LadybugDB's parser takes only as words of Cypher (any case), never as a label,
 #: relationship type or property name (found by trying each in the statements the stores send,
@@ -51,6 +53,12 @@ RESERVED_WORDS = frozenset(
     NOT NULL ON ONLY OPTIONAL OPTIONS OR ORDER PRIMARY PROFILE SHORTEST SINGLE STARTS TABLE THEN
     TRAIL TRUE UNION UNWIND WHEN WHERE WITH XOR""".split()  # noqa: SIM905
 )
+
+#: Names a relationship property may not take (any case): the stores write a relationship's
+#: ends as the columns ``src`` and ``dst``, and LadybugDB's bulk copy reads columns ``from`` and
+#: ``to`` as the ends (ladybug 0.22.0): a property ``from`` was loaded with the start key, ``to``
+#: and ``dst`` failed the load and ``src`` rejected every row.
+END_COLUMNS = frozenset({"src", "dst", "from", "to"})
 
 #: Folder of the data definitions shipped with the package (schema/ and loaders/).
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -251,6 +259,8 @@ class Schema:
     relationships: Mapping[str, RelType]
     source: str = "<memory>"
     digest: str = field(default="", compare=False)
+    #: The mapping it was parsed from (what a store keeps of a schema of one's own).
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def node(self, label: str) -> NodeType:
         """Return the node type for ``label``.
@@ -280,21 +290,51 @@ class Schema:
             ) from None
 
     def require(
-        self, purpose: str, nodes: Iterable[str] = (), relationships: Iterable[str] = ()
+        self,
+        purpose: str,
+        nodes: Iterable[str] = (),
+        relationships: Iterable[str] = (),
+        properties: Iterable[str] = (),
     ) -> None:
-        """Refuse ``purpose`` (an application that reads these labels and types) on a schema
-        that lacks some of them, before a query fails on a table that does not exist.
+        """Refuse ``purpose`` (an application that reads these labels, types and properties)
+        on a schema that lacks some of them, before a query fails on a table or a property
+        that does not exist.
+
+        Args:
+            purpose: What needs them, as the message begins (``"training on VIEWED"``).
+            nodes: Labels it reads.
+            relationships: Relationship types it reads.
+            properties: Properties it reads, as ``Label.property`` or ``TYPE.property``
+                (one of a label or type that is missing is not named again).
 
         Raises:
-            SchemaError: Naming every label and type the schema lacks.
+            SchemaError: Naming every label, type and property the schema lacks, and the
+                schema's file.
+            ValueError: A property not named ``Label.property`` (a caller's mistake).
         """
         missing = [n for n in nodes if n not in self.nodes]
         missing += [r for r in relationships if r not in self.relationships]
+        missing += self._missing_properties(properties, skip=missing)
         if missing:
             raise SchemaError(
-                f"{purpose} needs what the schema {self.name!r} lacks: {', '.join(missing)} "
-                "(it reads the graph of the built-in e-commerce schema)"
+                f"{purpose} needs what the schema {self.name!r} ({self.source}) lacks: "
+                f"{', '.join(missing)} (it reads the graph of the built-in e-commerce schema)"
             )
+
+    def _missing_properties(self, properties: Iterable[str], skip: Iterable[str]) -> list[str]:
+        """The ``Label.property`` names among ``properties`` that the schema lacks, leaving
+        out those of a label or type in ``skip`` (named missing already)."""
+        gone, out = set(skip), []
+        for name in properties:
+            owner, _, prop = name.partition(".")
+            if not owner or not prop or "." in prop:
+                raise ValueError(f"a required property is named Label.property, got {name!r}")
+            if owner in gone:
+                continue
+            holder = self.nodes.get(owner) or self.relationships.get(owner)
+            if holder is None or not holder.has_property(prop):
+                out.append(name)
+        return out
 
     def rel_pairs(self) -> Iterator[tuple[str, str, str]]:
         """Yield every ``(type, start label, end label)`` triple."""
@@ -359,20 +399,20 @@ def parse_schema(raw: Any, source: str = "<memory>") -> Schema:
     if unknown:
         raise SchemaError(f"{source}: unknown top-level keys: {', '.join(sorted(unknown))}")
     version = raw.get("version", 1)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise SchemaError(f"{source}: 'version' must be an integer")
     raw_nodes = raw.get("nodes")
     if not isinstance(raw_nodes, dict) or not raw_nodes:
         raise SchemaError(f"{source}: 'nodes' must be a non-empty mapping of label -> definition")
     nodes: dict[str, NodeType] = {}
-    for label, spec in raw_nodes.items():
-        nodes[str(label)] = _parse_node(str(label), spec, source)
+    for label, spec in _names(raw_nodes, "label", f"{source}: nodes"):
+        nodes[label] = _parse_node(label, spec, source)
     raw_rels = raw.get("relationships") or {}
     if not isinstance(raw_rels, dict):
         raise SchemaError(f"{source}: 'relationships' must be a mapping of type -> definition")
     rels: dict[str, RelType] = {}
-    for rel_type, spec in raw_rels.items():
-        rels[str(rel_type)] = _parse_rel(str(rel_type), spec, nodes, source)
+    for rel_type, spec in _names(raw_rels, "relationship type", f"{source}: relationships"):
+        rels[rel_type] = _parse_rel(rel_type, spec, nodes, source)
     clash = set(nodes) & set(rels)
     if clash:
         raise SchemaError(f"{source}: names used as both label and type: {', '.join(clash)}")
@@ -385,7 +425,22 @@ def parse_schema(raw: Any, source: str = "<memory>") -> Schema:
         relationships=rels,
         source=source,
         digest=digest,
+        raw=copy.deepcopy(raw),
     )
+
+
+def _names(raw: Mapping[Any, Any], what: str, where: str) -> Iterator[tuple[str, Any]]:
+    """The ``(name, definition)`` pairs of a mapping of labels, types or properties, refusing
+    a name that YAML read as something else than text (unquoted ``yes``, ``no``, ``on``,
+    ``off``, ``null``, numbers), which would otherwise be refused under a name the file does
+    not hold (``property 'True' is a word of Cypher``)."""
+    for name, spec in raw.items():
+        if not isinstance(name, str):
+            raise SchemaError(
+                f"{where}: a {what} name that YAML read as {name!r} ({type(name).__name__}), "
+                "not as text; quote it in the file"
+            )
+        yield name, spec
 
 
 def _check_identifier(name: str, what: str, where: str) -> None:
@@ -427,6 +482,8 @@ def _parse_type(raw: Any, where: str) -> PropertyType:
         if unknown:
             raise SchemaError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         tname = raw.get("type")
+        if not isinstance(tname, str):
+            raise SchemaError(f"{where}: a property type must be a name, got {tname!r}")
         if tname != "vector":
             base = _parse_type(tname, where)
             if set(raw) & {"dim", "similarity", "encoder", "from"}:
@@ -443,15 +500,25 @@ def _parse_type(raw: Any, where: str) -> PropertyType:
         encoder = raw.get("encoder")
         if encoder is not None and encoder not in ENCODERS:
             raise SchemaError(f"{where}: encoder must be one of {ENCODERS}, got {encoder!r}")
-        inputs = raw.get("from") or []
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        if encoder in ("text", "image") and not inputs:
-            raise SchemaError(f"{where}: a {encoder} vector needs 'from': the properties it reads")
-        return PropertyType(
-            "vector", dim=dim, similarity=sim, encoder=encoder, inputs=tuple(map(str, inputs))
-        )
+        inputs = _parse_inputs(raw.get("from"), encoder, where)
+        return PropertyType("vector", dim=dim, similarity=sim, encoder=encoder, inputs=inputs)
     raise SchemaError(f"{where}: a property type must be a name or a mapping, got {raw!r}")
+
+
+def _parse_inputs(raw: Any, encoder: str | None, where: str) -> tuple[str, ...]:
+    """A vector's ``from``: the properties a text or image encoder reads (required of those,
+    refused elsewhere, where nothing would read it)."""
+    inputs = [raw] if isinstance(raw, str) else raw or []
+    if not isinstance(inputs, list):
+        raise SchemaError(f"{where}: 'from' must be a property name or a list of them")
+    if inputs and encoder not in ("text", "image"):
+        raise SchemaError(
+            f"{where}: 'from' applies to text and image vectors only "
+            f"(encoder: text or image), not to encoder {encoder!r}"
+        )
+    if encoder in ("text", "image") and not inputs:
+        raise SchemaError(f"{where}: a {encoder} vector needs 'from': the properties it reads")
+    return tuple(map(str, inputs))
 
 
 #: Range of a 64-bit integer: the bounds of an int property must lie in it.
@@ -495,9 +562,9 @@ def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
     if not isinstance(raw, dict):
         raise SchemaError(f"{where}: 'properties' must be a mapping of name -> type")
     props = []
-    for name, traw in raw.items():
+    for name, traw in _names(raw, "property", where):
         pwhere = f"{where}.{name}"
-        _check_identifier(str(name), "property", pwhere)
+        _check_identifier(name, "property", pwhere)
         union = False
         bounds: dict[str, Any] = {}
         if isinstance(traw, dict):
@@ -512,7 +579,7 @@ def _parse_properties(raw: Any, where: str) -> tuple[Property, ...]:
         if union and (not ptype.is_list or ptype.is_vector):
             raise SchemaError(f"{pwhere}: 'merge: union' applies to list properties only")
         low, high = _parse_range(bounds, ptype, pwhere)
-        props.append(Property(str(name), ptype, str(desc), union, low, high))
+        props.append(Property(name, ptype, str(desc), union, low, high))
     _check_case((p.name for p in props), "property names", where)
     return tuple(props)
 
@@ -560,7 +627,7 @@ def _parse_rel(rel_type: str, spec: Any, nodes: Mapping[str, NodeType], source: 
         if not (isinstance(pair, list) and len(pair) == 2):
             raise SchemaError(f"{where}: each 'between' entry must be [start, end], got {pair!r}")
         for end in pair:
-            if end not in nodes:
+            if not isinstance(end, str) or end not in nodes:
                 raise SchemaError(f"{where}: end label {end!r} is not a node label of the schema")
         pairs.append((str(pair[0]), str(pair[1])))
     if len(set(pairs)) != len(pairs):
@@ -568,4 +635,11 @@ def _parse_rel(rel_type: str, spec: Any, nodes: Mapping[str, NodeType], source: 
     props = _parse_properties(spec.get("properties"), where)
     if any(p.type.is_vector for p in props):
         raise SchemaError(f"{where}: relationships cannot carry vector properties")
+    for prop in props:
+        if prop.name.lower() in END_COLUMNS:
+            raise SchemaError(
+                f"{where}.{prop.name}: {prop.name!r} is the store's own name for a "
+                f"relationship's end ({', '.join(sorted(END_COLUMNS))}, in any case); "
+                "choose another"
+            )
     return RelType(rel_type, tuple(pairs), props, str(spec.get("description", "")))

@@ -60,6 +60,8 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
 
     Raises:
         ValidationError: Bad arguments.
+        SchemaError: A schema of one's own without what the modality reads (products keyed
+            by ``id`` with a ``title``, the vector property).
         NotFoundError: Unknown product.
         NotReadyError: The product has no such vector yet (or no photo, for ``image``), or
             one without a direction (all zeros, as ``embed`` makes the behaviour vector of a
@@ -67,6 +69,12 @@ def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray
             similarity can rank by.
     """
     product_id, mod, _ = _check(product_id, modality, 1)
+    store.schema.require(
+        f"similar by {modality}",
+        ("Product", mod.label),
+        (mod.hop,) if mod.hop else (),
+        ("Product.id", "Product.title", f"{mod.label}.{mod.prop}"),  # the queries read them
+    )
     if not store.existing_keys("Product", [product_id]):
         raise NotFoundError(f"no product {product_id!r}")
     if mod.hop:

@@ -49,6 +49,14 @@ Security and limits:
   sends a form) is a 422 that says so.
 - Every answer carries ``Cache-Control: no-store``: answers change with each live update.
   No CORS headers are sent.
+- The token is taken only from the ``Authorization`` header: one sent in the URL is refused
+  (401, saying where it goes), and :func:`serve`'s access log writes ``***`` for the values
+  of query parameters named like credentials (``token``, ``access_token``, ``api_key``...)
+  and for the server's token wherever it stands, and cuts request targets longer than
+  :data:`MAX_LOGGED_TARGET_CHARS` characters.
+- :func:`serve` checks that it can listen on the host and port before it starts: a port in
+  use or a host that is not this machine's is one :class:`~graphfusion.errors.ValidationError`
+  naming them (``graphfusion serve``: one line, exit code 1).
 - :func:`serve` stops on Ctrl-C or SIGTERM once the requests in flight are answered, and
   returns (so the caller closes the engine and the store).
 
@@ -69,18 +77,21 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import logging
 import math
 import re
 import signal
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -128,6 +139,7 @@ __all__ = [
     "MAX_CYPHER_CHARS",
     "MAX_CYPHER_ROWS",
     "DEFAULT_CYPHER_TIMEOUT_S",
+    "MAX_LOGGED_TARGET_CHARS",
     "WRITE_KEYWORDS",
     "READ_ONLY_PROCEDURES",
     "ErrorResponse",
@@ -180,6 +192,9 @@ MAX_CYPHER_ROWS = 1_000
 #: Seconds a ``/cypher`` query may run before the store stops it (400), unless
 #: ``create_app(cypher_timeout_s=...)`` says otherwise.
 DEFAULT_CYPHER_TIMEOUT_S = 10.0
+#: Longest request target (path and query) :func:`serve`'s access log writes; the rest of a
+#: longer one is left out, with its length.
+MAX_LOGGED_TARGET_CHARS = 1_000
 
 
 # module level: FastAPI resolves the (postponed) annotations of the endpoints from here
@@ -187,6 +202,9 @@ _BEARER = HTTPBearer(auto_error=False, description="The token the server was sta
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _MIN_PUBLIC_TOKEN_CHARS = 16
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# query parameters whose values are credentials (``token``, ``access_token``, ``api_key``...):
+# never accepted (the token goes in the Authorization header), never written to the log
+_SECRET_QUERY_NAME = re.compile(r"token|key|secret|passw|auth|credential|signature", re.I)
 
 
 # ============================================================================ models
@@ -223,7 +241,7 @@ class PathNode(_Response):
 class ReasonModel(_Response):
     """One piece of graph evidence for a recommendation (:class:`graphfusion.recommend.Reason`)."""
 
-    kind: str = Field(description="brand, category, looks_like, also_interacted or popular.")
+    kind: str = Field(description="yours, brand, category, looks_like, also_interacted or popular.")
     text: str = Field(description="For people.")
     path: list[PathNode] = Field(description="The evidence's nodes, from the user to the product.")
     strength: float = Field(description="How strong the evidence is, for ordering.")
@@ -446,7 +464,10 @@ class LoadSummary(_Response):
     relationships: dict[str, int]
     skipped: dict[str, int]
     rejected: list[RejectedRow]
-    seconds: float
+    seconds: float = Field(
+        description="Seconds the store took to write the rows; updating the served model "
+        "afterwards (the first products of a server load its text encoder) is not counted."
+    )
 
 
 class EventsResponse(_Response):
@@ -671,6 +692,104 @@ def _known_query(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
+def _secret_query_names(request: Request) -> list[str]:
+    """The names of the request's query parameters that look like credentials."""
+    return [name for name in request.query_params if _SECRET_QUERY_NAME.search(name)]
+
+
+class _RedactAccessLog(logging.Filter):
+    """A filter for uvicorn's access log (the ``uvicorn.access`` logger), which writes each
+    request target as it was sent: the values of query parameters named like credentials
+    (``token=``, ``access_token=``, ``api_key=``...) and the server's token wherever it
+    stands (a client that pasted it into a path) become ``***``, and a target longer than
+    ``limit`` characters is cut, with its length (one line per request, not 60 kB)."""
+
+    def __init__(self, token: str | None, limit: int = MAX_LOGGED_TARGET_CHARS) -> None:
+        super().__init__()
+        self.limit = limit
+        forms = {token, quote(token, safe=""), quote(token), quote_plus(token)} if token else set()
+        self.secrets = sorted(forms, key=len, reverse=True)  # longest first: no part remains
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the target of an access record (``client, method, target, version,
+        status``); keep every record."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], self.target(args[2]), args[3], args[4])
+        return True
+
+    def target(self, target: str) -> str:
+        """``target`` (path and query, as uvicorn logs it) without secrets, cut to the limit."""
+        path, sep, query = target.partition("?")
+        if sep:
+            query = "&".join(_redact_pair(pair) for pair in query.split("&"))
+        text = path + sep + query
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        if len(text) > self.limit:
+            text = f"{text[: self.limit]}...({len(text)} characters)"
+        return text
+
+
+def _redact_pair(pair: str) -> str:
+    """One ``name=value`` of a query string, its value hidden if the name is a credential's."""
+    name, eq, value = pair.partition("=")
+    if eq and value and _SECRET_QUERY_NAME.search(unquote_plus(name)):
+        return f"{name}=***"
+    return pair
+
+
+@contextmanager
+def _access_log_redacted(token: str | None) -> Iterator[None]:
+    """Within: uvicorn's access log goes through :class:`_RedactAccessLog`."""
+    access = logging.getLogger("uvicorn.access")
+    redact = _RedactAccessLog(token)
+    access.addFilter(redact)
+    try:
+        yield
+    finally:
+        access.removeFilter(redact)
+
+
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "; another server holds it: stop it or choose another port",
+    errno.EADDRNOTAVAIL: "; it is not an address of this machine",
+    errno.EACCES: "; ports below 1024 need more rights: choose another port",
+}
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Make sure the server can listen on ``host``:``port`` before it starts (uvicorn would
+    announce the application as started, then fail in a line that may not name the host):
+    every address the host resolves to is bound once, as uvicorn binds it, and let go.
+
+    Raises:
+        ValidationError: The host resolves to nothing, or an address cannot be bound (in
+            use, not an address of this machine, a port below 1024 without the right).
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ValidationError(f"cannot listen on {where}: {reason} (not a known host)") from None
+    for family, kind, proto, _, address in dict.fromkeys(found):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks (IPv6): asyncio skips it too
+            continue
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                reason += _LISTEN_HINTS.get(exc.errno or 0, "")
+                raise ValidationError(f"cannot listen on {where}: {reason}") from None
+
+
 def _not_json(content_type: str | None) -> str | None:
     """The media type of a request body that FastAPI does not parse as JSON, or None when it
     does (no type given, ``application/json``, ``application/*+json``)."""
@@ -839,16 +958,21 @@ def create_app(
     expected = token.encode() if token is not None else None
 
     def authorize(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         if expected is None:
             return
         given = credentials.credentials.encode() if credentials is not None else b""
         if credentials is None or not hmac.compare_digest(given, expected):
+            detail = "missing or wrong bearer token"
+            if credentials is None and _secret_query_names(request):
+                detail += (
+                    "; send it in the header 'Authorization: Bearer <token>', not in the URL "
+                    "(URLs end up in logs and browser histories)"
+                )
             raise HTTPException(
-                status_code=401,
-                detail="missing or wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
+                status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"}
             )
 
     app = FastAPI(
@@ -1150,8 +1274,12 @@ def serve(
         cypher_timeout_s: Seconds a ``/cypher`` query may run.
         log_level: uvicorn's log level.
 
+    The access log (``log_level="info"``) leaves out credentials sent in the URL and cuts
+    long request targets (:data:`MAX_LOGGED_TARGET_CHARS`).
+
     Raises:
-        ValidationError: A non-loopback host without a sound token, or a bad setting.
+        ValidationError: A non-loopback host without a sound token, a bad setting, or a host
+            and port the server cannot listen on (in use, not an address of this machine).
     """
     import uvicorn
 
@@ -1166,7 +1294,8 @@ def serve(
         image_root=image_root,
         cypher_timeout_s=cypher_timeout_s,
     )
-    with _stop_on_sigterm():
+    _check_listen(host, port)
+    with _stop_on_sigterm(), _access_log_redacted(token):
         uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
 
 

@@ -3,6 +3,7 @@
 A config file is TOML with the store settings at the top level or under ``[graphfusion]``::
 
     store = "/data/shop-store"          # embedded store folder
+    schema = "shop-schema.yaml"         # a schema of one's own (else the store's, or built-in)
     # or a Neo4j server:
     neo4j_uri = "neo4j://db.example.com:7687"
     neo4j_username = "neo4j"
@@ -11,14 +12,18 @@ A config file is TOML with the store settings at the top level or under ``[graph
 
 The file is ``--config FILE``, else ``$GRAPHFUSION_CONFIG``, else ``./graphfusion.toml`` when it
 exists. Each setting is taken from the first place that has it: the command's flag, the
-environment variable (``GRAPHFUSION_STORE``, ``NEO4J_URI``, ``NEO4J_USERNAME``,
-``NEO4J_PASSWORD``, ``NEO4J_DATABASE``), the config file.
+environment variable (``GRAPHFUSION_STORE``, ``GRAPHFUSION_SCHEMA``, ``NEO4J_URI``,
+``NEO4J_USERNAME``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``), the config file.
 
-A relative ``store`` folder in a config file is taken relative to the folder of that file, so
+Without a ``schema``, an embedded store opens with the schema it was made with (a schema of
+one's own is kept in its folder), and a Neo4j store with the built-in schema.
+
+A relative ``store`` folder (or ``schema`` file) in a config file is taken relative to the
+folder of that file, so
 a config file keeps naming the same store from wherever a command runs: ``store = "data"`` in
 ``/srv/shop/graphfusion.toml`` is ``/srv/shop/data``. A relative ``--store`` flag or
-``GRAPHFUSION_STORE`` is taken relative to the working folder, as usual. A ``store`` that
-starts with ``~`` (in the file or the variable) is in the home folder.
+``GRAPHFUSION_STORE`` is taken relative to the working folder, as usual. A ``store`` or
+``schema`` that starts with ``~`` (in the file or the variable) is in the home folder.
 
 An empty variable counts as unset; one of blanks only is refused. The password is left out of
 the settings' ``repr``. A store folder and a Neo4j server both set (``GRAPHFUSION_STORE`` and
@@ -34,7 +39,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from graphfusion.errors import ValidationError
+from graphfusion.schema import Schema, load_schema
 from graphfusion.store import BaseStore, EmbeddedStore, Neo4jStore
+from graphfusion.store.embedded import stored_schema
 from graphfusion.values import home_path
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "ENVIRONMENT", "Settings", "load_settings"]
@@ -46,6 +53,7 @@ DEFAULT_CONFIG = Path("graphfusion.toml")
 #: The environment variable of each setting.
 ENVIRONMENT = {
     "store": "GRAPHFUSION_STORE",
+    "schema": "GRAPHFUSION_SCHEMA",
     "neo4j_uri": "NEO4J_URI",
     "neo4j_username": "NEO4J_USERNAME",
     "neo4j_password": "NEO4J_PASSWORD",
@@ -66,18 +74,29 @@ class Settings:
         neo4j_username: Neo4j user name.
         neo4j_password: Neo4j password (not in the ``repr``).
         neo4j_database: Neo4j database.
+        schema: A schema file of one's own (relative as ``store``); when None, an embedded
+            store's own schema (:func:`graphfusion.store.embedded.stored_schema`), a Neo4j
+            store the built-in one.
         source: The config file read, if any.
     """
 
     store: str | None = None
+    schema: str | None = None
     neo4j_uri: str | None = None
     neo4j_username: str | None = None
     neo4j_password: str | None = field(default=None, repr=False)
     neo4j_database: str | None = None
     source: Path | None = None
 
-    def with_flags(self, *, store: str | None = None, neo4j_uri: str | None = None) -> Settings:
-        """These settings with a command's ``--store`` and ``--neo4j`` flags on top.
+    def with_flags(
+        self,
+        *,
+        store: str | None = None,
+        neo4j_uri: str | None = None,
+        schema: str | None = None,
+    ) -> Settings:
+        """These settings with a command's ``--store``, ``--neo4j`` and ``--schema`` flags on
+        top.
 
         A flag for one kind of store clears the other kind's location, so ``--store DIR``
         wins over ``NEO4J_URI`` and ``--neo4j URI`` over ``GRAPHFUSION_STORE``.
@@ -87,7 +106,19 @@ class Settings:
             values.update(store=str(store), neo4j_uri=None)
         if neo4j_uri is not None:
             values.update(neo4j_uri=neo4j_uri, store=None)
+        if schema is not None:
+            values.update(schema=str(schema))
         return Settings(**values)
+
+    def load_schema(self) -> Schema:
+        """The schema the store these settings name is opened with (see ``schema``).
+
+        Raises:
+            SchemaError: The schema file cannot be read or breaks a rule.
+        """
+        if self.schema:
+            return load_schema(self.schema)
+        return load_schema() if self.neo4j_uri else stored_schema(self.store or None)
 
     def open(self, *, read_only: bool = False, create: bool = True) -> BaseStore:
         """Open the store these settings name: Neo4j when ``neo4j_uri`` is set, else the
@@ -104,16 +135,19 @@ class Settings:
                 f"server ({ENVIRONMENT['neo4j_uri']}={self.neo4j_uri}) are set; unset one, "
                 "or pick one with --store DIR or --neo4j URI"
             )
+        schema = load_schema(self.schema) if self.schema else None
         if self.neo4j_uri:
             return Neo4jStore(
                 self.neo4j_uri,
                 user=self.neo4j_username,
                 password=self.neo4j_password,
                 database=self.neo4j_database,
+                schema=schema,
                 read_only=read_only,
             )
         return EmbeddedStore(
             self.store or None,  # the store reads ~ as the home folder
+            schema=schema,
             read_only=read_only,
             create=create,
         )
@@ -157,8 +191,9 @@ def _read_config(path: Path) -> dict[str, str]:
             out[key] = value
     if "store" in out and "neo4j_uri" in out:
         raise ValidationError(f"config file {path}: set store or neo4j_uri, not both")
-    if "store" in out:  # relative to the file's folder, not the working folder
-        out["store"] = str(path.parent / home_path(out["store"], f"config file {path}: store"))
+    for key in ("store", "schema"):  # relative to the file's folder, not the working folder
+        if key in out:
+            out[key] = str(path.parent / home_path(out[key], f"config file {path}: {key}"))
     return out
 
 
@@ -174,7 +209,7 @@ def _environment() -> dict[str, str]:
         if value and not value.strip():
             raise ValidationError(f"{var} is blank; set it to a value or unset it")
         if value:
-            out[key] = str(home_path(value, var)) if key == "store" else value
+            out[key] = str(home_path(value, var)) if key in ("store", "schema") else value
     return out
 
 

@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from graphfusion.errors import ValidationError
+from graphfusion.values import home_path
 
 __all__ = [
     "CSV_FILES",
@@ -830,11 +831,13 @@ def generate_shop(
     byte-identical files.
 
     Args:
-        out: Output directory. Created if missing. If it exists it must be empty or hold a
-            shop written earlier by this function (recognised by its ``manifest.json``), whose
-            files are then overwritten; stale ``images/p*.png`` files of that earlier shop are
-            removed. Other files are never deleted.
-        size: Preset name, a key of :data:`SIZES` (``"tiny"``, ``"small"`` or ``"bench"``).
+        out: Output directory (a leading ``~`` is the home folder). Created if missing. If it
+            exists it must be empty or hold a shop written earlier by this function
+            (recognised by its ``manifest.json``), whose files are then overwritten; stale
+            ``images/p*.png`` files of that earlier shop are removed. Other files are never
+            deleted.
+        size: Preset name, a key of :data:`SIZES` (``"tiny"``, ``"small"`` or ``"bench"``,
+            or a :class:`ShopSize` of one's own added to it, which is checked first).
         seed: Non-negative random seed.
         progress: Show a tqdm progress bar.
         defect_signal: How plainly the planted defects show, a key of :data:`DEFECT_SIGNALS`
@@ -845,11 +848,15 @@ def generate_shop(
         The manifest of the written shop.
 
     Raises:
-        GeneratorArgumentError: If ``size`` or ``defect_signal`` is unknown or ``seed`` is
-            negative or not an integer (a ``ValidationError`` and a ``ValueError``).
+        GeneratorArgumentError: If ``size`` or ``defect_signal`` is unknown, the preset
+            cannot be made (a count out of range, more categories than the taxonomy holds,
+            fewer than two batches per supplier or fewer products than batches), or ``seed``
+            is negative or not an integer (a ``ValidationError`` and a ``ValueError``).
         OutputFolderError: If ``out`` is a file, a non-empty directory that was not written
             by this function, or cannot be made or written into (a ``ValidationError`` and a
-            ``FileExistsError``).
+            ``FileExistsError``). A file that cannot be written half-way (a full disk) leaves
+            an incomplete shop, marked so in its ``manifest.json``, that a second run
+            finishes.
     """
     if not isinstance(size, str) or size not in SIZES:
         known = ", ".join(sorted(SIZES))
@@ -864,30 +871,112 @@ def generate_shop(
         raise GeneratorArgumentError(
             f"unknown defect_signal {defect_signal!r}; expected one of: {known}"
         )
-    path = Path(out)
-    _prepare_dir(path)
     spec = SIZES[size]
+    _check_size(size, spec)
+    path = home_path(out, "out")
+    _prepare_dir(path)
 
     stages = 10
-    with _progress(progress, stages) as step:
+    with _progress(progress, stages) as step, _writing(path, "shop"):
         shop = _Shop(spec, size, seed, path, step, DEFECT_SIGNALS[defect_signal])
         counts = shop.run()
-    manifest = {
-        "generator": GENERATOR,
-        "version": FORMAT_VERSION,
-        "size": size,
-        "seed": seed,
-        "defect_signal": defect_signal,
-        "complete": True,
-        "counts": counts,
-    }
-    _write_json(path / "manifest.json", manifest)
+        manifest = {
+            "generator": GENERATOR,
+            "version": FORMAT_VERSION,
+            "size": size,
+            "seed": seed,
+            "defect_signal": defect_signal,
+            "complete": True,
+            "counts": counts,
+        }
+        _write_json(path / "manifest.json", manifest)
     return ShopManifest(path=path, size=size, seed=seed, counts=dict(counts))
+
+
+def _check_size(name: str, spec: ShopSize) -> None:
+    """Refuse a preset the generator cannot make as asked (a ``ShopSize`` of one's own added
+    to :data:`SIZES`): counts that are no integers or out of range, more leaf categories than
+    the taxonomy holds, fewer batches than two per supplier, fewer products than batches (a
+    batch without products, hence perhaps no at-risk product).
+
+    Raises:
+        GeneratorArgumentError: Naming the preset, the field, its bounds and its value.
+    """
+
+    def fail(message: str) -> NoReturn:
+        raise GeneratorArgumentError(f"preset {name!r}: {message}")
+
+    for field, least in (("users", 1), ("products", 1), ("brands", 1), ("suppliers", 1),
+                         ("batches", 1), ("interactions", 0), ("reviews", 0),
+                         ("questions", 0)):  # fmt: skip
+        value = getattr(spec, field)
+        if not _is_int(value) or value < least:
+            fail(f"{field} must be an integer of at least {least}, got {value!r}")
+    for field, most in (("colours", len(_COLOURS)), ("top_categories", len(_TAXONOMY))):
+        value = getattr(spec, field)
+        if not _is_int(value) or not 1 <= value <= most:
+            fail(f"{field} must be an integer from 1 to {most}, got {value!r}")
+    tops = spec.top_categories
+    most = max(c for c in range(tops, 1 + 5 * tops) if _leaves_fit(tops, c))
+    if not _is_int(spec.categories) or not tops <= spec.categories <= most:
+        fail(
+            f"categories must be an integer from {tops} to {most} (the leaves that "
+            f"top_categories={tops} hold), got {spec.categories!r}"
+        )
+    if spec.batches < 2 * spec.suppliers:
+        fail(
+            f"batches ({spec.batches}) must be at least two per supplier "
+            f"({2 * spec.suppliers} for {spec.suppliers} suppliers)"
+        )
+    if spec.products < spec.batches:
+        fail(f"products ({spec.products}) must be at least batches ({spec.batches})")
+    if not _is_number(spec.follows_per_user) or not 0 <= spec.follows_per_user < math.inf:
+        fail(f"follows_per_user must be a number of at least 0, got {spec.follows_per_user!r}")
+    if not _is_number(spec.light_user_share) or not 0 <= spec.light_user_share <= 1:
+        fail(f"light_user_share must be a number from 0 to 1, got {spec.light_user_share!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _leaf_counts(tops: int, categories: int) -> list[int]:
+    """Leaves per top-level category: an even split of ``categories``, the first ones one
+    more (as :meth:`_Shop.taxonomy` takes them)."""
+    per_top, extra = divmod(categories, tops)
+    return [per_top + (1 if t < extra else 0) for t in range(tops)]
+
+
+def _leaves_fit(tops: int, categories: int) -> bool:
+    """Whether the first ``tops`` top-level categories hold that many leaves, split evenly."""
+    counts = _leaf_counts(tops, categories)
+    return all(k <= len(top.leaves) for k, top in zip(counts, _TAXONOMY, strict=False))
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _writing(path: Path, what: str) -> Iterator[None]:
+    """Turn an error writing a generator's files (a full disk, a quota, a folder in the way)
+    into an :class:`OutputFolderError` that names the file and says the folder is incomplete."""
+    try:
+        yield
+    except OutputFolderError:
+        raise
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else path
+        raise OutputFolderError(
+            f"cannot write {where}: {exc.strerror or exc}; {path} now holds an incomplete "
+            f"{what} (its manifest.json says complete: false): free the space or clear the "
+            "way and run again to finish it"
+        ) from None
 
 
 @contextmanager
@@ -917,22 +1006,12 @@ def _prepare_dir(
     """Make ``path`` ready for a generator: new or empty, or already marked as ``generator``'s
     (then it is overwritten); it is marked before anything is written, so an interrupted run
     can be resumed by running again."""
-    if path.exists() and not path.is_dir():
-        raise OutputFolderError(f"{path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        manifest = path / "manifest.json"
-        if not manifest.is_file() or not _is_our_manifest(manifest, generator):
-            raise OutputFolderError(
-                f"{path} is not empty and holds no {what} manifest; refusing to write "
-                "into it (choose an empty or new directory)"
-            )
+    _check_dir(path, generator=generator, what=what, images=images)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputFolderError(f"cannot make {path}: {exc.strerror or exc}") from None
     folder = path / "images"
-    if images and folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"{folder} exists and is not a directory")
     try:
         if images:
             folder.mkdir(exist_ok=True)
@@ -942,6 +1021,29 @@ def _prepare_dir(
         )
     except OSError as exc:  # read-only, another user's folder, a full disk
         raise OutputFolderError(f"cannot write into {path}: {exc.strerror or exc}") from None
+
+
+def _check_dir(
+    path: Path, *, generator: str = GENERATOR, what: str = "synthetic shop", images: bool = True
+) -> None:
+    """Refuse an output folder a generator cannot take, writing nothing: a file, a non-empty
+    folder not marked as ``generator``'s, an ``images`` entry that is no folder.
+
+    Raises:
+        OutputFolderError: Naming the folder and what is wrong with it.
+    """
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(f"{path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        manifest = path / "manifest.json"
+        if not manifest.is_file() or not _is_our_manifest(manifest, generator):
+            raise OutputFolderError(
+                f"{path} is not empty and holds no {what} manifest; refusing to write "
+                "into it (choose an empty or new directory)"
+            )
+    folder = path / "images"
+    if images and folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{folder} exists and is not a directory")
 
 
 def _is_our_manifest(path: Path, generator: str = GENERATOR) -> bool:
@@ -1289,13 +1391,13 @@ class _Shop:
 
     def taxonomy(self) -> None:
         spec = self.spec
-        per_top = spec.categories // spec.top_categories
         tops = _TAXONOMY[: spec.top_categories]
         leaves: list[_Leaf] = []
         leaf_top: list[int] = []
-        for t, top in enumerate(tops):
-            extra = 1 if t < spec.categories - per_top * spec.top_categories else 0
-            chosen = top.leaves[: per_top + extra]
+        for t, (top, k) in enumerate(
+            zip(tops, _leaf_counts(spec.top_categories, spec.categories), strict=True)
+        ):
+            chosen = top.leaves[:k]
             leaves.extend(chosen)
             leaf_top.extend([t] * len(chosen))
         ids = _ids("c", len(tops) + len(leaves), 2)

@@ -44,7 +44,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from graphfusion.defaults import EPOCHS, MAX_SCORES, TASTE_EPOCHS
+from graphfusion.defaults import EPOCHS, MAX_SCORES, MAX_SETTING, TASTE_EPOCHS
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, random_split
 from graphfusion.features.behaviour import FEATURES
@@ -112,10 +112,10 @@ INTERACTIONS = ("VIEWED", "PURCHASED", "FAVORITED", "RATED")
 COLD_VALID_SHARE = 0.25
 #: Fewest cold products that are split into validation and test ones.
 COLD_VALID_MIN = 8
+#: Fewest interacting user-product pairs that :func:`train` trains on.
+MIN_INTERACTIONS = 10
 #: Behaviour features that do not count interactions or reviews, so they may be model inputs.
 LEAK_FREE_BEHAVIOUR = {"Product": ("price",)}
-#: Largest integer setting of :class:`TrainConfig` (epochs, dim, seed, ...).
-MAX_SETTING = 2**31 - 1
 #: Passes of the coordinate search for the fusion model's neighbourhood weights.
 BLEND_PASSES = 2
 #: Default strength of each interaction type (:func:`pair_strength`): what it says of a
@@ -299,14 +299,18 @@ class TrainResult:
         """A few lines for people."""
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in self.test.items())
         cold = ", ".join(f"{k} {v:.4f}" for k, v in self.cold.items())
+        taste = len(self.taste_history)
         return (
-            f"{self.config.model}: best epoch {self.best_epoch} of {len(self.history)}, "
-            f"{self.seconds_per_epoch:.2f} s/epoch"
-            + (f" ({self.interruption()})" if self.interrupted else "")
-            + f"; test {metrics}"
+            f"{self.config.model}: "
+            # popularity has no epochs
+            + (f"best epoch {self.best_epoch} of {len(self.history)}, "
+               f"{self.seconds_per_epoch:.2f} s/epoch"
+               + (f" ({self.interruption()})" if self.interrupted else "")
+               + "; " if self.history else "")
+            + f"test {metrics}"
             + (f"; cold items {cold}" if cold else "")
             + (f"; taste model: best validation Recall@20 {self._taste_best():.4f} of "
-               f"{len(self.taste_history)} epochs, {self.taste_seconds:.1f} s"
+               f"{taste} epoch{'s' if taste != 1 else ''}, {self.taste_seconds:.1f} s"
                if self.taste_history else "")
             + ("; blend " + ", ".join(f"{k} {v:g}" for k, v in self.blend.items())
                if self.blend else "")
@@ -906,9 +910,20 @@ def _cold_validation(
 
 
 def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
+    """Save the training curve (:func:`_curve`) to ``path``."""
+    return save_figure(_curve(history, title), path)
+
+
+def _curve(history: list[dict[str, float]], title: str) -> Any:
+    """The training curve of ``history``: the loss and the validation recalls per epoch,
+    each value marked (a run of one epoch draws no line), on whole epochs."""
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [h["epoch"] for h in history]
     fig, ax = new_figure(6, 3.5)
-    lines = ax.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="BPR loss")
+    lines = ax.plot(epochs, [h["loss"] for h in history], color="tab:blue", marker="s",
+                    markersize=4, label="BPR loss")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
@@ -921,7 +936,7 @@ def _plot(history: list[dict[str, float]], path: Path, title: str) -> Path:
     ax2.set_ylabel("validation Recall@20", color="tab:orange")
     ax2.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
     ax.set_title(title)
-    return save_figure(fig, path)
+    return fig
 
 
 @contextmanager
@@ -1020,9 +1035,10 @@ def train(
             or ``./graphfusion-models/models`` for Neo4j). Written back elsewhere, the store's
             own models folder is told whose vectors it now holds too (:func:`mark_served`).
         write_back: Write ``fused_vec`` and ``rec_vec`` for users and products (trainable
-            models only). A model whose ``dim`` is not the schema's is never written back; its
-            files are named ``<model>-dim<dim>``, so that they do not replace the served
-            model's.
+            models only). A model not written back is never served, and its files do not
+            replace the served model's: they are named ``<model>-unwritten`` (``.pt``,
+            ``-curve.png``, ``-history.json``). A model whose ``dim`` is not the schema's is
+            never written back; its files are named ``<model>-dim<dim>``.
         progress: Show a progress bar.
 
     Returns:
@@ -1052,8 +1068,12 @@ def train(
     config = config or TrainConfig()
     config.check()
     store.check_writable("training")
+    written = ("User.fused_vec", "Product.fused_vec") if config.model != "popularity" else ()
     store.schema.require(
-        f"training on {', '.join(config.interactions)}", ("User", "Product"), config.interactions
+        f"training on {', '.join(config.interactions)}",
+        ("User", "Product"),
+        config.interactions,
+        ("User.id", "Product.id", *written),  # it reads n.id and writes back fused_vec
     )
     # the default weights name every built-in type; a schema may lack some of them
     given = config.type_weights if config.type_weights != TYPE_WEIGHTS else None
@@ -1061,13 +1081,13 @@ def train(
     if unknown:
         raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
     frame, users, items = load_interactions(store, config.interactions, config.type_weights)
-    if len(frame) < 10 or not users or not items:
-        raise ValidationError(f"too few interactions to train on ({len(frame)})")
+    _check_enough(frame, users, items, config.interactions)
     n_u, n_i = len(users), len(items)
     frame, held_cold, cold = _cold_split(frame, n_i, config.cold_items, config.seed)
     cold_valid_df, cold_df, cold_valid_items, cold_items = _cold_validation(
         held_cold, cold, config.seed
     )
+    _warn_trivial_cold(len(cold_items), config.cold_items)
     share = config.light_users if config.model != "popularity" else 0.0
     frame, held_light, light = light_split(frame, share, config.seed)
     train_df, valid_df, test_df = random_split(frame, seed=config.seed)
@@ -1097,6 +1117,8 @@ def train(
     if config.dim != (store.schema.node("Product").prop("fused_vec").type.dim or config.dim):
         write_back, name = False, f"{config.model}-dim{config.dim}"
         log.warning("dim %d differs from the schema's fused_vec: not written back", config.dim)
+    elif not write_back:  # never served: its files must not replace the served model's
+        name = f"{config.model}-unwritten"
     if config.model == "fusion":
         held = {
             (int(u), int(i))
@@ -1300,6 +1322,34 @@ def store_models_dir(store: BaseStore) -> Path:
     if not named.strip():
         raise ValidationError("$GRAPHFUSION_MODELS is blank; name a folder or unset it")
     return home_path(named, "$GRAPHFUSION_MODELS")
+
+
+def _check_enough(
+    frame: pd.DataFrame, users: Sequence[str], items: Sequence[str], types: Sequence[str]
+) -> None:
+    """Raise ValidationError when there are fewer than :data:`MIN_INTERACTIONS` interacting
+    pairs, naming the types read and how many users and products the store holds."""
+    if len(frame) >= MIN_INTERACTIONS and users and items:
+        return
+    named = ", ".join(types[:-1]) + f" or {types[-1]}" if len(types) > 1 else types[0]
+    raise ValidationError(
+        f"too few interactions to train on: {len(frame)} user-product pairs linked by {named} "
+        f"among {len(users)} users and {len(items)} products (at least {MIN_INTERACTIONS} "
+        "are needed)"
+    )
+
+
+def _warn_trivial_cold(tested: int, share: float) -> None:
+    """Warn when so few cold products are tested that ranking a user's among them gives a
+    Recall@10 or @20 of 1 whatever the model (:func:`_evaluate_cold`)."""
+    trivial = [k for k in (10, 20) if 0 < tested <= k]
+    if trivial:
+        log.warning(
+            "only %d cold products are tested (cold_items=%g): each user's are ranked among "
+            "them, so cold %s %s 1 by construction; hold out more products to measure cold "
+            "start", tested, share, " and ".join(f"Recall@{k}" for k in trivial),
+            "are" if len(trivial) > 1 else "is",
+        )  # fmt: skip
 
 
 def _check_split(train_df: pd.DataFrame, valid_df: pd.DataFrame, test_df: pd.DataFrame) -> None:

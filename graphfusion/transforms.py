@@ -115,7 +115,8 @@ _NUMBER = re.compile(
 
 def _number(v: Any, o: Mapping[str, Any]) -> Any:
     """The first number in a text such as ``"$1,299.00"``, ``"-$5.00"``, ``".5"`` or
-    ``"1.5e-3"`` (None when there is none, as in an empty or a placeholder price).
+    ``"1.5e-3"`` (None when there is none, as in an empty or a placeholder price); a list
+    gives each element's (a list left in a number property rejects its row there).
 
     A minus sign makes the number negative only where it starts it: at the start of the text
     or after a space, an opening bracket, a colon, an equals sign or a currency sign (``"-5"``,
@@ -124,8 +125,12 @@ def _number(v: Any, o: Mapping[str, Any]) -> Any:
 
     Raises:
         ValueError: The number has commas that are not thousands separators (``"1,99"``,
-            ``"1.234,56"``).
+            ``"1.234,56"``), or the value is a mapping (a JSON object).
     """
+    if isinstance(v, (list, tuple)):
+        return [_number(x, o) for x in v]
+    if isinstance(v, Mapping):
+        raise ValueError(f"{str(v)[:40]!r} is not a number: a mapping")
     if is_missing(v) or isinstance(v, (int, float)):
         return v
     m = _NUMBER.search(str(v))
@@ -297,6 +302,8 @@ _LEGAL_FORM = (
     r"S\.A|S\.p\.A|PLC|N\.V|B\.V)"
 )
 _COMPANY_SPLIT = re.compile(r";\s*(?:and\s+)?|,\s+and\s+(?=[A-Z])")
+# "A Inc. and B Corp.": a legal form ends a firm before "and" or "&" (not "Crate and Barrel")
+_COMPANY_JOINED = re.compile(rf"(\b{_LEGAL_FORM}\b\.?),?\s+(?:and|&)\s+(?=[A-Z])")
 _COMPANY_LABEL = re.compile(r"^[A-Z][A-Za-z ]{0,30}:\s*")
 _COMPANY_ADDRESS_AFTER_FORM = re.compile(
     rf"^(.+?\b{_LEGAL_FORM}\b\.?)(?:,?\s+{_LEGAL_FORM}\b\.?)*,\s", re.I
@@ -331,13 +338,14 @@ def _company_name(part: str) -> str | None:
 def _companies(v: Any, o: Mapping[str, Any]) -> Any:
     """Company names in a field naming one or more firms with their addresses, as in CPSC
     recalls: ``"Secop GmbH, of Germany; and True Manufacturing Co. Inc., of O'Fallon, Missouri"``
-    gives ``["Secop", "True Manufacturing"]``. Firms are split at ``;`` and ``, and``; the
+    gives ``["Secop", "True Manufacturing"]``. Firms are split at ``;``, ``, and`` and at
+    ``and`` or ``&`` after a legal form (``"Acme Inc. and Beta Corp."``); the
     address (``, of ...``), ``d/b/a`` and ``a division of`` tails, legal forms (Inc., Corp., LLC)
     and a leading "The" are dropped, so spellings of one firm share a slug."""
     if not isinstance(v, str):
         return v
     names: list[str] = []
-    for part in _COMPANY_SPLIT.split(_plain_text(v)):
+    for part in _COMPANY_SPLIT.split(_COMPANY_JOINED.sub(r"\1; ", _plain_text(v))):
         name = _company_name(part)
         if name and name not in names:
             names.append(name)

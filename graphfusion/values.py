@@ -413,8 +413,11 @@ def number_text(value: Any) -> str:
 
     Raises:
         ValueError: It has a comma that is not a thousands separator (``"1,99"``), or an
-            underscore (which Python's ``int`` and ``float`` would skip: ``"2020_05"``).
+            underscore (which Python's ``int`` and ``float`` would skip: ``"2020_05"``), or
+            it is a list or a mapping (a JSON array or object), not one number.
     """
+    if isinstance(value, list | tuple | dict | np.ndarray):
+        raise ValueError(f"expected one number, got a {type(value).__name__}: {str(value)[:40]}")
     text = str(value).strip()
     if "_" in text:
         raise ValueError(f"{text[:40]!r} is not a number: it holds an underscore")

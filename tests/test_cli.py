@@ -248,6 +248,13 @@ def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:
     assert "no product 'zzz'" in res.output
     res = runner.invoke(main, ["similar", "a", "--modality", "smell", "--store", str(store)])
     assert res.exit_code == 2
+    # c's title changed: its old vector, cached, is dropped with --prune-cache
+    items.write_text("id,title\na,Red cotton t-shirt\nb,Crimson tee shirt\nc,Copper kettle\n")
+    assert runner.invoke(main, ["load", str(mapping), "--source", f"items={items}",
+                                "--store", str(store)]).exit_code == 0  # fmt: skip
+    res = runner.invoke(main, ["embed", "--only", "text", "--prune-cache", "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "1 vectors no node uses dropped from the cache" in res.output
 
 
 @pytest.mark.parametrize(
@@ -262,13 +269,15 @@ def test_embed_and_similar_commands(runner: CliRunner, tmp_path: Path) -> None:
         (["train", "--type-weights", "VIEWED=1,PURCHASED=inf"], "--type-weights"),
         (["train", "--type-weights", "PURCHASED=0"], "--type-weights"),
         (["serve", "--cypher-timeout", "nan"], "--cypher-timeout"),
+        (["train", "--seed", str(2**31)], "--seed"),  # TrainConfig's largest is 2**31 - 1
     ],
 )
 def test_non_finite_numbers_are_bad_usage(
     runner: CliRunner, tmp_path: Path, args: list[str], flag: str
 ) -> None:
-    """NaN passes click's ranges (every comparison with it is false): refused as bad usage,
-    naming the flag, before any store is opened."""
+    """NaN passes click's ranges (every comparison with it is false), and a seed over
+    training's largest failed only once the store was open: refused as bad usage, naming
+    the flag, before any store is opened."""
     folder = tmp_path / "never" / "store"
     res = runner.invoke(main, [*args, "--store", str(folder)])
     assert res.exit_code == 2, res.output
@@ -409,3 +418,30 @@ def test_explain_says_when_no_evidence_links_the_two(
     assert res.exit_code == 0 and "no graph evidence links u0001 to p0002" in res.output
     res = runner.invoke(main, [*args, "--json"])
     assert res.exit_code == 0 and json.loads(res.output) == []
+
+
+def test_a_load_that_fails_on_a_column_leaves_no_store_it_made(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A column the mapping names but the file lacks is found once the table is read, after
+    the store was made: the load failed and left an empty store folder behind, where the
+    README promises none; a store that was there before stays."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "name: m\nsources: {items: {}}\ntables: {items: {source: items, format: csv}}\n"
+        "nodes: [{label: Product, table: items, key: id, properties: {title: nme}}]\n"
+    )
+    items = tmp_path / "items.csv"
+    items.write_text("id,title\na,Red cotton t-shirt\n")
+    folder = tmp_path / "new" / "store"
+    args = ["load", str(mapping), "--source", f"items={items}", "--store", str(folder)]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 1 and "nme" in res.output, res.output
+    assert not folder.exists()
+    good = tmp_path / "good.yaml"
+    good.write_text(mapping.read_text().replace("title: nme", "title: title"))
+    ok = ["load", str(good), "--source", f"items={items}", "--store", str(folder)]
+    assert runner.invoke(main, ok).exit_code == 0
+    assert runner.invoke(main, args).exit_code == 1
+    res = runner.invoke(main, ["stats", "--json", "--store", str(folder)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["nodes"]["Product"] == 1

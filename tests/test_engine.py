@@ -298,7 +298,7 @@ def test_applications_name_what_a_schema_of_ones_own_lacks(tmp_path: Path) -> No
             "defect analysis needs .*: Product, Review": lambda: engine.defects(),
             "defect analysis needs": lambda: engine.defect_evidence("x"),
             "the recalls report needs .*: Recall, Supplier, NAMES": lambda: engine.recalls(),
-            "training on VIEWED needs .*: Product \\(": lambda: engine.train(
+            "training on VIEWED needs .*: Product, User.fused_vec \\(": lambda: engine.train(
                 "mf", epochs=1, interactions=("VIEWED",)
             ),
         }

@@ -269,3 +269,80 @@ def test_random_split_checks_its_arguments() -> None:
             random_split(holed)
     empty = random_split(frame.iloc[:0])
     assert all(len(part) == 0 for part in empty)
+
+
+def test_random_split_refuses_a_seed_that_is_not_a_count() -> None:
+    """``seed=None`` split at random on every call (so "deterministic for a seed" did not
+    hold), and a negative or fractional seed raised numpy's own ValueError or TypeError."""
+    frame = pd.DataFrame({"user": ["u"] * 10, "item": list(range(10))})
+    for bad in (None, -1, 1.5, "0", True):
+        with pytest.raises(ValidationError, match="seed must be an integer"):
+            random_split(frame, seed=bad)  # type: ignore[arg-type]
+    got = random_split(frame, seed=np.int64(5))  # type: ignore[arg-type]
+    assert all(a.equals(b) for a, b in zip(got, random_split(frame, seed=5), strict=True))
+
+
+@pytest.mark.parametrize("ratios", [(0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (0.1, 0.0, 0.9)])
+def test_random_split_keeps_its_promise_under_extreme_ratios(
+    ratios: tuple[float, float, float],
+) -> None:
+    """A test share of 1 gave every item to the test split and none to validation, though
+    every eligible user is promised at least one validation and one test item."""
+    rows = [(f"u{n}", i) for n in (2, 3, 4, 7, 12) for i in range(n)]
+    frame = pd.DataFrame(rows, columns=["user", "item"])
+    train, valid, test = random_split(frame, ratios=ratios, min_interactions=2, seed=1)
+    assert len(train) + len(valid) + len(test) == len(frame)
+    assert set(valid["user"]) == set(test["user"]) == set(frame["user"])
+
+
+def test_random_split_is_unchanged_for_ordinary_ratios() -> None:
+    """Per user sizes 2..400: the default 8:1:1 split gives each eligible user
+    max(1, round(size / 10)) test and validation items, the rest in training."""
+    rows = [(f"u{n}", i) for n in range(2, 401) for i in range(n)]
+    frame = pd.DataFrame(rows, columns=["user", "item"])
+    train, valid, test = random_split(frame, min_interactions=2, seed=0)
+    sizes = frame.groupby("user").size()
+    want = (sizes * 0.1).round().clip(lower=1).astype(int)
+    assert test.groupby("user").size().reindex(sizes.index).equals(want)
+    assert valid.groupby("user").size().reindex(sizes.index).equals(want)
+    assert train.groupby("user").size().reindex(sizes.index, fill_value=0).equals(sizes - 2 * want)
+
+
+def test_full_ranking_refuses_scores_that_are_not_real_numbers() -> None:
+    """Text and object scores raised numpy's TypeError; complex scores were ranked by their
+    real and imaginary parts as if they were numbers."""
+    train: list[list[int]] = [[]]
+    test = [[0]]
+    for bad in (np.array([["a", "b"]]), np.array([[1.0, None]], dtype=object),
+                np.array([[1 + 1j, 2.0]])):  # fmt: skip
+        with pytest.raises(ValidationError, match="scores must hold real numbers"):
+            full_ranking_metrics(bad, train, test)
+    # booleans and integers are numbers that rank
+    ranked = full_ranking_metrics(np.array([[True, False]]), train, test, ks=(1,))
+    assert ranked == full_ranking_metrics(np.array([[1, 0]]), train, test, ks=(1,))
+    assert ranked == {"recall@1": 1.0, "ndcg@1": 1.0}
+
+
+def test_auc_refuses_scores_that_are_not_numbers() -> None:
+    """Text scores raised a bare ValueError, or were read as numbers when they looked like
+    them ("10" and "9")."""
+    for bad in (["a", "b", "c"], ["10", "9", "1"], [0.5, None, 0.1]):
+        with pytest.raises(ValidationError, match="scores must hold numbers"):
+            auc(np.array(bad), np.array([1, 0, 0]))
+    assert auc(np.array([True, False, False]), np.array([1, 0, 0])) == 1.0
+
+
+def test_random_split_follows_the_row_order_as_documented() -> None:
+    """The split permutes the rows as given (the same rows in another order split otherwise
+    for one seed, as its docstring says); sorting them first makes it independent of the
+    order they came in."""
+    rng = np.random.default_rng(2)
+    rows = [(f"u{u}", int(i)) for u in range(30) for i in rng.choice(50, 10, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user", "item"])
+    shuffled = frame.sample(frac=1.0, random_state=1)
+
+    def test_pairs(f: pd.DataFrame) -> set[tuple[str, int]]:
+        part = random_split(f.sort_values(["user", "item"]), seed=0)[2]
+        return set(zip(part["user"], part["item"], strict=True))
+
+    assert test_pairs(frame) == test_pairs(shuffled)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from graphfusion import Engine
-from graphfusion.errors import StoreError
+from graphfusion.errors import StoreError, ValidationError
 from graphfusion.features.cache import FeatureCache
 
 
@@ -63,3 +63,37 @@ def test_stores_without_a_folder_do_not_share_their_cache(
     assert paths[3] == paths[0]
     assert all(p.parent.parent == tmp_path / "caches" for p in paths)
     assert "shop-de" in paths[0].parent.name  # a person can tell which is which
+
+
+def test_prune_cache_drops_only_the_vectors_no_node_uses(tmp_path: Path) -> None:
+    """The cache kept every vector it had made, of content since changed and of nodes since
+    deleted, with no way to shrink it but deleting the file: ``prune_cache`` drops those and
+    keeps what the nodes' stored vectors were made from."""
+    folder = tmp_path / "shop"
+    titles = {"p1": "Red kettle", "p2": "Blue mug", "p3": "Green lamp"}
+    with Engine(folder) as engine:
+        products = engine.store.upsert_nodes
+        products("Product", pd.DataFrame({"id": list(titles), "title": list(titles.values())}))
+        assert engine.embed("text").encoded["Product.text_vec"] == 3
+        products("Product", pd.DataFrame({"id": ["p1"], "title": ["Red steel kettle"]}))
+        engine.cypher("MATCH (p:Product {id: 'p3'}) DETACH DELETE p")
+        kept = engine.embed("text")  # nothing dropped without the option
+        assert kept.encoded["Product.text_vec"] == 1 and kept.pruned == 0
+        cache = FeatureCache(folder / "cache" / "features.sqlite")
+        assert cache._db.execute("SELECT count(*) FROM vectors").fetchone()[0] == 4
+        pruned = engine.embed("text", prune_cache=True)
+        assert pruned.pruned == 2 and pruned.to_dict()["pruned"] == 2
+        assert "2 vectors no node uses dropped" in pruned.summary()
+        assert cache._db.execute("SELECT count(*) FROM vectors").fetchone()[0] == 2
+        assert set(cache.get_state("Product", "text_vec")) == {"p1", "p2"}
+        # what the nodes use is still cached: a new node of the same text is no new encoding
+        products("Product", pd.DataFrame({"id": ["p4"], "title": ["Blue mug"]}))
+        again = engine.embed("text", prune_cache=True)
+        assert again.cached["Product.text_vec"] == 1 and again.encoded["Product.text_vec"] == 0
+        assert again.pruned == 0
+        # a dropped content coming back is encoded again
+        products("Product", pd.DataFrame({"id": ["p1"], "title": ["Red kettle"]}))
+        assert engine.embed("text").encoded["Product.text_vec"] == 1
+        cache.close()
+        with pytest.raises(ValidationError, match="prune_cache must be True or False"):
+            engine.embed("text", prune_cache="yes")  # type: ignore[arg-type]

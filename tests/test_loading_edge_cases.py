@@ -334,3 +334,27 @@ def test_a_pipe_is_read_whole(tmp_path: Path, fmt: str, data: bytes | str | None
         done.set()
     assert not bad
     assert table.column("id").values() == ["u1", "u2"]
+
+
+def test_an_unfinished_generated_shop_is_refused(
+    tiny_shop: Path, tmp_path: Path, store: EmbeddedStore
+) -> None:
+    """A generated shop whose writing stopped half-way (its manifest says ``complete: false``)
+    loaded without a word, as a shop with files missing or cut short; a finished one, and a
+    folder with a manifest of someone else's, load."""
+    import json
+    import shutil
+
+    from graphfusion.errors import MappingError
+
+    shop = tmp_path / "shop"
+    shutil.copytree(tiny_shop, shop)
+    manifest = json.loads((shop / "manifest.json").read_text())
+    (shop / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    with pytest.raises(MappingError, match=r"unfinished shop .*graphfusion generate"):
+        load(store, "synthetic", {"shop": shop})
+    assert store.query("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0
+    (shop / "manifest.json").write_text(json.dumps({"generator": "acme", "complete": False}))
+    assert not load(store, "synthetic", {"shop": shop}).rejected
+    (shop / "manifest.json").write_text(json.dumps(manifest))
+    assert not load(store, "synthetic", {"shop": shop}).rejected

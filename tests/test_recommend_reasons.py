@@ -115,3 +115,28 @@ def test_products_added_together_grow_the_served_state_once(
         assert (st.by_type[rtype] != links).nnz == 0
         assert (st.weights[rtype] != want.weights[rtype]).nnz == 0
     assert len(engine.recommend("u0001", k=50, category="c06")) >= n
+
+
+def test_a_product_of_the_users_own_is_explained_by_their_interactions(engine: Engine) -> None:
+    """``explain`` of a product the user has interacted with says so first, naming the
+    stored interaction types (it gave only other evidence, as for a product new to them);
+    a product of no interaction of theirs gets no ``yours`` reason."""
+    user = "u0001"
+    rows = engine.cypher(
+        f"MATCH (u:User {{id: $u}})-[r:{INTERACTIONS}]->(p:Product) "
+        "RETURN p.id AS product, label(r) AS type",
+        {"u": user},
+    )
+    assert len(rows)
+    words = {"PURCHASED": "purchased", "FAVORITED": "favourited", "RATED": "rated",
+             "VIEWED": "viewed"}  # fmt: skip
+    for product, types in rows.groupby("product")["type"]:
+        reasons = engine.explain(user, product)
+        said = " and ".join(words[t] for t in words if t in set(types))
+        assert reasons[0].kind == "yours" and reasons[0].text == f"you {said} this"
+        assert reasons[0].path == (("User", user), ("Product", product))
+        assert all(r.kind != "yours" for r in reasons[1:]) and len(reasons) <= 4
+    listed = engine.recommend(user, k=100, exclude_seen=False)
+    mine = set(rows["product"])
+    for product, reasons in zip(listed["product_id"], listed["reasons"], strict=True):
+        assert (bool(reasons) and reasons[0]["kind"] == "yours") == (product in mine)

@@ -286,3 +286,127 @@ def test_a_key_given_twice_in_a_schema_file_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SchemaError, match=r"key 'size' given twice \(line 7, first on line 6\)"):
         load_schema(path)
+
+
+def _with_relationship(props: dict[str, Any]) -> dict[str, Any]:
+    return {**_with_properties({}), "relationships": {"LINKS": {
+        "between": [["Thing", "Thing"]], "properties": props}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["src", "dst", "from", "to", "From", "SRC"])
+def test_relationship_properties_named_like_the_stores_end_columns_are_refused(
+    name: str,
+) -> None:
+    """The embedded store writes a relationship's ends as the columns src and dst, and its
+    bulk copy reads from and to as the ends: a property of one of these names loaded the
+    start key as its value (from), crashed the load (to, dst) or rejected every row (src)."""
+    with pytest.raises(SchemaError, match="the store's own name for a relationship's end") as info:
+        parse_schema(_with_relationship({name: "float"}), source="s.yaml")
+    assert f"relationships.LINKS.{name}" in str(info.value)
+
+
+def test_node_properties_may_be_named_like_relationship_ends() -> None:
+    schema = parse_schema(_with_properties({"from": "string", "to": "string", "src": "string"}))
+    assert schema.node("Thing").has_property("from")
+
+
+@pytest.mark.parametrize(
+    ("text", "read_as", "place"),
+    [
+        # YAML 1.1 reads these unquoted words as booleans, null and numbers
+        ("nodes:\n  Thing:\n    key: id\n    properties: {id: string, yes: bool}\n", "True",
+         "nodes.Thing"),
+        ("nodes:\n  Thing:\n    key: id\n    properties: {id: string, null: string}\n", "None",
+         "nodes.Thing"),
+        ("nodes:\n  On: {key: id, properties: {id: string}}\n", "True", "nodes"),
+        ("nodes:\n  Thing: {key: id, properties: {id: string}}\n"
+         "relationships:\n  No: {between: [[Thing, Thing]]}\n", "False", "relationships"),
+        ("nodes:\n  Thing: {key: id, properties: {id: string, 0x10: int}}\n", "16",
+         "nodes.Thing"),
+    ],
+)  # fmt: skip
+def test_names_yaml_reads_as_other_values_are_refused_with_a_hint(
+    tmp_path: Path, text: str, read_as: str, place: str
+) -> None:
+    """`yes: bool` was refused as "property 'True' is a word of Cypher", naming a word the
+    file does not hold."""
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(SchemaError, match="quote it") as info:
+        load_schema(path)
+    message = str(info.value)
+    assert f"{path}: {place}" in message
+    assert f"YAML read as {read_as}" in message
+
+
+@pytest.mark.parametrize(
+    "between", [[["Thing", ["Thing"]]], [[{"Thing": 1}, "Thing"]], [["Thing", None]]]
+)
+def test_between_ends_that_are_not_names_are_schema_errors(between: Any) -> None:
+    raw = {**_with_properties({}), "relationships": {"LINKS": {"between": between}}}
+    with pytest.raises(SchemaError, match=r"relationships\.LINKS: end label"):
+        parse_schema(raw, source="s.yaml")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"nodes": {"Thing\n": {"key": "id", "properties": {"id": "string"}}}},
+        _with_properties({"size\n": "int"}),
+        {**_with_properties({}), "relationships": {"LINKS\n": {"between": [["Thing", "Thing"]]}}},
+    ],
+)
+def test_a_name_ending_in_a_newline_is_not_an_identifier(raw: dict[str, Any]) -> None:
+    """The identifier rule is the gate for names that reach Cypher: ``$`` let a trailing
+    newline through."""
+    with pytest.raises(SchemaError, match="is not a valid identifier"):
+        parse_schema(raw)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        # `from` is read by the text and image encoders only: elsewhere it was ignored
+        ({"type": "vector", "dim": 4, "encoder": "behaviour", "from": ["name"]},
+         "'from' applies to text and image vectors only"),
+        ({"type": "vector", "dim": 4, "from": ["name"]},
+         "'from' applies to text and image vectors only"),
+        ({"type": "vector", "dim": 4, "encoder": "text", "from": {"name": 1}},
+         "'from' must be a property name or a list of them"),
+        ({"type": {"type": "int"}}, "a property type must be a name"),
+    ],
+)  # fmt: skip
+def test_vector_settings_that_would_be_ignored_are_refused(spec: Any, match: str) -> None:
+    raw = _with_properties({"name": "string", "v": spec})
+    with pytest.raises(SchemaError, match=match):
+        parse_schema(raw, source="s.yaml")
+
+
+@pytest.mark.parametrize("version", [True, "1", 1.0])
+def test_version_must_be_an_integer(version: Any) -> None:
+    with pytest.raises(SchemaError, match="'version' must be an integer"):
+        parse_schema({**_with_properties({}), "version": version})
+
+
+def test_require_names_missing_labels_types_and_properties() -> None:
+    schema = parse_schema(_with_properties({"title": "string"}), source="s.yaml")
+    schema.require("listing", ["Thing"], properties=["Thing.title", "Thing.id"])
+    with pytest.raises(SchemaError) as info:
+        schema.require(
+            "recommendation",
+            ["Thing", "User"],
+            ["PURCHASED"],
+            properties=["Thing.fused_vec", "Thing.title", "User.fused_vec"],
+        )
+    message = str(info.value)
+    assert "recommendation needs what the schema 'graph' (s.yaml) lacks" in message
+    # a property of a missing label is not named twice: the label is
+    assert "User, PURCHASED, Thing.fused_vec" in message
+    assert "User.fused_vec" not in message
+
+
+@pytest.mark.parametrize("bad", ["fused_vec", "Thing.", ".x", "Thing.fused_vec.x"])
+def test_require_refuses_a_property_not_named_label_dot_property(bad: str) -> None:
+    schema = parse_schema(_with_properties({}))
+    with pytest.raises(ValueError, match=r"Label\.property"):
+        schema.require("x", properties=[bad])

@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,47 +14,16 @@ import httpx
 
 from graphfusion import Engine
 
+try:
+    from served import serve as _serve
+except ImportError:  # pragma: no cover - when tests/ is a package
+    from tests.served import serve as _serve
+
 # interruptible and far longer than the time limit the server is started with
 SLOW = (
     "UNWIND range(1, 100000) AS x UNWIND range(1, 100000) AS y "
     "WITH x * y AS z WHERE z % 7 = 3 RETURN count(*) AS n"
 )
-
-
-def _serve(folder: Path, *flags: str) -> tuple[subprocess.Popen[str], str, list[str]]:
-    """Start ``graphfusion serve`` on a free port: the process, its URL and its output so
-    far (the list grows while it runs)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("GRAPHFUSION_TOKEN", None)
-    cmd = [sys.executable, "-m", "graphfusion.cli", "serve", "--store", str(folder)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", "0", *flags],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    seen: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, ""):
-            lines.put(line)
-            seen.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            found = re.search(r"Uvicorn running on (http://\S+:\d+)", lines.get(timeout=1))
-        except queue.Empty:
-            continue
-        if found:
-            return proc, found.group(1), seen
-    proc.kill()
-    proc.wait(10)
-    raise AssertionError("the server did not start:\n" + "".join(seen))
 
 
 def test_sigterm_during_a_request_exits_cleanly_and_closes_the_store(

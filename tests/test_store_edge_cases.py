@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -304,3 +305,16 @@ def test_a_sum_of_whole_numbers_is_a_whole_number(store: EmbeddedStore) -> None:
     big = "RETURN CAST(170141183460469231731687303715884105727 AS INT128) AS big"
     assert store.query(big) == [{"big": 2**127 - 1}]
     assert store.query_arrow(big).to_pylist() == [{"big": Decimal(2**127 - 1)}]  # beyond int64
+
+
+def test_numpy_values_are_query_parameters(store: EmbeddedStore) -> None:
+    """An element of a DataFrame column (``np.int64``), or an array, given as a parameter was
+    refused by the database ("Unknown parameter type numpy.int64")."""
+    params = {"k": np.int64(3), "f": np.float32(0.5), "xs": np.array([1, 2, 3]),
+              "m": {"n": np.int32(4), "ys": [np.bool_(True)]}}  # fmt: skip
+    query = "UNWIND $xs AS x WITH $k + sum(x) AS a RETURN a, $f * 2 AS b, $m.n AS n, $m.ys AS y"
+    want = {"a": 9, "b": 1.0, "n": 4, "y": [True]}
+    assert store.query(query, params) == [want]
+    assert store.query_read(query, params).rows == [want]
+    assert store.query_arrow(query, params).to_pylist() == [want]
+    assert isinstance(params["k"], np.int64)  # the caller's values are left as they were

@@ -98,6 +98,10 @@ def test_coerce(value: object, ptype: PropertyType, expected: object) -> None:
         ("now", D, "not a date"),
         ("Today", D, "not a date"),
         ("Dec 5", D, "not a date"),
+        # a list said "'[19.99, 24.99]' is not a number: a comma is read only as a ..."
+        ([19.99, 24.99], F, "expected one number, got a list"),
+        ((1, 2), INT, "expected one number, got a tuple"),
+        ({"amount": 5}, F, "expected one number, got a dict"),
     ],
 )
 def test_coerce_rejects_with_a_reason(value: object, ptype: PropertyType, match: str) -> None:
@@ -243,3 +247,21 @@ def test_json_safe_gives_what_strict_json_holds() -> None:
     }  # fmt: skip
     assert type(got["n"]) is int and type(got["ok"]) is bool
     json.dumps(got, allow_nan=False)  # strict JSON
+
+
+@pytest.mark.parametrize(
+    ("field", "firms"),
+    [
+        # the one field of the real export that named two firms as one
+        ("Anaheim Manufacturing Co. and Moen Inc., of North Olmsted, Ohio",
+         ["Anaheim Manufacturing", "Moen"]),
+        ("Acme Inc. & Beta Corp.", ["Acme", "Beta"]),
+        ("Procter & Gamble Co. and Gillette", ["Procter & Gamble", "Gillette"]),
+        ("Bed Bath & Beyond Inc.", ["Bed Bath & Beyond"]),
+        ("Crate and Barrel", ["Crate and Barrel"]),
+    ],
+)  # fmt: skip
+def test_companies_splits_firms_joined_after_a_legal_form(field: str, firms: list[str]) -> None:
+    """Firms joined after a legal form ("A Inc. and B Corp.") were one firm, keyed
+    ``aincandb``; an "and" inside a name is kept."""
+    assert TRANSFORMS["companies"](field, {}) == firms

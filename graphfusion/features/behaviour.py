@@ -47,6 +47,27 @@ FEATURES: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+#: What the features of each label read: labels, relationship types, properties
+#: (:meth:`graphfusion.schema.Schema.require`).
+NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "User": (
+        ("User", "Product", "Review", "Category"),
+        (*INTERACTIONS, "WROTE", "IN_CATEGORY"),
+        ("User.id", "Review.rating", *(f"{t}.ts" for t in INTERACTIONS)),
+    ),
+    "Product": (
+        ("User", "Product", "Review"),
+        (*INTERACTIONS, "ABOUT"),
+        ("Product.id", "Product.price", "Review.rating", *(f"{t}.ts" for t in INTERACTIONS)),
+    ),
+    "Supplier": (
+        ("User", "Product", "Supplier", "Batch", "Review", "Category"),
+        ("SUPPLIES", "PRODUCED", "PURCHASED", "ABOUT", "IN_CATEGORY"),
+        ("Supplier.id", "Product.id", "Review.rating"),
+    ),
+}
+
+
 def _frame(store: BaseStore, query: str, columns: list[str]) -> pd.DataFrame:
     """Rows of ``query`` indexed by its ``id`` column (with ``columns`` even when empty)."""
     table = store.query_arrow(query)  # columnar: far faster than rows on large graphs
@@ -219,5 +240,6 @@ def behaviour_features(store: BaseStore, label: str, *, standardize: bool = True
         raise ValidationError(
             f"no behaviour features for {label!r}; there are for {list(_BUILDERS)}"
         )
+    store.schema.require(f"behaviour vectors of {label}", *NEEDS[label])
     frame = _BUILDERS[label](store).astype(float)[FEATURES[label]]
     return _standardize(frame) if standardize and len(frame) else frame

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,37 @@ class FeatureCache:
         """Forget which nodes are up to date (after the graph was reset)."""
         with self._errors(), self._db:
             self._db.execute("DELETE FROM state")
+
+    def prune(self, keys: Callable[[str], Collection[str]]) -> int:
+        """Forget the state of nodes that are gone, then every vector no node's stored vector
+        was made from, and shrink the file.
+
+        Args:
+            keys: A label's node keys now in the store.
+
+        Returns:
+            The number of vectors dropped.
+        """
+        with self._errors():
+            labels = [row[0] for row in self._db.execute("SELECT DISTINCT label FROM state")]
+            with self._db:
+                self._db.execute("CREATE TEMP TABLE IF NOT EXISTS present (key TEXT PRIMARY KEY)")
+                for label in labels:
+                    self._db.execute("DELETE FROM present")
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO present VALUES (?)", ((k,) for k in keys(label))
+                    )
+                    self._db.execute(
+                        "DELETE FROM state WHERE label = ? "
+                        "AND key NOT IN (SELECT key FROM present)",
+                        (label,),
+                    )
+                dropped = self._db.execute(
+                    "DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM state)"
+                ).rowcount
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(dropped)
 
     def close(self) -> None:
         """Close the file."""

@@ -83,10 +83,10 @@ class Demographics:
 
 
 def _frame(store: BaseStore, ids: list[str]) -> pd.DataFrame:
-    rows = store.query(
-        "MATCH (u:User) RETURN u.id AS id, u.age AS age, u.gender AS gender, "
-        "u.occupation AS occupation"
-    )
+    """The users' demographics; a property the schema's User lacks is missing for all."""
+    user = store.schema.node("User")
+    read = [n for n in ("age", *CATEGORICAL) if user.has_property(n)]
+    rows = store.query("MATCH (u:User) RETURN " + ", ".join(f"u.{n} AS {n}" for n in ["id", *read]))
     frame = pd.DataFrame.from_records(rows, columns=["id", "age", *CATEGORICAL])
     frame = frame.set_index("id").reindex(ids)
     frame["age"] = pd.to_numeric(frame["age"], errors="coerce").astype(float)

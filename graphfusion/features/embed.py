@@ -79,6 +79,7 @@ class EmbedReport:
         errors: Nodes that got no vector, with the reason.
         report_path: The error report written, if any.
         seconds: Wall time.
+        pruned: Vectors dropped from the content cache (``prune_cache``).
     """
 
     encoded: dict[str, int] = field(default_factory=dict)
@@ -87,6 +88,7 @@ class EmbedReport:
     errors: list[EmbedError] = field(default_factory=list)
     report_path: Path | None = None
     seconds: float = 0.0
+    pruned: int = 0
 
     def summary(self) -> str:
         """A few lines for people."""
@@ -99,6 +101,8 @@ class EmbedReport:
             )
         where = f" (report: {self.report_path})" if self.report_path else ""
         lines.append(f"{len(self.errors)} nodes without a vector{where}; {self.seconds:.1f} s")
+        if self.pruned:
+            lines.append(f"{self.pruned} vectors no node uses dropped from the cache")
         for err in self.errors[:5]:
             lines.append(f"  {err.label} {err.key} {err.prop}: {err.reason}")
         return "\n".join(lines)
@@ -112,6 +116,7 @@ class EmbedReport:
             "errors": len(self.errors),
             "report": str(self.report_path) if self.report_path else None,
             "seconds": round(self.seconds, 3),
+            "pruned": self.pruned,
         }
 
 
@@ -291,6 +296,15 @@ def _check_keys(store: BaseStore, keys: Mapping[str, Collection[str]]) -> dict[s
             raise ValidationError(f"keys[{label!r}] must be a list of text keys")
         out[label] = set(some)
     return out
+
+
+def _node_keys(store: BaseStore, label: str) -> list[str]:
+    """The keys of a label's nodes in the store (none for a label the schema no longer has)."""
+    if label not in store.schema.nodes:
+        return []
+    key = store.schema.node(label).key
+    keys = store.query_arrow(f"MATCH (n:{label}) RETURN n.{key} AS k")["k"].to_pylist()
+    return [str(k) for k in keys]
 
 
 class _Run:
@@ -500,6 +514,7 @@ def embed(
     report: str | Path | None = None,
     progress: bool = False,
     keys: Mapping[str, Collection[str]] | None = None,
+    prune_cache: bool = False,
 ) -> EmbedReport:
     """Compute and store modality vectors for every node that needs one.
 
@@ -515,6 +530,9 @@ def embed(
             products, say); every node when None. Behaviour features are still computed over
             the whole store, which scales them, and written for these nodes only; the others
             are brought up to date by the next run without ``keys``.
+        prune_cache: Afterwards, drop from the content cache every vector that no node's
+            stored vector was made from (content since changed, nodes since deleted) and
+            shrink its file; such content, should it come back, is encoded again.
 
     Returns:
         What was encoded, cached, up to date, and the errors.
@@ -524,6 +542,8 @@ def embed(
             ``keys`` that are not text keys of labels of the schema.
     """
     kinds = modalities(only)
+    if not isinstance(prune_cache, bool):
+        raise ValidationError(f"prune_cache must be True or False, got {prune_cache!r}")
     chosen = None if keys is None else _check_keys(store, keys)
     for kind, given in (("text", text_encoder), ("image", image_encoder)):
         if given is not None and not (
@@ -550,6 +570,8 @@ def embed(
             run.content_vectors("image", image_encoder or ImageEncoder())
         if "behaviour" in kinds:
             run.behaviour_vectors()
+        if prune_cache:
+            result.pruned = cache.prune(lambda label: _node_keys(store, label))
     finally:
         cache.close()
     result.seconds = time.perf_counter() - started

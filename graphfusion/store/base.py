@@ -148,6 +148,23 @@ class GraphStore(Protocol):
         ...
 
 
+def _plain_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters with numpy's numbers and arrays as Python's (``np.int64(3)``, an
+    element of a DataFrame's column, was refused by the database: "Unknown parameter
+    type")."""
+    return {name: _plain(value) for name, value in (params or {}).items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def schema_arg(schema: Any) -> Schema:
     """The schema a store is opened with: ``schema``, or the built-in one when None.
 
@@ -269,7 +286,7 @@ class BaseStore(ABC):
             QueryError: If the store rejects or fails the statement.
         """
         self.query_check(cypher, params)
-        return self._run(cypher, dict(params or {}))
+        return self._run(cypher, _plain_params(params))
 
     def query_read(
         self,
@@ -305,7 +322,7 @@ class BaseStore(ABC):
         if timeout_s is not None:
             timeout_s = real_arg("timeout_s", timeout_s)
         limit = None if max_rows is None else max_rows + 1  # one more tells there were more
-        columns, rows = self._run_read(cypher, dict(params or {}), limit, timeout_s)
+        columns, rows = self._run_read(cypher, _plain_params(params), limit, timeout_s)
         if max_rows is not None and len(rows) > max_rows:
             return ReadResult(columns, rows[:max_rows], truncated=True)
         return ReadResult(columns, rows)
@@ -335,7 +352,7 @@ class BaseStore(ABC):
         its properties (null where one holds no value).
         """
         self.query_check(cypher, params)
-        return self._run_arrow(cypher, dict(params or {}))
+        return self._run_arrow(cypher, _plain_params(params))
 
     def _run_arrow(self, cypher: str, params: Mapping[str, Any]) -> pa.Table:
         """One statement's result as Arrow; stores with a native Arrow path override this."""
@@ -346,7 +363,7 @@ class BaseStore(ABC):
         """Run one Cypher statement; rows as a DataFrame (columns in the query's order, also
         when there are no rows)."""
         self.query_check(cypher, params)
-        columns, rows = self._run_columns(cypher, dict(params or {}))
+        columns, rows = self._run_columns(cypher, _plain_params(params))
         return pd.DataFrame.from_records(rows, columns=columns)
 
     def existing_keys(self, label: str, keys: Iterable[Any]) -> set[str]:

@@ -30,15 +30,16 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 
 from graphfusion.errors import QueryError, StoreError, StoreLockedError, ValidationError
-from graphfusion.schema import NodeType, RelType, Schema, union_properties
+from graphfusion.schema import NodeType, RelType, Schema, load_schema, union_properties
 from graphfusion.store import cypher
 from graphfusion.store.base import DST, SRC, BaseStore, lookup_keys, schema_arg, timed_out
 from graphfusion.store.dialect import LADYBUG, ladybug_arrow_type
 from graphfusion.values import arrow_type, home_path, union_lists
 
-__all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT"]
+__all__ = ["EmbeddedStore", "DEFAULT_STORE_DIR", "STORE_FORMAT", "stored_schema"]
 
 log = logging.getLogger("graphfusion.store")
 
@@ -48,6 +49,9 @@ STORE_FORMAT = 1
 DB_FILE = "graph.lbug"
 _T = TypeVar("_T")
 META_FILE = "graphfusion.json"
+#: A copy of the store's schema when it is not the built-in one, read when it is opened
+#: without a schema.
+SCHEMA_FILE = "schema.yaml"
 
 
 #: The stores open in this process, by the resolved path of their database file. LadybugDB
@@ -65,18 +69,46 @@ def _ladybug() -> Any:
     return ladybug
 
 
+def stored_schema(path: str | os.PathLike[str] | None = None) -> Schema:
+    """The schema an embedded store opened without one takes: the schema of one's own the
+    store in ``path`` was made with (the copy in its folder, ``schema.yaml``), else the
+    built-in one (also for a folder that holds no store yet).
+
+    Args:
+        path: The store folder (as :class:`EmbeddedStore` reads it).
+
+    Raises:
+        SchemaError: The kept copy cannot be read (the message names it).
+    """
+    folder = _store_folder(path)
+    built_in = load_schema()
+    try:
+        made_with = json.loads((folder / META_FILE).read_text(encoding="utf-8"))["schema"]
+    except (OSError, ValueError, KeyError, TypeError):  # no store yet, or _check_meta says
+        return built_in
+    kept = folder / SCHEMA_FILE
+    if made_with != built_in.name and kept.is_file():
+        return load_schema(kept)
+    return built_in
+
+
 class EmbeddedStore(BaseStore):
     """A graph store in a local folder, backed by LadybugDB.
 
     Args:
         path: The store folder (a leading ``~`` is the home folder);
             ``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None.
-        schema: The graph schema; the built-in e-commerce schema when None.
+        schema: The graph schema. When None: the schema of one's own the store was made
+            with (a copy is kept in its folder, ``schema.yaml``), else the built-in
+            e-commerce schema.
         read_only: Open without write access. Several readers may share a folder, also
             beside a writer in another process (LadybugDB locks only writers out): each
             statement then reads the store as that writer has committed it.
         buffer_pool_mb: LadybugDB's buffer pool size in MiB.
         create: Make a new store where the folder holds none (never when ``read_only``).
+
+    Attributes:
+        made_folder: Whether opening made the folder (it did not exist before).
 
     Raises:
         ValidationError: ``path`` is not a folder path, or is blank.
@@ -100,8 +132,9 @@ class EmbeddedStore(BaseStore):
         create: bool = True,
     ) -> None:
         self.path = _store_folder(path)
-        self.schema = schema_arg(schema)
+        self.schema = schema_arg(schema) if schema is not None else stored_schema(self.path)
         self.read_only = read_only
+        self.made_folder = False
         self._prepare_folder(create and not read_only)
         # One statement at a time on the connection: the loader writes from a worker thread
         # while it checks the next tables (ladybug releases the GIL while it runs one).
@@ -228,6 +261,7 @@ class EmbeddedStore(BaseStore):
                 p.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create store folder {p}: {exc.strerror or exc}") from None
+            self.made_folder = True
         if not self.read_only and not os.access(p, os.W_OK):
             raise StoreError(f"store folder {p} is not writable")
 
@@ -261,6 +295,9 @@ class EmbeddedStore(BaseStore):
             "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         (self.path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if self.schema.raw and self.schema.name != load_schema().name:
+            text = yaml.safe_dump(dict(self.schema.raw), sort_keys=False, allow_unicode=True)
+            (self.path / SCHEMA_FILE).write_text(text, encoding="utf-8")
 
     @property
     def reports_dir(self) -> Path:
