@@ -176,6 +176,9 @@ def check_sources(mapping: LoaderMapping, sources: Mapping[str, Any]) -> None:
             _check_frame_columns(name, src)
     for table in _used_tables(mapping):
         _target(mapping, sources, table)
+    for name in needed:  # once per source, not per table
+        if not isinstance(sources[name], pd.DataFrame):
+            _check_finished(name, home_path(sources[name], f"source {name!r}"))
 
 
 def _check_frame_columns(name: str, frame: pd.DataFrame) -> None:
@@ -249,7 +252,6 @@ def _target(
             raise MappingError(
                 f"source {spec.source!r}: {path} {kind}; a folder holding {spec.file} was expected"
             )
-        _check_finished(spec.source, path)
         path = path / spec.file
     if not path.exists():
         raise MappingError(f"source {spec.source!r}: {path} does not exist")
@@ -269,7 +271,8 @@ def _target(
 def _check_finished(source: str, folder: Path) -> None:
     """Refuse a shop folder whose generation stopped half-way (a full disk, Ctrl-C): its
     ``manifest.json``, written by :mod:`graphfusion.synthetic` or
-    :mod:`graphfusion.catalog_shop`, still says ``complete: false``.
+    :mod:`graphfusion.catalog_shop`, still says ``complete: false`` (a source that is a file,
+    or a folder without one, passes).
 
     Raises:
         MappingError: The folder holds an unfinished generated shop.

@@ -135,7 +135,7 @@ class Settings:
                 f"server ({ENVIRONMENT['neo4j_uri']}={self.neo4j_uri}) are set; unset one, "
                 "or pick one with --store DIR or --neo4j URI"
             )
-        schema = load_schema(self.schema) if self.schema else None
+        schema = self.load_schema()
         if self.neo4j_uri:
             return Neo4jStore(
                 self.neo4j_uri,

@@ -15,6 +15,7 @@ clauses (a comma-joined pattern scans whole tables in LadybugDB).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -69,10 +70,17 @@ def _ladybug() -> Any:
     return ladybug
 
 
+@functools.cache
+def _built_in_name() -> str:
+    """The built-in schema's name (its file ships with the package: read once)."""
+    return load_schema().name
+
+
 def stored_schema(path: str | os.PathLike[str] | None = None) -> Schema:
     """The schema an embedded store opened without one takes: the schema of one's own the
     store in ``path`` was made with (the copy in its folder, ``schema.yaml``), else the
-    built-in one (also for a folder that holds no store yet).
+    built-in one (also for a folder that holds no store yet, and for a store made with an
+    older version of the built-in schema, which this version's completes).
 
     Args:
         path: The store folder (as :class:`EmbeddedStore` reads it).
@@ -81,15 +89,14 @@ def stored_schema(path: str | os.PathLike[str] | None = None) -> Schema:
         SchemaError: The kept copy cannot be read (the message names it).
     """
     folder = _store_folder(path)
-    built_in = load_schema()
+    kept = folder / SCHEMA_FILE
     try:
         made_with = json.loads((folder / META_FILE).read_text(encoding="utf-8"))["schema"]
     except (OSError, ValueError, KeyError, TypeError):  # no store yet, or _check_meta says
-        return built_in
-    kept = folder / SCHEMA_FILE
-    if made_with != built_in.name and kept.is_file():
+        return load_schema()
+    if made_with != _built_in_name() and kept.is_file():
         return load_schema(kept)
-    return built_in
+    return load_schema()
 
 
 class EmbeddedStore(BaseStore):
@@ -100,7 +107,7 @@ class EmbeddedStore(BaseStore):
             ``$GRAPHFUSION_STORE`` or ``./.graphfusion`` when None.
         schema: The graph schema. When None: the schema of one's own the store was made
             with (a copy is kept in its folder, ``schema.yaml``), else the built-in
-            e-commerce schema.
+            e-commerce schema (:func:`stored_schema`).
         read_only: Open without write access. Several readers may share a folder, also
             beside a writer in another process (LadybugDB locks only writers out): each
             statement then reads the store as that writer has committed it.
@@ -295,7 +302,7 @@ class EmbeddedStore(BaseStore):
             "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         (self.path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if self.schema.raw and self.schema.name != load_schema().name:
+        if self.schema.raw and self.schema.name != _built_in_name():
             text = yaml.safe_dump(dict(self.schema.raw), sort_keys=False, allow_unicode=True)
             (self.path / SCHEMA_FILE).write_text(text, encoding="utf-8")
 
