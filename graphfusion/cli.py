@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -613,7 +614,13 @@ def _type_weights(value: str | None) -> dict[str, float] | Literal["default"] | 
                 f"the weight of {rtype.strip()} must be a finite number > 0, got {weight.strip()}",
                 param_hint="--type-weights",
             )
-        out[rtype.strip().upper()] = number
+        name = rtype.strip().upper()
+        if name in out:  # the last one silently won
+            raise click.BadParameter(
+                f"{name} is weighted more than once; give each type one weight",
+                param_hint="--type-weights",
+            )
+        out[name] = number
     return out
 
 
@@ -913,6 +920,8 @@ def defects_cmd(
             if as_json:
                 _echo_json(paths)
                 return
+            if not paths:
+                click.echo(f"no evidence against {evidence_key!r}", err=True)
             for item in paths:
                 route = " -> ".join(f"{label} {key}" for label, key in item["path"])
                 click.echo(f"{item['score']:.2f}  {route}\n      {item['text'][:100]}")
@@ -923,7 +932,9 @@ def defects_cmd(
             plots = [analysis.plot(plot_dir / f"defects-{level}.png", level, top)]
             first = str(frame.iloc[0, 0])
             if len(frame["evidence"].iloc[0]):  # the riskiest node's evidence, where it has any
-                plots.append(analysis.plot_subgraph(first, plot_dir / f"defects-{first}.png"))
+                name = re.sub(r"[^\w.-]", "_", first)  # a key may hold "/"
+                out = plot_dir / f"defects-{level}-{name}.png"
+                plots.append(analysis.plot_subgraph(first, out, level))  # a key of two levels
             click.echo(f"plots: {' '.join(map(str, plots))}", err=True)
     if as_json:
         _echo_json(frame.to_dict(orient="records"))
@@ -970,6 +981,8 @@ def recalls_cmd(
         heat = report.plot(plot_dir / "recalls-firms.png", top)
         graph = report.plot_graph(plot_dir / "recalls-graph.png", min(top, 12))
         click.echo(f"plots: {heat} {graph}", err=True)
+    elif plot_dir is not None:
+        click.echo(f"no plots: no firm is named by {min_recalls} or more recalls", err=True)
     if as_json:
         _echo_json({
             "recalls": len(report.recalls),
@@ -1027,6 +1040,7 @@ def recalls_cmd(
     default="info", show_default=True, help="uvicorn's log level (warning: no access log).",
 )  # fmt: skip
 @_store_options
+@_read_only_option
 @_command
 def serve_cmd(
     host: str,
@@ -1037,11 +1051,13 @@ def serve_cmd(
     max_body_bytes: int,
     cypher_timeout: float,
     log_level: str,
+    read_only: bool,
     store: Path | None,
     neo4j_uri: str | None,
 ) -> None:
     """Serve recommendations, similar products, QA linking, defects and live updates over
-    HTTP (REST; OpenAPI documentation at /docs) until interrupted."""
+    HTTP (REST; OpenAPI documentation at /docs) until interrupted. With --read-only, POST
+    /events answers 403 and several servers may share one store folder."""
     from graphfusion.errors import ValidationError
     from graphfusion.service import check_bind, serve
 
@@ -1049,7 +1065,7 @@ def serve_cmd(
         check_bind(host, token)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
-    with _engine(store, neo4j_uri) as engine:
+    with _engine(store, neo4j_uri, read_only=read_only) as engine:
         try:
             serve(
                 engine, host=host, port=port, token=token, allow_cypher=allow_cypher,
@@ -1096,7 +1112,8 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
                 click.echo(engine.cypher(query).to_string(index=False))
             click.echo("== embed: text, image and behaviour vectors on the nodes")
             click.echo(engine.embed(progress=True).summary())
-            product = engine.cypher("MATCH (p:Product) RETURN p.id AS id, p.title AS title LIMIT 1")
+            # the shop's own first product and user: the store may hold other data too
+            product = pd.read_csv(shop / "products.csv", usecols=["id", "title"], dtype=str)
             pid, title = product["id"][0], product["title"][0]
             for modality in ("text", "image"):
                 click.echo(f"== products most similar to {pid} ({title}) by {modality}")
@@ -1107,7 +1124,7 @@ def demo(size: str, seed: int, store: Path | None, neo4j_uri: str | None) -> Non
             click.echo(f"   training curve: {trained.curve}")
             click.echo(f"== products most similar to {pid} ({title}) by fused vectors")
             click.echo(engine.similar(pid, "fused", k=5).to_string(index=False))
-            user = engine.cypher("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 1")["id"][0]
+            user = pd.read_csv(shop / "users.csv", usecols=["id"], dtype=str)["id"][0]
             click.echo(f"== top 5 products for user {user}, with their reasons")
             _echo_recommendations(engine.recommend(user, 5))
     click.echo(f"== done in {time.perf_counter() - started:.1f} s")

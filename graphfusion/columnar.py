@@ -10,7 +10,9 @@ number) and fields that are not plain columns, templates over text or constants 
 transforms) go through the single-value code, one value at a time. One difference: a whole
 number outside the 64-bit range, which no store can hold, is refused with a reason. A
 property's declared range (``min``, ``max``) is checked on the converted column, with the
-reasons the single-value code gives (:func:`graphfusion.values.range_fault`).
+reasons the single-value code gives (:func:`graphfusion.values.range_fault`), and so is the
+accepted range of dates and times (:data:`graphfusion.values.EARLIEST_TIME` to the clock plus
+:data:`graphfusion.values.FUTURE_TOLERANCE`: :func:`graphfusion.values.time_fault`).
 """
 
 from __future__ import annotations
@@ -29,15 +31,18 @@ from graphfusion.mapping import TRANSFORMS, Field
 from graphfusion.schema import Property, PropertyType
 from graphfusion.table import Column, Table
 from graphfusion.values import (
+    EARLIEST_TIME,
     MAX_STRING_BYTES,
     arrow_type,
     check_unicode,
     coerce,
     converter,
     is_missing,
+    latest_time,
     range_bounds,
     range_fault,
     require_scalar,
+    time_fault,
 )
 
 __all__ = [
@@ -483,6 +488,8 @@ def convert(ev: Evaluated, target: PropertyType | Property) -> tuple[pa.Array, d
         base = _patch(base, rows, values)
     if isinstance(target, Property):
         base = _in_range(base, target, errors)
+    if ptype.name == "datetime":
+        base = _in_time(base, errors)
     if ev.errors:
         bad = np.asarray(sorted(ev.errors), dtype=np.int64)
         base = _patch(base, bad, [None] * len(bad))
@@ -505,6 +512,21 @@ def _in_range(arr: pa.Array, prop: Property, errors: dict[int, str]) -> pa.Array
         return arr
     for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
         errors[i] = range_fault(prop, v) or ""
+    return _patch(arr, rows, [None] * len(rows))
+
+
+def _in_time(arr: pa.Array, errors: dict[int, str]) -> pa.Array:
+    """``arr`` (of datetimes) with the values outside the accepted range (before
+    :data:`~graphfusion.values.EARLIEST_TIME`, or in the future:
+    :func:`~graphfusion.values.time_fault`) made null, each with its reason in ``errors``."""
+    latest = latest_time()
+    out = _mask(pc.less(arr, pa.scalar(EARLIEST_TIME, arr.type)))
+    out |= _mask(pc.greater(arr, pa.scalar(latest, arr.type)))
+    rows = np.asarray([i for i in np.flatnonzero(out).tolist() if i not in errors], np.int64)
+    if not len(rows):
+        return arr
+    for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
+        errors[i] = time_fault(v, latest) or ""
     return _patch(arr, rows, [None] * len(rows))
 
 

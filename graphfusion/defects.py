@@ -12,18 +12,23 @@ defect):
 - *review* (weight 1): ``text`` compares the review's MiniLM vector (title and text) with
   :data:`DEFECT_PHRASES` and :data:`FINE_PHRASES`: ``sigmoid(TEXT_SCALE * (margin -
   TEXT_SHIFT))``, where ``margin`` is the best defect similarity minus the best fine
-  similarity. The score is ``sigmoid(logit(text) + RATING_LOGIT * (3 - rating))``: the text
-  decides and the rating nudges, so a one-star review about a late delivery is no defect
-  report and a four-star review that says the product cracked is one. A review without text
-  (no text vector, or a title and text of punctuation or emoji alone, with no letter or digit)
-  reads like the reviews of its star that have one: ``(S + PRIOR_WEIGHT * (5 - rating) / 4) /
-  (n + PRIOR_WEIGHT)`` over the ``n`` reviews with text whose rating rounds to the same whole
-  star (``S`` the sum of their scores), so with no text anywhere (nothing embedded) the rating
-  decides, and a one-star review without text is no surer a defect report than the one-star
-  reviews that say what went wrong. A rating outside 1..5 (loading refuses those; a store
-  written otherwise may hold a 0 for "not rated") counts as none: the text alone decides, and
-  a review with neither gets the mean score of the others. A review scoring above 0.5 is a
-  *defect review*; shown as evidence without text, it says so and gives its rating.
+  similarity; for a review that only denies defects ("Nothing is broken", "Zero issues": a
+  defect word after a negation, no other defect word, no "but" or "though" after it) the
+  fine similarity is also taken over :data:`NEGATION_PHRASES`, as MiniLM reads a denied
+  defect as the defect. The score is ``sigmoid(logit(text) + RATING_LOGIT * (3 - rating))``:
+  the text decides and the rating nudges, so a one-star review about a late delivery is no
+  defect report and a four-star review that says the product cracked is one. A review
+  without text (no text vector, or a title and text of punctuation or emoji alone, with no
+  letter or digit) reads like the reviews of its star that have one: ``(S + PRIOR_WEIGHT *
+  (5 - rating) / 4) / (n + PRIOR_WEIGHT)`` over the ``n`` reviews with text whose rating
+  rounds to the same whole star (``S`` the sum of their scores), so with no text anywhere
+  (nothing embedded) the rating decides (a ``UserWarning`` says how many reviews with words
+  lack a text vector, and to run ``graphfusion embed``), and a one-star review without text
+  is no surer a defect report than the one-star reviews that say what went wrong. A rating
+  outside 1..5 (loading refuses those; a store written otherwise may hold a 0 for "not
+  rated") counts as none: the text alone decides, and a review with neither gets the mean
+  score of the others. A review scoring above 0.5 is a *defect review*; shown as evidence
+  without text, it says so and gives its rating.
 - *image* (weight :data:`IMAGE_WEIGHT` times its score): how odd a product's photo is among
   the photos of its category: the mean cosine distance to its :data:`IMAGE_NEIGHBOURS`
   nearest photos of the category (a sample of :data:`IMAGE_SAMPLE` photos in bigger
@@ -98,6 +103,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +125,9 @@ __all__ = [
     "IMAGE_WEIGHT",
     "LEVELS",
     "MAX_PLOT_BARS",
+    "NEGATION_PHRASES",
     "NEEDS_NODES",
+    "NEEDS_PROPERTIES",
     "NEEDS_RELATIONSHIPS",
     "PRIOR_WEIGHT",
     "RECALL_WEIGHT",
@@ -135,6 +143,25 @@ LEVELS = ("supplier", "batch", "product")
 #: has it); a schema without them is refused.
 NEEDS_NODES = ("Product", "Review", "Image", "Category", "Supplier", "Batch")
 NEEDS_RELATIONSHIPS = ("ABOUT", "HAS_IMAGE", "IN_CATEGORY", "SUPPLIES", "FROM_BATCH", "PRODUCED")
+#: The properties the analysis's queries read (keys named ``id``): ``None`` those of every
+#: analysis, ``image`` those read when photos count, ``recall`` those read where the schema
+#: has ``Recall``; a schema without them is refused.
+NEEDS_PROPERTIES: dict[str | None, tuple[str, ...]] = {
+    None: (
+        "Product.id",
+        "Product.title",
+        "Review.id",
+        "Review.rating",
+        "Review.title",
+        "Review.text",
+        "Review.text_vec",
+        "Supplier.id",
+        "Supplier.name",
+        "Batch.id",
+    ),
+    "image": ("Image.id", "Image.image_vec", "Category.id"),
+    "recall": ("Recall.id", "Recall.title", "Recall.hazard"),  # where the schema has Recall
+}
 #: The kinds of evidence.
 SOURCES = ("review", "image", "recall")
 #: Descriptions of defects that review texts are compared with.
@@ -162,6 +189,17 @@ FINE_PHRASES = (
     "very happy with it",
     "sturdy and well made",
     "would buy again",
+)
+#: Negated defects, the counterweight of a review that only denies a defect ("Nothing is
+#: broken", "Zero issues"): read only for such reviews (:func:`_only_negated`), as MiniLM
+#: puts a denied defect next to the defect itself.
+NEGATION_PHRASES = (
+    "nothing is broken",
+    "no defects at all",
+    "zero issues",
+    "no problems at all",
+    "nothing wrong with it",
+    "not damaged",
 )
 #: Pseudo-observations at the parent's rate in every Bayesian average.
 PRIOR_WEIGHT = 10.0
@@ -192,6 +230,24 @@ EVIDENCE_MIN = 0.5
 MAX_PLOT_BARS = 50
 #: A letter or digit of any script: a review text without one is no text.
 _WORD = re.compile(r"[^\W_]")
+#: Words that name a defect (or its absence, when negated).
+_DEFECT_WORD = (
+    r"(?:defect\w*|issues?|problems?|flaws?|faults?|complaints?|broken|broke|damaged?|wrong"
+    r"|cracked|leak\w*|faulty|missing|ripped|rip|tore|torn|tears?|holes?|snapped|stopped"
+    r"|died|dead|peeled|peeling|faded|fell|scratch\w*|stain\w*|dent\w*|shrank|shrunk"
+    r"|unravel\w*|pilled|pilling)"
+)
+#: A defect word after a negation ("no issues", "nothing is broken", "wasn't damaged").
+_NEGATED = re.compile(
+    r"\b(?:no|zero|not\s+(?:a|any|one|a\s+single)|without\s+(?:a|any)|nothing|never|none)"
+    rf"\s+(?:\w+\s+){{0,2}}?{_DEFECT_WORD}\b"
+    r"|\b(?:isn'?t|wasn'?t|aren'?t|weren'?t|hasn'?t|didn'?t|did\s+not|has\s+not|not)\s+"
+    r"(?:\w+\s+)?(?:broken|broke|damaged|defective|faulty|cracked|leaked|leaking)\b",
+    re.IGNORECASE,
+)
+_ANY_DEFECT_WORD = re.compile(rf"\b{_DEFECT_WORD}\b", re.IGNORECASE)
+#: A turn that may bring a complaint after a denial ("no issues with the fit, but ...").
+_CONTRAST = re.compile(r"\b(?:but|however|except|though|although|yet)\b", re.IGNORECASE)
 
 
 class _Index(NamedTuple):
@@ -253,12 +309,14 @@ class DefectAnalysis:
 
         The evidence (column ``evidence``) is up to three each of the recalls, defect reviews
         and odd photos of the node's products, the reviews and photos scoring above
-        :data:`EVIDENCE_MIN`; a node without any has an empty list.
+        :data:`EVIDENCE_MIN`; a node without any has an empty list. A product's own evidence
+        rate (``evidence`` of :attr:`products`) is the column ``evidence_rate`` here.
 
         Raises:
             ValidationError: Unknown level or bad ``top``.
         """
         out = self._top(level, top)
+        out = out.rename(columns={"evidence": "evidence_rate"})  # a product's, kept
         key = out.columns[0]
         index = self._index()
         evidence: list[Any] = [self._evidence(level, k, index) for k in out[key]]
@@ -466,22 +524,29 @@ class DefectAnalysis:
         ax.set_title(f"{level} risk ranking{cut}")
         return save_figure(fig, path)
 
-    def plot_subgraph(self, key: str, path: str | Path) -> Path:
+    def plot_subgraph(self, key: str, path: str | Path, level: str | None = None) -> Path:
         """The evidence subgraph of a supplier, batch or product (PNG): the node, its batches
         and products, and the reviews, photos and recalls that speak against them, coloured
         by score.
+
+        Args:
+            key: The node's key.
+            path: The file to write (see :func:`save_figure`).
+            level: ``supplier``, ``batch`` or ``product``; None: the one level that has
+                ``key`` (as in :meth:`evidence_paths`).
 
         Returns:
             The path of the written file.
 
         Raises:
-            ValidationError: ``key`` is not a string, or the node has no evidence (nothing
-                to plot).
-            NotFoundError: No such supplier, batch or product.
+            ValidationError: ``key`` is not a string, ``level`` is unknown, ``key`` names
+                nodes of several levels and ``level`` is None, or the node has no evidence
+                (nothing to plot).
+            NotFoundError: No such supplier, batch or product (of ``level``).
         """
         import networkx as nx
 
-        paths = self.evidence_paths(key)
+        paths = self.evidence_paths(key, level)
         if not paths:
             raise ValidationError(f"no evidence against {key!r}: nothing to plot")
         graph = nx.DiGraph()
@@ -500,17 +565,28 @@ class DefectAnalysis:
         return save_figure(fig, path)
 
 
-def text_defect_scores(vectors: np.ndarray, encoder: Any | None = None) -> np.ndarray:
+def text_defect_scores(
+    vectors: np.ndarray, encoder: Any | None = None, texts: Sequence[Any] | None = None
+) -> np.ndarray:
     """The text defect score of each row of MiniLM text vectors (see the module docstring).
 
     Args:
         vectors: ``(n, dim)`` text vectors (need not be unit length).
         encoder: The text encoder of the vectors (default: :class:`TextEncoder`), used for the
             phrases.
+        texts: The ``n`` texts of the vectors, or None. Given, a text that only denies
+            defects (:func:`_only_negated`: "Nothing is broken", "Zero issues") is also
+            compared with :data:`NEGATION_PHRASES` as fine phrases; MiniLM alone reads such a
+            text as the defect it denies.
 
     Returns:
         ``(n,)`` scores in [0, 1].
+
+    Raises:
+        ValueError: ``texts`` is not one text per vector.
     """
+    if texts is not None and len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors: give one per vector")
     if encoder is None:
         from graphfusion.features.text import TextEncoder
 
@@ -518,8 +594,23 @@ def text_defect_scores(vectors: np.ndarray, encoder: Any | None = None) -> np.nd
     bad = unit_rows(encoder.encode(list(DEFECT_PHRASES)))
     good = unit_rows(encoder.encode(list(FINE_PHRASES)))
     unit = unit_rows(vectors)
-    margin = (unit @ bad.T).max(1) - (unit @ good.T).max(1)
+    fine = (unit @ good.T).max(1)
+    denied = np.array([_only_negated(t) for t in (() if texts is None else texts)], dtype=bool)
+    if denied.any():
+        negated = unit_rows(encoder.encode(list(NEGATION_PHRASES)))
+        fine[denied] = np.maximum(fine[denied], (unit[denied] @ negated.T).max(1))
+    margin = (unit @ bad.T).max(1) - fine
     return np.asarray(_sigmoid(TEXT_SCALE * (margin - TEXT_SHIFT)), dtype=np.float64)
+
+
+def _only_negated(text: Any) -> bool:
+    """Whether ``text`` denies a defect ("no issues", "nothing is broken") and names no other:
+    every defect word in it is negated, and no turn ("but", "though") may bring a complaint
+    after the denial."""
+    if not isinstance(text, str) or _CONTRAST.search(text):
+        return False
+    negated = len(_NEGATED.findall(text))
+    return negated > 0 and len(_ANY_DEFECT_WORD.findall(text)) <= negated
 
 
 def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
@@ -530,6 +621,12 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
         is scored as no rating), ``text_score`` (NaN without a text vector, or where the title
         and text hold no letter or digit), ``score`` and ``text`` (the title where the text is
         missing or blank), in ``review_id`` order. Reviews about no product are left out.
+
+    Warns:
+        UserWarning: Some reviews with words in their title or text have no text vector
+            (the store was never embedded, or reviews came after ``embed``): they are
+            scored from their rating alone. The message counts them and says to run
+            ``graphfusion embed`` (``Engine.embed()``).
     """
     node = store.schema.node("Review")
     dim = node.prop("text_vec").type.dim or 0
@@ -545,10 +642,14 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
     vecs, has = _vectors(table.column("v"), dim)
     frame = table.drop_columns(["v"]).to_pandas()
     pairs = zip(frame["text"], frame["title"], strict=True)
-    has = has & np.array([_has_words(t) or _has_words(ti) for t, ti in pairs], dtype=bool)
+    words = np.array([_has_words(t) or _has_words(ti) for t, ti in pairs], dtype=bool)
+    _warn_unembedded(int((words & ~has).sum()), int(words.sum()))
+    has = has & words
     text_score = np.full(len(frame), np.nan)
     if has.any():
-        text_score[has] = text_defect_scores(vecs[has], encoder)
+        texts = [f"{_first_text(ti)}. {_first_text(t)}" for ti, t in
+                 zip(frame["title"][has], frame["text"][has], strict=True)]  # fmt: skip
+        text_score[has] = text_defect_scores(vecs[has], encoder, texts)
     rating = _ratings(frame["rating"])
     with np.errstate(divide="ignore"):
         text_logit = np.log(text_score) - np.log1p(-text_score)
@@ -578,12 +679,15 @@ def analyse(
 
     Raises:
         ValidationError: The store has no products, or unknown or no ``sources``.
-        SchemaError: The schema lacks some of :data:`NEEDS_NODES` and
-            :data:`NEEDS_RELATIONSHIPS`.
+        SchemaError: The schema lacks some of :data:`NEEDS_NODES`,
+            :data:`NEEDS_RELATIONSHIPS` and :data:`NEEDS_PROPERTIES` (such as a schema whose
+            labels are keyed by another property than ``id``), named before any query.
     """
     if isinstance(sources, str) or not set(sources) or not set(sources) <= set(SOURCES):
         raise ValidationError(f"sources must be some of {', '.join(SOURCES)}, got {sources!r}")
-    store.schema.require("defect analysis", NEEDS_NODES, NEEDS_RELATIONSHIPS)
+    store.schema.require(
+        "defect analysis", NEEDS_NODES, NEEDS_RELATIONSHIPS, _needed_properties(store, sources)
+    )
     q = store.query_arrow
     prod = q("MATCH (p:Product) RETURN p.id AS product_id, p.title AS title ORDER BY product_id")
     if prod.num_rows == 0:
@@ -711,15 +815,10 @@ def analyse(
         member["batch_id"].map(pd.Series(b_prior.to_numpy(), index=by_batch.index)),
     )
     parent = products["product_id"].map(member.groupby("product_id")["rest"].max())
-    for i in np.flatnonzero(parent.isna().to_numpy()).tolist():
-        pid, own_k, own_n = products.iloc[i][["product_id", "reports", "observations"]]
-        rates = [
-            (max(float(s_k[sid]) - own_k, 0.0) + PRIOR_WEIGHT * prior)
-            / (max(float(s_n[sid]) - own_n, 0.0) + PRIOR_WEIGHT)
-            for sid in suppliers_of.get(str(pid), [])
-            if sid in s_k.index
-        ]
-        parent.iloc[i] = max(rates) if rates else prior
+    loose = parent.isna().to_numpy()
+    if loose.any():  # no batch: the riskiest supplier's rate over its other products
+        rates = _supplier_rates(products[loose], suppliers_of, s_k, s_n, prior)
+        parent[loose] = products.loc[loose, "product_id"].map(rates).fillna(prior).to_numpy()
     products["risk"] = _bayes(products["reports"], products["observations"], parent)
     columns = [
         *(
@@ -742,6 +841,63 @@ def analyse(
         "sources": tuple(s for s in SOURCES if s in sources),
     }
     return DefectAnalysis(reviews, products[columns], batches, suppliers, extra, recalls)
+
+
+def _needed_properties(store: BaseStore, sources: Sequence[str]) -> list[str]:
+    """The ``Label.property`` names the queries of an analysis counting ``sources`` read: a
+    schema keyed by another property than ``id``, or without one of them, is refused before
+    any query fails on it (photo vectors only when photos count, recalls only where the
+    schema has ``Recall``)."""
+    kinds: list[str | None] = [None, *(["image"] if "image" in sources else [])]
+    if "Recall" in store.schema.nodes:  # read whatever counts: the products show their recalls
+        kinds.append("recall")
+    return [name for kind in kinds for name in NEEDS_PROPERTIES[kind]]
+
+
+def _supplier_rates(
+    products: pd.DataFrame,
+    suppliers_of: dict[str, list[str]],
+    s_k: pd.Series,
+    s_n: pd.Series,
+    prior: float,
+) -> pd.Series:
+    """Per product of ``products`` (``product_id``, ``reports``, ``observations``) that has a
+    supplier: the highest rate of its suppliers over their *other* products,
+    ``(max(K_s - K_p, 0) + PRIOR_WEIGHT * prior) / (max(N_s - N_p, 0) + PRIOR_WEIGHT)``, in
+    one pass over the (product, supplier) pairs rather than a lookup per product."""
+    pairs = pd.DataFrame(
+        [(pid, sid) for pid in products["product_id"].astype(str)
+         for sid in suppliers_of.get(pid, ()) if sid in s_k.index],
+        columns=["product_id", "supplier_id"],
+    )  # fmt: skip
+    own = products.assign(product_id=products["product_id"].astype(str))
+    pairs = pairs.merge(own[["product_id", "reports", "observations"]], on="product_id")
+    rest_k = (pairs["supplier_id"].map(s_k).astype(float) - pairs["reports"]).clip(lower=0.0)
+    rest_n = (pairs["supplier_id"].map(s_n).astype(float) - pairs["observations"]).clip(lower=0.0)
+    pairs["rate"] = (rest_k + PRIOR_WEIGHT * prior) / (rest_n + PRIOR_WEIGHT)
+    return pairs.groupby("product_id")["rate"].max()
+
+
+def _warn_unembedded(missing: int, with_words: int) -> None:
+    """Warn (``UserWarning``) when ``missing`` of the ``with_words`` reviews that have words
+    have no text vector: those are scored from their rating alone, which cannot tell a late
+    delivery from a defect, and the cure is to embed them."""
+    if not missing:
+        return
+    cure = "run `graphfusion embed` (Engine.embed()) first"
+    if missing == with_words:
+        what = (
+            f"none of the {with_words:,} reviews with text has a text vector (Review.text_vec): "
+            "every review is scored from its rating alone, so a one-star late delivery "
+            "counts as a defect report and a five-star review that says it cracked does not"
+        )
+    else:
+        has, are, their = ("has", "is", "its") if missing == 1 else ("have", "are", "their")
+        what = (
+            f"{missing:,} of the {with_words:,} reviews with text {has} no text vector "
+            f"(Review.text_vec) and {are} scored from {their} rating alone"
+        )
+    warnings.warn(f"defect analysis: {what}; {cure}", UserWarning, stacklevel=3)
 
 
 def _ratings(values: pd.Series) -> np.ndarray:

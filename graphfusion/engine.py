@@ -28,6 +28,7 @@ from graphfusion.features.embed import (
     modalities,
     write_vectors,
 )
+from graphfusion.features.text import TextEncoder
 from graphfusion.ingest import LoadReport, load
 from graphfusion.mapping import LoaderMapping
 from graphfusion.qa import QAIndex, QAResult, write_passages
@@ -94,6 +95,7 @@ class Engine:
         self._recommender: Recommender | None = None
         self._qa: QAIndex | None = None
         self._qa_weights: dict[str, np.ndarray] | None = None  # kept over new products
+        self._qa_encoder: TextEncoder | None = None  # kept over rebuilds: MiniLM loads once
         self._defects: DefectAnalysis | None = None
 
     @classmethod
@@ -320,8 +322,11 @@ class Engine:
             The history, test metrics and file paths (``result.summary()`` in a line).
 
         Raises:
-            ValidationError: An unknown or bad setting, a store opened read-only, or too few
-                interactions to train on.
+            ValidationError: An unknown or bad setting (among them an interaction type the
+                schema lacks or that does not link User to Product), a store opened
+                read-only, or too few interactions to train on.
+            SchemaError: The schema lacks what training reads or writes (``User``,
+                ``Product``, their ``id`` and ``fused_vec``, or the default interaction types).
             KeyboardInterrupt: A Ctrl-C that aborts. The first Ctrl-C while the epochs run
                 stops them instead and keeps the best epoch so far (``result.interrupted``;
                 see :func:`graphfusion.train.train`).
@@ -330,7 +335,7 @@ class Engine:
             config = TrainConfig(model=model, epochs=epochs, **settings)
         except TypeError as exc:
             raise ValidationError(f"unknown training setting: {exc}") from None
-        config.check()  # before the behaviour vectors are written
+        config.check(self.store.schema)  # before the behaviour vectors are written
         self.store.check_writable("training")
         embed(self.store, only="behaviour")
         result = train(self.store, config, progress=progress)
@@ -492,7 +497,11 @@ class Engine:
             The index :meth:`ask` uses.
         """
         if self._qa is None:
-            self._qa = QAIndex(self.store, fusion_weights=self._qa_weights)
+            if self._qa_encoder is None:
+                self._qa_encoder = TextEncoder()
+            self._qa = QAIndex(
+                self.store, encoder=self._qa_encoder, fusion_weights=self._qa_weights
+            )
         return self._qa
 
     # ------------------------------------------------------------------ defects

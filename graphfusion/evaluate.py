@@ -4,16 +4,20 @@ The protocol follows MMRec (multimodal recommendation): a per-user random 8:1:1 
 interactions (users with fewer than ``min_interactions`` stay in training only), full ranking
 over every item the user did not interact with in training, Recall@K and NDCG@K at 10 and 20.
 
-Metrics come two ways, which agree:
+Metrics come two ways, which agree where no two items a user ranks have equal scores:
 
 - plain functions over DataFrames with uniform ``col_user``, ``col_item``, ``col_prediction``
   arguments (as in Microsoft's recommenders), for people comparing any model's output;
-- :func:`full_ranking_metrics` over a score matrix, for training loops.
+- :func:`full_ranking_metrics` over a score matrix, for training loops; its training items
+  are left out of the ranking as if they were missing from the predictions (never a hit,
+  whatever K, though a relevant item that is also a training item still counts as relevant).
 
 Every metric is averaged over the users that have at least one relevant (test) item. A
 (user, item) pair predicted more than once counts once, at its best score. Equal scores rank
-in the frame's row order; :func:`full_ranking_metrics` takes tied items in the order numpy's
-partial sort leaves them (repeatable, but not the item order). Cut-offs are integers from 1
+in the frame's row order; :func:`full_ranking_metrics` takes tied finite scores in the order
+numpy's partial sort leaves them (repeatable, but not the item order: so the two ways can
+differ where ties straddle the cut-off, as with the popularity baseline's counts), and items
+scored ``-inf`` in item order, after every finite score. Cut-offs are integers from 1
 to :data:`MAX_K` (numpy integers taken, booleans not); a missing column, a missing
 user or item, predictions or scores that are not numbers, non-finite AUC scores, NaN or +inf
 predictions or full-ranking scores (``-inf`` ranks an item last), item indices outside the
@@ -335,6 +339,39 @@ def check_cutoffs(ks: object) -> tuple[int, ...]:
     return out
 
 
+def _ranked_top(block: np.ndarray, masked: np.ndarray, kmax: int) -> np.ndarray:
+    """Per row of ``block`` (scores, the ``masked`` training items at ``-inf``), the columns
+    of its ``kmax`` best items, best first.
+
+    Finite scores rank as numpy's partial sort leaves their ties. Where fewer than ``kmax``
+    items have finite scores, the rest of the row's top follows in item order: first the
+    items scored ``-inf``, then the masked training items (which rank after every item
+    that is not excluded).
+    """
+    top = np.argpartition(-block, kmax - 1, axis=1)[:, :kmax]
+    order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
+    ranked = np.take_along_axis(top, order, axis=1)
+    # rows whose top reaches -inf: fewer than kmax items have finite scores
+    short = np.flatnonzero(np.isneginf(np.take_along_axis(block, ranked[:, -1:], axis=1)[:, 0]))
+    if not len(short):
+        return ranked
+    rows = block[short]
+    finite = np.isfinite(rows)
+    columns = np.arange(rows.shape[1])
+    # -inf items by column, then the masked ones; finite ones (ranked already) last
+    tail_key = np.where(finite, 2 * rows.shape[1], columns + masked[short] * rows.shape[1])
+    tail = np.argpartition(tail_key, kmax - 1, axis=1)[:, :kmax]
+    tail = np.take_along_axis(tail, np.argsort(np.take_along_axis(tail_key, tail, axis=1),
+                                               axis=1), axis=1)  # fmt: skip
+    n_finite = finite.sum(axis=1, keepdims=True)
+    place = np.arange(kmax)[None, :]
+    both = np.concatenate([ranked[short], tail], axis=1)
+    ranked[short] = np.take_along_axis(
+        both, np.where(place < n_finite, place, kmax + place - n_finite), axis=1
+    )
+    return ranked
+
+
 def full_ranking_metrics(
     scores: np.ndarray,
     train_items: Sequence[Iterable[int]],
@@ -345,9 +382,13 @@ def full_ranking_metrics(
 
     Args:
         scores: ``(n_users, n_items)`` scores, higher is better: finite, or ``-inf`` for an
-            item ranked below every finite score (a way to mask items, as the training items
-            are masked). NaN and ``+inf`` have no place in a ranking and are refused.
-        train_items: Per user, the item indices seen in training (excluded from the ranking).
+            item ranked below every finite score but still ranked (items tied at ``-inf``
+            in item order, where K reaches them). NaN and ``+inf`` have no place in a ranking
+            and are refused.
+        train_items: Per user, the item indices seen in training: excluded from the
+            ranking (never a hit, even where K reaches every item; one that is also a test
+            item still counts in the user's relevant items, as in the DataFrame metrics when
+            the predictions leave the training items out).
         test_items: Per user, the relevant item indices (users with none are skipped).
         ks: Cut-offs, at least one, each an integer from 1 to :data:`MAX_K` (a repeated one
             counts once; one above the number of items ranks them all).
@@ -389,7 +430,9 @@ def full_ranking_metrics(
             bad_rows.extend((np.flatnonzero(bad) + start).tolist())
         if n_bad:
             continue  # refused below, once every row is counted
-        block[_cells(train_items, users, n_items, "train_items")] = -np.inf
+        masked = np.zeros(block.shape, dtype=bool)
+        masked[_cells(train_items, users, n_items, "train_items")] = True
+        block[masked] = -np.inf
         relevant = np.zeros(block.shape, dtype=bool)
         relevant[_cells(test_items, users, n_items, "test_items")] = True
         n_relevant = relevant.sum(axis=1)
@@ -397,9 +440,10 @@ def full_ranking_metrics(
         if not keep.any():
             continue
         block, relevant, n_relevant = block[keep], relevant[keep], n_relevant[keep]
-        top = np.argpartition(-block, kmax - 1, axis=1)[:, :kmax]
-        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
-        hits = np.take_along_axis(relevant, np.take_along_axis(top, order, axis=1), axis=1)
+        masked = masked[keep]
+        ranked = _ranked_top(block, masked, kmax)
+        # a training item is excluded: it is never a hit, even where K reaches it
+        hits = np.take_along_axis(relevant & ~masked, ranked, axis=1)
         for k in ks:
             h = hits[:, :k]
             sums[f"recall@{k}"] += float((h.sum(axis=1) / n_relevant).sum())

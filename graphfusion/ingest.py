@@ -53,7 +53,7 @@ from graphfusion import columnar
 from graphfusion.columnar import MAX_KEY_CHARS
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.mapping import Field, LoaderMapping, NodeSpec, RelSpec, check_columns, load_mapping
-from graphfusion.readers import read_table, repeated_column
+from graphfusion.readers import photo_source_problem, read_table, repeated_column
 from graphfusion.reports import check_writable, default_report_path, write_rows
 from graphfusion.schema import Property, Schema, union_properties
 from graphfusion.store.base import DST, SRC, BaseStore
@@ -239,7 +239,8 @@ def _target(
     the folder of its file (None for a DataFrame).
 
     Raises:
-        MappingError: The file does not exist or is not of the table's kind.
+        MappingError: The file does not exist or is not of the table's kind (a folder for
+            a file; a pipe or a device for ``images``, whose paths ``embed`` reads again).
     """
     spec = mapping.tables[name]
     src = sources[spec.source]
@@ -259,6 +260,8 @@ def _target(
         raise MappingError(
             f"source {spec.source!r}: {path} is a folder, a {spec.format} file was expected"
         )
+    if spec.format == "images" and (problem := photo_source_problem(path)) is not None:
+        raise MappingError(f"source {spec.source!r}: {problem}")
     if path.is_char_device() or path.is_block_device():  # /dev/zero would never end
         raise MappingError(
             f"source {spec.source!r}: {path} is a device, a {spec.format} file was expected"

@@ -16,9 +16,9 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   counts most); an answer or a passage scores its product's score, ties broken by its own
   similarity. A product no item is linked to (nobody asked about it yet, as every product
   added live) gets the graph score its own dense similarity predicts: the least-squares line
-  of the linked products' graph scores on their dense scores, for this question. With
-  ``product_id`` the asked product's score is 1 (and it comes first in the product list of
-  every method).
+  of the linked products' graph scores on their dense scores, for this question (of slope 1
+  where those do not vary, as with one product linked). With ``product_id`` the asked
+  product's score is 1 (and it comes first in the product list of every method).
 - ``fusion`` (default): for products ``dense + a * bm25 / max(bm25) + b * graph``; for
   answers and passages the same three signals plus ``c * product_text``, how well the own
   text of the item's product matches, ``dense + a * bm25 / max(bm25)`` of the
@@ -38,6 +38,17 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   similarity cannot tell repeats: MiniLM puts "Will this fit model FEF366ECE?" and "will
   this fit model fef366cca" at 0.97.
 
+A question that names a stored key (:meth:`QAIndex.named`: "Is P00123 waterproof?", the key
+exactly as stored, case included, as a whole word; keys with a digit, and of digits only from
+six of them) gets what it names first in each list: the product named is the one asked on
+when no ``product_id`` is given (one product named: its graph score is 1, as on its page),
+an answer named or the answers of a question named come first among the answers, the
+passages of a review named first among the passages. A question naming no key ranks as
+without this rule.
+
+Each product's evidence names the item its graph score comes from: its question, answer or
+review passage most similar to the question asked.
+
 Review passages are made by :func:`write_passages`: reviews longer than
 :data:`PASSAGE_MAX_CHARS` are split at sentence ends into passages of at most that many
 characters (a single longer sentence stays whole); shorter reviews are one passage. Each is a
@@ -49,7 +60,8 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +84,7 @@ __all__ = [
     "METHODS",
     "NEEDS_NODES",
     "NEEDS_RELATIONSHIPS",
+    "NEEDS_PROPERTIES",
     "MAX_QUESTION_CHARS",
     "PASSAGE_MAX_CHARS",
     "SIMILAR_QUESTION",
@@ -85,6 +98,27 @@ log = logging.getLogger("graphfusion.qa")
 #: The labels and relationship types the index reads (a schema without them is refused).
 NEEDS_NODES = ("Product", "Question", "Answer", "Review", "Passage")
 NEEDS_RELATIONSHIPS = ("ABOUT", "ANSWERS", "PART_OF")
+#: The properties the index's queries read (a schema without them is refused before any
+#: query, with each one named).
+NEEDS_PROPERTIES = (
+    "Product.id",
+    "Product.title",
+    "Product.description",
+    "Product.text_vec",
+    "Question.id",
+    "Question.text",
+    "Question.text_vec",
+    "Answer.id",
+    "Answer.text",
+    "Answer.text_vec",
+    "Review.id",
+    "Review.text",
+    "Passage.id",
+    "Passage.text",
+    "Passage.text_vec",
+)
+#: What :func:`write_passages` reads and writes.
+PASSAGE_PROPERTIES = ("Review.id", "Review.text", "Passage.id", "Passage.text", "Passage.position")
 #: Retrieval methods of :meth:`QAIndex.ask`.
 METHODS = ("bm25", "dense", "graph", "fusion")
 #: Longest question accepted, in characters.
@@ -144,7 +178,12 @@ def write_passages(store: BaseStore, max_chars: int = PASSAGE_MAX_CHARS) -> int:
 
     Returns:
         The number of passages written.
+
+    Raises:
+        SchemaError: The schema lacks ``Review``, ``Passage``, ``PART_OF`` or one of
+            :data:`PASSAGE_PROPERTIES`.
     """
+    store.schema.require("review passages", ("Review", "Passage"), ("PART_OF",), PASSAGE_PROPERTIES)
     table = store.query_arrow(
         "MATCH (r:Review) WHERE r.text IS NOT NULL RETURN r.id AS id, r.text AS text"
     )
@@ -206,6 +245,16 @@ class QAResult:
 
 
 @dataclass
+class _Named:
+    """What a question names by id (:meth:`QAIndex.named`): rows of products, answers and
+    passages, each with the evidence that says how it was named, in the question's order."""
+
+    products: dict[int, str] = field(default_factory=dict)
+    answers: dict[int, str] = field(default_factory=dict)
+    passages: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
 class _Corpus:
     """One kind of searchable unit, with its BM25 index and unit vectors."""
 
@@ -260,8 +309,10 @@ class QAIndex:
     Args:
         store: The store (questions, answers and passages embedded: ``graphfusion embed``).
             Products, questions, answers and passages that have text but no text vector
-            (stored after the last embed, by a load) are encoded here, in memory; a store in
-            which nothing has a vector is refused.
+            (stored after the last embed, by a load) are encoded here, in memory, once: their
+            vectors are kept for the next index build (by the encoder's ``name`` and the
+            text, so a changed text is encoded again); a store in which nothing has a vector
+            is refused.
         encoder: The text encoder of the stored vectors (MiniLM by default).
         exclude_questions: Question keys to leave out, with their answers (benchmarks hold
             questions out this way).
@@ -279,8 +330,9 @@ class QAIndex:
         NotReadyError: The store has no products, or no text vectors (never embedded), or
             nothing with text to link a question to.
         ValidationError: ``fusion_weights`` are not two and three finite weights at least 0.
-        SchemaError: The schema lacks some of :data:`NEEDS_NODES` and
-            :data:`NEEDS_RELATIONSHIPS`.
+        SchemaError: The schema lacks some of :data:`NEEDS_NODES`,
+            :data:`NEEDS_RELATIONSHIPS` and :data:`NEEDS_PROPERTIES` (labels keyed by another
+            property than ``id``, say).
     """
 
     def __init__(
@@ -294,7 +346,9 @@ class QAIndex:
         fusion_weights: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> None:
         given = _check_weights(fusion_weights) if fusion_weights is not None else None
-        store.schema.require("question answering", NEEDS_NODES, NEEDS_RELATIONSHIPS)
+        store.schema.require(
+            "question answering", NEEDS_NODES, NEEDS_RELATIONSHIPS, NEEDS_PROPERTIES
+        )
         self.fusion_weights: dict[str, np.ndarray] = {}
         if encoder is None:
             from graphfusion.features.text import TextEncoder
@@ -446,6 +500,7 @@ class QAIndex:
         self.product_corpus = _Corpus.build(
             self.products, texts, p_vecs, np.arange(len(self.products))
         )
+        self._ids = self._id_index()
         if given is not None:
             self.fusion_weights, self.fusion_trained_on = given, 0
         else:
@@ -459,7 +514,9 @@ class QAIndex:
 
         Args:
             question: The question text (1 to :data:`MAX_QUESTION_CHARS` characters).
-            product_id: The product page it was asked on, if any.
+            product_id: The product page it was asked on, if any. Without it, a question that
+                names one product by id (:meth:`named`: "Is P00123 waterproof?", or the id
+                of a question, answer, review or passage about it) is asked on that product.
             k: How many of each (1 to 100).
             method: One of :data:`METHODS`.
 
@@ -467,6 +524,8 @@ class QAIndex:
             Three ranked lists with scores and evidence, at most ``k`` rows each (fewer when
             the pool is smaller; with ``bm25``, only the items that share a word with the
             question, and the product asked on). Equal scores come in the order of the keys.
+            What the question names by id (:meth:`named`) comes first in each list, below
+            the product asked on, with evidence that says so.
 
         Raises:
             ValidationError: Empty, too long or non-text question; unknown product; bad k or
@@ -481,20 +540,91 @@ class QAIndex:
                 f"the question {text[:40]!r} has only stop words or one-letter words: BM25 "
                 "has no word to match; ask a longer question or use method dense or fusion"
             )
-        asked = None
+        asked, asked_as = None, _ASKED_ON
         if product_id is not None:
             if not isinstance(product_id, str) or product_id not in self._index:
                 raise NotFoundError(f"no product {product_id!r} in the store")
             asked = self._index[product_id]
+        named = self.named(text)
+        if asked is None and len(named.products) == 1:  # "Is P00123 waterproof?"
+            asked, asked_as = next(iter(named.products)), _NAMED_ASKED
         scores = self.scores(text, asked)
+        scores["named"], scores["asked_as"] = named, asked_as
+        ranked = _named_first(
+            {kind: scores[kind][method] for kind in ("products", "answers", "passages")},
+            named,
+            asked,
+        )
         # BM25 says nothing of an item that shares no word with the question (score 0; the
         # product asked on comes first all the same)
         lexical = method == "bm25"
         return QAResult(
-            products=self._products(scores["products"][method], scores, k, lexical),
-            answers=self._answers(scores["answers"][method], scores, k, lexical),
-            passages=self._passages(scores["passages"][method], scores, k, lexical),
+            products=self._products(ranked["products"], scores, k, lexical),
+            answers=self._answers(ranked["answers"], scores, k, lexical),
+            passages=self._passages(ranked["passages"], scores, k, lexical),
         )
+
+    def named(self, question: str) -> _Named:
+        """The products, answers and passages the question names by id: every whole word of
+        it (quotes, brackets and punctuation around it, and a possessive ``'s``, aside) that
+        is exactly, case included, the key of a stored product, question, answer, review or
+        passage with a digit in it (a key of digits only needs six of them: ``2`` or
+        ``2014`` is rather a number than a key). A product is named by its own key, or by
+        that of a question, answer, review or passage about it; an answer by its key or its
+        question's; a passage by its key or its review's.
+
+        Args:
+            question: The question text.
+
+        Returns:
+            The rows named, each with the evidence that says how.
+        """
+        out = _Named()
+        for token in _id_tokens(question):
+            for kind, row in self._ids.get(token, ()):
+                self._name(out, kind, row, token)
+        return out
+
+    def _name(self, out: _Named, kind: str, row: int, token: str) -> None:
+        """Add to ``out`` what the key ``token`` of the ``kind`` at ``row`` names."""
+        if kind == "product":
+            out.products.setdefault(row, f"its id {token} is named in the question")
+            return
+        if kind == "question":
+            product = int(self.questions.product[row])
+            for a in np.flatnonzero(self.answer_question == row):
+                out.answers.setdefault(
+                    int(a), f"it answers the question {token} named in the question"
+                )
+        elif kind == "answer":
+            product = int(self.answers.product[row])
+            out.answers.setdefault(row, f"its id {token} is named in the question")
+        elif kind == "review":
+            product = int(self.passages.product[row])
+            out.passages.setdefault(row, f"from the review {token} named in the question")
+        else:  # a passage
+            product = int(self.passages.product[row])
+            out.passages.setdefault(row, f"its id {token} is named in the question")
+        if product >= 0:
+            how = f"the {kind} {token} named in the question is about it"
+            out.products.setdefault(product, how)
+
+    def _id_index(self) -> dict[str, list[tuple[str, int]]]:
+        """The keys a question can name (:meth:`named`): each key's kind and row (a
+        review's: one per passage)."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        kinds = (
+            ("product", self.products),
+            ("question", self.questions.keys),
+            ("answer", self.answers.keys),
+            ("passage", self.passages.keys),
+            ("review", self.passage_review),
+        )
+        for kind, keys in kinds:
+            for row, key in enumerate(keys):
+                if isinstance(key, str) and _id_like(key):
+                    out.setdefault(key, []).append((kind, row))
+        return out
 
     def scores(
         self, question: str, asked: int | None = None, *, leave_out: int | None = None
@@ -682,21 +812,21 @@ class QAIndex:
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
         rows = _listed(score, k, matched_only)
+        named = sc.get("named", _Named()).products
         evidence = []
         for p in rows:
             ev = []
-            if sc["asked"] == p:
+            if sc["asked"] == p and sc.get("asked_as", _ASKED_ON) == _ASKED_ON:
                 ev.append("the product the question was asked on")
+            if p in named:
+                ev.append(named[p])
             linked = np.flatnonzero(self.questions.product == p)
             if np.isin(linked, sc["same_text"]).any():
                 ev.append("the same question was asked about it")
-            elif len(linked):
-                best = linked[np.argmax(sc["sim_q"][linked])]
-                sim = sc["sim_q"][best]
-                ev.append(
-                    f"{_question_like(sim, 'its nearest question')} was asked about it "
-                    f"(similarity {sim:.2f}): {self.questions.texts[best]!r}"
-                )
+            else:
+                source = self._graph_source(p, sc)
+                if source:
+                    ev.append(source)
             words = self._evidence_words(self.product_corpus.texts[p], sc["tokens"])
             if words:
                 ev.append(words)
@@ -709,6 +839,34 @@ class QAIndex:
                 "evidence": evidence,
             }
         )
+
+    def _graph_source(self, p: int, sc: dict[str, Any]) -> str | None:
+        """The evidence of product ``p``'s graph score: the item linked to it that is most
+        similar to the question (its question, answer or review passage, as
+        :meth:`scores` takes the best of them; a question among equals), or None when
+        nothing is linked to it."""
+        best: tuple[float, str, int] | None = None
+        for kind, sims, corpus in (
+            ("question", sc["sim_q"], self.questions),
+            ("answer", sc["answers"]["dense"], self.answers),
+            ("passage", sc["passages"]["dense"], self.passages),
+        ):
+            linked = np.flatnonzero(corpus.product == p)
+            if len(linked):
+                row = int(linked[np.argmax(sims[linked])])
+                if best is None or sims[row] > best[0]:
+                    best = (float(sims[row]), kind, row)
+        if best is None:
+            return None
+        sim, kind, row = best
+        if kind == "question":
+            return (
+                f"{_question_like(sim, 'its nearest question')} was asked about it "
+                f"(similarity {sim:.2f}): {self.questions.texts[row]!r}"
+            )
+        text = (self.answers if kind == "answer" else self.passages).texts[row]
+        what = "answer about it" if kind == "answer" else "review passage"
+        return f"its nearest {what} (similarity {sim:.2f}): {_shortened(text)!r}"
 
     def _matched_product(self, p: int, sc: dict[str, Any]) -> str | None:
         """How well product ``p``'s own text fits the question (``"best"``, ``"2nd best"``),
@@ -729,9 +887,10 @@ class QAIndex:
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
         rows = _listed(score, k, matched_only)
+        named = sc.get("named", _Named()).answers
         evidence, questions = [], []
         for a in rows:
-            ev = []
+            ev = [named[a]] if a in named else []
             qi = int(self.answer_question[a])
             questions.append(self.questions.texts[qi] if qi >= 0 else None)
             p = int(self.answers.product[a])
@@ -745,7 +904,7 @@ class QAIndex:
                     f"(similarity {sim:.2f})"
                 )
             elif same:
-                ev.append("an answer about the product asked on")
+                ev.append(f"an answer about {sc.get('asked_as', _ASKED_ON)}")
             matched = self._matched_product(p, sc)
             if matched:
                 title = self.titles[p] or self.products[p]
@@ -771,10 +930,13 @@ class QAIndex:
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
         rows = _listed(score, k, matched_only)
+        named = sc.get("named", _Named()).passages
         evidence = []
         for s in rows:
             p = int(self.passages.product[s])
-            ev = [f"from a review of {self.titles[p] or self.products[p]}"] if p >= 0 else []
+            ev = [named[s]] if s in named else []
+            if p >= 0:
+                ev.append(f"from a review of {self.titles[p] or self.products[p]}")
             matched = self._matched_product(p, sc)
             if matched:
                 ev.append(f"its product's text fits the question {matched}")
@@ -838,11 +1000,55 @@ def _no_vectors(dim: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
 
 
+class _EncodedTexts:
+    """Vectors of texts encoded by :func:`_encode_missing`, kept across index builds: the
+    items stored since the last ``embed`` are encoded once, not at every build until
+    ``embed`` stores their vectors. Keyed by the encoder's model (its ``name``, a digest of
+    its files) and the text itself, so that a changed text is encoded again; the least
+    recently used are dropped beyond ``max_items``. Threads may share it."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], encoder: Any) -> np.ndarray:
+        """The vectors of ``texts`` (one row each), encoding only those not kept."""
+        model = getattr(encoder, "name", None)
+        if not isinstance(model, str) or not model:  # no stable id: nothing to key on
+            return np.asarray(encoder.encode(list(texts)))
+        keys = [(model, text) for text in texts]
+        with self._lock:
+            kept = {key: self._vectors[key] for key in keys if key in self._vectors}
+        todo = list(dict.fromkeys(key for key in keys if key not in kept))
+        if todo:
+            encoded = np.asarray(encoder.encode([text for _, text in todo]))
+            kept.update((key, row.copy()) for key, row in zip(todo, encoded, strict=True))
+        with self._lock:
+            for key in keys:
+                self._vectors[key] = kept[key]
+                self._vectors.move_to_end(key)
+            while len(self._vectors) > self.max_items:
+                self._vectors.popitem(last=False)
+        return np.stack([kept[key] for key in keys])
+
+    def clear(self) -> None:
+        """Forget every vector."""
+        with self._lock:
+            self._vectors.clear()
+
+
+#: The texts stored since the last ``embed``, encoded (at most this many kept: 384 floats
+#: each for MiniLM, about 30 MB).
+_ENCODED = _EncodedTexts(max_items=20_000)
+
+
 def _encode_missing(
     vecs: np.ndarray, has: np.ndarray, texts: Sequence[str | None], encoder: Any
 ) -> np.ndarray:
     """Encode, in place, the rows of ``vecs`` that have no stored vector but a text: items
     stored after the last ``embed`` (a load), which would otherwise score 0 by meaning.
+    Their vectors are kept for the next index build (:class:`_EncodedTexts`).
 
     Args:
         vecs: One row per item (zeros where none is stored); rows are filled in place.
@@ -860,7 +1066,7 @@ def _encode_missing(
         return has
     log.info("encoding %d texts stored since the last embed (`graphfusion embed` stores them)",
              len(todo))  # fmt: skip
-    encoded = np.asarray(encoder.encode([text for _, text in todo]), dtype=vecs.dtype)
+    encoded = np.asarray(_ENCODED.encode([text for _, text in todo], encoder), dtype=vecs.dtype)
     done = np.array([i for i, _ in todo], dtype=np.int64)
     vecs[done] = encoded
     out = has.copy()
@@ -920,6 +1126,63 @@ def question_key(text: str) -> str:
     """What two questions must share to count as the same question: their words, lower-cased
     (``"Is it   dishwasher-safe?"`` and ``"is it dishwasher safe"`` are the same)."""
     return " ".join(_WORD.findall(text.lower()))
+
+
+#: How evidence names the product asked on: given as ``product_id``, or named by id.
+_ASKED_ON = "the product asked on"
+_NAMED_ASKED = "the product named in the question"
+#: What a key named in a question may have around it: quotes, brackets and punctuation.
+_ID_EDGES = "\"'`.,;:!?()[]{}<>«»“”‘’"
+
+
+def _id_like(key: str) -> bool:
+    """Whether a stored key can be named in a question (:meth:`QAIndex.named`): it has a
+    digit, and a letter or at least six characters (``P00123``, an ISBN; not ``2``,
+    ``2014`` or a word such as ``mug``, which a question holds as a number or a word)."""
+    return (
+        any(ch.isdigit() for ch in key)
+        and (any(ch.isalpha() for ch in key) or len(key) >= 6)
+        and not any(ch.isspace() for ch in key)
+    )
+
+
+def _id_tokens(text: str) -> list[str]:
+    """The words of ``text`` that may be keys, in order, once each: every whitespace-split
+    word as it is, without the quotes and punctuation around it, and without a possessive
+    ``'s`` (``"P00123's"``)."""
+    out: dict[str, None] = {}
+    for word in text.split():
+        bare = word.strip(_ID_EDGES)
+        forms = [word, bare]
+        for possessive in ("'s", "’s"):
+            if bare.endswith(possessive):
+                forms.append(bare[: -len(possessive)].strip(_ID_EDGES))
+        for form in forms:
+            if form and _id_like(form):
+                out.setdefault(form, None)
+    return list(out)
+
+
+def _named_first(
+    scores: dict[str, np.ndarray], named: _Named, asked: int | None
+) -> dict[str, np.ndarray]:
+    """The scores of one method with what the question names by id moved first in each
+    list (:func:`_first`), below the product asked on; unchanged when it names nothing
+    besides the product asked on."""
+    out = dict(scores)
+    for kind, rows in (
+        ("products", named.products),
+        ("answers", named.answers),
+        ("passages", named.passages),
+    ):
+        if not set(rows) - ({asked} if kind == "products" else set()):
+            continue
+        mask = np.zeros(len(out[kind]), dtype=bool)
+        mask[list(rows)] = True
+        out[kind] = _first(out[kind], mask)
+        if kind == "products" and asked is not None:
+            out[kind] = _first(out[kind], np.arange(len(mask)) == asked)
+    return out
 
 
 def _first(score: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -1009,8 +1272,11 @@ def _best_weights(cases: Sequence[_Case], cutoff: int | None) -> np.ndarray:
 def _imputed(graph: np.ndarray, own: np.ndarray) -> np.ndarray:
     """The products' graph scores with those of products that no item is linked to
     (``-inf``: nobody asked about them yet) imputed from their own dense score ``own``: the
-    least-squares line of the linked products' graph scores on their dense scores (their mean
-    where the dense scores do not vary; 0 when no product is linked)."""
+    least-squares line of the linked products' graph scores on their dense scores; where
+    their dense scores do not vary (one product linked), the line of slope 1 through their
+    means, so that a product's graph score follows its own fit to the question (their mean
+    gave every product nobody asked about the score of the one product asked about: 1 for
+    the question asked again); 0 when no product is linked."""
     unlinked = np.isneginf(graph)
     if not unlinked.any():
         return graph
@@ -1020,7 +1286,7 @@ def _imputed(graph: np.ndarray, own: np.ndarray) -> np.ndarray:
         return out
     x, y = own[~unlinked], graph[~unlinked]
     spread = float(np.var(x))
-    slope = float(np.mean((x - x.mean()) * (y - y.mean()))) / spread if spread > 1e-12 else 0.0
+    slope = float(np.mean((x - x.mean()) * (y - y.mean()))) / spread if spread > 1e-12 else 1.0
     out[unlinked] = y.mean() + slope * (own[unlinked] - x.mean())
     return out
 
@@ -1042,6 +1308,18 @@ def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
+
+
+#: Longest answer or passage text quoted in a product's evidence.
+_QUOTED_CHARS = 100
+
+
+def _shortened(text: str) -> str:
+    """``text`` cut to :data:`_QUOTED_CHARS` characters at a word, "..." marking a cut."""
+    if len(text) <= _QUOTED_CHARS:
+        return text
+    cut = text[:_QUOTED_CHARS].rsplit(" ", 1)[0] or text[:_QUOTED_CHARS]
+    return f"{cut}..."
 
 
 def _listed(score: np.ndarray, k: int, matched_only: bool) -> np.ndarray:

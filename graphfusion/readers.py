@@ -9,29 +9,42 @@ or a tar or zip archive of them; one row per image; the files macOS adds, ``__MA
 ``._name``, are skipped; zip member names as :func:`zip_name` reads them) and ``frame`` (a
 pandas DataFrame given in Python). Gzip compression is detected from the file's first bytes.
 Text files are UTF-8 (a byte-order mark is dropped), or UTF-16 or UTF-32 with a byte-order
-mark (as Excel's "Unicode text" and Windows PowerShell write them).
+mark (as Excel's "Unicode text" and Windows PowerShell write them). A byte-order mark that
+starts a later line is dropped too (files joined together, ``cat a.csv b.csv``, or JSON lines
+each written with one; a line within a quoted CSV value too); one within a line is kept. A
+CSV row that repeats the header (files joined with their headers) is a bad record ("repeats
+the header").
+
+Photos are listed, not opened: a file that is no image, or a ``path`` column naming a file
+that does not exist, is found by ``embed`` (a line in its report). A photo of a folder that
+is a symbolic link to nothing (a broken link, a loop of links) is a bad record, naming it. An
+``images`` source must be a folder or an archive file (a pipe or a device is refused: the
+photos' paths name it, and ``embed`` reads them again). A tar archive cut short is a bad
+record on the member it cuts (named: its data is not all there), or on the member whose
+header is cut short or damaged; the members before it are listed.
 
 A row (CSV) or line (JSON lines, Python literals) holding bytes that do not decode is a bad
 record of its own ("not UTF-8 text"); the rows around it load. A JSON or Python object that
 names a key twice (at any depth) is a bad record too ("an object repeats the key 'name'"). A
 line over :data:`MAX_LINE_BYTES` is never held whole: it is read past and its row is a bad
 record. A CSV field may be that long (a value longer than a property takes is rejected with its
-row when converted). A CSV quote never closed swallows the rest of the file: that is one bad
-record, on the line of the row it opens in, naming the lines skipped. A CSV header that names a
-column twice, or that has a single column whose name another usual delimiter (``,``, ``;``,
-tab, ``|``) would split (a ``;``-delimited file read with ``,``), is one bad record too, on the
-header's line, naming the column (and the delimiter the file may have, which is never used in
-its place); the rest of the file is skipped. The header is the first line with something on it:
-blank lines before it are skipped. A Parquet file that names a column twice is one bad record
-as well (on line 1), and a DataFrame that does is refused by the loader
-(:func:`graphfusion.ingest.check_sources`).
+row when converted); a longer one (a quoted value spanning lines) is a bad record on the line
+its row starts on, and the rest of the file is skipped. A CSV quote never closed swallows the
+rest of the file: that is one bad record, on the line of the row it opens in, naming the lines
+skipped. A CSV header that names a column twice, or that has a single column whose name another
+usual delimiter (``,``, ``;``, tab, ``|``) would split (a ``;``-delimited file read with
+``,``), is one bad record too, on the header's line, naming the column (and the delimiter the
+file may have, which is never used in its place); the rest of the file is skipped. The header
+is the first line with something on it: blank lines before it are skipped. A Parquet file that
+names a column twice is one bad record as well (on line 1), and a DataFrame that does is
+refused by the loader (:func:`graphfusion.ingest.check_sources`).
 
 :func:`read_table` reads a whole table into columns (:class:`graphfusion.table.Table`) with the
 same values, line numbers and bad records as :func:`read_source`. CSV files are parsed by
 pyarrow; a file whose line numbers, values or messages pyarrow cannot reproduce exactly (a
 quoted value spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes
 in the header, a single column, a line about as long as :data:`MAX_LINE_BYTES`, a byte-order
-mark starting the first row) is read row by row instead.
+mark starting a line) is read row by row instead.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ import ast
 import codecs
 import contextlib
 import csv
+import errno
 import gzip
 import io
 import json
@@ -58,6 +72,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from graphfusion.errors import MappingError
 from graphfusion.table import Column as _Col
@@ -76,6 +91,7 @@ __all__ = [
     "open_zip",
     "zip_name",
     "archive_problem",
+    "photo_source_problem",
 ]
 
 FORMATS = ("csv", "jsonl", "pylines", "parquet", "images", "frame")
@@ -201,6 +217,9 @@ _BOMS = (
 # then a quote that closes a quoted value left open, so that such a value ends with it.
 _END = "\ud800"
 _END_LINE = _END + '"\n'
+#: A byte-order mark, as text (U+FEFF) and as UTF-8 bytes.
+_MARK = "\ufeff"
+_UTF8_MARK = codecs.BOM_UTF8
 #: Delimiters that a header of one column is checked for (see :func:`_header_problem`).
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 
@@ -277,6 +296,43 @@ def _open_text(path: Path) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding=codec, errors=_UNDECODED_ERRORS, newline="")
 
 
+#: Files that are no text, by their first bytes: (where the mark starts, the mark, what).
+_SIGNATURES = (
+    (0, b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook (or another OLE2 file)"),
+    (0, b"PAR1\x15", "a Parquet file (set the table's format to parquet)"),
+    (0, b"\xfd7zXZ\x00", "xz-compressed (only gzip is read: decompress it first)"),
+    (0, b"\x28\xb5\x2f\xfd", "zstd-compressed (only gzip is read: decompress it first)"),
+    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (4, b"1AY&SY", "bzip2-compressed (only gzip is read: decompress it first)"),  # after BZh1-9
+    (257, b"ustar", "a tar archive"),
+)
+
+
+def _kind_of(head: bytes) -> str | None:
+    """What a file whose first bytes are ``head`` (gunzipped) is when it is no text: an
+    Excel workbook, a Parquet file, an archive, another compression
+    (:data:`_SIGNATURES`); None otherwise (text, or bytes no mark names)."""
+    for at, mark, kind in _SIGNATURES:
+        if head.startswith(mark, at) and (at != 4 or re.fullmatch(rb"BZh[1-9]", head[:4])):
+            return kind
+    return None
+
+
+def _binary_file(fh: io.TextIOWrapper) -> str | None:
+    """:func:`_kind_of` the file ``fh`` (:func:`_open_text`) reads, from its first bytes
+    (before anything is read from it)."""
+    raw = fh.buffer
+    if not isinstance(raw, io.BufferedReader | gzip.GzipFile):
+        return None
+    return _kind_of(raw.peek(512)[:512])
+
+
+def _not_text_record(kind: str, fmt: str) -> BadRecord:
+    """The one bad record of a file that is ``kind`` (:func:`_kind_of`), read as ``fmt``."""
+    return BadRecord(1, f"the file is {kind}, not {fmt} text; the file is skipped")
+
+
 def _not_text(texts: Iterable[str], fh: io.TextIOWrapper) -> str | None:
     """Why ``texts`` (read from ``fh``, opened by :func:`_open_text`) cannot be loaded: the
     first byte that does not decode; None when they are all good text."""
@@ -313,7 +369,8 @@ def read_source(
         Records and bad records, in file order.
 
     Raises:
-        MappingError: The source does not exist or is not of the declared kind.
+        MappingError: The source does not exist or is not of the declared kind (a pipe or
+            a device given as ``images``).
     """
     options = options or {}
     frame = _frame_source(fmt, source, name)
@@ -324,6 +381,9 @@ def read_source(
     if not path.exists():
         raise MappingError(f"source {name!r}: {path} does not exist")
     if fmt == "images":
+        problem = photo_source_problem(path)
+        if problem is not None:
+            raise MappingError(f"source {name!r}: {problem}")
         yield from _read_images(path)
         return
     if path.is_dir():
@@ -424,7 +484,7 @@ def _csv_rows(lines: Iterable[str | None], delimiter: str) -> Iterator[tuple[int
         except StopIteration:
             return
         except csv.Error as exc:
-            yield start, f"malformed CSV: {exc}; the rest of the file is skipped"
+            yield start, f"{_csv_problem(exc, start)}; the rest of the file is skipped"
             return
         line = reader.line_num
         if row and row[-1].endswith(_END):
@@ -443,6 +503,16 @@ def _csv_rows(lines: Iterable[str | None], delimiter: str) -> Iterator[tuple[int
             yield start, row
 
 
+def _csv_problem(exc: csv.Error, start: int) -> str:
+    """What the csv module's error ``exc``, in the row starting on line ``start``, means."""
+    if "field larger than field limit" in str(exc):  # a quoted value spanning lines
+        return (
+            f"a field longer than {_field_limit()} characters (the most a CSV field may hold) "
+            f"starts in the row on line {start}"
+        )
+    return f"malformed CSV: {exc}"
+
+
 def _ended(lines: Iterable[str | None], long: list[int]) -> Iterator[str]:
     """``lines`` for the csv reader: a line over the limit as an empty one (its number goes
     to ``long``), and :data:`_END_LINE` after the last."""
@@ -457,7 +527,11 @@ def _ended(lines: Iterable[str | None], long: list[int]) -> Iterator[str]:
 
 def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
     with _open_text(path) as fh:
-        rows = _csv_rows(_bounded_lines(fh, MAX_LINE_BYTES), delimiter)
+        kind = _binary_file(fh)
+        if kind is not None:
+            yield _not_text_record(kind, "csv")
+            return
+        rows = _csv_rows(_unmarked(_bounded_lines(fh, MAX_LINE_BYTES)), delimiter)
         # the header is the first row with something on it
         first = next((r for r in rows if isinstance(r[1], str) or not _blank(r[1])), None)
         if first is None:
@@ -485,8 +559,36 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
                 yield BadRecord(start, bad)
             elif len(row) != width:
                 yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
+            elif _is_header(row, header):
+                yield BadRecord(start, _HEADER_AGAIN)
             else:
                 yield Record(start, dict(zip(header, row, strict=True)))
+
+
+#: The reason of a row that repeats the header.
+_HEADER_AGAIN = "repeats the header (files joined together?); the row is skipped"
+
+
+def _is_header(row: list[str], header: list[str]) -> bool:
+    """Whether a row of the header's width repeats the header (stripped, as the header's
+    names are), as files joined together with their headers do; a header of blank names
+    only is never repeated."""
+    return row[0].strip() == header[0] and any(header) and [v.strip() for v in row] == header
+
+
+def _header_rows(columns: list[pa.Array], header: list[str]) -> np.ndarray:
+    """The rows (positions) of columns parsed by pyarrow that repeat the header
+    (:func:`_is_header`): the rows whose first named column holds its name are checked."""
+    named = next((i for i, name in enumerate(header) if name), None)
+    if named is None:
+        return np.zeros(0, dtype=np.int64)
+    hits = pc.match_substring(columns[named], header[named], ignore_case=False)
+    maybe = np.flatnonzero(hits.to_numpy(zero_copy_only=False))
+    if not len(maybe):
+        return maybe
+    take = pa.array(maybe)
+    rows = zip(*(c.take(take).to_pylist() for c in columns), strict=True)
+    return maybe[np.fromiter((_is_header(list(r), header) for r in rows), dtype=bool)]
 
 
 def _blank(row: list[str]) -> bool:
@@ -637,6 +739,14 @@ def _bounded_lines(fh: io.TextIOBase, limit: int) -> Iterator[str | None]:
             line = fh.readline(size)
 
 
+def _unmarked(lines: Iterable[str | None]) -> Iterator[str | None]:
+    """``lines`` without a byte-order mark (U+FEFF) starting one: files joined together
+    (``cat a.csv b.csv``), or lines each appended with a mark, hold one at the start of a
+    line, where it would end up inside the first field's value or before a JSON object."""
+    for line in lines:
+        yield line[1:] if line and line[0] == _MARK else line
+
+
 #: What a JSON value that is no object is, in JSON's words.
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
 _ONE_PER_LINE = "a jsonl source has one object per line"
@@ -649,7 +759,11 @@ def _read_lines(path: Path, parse: Any) -> Iterator[Record | BadRecord]:
     json_lines = parse is _parse_json
     first = True
     with _open_text(path) as fh:
-        for n, line in enumerate(_bounded_lines(fh, MAX_LINE_BYTES), start=1):
+        kind = _binary_file(fh)
+        if kind is not None:
+            yield _not_text_record(kind, "jsonl" if json_lines else "pylines")
+            return
+        for n, line in enumerate(_unmarked(_bounded_lines(fh, MAX_LINE_BYTES)), start=1):
             if line is None:
                 yield BadRecord(n, f"line longer than {MAX_LINE_BYTES} bytes")
                 first = False
@@ -731,16 +845,18 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
         raw = path.read_bytes()
         if raw[:2] == _GZIP:
             raw = gzip.decompress(raw)
+        if _kind_of(raw[:512]) is not None:
+            return None  # the row reader names what the file is
         codec = _encoding(raw[:4])
         text = raw.decode(codec)  # strict: the row reader tells bad bytes
         if codec != "utf-8-sig":  # UTF-16 or UTF-32, read as UTF-8 without the mark
             raw = text.encode("utf-8")
-            if raw.startswith(b"\xef\xbb\xbf"):
-                return None  # a second mark: the row reader keeps it
+            if raw.startswith(_UTF8_MARK):
+                return None  # a second mark: the row reader drops it (a mark starting a line)
         del text
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError):
         return None
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    start = 3 if raw.startswith(_UTF8_MARK) else 0
     # Line ends: \n or \r\n only (a bare \r ends a line for the csv module, not for pyarrow).
     if raw.find(b"\r", start) >= 0 and raw.count(b"\r", start) != raw.count(b"\r\n", start):
         return None
@@ -761,8 +877,8 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     if not len(lines):
         return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in header}, lines), []
     body = pa.py_buffer(raw)[min(end + 1, len(raw)) :]
-    if raw.startswith(b"\xef\xbb\xbf", end + 1):
-        return None  # pyarrow would drop a byte-order mark that starts the first row
+    if raw.find(b"\n" + _UTF8_MARK, start) >= 0:
+        return None  # a byte-order mark starting a line: the row reader drops it
     names = [f"f{i}" for i in range(width)]
 
     def parse(threads: bool) -> tuple[pa.Table, list[tuple[int | None, str]]]:
@@ -820,8 +936,17 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
             return None  # the two parsers disagree about this row
         reason = f"has {len(row)} fields, the header has {width}"
         bad.append(BadRecord(int(lines[number - 1]), reason))
+    lines = lines[keep]
+    again = _header_rows(columns, header)
+    if len(again):
+        bad.extend(BadRecord(int(lines[i]), _HEADER_AGAIN) for i in again.tolist())
+        bad.sort(key=lambda rec: rec.line)
+        rest = np.ones(len(lines), dtype=bool)
+        rest[again] = False
+        columns = [c.filter(pa.array(rest)) for c in columns]
+        lines = lines[rest]
     cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True)}
-    return Table(cols, lines[keep]), bad
+    return Table(cols, lines), bad
 
 
 def _ends_in_quote(raw: bytes, delimiter: str) -> bool:
@@ -856,19 +981,37 @@ def _macos_metadata(name: str) -> bool:
     return "__MACOSX" in parts[:-1] or parts[-1].startswith("._")
 
 
+def photo_source_problem(path: Path) -> str | None:
+    """Why ``path`` (which exists) cannot be an ``images`` source; None when it can: a
+    folder or a file. A pipe (``/dev/stdin`` fed by a shell pipeline, a FIFO) or a device
+    cannot: the photos' paths name the archive, which ``embed`` reads again."""
+    if path.is_dir() or path.is_file():
+        return None
+    return (
+        f"{path} is a pipe or a device, not a folder or a tar or zip archive file: the photos "
+        "are read again by embed, from the paths the load stores (save the archive to a file)"
+    )
+
+
 def _read_images(path: Path) -> Iterator[Record | BadRecord]:
     """One row per image file of a folder or a tar or zip archive (``id``: the name without
     its suffix, ``path``, ``file``: the path inside the folder or archive); macOS metadata
-    files (:func:`_macos_metadata`) are no images, and how many were skipped is logged."""
+    files (:func:`_macos_metadata`) are no images, and how many were skipped is logged. A
+    photo of a folder that is a symbolic link to nothing (a broken link, a loop of links) is
+    a bad record."""
     mac = 0
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        files = sorted(p for p in path.rglob("*") if p.is_file() or _dead_link(p))
         for n, file in enumerate(files, start=1):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             rel = file.relative_to(path).as_posix()
             if _macos_metadata(rel):
                 mac += 1
+                continue
+            dead = _dead_link(file)
+            if dead is not None:
+                yield BadRecord(n, f"photo {rel!r} {dead}")
                 continue
             yield Record(n, {"id": file.stem, "path": str(file.resolve()), "file": rel})
     else:
@@ -888,6 +1031,23 @@ def _read_images(path: Path) -> Iterator[Record | BadRecord]:
         log.info("%s: skipped %d macOS metadata files (__MACOSX/, ._name)", path, mac)
 
 
+def _dead_link(path: Path) -> str | None:
+    """What is wrong with ``path`` when it is a symbolic link that leads to no file or
+    folder (``is a broken link: ...``); None for anything else."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        target = os.readlink(path)
+        if exc.errno == errno.ELOOP:
+            return f"is a symbolic link in a loop of links (to {target})"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"is a broken link: its target {target} does not exist"
+        return f"is a symbolic link that cannot be followed (to {target}): {exc.strerror}"
+    return None
+
+
 def _tar_files(path: Path) -> Iterator[tuple[int, str] | BadRecord]:
     """(member number, name) of the files of a tar archive, and a bad record for one that
     cannot be read (whole or from some member on)."""
@@ -896,16 +1056,75 @@ def _tar_files(path: Path) -> Iterator[tuple[int, str] | BadRecord]:
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield BadRecord(1, archive_problem(path, exc))
         return
+    with archive:
+        yield from _tar_members(archive)
+
+
+_TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+
+
+def _tar_members(archive: tarfile.TarFile) -> Iterator[tuple[int, str] | BadRecord]:
+    """The files of an open tar archive (see :func:`_tar_files`). A member is given once
+    the archive is read past it (reading the next header checks that its data is all
+    there): a member whose data an archive cut short ends within is the bad record, named,
+    and a listing that stops at a header cut short or damaged (which :mod:`tarfile` takes
+    for the archive's end) ends with one."""
     n = 0
+    held: tarfile.TarInfo | None = None
     try:
-        with archive:
-            for member in archive:
-                n += 1
-                # a second name of a file is a link member: the encoder reads its target
-                if member.isfile() or member.islnk() or member.issym():
-                    yield n, member.name
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        yield BadRecord(n + 1, f"archive is truncated or damaged: {exc}")
+        for member in archive:
+            if held is not None:
+                yield n, held.name
+            n += 1
+            # a second name of a file is a link member: the encoder reads its target
+            held = member if member.isfile() or member.islnk() or member.issym() else None
+        problem = _tar_end_problem(archive, n + 1)
+    except _TAR_ERRORS as exc:
+        if held is not None and _cut_short(archive, held):
+            yield BadRecord(
+                n,
+                f"archive is truncated or damaged: member {_short(held.name)} is cut short "
+                f"({exc}); the rest of the archive is skipped",
+            )
+            return
+        problem = f"archive is truncated or damaged: {exc}"
+    if held is not None:
+        yield n, held.name
+    if problem is not None:
+        yield BadRecord(n + 1, problem)
+
+
+def _cut_short(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bool:
+    """Whether the data of a member of a damaged archive runs past what can be read of it
+    (a compressed archive is read again from its start to tell)."""
+    if member.size <= 0 or archive.fileobj is None:
+        return False
+    try:
+        archive.fileobj.seek(member.offset_data + member.size - 1)
+        return not archive.fileobj.read(1)
+    except _TAR_ERRORS:
+        return True
+
+
+def _tar_end_problem(archive: tarfile.TarFile, number: int) -> str | None:
+    """Why the listing of a tar archive, which :mod:`tarfile` ended without an error, did
+    not end where the archive does: at the header of member ``number``, cut short or not
+    a tar header; None at the end-of-archive block (zeros) or where the file ends."""
+    fh = archive.fileobj
+    if fh is None:
+        return None
+    read = fh.tell() - archive.offset  # the block read where the listing stopped
+    if read <= 0:
+        return None
+    if read < tarfile.BLOCKSIZE:
+        return f"archive is truncated or damaged: it ends within the header of member {number}"
+    fh.seek(archive.offset)  # within the block just read: no reading again
+    if fh.read(tarfile.BLOCKSIZE) == tarfile.NUL * tarfile.BLOCKSIZE:
+        return None
+    return (
+        f"archive is truncated or damaged: the header of member {number} is not a tar "
+        "header; the rest of the archive is skipped"
+    )
 
 
 def _zip_files(path: Path) -> Iterator[tuple[int, str] | BadRecord]:

@@ -11,10 +11,11 @@ US CPSC recall export::
 
 **Hazard types.** CPSC hazard texts name their hazards ("posing fire and burn hazards"), so
 a recall's hazard types are the ones whose words (:data:`HAZARD_TYPES`) appear in its hazard
-text, or in its title when it has none, in order of appearance; the first is its main type. A
-text that names no hazard is compared (all-MiniLM-L6-v2, cosine) with short descriptions of
-each type and gets the best match, or ``other`` below :data:`MIN_SIMILARITY`. A recall without
-any text is ``unknown``.
+text, or in its title when it has none, in order of appearance; the first is its main type.
+Generic words (:data:`GENERIC_HAZARD_WORDS`: "injury") name a type only where the text names
+no other ("burn injuries" are a burn hazard). A text that names no hazard is compared
+(all-MiniLM-L6-v2, cosine) with short descriptions of each type and gets the best match, or
+``other`` below :data:`MIN_SIMILARITY`. A recall without any text is ``unknown``.
 
 **Clusters.** A hazard type *clusters* on firms when the same firms are named again and again
 for it. For each type the report gives the number of recalls, of those that name any firm
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from graphfusion.errors import ValidationError
+from graphfusion.features.text import has_visible_character
 from graphfusion.graph import unit_rows
 from graphfusion.plots import new_figure, plot_text, save_figure
 from graphfusion.store.base import BaseStore
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = [
+    "GENERIC_HAZARD_WORDS",
     "HAZARD_TYPES",
     "MIN_SIMILARITY",
     "PERMUTATIONS",
@@ -87,10 +90,14 @@ HAZARD_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("the appliance can tip over onto a child", "a child can become trapped inside"),
     ),
     "impact or injury": (
-        r"injur|strik|impact|lesion",
+        r"strik|impact",
         ("parts can break apart and strike consumers", "the lid can burst off under pressure"),
     ),
 }
+#: Words that name a hazard type only in a text that names no other type: "injury" alone is
+#: the harm of an impact, but "burn injuries" are a burn hazard's and "injury or death from
+#: carbon monoxide poisoning" a poisoning hazard's.
+GENERIC_HAZARD_WORDS: dict[str, str] = {"impact or injury": r"injur|lesi[oó]n"}
 #: Below this best cosine similarity a text that names no hazard gets the type ``other``.
 MIN_SIMILARITY = 0.3
 #: Random draws for the ``lift`` estimate of :attr:`RecallReport.clusters`.
@@ -123,14 +130,12 @@ def hazard_types(texts: list[str | None], encoder: Any | None = None) -> pd.Data
     unnamed: list[int] = []
     unnamed_texts: list[str] = []
     for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not has_visible_character(text):
             rows.append({"hazards": ["unknown"], "method": "none"})
             continue
-        found = []
-        for name, (pattern, _) in HAZARD_TYPES.items():
-            match = re.search(pattern, text, flags=re.IGNORECASE)
-            if match:
-                found.append((match.start(), name))
+        found = _named_hazards(text, {name: p for name, (p, _) in HAZARD_TYPES.items()})
+        if not found:
+            found = _named_hazards(text, GENERIC_HAZARD_WORDS)
         rows.append({"hazards": [name for _, name in sorted(found)], "method": "named"})
         if not found:
             unnamed.append(i)
@@ -155,6 +160,16 @@ def hazard_types(texts: list[str | None], encoder: Any | None = None) -> pd.Data
     return frame
 
 
+def _named_hazards(text: str, patterns: dict[str, str]) -> list[tuple[int, str]]:
+    """(Position of its first word, type) of each type in ``patterns`` that ``text`` names."""
+    found = []
+    for name, pattern in patterns.items():
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        if match:
+            found.append((match.start(), name))
+    return found
+
+
 @dataclass
 class RecallReport:
     """What a store's recalls say about firms and hazards.
@@ -168,8 +183,8 @@ class RecallReport:
         companies: One row per firm named by at least ``min_recalls`` recalls, most recalls
             first: ``supplier_id``, ``name``, ``roles``, ``recalls``, ``recall_ids``,
             ``hazard_types`` (type to count of recalls), ``main_hazard`` (the most common
-            type, ``unknown`` or ``other`` only when its recalls name no hazard), ``first``
-            and ``last`` date.
+            type, a tie going to the type of its latest recall; ``unknown`` or ``other`` only
+            when its recalls name no hazard), ``first`` and ``last`` date.
         clusters: One row per hazard type, most recalls first: ``hazard_type``, ``recalls``,
             ``with_firms`` (those that name a firm), ``firms``, ``repeat_firms`` (named by 2+
             recalls of this type, with counts), ``repeat_share`` (of the ``with_firms``
@@ -329,9 +344,9 @@ def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> 
         once = group.drop_duplicates("recall_id")
         if len(once) < min_recalls:
             continue
-        counts = once["hazards"].explode().value_counts()
-        named = counts.drop(list(_NO_TYPE), errors="ignore")
         dates = pd.to_datetime(once["date"], errors="coerce")
+        counts = _latest_first_counts(once["hazards"], dates, once["recall_id"])
+        named = counts.drop(list(_NO_TYPE), errors="ignore")
         rows.append({
             "supplier_id": firm,
             "name": group["name"].dropna().iloc[0] if group["name"].notna().any() else None,
@@ -345,6 +360,18 @@ def _companies(recalls: pd.DataFrame, links: pd.DataFrame, min_recalls: int) -> 
         })  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["recalls", "supplier_id"], ascending=[False, True], ignore_index=True)
+
+
+def _latest_first_counts(hazards: pd.Series, dates: pd.Series, ids: pd.Series) -> pd.Series:
+    """How many of a firm's recalls name each hazard type, most first; a tie goes to the
+    type named in its latest recall (by date, then recall id; within a recall, the type
+    named first)."""
+    order = pd.DataFrame({"hazards": hazards, "date": dates, "id": ids}).sort_values(
+        ["date", "id"], ascending=False, na_position="last", kind="stable"
+    )
+    kinds = order["hazards"].explode()
+    counts = kinds.value_counts().reindex(list(dict.fromkeys(kinds)))
+    return counts.iloc[np.argsort(-counts.to_numpy(), kind="stable")]
 
 
 def _repeat_share(pairs: pd.DataFrame, chosen_recalls: np.ndarray) -> float:

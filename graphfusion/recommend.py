@@ -17,7 +17,8 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
   a millisecond), applies the filters as masks, takes the best candidates with
   ``argpartition`` and re-ranks them exactly; ``diversity`` re-ranks by maximal marginal
   relevance over the products' vectors.
-- **Light and new users** (at most :data:`LIGHT_USER_MAX` interactions) get the light-user
+- **Light and new users** (at most :data:`LIGHT_USER_MAX` products interacted with, of any
+  type: a view and a purchase of one product count once) get the light-user
   blend of :mod:`graphfusion.light`: popularity, the mean fused vector of the products they
   interacted with, the mean user vector of users with the same demographics (age, gender
   and occupation, as far as they are known) and the model's own scores (when it has a
@@ -66,14 +67,17 @@ from graphfusion.features.text import TextEncoder
 from graphfusion.graph import REVERSE_PREFIX, GraphExport, _vectors, to_heterodata, unit_rows
 from graphfusion.ingest import LoadReport, Reject, load
 from graphfusion.light import DEFAULT_WEIGHTS, light_parts, peer_rows, standard
+from graphfusion.locks import ReadWriteLock
 from graphfusion.models.fusion import FEATURE_ATTRS, FusionGNN
 from graphfusion.models.neighbourhood import (
     FOLLOW_EDGE,
     IMAGE_EDGE,
     KERNELS,
+    ContentNeighbourhood,
     blend,
     kernel_scores,
     pooled,
+    price_levels,
 )
 from graphfusion.rec_vectors import PROPERTY as REC_PROPERTY
 from graphfusion.rec_vectors import (
@@ -82,6 +86,7 @@ from graphfusion.rec_vectors import (
     read_rec_vectors,
     user_rec_vectors,
 )
+from graphfusion.schema import Schema
 from graphfusion.store.base import BaseStore, _check_frame
 from graphfusion.topk import top_rows
 from graphfusion.train import (
@@ -271,6 +276,8 @@ class Recommender:
         models_dir: str | Path | None = None,
     ) -> None:
         self.store = store
+        #: Requests read the serving state side by side; live updates change it alone.
+        self._lock = ReadWriteLock()
         folder = Path(models_dir) if models_dir else store_models_dir(store)
         served = served_model(folder)
         if model is None and served is not None and not (folder / f"{served}.pt").exists():
@@ -317,6 +324,9 @@ class Recommender:
         self.fusion: FusionGNN | None = None
         self._encoders: tuple[TextEncoder, ImageEncoder] | None = None
         self._export: GraphExport | None = None
+        #: The log prices and text of the products price levels are measured against (those
+        #: the model was trained with): set with the price kernel (:meth:`_price_levels`).
+        self._level_reference: tuple[torch.Tensor, torch.Tensor] | None = None
         #: The light-user blend's weights (:mod:`graphfusion.light`).
         self.light_weights: dict[str, float] = {**DEFAULT_WEIGHTS, **ckpt.get("light_weights", {})}
         self._build(ckpt)
@@ -371,7 +381,8 @@ class Recommender:
             self.state.kernel = hood.vectors()[1].numpy().copy()
             self.state.kernel_weights = tuple(hood.weight[0].tolist())
             if "price" in hood.available:
-                self.state.levels = hood.levels().numpy().copy()
+                trained = ckpt.get("node_ids", {}).get("Product")
+                self.state.levels = self._price_levels(hood, trained, items)
             follows = export.data.edge_index_dict.get(("User", FOLLOW_EDGE, "User"))
             if follows is not None:
                 ones = np.ones(follows.shape[1], dtype=np.float32)
@@ -384,6 +395,32 @@ class Recommender:
                                         taste.item_vectors().numpy().copy(),
                                         (taste.bias * taste.warm).numpy().copy())  # fmt: skip
         self.catalogue = self._catalogue(export, items)
+
+    def _price_levels(
+        self, hood: ContentNeighbourhood, trained: Sequence[str] | None, items: list[str]
+    ) -> np.ndarray:
+        """``(n_i,)`` the price levels of the products ``items`` (the rows of ``hood``),
+        measured among the products the model was trained with (``trained``, the
+        checkpoint's; None: all of them), as they were then: each of those among the others,
+        each product added since against them, as :meth:`add_products` placed it live. A
+        restart thus serves the levels served before it (new products in the reference moved
+        the levels of every product near them). Keeps the reference for later new products.
+        """
+        known = None if trained is None else set(trained)
+        mask = np.array([known is None or key in known for key in items], dtype=bool)
+        price, text = hood._log_price, hood._level_text(hood._raw)
+        assert price is not None  # the price kernel is available
+        if mask.all():  # nothing added since training: the neighbourhood's own levels
+            self._level_reference = (price, text)
+            return hood.levels().numpy().copy()
+        old = torch.from_numpy(np.flatnonzero(mask))
+        new = torch.from_numpy(np.flatnonzero(~mask))
+        self._level_reference = (price[old], text[old])
+        levels = torch.zeros(len(items))
+        levels[old] = price_levels(price[old], text[old], price[old], text[old])
+        levels[new] = price_levels(price[new], text[new], *self._level_reference,
+                                   exclude_self=False)  # fmt: skip
+        return levels.numpy()
 
     def _fusion_vectors(
         self,
@@ -417,6 +454,7 @@ class Recommender:
             taste=cfg.taste_epochs > 0,
         )  # fmt: skip
         current = model.state_dict()
+        self._check_known(ckpt.get("node_ids", {}), ids)
         state = _remap(ckpt["state_dict"], ckpt.get("node_ids", {}), ids, current)
         changes = _checkpoint_changes(state, current)
         if changes:
@@ -435,6 +473,27 @@ class Recommender:
             u, i = model._propagate(self._states[-1])
             bias = (model.bias * model.warm).numpy()
         return u.numpy().copy(), i.numpy().copy(), bias.astype(np.float32)
+
+    def _check_known(
+        self, saved: Mapping[str, Sequence[str]], ids: Mapping[str, Sequence[str]]
+    ) -> None:
+        """Refuse a fusion checkpoint that knows none of the store's users and products
+        (``saved``, the checkpoint's keys; ``ids``, the store's): another store's model would
+        serve with every id embedding and product bias zero, without a word. A checkpoint
+        from before the keys were kept passes.
+
+        Raises:
+            NotReadyError: Naming the checkpoint and what to do.
+        """
+        if not all(saved.get(label) for label in ("User", "Product")):
+            return
+        if any(set(saved[label]).intersection(ids.get(label, ())) for label in ("User", "Product")):
+            return
+        raise NotReadyError(
+            f"the fusion model {self.checkpoint} was trained on none of this store's users or "
+            "products (on another store, or its users and products were all replaced since); "
+            "pass this store's models folder as models_dir, or train on this store"
+        )
 
     def _stored_vectors(self, label: str, keys: list[str]) -> np.ndarray:
         table = self.store.query_arrow(
@@ -486,7 +545,10 @@ class Recommender:
         ):
             if rel not in self.store.schema.relationships:
                 continue
-            rows = q(f"MATCH (p:Product)-[:{rel}]->(n:{label}) RETURN p.id AS p, n.id AS n")
+            rows = q(
+                f"MATCH (p:Product)-[:{rel}]->(n:{label}) "
+                f"RETURN p.id AS p, n.{_key_of(schema, label)} AS n"
+            )
             for p, n in zip(rows.column("p").to_pylist(), rows.column("n").to_pylist(),
                             strict=True):  # fmt: skip
                 if p in index:
@@ -496,15 +558,19 @@ class Recommender:
         names = {
             label: {
                 r["id"]: r["name"] or r["id"]
-                for r in self.store.query(f"MATCH (n:{label}) RETURN n.id AS id, n.name AS name")
+                for r in self.store.query(
+                    f"MATCH (n:{label}) RETURN n.{_key_of(schema, label)} AS id, n.name AS name"
+                )
             }
             for label in ("Category", "Brand")
             if label in schema.nodes and schema.node(label).has_property("name")
         }
         parents: dict[str, set[str]] = {}
         if "SUBCATEGORY_OF" in schema.relationships:
+            key = _key_of(schema, "Category")
             for r in self.store.query(
-                "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) RETURN c.id AS c, p.id AS p"
+                "MATCH (c:Category)-[:SUBCATEGORY_OF]->(p:Category) "
+                f"RETURN c.{key} AS c, p.{key} AS p"
             ):
                 parents.setdefault(r["c"], set()).add(r["p"])
         if photos is None:
@@ -525,7 +591,8 @@ class Recommender:
             raise ValidationError("user_id must be a non-empty string")
         row = self.state.user_index.get(user_id)
         if row is None:
-            raise NotFoundError(f"no user {user_id!r} in the store")
+            hint = self._stored_as("users", user_id, self.state.users)
+            raise NotFoundError(f"no user {user_id!r} in the store{hint}")
         return row
 
     def _item_row(self, product_id: object) -> int:
@@ -533,12 +600,31 @@ class Recommender:
             raise ValidationError("product_id must be a non-empty string")
         row = self.state.item_index.get(product_id)
         if row is None:
-            raise NotFoundError(f"no product {product_id!r} in the store")
+            hint = self._stored_as("items", product_id, self.state.items)
+            raise NotFoundError(f"no product {product_id!r} in the store{hint}")
         return row
+
+    def _stored_as(self, what: str, key: str, keys: list[str]) -> str:
+        """`` (did you mean 'u0001'?)`` for a ``key`` not stored that one of ``keys`` is, as
+        :func:`_fold` compares them (spaces around it, another case); empty when none is.
+        The folded keys are cached until the serving state changes."""
+        extra = self.state.extra
+        if f"folded {what}" not in extra:
+            folded: dict[str, str] = {}
+            for stored in keys:
+                folded.setdefault(_fold(stored), stored)
+            extra[f"folded {what}"] = folded
+        near = extra[f"folded {what}"].get(_fold(key))
+        return f" (did you mean {near!r}?)" if near is not None else ""
 
     def scores(self, user_id: str) -> tuple[np.ndarray, str]:
         """Scores of every product for a user, and how they were made (``model`` or
         ``cold-start blend``)."""
+        with self._lock.read():
+            return self._scores(user_id)
+
+    def _scores(self, user_id: str) -> tuple[np.ndarray, str]:
+        """:meth:`scores`, the lock held."""
         u = self._user_row(user_id)
         if self._by_model(np.array([u]))[0]:
             return self._model_scores([u])[0], "model"
@@ -736,11 +822,25 @@ class Recommender:
             raise ValidationError(f"brand must be a string, got {type(brand).__name__}")
         if max_price is not None:
             max_price = real_arg("max_price", max_price, zero=True)
-        for name, flag in (("exclude_seen", exclude_seen), ("explain", explain)):
-            if not isinstance(flag, bool):
-                raise ValidationError(f"{name} must be True or False")
+        exclude_seen, explain = _flag("exclude_seen", exclude_seen), _flag("explain", explain)
         diversity = real_arg("diversity", diversity, zero=True, high=1.0)
-        scores, method = self.scores(user_id)
+        with self._lock.read():
+            return self._recommend(user_id, k, category, brand, max_price, exclude_seen,
+                                   diversity, explain)  # fmt: skip
+
+    def _recommend(
+        self,
+        user_id: str,
+        k: int,
+        category: str | None,
+        brand: str | None,
+        max_price: float | None,
+        exclude_seen: bool,
+        diversity: float,
+        explain: bool,
+    ) -> pd.DataFrame:
+        """:meth:`recommend` of checked arguments, the lock held."""
+        scores, method = self._scores(user_id)
         u = self.state.user_index[user_id]
         keep = np.ones(len(scores), dtype=bool)
         if category is not None:
@@ -788,7 +888,8 @@ class Recommender:
         then the rest strongest first (at most three; one ``popular`` reason, other users'
         interactions with it, when there is none but popularity; none for a product that no
         one else has interacted with)."""
-        return self._reasons(self._user_row(user_id), self._item_row(product_id))
+        with self._lock.read():
+            return self._reasons(self._user_row(user_id), self._item_row(product_id))
 
     def _reasons(self, u: int, i: int, limit: int = 3) -> list[Reason]:
         st = self.state
@@ -897,8 +998,9 @@ class Recommender:
         types = frame["type"].astype(object)
         given = types.notna() & (types.astype(str).str.strip() != "")  # blank: the default
         frame["type"] = types.where(given, "PURCHASED").astype(str).str.upper()
-        report = load(self.store, "live_interactions", {"interactions": frame})
-        self._fold_in(frame, _not_rejected(report, len(frame)))
+        with self._lock.write():
+            report = load(self.store, "live_interactions", {"interactions": frame})
+            self._fold_in(frame, _not_rejected(report, len(frame)))
         return report
 
     def _fold_in(self, frame: pd.DataFrame, written: np.ndarray) -> None:
@@ -977,6 +1079,11 @@ class Recommender:
         frame = _known_columns(_check_frame(frame, ("id",)), PRODUCT_COLUMNS, "add_products")
         if self.fusion is None:
             raise NotReadyError(f"{self.model_name} cannot place new products; train fusion")
+        with self._lock.write():
+            return self._add_products(frame, embed_progress)
+
+    def _add_products(self, frame: pd.DataFrame, embed_progress: bool) -> LoadReport:
+        """:meth:`add_products` of a checked ``frame``, the lock held."""
         single = self._single_links(frame)
         report = load(self.store, "live_products", {"products": frame})
         self._replace_links(frame, single)
@@ -989,7 +1096,7 @@ class Recommender:
         if keys:
             images = self.store.query(
                 "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE p.id IN $keys "
-                "RETURN p.id AS product, i.id AS id",
+                f"RETURN p.id AS product, i.{_key_of(self.store.schema, 'Image')} AS id",
                 {"keys": keys},
             )
             embedded = embed(
@@ -1022,7 +1129,8 @@ class Recommender:
             if column in frame.columns and keys:
                 rows = self.store.query(
                     f"MATCH (p:Product)-[:{rtype}]->(x:{label}) WHERE p.id IN $keys "
-                    "RETURN p.id AS id, count(x) AS n, min(x.id) AS target",
+                    f"RETURN p.id AS id, count(x) AS n, "
+                    f"min(x.{_key_of(self.store.schema, label)}) AS target",
                     {"keys": keys},
                 )
                 out[column] = {r["id"]: r["target"] for r in rows if r["n"] == 1}
@@ -1034,14 +1142,15 @@ class Recommender:
         with several (genres, category levels) keeps them all and gains the new one."""
         for column, before in single.items():
             rtype, label = REPLACED_LINKS[column]
+            key_of = _key_of(self.store.schema, label)
             for product, target in zip(frame["id"], frame[column], strict=True):
                 key, keep = _key(product), _key(target)
                 old = before.get(key or "")
                 if key is None or keep is None or old is None or old == keep:
                     continue
                 self.store.query(
-                    f"MATCH (p:Product {{id: $key}})-[:{rtype}]->(:{label} {{id: $keep}}) "
-                    f"MATCH (p)-[r:{rtype}]->(:{label} {{id: $old}}) DELETE r",
+                    f"MATCH (p:Product {{id: $key}})-[:{rtype}]->(:{label} {{{key_of}: $keep}}) "
+                    f"MATCH (p)-[r:{rtype}]->(:{label} {{{key_of}: $old}}) DELETE r",
                     {"key": key, "keep": keep, "old": old},
                 )
 
@@ -1216,14 +1325,16 @@ class Recommender:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Content-neighbourhood vectors of products from their stored text and image vectors
         (``modalities``, :meth:`_modalities`; the model's principal directions), and their
-        price levels among the products the model was built with, from their log prices
-        (None without the price kernel)."""
+        price levels among the products the model was trained with (:meth:`_price_levels`),
+        from their log prices (None without the price kernel)."""
         assert self.fusion is not None and self.fusion.neighbourhood is not None
         hood = self.fusion.neighbourhood
         levels = None
         if "price" in hood.available:
-            assert log_price is not None  # the model has prices: the schema has them
-            levels = hood.levels_of(log_price, modalities).numpy()
+            # the model has prices: the schema has them; _build set the reference
+            assert log_price is not None and self._level_reference is not None
+            levels = price_levels(log_price.float(), hood._level_text(modalities),
+                                  *self._level_reference, exclude_self=False).numpy()  # fmt: skip
         with torch.no_grad():
             return hood.encode(modalities).numpy(), levels
 
@@ -1241,8 +1352,9 @@ class Recommender:
                     pattern = f"(p:Product {{id: $id}})-[:{base}]->(n:{src})"
                 else:
                     pattern = f"(n:{src})-[:{rel}]->(p:Product {{id: $id}})"
-                keys = [r["k"] for r in self.store.query(f"MATCH {pattern} RETURN n.id AS k",
-                                                         {"id": key})]  # fmt: skip
+                src_key = _key_of(self.store.schema, src)
+                keys = [r["k"] for r in self.store.query(
+                    f"MATCH {pattern} RETURN n.{src_key} AS k", {"id": key})]  # fmt: skip
                 known = [export.index[src][k] for k in keys if k in export.index.get(src, {})]
                 new = [k for k in keys if k not in export.index.get(src, {})]
                 rounds = []
@@ -1259,6 +1371,23 @@ class Recommender:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _flag(name: str, value: object) -> bool:
+    """A True or False argument ``name`` as a Python bool (a numpy boolean is taken).
+
+    Raises:
+        ValidationError: Naming the argument and the value of another type.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ValidationError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _key_of(schema: Schema, label: str) -> str:
+    """The key property of ``label`` in ``schema`` (a Category or Brand of one's own schema
+    may be keyed by ``code``); ``id`` for a label the schema lacks."""
+    return schema.node(label).key if label in schema.nodes else "id"
+
+
 def _key(value: Any) -> str | None:
     """A frame's id as the loader stores it (:func:`graphfusion.columnar.key_list`: stripped,
     a whole float without ``.0``); None where it gives no single key."""

@@ -17,7 +17,9 @@ Endpoints (JSON in and out; every request and response is a Pydantic model of th
 - ``POST /events`` with :class:`EventsRequest` (``products`` and ``interactions``): live
   updates through :meth:`graphfusion.Engine.add_products` (first) and
   :meth:`graphfusion.Engine.add_interactions`; bad rows are reported, not fatal
-  -> :class:`EventsResponse`.
+  -> :class:`EventsResponse`. On a store opened read-only (``Engine(folder, read_only=True)``,
+  ``graphfusion serve --read-only``) it answers 403 and writes nothing; the other endpoints
+  read as usual, and several such servers may share one store folder.
 - ``POST /cypher`` with :class:`CypherRequest` (``query``, ``params``): a read-only Cypher
   query -> :class:`CypherResponse`; off (403) unless the app is made with
   ``allow_cypher=True`` (``graphfusion serve --allow-cypher``).
@@ -116,6 +118,7 @@ from graphfusion.errors import (
     ValidationError,
 )
 from graphfusion.ingest import LoadReport
+from graphfusion.locks import ReadWriteLock
 from graphfusion.store.base import ReadResult
 from graphfusion.store.cypher import (
     READ_ONLY_PROCEDURES,
@@ -229,6 +232,9 @@ class Health(_Response):
     status: Literal["ok"] = "ok"
     version: str = Field(description="graphfusion's version.")
     store: Literal["embedded", "neo4j"] = Field(description="The kind of graph store served.")
+    read_only: bool = Field(
+        description="Whether the store is open read-only (``POST /events`` answers 403)."
+    )
 
 
 class PathNode(_Response):
@@ -519,47 +525,6 @@ class CypherResponse(_Response):
 
 
 # ============================================================================ plumbing
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer holds new readers back."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            try:
-                while self._writer or self._readers:
-                    self._cond.wait()
-            finally:
-                self._waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 class _BodyLimit:
     """ASGI middleware: 413 for a request body over ``limit`` bytes (announced or streamed).
 
@@ -647,7 +612,7 @@ class _Runtime:
     def __init__(self, engine: Engine, image_root: Path | None) -> None:
         self.engine = engine
         self.image_root = image_root.resolve() if image_root is not None else None
-        self.lock = _ReadWriteLock()
+        self.lock = ReadWriteLock()
         self.built: set[str] = set()
 
     @contextmanager
@@ -929,6 +894,7 @@ def create_app(
 
     Args:
         engine: An open engine; the app uses it from several threads and never closes it.
+            On one opened read-only, ``POST /events`` answers 403.
         token: When given, clients must send ``Authorization: Bearer <token>``.
         allow_cypher: Turn on the read-only ``POST /cypher``.
         max_body_bytes: Largest request body; larger ones get 413.
@@ -956,6 +922,7 @@ def create_app(
         "neo4j" if engine.store.dialect.name == "neo4j" else "embedded"
     )
     expected = token.encode() if token is not None else None
+    read_only = bool(engine.store.read_only)
 
     def authorize(
         request: Request,
@@ -1041,7 +1008,7 @@ def create_app(
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:  # async: never waits for a worker thread
         """Liveness: answers while the server runs (no token needed)."""
-        return Health(version=__version__, store=store_kind)
+        return Health(version=__version__, store=store_kind, read_only=read_only)
 
     # for monitors that probe with HEAD (the same answer, without its body)
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
@@ -1141,12 +1108,22 @@ def create_app(
         "/events",
         response_model=EventsResponse,
         dependencies=guarded,
-        responses={**errors, 409: answer("No trained model, or one that cannot take products")},
+        responses={
+            **errors,
+            403: answer("The store is open read-only"),
+            409: answer("No trained model, or one that cannot take products"),
+        },
         tags=["events"],
     )
     def events(body: EventsRequest) -> Response:
         """Live updates: store products and interactions and update the served model (no
         retraining). Bad rows are reported with their line (1 = first item of the list)."""
+        if read_only:
+            raise HTTPException(
+                status_code=403,
+                detail="this service serves a store opened read-only: live updates need a "
+                "server with write access (graphfusion serve without --read-only)",
+            )
         products = _with_image_paths(rt, body.products)
         out = EventsResponse()
         with rt.lock.write():

@@ -55,6 +55,8 @@ from graphfusion.light import (
     DEFAULT_WEIGHTS,
     GROUPS,
     MAX_FIT_USERS,
+    MIN_PRODUCTS,
+    MIN_USERS,
     HeldOut,
     LightFit,
     fit_weights,
@@ -81,6 +83,7 @@ from graphfusion.rec_vectors import (
     user_rec_vectors,
 )
 from graphfusion.repeatable import repeatable
+from graphfusion.schema import Schema
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg, home_path, real_arg
 
@@ -89,6 +92,7 @@ __all__ = [
     "TrainResult",
     "train",
     "load_interactions",
+    "check_interaction_types",
     "pair_strength",
     "pair_features",
     "how_columns",
@@ -137,7 +141,10 @@ class TrainConfig:
         batch_size: Training pairs per step.
         patience: Epochs without a better validation Recall@20 before stopping.
         seed: Seed of the split, the initialization and the negative sampling.
-        interactions: Relationship types (User -> Product) that count as interactions.
+        interactions: Relationship types (User -> Product) that count as interactions, each
+            named once; a type the schema lacks, or one that does not link User to Product,
+            is a bad setting (ValidationError; the default types, where the schema lacks
+            them, a SchemaError).
         cold_items: Share of the products (0 to 0.9) whose interactions are all held out of
             training, to measure cold start. A quarter of them (:data:`COLD_VALID_SHARE`)
             validate how the fusion model ranks new products (the weights of its content-only
@@ -159,6 +166,9 @@ class TrainConfig:
         type_weights: Fusion model: the strength of each interaction type in the users'
             neighbourhood profiles (:func:`pair_strength`: a pair linked by several types
             sums their weights; a type not named weighs 1); None: every pair counts once.
+            Weights of types the schema lacks are refused; weights other than the defaults
+            that change nothing (given to another model, or of types not in
+            ``interactions``) are named in a warning.
             The default, :data:`TYPE_WEIGHTS`, lifted warm Recall@20 on the synthetic shop
             and the Myntra shop (README, recommendation benchmark); it changes nothing where
             one type links every pair (MovieLens's ratings, Amazon's purchases).
@@ -217,9 +227,14 @@ class TrainConfig:
                 value = _plain_number(value)
             object.__setattr__(self, f.name, value)
 
-    def check(self) -> None:
+    def check(self, schema: Schema | None = None) -> None:
         """Raise ValidationError for a setting of the wrong type or out of range (numbers are
-        finite; integers are not booleans)."""
+        finite; integers are not booleans; each interaction type is named once).
+
+        Args:
+            schema: Also check the interaction types and ``type_weights`` against it
+                (:meth:`check_types`).
+        """
         if self.model not in MODELS:
             raise ValidationError(f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
         for name in ("epochs", "dim", "batch_size", "patience", "max_scores"):
@@ -238,8 +253,47 @@ class TrainConfig:
             raise ValidationError(
                 f"interactions must be a non-empty sequence of relationship types, got {types!r}"
             )
+        _check_repeats(types)
         if self.type_weights is not None:
             _check_type_weights(self.type_weights)
+        if schema is not None:
+            self.check_types(schema)
+
+    def check_types(self, schema: Schema) -> None:
+        """Raise ValidationError for interaction types or ``type_weights`` that do not fit
+        ``schema``: a type named in ``interactions`` that it lacks or that does not link User
+        to Product (the default types are left to :meth:`Schema.require`, whose SchemaError
+        says that the schema lacks what training reads), or weights of types it lacks (the
+        default weights name every built-in type: a schema may lack some of them). A schema
+        without User or Product is left to :meth:`Schema.require` too.
+        """
+        if "User" in schema.nodes and "Product" in schema.nodes:
+            # else no interactions to name: Schema.require names the labels it lacks
+            check_interaction_types(
+                schema, self.interactions, unknown=self.interactions != INTERACTIONS
+            )
+        given = self.type_weights if self.type_weights != TYPE_WEIGHTS else None
+        unknown = sorted(set(given or ()) - set(schema.relationships))
+        if unknown:
+            raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
+
+    def ignored_type_weights(self) -> str | None:
+        """Why some of ``type_weights`` change nothing, in words, or None: weights other
+        than the defaults given to a model that does not use them, or weights of types that
+        training does not read (``interactions``)."""
+        weights = self.type_weights
+        if weights is None or weights == TYPE_WEIGHTS:
+            return None
+        if self.model != "fusion":
+            return (f"type_weights are used by the fusion model only: the {self.model} model "
+                    "ignores them")  # fmt: skip
+        untrained = sorted(set(weights) - set(self.interactions))
+        if not untrained:
+            return None
+        return (
+            f"type_weights weigh {', '.join(untrained)}, which training does not read "
+            f"(interactions: {', '.join(self.interactions)}): they change nothing"
+        )
 
 
 @dataclass
@@ -385,14 +439,14 @@ def load_interactions(
         types counts once.
 
     Raises:
-        ValidationError: A type that does not connect User to Product, or bad weights.
+        ValidationError: A type named more than once, one the schema lacks or one that does
+            not link User to Product (:func:`check_interaction_types`), or bad weights.
     """
+    check_interaction_types(store.schema, types)
     users = [r["id"] for r in store.query("MATCH (n:User) RETURN n.id AS id ORDER BY id")]
     items = [r["id"] for r in store.query("MATCH (n:Product) RETURN n.id AS id ORDER BY id")]
     by_type: dict[str, sp.csr_matrix] = {}
     for rtype in types:
-        if not store.schema.rel(rtype).connects("User", "Product"):
-            raise ValidationError(f"{rtype} does not connect User to Product")
         _, by_type[rtype] = link_matrices(store, rtype, users, items)
     # sorted by user then item (csr order): the split must not depend on the store's row order
     strength = pair_strength(by_type, type_weights, (len(users), len(items))).tocoo()
@@ -511,6 +565,43 @@ def pair_strength(
     if type_weights is None:
         out.data[:] = 1.0
     return out
+
+
+def check_interaction_types(schema: Schema, types: Sequence[str], *, unknown: bool = True) -> None:
+    """Raise ValidationError, naming the schema's types from User to Product, for a type of
+    ``types`` named more than once, one the schema lacks (with ``unknown``; else left to
+    :meth:`Schema.require`) or one that does not link User to Product.
+
+    Args:
+        schema: The schema.
+        types: The interaction types.
+        unknown: Refuse the types the schema lacks.
+    """
+    _check_repeats(types)
+    linking = [name for name, rel in schema.relationships.items()
+               if rel.connects("User", "Product")]  # fmt: skip
+    which = (f"its types from User to Product are {', '.join(linking)}" if linking
+             else "it has no type from User to Product")  # fmt: skip
+    for rtype in types:
+        if rtype not in schema.relationships:
+            if unknown:
+                raise ValidationError(
+                    f"interactions name {rtype}, which the schema {schema.name!r} lacks; {which}"
+                )
+        elif rtype not in linking:
+            raise ValidationError(
+                f"interactions name {rtype}, which does not link User to Product; {which}"
+            )
+
+
+def _check_repeats(types: Sequence[str]) -> None:
+    """Raise ValidationError for an interaction type named more than once."""
+    repeated = [t for t in dict.fromkeys(types) if list(types).count(t) > 1]
+    if repeated:
+        raise ValidationError(
+            f"interactions name {repeated[0]} more than once; name each type once, got "
+            f"{', '.join(types)}"
+        )
 
 
 def _plain_number(value: Any) -> Any:
@@ -682,6 +773,52 @@ def _in_blocks(
     return {name: value / counted for name, value in sums.items()}
 
 
+def _validate_epoch(
+    model: torch.nn.Module,
+    rows: np.ndarray,
+    seen: list[list[int]],
+    truth: list[list[int]],
+    block: int,
+    epoch: int,
+    lr: float,
+) -> dict[str, float]:
+    """The validation recalls of ``epoch``: ``valid_recall@20`` and, for a fusion model with
+    a content term, ``valid_content_recall@20`` (the content path ranks new products; its own
+    validation recall counts too, or the weights are kept at an epoch where it has barely
+    started to learn).
+
+    Raises:
+        ValidationError: The model's scores are NaN or +inf (training diverged), naming
+            ``epoch`` and ``lr``.
+    """
+    try:
+        out = {"valid_recall@20": _evaluate(model, rows, seen, truth, block)["recall@20"]}
+        if isinstance(model, FusionGNN) and model.content_weight > 0:
+            content = _evaluate(model, rows, seen, truth, block, content=True)
+            out["valid_content_recall@20"] = content["recall@20"]
+    except _DivergedError as exc:
+        raise ValidationError(
+            f"{exc} after epoch {epoch}; use a smaller lr (it was {lr:g})"
+        ) from None
+    return out
+
+
+class _DivergedError(ValidationError):
+    """The model's scores are NaN or +inf: its training diverged (:func:`_evaluate`)."""
+
+
+def _check_finite_weights(model: torch.nn.Module, epoch: int, lr: float) -> None:
+    """Raise ValidationError when a weight of ``model`` is NaN or infinite after ``epoch``
+    (the loss can stay finite while the steps overflow the weights)."""
+    with torch.no_grad():
+        if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            return
+    raise ValidationError(
+        f"training diverged: the model's weights are not finite after epoch {epoch}; use a "
+        f"smaller lr (it was {lr:g})"
+    )
+
+
 def _evaluate(
     model: torch.nn.Module,
     rows: np.ndarray,
@@ -696,6 +833,8 @@ def _evaluate(
     fn: Any = model.cold_scores if content else model.scores
 
     def metrics(scores: np.ndarray, part: np.ndarray) -> dict[str, float]:
+        if not (scores < np.inf).all():  # the metrics' message would blame the caller
+            raise _DivergedError("training diverged: the model's scores are NaN or +inf")
         return full_ranking_metrics(
             scores, [seen[r] for r in part], [truth[r] for r in part], ks=(10, 20)
         )
@@ -1045,9 +1184,13 @@ def train(
         The history, test metrics and file paths.
 
     Raises:
-        ValidationError: Bad settings, a store opened read-only, or too few interactions to
-            split (no user with validation or test interactions, or no interactions left to
-            train on beside the cold products).
+        ValidationError: Bad settings (among them interaction types the schema lacks or
+            that do not link User to Product, :meth:`TrainConfig.check_types`), a store
+            opened read-only, or too few interactions to split (no user with validation or
+            test interactions, or no interactions left to train on beside the cold products).
+        SchemaError: The schema lacks what training reads and writes: ``User``, ``Product``,
+            their ``id`` keys, their ``fused_vec`` (but for popularity), or the default
+            interaction types.
         KeyboardInterrupt: A Ctrl-C that aborts (below).
 
     **Ctrl-C.** The first Ctrl-C (SIGINT) while the model's epochs run stops them after the
@@ -1066,7 +1209,7 @@ def train(
     puts back; in another thread, or under a handler of the caller's, Ctrl-C is left alone.
     """
     config = config or TrainConfig()
-    config.check()
+    config.check(store.schema)
     store.check_writable("training")
     written = ("User.fused_vec", "Product.fused_vec") if config.model != "popularity" else ()
     store.schema.require(
@@ -1075,11 +1218,9 @@ def train(
         config.interactions,
         ("User.id", "Product.id", *written),  # it reads n.id and writes back fused_vec
     )
-    # the default weights name every built-in type; a schema may lack some of them
-    given = config.type_weights if config.type_weights != TYPE_WEIGHTS else None
-    unknown = sorted(set(given or ()) - set(store.schema.relationships))
-    if unknown:
-        raise ValidationError(f"type_weights name types the schema lacks: {', '.join(unknown)}")
+    ignored = config.ignored_type_weights()
+    if ignored:
+        log.warning("%s", ignored)
     frame, users, items = load_interactions(store, config.interactions, config.type_weights)
     _check_enough(frame, users, items, config.interactions)
     n_u, n_i = len(users), len(items)
@@ -1090,6 +1231,7 @@ def train(
     _warn_trivial_cold(len(cold_items), config.cold_items)
     share = config.light_users if config.model != "popularity" else 0.0
     frame, held_light, light = light_split(frame, share, config.seed)
+    _warn_no_light_users(share, len(light))
     train_df, valid_df, test_df = random_split(frame, seed=config.seed)
     _check_split(train_df, valid_df, test_df)
     seen_train = _per_user(train_df, n_u)
@@ -1172,15 +1314,11 @@ def train(
                 bar.set_description(stopped)
                 break
             spent += time.perf_counter() - started
-            score = _evaluate(model, checked, seen_train, valid, block)["recall@20"]
-            entry = {"epoch": epoch, "loss": total / max(steps, 1), "valid_recall@20": score}
-            if isinstance(model, FusionGNN) and model.content_weight > 0:
-                # The content path ranks new products; its own validation recall counts too,
-                # or the weights are kept at an epoch where it has barely started to learn.
-                on_content = _evaluate(model, checked, seen_train, valid, block, content=True)
-                content = on_content["recall@20"]
-                entry["valid_content_recall@20"] = content
-                score += content
+            _check_finite_weights(model, epoch, config.lr)
+            recalls = _validate_epoch(model, checked, seen_train, valid, block, epoch, config.lr)
+            entry = {"epoch": epoch, "loss": total / max(steps, 1), **recalls}
+            # the content recall, where there is one, counts too (_validate_epoch)
+            score = sum(recalls.values())
             result.history.append(entry)
             shown = {k.removeprefix("valid_"): f"{v:.4f}" for k, v in entry.items()
                      if k != "epoch"}  # fmt: skip
@@ -1349,6 +1487,17 @@ def _warn_trivial_cold(tested: int, share: float) -> None:
             "them, so cold %s %s 1 by construction; hold out more products to measure cold "
             "start", tested, share, " and ".join(f"Recall@{k}" for k in trivial),
             "are" if len(trivial) > 1 else "is",
+        )  # fmt: skip
+
+
+def _warn_no_light_users(share: float, light: int) -> None:
+    """Warn when ``light_users`` asked for light users and the store has too few to make any
+    (:func:`graphfusion.light.light_split`): the defaults are kept, as with 0."""
+    if share > 0 and not light:
+        log.warning(
+            "light_users=%g made no user light: fewer than %d users with %d or more products "
+            "would be (%d per third: search, confirm, test); the light-user blend keeps its "
+            "default weights", share, 3 * MIN_USERS, MIN_PRODUCTS, MIN_USERS,
         )  # fmt: skip
 
 

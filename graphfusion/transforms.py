@@ -297,13 +297,19 @@ def _plain_text(v: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# US, British, German ("GmbH & Co. KG"), French, Spanish and Mexican ("S.A. de C.V."),
+# Italian, Dutch, Nordic and Australian legal forms; longer spellings first
 _LEGAL_FORM = (
     r"(?:Inc|Incorporated|Co|Corp|Corporation|Company|Ltd|Limited|LLC|L\.L\.C|LP|L\.P|GmbH|AG|"
-    r"S\.A|S\.p\.A|PLC|N\.V|B\.V)"
+    r"KG|S\.?A\.? de C\.?V|S\.A\.S|SAS|SARL|S\.A|SA|S\.p\.A|S\.r\.l|Srl|PLC|N\.V|B\.V|Pty|"
+    r"Oy|AB|A/S)"
 )
 _COMPANY_SPLIT = re.compile(r";\s*(?:and\s+)?|,\s+and\s+(?=[A-Z])")
-# "A Inc. and B Corp.": a legal form ends a firm before "and" or "&" (not "Crate and Barrel")
-_COMPANY_JOINED = re.compile(rf"(\b{_LEGAL_FORM}\b\.?),?\s+(?:and|&)\s+(?=[A-Z])")
+# "A Inc. and B Corp.": a legal form ends a firm before "and" or "&" (not "Crate and Barrel"),
+# unless another legal form follows ("GmbH & Co. KG" is one)
+_COMPANY_JOINED = re.compile(
+    rf"(\b{_LEGAL_FORM}\b\.?),?\s+(?:and|&)\s+(?=[A-Z])(?!{_LEGAL_FORM}\b)"
+)
 _COMPANY_LABEL = re.compile(r"^[A-Z][A-Za-z ]{0,30}:\s*")
 _COMPANY_ADDRESS_AFTER_FORM = re.compile(
     rf"^(.+?\b{_LEGAL_FORM}\b\.?)(?:,?\s+{_LEGAL_FORM}\b\.?)*,\s", re.I
@@ -312,7 +318,8 @@ _COMPANY_FORM_OF = re.compile(rf"^(.+?\b{_LEGAL_FORM}\b\.?)\s+of\s", re.I)
 _COMPANY_TAIL = re.compile(
     r",\s+(?:a|an|now|owner|until|previously)\s|,?\s+(?:dba|d/b/a|on behalf)\b|\s+\(", re.I
 )
-_LEGAL_TAIL = re.compile(rf"(?:,?\s+{_LEGAL_FORM}\b\.?)+$", re.I)
+_LEGAL_TAIL = re.compile(rf"(?:,?\s+(?:(?:and|&)\s+)?{_LEGAL_FORM}\b\.?)+$", re.I)
+_LEGAL_ONLY = re.compile(rf"^(?:{_LEGAL_FORM}\b\.?[\s,&]*)+$", re.I)
 _SENTENCE_VERB = re.compile(r"\b(?:was|were|is|are|has|have|had)\b")
 
 
@@ -330,7 +337,7 @@ def _company_name(part: str) -> str | None:
     part = _COMPANY_TAIL.split(part, 1)[0].strip(' ,;."')
     name = _LEGAL_TAIL.sub("", part).strip(' ,;."') or part
     name = re.sub(r"^The\s+", "", name)
-    if not name or _SENTENCE_VERB.search(name):
+    if not name or _SENTENCE_VERB.search(name) or _LEGAL_ONLY.match(name):
         return None
     return name
 
@@ -340,8 +347,9 @@ def _companies(v: Any, o: Mapping[str, Any]) -> Any:
     recalls: ``"Secop GmbH, of Germany; and True Manufacturing Co. Inc., of O'Fallon, Missouri"``
     gives ``["Secop", "True Manufacturing"]``. Firms are split at ``;``, ``, and`` and at
     ``and`` or ``&`` after a legal form (``"Acme Inc. and Beta Corp."``); the
-    address (``, of ...``), ``d/b/a`` and ``a division of`` tails, legal forms (Inc., Corp., LLC)
-    and a leading "The" are dropped, so spellings of one firm share a slug."""
+    address (``, of ...``), ``d/b/a`` and ``a division of`` tails, legal forms (Inc., Corp.,
+    LLC, GmbH & Co. KG, S.A. de C.V., SAS, AB, Pty Ltd...) and a leading "The" are dropped, so
+    spellings of one firm share a slug; a legal form alone names no firm."""
     if not isinstance(v, str):
         return v
     names: list[str] = []

@@ -4,6 +4,11 @@
 :class:`~graphfusion.schema.Property`: then a value outside the property's declared range
 (``min`` and ``max`` in the schema) is refused too, with a reason such as ``"price -5.0 is
 below its minimum 0"`` (:func:`range_fault`).
+
+Dates and times have one accepted range whatever their spelling (ISO text, Unix seconds,
+datetimes): from :data:`EARLIEST_TIME` to the current clock plus :data:`FUTURE_TOLERANCE`
+(:func:`time_fault`); the converter's fast path for ISO text and the column path
+(:mod:`graphfusion.columnar`) accept what :func:`coerce` accepts, with its reasons.
 """
 
 from __future__ import annotations
@@ -38,10 +43,26 @@ __all__ = [
     "require_scalar",
     "union_lists",
     "MAX_STRING_BYTES",
+    "EARLIEST_TIME",
+    "FUTURE_TOLERANCE",
+    "latest_time",
+    "time_fault",
+    "refuse_future_times",
 ]
 
 #: Longest string property accepted (bytes of UTF-8); longer values are rejected, not cut.
 MAX_STRING_BYTES = 1_000_000
+
+#: Earliest date and time accepted (naive UTC). An earlier one is a placeholder
+#: (``0001-01-01T00:00:00`` is .NET's ``DateTime.MinValue``) or a misread, no event of a shop;
+#: it is refused as any other bad value: a row error in a load.
+EARLIEST_TIME = dt.datetime(1000, 1, 1)
+#: How far after the current clock (UTC) a date and time may be: enough for a clock a little
+#: fast or a time zone the value did not name, not for a year typed wrong. A later one is bad
+#: input: a row error in a load (a live update's row included), so it never reaches the store;
+#: the behaviour features leave out those a store holds already
+#: (:mod:`graphfusion.features.behaviour`).
+FUTURE_TOLERANCE = dt.timedelta(days=1)
 
 _NOT_FINITE = "vector holds NaN or infinite values"
 
@@ -260,7 +281,8 @@ def coerce(value: Any, target: PropertyType | Property) -> Any:
 
     Raises:
         ValueError: With the reason, when the value does not fit the type or is out of the
-            property's range.
+            property's range, or is a date and time outside the accepted range
+            (:func:`time_fault`: before the year 1000, or in the future).
     """
     ptype, ranged = _target(target)
     if ptype.is_list:
@@ -346,14 +368,18 @@ def _converter(ptype: PropertyType) -> Callable[[Any], Any]:
     if name == "datetime":
 
         def to_datetime(value: Any) -> Any:
-            if type(value) is str and len(value) >= 10:
+            # only the spellings pandas reads alike, in years that no time zone takes out of
+            # range; anything else (and every fault) from coerce, so the reasons are its own
+            if type(value) is str and _PLAIN_ISO.fullmatch(value) is not None:
                 try:
                     out = dt.datetime.fromisoformat(value)
                 except ValueError:
                     return coerce(value, ptype)
-                if out.tzinfo is not None:
-                    out = out.astimezone(dt.UTC).replace(tzinfo=None)
-                return out
+                if EARLIEST_TIME.year < out.year < 9999:
+                    if out.tzinfo is not None:
+                        out = out.astimezone(dt.UTC).replace(tzinfo=None)
+                    if _not_future(out):
+                        return out
             return coerce(value, ptype)
 
         return to_datetime
@@ -464,6 +490,14 @@ def _to_bool(value: Any) -> bool:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: Words pandas reads as the day they are read on.
 _RELATIVE_DAYS = frozenset({"now", "today", "tomorrow", "yesterday"})
+#: An ISO date, and maybe a time and a zone, as Python's ``fromisoformat`` and pandas read
+#: alike (``fromisoformat`` reads week dates, any separator and offsets in seconds too).
+_PLAIN_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
+#: Four digits in a row: a text that spells its year (pandas gives "Dec 5" the year 1).
+_YEAR = re.compile(r"[0-9]{4}")
 #: A time of day alone, which pandas dates today.
 _TIME_ONLY = re.compile(
     r"\s*T?\d{1,2}(:\d{2}){1,2}(\.\d+)?\s*([ap]\.?m\.?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*", re.I
@@ -471,11 +505,18 @@ _TIME_ONLY = re.compile(
 
 
 def _to_datetime(value: Any) -> dt.datetime:
+    out = _read_datetime(value)
+    fault = time_fault(out)
+    if fault is not None:
+        raise ValueError(fault)
+    return out
+
+
+def _read_datetime(value: Any) -> dt.datetime:
+    """``value`` as a naive UTC datetime, checked for being a date and time but not for
+    being in the accepted range (years before 1000 aside, which Python cannot always hold)."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        # Unix seconds.
-        if not math.isfinite(float(value)) or not -1e11 < float(value) < 1e11:
-            raise ValueError(f"{value!r} is not a Unix time in seconds")
-        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC).replace(tzinfo=None)
+        return _from_unix(value)
     if isinstance(value, str) and _CONTROL.search(value):  # pandas reads "2024\x00" as 2024
         raise ValueError(f"{value[:40]!r} is not a date or time (it holds a control character)")
     try:
@@ -485,12 +526,111 @@ def _to_datetime(value: Any) -> dt.datetime:
     if ts is pd.NaT or pd.isna(ts):
         raise ValueError(f"{str(value)[:40]!r} is not a date or time")
     if isinstance(value, str) and (
-        value.strip().lower() in _RELATIVE_DAYS or _TIME_ONLY.fullmatch(value) or ts.year < 1000
+        value.strip().lower() in _RELATIVE_DAYS
+        or _TIME_ONLY.fullmatch(value)
+        or (ts.year < EARLIEST_TIME.year and _YEAR.search(value) is None)
     ):  # pandas fills in today ("12:30", "now") or the year 1 ("Dec 5"): the load's day
         raise ValueError(f"{value[:40]!r} is not a date (it gives no day, or no year)")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.to_pydatetime()
+    try:
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        early = ts.year < EARLIEST_TIME.year
+    except (ValueError, OverflowError):  # a zone took it out of pandas' range
+        raise ValueError(f"{str(value)[:40]!r} is not a date or time") from None
+    if early:  # before Python's year 1, maybe
+        raise ValueError(_before(ts.year, ts.month, ts.day))
+    try:
+        out: dt.datetime = ts.to_pydatetime(warn=False)  # nanoseconds cut, as fromisoformat
+    except (ValueError, OverflowError):  # after 9999
+        raise ValueError(f"{str(value)[:40]!r} is not a date or time") from None
+    return out
+
+
+#: Unix seconds of :data:`EARLIEST_TIME`.
+_EARLIEST_UNIX = (EARLIEST_TIME - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+def _from_unix(value: float | np.integer | np.floating) -> dt.datetime:
+    """A number of Unix seconds as a naive UTC datetime."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or not seconds < 1e11:  # milliseconds, most likely
+        raise ValueError(f"{value!r} is not a Unix time in seconds")
+    if seconds < _EARLIEST_UNIX:
+        raise ValueError(f"Unix time {value!r} is before the year {EARLIEST_TIME.year}")
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(tzinfo=None)
+
+
+def _before(year: int, month: int, day: int) -> str:
+    return f"{year:04d}-{month:02d}-{day:02d} is before the year {EARLIEST_TIME.year}"
+
+
+def _span(delta: dt.timedelta) -> str:
+    """``1 day``, ``2 days`` or, for a span that is no whole number of days, its ``str``."""
+    if delta % dt.timedelta(days=1):
+        return str(delta)
+    return f"{delta.days} day" + ("" if delta.days == 1 else "s")
+
+
+def latest_time() -> dt.datetime:
+    """The latest date and time accepted now (naive UTC): the clock plus
+    :data:`FUTURE_TOLERANCE`."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) + FUTURE_TOLERANCE
+
+
+# A latest_time() read before: never later than the one now (the clock runs forward), so a
+# value up to it is in range without reading the clock again.
+_checked_latest = [dt.datetime.min]
+
+
+def _not_future(value: dt.datetime) -> bool:
+    """Whether ``value`` (naive UTC) is no later than :func:`latest_time`."""
+    if value <= _checked_latest[0]:
+        return True
+    _checked_latest[0] = latest = latest_time()
+    return value <= latest
+
+
+def time_fault(value: dt.datetime, latest: dt.datetime | None = None) -> str | None:
+    """Why ``value`` (naive UTC) is outside the accepted range, or None: before
+    :data:`EARLIEST_TIME`, or after ``latest`` (by default :func:`latest_time`: the clock
+    plus :data:`FUTURE_TOLERANCE`).
+
+    Example:
+        >>> time_fault(dt.datetime(3000, 1, 1))
+        '3000-01-01T00:00:00 UTC is in the future (more than 1 day after the current time)'
+    """
+    if value < EARLIEST_TIME:
+        return _before(value.year, value.month, value.day)
+    if (value <= latest) if latest is not None else _not_future(value):
+        return None
+    return (
+        f"{value.isoformat()} UTC is in the future "
+        f"(more than {_span(FUTURE_TOLERANCE)} after the current time)"
+    )
+
+
+def refuse_future_times(values: Sequence[Any] | pd.Series, what: str) -> None:
+    """Refuse a batch holding a date and time in the future (later than the clock plus
+    :data:`FUTURE_TOLERANCE`), before anything of it is written; other bad values are left to
+    the load, which reports them row by row.
+
+    Args:
+        values: The raw values (text, numbers, datetimes; missing ones are skipped).
+        what: What they are, for the message (``"ts"``).
+
+    Raises:
+        ValidationError: Naming the first value in the future and its position (1 = first).
+    """
+    latest = latest_time()
+    for line, value in enumerate(values, start=1):
+        if is_missing(value):
+            continue
+        try:
+            out = _read_datetime(value)
+        except ValueError:
+            continue
+        if out > latest:
+            raise ValidationError(f"{what} {value!r} (item {line}): {time_fault(out, latest)}")
 
 
 def _coerce_list(value: Any, ptype: PropertyType) -> list[Any] | None:

@@ -24,7 +24,7 @@ import neo4j.time
 from graphfusion.cypher_recipes import recommend_query
 from graphfusion.store import EmbeddedStore
 from graphfusion.store.cypher import may_write
-from graphfusion.store.dialect import LADYBUG, NEO4J
+from graphfusion.store.dialect import LADYBUG, index_name
 
 
 def FakeRecord(data: dict[str, Any]) -> neo4j.Record:
@@ -93,12 +93,69 @@ def pack_parameters(params: dict[str, Any]) -> None:
     Packer(Packer.new_packable_buffer()).pack(params, hooks)
 
 
+_CREATE_VECTOR = re.compile(
+    r"CREATE VECTOR INDEX (\w+) IF NOT EXISTS FOR \(n:(\w+)\) ON \(n\.(\w+)\) OPTIONS "
+    r"\{indexConfig: \{`vector\.dimensions`: (\d+), `vector\.similarity_function`: '(\w+)'\}\}"
+)
+_CREATE_CONSTRAINT = re.compile(
+    r"CREATE CONSTRAINT (\w+) IF NOT EXISTS FOR \(n:(\w+)\) REQUIRE n\.(\w+) IS UNIQUE"
+)
+#: The columns of ``SHOW INDEXES`` that the Neo4j store reads.
+INDEX_COLUMNS = ["name", "type", "labelsOrTypes", "properties", "options"]
+
+
+def index_row(
+    name: str, kind: str, label: str, prop: str, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A row of Neo4j 5's ``SHOW INDEXES`` (``kind``: ``RANGE``, ``VECTOR``...)."""
+    return {"name": name, "type": kind, "labelsOrTypes": [label], "properties": [prop],
+            "options": options or {"indexProvider": "range-1.0", "indexConfig": {}}}  # fmt: skip
+
+
+def vector_index_row(name: str, label: str, prop: str, dim: int, similarity: str) -> dict[str, Any]:
+    """A vector index as ``SHOW INDEXES`` lists it (the similarity in capitals, as Neo4j 5)."""
+    config = {"vector.dimensions": dim, "vector.similarity_function": similarity.upper()}
+    return index_row(name, "VECTOR", label, prop, {"indexProvider": "vector-2.0",
+                                                   "indexConfig": config})  # fmt: skip
+
+
 class RecordingDriver:
+    """Records every statement; answers from ``responder``, but for the server's index
+    catalogue: ``CREATE ... IF NOT EXISTS`` adds to :attr:`indexes` as Neo4j 5 does (nothing
+    when an index of that name, or one of that kind on that label and property, is there) and
+    ``SHOW INDEXES`` lists it.
+
+    Attributes:
+        indexes: The server's indexes, as ``SHOW INDEXES`` rows (:func:`index_row`); a test
+            may put some there first, as a database that graphfusion did not make holds them.
+    """
+
     def __init__(self, responder: Callable[[str, dict[str, Any]], Response] | None = None) -> None:
         self.calls: list[Call] = []
         self.closed = False
         self.records_read = 0
         self.responder = responder or default_responder
+        self.indexes: list[dict[str, Any]] = []
+
+    def _catalogue(self, query: str) -> Response | None:
+        """The answer of a ``SHOW INDEXES``; a ``CREATE`` of an index or constraint is noted."""
+        if query.startswith("SHOW INDEXES"):
+            return INDEX_COLUMNS, [dict(row) for row in self.indexes]
+        made = None
+        if vector := _CREATE_VECTOR.fullmatch(query):
+            name, label, prop, dim, sim = vector.groups()
+            made = vector_index_row(name, label, prop, int(dim), sim)
+        elif unique := _CREATE_CONSTRAINT.fullmatch(query):
+            name, label, prop = unique.groups()
+            made = index_row(name, "RANGE", label, prop)
+        if made is not None and not any(
+            row["name"] == made["name"]
+            or (row["type"], row["labelsOrTypes"], row["properties"])
+            == (made["type"], made["labelsOrTypes"], made["properties"])
+            for row in self.indexes
+        ):
+            self.indexes.append(made)
+        return None
 
     def execute_query(
         self, query: Any, parameters_: dict[str, Any] | None = None, database_: str | None = None,
@@ -112,7 +169,9 @@ class RecordingDriver:
         transformer = kwargs.get("result_transformer_")
         self.calls.append(Call(text, params, database_, kwargs))
         responder: Any = self.responder
-        if isinstance(responder, EmbeddedResponder):
+        if (shown := self._catalogue(text)) is not None:
+            response: Response = shown
+        elif isinstance(responder, EmbeddedResponder):
             response = responder.respond(text, params, read=_is_read(kwargs.get("routing_")))
         else:
             response = responder(text, params)
@@ -174,6 +233,22 @@ def _neo4j_value(value: Any) -> Any:
     return value
 
 
+def _index_call(label: str, prop: str) -> str:
+    """How the Neo4j store asks the vector index of ``label.prop`` for ``$k`` nodes."""
+    return f"CALL db.index.vector.queryNodes('{index_name(label, prop)}', $k, $vector) YIELD node"
+
+
+def _exact_nearest(label: str, prop: str, dim: int) -> str:
+    """The ``$k`` nodes of ``label`` most cosine-similar to ``$vector``, as LadybugDB finds
+    them (the index's own candidates, exactly; what Neo4j scores them by is left to the rest
+    of the statement)."""
+    cosine = LADYBUG.cosine_similarity(f"node.{prop}", "$vector", dim)
+    return (
+        f"MATCH (node:{label}) WHERE node.{prop} IS NOT NULL "
+        f"WITH node ORDER BY {cosine} DESC LIMIT $k"
+    )
+
+
 class ReadAccessError(Exception):
     """What Neo4j answers to a write sent in a read transaction."""
 
@@ -184,11 +259,14 @@ class EmbeddedResponder:
     """Answers the Neo4j store's statements from an embedded store, as Neo4j 5 would.
 
     Only what the dialects spell differently is rewritten before the statement runs on
-    LadybugDB: the vector index search (``db.index.vector.queryNodes``, kept to its ``$k``
-    best as the index gives them), ``vector.similarity.cosine``, ``type(r)``, the list
-    comprehension of ``merge: union`` lists, and the pure-Cypher recipe. Schema statements
-    are answered with nothing. Temporal values come back as ``neo4j.time`` types, and a
-    statement that may write, sent in a read transaction, is refused as Neo4j refuses it.
+    LadybugDB: the vector index search (``db.index.vector.queryNodes ... YIELD node``: the
+    ``$k`` most cosine-similar nodes, exactly; the rest of the statement, its scoring
+    included, runs as sent), ``vector.similarity.cosine`` (as Neo4j computes it: its cosine
+    index's score ``(1 + cosine) / 2``, not the cosine), ``type(r)``, the list comprehension
+    of ``merge: union`` lists, and the pure-Cypher recipe. Schema statements are answered
+    with nothing (the :class:`RecordingDriver` keeps the index catalogue). Temporal values
+    come back as ``neo4j.time`` types, and a statement that may write, sent in a read
+    transaction, is refused as Neo4j refuses it.
 
     Attributes:
         store: The embedded store that answers.
@@ -200,10 +278,7 @@ class EmbeddedResponder:
         self.failures: list[tuple[str, str]] = []
         self._dims = {p.name: p.type.dim or 0 for _, p in store.schema.vector_properties()}
         self._heads = {
-            NEO4J.nearest(label, p.name, p.type.dim or 0): LADYBUG.nearest(
-                label, p.name, p.type.dim or 0
-            )
-            + " ORDER BY score DESC LIMIT $k"
+            _index_call(label, p.name): _exact_nearest(label, p.name, p.type.dim or 0)
             for label, p in store.schema.vector_properties()
         }
         self._whole = {recommend_query("neo4j"): recommend_query("ladybug")}
@@ -231,7 +306,9 @@ class EmbeddedResponder:
                     dim = self._dims[prop.group(1)]
                 elif param and isinstance(params.get(param.group(1)), list):
                     dim = len(params[param.group(1)])
-            query = query[:i] + LADYBUG.cosine_similarity(args[0], args[1], dim) + query[end:]
+            # Neo4j's function is its cosine index's score, (1 + cosine) / 2 (in [0, 1])
+            neo4j_score = f"((1 + {LADYBUG.cosine_similarity(args[0], args[1], dim)}) / 2)"
+            query = query[:i] + neo4j_score + query[end:]
         return query
 
     def respond(

@@ -291,6 +291,7 @@ def test_non_finite_numbers_are_bad_usage(
         (["load", "synthetic", "--source", "shop=a", "--source", "shop=b"], "--source"),
         (["load", "synthetic", "--source", "shop=a", "--source", " shop =b"], "--source"),
         (["cypher", "RETURN $x AS x", "--param", "x=1", "--param", "x=2"], "--param"),
+        (["train", "--type-weights", "PURCHASED=4,purchased=2"], "--type-weights"),
     ],
 )
 def test_a_name_given_twice_is_bad_usage(

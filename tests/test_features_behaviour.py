@@ -73,7 +73,7 @@ def test_behaviour_vectors_do_not_pile_up_in_the_cache(tmp_path: Path) -> None:
         for day, user in enumerate(["u1", "u2", "u3"], start=1):
             engine.store.upsert_relationships(
                 "VIEWED",
-                pd.DataFrame({"src": [user], "dst": ["p1"], "ts": [pd.Timestamp(2030, 1, day)]}),
+                pd.DataFrame({"src": [user], "dst": ["p1"], "ts": [pd.Timestamp(2024, 1, day)]}),
                 start="User",
                 end="Product",
             )

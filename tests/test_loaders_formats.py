@@ -420,6 +420,26 @@ def test_firm_key() -> None:
     assert key("Ёлка ООО", {}) == "елкаооо"
 
 
+@pytest.mark.parametrize(
+    ("field", "firms"),
+    [
+        # German, Mexican, French and Nordic legal forms: "& Co. KG" made a firm "Co. KG"
+        ("Foo GmbH & Co. KG, of Hamburg, Germany", ["Foo"]),
+        ("Bar S.A. de C.V., of Monterrey, Mexico; and Baz SA", ["Bar", "Baz"]),
+        ("Societe Generale SA and Orange S.A.S.", ["Societe Generale", "Orange"]),
+        ("Nordic Oy; Svensk AB; Dansk A/S; Aussie Pty Ltd",
+         ["Nordic", "Svensk", "Dansk", "Aussie"]),
+        # a legal form alone names no firm
+        ("Acme Inc. and Inc.", ["Acme"]),
+        ("Inc.", None),
+        # words that are legal forms elsewhere stay in a name
+        ("Sa Sa Cosmetics; KG Gear", ["Sa Sa Cosmetics", "KG Gear"]),
+    ],
+)  # fmt: skip
+def test_companies_drop_legal_forms_of_other_countries(field: str, firms: list[str] | None) -> None:
+    assert TRANSFORMS["companies"](field, {}) == firms
+
+
 # ----------------------------------------------------------------------------- clothing
 
 

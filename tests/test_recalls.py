@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,6 +167,12 @@ def test_recalls_command(tmp_path: Path) -> None:
     assert (
         "2 firms named by 3+ recalls" in res.output and "Acme (manufacturer): fire 3" in res.output
     )
+    # --plot where no firm qualifies said nothing and wrote nothing
+    args = ["recalls", "--min-recalls", "50", "--store", folder, "--plot", str(tmp_path / "p")]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "no plots: no firm is named by 50 or more recalls" in res.stderr
+    assert not (tmp_path / "p").exists()
     Engine(tmp_path / "empty").close()  # a store, with no recalls in it
     empty = runner.invoke(main, ["recalls", "--store", str(tmp_path / "empty")])
     assert empty.exit_code == 1 and "no recalls" in empty.output
@@ -182,6 +189,30 @@ def test_words_that_merely_contain_a_hazard_word_name_no_hazard() -> None:
         ]
     )
     assert frame["hazards"].tolist() == [["fire"], ["electric shock"], ["fire", "burn"]]
+
+
+def test_an_injury_is_an_impact_hazard_only_where_no_other_hazard_is_named() -> None:
+    """Texts that say "burn injuries" or "injury or death from carbon monoxide poisoning"
+    counted as impact-or-injury recalls too (30 of the real export's 372 recalls), swelling
+    that type's row of the cluster table from 33 recalls to 63."""
+    frame = hazard_types(
+        [
+            "The kettle can burst, posing a risk of burn injuries to consumers.",
+            "The range can emit carbon monoxide, posing a risk of injury or death from "
+            "carbon monoxide poisoning.",
+            "The blade can detach, posing an injury hazard.",
+            "The lid can fly off and strike consumers, posing injury and burn hazards.",
+            "Riesgo de lesiones.",
+        ]
+    )
+    assert frame["hazards"].tolist() == [
+        ["burn"],
+        ["poisoning"],
+        ["impact or injury"],
+        ["impact or injury", "burn"],
+        ["impact or injury"],
+    ]
+    assert frame["method"].tolist() == ["named"] * 5
 
 
 def test_recalls_that_name_no_firm(tmp_path: Path) -> None:
@@ -262,3 +293,36 @@ def test_a_firms_main_hazard_is_a_hazard(tmp_path: Path) -> None:
         engine.store.write_rel_table("NAMES", pa.table({"src": ["r1", "r2"], "dst": ["a", "a"]}),
                                      start="Recall", end="Supplier")  # fmt: skip
         assert engine.recalls().companies["main_hazard"].tolist() == ["unknown"]
+
+
+def test_a_tie_for_a_firms_main_hazard_goes_to_its_latest_recall(tmp_path: Path) -> None:
+    """A firm whose recalls name two types equally often got whichever pandas' sort put
+    first (27 of the 67 repeat firms of the real export tie); now the type of its latest
+    recall, by date, then by recall id where the dates are equal or missing."""
+    with Engine(tmp_path / "store") as engine:
+        engine.store.write_node_table("Recall", pa.table({
+            "id": ["r1", "r2", "r3", "r4", "r5", "r6"],
+            "hazard": ["Posing a fire hazard.", "Posing a burn hazard.",
+                       "Posing a laceration hazard.", "Posing a fire hazard.",
+                       "Posing a burn hazard.", "Posing a laceration hazard."],
+            "ts": pa.array([dt.datetime(2020, 1, 1), dt.datetime(2024, 1, 1),
+                            dt.datetime(2019, 1, 1), dt.datetime(2022, 1, 1), None, None],
+                           pa.timestamp("us")),
+        }))  # fmt: skip
+        engine.store.write_node_table(
+            "Supplier", pa.table({"id": ["a", "b", "c"], "name": ["A", "B", "C"]})
+        )
+        engine.store.write_rel_table("NAMES", pa.table({
+            "src": ["r1", "r2", "r3", "r4", "r5", "r6"], "dst": ["a", "a", "b", "b", "c", "c"],
+        }), start="Recall", end="Supplier")  # fmt: skip
+        companies = engine.recalls().companies.set_index("supplier_id")
+    assert companies["main_hazard"].to_dict() == {"a": "burn", "b": "fire", "c": "laceration"}
+    assert list(companies.at["a", "hazard_types"]) == ["burn", "fire"]
+
+
+def test_a_hazard_text_of_invisible_characters_is_no_text() -> None:
+    """A text of zero-width or control characters alone is no hazard text (``unknown``), as
+    ``embed`` treats it; the text encoder refuses to encode it."""
+    frame = hazard_types(["\u200b\u200b", "\x00", " \u200d "])
+    assert frame["hazard_type"].tolist() == ["unknown"] * 3
+    assert frame["method"].tolist() == ["none"] * 3

@@ -26,6 +26,7 @@ from graphfusion import Engine
 from graphfusion.cli import main
 from graphfusion.errors import QueryError, ValidationError
 from graphfusion.ingest import load
+from graphfusion.locks import ReadWriteLock
 from graphfusion.service import (
     MAX_CYPHER_ROWS,
     MAX_EVENTS,
@@ -34,7 +35,6 @@ from graphfusion.service import (
     MAX_TOP,
     ReadOnlyViolation,
     _read_only_query,
-    _ReadWriteLock,
     _Runtime,
     check_bind,
     check_read_only,
@@ -78,7 +78,12 @@ def test_healthz_and_openapi(client: TestClient) -> None:
     health = client.get("/healthz")  # no token needed
     assert health.status_code == 200
     assert client.head("/healthz").status_code == 200  # for monitors that probe with HEAD
-    assert health.json() == {"status": "ok", "version": "0.1.0", "store": "embedded"}
+    assert health.json() == {
+        "status": "ok",
+        "version": "0.1.0",
+        "store": "embedded",
+        "read_only": False,
+    }
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
         "/healthz",
@@ -717,7 +722,7 @@ def test_openapi_lists_the_statuses_each_endpoint_answers(tiny_shop: Path, tmp_p
 
 
 def test_read_write_lock() -> None:
-    lock = _ReadWriteLock()
+    lock = ReadWriteLock()
     order: list[str] = []
     inside = threading.Barrier(2, timeout=5)
 

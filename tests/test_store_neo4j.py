@@ -15,7 +15,7 @@ from graphfusion.errors import QueryError, StoreError, ValidationError
 from graphfusion.schema import load_schema
 from graphfusion.search import similar
 from graphfusion.store import Neo4jStore, open_store
-from graphfusion.store.dialect import NEO4J
+from graphfusion.store.dialect import NEO4J, SHOW_INDEXES
 
 try:
     from cypher_lint import cypher_lint_available, lint_cypher, unavailable_reason
@@ -33,7 +33,8 @@ def _store(database: str = "shop") -> tuple[Neo4jStore, RecordingDriver]:
 def test_connect_creates_constraints_and_vector_indexes_first() -> None:
     _, driver = _store()
     schema = load_schema()
-    assert driver.queries == NEO4J.schema_ddl(schema)
+    # then one read of the index catalogue checks the vector indexes (test_neo4j_round2.py)
+    assert driver.queries == [*NEO4J.schema_ddl(schema), SHOW_INDEXES]
     assert all(c.database == "shop" for c in driver.calls)
     assert driver.queries[0] == (
         "CREATE CONSTRAINT user_id_unique IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE"
@@ -255,9 +256,21 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
         store.upsert_nodes("Product", pd.DataFrame({"id": [key], "title": ["Live"]}))
         store.upsert_nodes("User", pd.DataFrame({"id": [key]}))
         store.upsert_relationships(
-            "VIEWED", pd.DataFrame({"src": [key], "dst": [key], "weight": [1.0]}),
+            "VIEWED", pd.DataFrame({"src": [key], "dst": [key], "weight": [1.0],
+                                    "ts": [dt.datetime(2024, 1, 2)]}),
             start="User", end="Product",
         )  # fmt: skip
+        # the behaviour features' recency: a naive time is a LocalDateTime, as the stored ts
+        recency = store.query(
+            "MATCH (:User {id: $k})-[e:VIEWED]->() RETURN "
+            "count(CASE WHEN e.ts <= $latest THEN 1 END) AS n",
+            {"k": key, "latest": dt.datetime(2030, 1, 1)},
+        )
+        assert recency == [{"n": 1}]
+        # Neo4j's vector.similarity.cosine is (1 + cosine) / 2; the dialect maps it back
+        opposite = NEO4J.cosine_similarity("$a", "$b", 2)
+        (row,) = store.query(f"RETURN {opposite} AS c", {"a": [1.0, 0.0], "b": [-1.0, 0.0]})
+        assert row["c"] == pytest.approx(-1.0, abs=1e-6)
         rows = store.query(
             "MATCH (u:User {id: $k})-[e:VIEWED]->(p:Product {id: $k}) RETURN p.title AS t",
             {"k": key},
@@ -276,6 +289,9 @@ def test_live_neo4j() -> None:  # pragma: no cover - needs a server
 
 
 def test_similar_uses_the_vector_index() -> None:
+    """The index gives the candidates; they are scored by cosine similarity, as on the
+    embedded store (the index's own score, mapped back as ``2 * score - 1``, was cosine only
+    for a cosine index: a schema's ``euclidean`` vectors got ``2 / (1 + d^2) - 1``)."""
     vector = [0.0] * 383 + [1.0]
 
     def responder(query: str, params: dict[str, object]) -> list[dict[str, object]]:
@@ -294,8 +310,9 @@ def test_similar_uses_the_vector_index() -> None:
     assert got.to_dict(orient="records") == [{"id": "p2", "title": "B", "score": 0.5}]
     search = driver.calls[-1]
     assert search.query == (
-        "CALL db.index.vector.queryNodes('product_text_vec', $k, $vector) YIELD node, score "
-        "WITH node, 2 * score - 1 AS score WITH node AS p, score WHERE p.id <> $exclude "
+        "CALL db.index.vector.queryNodes('product_text_vec', $k, $vector) YIELD node "
+        "WITH node, (2 * vector.similarity.cosine(node.text_vec, $vector) - 1) AS score "
+        "WITH node AS p, score WHERE p.id <> $exclude "
         "RETURN p.id AS id, p.title AS title, score ORDER BY score DESC, id LIMIT $n"
     )
     assert search.parameters["n"] == 5

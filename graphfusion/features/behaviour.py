@@ -7,21 +7,34 @@ averages toward the shop-wide value with a prior weight of :data:`PRIOR_WEIGHT` 
 review does not make a product perfect or broken.
 
 - ``User``: views, purchases, favorites, ratings, reviews written (all ``log1p``), days since
-  the last interaction (``log1p``), distinct categories interacted with, mean rating given.
+  the last interaction (``log1p``; counted back from the latest interaction of the store),
+  distinct categories interacted with, mean rating given.
 - ``Product``: views, purchases, favorites, ratings, reviews (``log1p``), mean rating
   (smoothed), complaint share (reviews of 1-2 stars, smoothed), ``log1p`` price.
 - ``Supplier``: products, batches, reviews of its products, purchases of its products
   (``log1p``), mean rating (smoothed), complaint share (smoothed), distinct categories, share of
   its products with at least one complaint.
+
+An interaction dated in the future (later than the clock plus
+:data:`graphfusion.values.FUTURE_TOLERANCE`: loads refuse such dates, but a store written
+before they did, or by hand, may hold some) counts as an interaction but has no time: it is
+left out of the days since the last interaction and of their reference, with a warning naming
+its users; one such date made every other user about as old as the others.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import logging
 
 import numpy as np
 import pandas as pd
 
 from graphfusion.errors import ValidationError
 from graphfusion.store.base import BaseStore
+from graphfusion.values import latest_time
+
+log = logging.getLogger("graphfusion.features.behaviour")
 
 __all__ = ["behaviour_features", "FEATURES", "PRIOR_WEIGHT", "COMPLAINT_MAX_RATING"]
 
@@ -68,9 +81,11 @@ NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def _frame(store: BaseStore, query: str, columns: list[str]) -> pd.DataFrame:
+def _frame(
+    store: BaseStore, query: str, columns: list[str], params: dict[str, object] | None = None
+) -> pd.DataFrame:
     """Rows of ``query`` indexed by its ``id`` column (with ``columns`` even when empty)."""
-    table = store.query_arrow(query)  # columnar: far faster than rows on large graphs
+    table = store.query_arrow(query, params)  # columnar: far faster than rows on large graphs
     if table.num_rows == 0:
         return pd.DataFrame(columns=["id", *columns]).set_index("id")
     return table.to_pandas().set_index("id")
@@ -85,20 +100,40 @@ def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
     return ((frame - frame.mean()) / std).fillna(0.0)
 
 
-def _interactions(store: BaseStore, end: str, ids: pd.Index) -> pd.DataFrame:
-    """Counts (and last time) of each interaction type per user or per product."""
+def _interactions(store: BaseStore, end: str, ids: pd.Index, latest: dt.datetime) -> pd.DataFrame:
+    """Counts of each interaction type per user or per product, with the last time up to
+    ``latest`` (``<type>_last``) and how many are later (``<type>_future``)."""
     out = pd.DataFrame(index=ids)
     for rtype in INTERACTIONS:
         who = "u" if end == "user" else "p"
         got = _frame(
             store,
             f"MATCH (u:User)-[e:{rtype}]->(p:Product) "
-            f"RETURN {who}.id AS id, count(e) AS n, max(e.ts) AS last",
-            ["n", "last"],
+            f"RETURN {who}.id AS id, count(e) AS n, "
+            "max(CASE WHEN e.ts <= $latest THEN e.ts END) AS last, "
+            "count(CASE WHEN e.ts > $latest THEN 1 END) AS future",
+            ["n", "last", "future"],
+            {"latest": latest},
         )
         out[rtype] = got["n"].reindex(ids).fillna(0).astype(float)
         out[f"{rtype}_last"] = pd.to_datetime(got["last"].reindex(ids))
+        out[f"{rtype}_future"] = got["future"].reindex(ids).fillna(0).astype(int)
     return out
+
+
+def _warn_future(inter: pd.DataFrame, latest: dt.datetime) -> None:
+    """Warn of the users' interactions dated after ``latest`` (left out of the recency)."""
+    future = inter[[f"{t}_future" for t in INTERACTIONS]].sum(axis=1)
+    users = future[future > 0]
+    if users.empty:
+        return
+    named = ", ".join(repr(str(u)) for u in users.index[:5])
+    more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+    log.warning(
+        "behaviour features: %d interactions of %d users (%s%s) are dated in the future "
+        "(after %s UTC, the clock plus the tolerance): left out of recency_days",
+        int(users.sum()), len(users), named, more, latest.isoformat(timespec="seconds"),
+    )  # fmt: skip
 
 
 def _reviews_by_product(store: BaseStore) -> pd.DataFrame:
@@ -117,10 +152,13 @@ def _ids(store: BaseStore, label: str) -> pd.Index:
     return pd.Index(keys, name="id", dtype=object)
 
 
-def _activity(store: BaseStore, label: str) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
-    """Node ids, raw interaction counts and times, and the four log-count features."""
+def _activity(
+    store: BaseStore, label: str, latest: dt.datetime
+) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
+    """Node ids, raw interaction counts and times (up to ``latest``), and the four log-count
+    features."""
     ids = _ids(store, label)
-    inter = _interactions(store, "user" if label == "User" else "product", ids)
+    inter = _interactions(store, "user" if label == "User" else "product", ids, latest)
     out = pd.DataFrame(index=ids)
     for rtype, name in zip(INTERACTIONS, FEATURES[label][:4], strict=True):
         out[name] = np.log1p(inter[rtype])
@@ -128,7 +166,8 @@ def _activity(store: BaseStore, label: str) -> tuple[pd.Index, pd.DataFrame, pd.
 
 
 def _user_features(store: BaseStore) -> pd.DataFrame:
-    ids, inter, out = _activity(store, "User")
+    latest = latest_time()
+    ids, inter, out = _activity(store, "User", latest)
     reviews = _frame(
         store,
         "MATCH (u:User)-[:WROTE]->(r:Review) RETURN u.id AS id, count(r) AS n, "
@@ -136,8 +175,9 @@ def _user_features(store: BaseStore) -> pd.DataFrame:
         ["n", "mean"],
     ).reindex(ids)
     out["reviews"] = np.log1p(reviews["n"].fillna(0).astype(float))
+    _warn_future(inter, latest)
     last = inter[[f"{t}_last" for t in INTERACTIONS]].max(axis=1)
-    now = last.max()
+    now = last.max()  # the store's last activity, up to the clock: not the clock itself
     days = (now - last).dt.total_seconds() / 86400.0
     out["recency_days"] = np.log1p(days.fillna(days.max() if days.notna().any() else 0.0))
     seen = []
@@ -157,7 +197,7 @@ def _user_features(store: BaseStore) -> pd.DataFrame:
 
 
 def _product_features(store: BaseStore) -> pd.DataFrame:
-    ids, _, out = _activity(store, "Product")
+    ids, _, out = _activity(store, "Product", latest_time())
     rev = _reviews_by_product(store).reindex(ids).fillna(0.0)
     n, total, bad = rev["n"], rev["total"], rev["complaints"]
     out["reviews"] = np.log1p(n)

@@ -91,16 +91,28 @@ class FeatureCache:
             )
             raise StoreError(f"cannot use the feature cache {self.path}: {exc}{hint}") from None
 
-    def get_vectors(self, encoder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among ``hashes``."""
+    def get_vectors(
+        self, encoder: str, hashes: Iterable[str], dim: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes``.
+
+        Args:
+            encoder: The encoder's name.
+            hashes: Content hashes.
+            dim: Only vectors of this length (an encoder of one's own can keep its name while
+                its size changes); any length when None. A row whose bytes do not hold as
+                many 32-bit floats as its length says (damaged) is never returned.
+        """
         out: dict[str, np.ndarray] = {}
         wanted = list(dict.fromkeys(hashes))
+        sized = "" if dim is None else f" AND dim = {int(dim)}"
         with self._errors():
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
                 marks = ",".join("?" * len(part))
                 rows = self._db.execute(
-                    f"SELECT hash, vector FROM vectors WHERE encoder = ? AND hash IN ({marks})",
+                    "SELECT hash, vector FROM vectors WHERE encoder = ? "
+                    f"AND length(vector) = 4 * dim{sized} AND hash IN ({marks})",
                     [encoder, *part],
                 )
                 for h, blob in rows:

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult
 from graphfusion.features.cache import FeatureCache, content_hash, file_digest
+from graphfusion.features.text import has_visible_character
 from graphfusion.readers import ARCHIVE_SEP, split_archive
 from graphfusion.reports import default_report_path, write_rows
 from graphfusion.schema import Property
@@ -244,12 +244,8 @@ def text_content(row: dict[str, Any], inputs: Sequence[str]) -> str | None:
     holds a visible character (a letter, digit, punctuation mark or symbol: a title of only
     zero-width or control characters is no text)."""
     parts = [str(row[name]).strip() for name in inputs if not is_missing(row.get(name))]
-    text = ". ".join(p for p in parts if _visible(p))
+    text = ". ".join(p for p in parts if has_visible_character(p))
     return text or None
-
-
-def _visible(text: str) -> bool:
-    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
 
 
 class _ImageFingerprints:
@@ -361,7 +357,8 @@ class _Run:
         failures = dict(absent or {})
         todo = [k for k in contents if k in missing or state.get(k) != hashes[k]]
         self.report.unchanged[name] = len(contents) - len(todo)
-        cached = self.cache.get_vectors(encoder_name, (hashes[k] for k in todo)) if keep else {}
+        wanted = (hashes[k] for k in todo)
+        cached = self.cache.get_vectors(encoder_name, wanted, prop.type.dim) if keep else {}
         fresh = [k for k in todo if hashes[k] not in cached]
         # the same content once, even when several nodes share it
         unique: dict[str, str] = {}

@@ -19,7 +19,9 @@ standard deviation. Beyond that:
   images are converted to RGB.
 - An image with more than ``max_pixels`` pixels is decoded at reduced size when it is a JPEG
   (Pillow's ``draft`` mode, 1/2, 1/4 or 1/8 scale while decoding, keeping the shorter side at
-  least 256 so that the result differs little from a full decode) and refused otherwise.
+  least 256 so that the result differs little from a full decode) and refused otherwise. A
+  JPEG that Pillow opens as MPO (a phone's or camera's JPEG holding a second, smaller picture
+  such as a preview or a depth map) counts as a JPEG; its first picture is encoded.
   Pillow's decompression-bomb warning is silenced and its error (more than twice
   ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) is reported as "too large", except for a JPEG, which
   is held to ``max_pixels`` instead (so that it can be decoded reduced, or in full when
@@ -28,6 +30,8 @@ standard deviation. Beyond that:
   device is reported as "not a regular file" (reading a FIFO would wait for a writer forever,
   ``/dev/zero`` would never end). A file or archive member over :data:`MAX_FILE_BYTES` (1 GiB;
   more when ``max_pixels`` allows 8 bytes a pixel) is refused by its size, unread.
+- A picture in a format Pillow cannot read here (HEIC/HEIF, JPEG XL, SVG) is reported as
+  such, with "convert it to JPEG or PNG"; bytes of no known format as "not an image".
 - A truncated file is refused, also when ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was switched
   on by other code. Data damaged in the middle of a JPEG that libjpeg decodes with a warning
   only (Pillow raises nothing) cannot be told from a good image and is encoded as decoded.
@@ -65,7 +69,7 @@ import warnings
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -139,6 +143,8 @@ CHUNK_ITEMS = 4096
 CHUNK_BYTES = 256 * 1024 * 1024
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+#: Major brands of the ISO base media file (``ftyp``) of HEIC/HEIF pictures.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")
 # (prefix of a file's first bytes, format) for telling a damaged image from a non-image.
 _MAGIC = (
     (_JPEG_MAGIC, "JPEG"),
@@ -149,6 +155,16 @@ _MAGIC = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+#: Formats of pictures that Pillow cannot decode here (no plugin): a file of one is named as
+#: such, not called "not an image". (test of the first bytes, the format's name)
+_UNREADABLE: tuple[tuple[Callable[[bytes], bool], str], ...] = (
+    (lambda b: _is_heif(b), "HEIC/HEIF"),
+    (lambda b: b.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")), "JPEG XL"),
+    (lambda b: _is_svg(b[:1024]), "SVG"),
+)
+#: Pillow's names of JPEG files: a phone's or camera's JPEG with a second picture (preview,
+#: depth map) in an MPF block opens as MPO, and is decoded reduced as a JPEG is.
+_JPEG_FORMATS = ("JPEG", "MPO")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
@@ -400,10 +416,7 @@ def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _BadImage(f"image too large: {exc}") from None
     except UnidentifiedImageError:
-        kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
-        if kind is not None:
-            raise _BadImage(f"corrupt {kind} image (cannot read its header)") from None
-        raise _BadImage("not an image (unknown file format)") from None
+        raise _BadImage(_unidentified(data)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         text = str(exc) or type(exc).__name__
         raise _BadImage(f"corrupt or truncated image ({text})") from None
@@ -411,7 +424,7 @@ def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
     if width < 1 or height < 1:
         raise _BadImage(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        if img.format == "JPEG":
+        if img.format in _JPEG_FORMATS:
             short = min(width, height)
             want = (math.ceil(width * RESIZE / short), math.ceil(height * RESIZE / short))
             img.draft(img.mode, want)
@@ -435,6 +448,36 @@ def _open_bytes(data: bytes, max_pixels: int) -> Image.Image:
     with contextlib.suppress(Exception):  # a damaged EXIF block: keep the picture as stored
         ImageOps.exif_transpose(img, in_place=True)
     return img
+
+
+def _is_heif(head: bytes) -> bool:
+    """Whether a file's first bytes are a HEIC/HEIF picture's: an ISO base media ``ftyp`` box
+    whose major brand or one of its compatible brands is HEVC-coded (an iPhone's ``heic``;
+    ``mif1`` with ``heic`` among its compatible brands, as other cameras write)."""
+    if head[4:8] != b"ftyp":
+        return False
+    size = min(int.from_bytes(head[:4], "big"), len(head), 256)
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, size - 3, 4)]
+    return any(brand in _HEIF_BRANDS for brand in brands)
+
+
+def _is_svg(head: bytes) -> bool:
+    """Whether a file's first bytes are an SVG document's (an ``<svg`` element first, or
+    after an XML declaration, comments or a doctype)."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    return text.startswith(b"<svg") or (text.startswith((b"<?xml", b"<!")) and b"<svg" in text)
+
+
+def _unidentified(data: bytes) -> str:
+    """Why bytes that no Pillow plugin opens are not encoded: a damaged file of a format
+    Pillow reads, a picture in a format it cannot read here, or no image at all."""
+    kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+    if kind is not None:
+        return f"corrupt {kind} image (cannot read its header)"
+    unreadable = next((name for accept, name in _UNREADABLE if accept(data)), None)
+    if unreadable is not None:
+        return f"{unreadable} image, a format Pillow cannot read here: convert it to JPEG or PNG"
+    return "not an image (unknown file format)"
 
 
 def _preprocess(img: Image.Image) -> torch.Tensor:

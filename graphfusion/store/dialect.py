@@ -7,7 +7,9 @@ that names a relationship's type, and vector similarity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -15,7 +17,18 @@ from graphfusion.errors import SchemaError, StoreError
 from graphfusion.schema import NodeType, Property, PropertyType, RelType, Schema
 from graphfusion.values import arrow_type
 
-__all__ = ["Dialect", "LADYBUG", "NEO4J", "index_name", "ladybug_arrow_type"]
+__all__ = [
+    "Dialect",
+    "LADYBUG",
+    "NEO4J",
+    "SHOW_INDEXES",
+    "index_name",
+    "ladybug_arrow_type",
+    "vector_index_faults",
+]
+
+#: Neo4j's index catalogue, as :func:`vector_index_faults` reads it.
+SHOW_INDEXES = "SHOW INDEXES YIELD name, type, labelsOrTypes, properties, options"
 
 _LADYBUG_TYPES = {
     "string": "STRING",
@@ -47,6 +60,70 @@ def ladybug_arrow_type(column_type: str) -> pa.DataType:
 def index_name(label: str, prop: str) -> str:
     """Name of the index or constraint on ``label.prop`` (e.g. ``product_text_vec``)."""
     return f"{label.lower()}_{prop}"
+
+
+def _target(row: Mapping[str, Any]) -> str:
+    """``Label(prop, ...)`` of a ``SHOW INDEXES`` row."""
+    labels = ", ".join(str(x) for x in row.get("labelsOrTypes") or ()) or "any label"
+    return f"{labels}({', '.join(str(x) for x in row.get('properties') or ())})"
+
+
+def _config(dim: Any, similarity: Any) -> str:
+    """``384 dimensions and cosine similarity``."""
+    return f"{dim} dimensions and {str(similarity).lower()} similarity"
+
+
+def _vector_fault(label: str, prop: Property, rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why Neo4j's indexes (``SHOW INDEXES`` rows) lack the vector index of ``label.prop`` as
+    the schema makes it, or None."""
+    name, where = index_name(label, prop.name), f"{label}.{prop.name}"
+    drop = "drop it (DROP INDEX {}) and connect again to have the schema's made"
+    named = next((r for r in rows if r.get("name") == name), None)
+    if named is None:
+        other = next(
+            (r for r in rows if r.get("type") == "VECTOR"
+             and list(r.get("labelsOrTypes") or ()) == [label]
+             and list(r.get("properties") or ()) == [prop.name]),
+            None,
+        )  # fmt: skip
+        if other is None:
+            return f"{where}: Neo4j has no vector index {name!r} (its creation did nothing)"
+        return (
+            f"{where}: Neo4j's vector index {other['name']!r} indexes it already, so "
+            f"{name!r}, which graphfusion searches, was not made (one vector index per "
+            f"property); {drop.format(other['name'])}"
+        )
+    if named.get("type") != "VECTOR" or _target(named) != f"{label}({prop.name})":
+        return (
+            f"{where}: the name {name!r} is the {named.get('type')} index on "
+            f"{_target(named)}, so the vector index was not made; {drop.format(name)}"
+        )
+    config = (named.get("options") or {}).get("indexConfig") or {}
+    dim, sim = config.get("vector.dimensions"), config.get("vector.similarity_function")
+    if (dim is not None and int(dim) != prop.type.dim) or (
+        sim is not None and str(sim).lower() != prop.type.similarity
+    ):
+        return (
+            f"{where}: Neo4j's vector index {name!r} has {_config(dim, sim)}, the schema "
+            f"{_config(prop.type.dim, prop.type.similarity)}; {drop.format(name)} (then embed "
+            "or train again if the size changed)"
+        )
+    return None
+
+
+def vector_index_faults(schema: Schema, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What differs between the schema's vector indexes and Neo4j's (the rows of
+    :data:`SHOW_INDEXES`): ``CREATE VECTOR INDEX ... IF NOT EXISTS`` does nothing where an
+    index of that name, or another vector index on the property, is there already, so an
+    index of an earlier schema (another size or similarity) or of another tool stays, and
+    the searches ran on it, or on no index at all.
+
+    Returns:
+        One line per vector property whose index is missing or differs; empty when all are
+        as the schema says (a similarity in capitals, as Neo4j shows it, is the same).
+    """
+    faults = (_vector_fault(label, prop, rows) for label, prop in schema.vector_properties())
+    return [fault for fault in faults if fault is not None]
 
 
 @dataclass(frozen=True)
@@ -139,26 +216,34 @@ class Dialect:
         return f"label({var})" if self.name == "ladybug" else f"type({var})"
 
     def cosine_similarity(self, left: str, right: str, dim: int) -> str:
-        """Cosine similarity of two vector expressions (LadybugDB needs fixed-size casts)."""
+        """Cosine similarity of two vector expressions, in [-1, 1] on both stores.
+
+        LadybugDB needs fixed-size casts. Neo4j's ``vector.similarity.cosine`` is its cosine
+        index's score, ``(1 + cosine) / 2`` in [0, 1] ("identical to those used by Neo4j's
+        vector search indexes", the Cypher manual), so it is mapped back.
+        """
         if self.name == "ladybug":
             return (
                 f"array_cosine_similarity(CAST({left} AS FLOAT[{dim}]), "
                 f"CAST({right} AS FLOAT[{dim}]))"
             )
-        return f"vector.similarity.cosine({left}, {right})"
+        return f"(2 * vector.similarity.cosine({left}, {right}) - 1)"
 
     def nearest(self, label: str, prop: str, dim: int) -> str:
         """Candidates ``node`` of ``label`` with their cosine ``score`` to ``$vector``.
 
         LadybugDB scores every node with a vector (exact); Neo4j asks its vector index for the
-        ``$k`` nearest (approximate) and maps its [0, 1] score back to cosine similarity.
+        ``$k`` nearest (approximate, by the index's similarity function) and scores them by
+        cosine similarity (:meth:`cosine_similarity`). (The index's own score is ``(1 +
+        cosine) / 2`` for a cosine index but ``1 / (1 + d^2)`` for a ``euclidean`` one, so
+        mapped back it was cosine for the first only.)
         """
+        score = self.cosine_similarity(f"node.{prop}", "$vector", dim)
         if self.name == "ladybug":
-            score = self.cosine_similarity(f"node.{prop}", "$vector", dim)
             return f"MATCH (node:{label}) WHERE node.{prop} IS NOT NULL WITH node, {score} AS score"
         return (
             f"CALL db.index.vector.queryNodes('{index_name(label, prop)}', $k, $vector) "
-            "YIELD node, score WITH node, 2 * score - 1 AS score"
+            f"YIELD node WITH node, {score} AS score"
         )
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from graphfusion.errors import QueryError, StoreError
+from graphfusion.errors import QueryError, SchemaError, StoreError
 from graphfusion.schema import NodeType, RelType, Schema
 from graphfusion.store import cypher
 from graphfusion.store.base import DST, SRC, BaseStore, schema_arg, timed_out
-from graphfusion.store.dialect import NEO4J
+from graphfusion.store.dialect import NEO4J, SHOW_INDEXES, vector_index_faults
 
 __all__ = ["Neo4jStore", "neo4j_settings"]
 
@@ -112,7 +112,9 @@ class Neo4jStore(BaseStore):
             cluster; the server refuses writes in it).
 
     Raises:
-        SchemaError: Two of the schema's constraints or vector indexes would have one name.
+        SchemaError: Two of the schema's constraints or vector indexes would have one name,
+            or (``create_schema``) the database holds a vector index of the schema's name or
+            property that is not the schema's (:meth:`ensure_schema`).
         StoreError: No URI, or the server cannot be reached or refuses the credentials.
     """
 
@@ -219,9 +221,35 @@ class Neo4jStore(BaseStore):
         return list(result.keys), rows
 
     def ensure_schema(self) -> None:
-        """Create the key uniqueness constraints and the vector indexes where missing."""
+        """Create the key uniqueness constraints and the vector indexes where missing, then
+        check that Neo4j's vector indexes are the schema's.
+
+        Raises:
+            SchemaError: ``IF NOT EXISTS`` kept an index that is not the schema's: one of the
+                name with another size, similarity or target (an earlier schema's), or
+                another vector index on the property (which Neo4j keeps one of); named, with
+                the ``DROP INDEX`` that mends it.
+        """
         for stmt in self.dialect.schema_ddl(self.schema):
             self._run(stmt, {})
+        self._check_vector_indexes()
+
+    def _check_vector_indexes(self) -> None:
+        """Raise SchemaError where Neo4j's vector indexes differ from the schema's; a user who
+        may not list indexes is warned, and nothing is checked."""
+        if not any(True for _ in self.schema.vector_properties()):
+            return
+        try:
+            rows = self._run(SHOW_INDEXES, {})
+        except QueryError as exc:
+            log.warning("cannot list Neo4j's indexes to check the vector indexes: %s", exc)
+            return
+        faults = vector_index_faults(self.schema, rows)
+        if faults:
+            raise SchemaError(
+                f"Neo4j at {self.uri} (database {self.database!r}) holds vector indexes that "
+                f"are not those of schema {self.schema.source}: {'; '.join(faults)}"
+            )
 
     def reset(self) -> None:
         """Delete every node and relationship of the schema's labels."""
