@@ -507,12 +507,7 @@ def _in_range(arr: pa.Array, prop: Property, errors: dict[int, str]) -> pa.Array
         out |= _mask(pc.less(arr, pa.scalar(low, arr.type)))
     if high is not None:
         out |= _mask(pc.greater(arr, pa.scalar(high, arr.type)))
-    rows = np.asarray([i for i in np.flatnonzero(out).tolist() if i not in errors], np.int64)
-    if not len(rows):
-        return arr
-    for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
-        errors[i] = range_fault(prop, v) or ""
-    return _patch(arr, rows, [None] * len(rows))
+    return _null_faults(arr, out, errors, lambda v: range_fault(prop, v))
 
 
 def _in_time(arr: pa.Array, errors: dict[int, str]) -> pa.Array:
@@ -522,11 +517,19 @@ def _in_time(arr: pa.Array, errors: dict[int, str]) -> pa.Array:
     latest = latest_time()
     out = _mask(pc.less(arr, pa.scalar(EARLIEST_TIME, arr.type)))
     out |= _mask(pc.greater(arr, pa.scalar(latest, arr.type)))
+    return _null_faults(arr, out, errors, lambda v: time_fault(v, latest))
+
+
+def _null_faults(
+    arr: pa.Array, out: np.ndarray, errors: dict[int, str], fault: Callable[[Any], str | None]
+) -> pa.Array:
+    """``arr`` with the rows ``out`` marks made null, each with its reason ``fault(value)`` in
+    ``errors`` (rows there already are left alone)."""
     rows = np.asarray([i for i in np.flatnonzero(out).tolist() if i not in errors], np.int64)
     if not len(rows):
         return arr
     for i, v in zip(rows.tolist(), arr.take(pa.array(rows)).to_pylist(), strict=True):
-        errors[i] = time_fault(v, latest) or ""
+        errors[i] = fault(v) or ""
     return _patch(arr, rows, [None] * len(rows))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -51,3 +52,14 @@ def serve(folder: Path, *flags: str) -> tuple[subprocess.Popen[str], str, list[s
     proc.kill()
     proc.wait(10)
     raise AssertionError("the server did not start:\n" + "".join(seen))
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    """Stop a server as ``docker stop`` does (SIGTERM, then a kill after a minute); its exit
+    code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)

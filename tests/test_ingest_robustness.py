@@ -17,32 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from builders import users_mapping
 
 from graphfusion import ingest, readers
 from graphfusion.errors import MappingError, ValidationError
 from graphfusion.features.embed import write_vectors
 from graphfusion.ingest import LoadReport, load
-from graphfusion.mapping import LoaderMapping, parse_mapping
+from graphfusion.mapping import parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
 from graphfusion.store import EmbeddedStore
 from graphfusion.values import MAX_STRING_BYTES
-
-
-def _users_mapping(store: EmbeddedStore, **table: Any) -> LoaderMapping:
-    raw = {
-        "name": "mini_users",
-        "sources": {"users": {"description": "csv"}},
-        "tables": {"users": {"source": "users", "format": "csv", **table}},
-        "nodes": [
-            {
-                "label": "User",
-                "table": "users",
-                "key": "id",
-                "properties": {"name": "name", "age": "age"},
-            }
-        ],
-    }
-    return parse_mapping(raw, store.schema)
 
 
 def _both_readers(path: Path) -> list[tuple[int, str]]:
@@ -60,7 +44,7 @@ def _both_readers(path: Path) -> list[tuple[int, str]]:
 
 def _load_users(store: EmbeddedStore, path: Path) -> tuple[LoadReport, list[tuple[int, str]]]:
     _both_readers(path)
-    report = load(store, _users_mapping(store), {"users": path})
+    report = load(store, users_mapping(store), {"users": path})
     return report, [(r.line, r.reason) for r in report.rejected]
 
 
@@ -174,7 +158,7 @@ def test_a_missing_relationship_file_writes_nothing(
 def test_a_device_is_no_source(store: EmbeddedStore) -> None:
     """Reading /dev/zero never ends: a device is refused before anything is read."""
     with pytest.raises(MappingError, match=r"/dev/zero is a device"):
-        load(store, _users_mapping(store), {"users": "/dev/zero"})
+        load(store, users_mapping(store), {"users": "/dev/zero"})
     assert _empty(store)
 
 
@@ -287,7 +271,7 @@ def test_a_report_that_cannot_be_written_stops_the_load_first(
 ) -> None:
     path = tmp_path / "users.csv"
     path.write_text("id,name,age\nu1,Ann,30\nu2,Bo,old\n")
-    mapping = _users_mapping(store)
+    mapping = users_mapping(store)
     for report in (path / "rej.csv", tmp_path):
         with pytest.raises(ValidationError, match="report"):
             load(store, mapping, {"users": path}, report=report)
@@ -303,13 +287,13 @@ def test_a_report_that_cannot_be_written_stops_the_load_first(
 @pytest.mark.parametrize("delimiter", [";;", 5, "", None, [","], '"', "\n"])
 def test_a_bad_delimiter_is_a_mapping_error(delimiter: Any, store: EmbeddedStore) -> None:
     with pytest.raises(MappingError, match=r"tables\.users: delimiter"):
-        _users_mapping(store, delimiter=delimiter)
+        users_mapping(store, delimiter=delimiter)
 
 
 def test_a_good_delimiter(tmp_path: Path, store: EmbeddedStore) -> None:
     path = tmp_path / "users.csv"
     path.write_text("id;name;age\nu1;Ann;30\n")
-    report = load(store, _users_mapping(store, delimiter=";"), {"users": path})
+    report = load(store, users_mapping(store, delimiter=";"), {"users": path})
     assert report.nodes == {"User": 1}
 
 
@@ -464,7 +448,7 @@ def test_a_lone_surrogate_escape_in_a_json_line_rejects_its_row(
         {"id": "u5", "name": "Ed", "age": 34},
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="ascii")
-    report = load(store, _users_mapping(store, format="jsonl"), {"users": path})
+    report = load(store, users_mapping(store, format="jsonl"), {"users": path})
     assert [(r.line, r.field) for r in report.rejected] == [(2, "name"), (3, "id")]
     assert all("surrogate" in r.reason for r in report.rejected)
     assert report.nodes == {"User": 3}

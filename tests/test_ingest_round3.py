@@ -13,7 +13,6 @@ import io
 import os
 import tarfile
 import threading
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from builders import through_fifo, users_mapping
 
 from graphfusion.errors import MappingError
 from graphfusion.ingest import check_sources, load
@@ -29,23 +29,6 @@ from graphfusion.readers import MAX_LINE_BYTES, BadRecord, Record, read_source, 
 from graphfusion.store import EmbeddedStore
 
 BOM = b"\xef\xbb\xbf"
-
-
-def _users(store: EmbeddedStore, fmt: str = "csv") -> LoaderMapping:
-    raw = {
-        "name": "mini_users",
-        "sources": {"users": {"description": "users"}},
-        "tables": {"users": {"source": "users", "format": fmt}},
-        "nodes": [
-            {
-                "label": "User",
-                "table": "users",
-                "key": "id",
-                "properties": {"name": "name", "age": "age"},
-            }
-        ],
-    }
-    return parse_mapping(raw, store.schema)
 
 
 def _photos(store: EmbeddedStore) -> LoaderMapping:
@@ -130,7 +113,7 @@ def test_a_byte_order_mark_starting_each_line_is_dropped(
     path.write_bytes(b"".join(BOM + line + b"\n" for line in lines))
     records = list(read_source(fmt, path))
     assert [(r.line, type(r).__name__) for r in records] == [(1, "Record"), (2, "Record")]
-    report = load(store, _users(store, fmt), {"users": path})
+    report = load(store, users_mapping(store, format=fmt), {"users": path})
     assert not report.rejected
     assert _ids(store) == ["u1", "u2"]
 
@@ -158,7 +141,7 @@ def test_a_header_repeated_within_the_file_is_a_bad_record(
     assert [line for line, _ in rows] == [2, 4]
     assert len(bad) == 1 and bad[0][0] == 3
     assert "repeats the header" in bad[0][1]
-    report = load(store, _users(store), {"users": path})
+    report = load(store, users_mapping(store), {"users": path})
     assert [(r.line, r.source) for r in report.rejected] == [(3, str(path))]
     assert _ids(store) == ["u1", "u2"]
 
@@ -206,25 +189,6 @@ def test_a_broken_link_among_photos_is_a_bad_record(tmp_path: Path, store: Embed
     assert store.query("MATCH (i:Image) RETURN i.id AS id") == [{"id": "a"}]
 
 
-def _through_fifo(tmp_path: Path, data: bytes, done: threading.Event) -> Path:
-    """A FIFO that a thread writes ``data`` into once (as a shell pipeline feeds /dev/stdin);
-    a reader that opens it again, until ``done``, finds it empty (rather than waiting)."""
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        with fifo.open("wb") as fh:
-            fh.write(data)
-        while not done.is_set():
-            try:
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:  # no reader waiting
-                time.sleep(0.01)
-
-    threading.Thread(target=feed, daemon=True).start()
-    return fifo
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
 def test_photos_through_a_pipe_are_refused_by_name(tmp_path: Path, store: EmbeddedStore) -> None:
     """A tar of photos piped in (``tar c photos | graphfusion load ... photos=/dev/stdin``):
@@ -236,7 +200,7 @@ def test_photos_through_a_pipe_are_refused_by_name(tmp_path: Path, store: Embedd
         tar.add(_photo(tmp_path), arcname="p1.jpg")
     done = threading.Event()
     try:
-        pipe = _through_fifo(tmp_path, archive.read_bytes(), done)
+        pipe = through_fifo(tmp_path, archive.read_bytes(), done)
         with pytest.raises(MappingError, match=r"source 'photos': .*pipe.* folder or .*archive"):
             check_sources(_photos(store), {"photos": pipe})  # before anything is read
         with pytest.raises(MappingError, match=r"source 'photos': .*pipe.* folder or .*archive"):
@@ -264,10 +228,10 @@ def test_fullwidth_digits_are_numbers_on_both_paths(tmp_path: Path, store: Embed
     path.write_text(
         "id,name,age\nu1,Ann,３０\nu2,Bob,31\nu3,Cy,\u3000４２\u3000\n", encoding="utf-8"
     )
-    assert not load(store, _users(store), {"users": path}).rejected
+    assert not load(store, users_mapping(store), {"users": path}).rejected
     only = tmp_path / "only.jsonl"
     only.write_text('{"id": "u4", "age": "５"}\n', encoding="utf-8")
-    assert not load(store, _users(store, "jsonl"), {"users": only}).rejected
+    assert not load(store, users_mapping(store, format="jsonl"), {"users": only}).rejected
     ages = store.query("MATCH (u:User) RETURN u.id AS id, u.age AS age ORDER BY id")
     assert ages == [
         {"id": "u1", "age": 30},
@@ -295,7 +259,7 @@ def test_a_truncated_gzip_file_loads_its_whole_rows_and_a_rerun_mends_it(
     whole = gzip.compress(text.encode(), mtime=0)
     path = tmp_path / f"users.{fmt}.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    report = load(store, _users(store, fmt), {"users": path})
+    report = load(store, users_mapping(store, format=fmt), {"users": path})
     assert [r.reason for r in report.rejected] == [
         "file is truncated or not valid gzip: Compressed file ended before the end-of-stream "
         "marker was reached"
@@ -304,7 +268,7 @@ def test_a_truncated_gzip_file_loads_its_whole_rows_and_a_rerun_mends_it(
     assert 0 < len(loaded) < n
     assert all(r["age"] == 10 + int(r["id"][1:]) % 80 for r in loaded)
     path.write_bytes(whole)
-    assert not load(store, _users(store, fmt), {"users": path}).rejected
+    assert not load(store, users_mapping(store, format=fmt), {"users": path}).rejected
     assert store.query("MATCH (u:User) RETURN count(u) AS n") == [{"n": n}]
 
 

@@ -9,13 +9,13 @@ import logging
 import os
 import tarfile
 import threading
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from builders import through_fifo
 
 from graphfusion.errors import ValidationError
 from graphfusion.ingest import load
@@ -288,25 +288,6 @@ def test_a_json_document_given_as_json_lines_is_one_clear_bad_record(tmp_path: P
 # ----------------------------------------------------------------------------- pipes
 
 
-def _through_fifo(tmp_path: Path, data: bytes, done: threading.Event) -> Path:
-    """A FIFO that a thread writes ``data`` into once (as a shell pipeline feeds /dev/stdin);
-    a reader that opens it again, until ``done``, finds it empty (rather than waiting)."""
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        with fifo.open("wb") as fh:
-            fh.write(data)
-        while not done.is_set():
-            try:
-                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:  # no reader waiting
-                time.sleep(0.01)
-
-    threading.Thread(target=feed, daemon=True).start()
-    return fifo
-
-
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
 @pytest.mark.parametrize(
     ("fmt", "data"),
@@ -329,7 +310,7 @@ def test_a_pipe_is_read_whole(tmp_path: Path, fmt: str, data: bytes | str | None
     assert isinstance(data, bytes)
     done = threading.Event()
     try:
-        table, bad = read_table(fmt, _through_fifo(tmp_path, data, done))
+        table, bad = read_table(fmt, through_fifo(tmp_path, data, done))
     finally:
         done.set()
     assert not bad

@@ -24,10 +24,10 @@ from graphfusion.transforms import TRANSFORMS
 
 try:
     import formats
-    from test_ingest_robustness import _users_mapping
+    from builders import users_mapping as _users_mapping
 except ImportError:  # tests/ imported as a package
     from tests import formats
-    from tests.test_ingest_robustness import _users_mapping
+    from tests.builders import users_mapping as _users_mapping
 
 
 def _read(path: Path, **options: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:

@@ -3,7 +3,6 @@ store, with the real MiniLM encoder."""
 
 from __future__ import annotations
 
-import gzip
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,23 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import qa_file
 
 from graphfusion import Engine
 from graphfusion.errors import NotReadyError
 from graphfusion.qa import METHODS, QAIndex, _Corpus, _rrf, write_passages
-
-
-def _qa_file(path: Path, rows: list[tuple[str, str, str]], first_day: int = 0) -> Path:
-    """An Amazon QA file (one Python-literal dict per line) of (asin, question, answer)."""
-    lines = []
-    for n, (asin, question, answer) in enumerate(rows):
-        day = 1403852400 + 86400 * (first_day + n)
-        line = {"questionType": "open-ended", "asin": asin, "answerTime": "Jun 27, 2014"}
-        lines.append(repr({**line, "unixTime": day, "question": question, "answer": answer}))
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return path
-
 
 FIRST = [
     ("A1", "Will the zorblax quuxify?", "Yes, every morning."),
@@ -41,7 +28,7 @@ FIRST = [
 def shop(tmp_path: Path) -> Iterator[Engine]:
     """A small embedded Amazon QA store (text vectors for every question and answer)."""
     engine = Engine(tmp_path / "store")
-    engine.load("amazon_qa", qa=_qa_file(tmp_path / "first.json.gz", FIRST))
+    engine.load("amazon_qa", qa=qa_file(tmp_path / "first.json.gz", FIRST))
     engine.embed(only=("text",))
     yield engine
     engine.close()
@@ -60,7 +47,7 @@ def test_items_loaded_after_the_last_embed_are_encoded_by_the_index(
     again in other words ranked its product last by dense, and the evidence said "its nearest
     question ... (similarity 0.00)". The index encodes the texts that have no vector."""
     added = [("A3", "Is the fridge door reversible?", "Yes, the hinges can be swapped over.")]
-    shop.load("amazon_qa", qa=_qa_file(tmp_path / "more.json.gz", added, first_day=10))
+    shop.load("amazon_qa", qa=qa_file(tmp_path / "more.json.gz", added, first_day=10))
     # a product with a title and a review of it, written without embed
     shop.store.upsert_nodes("Product", pd.DataFrame({"id": ["P9"], "title": ["Zorblax grinder"]}))
     shop.store.upsert_nodes(

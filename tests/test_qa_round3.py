@@ -5,7 +5,6 @@ encoder."""
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from builders import qa_file
 
 from graphfusion import Engine
 from graphfusion.errors import SchemaError
@@ -32,18 +32,6 @@ ROWS = [
 WHISTLE = "The whistle is very loud and shrill when the water boils, it wakes the whole house."
 
 
-def _qa_file(path: Path, rows: Sequence[tuple[str, str, str]], first_day: int = 0) -> Path:
-    """An Amazon QA file (one Python-literal dict per line) of (asin, question, answer)."""
-    lines = []
-    for n, (asin, question, answer) in enumerate(rows):
-        day = 1403852400 + 86400 * (first_day + n)
-        line = {"questionType": "open-ended", "asin": asin, "answerTime": "Jun 27, 2014"}
-        lines.append(repr({**line, "unixTime": day, "question": question, "answer": answer}))
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return path
-
-
 def _review(engine: Engine, rid: str, product: str, text: str) -> None:
     engine.store.upsert_nodes("Review", pd.DataFrame({"id": [rid], "text": [text]}))
     engine.store.upsert_relationships(
@@ -55,7 +43,7 @@ def _review(engine: Engine, rid: str, product: str, text: str) -> None:
 def shop(tmp_path: Path) -> Iterator[Engine]:
     """Three products known by their questions, answers and a review, all embedded."""
     engine = Engine(tmp_path / "store")
-    engine.load("amazon_qa", qa=_qa_file(tmp_path / "qa.json.gz", ROWS))
+    engine.load("amazon_qa", qa=qa_file(tmp_path / "qa.json.gz", ROWS))
     _review(engine, "r1001", KETTLE, WHISTLE)
     _review(engine, "r1002", LAMP, "Bright enough to read by. The fabric shade is cream.")
     engine.embed(only=("text",))
@@ -236,7 +224,7 @@ class _Counting:
 def test_texts_stored_since_the_last_embed_are_encoded_once(shop: Engine, tmp_path: Path) -> None:
     """Every index build (each new product makes the engine build one) encoded them again."""
     added = [("B0004FAN4", "Is the fan quiet at night?", "Barely audible on low.")]
-    shop.load("amazon_qa", qa=_qa_file(tmp_path / "more.json.gz", added, first_day=10))
+    shop.load("amazon_qa", qa=qa_file(tmp_path / "more.json.gz", added, first_day=10))
     encoder = _Counting(TextEncoder(), f"{TextEncoder().name}:{tmp_path}")
     first = QAIndex(shop.store, encoder=encoder)
     assert sorted(encoder.texts) == sorted(added[0][1:])
@@ -247,7 +235,7 @@ def test_texts_stored_since_the_last_embed_are_encoded_once(shop: Engine, tmp_pa
     np.testing.assert_array_equal(second.answers.vecs, first.answers.vecs)
     # a changed text is encoded again
     changed = [("B0004FAN4", "Is the fan quiet at night?", "Silent on its lowest setting.")]
-    shop.load("amazon_qa", qa=_qa_file(tmp_path / "changed.json.gz", changed, first_day=10))
+    shop.load("amazon_qa", qa=qa_file(tmp_path / "changed.json.gz", changed, first_day=10))
     QAIndex(shop.store, encoder=encoder)
     assert encoder.texts == [changed[0][2]]
     assert shop.ask("Is the fan loud at night?", k=1).products["product_id"][0] == "B0004FAN4"
@@ -260,7 +248,7 @@ def test_the_engine_loads_its_text_model_once_for_every_index_build(
     each live product or load."""
     first = shop.qa_index()
     added = [("B0004FAN4", "Is the fan quiet at night?", "Barely audible on low.")]
-    shop.load("amazon_qa", qa=_qa_file(tmp_path / "more.json.gz", added, first_day=10))
+    shop.load("amazon_qa", qa=qa_file(tmp_path / "more.json.gz", added, first_day=10))
     second = shop.qa_index()
     assert second is not first and second.encoder is first.encoder
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,10 @@ from graphfusion.service import create_app
 
 try:
     from served import serve as _serve
+    from served import stop as _stop
 except ImportError:  # pragma: no cover - when tests/ is a package
     from tests.served import serve as _serve
+    from tests.served import stop as _stop
 
 EVENT = {"interactions": [{"user_id": "u0001", "product_id": "p0002", "type": "VIEWED"}]}
 COUNT = "MATCH (:User)-[r:VIEWED]->(:Product) RETURN count(r) AS n"
@@ -37,15 +37,6 @@ def folder(trained_store: Path, tmp_path: Path) -> Path:
 def read_only_engine(folder: Path) -> Iterator[Engine]:
     with Engine(folder, read_only=True) as engine:
         yield engine
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(10)
 
 
 def test_a_read_only_app_refuses_live_updates_with_403_and_serves_the_rest(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,21 +21,14 @@ from graphfusion.service import create_app, serve
 try:
     from served import serve as _serve
     from served import server_env as _env
+    from served import stop as _stop
 except ImportError:  # pragma: no cover - when tests/ is a package
     from tests.served import serve as _serve
     from tests.served import server_env as _env
+    from tests.served import stop as _stop
 
 TOKEN = "round2-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(10)
 
 
 @pytest.fixture(scope="module")

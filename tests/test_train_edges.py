@@ -9,25 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import linked_shop
 
 from graphfusion.errors import ValidationError
 from graphfusion.features.embed import read_vectors
 from graphfusion.recommend import Recommender
 from graphfusion.store import EmbeddedStore
 from graphfusion.train import TrainConfig, TrainResult, served_model, train
-
-
-def _shop(folder: Path, per_user: int = 5, rtype: str = "PURCHASED") -> EmbeddedStore:
-    """A store of 12 users who each have ``per_user`` ``rtype`` links to 12 products."""
-    store = EmbeddedStore(folder)
-    users, products = [f"u{i:02d}" for i in range(12)], [f"p{i:02d}" for i in range(12)]
-    store.upsert_nodes("User", pd.DataFrame({"id": users}))
-    store.upsert_nodes("Product", pd.DataFrame({"id": products}))
-    pairs = [(u, products[(i + j) % 12]) for i, u in enumerate(users) for j in range(per_user)]
-    store.upsert_relationships(
-        rtype, pd.DataFrame(pairs, columns=["src", "dst"]), start="User", end="Product"
-    )
-    return store
 
 
 def _vectors(store: EmbeddedStore) -> list[np.ndarray]:
@@ -48,7 +36,7 @@ def test_a_model_not_written_back_leaves_the_served_model_and_its_files(
     ``fused_vec`` and ``rec_vec`` were never written."""
     folder = tmp_path / "store"
     settings = {"model": model, "epochs": 2, "taste_epochs": 0}
-    with _shop(folder) as store:
+    with linked_shop(folder) as store:
         served = train(store, TrainConfig(**settings))
         assert served.checkpoint == folder / "models" / f"{model}.pt"
         files = {p.name: p.read_bytes() for p in (folder / "models").iterdir()}
@@ -69,7 +57,7 @@ def test_a_model_not_written_back_leaves_the_served_model_and_its_files(
 def test_too_few_interactions_names_the_types_and_the_nodes(tmp_path: Path) -> None:
     """Links only of a type training does not read: the message said "(0)" and nothing of
     why; it names the types read and how many users and products there are."""
-    with _shop(tmp_path / "viewed", rtype="VIEWED") as store:
+    with linked_shop(tmp_path / "viewed", rtype="VIEWED") as store:
         config = TrainConfig(model="mf", epochs=1, interactions=("PURCHASED", "FAVORITED"))
         with pytest.raises(
             ValidationError,
@@ -85,7 +73,7 @@ def test_too_few_interactions_names_the_types_and_the_nodes(tmp_path: Path) -> N
 
 def test_the_summary_of_a_baseline_with_no_epochs_says_none(tmp_path: Path) -> None:
     """Popularity has no epochs: its summary said "best epoch 0 of 0, 0.00 s/epoch"."""
-    with _shop(tmp_path / "store") as store:
+    with linked_shop(tmp_path / "store") as store:
         result = train(store, TrainConfig(model="popularity"))
     assert result.summary().startswith("popularity: test recall@10 ")
     assert "epoch" not in result.summary()
@@ -125,7 +113,7 @@ def test_a_tiny_cold_test_is_called_trivial(
 ) -> None:
     """Cold products are ranked among the tested ones only: with 20 or fewer, each user's
     Recall@20 is 1 whatever the model does, and the result did not say so."""
-    with _shop(tmp_path / "store", per_user=6) as store, caplog.at_level(logging.WARNING):
+    with linked_shop(tmp_path / "store", per_user=6) as store, caplog.at_level(logging.WARNING):
         result = train(store, TrainConfig(model="mf", epochs=1, cold_items=0.2))
     assert result.cold["recall@20"] == 1.0
     said = [r.getMessage() for r in caplog.records if r.name == "graphfusion.train"]

@@ -9,24 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import linked_shop
 
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import full_ranking_metrics, ndcg_at_k, recall_at_k
-from graphfusion.store import EmbeddedStore
 from graphfusion.train import TYPE_WEIGHTS, TrainConfig, train
-
-
-def _shop(folder: Path, per_user: int = 5, rtype: str = "PURCHASED") -> EmbeddedStore:
-    """A store of 12 users who each have ``per_user`` ``rtype`` links to 12 products."""
-    store = EmbeddedStore(folder)
-    users, products = [f"u{i:02d}" for i in range(12)], [f"p{i:02d}" for i in range(12)]
-    store.upsert_nodes("User", pd.DataFrame({"id": users}))
-    store.upsert_nodes("Product", pd.DataFrame({"id": products}))
-    pairs = [(u, products[(i + j) % 12]) for i, u in enumerate(users) for j in range(per_user)]
-    store.upsert_relationships(
-        rtype, pd.DataFrame(pairs, columns=["src", "dst"]), start="User", end="Product"
-    )
-    return store
 
 
 def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -127,7 +114,7 @@ def test_an_interaction_type_the_schema_lacks_is_a_bad_setting(
     BOUGHT needs what the schema lacks ... it reads the graph of the built-in e-commerce
     schema"), where Engine.train documents ValidationError for a bad setting: the setting
     is wrong, not the schema. The message names the types that would do."""
-    with _shop(tmp_path / "store") as store:
+    with linked_shop(tmp_path / "store") as store:
         with pytest.raises(
             ValidationError,
             match=rf"interactions name {types[-1]}, which the schema 'ecommerce' lacks; its "
@@ -144,7 +131,7 @@ def test_an_interaction_type_that_does_not_link_users_to_products_is_refused(
         ValidationError,
         match=r"interactions name WROTE, which does not link User to Product; .* VIEWED, PURCHASED",
     )
-    with _shop(tmp_path / "store") as store, refused:
+    with linked_shop(tmp_path / "store") as store, refused:
         train(store, TrainConfig(model="mf", epochs=1, interactions=("PURCHASED", "WROTE")))
 
 
@@ -162,7 +149,7 @@ def test_type_weights_of_types_not_trained_on_are_named(
     """Weights of a type that training does not read changed nothing, silently; they are
     named in a warning. The defaults, which weigh every built-in type, are not."""
     weights = {"PURCHASED": 4.0, "VIEWED": 3.0, "FAVORITED": 2.0}
-    with _shop(tmp_path / "store") as store, caplog.at_level(logging.WARNING):
+    with linked_shop(tmp_path / "store") as store, caplog.at_level(logging.WARNING):
         train(store, TrainConfig(model="popularity", interactions=("PURCHASED",)))
         assert not [m for m in _said(caplog) if "type_weights" in m]
         train(store, TrainConfig(model="fusion", epochs=1, taste_epochs=0,
@@ -177,7 +164,7 @@ def test_type_weights_of_types_not_trained_on_are_named(
 def test_type_weights_given_to_a_model_that_does_not_use_them_are_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with _shop(tmp_path / "store") as store, caplog.at_level(logging.WARNING):
+    with linked_shop(tmp_path / "store") as store, caplog.at_level(logging.WARNING):
         train(store, TrainConfig(model="popularity", type_weights=None))
         train(store, TrainConfig(model="popularity"))
         assert not [m for m in _said(caplog) if "type_weights" in m]
@@ -199,7 +186,7 @@ def test_weights_that_overflow_are_called_a_diverged_training(tmp_path: Path, mo
     76 NaN or +inf value(s) ... or -inf for an item to rank last"), which says nothing of
     training. It is called a divergence, naming the epoch and the lr, and nothing is
     written."""
-    with _shop(tmp_path / "store") as store:
+    with linked_shop(tmp_path / "store") as store:
         with pytest.raises(
             ValidationError,
             match=r"training diverged: the model's (weights are not finite|scores are NaN or "
@@ -225,5 +212,5 @@ def test_load_interactions_refuses_bad_types_as_it_documents(
     four columns under two names."""
     from graphfusion.train import load_interactions
 
-    with _shop(tmp_path / "store") as store, pytest.raises(ValidationError, match=message):
+    with linked_shop(tmp_path / "store") as store, pytest.raises(ValidationError, match=message):
         load_interactions(store, types)

@@ -1,0 +1,80 @@
+"""Small inputs that several test files build alike: an Amazon QA file, a pipe, a store of
+users linked to products, a mapping of users."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from graphfusion.mapping import LoaderMapping, parse_mapping
+from graphfusion.store import EmbeddedStore
+
+
+def qa_file(path: Path, rows: Sequence[tuple[str, str, str]], first_day: int = 0) -> Path:
+    """An Amazon QA file (one Python-literal dict per line) of (asin, question, answer)."""
+    lines = []
+    for n, (asin, question, answer) in enumerate(rows):
+        day = 1403852400 + 86400 * (first_day + n)
+        line = {"questionType": "open-ended", "asin": asin, "answerTime": "Jun 27, 2014"}
+        lines.append(repr({**line, "unixTime": day, "question": question, "answer": answer}))
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+def through_fifo(tmp_path: Path, data: bytes, done: threading.Event) -> Path:
+    """A FIFO that a thread writes ``data`` into once (as a shell pipeline feeds /dev/stdin);
+    a reader that opens it again, until ``done``, finds it empty (rather than waiting)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as fh:
+            fh.write(data)
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader waiting
+                time.sleep(0.01)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return fifo
+
+
+def linked_shop(folder: Path, per_user: int = 5, rtype: str = "PURCHASED") -> EmbeddedStore:
+    """A store of 12 users who each have ``per_user`` ``rtype`` links to 12 products."""
+    store = EmbeddedStore(folder)
+    users, products = [f"u{i:02d}" for i in range(12)], [f"p{i:02d}" for i in range(12)]
+    store.upsert_nodes("User", pd.DataFrame({"id": users}))
+    store.upsert_nodes("Product", pd.DataFrame({"id": products}))
+    pairs = [(u, products[(i + j) % 12]) for i, u in enumerate(users) for j in range(per_user)]
+    store.upsert_relationships(
+        rtype, pd.DataFrame(pairs, columns=["src", "dst"]), start="User", end="Product"
+    )
+    return store
+
+
+def users_mapping(store: EmbeddedStore, **table: Any) -> LoaderMapping:
+    """A mapping of one table ``users`` (csv unless ``format`` says otherwise; ``table``'s
+    other settings too) to User nodes keyed by ``id`` with ``name`` and ``age``."""
+    raw = {
+        "name": "mini_users",
+        "sources": {"users": {"description": "users"}},
+        "tables": {"users": {"source": "users", "format": "csv", **table}},
+        "nodes": [
+            {
+                "label": "User",
+                "table": "users",
+                "key": "id",
+                "properties": {"name": "name", "age": "age"},
+            }
+        ],
+    }
+    return parse_mapping(raw, store.schema)
