@@ -877,6 +877,15 @@ def ask_cmd(
 )  # fmt: skip
 @click.option("--top", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option(
+    "--at-risk",
+    "at_risk",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Products at risk listed per supplier or batch (the riskiest; --json gives them, "
+    "with at_risk_count, how many there are).",
+)
+@click.option(
     "--plot",
     "plot_dir",
     type=click.Path(path_type=Path),
@@ -898,6 +907,7 @@ def ask_cmd(
 def defects_cmd(
     level: str,
     top: int,
+    at_risk: int,
     plot_dir: Path | None,
     evidence_key: str | None,
     as_json: bool,
@@ -927,7 +937,7 @@ def defects_cmd(
                 click.echo(f"{item['score']:.2f}  {route}\n      {item['text'][:100]}")
             return
         analysis = engine.defect_analysis()
-        frame = analysis.ranking(level, top)
+        frame = analysis.ranking(level, top, at_risk)
         if plot_dir is not None and not frame.empty:
             plots = [analysis.plot(plot_dir / f"defects-{level}.png", level, top)]
             first = str(frame.iloc[0, 0])
@@ -941,7 +951,7 @@ def defects_cmd(
         return
     for rank, row in enumerate(frame.to_dict(orient="records"), 1):
         key = next(iter(row.values()))
-        extra = f", {len(row['at_risk_products'])} at risk" if "at_risk_products" in row else ""
+        extra = f", {row['at_risk_count']} at risk" if "at_risk_count" in row else ""
         click.echo(f"{rank:>3}. {key}  risk {row['risk']:.3f}{extra}")
         for item in row["evidence"][:3]:
             click.echo(f"       - {item['kind']} {item['key']} ({item['score']:.2f}): "

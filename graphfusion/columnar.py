@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +53,11 @@ __all__ = [
     "convert",
     "equals",
     "evaluate",
+    "find_key",
     "key_list",
     "keep",
     "keys",
+    "nfc_key",
 ]
 
 #: Longest key accepted.
@@ -110,7 +113,11 @@ class Keys:
 def key_list(value: Any) -> list[str]:
     """The keys a field's value gives: none (missing), one, or one per element of a list.
 
-    Text is stripped; a number that is whole (an id column with gaps) loses its ``.0``.
+    Text is stripped and put in Unicode's composed form, NFC (:func:`nfc_key`): "Café"
+    typed with a combining accent (NFD, as macOS file names and some exports give it) is the
+    key "Café" typed with "é", so a link typed in one form finds a node typed in the other; a
+    key in NFC already, ASCII included, is unchanged. A number that is whole (an id column
+    with gaps) loses its ``.0``.
 
     Raises:
         ValueError: A key holds a NUL character or a lone surrogate, is longer than
@@ -134,10 +141,26 @@ def key_list(value: Any) -> list[str]:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             key = coerce(v, _STRING).strip()
+        key = nfc_key(key)
         if len(key) > MAX_KEY_CHARS:
             raise ValueError(f"key longer than {MAX_KEY_CHARS} characters")
         out.append(key)
     return out
+
+
+def nfc_key(key: str) -> str:
+    """``key`` in Unicode's normalization form C (composed), the one form keys are stored in;
+    ASCII text, which every form leaves alone, is returned as it is."""
+    return key if key.isascii() else unicodedata.normalize("NFC", key)
+
+
+def find_key(index: Mapping[str, int], key: str) -> int | None:
+    """The row of ``key`` in ``index`` (stored key -> row): the key exactly as given, else in
+    the composed form keys are loaded in (:func:`nfc_key`), so that an id typed or pasted
+    with a decomposed accent (``Cafe`` + U+0301) finds its stored key; None when neither is
+    stored."""
+    row = index.get(key)
+    return index.get(nfc_key(key)) if row is None and not key.isascii() else row
 
 
 def _unicode(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -418,7 +441,9 @@ def keys(ev: Evaluated) -> Keys:
     kind = col.kind
     if arr is not None and kind == "str":
         text = _Text(arr)
-        sure = text.trimmed & ~text.nul & (text.nbytes <= MAX_KEY_CHARS)
+        # ASCII only: anything else goes through key_list, which puts it in NFC
+        ascii_only = _mask(pc.string_is_ascii(arr))
+        sure = text.trimmed & ~text.nul & (text.nbytes <= MAX_KEY_CHARS) & ascii_only
         base = arr if not text.blank.any() else _blank_to_null(arr, text.blank)
         rows = np.flatnonzero(~sure & ~text.blank)
         values = arr.take(pa.array(rows)).to_pylist()

@@ -22,8 +22,9 @@ defect):
   letter or digit) reads like the reviews of its star that have one: ``(S + PRIOR_WEIGHT *
   (5 - rating) / 4) / (n + PRIOR_WEIGHT)`` over the ``n`` reviews with text whose rating
   rounds to the same whole star (``S`` the sum of their scores), so with no text anywhere
-  (nothing embedded) the rating decides (a ``UserWarning`` says how many reviews with words
-  lack a text vector, and to run ``graphfusion embed``), and a one-star review without text
+  (nothing embedded) the rating decides (a warning, logged to ``graphfusion.defects`` as the
+  other modules log theirs, says how many reviews with words lack a text vector, and to run
+  ``graphfusion embed``), and a one-star review without text
   is no surer a defect report than the one-star reviews that say what went wrong. A rating
   outside 1..5 (loading refuses those; a store written otherwise may hold a 0 for "not
   rated") counts as none: the text alone decides, and a review with neither gets the mean
@@ -34,7 +35,12 @@ defect):
   nearest photos of the category (a sample of :data:`IMAGE_SAMPLE` photos in bigger
   categories), as a robust z-score within the category (median, 1.4826 MAD), scored
   ``sigmoid(IMAGE_SLOPE * (z - IMAGE_Z))``. Categories with fewer than :data:`IMAGE_MIN`
-  photos score 0. A photo that shows nothing odd is no observation: most defects do not show.
+  photos score 0. The photos of products without a category are scored among each other, as
+  one more category (a store whose products have none can still tell a damaged photo of one
+  kind of product; where they are of many kinds, their variety reads as oddity: give them
+  categories); the evidence says so, and ``image_category`` of :attr:`DefectAnalysis.products`
+  is None for them. A photo that shows nothing odd is no observation: most defects do not
+  show.
 - *recall* (weight :data:`RECALL_WEIGHT`, score 1): an official recall about the product
   (``(Recall)-[:ABOUT]->(Product)``, e.g. from the ``cpsc_recalls`` mapping); its hazard text
   is shown as the evidence.
@@ -102,8 +108,8 @@ fitted per store:
 from __future__ import annotations
 
 import itertools
+import logging
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,13 +124,17 @@ from graphfusion.plots import new_figure, plot_text, save_figure
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg
 
+log = logging.getLogger("graphfusion.defects")
+
 __all__ = [
     "DEFECT_PHRASES",
+    "AT_RISK_TOP",
     "EVIDENCE_MIN",
     "FINE_PHRASES",
     "IMAGE_WEIGHT",
     "LEVELS",
     "MAX_PLOT_BARS",
+    "MAX_TOP",
     "NEGATION_PHRASES",
     "NEEDS_NODES",
     "NEEDS_PROPERTIES",
@@ -228,6 +238,14 @@ RECALL_WEIGHT = 50.0
 EVIDENCE_MIN = 0.5
 #: Most bars the risk chart draws (:meth:`DefectAnalysis.plot`).
 MAX_PLOT_BARS = 50
+#: Products at risk a ranking lists per supplier or batch by default (the riskiest; its
+#: ``at_risk_count`` says how many there are): a defect that spreads through a large
+#: supplier would otherwise list every product it supplies, in every row.
+AT_RISK_TOP = 20
+#: The largest ``top`` and ``at_risk`` of a ranking.
+MAX_TOP = 10_000
+#: The evidence text of an odd photo of a product without a category.
+_UNCATEGORISED = "photo unlike the photos of the other products without a category"
 #: A letter or digit of any script: a review text without one is no text.
 _WORD = re.compile(r"[^\W_]")
 #: Words that name a defect (or its absence, when negated).
@@ -259,6 +277,7 @@ class _Index(NamedTuple):
     batch_products: dict[str, list[str]]
     image: list[float]
     image_id: list[Any]
+    image_pooled: list[bool]  # the photo was scored among the products without a category
     risk: list[float]
     quiet: list[bool]  # no evidence shown against the product
     reviews: dict[str, list[int]]  # product -> rows of its reviews above EVIDENCE_MIN
@@ -278,10 +297,13 @@ class DefectAnalysis:
         reviews: ``review_id``, ``product_id``, ``rating``, ``text_score``, ``score``, ``text``.
         products: ``product_id``, ``title``, ``reviews``, ``defect_reviews``, ``recalls``,
             ``rate`` (its own share of defect reviews, smoothed toward the shop's), ``image``
-            (its photo's score), ``reports`` and ``observations`` (``K`` and ``N``),
-            ``evidence`` (its own evidence rate, smoothed toward the shop's), ``batch_id``
-            (its first batch in key order when it came from several), ``supplier_id`` (that
-            batch's maker, else its first supplier), ``risk``.
+            (its oddest photo's score), ``image_id`` (that photo's key, None without a
+            scored photo), ``image_category`` (the category whose photos it was compared
+            with; None for the products without a category, or without a photo),
+            ``reports`` and ``observations`` (``K`` and ``N``), ``evidence`` (its own
+            evidence rate, smoothed toward the shop's), ``batch_id`` (its first batch in key
+            order when it came from several), ``supplier_id`` (that batch's maker, else its
+            first supplier), ``risk``.
         batches: ``batch_id``, ``supplier_id``, ``products``, ``reviews``, ``reports``,
             ``observations``, ``risk``.
         suppliers: ``supplier_id``, ``name``, ``products``, ``reviews``, ``reports``,
@@ -302,7 +324,9 @@ class DefectAnalysis:
         default_factory=lambda: pd.DataFrame(columns=["recall_id", "product_id", "title", "hazard"])
     )
 
-    def ranking(self, level: str = "supplier", top: int = 20) -> pd.DataFrame:
+    def ranking(
+        self, level: str = "supplier", top: int = 20, at_risk: int = AT_RISK_TOP
+    ) -> pd.DataFrame:
         """The ``top`` riskiest nodes of ``level`` with their main evidence and, for batches and
         suppliers, the products at risk (no evidence shown against them yet: no defect review,
         recall or odd photo), riskiest first.
@@ -312,9 +336,17 @@ class DefectAnalysis:
         :data:`EVIDENCE_MIN`; a node without any has an empty list. A product's own evidence
         rate (``evidence`` of :attr:`products`) is the column ``evidence_rate`` here.
 
+        Args:
+            level: ``supplier``, ``batch`` or ``product``.
+            top: How many nodes, 1..:data:`MAX_TOP`.
+            at_risk: At most this many products at risk per supplier or batch (column
+                ``at_risk_products``, the riskiest, ties in key order), 1..:data:`MAX_TOP`;
+                the column ``at_risk_count`` counts them all.
+
         Raises:
-            ValidationError: Unknown level or bad ``top``.
+            ValidationError: Unknown level, or bad ``top`` or ``at_risk``.
         """
+        limit = count_arg("at_risk", at_risk, MAX_TOP)
         out = self._top(level, top)
         out = out.rename(columns={"evidence": "evidence_rate"})  # a product's, kept
         key = out.columns[0]
@@ -322,7 +354,9 @@ class DefectAnalysis:
         evidence: list[Any] = [self._evidence(level, k, index) for k in out[key]]
         out["evidence"] = evidence
         if level != "product":
-            out["at_risk_products"] = [self._at_risk(level, k, index) for k in out[key]]
+            quiet = [self._at_risk(level, k, index) for k in out[key]]
+            out["at_risk_products"] = [q[:limit] for q in quiet]
+            out["at_risk_count"] = [len(q) for q in quiet]
         return out
 
     def _top(self, level: str, top: int) -> pd.DataFrame:
@@ -333,7 +367,7 @@ class DefectAnalysis:
         """
         if level not in LEVELS:
             raise ValidationError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-        top = count_arg("top", top, 10_000)
+        top = count_arg("top", top, MAX_TOP)
         frame = {"supplier": self.suppliers, "batch": self.batches, "product": self.products}
         table = frame[level].sort_values(["risk", frame[level].columns[0]],
                                          ascending=[False, True]).head(top)  # fmt: skip
@@ -362,6 +396,7 @@ class DefectAnalysis:
             batch_products=members,
             image=p["image"].to_numpy(dtype=float).tolist(),
             image_id=p["image_id"].tolist(),
+            image_pooled=self._image_pooled(p),
             risk=p["risk"].to_numpy(dtype=float).tolist(),
             quiet=self._quiet(p).tolist(),
             reviews=shown,
@@ -372,6 +407,15 @@ class DefectAnalysis:
             review_rating=pd.to_numeric(r["rating"], errors="coerce").tolist(),
             recalls=recalled,
         )
+
+    @staticmethod
+    def _image_pooled(products: pd.DataFrame) -> list[bool]:
+        """Whether each product's photo was scored among the photos of the products without a
+        category (it has a photo, and ``image_category`` is None)."""
+        if "image_category" not in products:  # an analysis made without the column
+            return [False] * len(products)
+        photo = products["image_id"].notna() & products["image_category"].isna()
+        return photo.tolist()
 
     def _product_batches(self) -> dict[str, list[str]]:
         """Product -> the batches it came from (``extra["product_batches"]``)."""
@@ -419,7 +463,8 @@ class DefectAnalysis:
         odd = sorted((i for i in rows if image[i] > EVIDENCE_MIN), key=lambda i: (-image[i], i))
         out += [
             {"kind": "image", "key": str(index.image_id[i]), "product_id": index.ids[i],
-             "score": round(image[i], 3), "text": "photo unlike its category's"}
+             "score": round(image[i], 3),
+             "text": _UNCATEGORISED if index.image_pooled[i] else "photo unlike its category's"}
             for i in odd[:n]
         ]  # fmt: skip
         return out
@@ -622,11 +667,10 @@ def review_scores(store: BaseStore, encoder: Any | None = None) -> pd.DataFrame:
         and text hold no letter or digit), ``score`` and ``text`` (the title where the text is
         missing or blank), in ``review_id`` order. Reviews about no product are left out.
 
-    Warns:
-        UserWarning: Some reviews with words in their title or text have no text vector
-            (the store was never embedded, or reviews came after ``embed``): they are
-            scored from their rating alone. The message counts them and says to run
-            ``graphfusion embed`` (``Engine.embed()``).
+    Some reviews with words in their title or text may have no text vector (the store was
+    never embedded, or reviews came after ``embed``): they are scored from their rating
+    alone, and a warning logged to ``graphfusion.defects`` counts them and says to run
+    ``graphfusion embed`` (``Engine.embed()``).
     """
     node = store.schema.node("Review")
     dim = node.prop("text_vec").type.dim or 0
@@ -717,8 +761,9 @@ def analyse(
         photos = _image_scores(store, ids)
         products["image"] = photos["image"].to_numpy()
         products["image_id"] = photos["image_id"].to_numpy()
+        products["image_category"] = photos["image_category"].to_numpy()
     else:
-        products["image"], products["image_id"] = 0.0, None
+        products["image"], products["image_id"], products["image_category"] = 0.0, None, None
     extra_k = IMAGE_WEIGHT * products["image"]
     if "recall" in sources:
         extra_k = extra_k + RECALL_WEIGHT * products["recalls"]
@@ -830,6 +875,7 @@ def analyse(
             "rate",
             "image",
             "image_id",
+            "image_category",
         ),
         *("reports", "observations", "evidence", "batch_id", "supplier_id", "risk"),
     ]
@@ -879,7 +925,8 @@ def _supplier_rates(
 
 
 def _warn_unembedded(missing: int, with_words: int) -> None:
-    """Warn (``UserWarning``) when ``missing`` of the ``with_words`` reviews that have words
+    """Log a warning (``graphfusion.defects``; a plain line on the command line, like the
+    other modules' warnings) when ``missing`` of the ``with_words`` reviews that have words
     have no text vector: those are scored from their rating alone, which cannot tell a late
     delivery from a defect, and the cure is to embed them."""
     if not missing:
@@ -897,7 +944,7 @@ def _warn_unembedded(missing: int, with_words: int) -> None:
             f"{missing:,} of the {with_words:,} reviews with text {has} no text vector "
             f"(Review.text_vec) and {are} scored from {their} rating alone"
         )
-    warnings.warn(f"defect analysis: {what}; {cure}", UserWarning, stacklevel=3)
+    log.warning("defect analysis: %s; %s", what, cure)
 
 
 def _ratings(values: pd.Series) -> np.ndarray:
@@ -992,24 +1039,28 @@ def _recalls(store: BaseStore) -> pd.DataFrame:
 def _image_scores(store: BaseStore, products: list[str]) -> pd.DataFrame:
     """Per product (rows in ``products`` order): ``image``, the score of its oddest photo among
     its category's (see the module docstring; 0 without a photo, or in a category with too
-    few photos), and ``image_id``, that photo's key (None without a photo)."""
+    few photos), ``image_id``, that photo's key (None without a photo), and
+    ``image_category``, the category it was compared with (None without a photo, or for the
+    photos of the products without a category, which are compared with each other)."""
     dim = store.schema.node("Image").prop("image_vec").type.dim or 0
     table = store.query_arrow(
         "MATCH (p:Product)-[:HAS_IMAGE]->(i:Image) WHERE i.image_vec IS NOT NULL "
         "OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category) "
         "RETURN p.id AS pid, c.id AS cid, i.id AS iid, i.image_vec AS v ORDER BY pid, cid, iid"
     )
-    out = pd.DataFrame({"image": 0.0, "image_id": None}, index=pd.Index(products))
+    out = pd.DataFrame(
+        {"image": 0.0, "image_id": None, "image_category": None}, index=pd.Index(products)
+    )
     if table.num_rows == 0:
         return out.reset_index(drop=True)
     vecs, has = _vectors(table.column("v"), dim)
     frame = pd.DataFrame({"p": table.column("pid").to_pylist(),
                           "c": table.column("cid").to_pylist(),
                           "i": table.column("iid").to_pylist()})[has]  # fmt: skip
-    frame["c"] = frame["c"].fillna("")
     unit = unit_rows(vecs[has])
     z = np.full(len(frame), -np.inf)
-    for _, rows in sorted(frame.groupby("c").indices.items()):
+    pools = frame.groupby("c", dropna=False).indices  # NaN: the products without a category
+    for _, rows in sorted(pools.items(), key=lambda item: str(item[0])):
         if len(rows) >= IMAGE_MIN:
             z[rows] = _robust_z(_neighbour_distance(unit[rows]))
     frame["score"] = _sigmoid(IMAGE_SLOPE * (z - IMAGE_Z))
@@ -1018,6 +1069,10 @@ def _image_scores(store: BaseStore, products: list[str]) -> pd.DataFrame:
     known = oddest["score"].notna()
     out.loc[known, "image"] = oddest.loc[known, "score"]
     out.loc[known, "image_id"] = oddest.loc[known, "i"]
+    out.loc[known, "image_category"] = oddest.loc[known, "c"]
+    out["image_category"] = (
+        out["image_category"].astype(object).where(out["image_category"].notna(), None)
+    )
     return out.reset_index(drop=True)
 
 

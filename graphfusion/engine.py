@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from graphfusion.defaults import EPOCHS
-from graphfusion.defects import DefectAnalysis, analyse
+from graphfusion.defects import AT_RISK_TOP, DefectAnalysis, analyse
 from graphfusion.errors import ValidationError
 from graphfusion.features.embed import (
     EmbedError,
@@ -519,7 +519,9 @@ class Engine:
             self._defects = analyse(self.store)
         return self._defects
 
-    def defects(self, level: str = "supplier", top: int = 20) -> pd.DataFrame:
+    def defects(
+        self, level: str = "supplier", top: int = 20, at_risk: int = AT_RISK_TOP
+    ) -> pd.DataFrame:
         """The riskiest suppliers, batches or products with their main evidence and the
         products at risk that share them (see
         :meth:`graphfusion.defects.DefectAnalysis.ranking`).
@@ -527,16 +529,19 @@ class Engine:
         Args:
             level: ``supplier``, ``batch`` or ``product``.
             top: How many.
+            at_risk: At most this many products at risk per supplier or batch (the
+                riskiest).
 
         Returns:
             One row per node, riskiest first: its key, counts, ``risk``, ``evidence`` and
-            (suppliers and batches) ``at_risk_products``.
+            (suppliers and batches) ``at_risk_products`` and ``at_risk_count`` (how many
+            there are in all).
 
         Raises:
-            ValidationError: Unknown level or bad ``top``.
+            ValidationError: Unknown level, or bad ``top`` or ``at_risk``.
             NotReadyError: The store has no products.
         """
-        return self.defect_analysis().ranking(level, top)
+        return self.defect_analysis().ranking(level, top, at_risk)
 
     def defect_evidence(self, node_key: str, level: str | None = None) -> list[dict[str, Any]]:
         """Evidence paths of a supplier, batch or product, strongest first (see

@@ -112,7 +112,9 @@ def to_heterodata(
 
     Returns:
         The graph and its id maps. Relationship ``weight`` properties, where the type has one,
-        become ``edge_weight`` (1.0 where missing).
+        become ``edge_weight`` (1.0 where missing). The edges are in one order whatever
+        order the store keeps them in: by start row, then end row (reverse edges in the order
+        of the edges they reverse).
 
     Raises:
         SchemaError: An unknown label.
@@ -171,15 +173,15 @@ def to_heterodata(
             table, src, dst = table.filter(known), src.filter(known), dst.filter(known)
         if table.num_rows == 0:
             continue
-        src, dst = _rows(src), _rows(dst)
+        weights = table.column("w").cast(pa.float64()).fill_null(1.0) if weight else None
+        src, dst, weights = _ordered(_rows(src), _rows(dst), weights)
         data[start, rtype, end].edge_index = torch.stack([src, dst])
-        if weight:
-            w = table.column("w").cast(pa.float64()).fill_null(1.0).to_numpy()
-            w = torch.from_numpy(w.astype(np.float32))
+        if weights is not None:
+            w = torch.from_numpy(weights.astype(np.float32))
             data[start, rtype, end].edge_weight = w
         if reverse:
             data[end, f"{REVERSE_PREFIX}{rtype}", start].edge_index = torch.stack([dst, src])
-            if weight:
+            if weights is not None:
                 data[end, f"{REVERSE_PREFIX}{rtype}", start].edge_weight = w
     return GraphExport(data, ids, index)
 
@@ -261,6 +263,24 @@ def unit_rows(vecs: np.ndarray) -> np.ndarray:
     return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
 
 
-def _rows(rows: pa.Array) -> torch.Tensor:
-    """Row indices (of relationship ends among a label's keys, none null) as a tensor."""
-    return torch.from_numpy(rows.to_numpy().astype(np.int64))
+def _rows(rows: pa.Array) -> np.ndarray:
+    """Row indices (of relationship ends among a label's keys, none null) as int64."""
+    return rows.to_numpy().astype(np.int64)
+
+
+def _ordered(
+    src: np.ndarray, dst: np.ndarray, weights: pa.ChunkedArray | pa.Array | None
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """The edges sorted by start row, then end row (then weight, for parallel edges): the
+    order a store returns a relationship query in is its storage order, which depends on how
+    and when the graph was written; what is summed over the edges (pooled photos, messages)
+    must not. The integer rows are sorted here (about 0.1 s for 200k edges), not the string
+    keys by an ``ORDER BY`` in the store."""
+    w = None if weights is None else weights.to_numpy(zero_copy_only=False).astype(np.float64)
+    key = src * (int(dst.max()) + 1) + dst  # one number per (start, end): rows are < 2**31
+    order = np.argsort(key, kind="stable")
+    ranked = key[order]
+    if w is not None and bool((ranked[1:] == ranked[:-1]).any()):
+        order = np.lexsort((w, key))  # parallel edges: by weight too (the last key first)
+    w = None if w is None else w[order]
+    return torch.from_numpy(src[order]), torch.from_numpy(dst[order]), w

@@ -57,10 +57,11 @@ import difflib
 import os
 import re
 import string
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -281,7 +282,33 @@ def check_columns(
         raise MappingError(
             f"{mapping.path}: {place}: no column {shown} in table {table!r}"
             f"{f' ({file})' if file else ''}; its columns: {listed or 'none'}"
+            f"{_other_forms(absent, columns)}"
         )
+
+
+def _other_forms(absent: Sequence[str], columns: Sequence[str]) -> str:
+    """A note for the absent names that a column has in another Unicode form (``é`` typed
+    as ``e`` and a combining accent, as macOS may export it), which print alike; empty when
+    none has."""
+    notes = [
+        f"; the file's {col!r} is the same name in Unicode form {_form(col)} (the mapping's "
+        f"is in another Unicode form, {_form(name)}): type the name as the file has it, or "
+        "save the file's header in NFC"
+        for name in absent
+        for col in columns
+        if col != name and _nfc(col) == _nfc(name)
+    ]
+    return "".join(notes)
+
+
+def _form(text: str) -> str:
+    """The first Unicode normalization form ``text`` is in (``mixed`` when in none)."""
+    forms: tuple[Literal["NFC", "NFD", "NFKC", "NFKD"], ...] = ("NFC", "NFD", "NFKC", "NFKD")
+    return next((f for f in forms if unicodedata.is_normalized(f, text)), "mixed")
+
+
+def _nfc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def builtin_mappings() -> dict[str, Path]:

@@ -39,8 +39,9 @@ Four retrieval signals, each usable alone (``method=``) for comparison, and thei
   this fit model fef366cca" at 0.97.
 
 A question that names a stored key (:meth:`QAIndex.named`: "Is P00123 waterproof?", the key
-exactly as stored, case included, as a whole word; keys with a digit, and of digits only from
-six of them) gets what it names first in each list: the product named is the one asked on
+as a whole word; keys with a digit, and of digits only from six of them; in another case,
+"is p00123 waterproof?", where that names one key only and the word is no common one)
+gets what it names first in each list: the product named is the one asked on
 when no ``product_id`` is given (one product named: its graph score is 1, as on its page),
 an answer named or the answers of a question named come first among the answers, the
 passages of a review named first among the passages. A question naming no key ranks as
@@ -71,12 +72,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from graphfusion.columnar import find_key
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.features.embed import text_content
 from graphfusion.graph import _vectors, unit_rows
 from graphfusion.store.base import BaseStore
 from graphfusion.topk import top_rows
-from graphfusion.values import count_arg
+from graphfusion.values import count_arg, folded
 
 __all__ = [
     "QAIndex",
@@ -265,6 +267,7 @@ class _Corpus:
     bm25: bm25s.BM25 | None
     doc_freq: Counter[str] = field(default_factory=Counter)  # documents holding each token
     mean_length: float = 0.0  # tokens per document
+    repeats: int = 0  # rows of a key listed before (an answer to a question about two products)
 
     @classmethod
     def build(
@@ -280,7 +283,8 @@ class _Corpus:
             mean_length = float(np.mean([len(doc) for doc in tokens]))
             index = bm25s.BM25()
             index.index(tokens, show_progress=False)
-        return cls(keys, texts, unit_rows(vecs), product, index, doc_freq, mean_length)
+        repeats = len(keys) - len(set(keys))
+        return cls(keys, texts, unit_rows(vecs), product, index, doc_freq, mean_length, repeats)
 
     def bm25_scores(self, tokens: list[str]) -> np.ndarray:
         if self.bm25 is None or not tokens:
@@ -315,11 +319,12 @@ class QAIndex:
             is refused.
         encoder: The text encoder of the stored vectors (MiniLM by default).
         exclude_questions: Question keys to leave out, with their answers (benchmarks hold
-            questions out this way).
+            questions out this way): a collection of keys, not one string.
         extra_answers: Answers to add to the pool: a frame with ``answer_id``, ``text``,
-            ``product_id`` (no question: benchmarks put held-out answers back this way). They
-            are candidates only: the text and vector of a product made of its questions and
-            answers leave them out.
+            ``product_id`` of a stored product (no question: benchmarks put held-out answers
+            back this way). They are candidates only: the text and vector of a product made
+            of its questions and answers leave them out. Their vectors are kept for the next
+            index build as those of texts stored since the last embed.
         learn_fusion: Learn the fusion from the stored questions (:meth:`fit_fusion`);
             otherwise, or with too few of them, the fusion is reciprocal rank fusion.
         fusion_weights: Weights learned before (the :attr:`fusion_weights` of an earlier index
@@ -329,7 +334,9 @@ class QAIndex:
     Raises:
         NotReadyError: The store has no products, or no text vectors (never embedded), or
             nothing with text to link a question to.
-        ValidationError: ``fusion_weights`` are not two and three finite weights at least 0.
+        ValidationError: ``fusion_weights`` are not two and three finite weights at least 0;
+            ``exclude_questions`` is one string; ``extra_answers`` is no DataFrame, lacks a
+            column or a value, reuses an answer id, or names a product not stored.
         SchemaError: The schema lacks some of :data:`NEEDS_NODES`,
             :data:`NEEDS_RELATIONSHIPS` and :data:`NEEDS_PROPERTIES` (labels keyed by another
             property than ``id``, say).
@@ -346,6 +353,16 @@ class QAIndex:
         fusion_weights: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> None:
         given = _check_weights(fusion_weights) if fusion_weights is not None else None
+        if isinstance(exclude_questions, str):  # a Collection[str] of its letters
+            raise ValidationError(
+                "exclude_questions must be a collection of question keys, not one string: "
+                f"use {{{exclude_questions!r}}}"
+            )
+        if extra_answers is not None and not isinstance(extra_answers, pd.DataFrame):
+            raise ValidationError(
+                "extra_answers must be a pandas DataFrame (answer_id, text, product_id), got "
+                f"{type(extra_answers).__name__}"
+            )
         store.schema.require(
             "question answering", NEEDS_NODES, NEEDS_RELATIONSHIPS, NEEDS_PROPERTIES
         )
@@ -368,6 +385,10 @@ class QAIndex:
         self.titles = [t or "" for t in prod.column("title").to_pylist()]
         index = {k: i for i, k in enumerate(self.products)}
         self._index = index
+        self._folded_products: dict[str, str] = {}  # for "did you mean": the first of a form
+        for key in self.products:
+            if isinstance(key, str):
+                self._folded_products.setdefault(folded(key), key)
         p_vecs, p_has = _vectors(prod.column("v"), dim)
         p_content = [
             text_content({"title": t, "description": d}, ("title", "description"))
@@ -427,30 +448,15 @@ class QAIndex:
         a_vecs, a_has = a_vecs[a_rows], a_has[a_rows]
         _encode_missing(a_vecs, a_has, a_texts, encoder)
         if extra_answers is not None and len(extra_answers):
-            for col in ("answer_id", "text", "product_id"):
-                if col not in extra_answers.columns:
-                    raise ValidationError(f"extra_answers lacks the column {col}")
-            for col in ("answer_id", "text"):
-                blank = extra_answers[col].isna() | (
-                    extra_answers[col].astype(str).str.strip() == ""
-                )
-                if blank.any():
-                    raise ValidationError(
-                        f"extra_answers has {int(blank.sum())} row(s) with a missing {col}"
-                    )
-            keys = extra_answers["answer_id"].astype(str)
-            taken = keys[keys.duplicated() | keys.isin(a_keys)]
-            if len(taken):
-                raise ValidationError(
-                    f"extra_answers: the answer_id {taken.iloc[0]!r} is already an answer's "
-                    f"({len(taken)} such row(s))"
-                )
-            extra_texts = [str(t) for t in extra_answers["text"]]
-            a_keys += [str(k) for k in extra_answers["answer_id"]]
+            extra_keys, extra_texts, extra_prod = self._extra_rows(extra_answers, a_keys)
+            a_keys += extra_keys
             a_texts += extra_texts
             a_q += [-1] * len(extra_texts)
-            a_prod += [index.get(str(p), -1) for p in extra_answers["product_id"]]
-            a_vecs = np.vstack([a_vecs, encoder.encode(extra_texts)]).astype(np.float32)
+            a_prod += extra_prod
+            # kept across builds, as the texts stored since the last embed: the benchmark
+            # builds several indexes with the same answers put back
+            extra_vecs = _ENCODED.encode(extra_texts, encoder)
+            a_vecs = np.vstack([a_vecs, extra_vecs]).astype(np.float32)
         self.answer_question = np.array(a_q, dtype=np.int64)
         self.answers = _Corpus.build(a_keys, a_texts, a_vecs, np.array(a_prod, dtype=np.int64))
 
@@ -501,10 +507,49 @@ class QAIndex:
             self.products, texts, p_vecs, np.arange(len(self.products))
         )
         self._ids = self._id_index()
+        self._folded_ids: dict[str, set[str]] = {}  # the keys of each folded form
+        for key in self._ids:
+            self._folded_ids.setdefault(folded(key), set()).add(key)
         if given is not None:
             self.fusion_weights, self.fusion_trained_on = given, 0
         else:
             self.fusion_trained_on = self.fit_fusion() if learn_fusion else 0
+
+    def _extra_rows(
+        self, extra: pd.DataFrame, stored: Collection[str]
+    ) -> tuple[list[str], list[str], list[int]]:
+        """The keys, texts and product rows of the answers put back (``extra_answers``).
+
+        Raises:
+            ValidationError: A column lacks; a row lacks an id, a text or a product; an id
+                is an answer's already (stored, or twice); a product is not stored (the
+                stored key it is off from by spaces or case named).
+        """
+        for col in ("answer_id", "text", "product_id"):
+            if col not in extra.columns:
+                raise ValidationError(f"extra_answers lacks the column {col}")
+        for col in ("answer_id", "text", "product_id"):
+            blank = extra[col].isna() | (extra[col].astype(str).str.strip() == "")
+            if blank.any():
+                raise ValidationError(
+                    f"extra_answers has {int(blank.sum())} row(s) with a missing {col}"
+                )
+        keys = extra["answer_id"].astype(str)
+        taken = keys[keys.duplicated() | keys.isin(stored)]
+        if len(taken):
+            raise ValidationError(
+                f"extra_answers: the answer_id {taken.iloc[0]!r} is already an answer's "
+                f"({len(taken)} such row(s))"
+            )
+        products = [str(p) for p in extra["product_id"]]
+        unknown = [p for p in products if p not in self._index]
+        if unknown:
+            hint = self._did_you_mean(unknown[0])
+            rows = "1 such row" if len(unknown) == 1 else f"{len(unknown)} such rows"
+            raise ValidationError(
+                f"extra_answers: no product {unknown[0]!r} in the store{hint} ({rows})"
+            )
+        return list(keys), [str(t) for t in extra["text"]], [self._index[p] for p in products]
 
     # ------------------------------------------------------------------ asking
     def ask(
@@ -524,12 +569,17 @@ class QAIndex:
             Three ranked lists with scores and evidence, at most ``k`` rows each (fewer when
             the pool is smaller; with ``bm25``, only the items that share a word with the
             question, and the product asked on). Equal scores come in the order of the keys.
+            An answer to a question about several products (a passage of a review about
+            several) is listed once, for the product it scores best with.
             What the question names by id (:meth:`named`) comes first in each list, below
             the product asked on, with evidence that says so.
 
         Raises:
-            ValidationError: Empty, too long or non-text question; unknown product; bad k or
-                method; with ``bm25``, a question of only stop words or one-letter words.
+            ValidationError: Empty, too long or non-text question; a ``product_id`` that is
+                not a non-empty string; bad k or method; with ``bm25``, a question of only
+                stop words or one-letter words.
+            NotFoundError: No product ``product_id`` (keys are compared exactly; the stored
+                key it is off from by spaces or case is named: "did you mean").
         """
         text = _check_question(question)
         k = count_arg("k", k, 100)
@@ -542,9 +592,7 @@ class QAIndex:
             )
         asked, asked_as = None, _ASKED_ON
         if product_id is not None:
-            if not isinstance(product_id, str) or product_id not in self._index:
-                raise NotFoundError(f"no product {product_id!r} in the store")
-            asked = self._index[product_id]
+            asked = self._product_row(product_id)
         named = self.named(text)
         if asked is None and len(named.products) == 1:  # "Is P00123 waterproof?"
             asked, asked_as = next(iter(named.products)), _NAMED_ASKED
@@ -564,12 +612,34 @@ class QAIndex:
             passages=self._passages(ranked["passages"], scores, k, lexical),
         )
 
+    def _product_row(self, product_id: object) -> int:
+        """The row of the product asked on, as the recommender finds a product: its key
+        exactly, else a ValidationError (not text, or blank) or a NotFoundError that names
+        the stored key it is off from by spaces or case."""
+        if not isinstance(product_id, str) or not product_id.strip():
+            got = repr(product_id) if isinstance(product_id, str) else type(product_id).__name__
+            raise ValidationError(f"product_id must be a non-empty string, got {got}")
+        row = find_key(self._index, product_id)
+        if row is None:
+            hint = self._did_you_mean(product_id)
+            raise NotFoundError(f"no product {product_id!r} in the store{hint}")
+        return row
+
+    def _did_you_mean(self, product_id: str) -> str:
+        """`` (did you mean 'B0002KTL2'?)`` for a product key not stored that a stored one
+        is, spaces around it and case aside; empty when none is."""
+        near = self._folded_products.get(folded(product_id))
+        return f" (did you mean {near!r}?)" if near is not None else ""
+
     def named(self, question: str) -> _Named:
         """The products, answers and passages the question names by id: every whole word of
         it (quotes, brackets and punctuation around it, and a possessive ``'s``, aside) that
-        is exactly, case included, the key of a stored product, question, answer, review or
-        passage with a digit in it (a key of digits only needs six of them: ``2`` or
-        ``2014`` is rather a number than a key). A product is named by its own key, or by
+        is the key of a stored product, question, answer, review or passage with a digit in
+        it (a key of digits only needs six of them: ``2`` or ``2014`` is rather a number than
+        a key). A word is the key it is exactly, else the key it is in another case
+        (``b0002ktl2`` names ``B0002KTL2``) when no other stored key is that word in some
+        case and the word is no common one (:func:`_foldable`: three digits or more, and not
+        a number with a unit, ``1080p``, ``500ml``). A product is named by its own key, or by
         that of a question, answer, review or passage about it; an answer by its key or its
         question's; a passage by its key or its review's.
 
@@ -581,9 +651,20 @@ class QAIndex:
         """
         out = _Named()
         for token in _id_tokens(question):
-            for kind, row in self._ids.get(token, ()):
-                self._name(out, kind, row, token)
+            key = token if token in self._ids else self._folded_key(token)
+            if key is None:
+                continue
+            for kind, row in self._ids[key]:
+                self._name(out, kind, row, key)
         return out
+
+    def _folded_key(self, token: str) -> str | None:
+        """The one stored key that ``token`` is in another case, or None (none, several,
+        or a token that is rather a common word: :func:`_foldable`)."""
+        if not _foldable(token):
+            return None
+        keys = self._folded_ids.get(folded(token), ())
+        return next(iter(keys)) if len(keys) == 1 else None
 
     def _name(self, out: _Named, kind: str, row: int, token: str) -> None:
         """Add to ``out`` what the key ``token`` of the ``kind`` at ``row`` names."""
@@ -886,7 +967,7 @@ class QAIndex:
     def _answers(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = _listed(score, k, matched_only)
+        rows = _listed(score, k, matched_only, self.answers)
         named = sc.get("named", _Named()).answers
         evidence, questions = [], []
         for a in rows:
@@ -929,7 +1010,7 @@ class QAIndex:
     def _passages(
         self, score: np.ndarray, sc: dict[str, Any], k: int, matched_only: bool = False
     ) -> pd.DataFrame:
-        rows = _listed(score, k, matched_only)
+        rows = _listed(score, k, matched_only, self.passages)
         named = sc.get("named", _Named()).passages
         evidence = []
         for s in rows:
@@ -1005,7 +1086,12 @@ class _EncodedTexts:
     items stored since the last ``embed`` are encoded once, not at every build until
     ``embed`` stores their vectors. Keyed by the encoder's model (its ``name``, a digest of
     its files) and the text itself, so that a changed text is encoded again; the least
-    recently used are dropped beyond ``max_items``. Threads may share it."""
+    recently used are dropped beyond ``max_items``. Threads may share it.
+
+    What nothing is kept for is encoded as given, repeats included: the encoder's vectors
+    of a text depend a little (about 3e-7) on the other texts of its batch, and a list
+    encoded for the first time gets, bit for bit, the vectors of encoding it directly (the
+    first vector of a repeated text is kept)."""
 
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
@@ -1019,18 +1105,20 @@ class _EncodedTexts:
             return np.asarray(encoder.encode(list(texts)))
         keys = [(model, text) for text in texts]
         with self._lock:
-            kept = {key: self._vectors[key] for key in keys if key in self._vectors}
-        todo = list(dict.fromkeys(key for key in keys if key not in kept))
-        if todo:
-            encoded = np.asarray(encoder.encode([text for _, text in todo]))
-            kept.update((key, row.copy()) for key, row in zip(todo, encoded, strict=True))
+            rows: list[np.ndarray | None] = [self._vectors.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            encoded = np.asarray(encoder.encode([texts[i] for i in missing]))
+            for i, row in zip(missing, encoded, strict=True):
+                rows[i] = row.copy()
+        out = [row for row in rows if row is not None]
         with self._lock:
-            for key in keys:
-                self._vectors[key] = kept[key]
+            for key, row in zip(keys, out, strict=True):
+                self._vectors.setdefault(key, row)
                 self._vectors.move_to_end(key)
             while len(self._vectors) > self.max_items:
                 self._vectors.popitem(last=False)
-        return np.stack([kept[key] for key in keys])
+        return np.stack(out)
 
     def clear(self) -> None:
         """Forget every vector."""
@@ -1143,6 +1231,24 @@ def _id_like(key: str) -> bool:
         any(ch.isdigit() for ch in key)
         and (any(ch.isalpha() for ch in key) or len(key) >= 6)
         and not any(ch.isspace() for ch in key)
+    )
+
+
+#: A number with a unit or an ordinal (``1080p``, ``500ml``, ``100w``, ``2nd``): a word, not a
+#: key written in another case.
+_NUMBER_WITH_UNIT = re.compile(r"\d{1,5}[^\W\d_]{1,4}")
+
+
+def _foldable(token: str) -> bool:
+    """Whether a word of a question may name a key written in another case
+    (:meth:`QAIndex.named`): it has a letter and at least three digits (``b0002ktl2``,
+    ``p00123``; not ``mp3`` or ``4k``), and is not a number with a unit or an ordinal
+    (``1080p``, ``500ml``), which a question holds as words."""
+    form = folded(token)
+    return (
+        sum(ch.isdigit() for ch in form) >= 3
+        and any(ch.isalpha() for ch in form)
+        and not _NUMBER_WITH_UNIT.fullmatch(form)
     )
 
 
@@ -1322,11 +1428,26 @@ def _shortened(text: str) -> str:
     return f"{cut}..."
 
 
-def _listed(score: np.ndarray, k: int, matched_only: bool) -> np.ndarray:
+def _listed(
+    score: np.ndarray, k: int, matched_only: bool, corpus: _Corpus | None = None
+) -> np.ndarray:
     """The rows a result lists: the ``k`` best (:func:`top_rows`), only those that scored
-    above 0 when ``matched_only`` (bm25: items sharing a word with the question)."""
-    rows = top_rows(score, k)
-    return rows[score[rows] > 0] if matched_only else rows
+    above 0 when ``matched_only`` (bm25: items sharing a word with the question), and of
+    the rows of a ``corpus`` one per key, its best: an answer to a question about two
+    products (or a passage of a review about two) is a candidate per product, listed once."""
+    repeats = corpus.repeats if corpus is not None else 0
+    rows = top_rows(score, k + repeats)
+    if matched_only:
+        rows = rows[score[rows] > 0]
+    if corpus is None or not repeats:
+        return rows[:k]
+    seen: set[str] = set()
+    kept: list[int] = []
+    for row in rows:
+        if corpus.keys[row] not in seen:
+            seen.add(corpus.keys[row])
+            kept.append(int(row))
+    return np.asarray(kept[:k], dtype=np.int64)
 
 
 def _question_like(sim: float, unlike: str) -> str:

@@ -35,7 +35,13 @@ skipped. A CSV header that names a column twice, or that has a single column who
 usual delimiter (``,``, ``;``, tab, ``|``) would split (a ``;``-delimited file read with
 ``,``), is one bad record too, on the header's line, naming the column (and the delimiter the
 file may have, which is never used in its place); the rest of the file is skipped. The header
-is the first line with something on it: blank lines before it are skipped. A Parquet file that
+is the first line with something on it: blank lines before it are skipped, and so is Excel's
+``sep=,`` line naming the delimiter (one naming another delimiter than the table's is one bad
+record, as a wrong delimiter is). A column whose header cell is blank has no name, so it is no
+field of the rows: one before the last name (a pandas index, ``,id,name``) is left out; the
+ones after it (``id,name,,``, as spreadsheets write) must be blank, and a row may leave them
+out, but a value there rejects its row, naming the column's number (it is most likely a value
+shifted by a delimiter inside a value that was not quoted). A Parquet file that
 names a column twice is one bad record as well (on line 1), and a DataFrame that does is
 refused by the loader (:func:`graphfusion.ingest.check_sources`).
 
@@ -44,7 +50,8 @@ same values, line numbers and bad records as :func:`read_source`. CSV files are 
 pyarrow; a file whose line numbers, values or messages pyarrow cannot reproduce exactly (a
 quoted value spanning lines, bare carriage returns, bad UTF-8, a truncated gzip stream, quotes
 in the header, a single column, a line about as long as :data:`MAX_LINE_BYTES`, a byte-order
-mark starting a line) is read row by row instead.
+mark starting a line, Excel's ``sep=`` line, rows that leave out unnamed trailing fields) is
+read row by row instead.
 """
 
 from __future__ import annotations
@@ -532,8 +539,14 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
             yield _not_text_record(kind, "csv")
             return
         rows = _csv_rows(_unmarked(_bounded_lines(fh, MAX_LINE_BYTES)), delimiter)
-        # the header is the first row with something on it
-        first = next((r for r in rows if isinstance(r[1], str) or not _blank(r[1])), None)
+        # the header is the first row with something on it (after Excel's "sep=," line)
+        first = _first_row(rows)
+        note = _sep_note(first[1], delimiter) if first is not None else None
+        if first is not None and note is not None:
+            if note != delimiter:
+                yield BadRecord(first[0], _sep_problem(first[0], note, delimiter))
+                return
+            first = _first_row(rows)
         if first is None:
             return
         line, header = first
@@ -549,7 +562,8 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
         if problem is not None:
             yield BadRecord(line, f"{problem}; the rest of the file is skipped")
             return
-        width = len(header)
+        named = [i for i, name in enumerate(header) if name]
+        tail = _unnamed_tail(header)
         for start, row in rows:
             if isinstance(row, str):
                 yield BadRecord(start, row)
@@ -557,12 +571,85 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[Record | BadRecord]:
                 continue
             elif (bad := _not_text(row, fh)) is not None:
                 yield BadRecord(start, bad)
-            elif len(row) != width:
-                yield BadRecord(start, f"has {len(row)} fields, the header has {width}")
-            elif _is_header(row, header):
-                yield BadRecord(start, _HEADER_AGAIN)
             else:
-                yield Record(start, dict(zip(header, row, strict=True)))
+                yield _csv_record(start, row, header, (named, tail), delimiter)
+
+
+def _csv_record(
+    start: int,
+    row: list[str],
+    header: list[str],
+    columns: tuple[list[int], int],
+    delimiter: str,
+) -> Record | BadRecord:
+    """The record of a CSV row (starting on line ``start``) under ``header`` (stripped), or
+    why it is rejected: a number of fields other than the header's (a row may leave out the
+    unnamed columns that end the header), a repeat of the header, a value in an unnamed
+    column that ends it. ``columns`` are the header's named columns (positions) and where its
+    unnamed trailing ones start (:func:`_unnamed_tail`)."""
+    (named, tail), width = columns, len(header)
+    if len(row) != width:
+        if not tail <= len(row) < width:
+            return BadRecord(start, f"has {len(row)} fields, the header has {width}")
+        row = row + [""] * (width - len(row))
+    if _is_header(row, header):
+        return BadRecord(start, _HEADER_AGAIN)
+    held = next((i for i in range(tail, width) if row[i].strip()), None)
+    if held is not None:
+        return BadRecord(start, _unnamed_value(held, row[held], delimiter))
+    if len(named) == width:
+        return Record(start, dict(zip(header, row, strict=True)))
+    return Record(start, {header[i]: row[i] for i in named})
+
+
+#: Excel's first line naming a file's delimiter (``sep=,``, ``sep=;``), which it writes and
+#: reads.
+_SEP_LINE = re.compile(r"sep=(.)", re.IGNORECASE | re.DOTALL)
+
+
+def _first_row(
+    rows: Iterator[tuple[int, list[str] | str]],
+) -> tuple[int, list[str] | str] | None:
+    """The next row of ``rows`` with something on it (or a reason), with its line."""
+    return next((r for r in rows if isinstance(r[1], str) or not _blank(r[1])), None)
+
+
+def _sep_note(row: list[str] | str, delimiter: str) -> str | None:
+    """The delimiter a row that is Excel's ``sep=`` line names; None for any other row."""
+    if isinstance(row, str):
+        return None
+    found = _SEP_LINE.fullmatch(delimiter.join(row))
+    return found.group(1) if found is not None else None
+
+
+def _sep_problem(line: int, note: str, delimiter: str) -> str:
+    """The reason of a file whose ``sep=`` line names another delimiter than the table's."""
+    return (
+        f"line {line}, {_short('sep=' + note)}, says the file's delimiter is {note!r}, but the "
+        f"table reads it with {delimiter!r} (set the table's 'delimiter' option); the rest of "
+        "the file is skipped"
+    )
+
+
+def _unnamed_tail(header: list[str]) -> int:
+    """Where the unnamed columns after the header's last name start (its width if none).
+
+    A column without a name (a blank header cell) is no field: no mapping can name it.
+    Before the last name it is left out (a pandas index written with its frame, ``,id,name``);
+    after it (``id,name,,``, as spreadsheets write cells once used) it must be blank in every
+    row, as a value there is most likely one shifted by a delimiter inside a value that was
+    not quoted (:func:`_unnamed_value`).
+    """
+    return max((i + 1 for i, name in enumerate(header) if name), default=0)
+
+
+def _unnamed_value(column: int, value: str, delimiter: str) -> str:
+    """The reason of a row that holds ``value`` in the unnamed column ``column`` (0-based)
+    after the header's last name."""
+    return (
+        f"column {column + 1} has no name in the header but holds {_short(value)} in this row "
+        f"(a value holding the delimiter {delimiter!r} without quotes?)"
+    )
 
 
 #: The reason of a row that repeats the header.
@@ -865,21 +952,22 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
     end = raw.find(b"\n", start)
     end = len(raw) if end < 0 else end
     head = raw[start:end].removesuffix(b"\r").decode("utf-8")
-    if '"' in head or "\x00" in head:
-        return None  # the row reader's rules for quotes and NULs in the header
+    if '"' in head or "\x00" in head or _SEP_LINE.fullmatch(head):
+        return None  # the row reader's rules for quotes, NULs and Excel's sep= line
     header = [h.strip() for h in next(csv.reader([head], delimiter=delimiter), [])]
-    if len(header) < 2 or len(set(header)) != len(header):
+    names = [h for h in header if h]  # unnamed columns are no fields (see _unnamed_tail)
+    if len(header) < 2 or not names or len(set(names)) != len(names):
         return None  # one column: the row reader's rule for blank rows; none or repeated names
     width = len(header)
     lines, longest = _nonempty_lines(raw, start)
     if longest + 2 > MAX_LINE_BYTES:  # (with its line end) maybe over the limit of a line
         return None
     if not len(lines):
-        return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in header}, lines), []
+        return Table({h: _Col(arrow=pa.array([], type=pa.string())) for h in names}, lines), []
     body = pa.py_buffer(raw)[min(end + 1, len(raw)) :]
     if raw.find(b"\n" + _UTF8_MARK, start) >= 0:
         return None  # a byte-order mark starting a line: the row reader drops it
-    names = [f"f{i}" for i in range(width)]
+    fields = [f"f{i}" for i in range(width)]
 
     def parse(threads: bool) -> tuple[pa.Table, list[tuple[int | None, str]]]:
         invalid: list[tuple[int | None, str]] = []
@@ -890,7 +978,7 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
 
         table = pcsv.read_csv(
             body,
-            read_options=pcsv.ReadOptions(column_names=names, use_threads=threads),
+            read_options=pcsv.ReadOptions(column_names=fields, use_threads=threads),
             parse_options=pcsv.ParseOptions(
                 delimiter=delimiter,
                 newlines_in_values=True,
@@ -898,7 +986,7 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
                 invalid_row_handler=on_invalid,
             ),
             convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
+                column_types=dict.fromkeys(fields, pa.string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -932,21 +1020,39 @@ def _csv_table(path: Path, delimiter: Any) -> tuple[Table, list[BadRecord]] | No
             return None
         if _blank(row):
             continue
-        if len(row) == width:
-            return None  # the two parsers disagree about this row
+        if _unnamed_tail(header) <= len(row) <= width:
+            return None  # the parsers disagree, or a row without the unnamed trailing fields
         reason = f"has {len(row)} fields, the header has {width}"
         bad.append(BadRecord(int(lines[number - 1]), reason))
     lines = lines[keep]
-    again = _header_rows(columns, header)
-    if len(again):
-        bad.extend(BadRecord(int(lines[i]), _HEADER_AGAIN) for i in again.tolist())
+    dropped = {i: _HEADER_AGAIN for i in _header_rows(columns, header).tolist()}
+    for at, reason in _unnamed_values(columns, _unnamed_tail(header), delimiter).items():
+        dropped.setdefault(at, reason)
+    if dropped:
+        bad.extend(BadRecord(int(lines[i]), reason) for i, reason in dropped.items())
         bad.sort(key=lambda rec: rec.line)
         rest = np.ones(len(lines), dtype=bool)
-        rest[again] = False
+        rest[list(dropped)] = False
         columns = [c.filter(pa.array(rest)) for c in columns]
         lines = lines[rest]
-    cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True)}
+    cols = {h: _Col(arrow=c) for h, c in zip(header, columns, strict=True) if h}
     return Table(cols, lines), bad
+
+
+def _unnamed_values(columns: list[pa.Array], tail: int, delimiter: str) -> dict[int, str]:
+    """Row (position) -> reason, for the rows of columns parsed by pyarrow that hold a value
+    in an unnamed column from ``tail`` on (:func:`_unnamed_tail`), the first such column
+    named, as :func:`_read_csv` rejects them."""
+    out: dict[int, str] = {}
+    for at in range(tail, len(columns)):
+        col = columns[at]
+        filled = np.flatnonzero(pc.greater(pc.binary_length(col), 0).to_numpy(False))
+        if not len(filled):
+            continue
+        for row, value in zip(filled.tolist(), col.take(pa.array(filled)).to_pylist(), strict=True):
+            if row not in out and value.strip():
+                out[row] = _unnamed_value(at, value, delimiter)
+    return out
 
 
 def _ends_in_quote(raw: bytes, delimiter: str) -> bool:

@@ -46,7 +46,6 @@ store folder, written by :func:`graphfusion.train.train`) from memory:
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from graphfusion.columnar import key_list
+from graphfusion.columnar import find_key, key_list
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.features.behaviour import FEATURES
 from graphfusion.features.demographics import Demographics, demographic_features
@@ -92,6 +91,7 @@ from graphfusion.topk import top_rows
 from graphfusion.train import (
     LEAK_FREE_BEHAVIOUR,
     MODELS,
+    SERVED_FILE,
     TrainConfig,
     _training_graph,
     link_matrices,
@@ -100,8 +100,9 @@ from graphfusion.train import (
     product_log_prices,
     served_model,
     store_models_dir,
+    writing_model,
 )
-from graphfusion.values import count_arg, real_arg
+from graphfusion.values import count_arg, folded, real_arg
 
 __all__ = ["Recommender", "Reason", "LIGHT_USER_MAX", "MAX_K"]
 
@@ -207,24 +208,18 @@ class _Catalogue:
 
     def _named(self, what: str, names: Mapping[str, str], value: str) -> set[str]:
         """The keys of ``names`` (key -> name) whose key or name is ``value``, as
-        :func:`_fold` compares them (the names folded once).
+        :func:`~graphfusion.values.folded` compares them (the names folded once).
 
         Raises:
             ValidationError: None is.
         """
         if what not in self.folded:
-            self.folded[what] = [(key, _fold(key), _fold(name)) for key, name in names.items()]
-        wanted = _fold(value)
+            self.folded[what] = [(key, folded(key), folded(name)) for key, name in names.items()]
+        wanted = folded(value)
         ok = {key for key, *forms in self.folded[what] if wanted in forms}
         if not ok:
             raise ValidationError(f"no {what} with the id or name {value!r}")
         return ok
-
-
-def _fold(text: str) -> str:
-    """``text`` as names are compared: stripped, in one Unicode form, case folded (``Straße``
-    is ``STRASSE``; an accent composed or not is the same letter)."""
-    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 @dataclass
@@ -263,9 +258,9 @@ class Recommender:
         ValidationError: An unknown model.
         NotReadyError: (a ValidationError) No trained model; the store changed in a way the
             model cannot follow (for the fusion model: a vector embedded, or a node or
-            relationship type loaded or emptied, after training; retrain); or the store does
+            relationship type loaded or emptied, after training; retrain); the store does
             not hold the LightGCN or MF model's vectors (trained on another store, or not
-            written back).
+            written back); or a write-back stopped half way (train again).
     """
 
     def __init__(
@@ -280,6 +275,13 @@ class Recommender:
         self._lock = ReadWriteLock()
         folder = Path(models_dir) if models_dir else store_models_dir(store)
         served = served_model(folder)
+        writing = writing_model(folder)
+        if writing is not None:
+            raise NotReadyError(
+                f"writing the {writing} model's vectors to the store stopped half way (noted "
+                f"in {folder / SERVED_FILE}): they may be mixed with another model's; train "
+                f"{writing} again"
+            )
         if model is None and served is not None and not (folder / f"{served}.pt").exists():
             raise NotReadyError(
                 f"the store holds the vectors of the {served} model, whose checkpoint is not in "
@@ -589,7 +591,7 @@ class Recommender:
     def _user_row(self, user_id: object) -> int:
         if not isinstance(user_id, str) or not user_id.strip():
             raise ValidationError("user_id must be a non-empty string")
-        row = self.state.user_index.get(user_id)
+        row = find_key(self.state.user_index, user_id)
         if row is None:
             hint = self._stored_as("users", user_id, self.state.users)
             raise NotFoundError(f"no user {user_id!r} in the store{hint}")
@@ -598,7 +600,7 @@ class Recommender:
     def _item_row(self, product_id: object) -> int:
         if not isinstance(product_id, str) or not product_id.strip():
             raise ValidationError("product_id must be a non-empty string")
-        row = self.state.item_index.get(product_id)
+        row = find_key(self.state.item_index, product_id)
         if row is None:
             hint = self._stored_as("items", product_id, self.state.items)
             raise NotFoundError(f"no product {product_id!r} in the store{hint}")
@@ -606,15 +608,15 @@ class Recommender:
 
     def _stored_as(self, what: str, key: str, keys: list[str]) -> str:
         """`` (did you mean 'u0001'?)`` for a ``key`` not stored that one of ``keys`` is, as
-        :func:`_fold` compares them (spaces around it, another case); empty when none is.
-        The folded keys are cached until the serving state changes."""
+        :func:`~graphfusion.values.folded` compares them (spaces around it, another case);
+        empty when none is. The folded keys are cached until the serving state changes."""
         extra = self.state.extra
         if f"folded {what}" not in extra:
-            folded: dict[str, str] = {}
+            forms: dict[str, str] = {}
             for stored in keys:
-                folded.setdefault(_fold(stored), stored)
-            extra[f"folded {what}"] = folded
-        near = extra[f"folded {what}"].get(_fold(key))
+                forms.setdefault(folded(stored), stored)
+            extra[f"folded {what}"] = forms
+        near = extra[f"folded {what}"].get(folded(key))
         return f" (did you mean {near!r}?)" if near is not None else ""
 
     def scores(self, user_id: str) -> tuple[np.ndarray, str]:
@@ -841,7 +843,7 @@ class Recommender:
     ) -> pd.DataFrame:
         """:meth:`recommend` of checked arguments, the lock held."""
         scores, method = self._scores(user_id)
-        u = self.state.user_index[user_id]
+        u = self._user_row(user_id)
         keep = np.ones(len(scores), dtype=bool)
         if category is not None:
             keep &= self.catalogue.category_mask(category)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from graphfusion.columnar import nfc_key
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.store.base import BaseStore
 from graphfusion.values import count_arg
@@ -45,13 +46,14 @@ MODALITIES: dict[str, Modality] = {
 
 
 def _check(product_id: object, modality: object, k: object) -> tuple[str, Modality, int]:
-    """The product's key as the store holds it (spaces around it dropped, as the loads drop
-    them), the modality and ``k``."""
+    """The product's key as the store holds it (spaces around it dropped and in the composed
+    Unicode form, as the loads store keys: :func:`~graphfusion.columnar.key_list`), the
+    modality and ``k``."""
     if not isinstance(product_id, str) or not product_id.strip():
         raise ValidationError("product_id must be a non-empty string")
     if not isinstance(modality, str) or modality not in MODALITIES:
         raise ValidationError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
-    return product_id.strip(), MODALITIES[str(modality)], count_arg("k", k, MAX_K)
+    return nfc_key(product_id.strip()), MODALITIES[str(modality)], count_arg("k", k, MAX_K)
 
 
 def query_vector(store: BaseStore, product_id: str, modality: str) -> np.ndarray:

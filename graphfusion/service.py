@@ -24,6 +24,10 @@ Endpoints (JSON in and out; every request and response is a Pydantic model of th
   query -> :class:`CypherResponse`; off (403) unless the app is made with
   ``allow_cypher=True`` (``graphfusion serve --allow-cypher``).
 
+Every ``GET`` route answers ``HEAD`` too (the same status and headers, no body); ``OPTIONS``
+on a route answers 204 with ``Allow`` (no token needed: the OpenAPI schema lists the same),
+and a 405 lists in ``Allow`` every method the path takes.
+
 Security and limits:
 
 - With a token, every endpoint but ``/healthz`` and the documentation needs
@@ -48,7 +52,8 @@ Security and limits:
   A query parameter the endpoint does not take, or one given twice, is a 422 too (a typo
   such as ``?max_prize=20`` would otherwise go unnoticed). Every error but a 422 has the body
   :class:`ErrorResponse`. A body sent with another content type than JSON (``curl -d``
-  sends a form) is a 422 that says so.
+  sends a form) is a 422 that says so. A percent escape in the URL that is not UTF-8
+  (``/similar/p%FF``) is a 400 naming it, not a lookup of the U+FFFD it would decode to.
 - Every answer carries ``Cache-Control: no-store``: answers change with each live update.
   No CORS headers are sent.
 - The token is taken only from the ``Authorization`` header: one sent in the URL is refused
@@ -93,7 +98,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote, quote_plus, unquote_plus, unquote_to_bytes
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -105,6 +110,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphfusion import __version__
@@ -306,6 +312,8 @@ class AskRequest(_Request):
     def _not_blank(self) -> AskRequest:
         if not self.question.strip():
             raise ValueError("the question is blank")
+        if self.product_id is not None and not self.product_id.strip():
+            raise ValueError("product_id is blank (leave it out to ask on no product)")
         return self
 
 
@@ -388,7 +396,11 @@ class DefectItem(_Response):
     )
     evidence: list[DefectEvidence]
     at_risk_products: list[str] = Field(
-        default_factory=list, description="Products sharing the batch or supplier, no defect yet."
+        default_factory=list,
+        description="Products sharing the batch or supplier, no defect yet (the riskiest).",
+    )
+    at_risk_count: int | None = Field(
+        default=None, description="How many products are at risk in all (suppliers, batches)."
     )
 
 
@@ -604,6 +616,96 @@ class _NoStore:
             await send(message)
 
         await self.app(scope, receive, send_no_store)
+
+
+class _Methods:
+    """ASGI middleware: the methods every HTTP resource takes besides its own (RFC 9110).
+
+    - ``HEAD`` on a ``GET`` route answers as ``GET`` does (status and headers, the
+      ``content-length`` of the body too), without the body; on other routes it is a 405.
+    - ``OPTIONS`` on a route answers 204 with ``Allow``, the methods the path takes (no
+      token needed: the OpenAPI schema lists them for anyone); on an unknown path, 404.
+    - A 405 lists in ``Allow`` every method the path takes, ``HEAD`` and ``OPTIONS`` with
+      them.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes  # the application's, as it has them when the first request comes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and (allowed := _allowed_methods(self.routes, scope)):
+            response = Response(status_code=204, headers={"allow": allowed})
+            await response(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+
+        async def send_amended(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = _allowed_methods(self.routes, scope).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", allowed)]}
+            elif message["type"] == "http.response.body" and head:
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_amended)
+
+
+def _allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The methods the request's path takes (``HEAD`` where ``GET`` is, and ``OPTIONS``),
+    sorted and comma-separated as ``Allow`` lists them; empty for a path no route takes."""
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        own = getattr(route, "methods", None)
+        if match != Match.NONE and own:
+            methods |= set(own)
+    if not methods:
+        return ""
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods | {"OPTIONS"}))
+
+
+_PERCENT_RUN = re.compile(rb"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _bad_escape(raw: bytes) -> str | None:
+    """The first run of percent escapes in ``raw`` (a URL's path or query, as sent) whose
+    bytes are not UTF-8: the bad escapes, and the run they are in when it is longer
+    (``%C3 (in %C3%28)``); None when every run decodes."""
+    for found in _PERCENT_RUN.finditer(raw):
+        run = found.group().decode("ascii")
+        try:
+            unquote_to_bytes(run).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = "".join(f"%{b:02X}" for b in exc.object[exc.start : exc.end])
+            return bad if len(bad) == len(run) else f"{bad} (in {run.upper()})"
+    return None
+
+
+def _utf8_url(request: Request) -> None:
+    """Refuse a URL whose percent escapes are not UTF-8 (``/similar/p%FF``): Starlette
+    decodes them to U+FFFD, and the id looked up would be one the client never sent.
+
+    Raises:
+        HTTPException: 400, naming the escape and whether it is in the path or the query.
+    """
+    scope = request.scope
+    for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
+        bad = _bad_escape(raw) if isinstance(raw, bytes) else None
+        if bad is not None:
+            raise HTTPException(
+                status_code=400,
+                detail=f"the URL's {part} holds the percent escape {bad}, which is not UTF-8: "
+                "percent-encode ids and values as UTF-8 bytes (é is %C3%A9)",
+            )
 
 
 class _Runtime:
@@ -833,6 +935,7 @@ def _defect_item(row: Mapping[Any, Any]) -> DefectItem:
         observations=row.get("observations"),
         evidence=[DefectEvidence(**e) for e in row.get("evidence") or []],
         at_risk_products=list(row.get("at_risk_products") or []),
+        at_risk_count=_int(row.get("at_risk_count")),
     )
 
 
@@ -947,9 +1050,10 @@ def create_app(
         version=__version__,
         description=(__doc__ or "").split("\n\n")[0],
     )
+    app.add_middleware(_Methods, routes=app.router.routes)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     app.add_middleware(_NoStore)  # outermost: a 413 carries it too
-    guarded = [Depends(authorize), Depends(_known_query)]
+    guarded = [Depends(authorize), Depends(_utf8_url), Depends(_known_query)]
 
     def answer(description: str) -> dict[str, Any]:
         return {"model": ErrorResponse, "description": description}
@@ -1009,9 +1113,6 @@ def create_app(
     async def healthz() -> Health:  # async: never waits for a worker thread
         """Liveness: answers while the server runs (no token needed)."""
         return Health(version=__version__, store=store_kind, read_only=read_only)
-
-    # for monitors that probe with HEAD (the same answer, without its body)
-    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get(
         "/recommend/{user_id:path}",  # :path: a key may hold '/' (sent as %2F)

@@ -85,7 +85,7 @@ from graphfusion.rec_vectors import (
 from graphfusion.repeatable import repeatable
 from graphfusion.schema import Schema
 from graphfusion.store.base import BaseStore
-from graphfusion.values import count_arg, home_path, real_arg
+from graphfusion.values import count_arg, home_path, json_safe, real_arg
 
 __all__ = [
     "TrainConfig",
@@ -400,8 +400,11 @@ class TrainResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """As plain data (for ``--json``)."""
-        return {
+        """As plain data that strict JSON holds (for ``--json`` and the ``-history.json``
+        file): NaN and infinities as None (``null``; Python's ``json`` would write a bare
+        ``NaN``, which strict readers refuse), tuples as lists. :meth:`from_dict` reads it
+        back."""
+        plain: dict[str, Any] = json_safe({
             "config": asdict(self.config),
             "best_epoch": self.best_epoch,
             "test": self.test,
@@ -417,7 +420,43 @@ class TrainResult:
             "taste_history": self.taste_history,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "curve": str(self.curve) if self.curve else None,
-        }
+        })  # fmt: skip
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainResult:
+        """A result from :meth:`to_dict`'s data (a ``-history.json`` file read with
+        ``json.loads``): the ``null`` of a number that was NaN or infinite is NaN again.
+
+        Raises:
+            ValidationError: ``data`` is not such a mapping (named: the key missing or of the
+                wrong kind).
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"a training result must be a mapping, got {type(data).__name__}")
+        try:
+            config = TrainConfig(**data["config"])
+            return cls(
+                config,
+                history=[_numbers(row) for row in data.get("history") or []],
+                best_epoch=int(data.get("best_epoch") or 0),
+                test=_numbers(data.get("test")),
+                cold=_numbers(data.get("cold")),
+                blend=_numbers(data.get("blend")),
+                light_weights=_numbers(data.get("light_weights")),
+                light=_numbers(data.get("light")),
+                light_search=_light_search(data.get("light_search")),
+                taste_history=[_numbers(row) for row in data.get("taste_history") or []],
+                seconds_per_epoch=_number(data.get("seconds_per_epoch")),
+                taste_seconds=_number(data.get("taste_seconds")),
+                interrupted={str(k): int(v) for k, v in (data.get("interrupted") or {}).items()},
+                checkpoint=Path(data["checkpoint"]) if data.get("checkpoint") else None,
+                curve=Path(data["curve"]) if data.get("curve") else None,
+            )
+        except KeyError as exc:
+            raise ValidationError(f"a training result lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValidationError(f"not a training result: {exc}") from None
 
 
 def load_interactions(
@@ -564,6 +603,30 @@ def pair_strength(
     out.sort_indices()
     if type_weights is None:
         out.data[:] = 1.0
+    return out
+
+
+def _number(value: Any) -> float:
+    """A number of :meth:`TrainResult.to_dict`'s data: an integer as it is (an epoch), None
+    (a NaN or an infinity, written as null) as NaN, any other as a float."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return math.nan if value is None else float(value)
+
+
+def _numbers(values: Mapping[str, Any] | None) -> dict[str, float]:
+    """A map of numbers of :meth:`TrainResult.to_dict`'s data (metrics, an epoch of a
+    history), its None values as NaN (:func:`_number`)."""
+    return {str(k): _number(v) for k, v in (values or {}).items()}
+
+
+def _light_search(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``TrainResult.light_search`` from :meth:`TrainResult.to_dict`'s data: its gain and
+    standard error numbers again (NaN where null: an infinite error with too few users)."""
+    out = dict(values or {})
+    for key in ("gain", "standard error"):
+        if key in out:
+            out[key] = _number(out[key])
     return out
 
 
@@ -1406,17 +1469,21 @@ def train(
         vectors = (
             _write_back_vectors(store, model, n_u, n_i, block, config.seed) if write_back else {}
         )
+        # the store's own folder says whose vectors it holds, wherever the files go
+        own = store_models_dir(store)
+        homes = [folder] if own.resolve() == folder.resolve() else [folder, own]
         with _ctrl_c_after("writing the model back"):
+            if write_back:  # until every vector is written, the store holds no model's
+                for home in homes:
+                    home.mkdir(parents=True, exist_ok=True)
+                    mark_writing(home, config.model)
             for (label, prop), matrix in vectors.items():
                 write_vectors(store, label, prop, users if label == "User" else items, matrix)
             for final, part in parts.items():
                 os.replace(part, final)
             if write_back:
-                mark_served(folder, config.model)
-                own = store_models_dir(store)
-                if own.resolve() != folder.resolve():  # its vectors are this model's
-                    own.mkdir(parents=True, exist_ok=True)
-                    mark_served(own, config.model)
+                for home in homes:
+                    mark_served(home, config.model)
     except BaseException:
         for part in parts.values():
             part.unlink(missing_ok=True)
@@ -1517,6 +1584,24 @@ def mark_served(folder: Path, model: str) -> None:
     """Note in the models folder that the store's ``fused_vec`` and ``rec_vec`` are now
     ``model``'s: the model a :class:`~graphfusion.recommend.Recommender` serves by default."""
     (folder / SERVED_FILE).write_text(json.dumps({"model": model}), encoding="utf-8")
+
+
+def mark_writing(folder: Path, model: str) -> None:
+    """Note in the models folder that ``model``'s vectors are being written to the store: until
+    :func:`mark_served` replaces the note, the stored vectors may be partly another model's
+    (a write-back stopped half way), and no model is served from them."""
+    payload = {"model": None, "writing": model}
+    (folder / SERVED_FILE).write_text(json.dumps(payload), encoding="utf-8")
+
+
+def writing_model(folder: Path) -> str | None:
+    """The model whose write-back :func:`mark_writing` noted in ``folder`` and that never
+    finished; None when the last write-back finished (or the note cannot be read)."""
+    try:
+        name = json.loads((folder / SERVED_FILE).read_text(encoding="utf-8")).get("writing")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def served_model(folder: Path) -> str | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from graphfusion.values import is_missing, number_text, require_scalar
+from graphfusion.values import ascii_forms, is_missing, number_text, require_scalar
 
 __all__ = ["TRANSFORMS", "as_text"]
 
@@ -133,7 +133,7 @@ def _number(v: Any, o: Mapping[str, Any]) -> Any:
         raise ValueError(f"{str(v)[:40]!r} is not a number: a mapping")
     if is_missing(v) or isinstance(v, (int, float)):
         return v
-    m = _NUMBER.search(str(v))
+    m = _NUMBER.search(ascii_forms(str(v)))
     if m is None:
         return None
     if m.group(4):  # "1.234,56": a decimal comma, not a thousands separator

@@ -17,6 +17,7 @@ import datetime as dt
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from graphfusion.errors import ValidationError
 from graphfusion.schema import Property, PropertyType
 
 __all__ = [
+    "ascii_forms",
     "count_arg",
     "real_arg",
     "arrow_type",
@@ -66,8 +68,14 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)
 
 _NOT_FINITE = "vector holds NaN or infinite values"
 
-# A number with commas: only as thousands separators.
-_THOUSANDS = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+# A number with commas: only as thousands separators (digits of any script Python's int and
+# float read, as they read them).
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+# Fullwidth forms (U+FF01-U+FF5E: fullwidth digits, comma, full stop, plus, hyphen-minus,
+# letters) as the ASCII characters they are wide forms of (Unicode's <wide> mapping), so that
+# a number typed in fullwidth reads with its separators as it does with its digits.
+# The minus sign (U+2212) as "-", as the ``number`` transform reads it.
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x2212: ord("-")}
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -433,9 +441,30 @@ def _to_int(value: Any) -> int:
         return _to_int(f)
 
 
+def folded(text: str) -> str:
+    """``text`` as names and keys that differ only by case or spaces are compared: stripped,
+    in one Unicode form (NFKC), case folded (``Straße`` is ``STRASSE``; an accent composed or
+    not is the same letter). Recommendation names and "did you mean" hints use it."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def ascii_forms(text: str) -> str:
+    """``text`` with its fullwidth forms (U+FF01-U+FF5E: ``１，２３４．５``) as the ASCII
+    characters they are wide forms of, and the minus sign ``−`` (U+2212) as ``-``: the
+    spelling :func:`number_text` reads numbers in."""
+    return text if text.isascii() else text.translate(_FULLWIDTH)
+
+
 def number_text(value: Any) -> str:
     """The text of a number, stripped, without its thousands separators: ``"1,234.5"`` gives
     ``"1234.5"``.
+
+    Digits are read as Python's ``int`` and ``float`` read them, of any script (``"١٢٣"``
+    is 123); fullwidth forms (``"１，２３４．５"``, ``"－５"``) are read as the ASCII
+    characters they are wide forms of, so a fullwidth comma or full stop means what a comma
+    or a full stop means, and the minus sign ``−`` (U+2212) as ``-``, as the ``number``
+    transform reads it. Other scripts' own separators (the Arabic ``٬`` and ``٫``) are not
+    read.
 
     Raises:
         ValueError: It has a comma that is not a thousands separator (``"1,99"``), or an
@@ -444,14 +473,15 @@ def number_text(value: Any) -> str:
     """
     if isinstance(value, list | tuple | dict | np.ndarray):
         raise ValueError(f"expected one number, got a {type(value).__name__}: {str(value)[:40]}")
-    text = str(value).strip()
+    given = str(value).strip()
+    text = ascii_forms(given)
     if "_" in text:
-        raise ValueError(f"{text[:40]!r} is not a number: it holds an underscore")
+        raise ValueError(f"{given[:40]!r} is not a number: it holds an underscore")
     if "," not in text:
         return text
     if _THOUSANDS.fullmatch(text) is None:
         raise ValueError(
-            f"{text[:40]!r} is not a number: a comma is read only as a thousands separator "
+            f"{given[:40]!r} is not a number: a comma is read only as a thousands separator "
             "(1,234.5)"
         )
     return text.replace(",", "")

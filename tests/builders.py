@@ -1,5 +1,5 @@
 """Small inputs that several test files build alike: an Amazon QA file, a pipe, a store of
-users linked to products, a mapping of users."""
+users linked to products, a mapping of users; and the agreement check of the two file readers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from graphfusion.mapping import LoaderMapping, parse_mapping
+from graphfusion.readers import BadRecord, Record, read_source, read_table
 from graphfusion.store import EmbeddedStore
 
 
@@ -78,3 +79,21 @@ def users_mapping(store: EmbeddedStore, **table: Any) -> LoaderMapping:
         ],
     }
     return parse_mapping(raw, store.schema)
+
+
+def both_readers(
+    fmt: str, path: Path, **options: Any
+) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
+    """The good rows (line, data) and bad records (line, reason) of a file read with
+    ``options``, after checking that the row and the column readers agree on them."""
+    records = list(read_source(fmt, path, options=options or None))
+    table, bad = read_table(fmt, path, options=options or None)
+    rows = [(r.line, r.data) for r in records if isinstance(r, Record)]
+    bads = [(r.line, r.reason) for r in records if isinstance(r, BadRecord)]
+    columns = [(n, table.column(n).values()) for n in table.names]
+    assert [(b.line, b.reason) for b in bad] == bads
+    assert [
+        (line, {n: values[i] for n, values in columns})
+        for i, line in enumerate(table.lines.tolist())
+    ] == rows
+    return rows, bads

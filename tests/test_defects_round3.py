@@ -126,53 +126,57 @@ def _write_shop(store: EmbeddedStore, reviews: dict[str, list[tuple[float, str]]
         store.write_rel_table(rel, pa.table({"src": src, "dst": dst}), start=start, end=end)
 
 
-def _text_warnings(record: list[warnings.WarningMessage]) -> list[str]:
-    return [str(w.message) for w in record if "text vector" in str(w.message)]
-
-
 SHOP = {"p1": [(1.0, BROKE), (5.0, FINE)], "p2": [(5.0, FINE), (4.0, FINE)]}
 
 
-def test_a_store_never_embedded_warns_that_ratings_alone_decide(tmp_path: Path) -> None:
+def test_a_store_never_embedded_warns_that_ratings_alone_decide(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without text vectors every review was scored on its rating, silently."""
     with EmbeddedStore(tmp_path / "store") as store:
         _write_shop(store, SHOP)
-        with pytest.warns(UserWarning, match=r"none of the 4 reviews with text") as record:
+        with caplog.at_level("WARNING", logger="graphfusion.defects"):
             analysis = analyse(store)
-    (message,) = _text_warnings(record.list)
+    (message,) = [m for m in caplog.messages if "text vector" in m]
+    assert "none of the 4 reviews with text" in message
     assert "graphfusion embed" in message and "Engine.embed()" in message
     assert "rating alone" in message
     assert len(analysis.reviews) == 4
 
 
-def test_reviews_added_after_embedding_are_counted_in_the_warning(tmp_path: Path) -> None:
+def test_reviews_added_after_embedding_are_counted_in_the_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with EmbeddedStore(tmp_path / "store") as store:
         _write_shop(store, SHOP)
         embed(store, only=("text",))
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always")
+        with caplog.at_level("WARNING", logger="graphfusion.defects"):
             analyse(store)
-        assert _text_warnings(record) == []  # every review has its vector
+        assert [m for m in caplog.messages if "text vector" in m] == []  # every review has one
+        caplog.clear()
         store.write_node_table("Review", pa.table({
             "id": ["late"], "title": ["Cracked"], "text": ["It cracked on day one."],
             "rating": pa.array([1.0], pa.float64()),
         }))  # fmt: skip
         store.write_rel_table("ABOUT", pa.table({"src": ["late"], "dst": ["p2"]}),
                               start="Review", end="Product")  # fmt: skip
-        with pytest.warns(UserWarning, match=r"1 of the 5 reviews with text has no text vector"):
+        with caplog.at_level("WARNING", logger="graphfusion.defects"):
             analyse(store)
+    (message,) = [m for m in caplog.messages if "text vector" in m]
+    assert "1 of the 5 reviews with text has no text vector" in message
 
 
-def test_reviews_without_words_need_no_vector(tmp_path: Path) -> None:
+def test_reviews_without_words_need_no_vector(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A review of emoji alone, or without text, is scored on its rating by design: no
     warning for it."""
     with EmbeddedStore(tmp_path / "store") as store:
         _write_shop(store, {"p1": [(1.0, BROKE), (5.0, FINE), (2.0, "!!! 👎"), (3.0, "")]})
         embed(store, only=("text",))
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always")
+        with caplog.at_level("WARNING", logger="graphfusion.defects"):
             scores = analyse(store).reviews
-    assert _text_warnings(record) == []
+    assert [m for m in caplog.messages if "text vector" in m] == []
     assert scores["text_score"].isna().sum() == 2
 
 

@@ -16,11 +16,10 @@ import threading
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from builders import through_fifo, users_mapping
+from builders import both_readers, through_fifo, users_mapping
 
 from graphfusion.errors import MappingError
 from graphfusion.ingest import check_sources, load
@@ -41,22 +40,6 @@ def _photos(store: EmbeddedStore) -> LoaderMapping:
         ],
     }
     return parse_mapping(raw, store.schema)
-
-
-def _both(fmt: str, path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
-    """The good rows (line, data) and bad records (line, reason), after checking that the
-    row and column readers agree on them."""
-    records = list(read_source(fmt, path))
-    table, bad = read_table(fmt, path)
-    rows = [(r.line, r.data) for r in records if isinstance(r, Record)]
-    bads = [(r.line, r.reason) for r in records if isinstance(r, BadRecord)]
-    columns = [(n, table.column(n).values()) for n in table.names]
-    assert [(b.line, b.reason) for b in bad] == bads
-    assert [
-        (line, {n: values[i] for n, values in columns})
-        for i, line in enumerate(table.lines.tolist())
-    ] == rows
-    return rows, bads
 
 
 def _ids(store: EmbeddedStore) -> list[str]:
@@ -83,7 +66,7 @@ def test_a_byte_order_mark_starting_a_csv_row_is_dropped(tmp_path: Path, data: b
     link or lookup would ever match."""
     path = tmp_path / "users.csv"
     path.write_bytes(data)
-    rows, bad = _both("csv", path)
+    rows, bad = both_readers("csv", path)
     assert rows == [(2, {"id": "u1", "name": "Ann"}), (3, {"id": "u2", "name": "Bob"})]
     assert bad == []
 
@@ -92,7 +75,7 @@ def test_a_byte_order_mark_inside_a_value_is_kept(tmp_path: Path) -> None:
     """Only a mark that starts a line goes: one within a value is the value's."""
     path = tmp_path / "users.csv"
     path.write_bytes(b"id,name\nu1,A" + BOM + b"nn\nu2," + BOM + b"Bob\n")
-    rows, _ = _both("csv", path)
+    rows, _ = both_readers("csv", path)
     assert [r["name"] for _, r in rows] == ["A\ufeffnn", "\ufeffBob"]
 
 
@@ -137,7 +120,7 @@ def test_a_header_repeated_within_the_file_is_a_bad_record(
     key is ``id`` and whose name is ``name``."""
     path = tmp_path / "users.csv"
     path.write_bytes(data)
-    rows, bad = _both("csv", path)
+    rows, bad = both_readers("csv", path)
     assert [line for line, _ in rows] == [2, 4]
     assert len(bad) == 1 and bad[0][0] == 3
     assert "repeats the header" in bad[0][1]
@@ -151,7 +134,7 @@ def test_a_header_repeated_among_many_rows_is_found_by_both_readers(tmp_path: Pa
     rows[1500] = "id,name,age"
     path = tmp_path / "users.csv"
     path.write_text("id,name,age\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    good, bad = _both("csv", path)
+    good, bad = both_readers("csv", path)
     assert len(good) == 2999
     assert [line for line, _ in bad] == [1502]
 
@@ -159,7 +142,7 @@ def test_a_header_repeated_among_many_rows_is_found_by_both_readers(tmp_path: Pa
 def test_a_row_like_the_header_in_one_column_only_is_a_row(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_bytes(b"id,name\nid,Ann\nu2,name\n")
-    good, bad = _both("csv", path)
+    good, bad = both_readers("csv", path)
     assert [r["id"] for _, r in good] == ["id", "u2"]
     assert bad == []
 
@@ -354,7 +337,7 @@ def test_a_field_over_the_limit_across_lines_is_named_as_such(tmp_path: Path) ->
     value = line * (MAX_LINE_BYTES // len(line) + 2)
     path = tmp_path / "users.csv"
     path.write_text(f'id,name\nu1,Ann\nu2,"{value}"\nu3,Cy\n', encoding="utf-8")
-    rows, bad = _both("csv", path)
+    rows, bad = both_readers("csv", path)
     assert rows == [(2, {"id": "u1", "name": "Ann"})]
     assert bad == [
         (

@@ -102,7 +102,15 @@ def _standardize(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _interactions(store: BaseStore, end: str, ids: pd.Index, latest: dt.datetime) -> pd.DataFrame:
     """Counts of each interaction type per user or per product, with the last time up to
-    ``latest`` (``<type>_last``) and how many are later (``<type>_future``)."""
+    ``latest`` (naive UTC; ``<type>_last``) and how many are later (``<type>_future``).
+
+    Times are compared with ``latest`` twice: as a local time (``$latest``: graphfusion's
+    loads store naive UTC, a Neo4j ``LocalDateTime``) and as a UTC instant
+    (``$latest_at``: a Neo4j ``DateTime``, as another tool may have written ``ts``). Neo4j
+    compares a time only with one of its own kind (null with the other), so each stored time
+    counts by one of the two, and each kind has its own maximum (Neo4j orders a
+    ``DateTime`` and a ``LocalDateTime`` by kind, not by time); LadybugDB drops the zone of
+    the UTC one, so both are the same time there."""
     out = pd.DataFrame(index=ids)
     for rtype in INTERACTIONS:
         who = "u" if end == "user" else "p"
@@ -111,14 +119,24 @@ def _interactions(store: BaseStore, end: str, ids: pd.Index, latest: dt.datetime
             f"MATCH (u:User)-[e:{rtype}]->(p:Product) "
             f"RETURN {who}.id AS id, count(e) AS n, "
             "max(CASE WHEN e.ts <= $latest THEN e.ts END) AS last, "
-            "count(CASE WHEN e.ts > $latest THEN 1 END) AS future",
-            ["n", "last", "future"],
-            {"latest": latest},
+            "max(CASE WHEN e.ts <= $latest_at THEN e.ts END) AS last_at, "
+            "count(CASE WHEN e.ts > $latest OR e.ts > $latest_at THEN 1 END) AS future",
+            ["n", "last", "last_at", "future"],
+            {"latest": latest, "latest_at": latest.replace(tzinfo=dt.UTC)},
         )
+        last = pd.concat([_naive_times(got["last"]), _naive_times(got["last_at"])], axis=1)
         out[rtype] = got["n"].reindex(ids).fillna(0).astype(float)
-        out[f"{rtype}_last"] = pd.to_datetime(got["last"].reindex(ids))
+        out[f"{rtype}_last"] = pd.to_datetime(last.max(axis=1).reindex(ids))
         out[f"{rtype}_future"] = got["future"].reindex(ids).fillna(0).astype(int)
     return out
+
+
+def _naive_times(values: pd.Series) -> pd.Series:
+    """Times (naive UTC as the stores hand them over, or None) as a datetime column."""
+    times = pd.to_datetime(values)
+    if isinstance(times.dtype, pd.DatetimeTZDtype):  # pragma: no cover - both stores give naive
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    return times
 
 
 def _warn_future(inter: pd.DataFrame, latest: dt.datetime) -> None:
