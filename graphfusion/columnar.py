@@ -155,12 +155,16 @@ def nfc_key(key: str) -> str:
 
 
 def find_key(index: Mapping[str, int], key: str) -> int | None:
-    """The row of ``key`` in ``index`` (stored key -> row): the key exactly as given, else in
-    the composed form keys are loaded in (:func:`nfc_key`), so that an id typed or pasted
-    with a decomposed accent (``Cafe`` + U+0301) finds its stored key; None when neither is
-    stored."""
+    """The row of ``key`` in ``index`` (stored key -> row): the key exactly as given, else
+    the key as loads store it (:func:`key_list`: spaces around it dropped, in the composed
+    form :func:`nfc_key`), so that an id pasted with its spaces or a line end, or typed with
+    a decomposed accent (``Cafe`` + U+0301), finds its stored key; None when neither is
+    stored. Case is never folded: ``U0001`` is not ``u0001``."""
     row = index.get(key)
-    return index.get(nfc_key(key)) if row is None and not key.isascii() else row
+    if row is None:
+        stored = nfc_key(key.strip())
+        row = index.get(stored) if stored != key else None
+    return row
 
 
 def _unicode(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

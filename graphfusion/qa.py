@@ -523,7 +523,7 @@ class QAIndex:
         Raises:
             ValidationError: A column lacks; a row lacks an id, a text or a product; an id
                 is an answer's already (stored, or twice); a product is not stored (the
-                stored key it is off from by spaces or case named).
+                stored key it is in another case named).
         """
         for col in ("answer_id", "text", "product_id"):
             if col not in extra.columns:
@@ -542,14 +542,15 @@ class QAIndex:
                 f"({len(taken)} such row(s))"
             )
         products = [str(p) for p in extra["product_id"]]
-        unknown = [p for p in products if p not in self._index]
+        found = [find_key(self._index, p) for p in products]
+        unknown = [p for p, row in zip(products, found, strict=True) if row is None]
         if unknown:
             hint = self._did_you_mean(unknown[0])
             rows = "1 such row" if len(unknown) == 1 else f"{len(unknown)} such rows"
             raise ValidationError(
                 f"extra_answers: no product {unknown[0]!r} in the store{hint} ({rows})"
             )
-        return list(keys), [str(t) for t in extra["text"]], [self._index[p] for p in products]
+        return list(keys), [str(t) for t in extra["text"]], [r for r in found if r is not None]
 
     # ------------------------------------------------------------------ asking
     def ask(
@@ -578,8 +579,9 @@ class QAIndex:
             ValidationError: Empty, too long or non-text question; a ``product_id`` that is
                 not a non-empty string; bad k or method; with ``bm25``, a question of only
                 stop words or one-letter words.
-            NotFoundError: No product ``product_id`` (keys are compared exactly; the stored
-                key it is off from by spaces or case is named: "did you mean").
+            NotFoundError: No product ``product_id`` (as stored, or as loads store it:
+                :func:`~graphfusion.columnar.find_key`; case is not folded, the stored
+                key it is in another case is named: "did you mean").
         """
         text = _check_question(question)
         k = count_arg("k", k, 100)
@@ -613,9 +615,9 @@ class QAIndex:
         )
 
     def _product_row(self, product_id: object) -> int:
-        """The row of the product asked on, as the recommender finds a product: its key
-        exactly, else a ValidationError (not text, or blank) or a NotFoundError that names
-        the stored key it is off from by spaces or case."""
+        """The row of the product asked on, as the recommender finds a product
+        (:func:`~graphfusion.columnar.find_key`), else a ValidationError (not text, or
+        blank) or a NotFoundError that names the stored key it is in another case."""
         if not isinstance(product_id, str) or not product_id.strip():
             got = repr(product_id) if isinstance(product_id, str) else type(product_id).__name__
             raise ValidationError(f"product_id must be a non-empty string, got {got}")

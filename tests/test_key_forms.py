@@ -1,7 +1,7 @@
-"""Ids typed in another Unicode form: loads store keys composed (NFC), so a lookup of an id
-with a decomposed accent (as macOS and some web forms give it) finds the stored key in the
-recommender, its explanations, QA's product asked on and ``similar``; an id stored before
-keys were composed is still found exactly as stored."""
+"""Ids typed in another Unicode form: loads store keys composed (NFC) and without spaces
+around them, so a lookup of an id with a decomposed accent (as macOS and some web forms
+give it) finds the stored key in the recommender, its explanations, QA's product asked on
+and ``similar``; an id stored before keys were composed is still found exactly as stored."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ NFD = unicodedata.normalize("NFD", "Café-1")
         ({NFD: 4}, NFC, None),  # no store holds a key in a form no load gives
         ({NFC: 3, NFD: 4}, NFD, 4),  # the exact key first
         ({"p1": 0}, "P1", None),  # case is not folded
-        ({"p1": 0}, " p1", None),  # nor spaces dropped
+        ({"p1": 0}, " p1\n", 0),  # spaces around it dropped, as loads drop them
+        ({" p1": 0}, " p1", 0),  # a key stored with them (by another tool): exactly
+        ({f" {NFC}": 5}, f"{NFD}", None),  # the key as loads store it, not anything near
     ],
 )
-def test_find_key_takes_the_exact_key_then_its_composed_form(
+def test_find_key_takes_the_exact_key_then_the_key_as_loads_store_it(
     index: dict[str, int], key: str, row: int | None
 ) -> None:
     assert NFC != NFD

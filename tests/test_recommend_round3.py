@@ -252,20 +252,29 @@ def test_numpy_booleans_are_taken_and_a_bad_flag_is_named(engine: Engine) -> Non
 @pytest.mark.parametrize(
     ("user", "product", "message"),
     [
-        (" u0001 ", "p0001", r"^no user ' u0001 ' in the store \(did you mean 'u0001'\?\)$"),
         ("U0001", "p0001", r"^no user 'U0001' in the store \(did you mean 'u0001'\?\)$"),
-        ("u0001", "P0001\n", r"^no product 'P0001\\n' in the store \(did you mean 'p0001'\?\)$"),
+        ("u0001", "P0001", r"^no product 'P0001' in the store \(did you mean 'p0001'\?\)$"),
+        (" U0001 ", "p0001", r"^no user ' U0001 ' in the store \(did you mean 'u0001'\?\)$"),
         ("nobody", "p0001", r"^no user 'nobody' in the store$"),
     ],
 )
-def test_an_id_off_by_case_or_spaces_is_not_found_with_the_stored_one_named(
+def test_an_id_in_another_case_is_not_found_with_the_stored_one_named(
     engine: Engine, user: str, product: str, message: str
 ) -> None:
-    """Keys are compared exactly (``U0001`` is not ``u0001``), but a key pasted with its
-    spaces or in another case only said "no user"; the stored key it folds to is named."""
+    """Case is not folded (``U0001`` is not ``u0001``), but a key in another case only said
+    "no user"; the stored key it folds to is named."""
     served = Recommender(engine.store)
     with pytest.raises(NotFoundError, match=message):
         served.explain(user, product)
     if product == "p0001":
         with pytest.raises(NotFoundError, match=message):
             served.recommend(user, 3)
+
+
+def test_an_id_pasted_with_its_spaces_is_the_stored_one(engine: Engine) -> None:
+    """Loads drop the spaces around a key, so none is stored with them: an id pasted with
+    them (or with a line end) is the stored key, as ``similar`` takes it; it was refused
+    with a "did you mean" naming that very key."""
+    served = Recommender(engine.store)
+    assert served.explain(" u0001 ", "p0001\n") == served.explain("u0001", "p0001")
+    pd.testing.assert_frame_equal(served.recommend("\tu0001", 3), served.recommend("u0001", 3))
