@@ -35,11 +35,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.evaluate import check_cutoffs
 from graphfusion.features.base import l2_normalize
+from graphfusion.progress import progress_bar
 from graphfusion.repeatable import repeatable
 from graphfusion.values import count_arg, real_arg
 
@@ -362,7 +362,7 @@ class ContrastiveAligner:
         params = list(head1.parameters()) + list(head2.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         losses: list[float] = []
-        for _ in tqdm(range(self.epochs), desc="contrastive", disable=not progress):
+        for _ in progress_bar(range(self.epochs), desc="contrastive", progress=progress):
             order = torch.randperm(len(t1), generator=gen)
             total, steps = 0.0, 0
             for start in range(0, len(order), self.batch_size):

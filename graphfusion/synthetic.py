@@ -54,9 +54,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
 from graphfusion.errors import ValidationError
+from graphfusion.progress import progress_bar
 from graphfusion.values import home_path
 
 __all__ = [
@@ -983,7 +983,7 @@ def _writing(path: Path, what: str) -> Iterator[None]:
 def _progress(
     enabled: bool, total: int, desc: str = "synthetic shop"
 ) -> Iterator[Callable[[str], None]]:
-    bar = tqdm(total=total, desc=desc, unit="stage", disable=not enabled)
+    bar = progress_bar(total=total, desc=desc, unit="stage", progress=enabled)
 
     def step(label: str) -> None:
         bar.set_postfix_str(label, refresh=False)

@@ -42,7 +42,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
 
 from graphfusion.defaults import EPOCHS, MAX_SCORES, MAX_SETTING, TASTE_EPOCHS
 from graphfusion.errors import ValidationError
@@ -75,6 +74,7 @@ from graphfusion.models.neighbourhood import (
 )
 from graphfusion.models.taste import TasteConfig, fit_taste
 from graphfusion.plots import new_figure, save_figure
+from graphfusion.progress import progress_bar
 from graphfusion.rec_vectors import (
     PROPERTY,
     product_rec_vectors,
@@ -1349,7 +1349,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     best, best_state, waited, spent = -1.0, copy.deepcopy(model.state_dict()), 0, 0.0
-    bar = tqdm(range(1, config.epochs + 1), desc=f"train {config.model}", disable=not progress)
+    bar = progress_bar(range(1, config.epochs + 1), desc=f"train {config.model}", progress=progress)
     # a Ctrl-C stops the epochs as early stopping does, once one epoch is validated
     with _CtrlC(keep=False) as ctrl_c:
         for epoch in bar:

@@ -510,7 +510,7 @@ def test_the_progress_bar_shows_each_validation_recall_apart(
         def set_postfix(self, values: dict[str, str]) -> None:
             shown.append(dict(values))
 
-    monkeypatch.setattr(train_module, "tqdm", Bar)
+    monkeypatch.setattr(train_module, "progress_bar", Bar)
     engine = private_copy(trained_store)
     result = engine.train("fusion", epochs=2, batch_size=256, lr=0.01, taste_epochs=0)
     assert [set(s) for s in shown] == [{"loss", "recall@20", "content_recall@20"}] * 2

@@ -85,6 +85,7 @@ from torchvision.transforms import functional as TF
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult, l2_normalize, resolve_device
 from graphfusion.features.cache import file_digest
+from graphfusion.progress import progress_bar
 from graphfusion.readers import (
     ARCHIVE_SEP,
     archive_problem,
@@ -1053,14 +1054,12 @@ class ImageEncoder:
     def _run(
         self, items: Sequence[Any], plan: _Plan, *, progress: bool, stop_on_error: bool
     ) -> ImageBatchResult:
-        from tqdm.auto import tqdm
-
         n = len(items)
         errors: dict[int, str] = dict(plan.errors)
         out = np.zeros((n, self.dim), dtype=np.float32)
         done = np.zeros(n, dtype=bool)
         workers = self._workers(n - len(plan.errors))
-        bar = tqdm(total=n, unit="img", desc="images", disable=not progress, smoothing=0.1)
+        bar = progress_bar(total=n, unit="img", desc="images", progress=progress, smoothing=0.1)
         chunks = self._chunks(plan, errors)
         encoded = 0
         try:

@@ -16,6 +16,7 @@ import numpy as np
 from graphfusion.errors import ValidationError
 from graphfusion.features.base import EncodeResult, l2_normalize, resolve_device
 from graphfusion.features.cache import file_digest
+from graphfusion.progress import wanted
 from graphfusion.values import count_arg
 
 __all__ = ["TextEncoder", "default_text_model_path", "has_visible_character", "MAX_TEXT_CHARS"]
@@ -208,7 +209,7 @@ class TextEncoder:
                 batch_size=self.batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
-                show_progress_bar=progress,
+                show_progress_bar=wanted(progress),
             )
         return EncodeResult(l2_normalize(vectors), ok, errors)
 

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from graphfusion.errors import ValidationError
 from graphfusion.models.baselines import check_users, is_integer
 from graphfusion.models.neighbourhood import check_follows, principal, profiles
+from graphfusion.progress import progress_bar
 from graphfusion.repeatable import repeatable
 
 __all__ = ["TasteConfig", "TasteInputs", "TasteModel", "fit_taste", "item_features", "FEATURE_MAX"]
@@ -532,7 +532,7 @@ def fit_taste(
 
     history: list[dict[str, float]] = []
     best, best_state, waited = -math.inf, copy.deepcopy(average), 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc="train taste", disable=not progress)
+    bar = progress_bar(range(1, cfg.epochs + 1), desc="train taste", progress=progress)
     stopped = False
     for epoch in bar:
         model.train()

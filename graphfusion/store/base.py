@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from graphfusion.columnar import key_list
 from graphfusion.errors import QueryTimeoutError, SchemaError, ValidationError
+from graphfusion.progress import progress_bar
 from graphfusion.schema import (
     NodeType,
     Property,
@@ -637,7 +637,9 @@ class BaseStore(ABC):
     ) -> None:
         if not table.num_rows:
             return
-        bar = tqdm(total=table.num_rows, desc=what, unit="row", disable=not progress, leave=False)
+        bar = progress_bar(
+            total=table.num_rows, desc=what, unit="row", progress=progress, leave=False
+        )
         with bar:
             for offset in range(0, table.num_rows, batch_size):
                 batch = table.slice(offset, batch_size)
