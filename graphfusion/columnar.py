@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from graphfusion.values import (
     converter,
     is_missing,
     latest_time,
+    nfc_key,
     range_bounds,
     range_fault,
     require_scalar,
@@ -57,7 +57,6 @@ __all__ = [
     "key_list",
     "keep",
     "keys",
-    "nfc_key",
 ]
 
 #: Longest key accepted.
@@ -113,11 +112,11 @@ class Keys:
 def key_list(value: Any) -> list[str]:
     """The keys a field's value gives: none (missing), one, or one per element of a list.
 
-    Text is stripped and put in Unicode's composed form, NFC (:func:`nfc_key`): "Café"
-    typed with a combining accent (NFD, as macOS file names and some exports give it) is the
-    key "Café" typed with "é", so a link typed in one form finds a node typed in the other; a
-    key in NFC already, ASCII included, is unchanged. A number that is whole (an id column
-    with gaps) loses its ``.0``.
+    Text is stripped and put in Unicode's composed form, NFC
+    (:func:`~graphfusion.values.nfc_key`): "Café" typed with a combining accent (NFD, as macOS
+    file names and some exports give it) is the key "Café" typed with "é", so a link typed in
+    one form finds a node typed in the other; a key in NFC already, ASCII included, is
+    unchanged. A number that is whole (an id column with gaps) loses its ``.0``.
 
     Raises:
         ValueError: A key holds a NUL character or a lone surrogate, is longer than
@@ -148,18 +147,12 @@ def key_list(value: Any) -> list[str]:
     return out
 
 
-def nfc_key(key: str) -> str:
-    """``key`` in Unicode's normalization form C (composed), the one form keys are stored in;
-    ASCII text, which every form leaves alone, is returned as it is."""
-    return key if key.isascii() else unicodedata.normalize("NFC", key)
-
-
 def find_key(index: Mapping[str, int], key: str) -> int | None:
     """The row of ``key`` in ``index`` (stored key -> row): the key exactly as given, else
-    the key as loads store it (:func:`key_list`: spaces around it dropped, in the composed
-    form :func:`nfc_key`), so that an id pasted with its spaces or a line end, or typed with
-    a decomposed accent (``Cafe`` + U+0301), finds its stored key; None when neither is
-    stored. Case is never folded: ``U0001`` is not ``u0001``."""
+    the key as loads store it (:func:`key_list`: spaces around it dropped, in the composed form,
+    :func:`~graphfusion.values.nfc_key`), so that an id pasted with its spaces or a line end, or
+    typed with a decomposed accent (``Cafe`` + U+0301), finds its stored key; None when neither
+    is stored. Case is never folded: ``U0001`` is not ``u0001``."""
     row = index.get(key)
     if row is None:
         stored = nfc_key(key.strip())

@@ -69,7 +69,7 @@ from graphfusion.errors import MappingError
 from graphfusion.readers import FORMATS
 from graphfusion.schema import DEFINITIONS, Property, Schema, load_yaml
 from graphfusion.transforms import TRANSFORMS, as_text
-from graphfusion.values import coerce, is_missing
+from graphfusion.values import coerce, is_missing, nfc_key
 
 __all__ = [
     "LoaderMapping",
@@ -296,7 +296,7 @@ def _other_forms(absent: Sequence[str], columns: Sequence[str]) -> str:
         "save the file's header in NFC"
         for name in absent
         for col in columns
-        if col != name and _nfc(col) == _nfc(name)
+        if col != name and nfc_key(col) == nfc_key(name)
     ]
     return "".join(notes)
 
@@ -305,10 +305,6 @@ def _form(text: str) -> str:
     """The first Unicode normalization form ``text`` is in (``mixed`` when in none)."""
     forms: tuple[Literal["NFC", "NFD", "NFKC", "NFKD"], ...] = ("NFC", "NFD", "NFKC", "NFKD")
     return next((f for f in forms if unicodedata.is_normalized(f, text)), "mixed")
-
-
-def _nfc(text: str) -> str:
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def builtin_mappings() -> dict[str, Path]:

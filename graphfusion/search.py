@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from graphfusion.columnar import nfc_key
 from graphfusion.errors import NotFoundError, NotReadyError, ValidationError
 from graphfusion.store.base import BaseStore
-from graphfusion.values import count_arg
+from graphfusion.values import count_arg, nfc_key
 
 __all__ = ["Modality", "MODALITIES", "similar", "MAX_K"]
 

@@ -31,6 +31,8 @@ from graphfusion.schema import Property, PropertyType
 
 __all__ = [
     "ascii_forms",
+    "folded",
+    "nfc_key",
     "count_arg",
     "real_arg",
     "arrow_type",
@@ -439,6 +441,12 @@ def _to_int(value: Any) -> int:
         except ValueError:
             raise ValueError(f"{str(value)[:40]!r} is not an integer") from None
         return _to_int(f)
+
+
+def nfc_key(key: str) -> str:
+    """``key`` in Unicode's normalization form C (composed), the one form keys are stored in;
+    ASCII text, which every form leaves alone, is returned as it is."""
+    return key if key.isascii() else unicodedata.normalize("NFC", key)
 
 
 def folded(text: str) -> str:
