@@ -1,5 +1,6 @@
 """Small inputs that several test files build alike: an Amazon QA file, a pipe, a store of
-users linked to products, a mapping of users; and the agreement check of the two file readers."""
+users linked to products, a mapping of users, a read that never ends; and the agreement check
+of the two file readers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ import pandas as pd
 from graphfusion.mapping import LoaderMapping, parse_mapping
 from graphfusion.readers import BadRecord, Record, read_source, read_table
 from graphfusion.store import EmbeddedStore
+
+#: A read that runs far longer than any test waits (10^10 rows) and that a time limit stops at
+#: once. Its lists are short: LadybugDB builds a ``range()``'s whole list before a time limit
+#: can stop it (README, limits), so a billion-long one takes a minute to stop.
+ENDLESS_QUERY = (
+    "UNWIND range(1, 100000) AS x UNWIND range(1, 100000) AS y "
+    "WITH x * y AS z WHERE z % 7 = 3 RETURN count(*) AS n"
+)
 
 
 def qa_file(path: Path, rows: Sequence[tuple[str, str, str]], first_day: int = 0) -> Path:

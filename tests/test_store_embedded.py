@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from builders import ENDLESS_QUERY
 
 from graphfusion.errors import (
     QueryError,
@@ -400,13 +401,9 @@ def test_query_read_limits_rows_and_time(store: EmbeddedStore) -> None:
     empty = store.query_read("MATCH (b:Brand) WHERE b.id = $id RETURN b.id AS id, b.name AS n",
                              {"id": "nobody"})  # fmt: skip
     assert (empty.columns, empty.rows, empty.truncated) == (["id", "n"], [], False)
-    endless = (
-        "UNWIND range(1, 1000000000) AS x UNWIND range(1, 1000) AS y "
-        "WITH x * y AS z WHERE z % 7 = 3 RETURN count(*) AS n"
-    )
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError, match=r"0\.5 s"):
-        store.query_read(endless, timeout_s=0.5)
+        store.query_read(ENDLESS_QUERY, timeout_s=0.5)
     assert time.monotonic() - started < 60
     # the timeout was for that query only: the store reads and writes as before
     assert store.query("UNWIND range(1, 2000000) AS n RETURN count(*) AS c") == [{"c": 2000000}]
